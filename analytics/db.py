@@ -1,0 +1,453 @@
+"""The case-and-event database: typed SQLAlchemy 2.x ORM, engine and schema set-up.
+
+All timestamps are stored as naive UTC ``DateTime`` values (SQLite has no time
+zone type; PostgreSQL uses ``timestamp without time zone``). Enumerated columns
+are ``VARCHAR`` with a ``CHECK`` constraint, so the database itself rejects a
+value outside the vocabulary whichever path wrote it.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    create_engine,
+    delete,
+    insert,
+    event,
+    func,
+    inspect,
+    select,
+)
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "PROJECT_ROOT",
+    "AccountKind",
+    "AccountStatus",
+    "EventKind",
+    "Platform",
+    "CaseSource",
+    "Category",
+    "Severity",
+    "CaseStatus",
+    "Resolution",
+    "AppealOutcome",
+    "ActionKind",
+    "AnnotationKind",
+    "Verdict",
+    "US_STATES",
+    "SPECIALTIES",
+    "Base",
+    "Account",
+    "Event",
+    "Case",
+    "CaseAction",
+    "Annotation",
+    "Feedback",
+    "AuditLog",
+    "DatasetMeta",
+    "TABLES",
+    "database_url",
+    "safe_url",
+    "make_engine",
+    "init_db",
+    "table_counts",
+    "get_meta",
+    "set_meta",
+]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_ROOT / 'data' / 'lookout.db'}"
+
+
+class AccountKind(enum.StrEnum):
+    patient = "patient"
+    provider = "provider"
+    practice = "practice"
+
+
+class AccountStatus(enum.StrEnum):
+    active = "active"
+    suspended = "suspended"
+    banned = "banned"
+
+
+class EventKind(enum.StrEnum):
+    signup = "signup"
+    login = "login"
+    login_failed = "login_failed"
+    booking_created = "booking_created"
+    booking_cancelled = "booking_cancelled"
+    no_show = "no_show"
+    review_posted = "review_posted"
+    message_sent = "message_sent"
+    profile_updated = "profile_updated"
+    payment_failed = "payment_failed"
+    report_filed = "report_filed"
+
+
+class Platform(enum.StrEnum):
+    web = "web"
+    ios = "ios"
+    android = "android"
+
+
+class CaseSource(enum.StrEnum):
+    user_report = "user_report"
+    provider_report = "provider_report"
+    automated_rule = "automated_rule"
+    ml_model = "ml_model"
+    internal_escalation = "internal_escalation"
+
+
+class Category(enum.StrEnum):
+    fake_review = "fake_review"
+    review_extortion = "review_extortion"
+    harassment = "harassment"
+    hate_speech = "hate_speech"
+    spam = "spam"
+    fraudulent_booking = "fraudulent_booking"
+    no_show_abuse = "no_show_abuse"
+    impersonation = "impersonation"
+    credential_misrepresentation = "credential_misrepresentation"
+    account_takeover = "account_takeover"
+    payment_fraud = "payment_fraud"
+    health_info_exposure = "health_info_exposure"
+    off_platform_solicitation = "off_platform_solicitation"
+    other = "other"
+
+
+class Severity(enum.StrEnum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+
+class CaseStatus(enum.StrEnum):
+    open = "open"
+    in_review = "in_review"
+    resolved = "resolved"
+
+
+class Resolution(enum.StrEnum):
+    no_violation = "no_violation"
+    warning = "warning"
+    content_removed = "content_removed"
+    account_suspended = "account_suspended"
+    account_banned = "account_banned"
+    referred_externally = "referred_externally"
+
+
+class AppealOutcome(enum.StrEnum):
+    pending = "pending"
+    upheld = "upheld"
+    overturned = "overturned"
+
+
+class ActionKind(enum.StrEnum):
+    assigned = "assigned"
+    first_response = "first_response"
+    escalated = "escalated"
+    resolved = "resolved"
+    appeal_opened = "appeal_opened"
+    appeal_decided = "appeal_decided"
+    note = "note"
+
+
+class AnnotationKind(enum.StrEnum):
+    policy_change = "policy_change"
+    product_launch = "product_launch"
+    outage = "outage"
+    holiday = "holiday"
+    other = "other"
+
+
+class Verdict(enum.StrEnum):
+    expected = "expected"
+    not_useful = "not_useful"
+    confirmed = "confirmed"
+
+
+US_STATES: tuple[str, ...] = (
+    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "DC", "FL", "GA", "HI", "ID",
+    "IL", "IN", "IA", "KS", "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO",
+    "MT", "NE", "NV", "NH", "NJ", "NM", "NY", "NC", "ND", "OH", "OK", "OR", "PA",
+    "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV", "WI", "WY",
+)  # fmt: skip
+
+SPECIALTIES: tuple[str, ...] = (
+    "primary_care", "dentistry", "dermatology", "psychiatry", "pediatrics",
+    "obgyn", "orthopedics", "cardiology", "ophthalmology", "chiropractic",
+    "physical_therapy", "urgent_care",
+)  # fmt: skip
+
+
+def _enum(e: type[enum.StrEnum], name: str) -> Enum:
+    return Enum(
+        e,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        validate_strings=True,
+        length=max(len(v.value) for v in e) + 4,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+# BIGINT on PostgreSQL; INTEGER on SQLite so that the primary key is the rowid.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class Account(Base):
+    """A patient, provider or practice on the marketplace."""
+
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    kind: Mapped[AccountKind] = mapped_column(_enum(AccountKind, "account_kind"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    region: Mapped[str] = mapped_column(String(2), index=True)
+    specialty: Mapped[str | None] = mapped_column(String(32), index=True)
+    verified: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[AccountStatus] = mapped_column(_enum(AccountStatus, "account_status"))
+    display_name: Mapped[str] = mapped_column(String(120))
+    email: Mapped[str | None] = mapped_column(String(200))
+
+
+class Event(Base):
+    """Something an account did; also the exposure that prevalence divides by."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    ts: Mapped[datetime] = mapped_column(DateTime)
+    account_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts.id"))
+    kind: Mapped[EventKind] = mapped_column(_enum(EventKind, "event_kind"))
+    platform: Mapped[Platform] = mapped_column(_enum(Platform, "platform"))
+    region: Mapped[str] = mapped_column(String(2))
+    device_hash: Mapped[str] = mapped_column(String(32))
+    ip_hash: Mapped[str] = mapped_column(String(32))
+    target_account_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("accounts.id"))
+    rating: Mapped[int | None] = mapped_column(SmallInteger)
+
+    __table_args__ = (
+        Index("ix_events_ts", "ts"),
+        Index("ix_events_kind_ts", "kind", "ts"),
+        Index("ix_events_account_ts", "account_id", "ts"),
+    )
+
+
+class Case(Base):
+    """One report or detection and its handling."""
+
+    __tablename__ = "cases"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    opened_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    source: Mapped[CaseSource] = mapped_column(_enum(CaseSource, "case_source"), index=True)
+    category: Mapped[Category] = mapped_column(_enum(Category, "category"), index=True)
+    severity: Mapped[Severity] = mapped_column(_enum(Severity, "severity"))
+    status: Mapped[CaseStatus] = mapped_column(_enum(CaseStatus, "case_status"), index=True)
+    region: Mapped[str] = mapped_column(String(2), index=True)
+    platform: Mapped[Platform] = mapped_column(_enum(Platform, "platform"))
+    subject_account_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("accounts.id"), index=True
+    )
+    reporter_account_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("accounts.id"))
+    assignee: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text)
+    first_response_at: Mapped[datetime | None] = mapped_column(DateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime)
+    resolution: Mapped[Resolution | None] = mapped_column(_enum(Resolution, "resolution"))
+    appealed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    appeal_outcome: Mapped[AppealOutcome | None] = mapped_column(
+        _enum(AppealOutcome, "appeal_outcome")
+    )
+
+
+class CaseAction(Base):
+    """A step in a case's handling, for its timeline."""
+
+    __tablename__ = "case_actions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("cases.id"), index=True)
+    ts: Mapped[datetime] = mapped_column(DateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[ActionKind] = mapped_column(_enum(ActionKind, "action_kind"))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class Annotation(Base):
+    """A known event (policy change, launch, outage, holiday) that explains movement."""
+
+    __tablename__ = "annotations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    start_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    end_at: Mapped[datetime | None] = mapped_column(DateTime)
+    kind: Mapped[AnnotationKind] = mapped_column(_enum(AnnotationKind, "annotation_kind"))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[Category | None] = mapped_column(_enum(Category, "category"))
+    region: Mapped[str | None] = mapped_column(String(2))
+    created_by: Mapped[str] = mapped_column(String(64))
+
+
+class Feedback(Base):
+    """An associate's verdict on an alert."""
+
+    __tablename__ = "feedback"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    user_name: Mapped[str] = mapped_column(String(64))
+    metric: Mapped[str] = mapped_column(String(64))
+    slice_key: Mapped[str] = mapped_column(String(400), index=True)
+    alert_start: Mapped[datetime] = mapped_column(DateTime)
+    verdict: Mapped[Verdict] = mapped_column(_enum(Verdict, "verdict"))
+    value_at_feedback: Mapped[float | None] = mapped_column(Float)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditLog(Base):
+    """Append-only trail: who viewed, revealed or exported what."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ts: Mapped[datetime] = mapped_column(DateTime, index=True)
+    user_name: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str | None] = mapped_column(String(400))
+    filters: Mapped[str | None] = mapped_column(Text)
+
+
+class DatasetMeta(Base):
+    """Key-value facts about the data set: its origin and the demo ground truth."""
+
+    __tablename__ = "dataset_meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+TABLES: dict[str, type[Base]] = {
+    "accounts": Account,
+    "events": Event,
+    "cases": Case,
+    "case_actions": CaseAction,
+    "annotations": Annotation,
+    "feedback": Feedback,
+    "audit_log": AuditLog,
+}
+
+
+def database_url() -> str:
+    """The configured database URL: ``LOOKOUT_DATABASE_URL`` or the embedded SQLite file."""
+    return os.environ.get("LOOKOUT_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+def safe_url(url: str) -> str:
+    """Render a database URL with its password hidden.
+
+    >>> safe_url("postgresql+psycopg://lookout:s3cret@db.internal:5432/prod")
+    'postgresql+psycopg://lookout:***@db.internal:5432/prod'
+    >>> safe_url("sqlite:///data/lookout.db")
+    'sqlite:///data/lookout.db'
+    """
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable database URL>"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
+    """Create an engine for ``url`` (default: :func:`database_url`).
+
+    SQLite gets foreign keys enforced and WAL journaling; the parent folder of a
+    SQLite file is created when missing.
+    """
+    url = url or database_url()
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        db = parsed.database
+        if db and db != ":memory:" and not db.startswith("file:"):
+            Path(db).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def init_db(engine: Engine) -> list[str]:
+    """Create every missing table and index; idempotent. Returns the tables created."""
+    before = set(inspect(engine).get_table_names())
+    Base.metadata.create_all(engine)
+    after = set(inspect(engine).get_table_names())
+    return sorted(after - before)
+
+
+def table_counts(engine: Engine) -> dict[str, int]:
+    """Row count of every Lookout table (0 where the table does not exist yet)."""
+    existing = set(inspect(engine).get_table_names())
+    counts: dict[str, int] = {}
+    with engine.connect() as conn:
+        for name, model in TABLES.items():
+            if name in existing:
+                counts[name] = int(conn.execute(select(func.count()).select_from(model)).scalar_one())
+            else:
+                counts[name] = 0
+    return counts
+
+
+def get_meta(engine: Engine, key: str) -> Any | None:
+    """Read a JSON value from ``dataset_meta`` (None when absent)."""
+    if "dataset_meta" not in inspect(engine).get_table_names():
+        return None
+    with engine.connect() as conn:
+        raw = conn.execute(select(DatasetMeta.value).where(DatasetMeta.key == key)).scalar()
+    return None if raw is None else json.loads(raw)
+
+
+def set_meta(engine: Engine, key: str, value: Any) -> None:
+    """Write a JSON value to ``dataset_meta``, replacing any previous one."""
+
+    with engine.begin() as conn:
+        conn.execute(delete(DatasetMeta).where(DatasetMeta.key == key))
+        conn.execute(insert(DatasetMeta).values(key=key, value=json.dumps(value)))
