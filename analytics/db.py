@@ -9,12 +9,14 @@ value outside the vocabulary whichever path wrote it.
 from __future__ import annotations
 
 import enum
+import io
 import json
 import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -30,9 +32,9 @@ from sqlalchemy import (
     Text,
     create_engine,
     delete,
-    insert,
     event,
     func,
+    insert,
     inspect,
     select,
 )
@@ -280,9 +282,7 @@ class Case(Base):
     status: Mapped[CaseStatus] = mapped_column(_enum(CaseStatus, "case_status"), index=True)
     region: Mapped[str] = mapped_column(String(2), index=True)
     platform: Mapped[Platform] = mapped_column(_enum(Platform, "platform"))
-    subject_account_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("accounts.id"), index=True
-    )
+    subject_account_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts.id"), index=True)
     reporter_account_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("accounts.id"))
     assignee: Mapped[str | None] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(Text)
@@ -430,7 +430,9 @@ def table_counts(engine: Engine) -> dict[str, int]:
     with engine.connect() as conn:
         for name, model in TABLES.items():
             if name in existing:
-                counts[name] = int(conn.execute(select(func.count()).select_from(model)).scalar_one())
+                counts[name] = int(
+                    conn.execute(select(func.count()).select_from(model)).scalar_one()
+                )
             else:
                 counts[name] = 0
     return counts
@@ -451,3 +453,66 @@ def set_meta(engine: Engine, key: str, value: Any) -> None:
     with engine.begin() as conn:
         conn.execute(delete(DatasetMeta).where(DatasetMeta.key == key))
         conn.execute(insert(DatasetMeta).values(key=key, value=json.dumps(value)))
+
+
+def _sqlite_path(engine: Engine) -> str | None:
+    if engine.dialect.name != "sqlite":
+        return None
+    db = engine.url.database
+    return db if db and db != ":memory:" and not db.startswith("file:") else None
+
+
+def _for_sqlite(frame: pl.DataFrame) -> pl.DataFrame:
+    """Datetimes as the text SQLAlchemy's SQLite dialect stores; booleans as 0/1."""
+    return frame.with_columns(
+        [
+            pl.col(c).dt.strftime("%Y-%m-%d %H:%M:%S.%6f")
+            for c, t in frame.schema.items()
+            if isinstance(t, pl.Datetime)
+        ]
+        + [pl.col(c).cast(pl.Int8) for c, t in frame.schema.items() if t == pl.Boolean]
+    )
+
+
+def bulk_append(engine: Engine, table: str, frame: pl.DataFrame) -> int:
+    """Append a frame to a table by the fastest path the dialect offers.
+
+    SQLite: Arrow ingest through ADBC (one transaction). PostgreSQL: ``COPY``
+    from CSV written by Polars. Any other dialect: SQLAlchemy ``executemany``.
+    The frame's columns must be named as the table's. Returns the rows written.
+    """
+    if frame.is_empty():
+        return 0
+    path = _sqlite_path(engine)
+    if path is not None:
+        import adbc_driver_sqlite.dbapi as adbc_sqlite
+
+        # ADBC links its own copy of SQLite: two copies of the library must never
+        # hold the same file open in one process, or POSIX locks are lost.
+        engine.dispose()
+        with adbc_sqlite.connect(path) as conn:
+            cur = conn.cursor()
+            cur.adbc_ingest(table, _for_sqlite(frame).to_arrow(), mode="append")
+            cur.close()
+            conn.commit()
+        return frame.height
+    if engine.dialect.name == "postgresql":
+        cols = ", ".join(f'"{c}"' for c in frame.columns)
+        buf = io.BytesIO()
+        frame.write_csv(buf, include_header=False, datetime_format="%Y-%m-%d %H:%M:%S%.6f")
+        raw = engine.raw_connection()
+        try:
+            with raw.cursor() as cur:  # type: ignore[attr-defined]
+                copy_sql = f"COPY {table} ({cols}) FROM STDIN WITH (FORMAT csv)"
+                with cur.copy(copy_sql) as copy:
+                    copy.write(buf.getvalue())
+            raw.commit()
+        finally:
+            raw.close()
+        return frame.height
+    model = TABLES[table] if table in TABLES else None
+    target = model.__table__ if model is not None else Base.metadata.tables[table]
+    with engine.begin() as conn:
+        for batch in frame.iter_slices(10_000):
+            conn.execute(insert(target), batch.to_dicts())
+    return frame.height
