@@ -6,12 +6,18 @@ exit status, never a traceback.
 
 from __future__ import annotations
 
+import json
 import sys
-from typing import NoReturn
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
 
 import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.engine import Engine
 
-from analytics import db
+from analytics import db, ingest
 
 __all__ = ["app", "main", "fail"]
 
@@ -47,6 +53,112 @@ def init_db_cmd() -> None:
         typer.echo(f"created tables: {', '.join(created)} in {db.safe_url(url)}")
     else:
         typer.echo(f"schema up to date in {db.safe_url(url)}")
+
+
+class ScaleName(StrEnum):
+    small = "small"
+    medium = "medium"
+    large = "large"
+
+
+@app.command()
+def seed(
+    scale: Annotated[ScaleName, typer.Option(help="Data volume.")] = ScaleName.medium,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed and end, same data.")] = 7,
+    days: Annotated[int, typer.Option(help="Days of history.", min=1)] = 730,
+    end: Annotated[
+        str | None, typer.Option(help="The window ends at the start of this date (YYYY-MM-DD).")
+    ] = None,
+    manifest: Annotated[
+        Path, typer.Option(help="Where to write the ground-truth manifest (JSON).")
+    ] = db.PROJECT_ROOT / "data" / "ground_truth.json",
+    force: Annotated[bool, typer.Option(help="Replace data that is not demo data.")] = False,
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="Only seed when the database has no data.")
+    ] = False,
+) -> None:
+    """Fill the database with realistic demo data and its ground-truth manifest."""
+    from analytics import demo
+
+    end_date = _parse_date(end) if end else None
+    url = db.database_url()
+    engine = _engine_or_fail(url)
+    if if_empty and demo.database_state(engine) != "empty":
+        typer.echo(f"{db.safe_url(url)} already holds data; not seeding.")
+        return
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), transient=True
+    ) as bar:
+        task = bar.add_task("generating", total=None)
+
+        def step(label: str, done: int, total: int) -> None:
+            bar.update(task, description=label, completed=done, total=total)
+
+        try:
+            truth = demo.seed_database(
+                engine,
+                scale=scale.value,
+                seed=seed,
+                days=days,
+                end=end_date,
+                force=force,
+                progress=step,
+            )
+        except demo.SeedRefused as exc:
+            fail(str(exc))
+        except ValueError as exc:
+            fail(str(exc))
+    try:
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        manifest.write_text(json.dumps(truth, indent=1))
+    except OSError as exc:
+        fail(f"cannot write manifest {manifest}: {exc.strerror or exc}")
+    rows = truth["dataset"]["rows"]
+    typer.echo(
+        f"seeded {scale.value} demo into {db.safe_url(url)}: "
+        + ", ".join(f"{n:,} {t}" for t, n in rows.items())
+        + f"; manifest {manifest}"
+    )
+
+
+def _parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        fail(f"--end: {text!r} is not a date (YYYY-MM-DD)")
+
+
+def _engine_or_fail(url: str) -> Engine:
+    try:
+        engine = db.make_engine(url)
+        db.init_db(engine)
+    except Exception as exc:  # noqa: BLE001 - reported as one line
+        fail(f"cannot open {db.safe_url(url)}: {type(exc).__name__}: {_first_line(exc)}")
+    return engine
+
+
+@app.command("import")
+def import_cmd(
+    table: Annotated[
+        str, typer.Argument(help="accounts, events, cases, case_actions or annotations.")
+    ],
+    file: Annotated[
+        Path, typer.Argument(help="A .csv or .parquet file, columns named as in the table.")
+    ],
+    quarantine: Annotated[
+        Path | None,
+        typer.Option(help="Where to write rejected rows (default: FILE with .quarantine.csv)."),
+    ] = None,
+) -> None:
+    """Upsert rows from a CSV or Parquet file by id; rejected rows go to a quarantine CSV."""
+    engine = _engine_or_fail(db.database_url())
+    try:
+        summary = ingest.import_file(engine, table, file, quarantine=quarantine)
+    except ingest.ImportRejected as exc:
+        fail(str(exc))
+    finally:
+        engine.dispose()
+    typer.echo(summary.describe())
 
 
 def _first_line(exc: BaseException) -> str:

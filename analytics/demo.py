@@ -16,6 +16,7 @@ of ``end``: with ``end=2026-11-24`` the newest event is on 2026-11-23.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ import polars as pl
 import pyarrow as pa
 from faker import Faker
 from sqlalchemy.engine import Engine
+from sqlalchemy.schema import CreateIndex
 
 from analytics import db
 from analytics import narratives as nv
@@ -83,11 +85,61 @@ SCALES: dict[str, Scale] = {
 }
 
 # Approximate state populations (millions): where accounts live.
-_POP = np.array([
-    5.0, 0.7, 7.2, 3.0, 39.5, 5.8, 3.6, 1.0, 0.7, 21.5, 10.7, 1.5, 1.8, 12.8, 6.8, 3.2, 2.9,
-    4.5, 4.7, 1.4, 6.2, 7.0, 10.1, 5.7, 3.0, 6.2, 1.1, 2.0, 3.1, 1.4, 9.3, 2.1, 20.2, 10.4,
-    0.8, 11.8, 4.0, 4.2, 13.0, 1.1, 5.1, 0.9, 6.9, 29.1, 3.3, 0.6, 8.6, 7.7, 1.8, 5.9, 0.6,
-])  # fmt: skip
+_POP = np.array(
+    [
+        5.0,
+        0.7,
+        7.2,
+        3.0,
+        39.5,
+        5.8,
+        3.6,
+        1.0,
+        0.7,
+        21.5,
+        10.7,
+        1.5,
+        1.8,
+        12.8,
+        6.8,
+        3.2,
+        2.9,
+        4.5,
+        4.7,
+        1.4,
+        6.2,
+        7.0,
+        10.1,
+        5.7,
+        3.0,
+        6.2,
+        1.1,
+        2.0,
+        3.1,
+        1.4,
+        9.3,
+        2.1,
+        20.2,
+        10.4,
+        0.8,
+        11.8,
+        4.0,
+        4.2,
+        13.0,
+        1.1,
+        5.1,
+        0.9,
+        6.9,
+        29.1,
+        3.3,
+        0.6,
+        8.6,
+        7.7,
+        1.8,
+        5.9,
+        0.6,
+    ]
+)
 _POP = _POP / _POP.sum()
 
 _KINDS = [k.value for k in EventKind]
@@ -113,9 +165,35 @@ _EVENT_MIX: dict[str, tuple[float, tuple[float, ...], float, str]] = {
 _TARGETED = {"booking_created", "booking_cancelled", "no_show", "review_posted"}
 
 # UTC hour-of-day weights (US daytime falls in the UTC afternoon and evening).
-_HOURS = np.array([
-    6, 5, 4, 3, 2, 1.5, 1, 1, 1, 1.2, 1.5, 2, 3, 4.5, 6, 7, 7.5, 7.5, 7, 7, 7, 7, 6.5, 6,
-], dtype=float)  # fmt: skip
+_HOURS = np.array(
+    [
+        6,
+        5,
+        4,
+        3,
+        2,
+        1.5,
+        1,
+        1,
+        1,
+        1.2,
+        1.5,
+        2,
+        3,
+        4.5,
+        6,
+        7,
+        7.5,
+        7.5,
+        7,
+        7,
+        7,
+        7,
+        6.5,
+        6,
+    ],
+    dtype=float,
+)
 _HOURS = _HOURS / _HOURS.sum()
 
 # Per category: share of cases, source mix, severity mix, platform mix.
@@ -170,8 +248,12 @@ _CASE_MIX: dict[str, tuple[float, tuple[float, ...], tuple[float, ...], tuple[fl
     ),
     "other": (0.12, (0.75, 0.15, 0.02, 0.03, 0.05), (0.45, 0.45, 0.09, 0.01), (0.45, 0.3, 0.25)),
 }
-_PROVIDER_SUBJECT = {"credential_misrepresentation": 1.0, "off_platform_solicitation": 0.7,
-                     "impersonation": 0.2, "health_info_exposure": 0.3}  # fmt: skip
+_PROVIDER_SUBJECT = {
+    "credential_misrepresentation": 1.0,
+    "off_platform_solicitation": 0.7,
+    "impersonation": 0.2,
+    "health_info_exposure": 0.3,
+}
 # Weekday profile of case intake by source: people report less at weekends.
 _SOURCE_WEEK = {
     "user_report": (1.08, 1.05, 1.05, 1.03, 1.0, 0.92, 0.87),
@@ -180,13 +262,23 @@ _SOURCE_WEEK = {
     "ml_model": (1, 1, 1, 1, 1, 1, 1),
     "internal_escalation": (1.3, 1.3, 1.25, 1.25, 1.2, 0.35, 0.35),
 }
-_REPORT_DELAY_DAYS = {"user_report": 0.8, "provider_report": 1.5, "automated_rule": 0.02,
-                      "ml_model": 0.05, "internal_escalation": 2.0}  # fmt: skip
+_REPORT_DELAY_DAYS = {
+    "user_report": 0.8,
+    "provider_report": 1.5,
+    "automated_rule": 0.02,
+    "ml_model": 0.05,
+    "internal_escalation": 2.0,
+}
 # Time to first response (median hours) and to resolution (median days) by severity.
 _FIRST_RESPONSE_H = {"low": 40.0, "medium": 16.0, "high": 4.0, "critical": 0.75}
 _RESOLVE_D = {"low": 2.0, "medium": 1.5, "high": 1.2, "critical": 0.7}
-_NO_VIOLATION = {"user_report": 0.45, "provider_report": 0.40, "automated_rule": 0.35,
-                 "ml_model": 0.22, "internal_escalation": 0.12}  # fmt: skip
+_NO_VIOLATION = {
+    "user_report": 0.45,
+    "provider_report": 0.40,
+    "automated_rule": 0.35,
+    "ml_model": 0.22,
+    "internal_escalation": 0.12,
+}
 # Action mix given a violation: warning, content_removed, suspended, banned, referred.
 _ACTIONS = {
     "low": (0.45, 0.45, 0.07, 0.01, 0.02),
@@ -353,8 +445,17 @@ def _accounts(
     platform = np.where(is_ring, 2, platform)
     first, last = _names(seed)
     fi, li = rng.integers(0, len(first), total), rng.integers(0, len(last), total)
-    suffixes = np.array(["Family Practice", "Dental Group", "Medical Center", "Health Partners",
-                         "Clinic", "Wellness", "Care Associates"])  # fmt: skip
+    suffixes = np.array(
+        [
+            "Family Practice",
+            "Dental Group",
+            "Medical Center",
+            "Health Partners",
+            "Clinic",
+            "Wellness",
+            "Care Associates",
+        ]
+    )
     domains = np.array(["example.com", "mail.example.org", "inbox.example.net", "example.org"])
     num = rng.integers(1, 999, total)
     df = pl.DataFrame(
@@ -472,8 +573,9 @@ def _base_cases(
     srcmix /= srcmix.sum(axis=1, keepdims=True)
     week = np.array([_SOURCE_WEEK[s] for s in _SOURCES])
     week /= week.mean(axis=1, keepdims=True)
-    human = np.array([s in ("user_report", "provider_report", "internal_escalation")
-                      for s in _SOURCES])  # fmt: skip
+    human = np.array(
+        [s in ("user_report", "provider_report", "internal_escalation") for s in _SOURCES]
+    )
     per_day = sc.cases / 730.0
     day_f = cal.growth[:, None] * week.T[cal.dow]  # (D, S)
     day_f = np.where(cal.holiday[:, None] & human[None, :], day_f * 0.7, day_f)
@@ -513,42 +615,73 @@ def _scenario_cases(
     parts: list[dict[str, np.ndarray]] = []
     # 1. Reports about the fake-review ring, a few days after its burst begins.
     n = max(3, round(sc.ring * 0.8))
-    src = rng.choice([_SOURCES.index("provider_report"), _SOURCES.index("ml_model"),
-                      _SOURCES.index("user_report")], n, p=[0.4, 0.35, 0.25])  # fmt: skip
+    src = rng.choice(
+        [
+            _SOURCES.index("provider_report"),
+            _SOURCES.index("ml_model"),
+            _SOURCES.index("user_report"),
+        ],
+        n,
+        p=[0.4, 0.35, 0.25],
+    )
     opened = (scen.ring + rng.uniform(4, 20, n)) * DAY
     reporter = np.where(
-        src == _SOURCES.index("provider_report"), rng.choice(scen.ring_targets, n),
-        np.where(src == _SOURCES.index("user_report"),
-                 pat.pick(rng, opened / DAY, np.full(n, fl)), -1),
-    )  # fmt: skip
-    parts.append({
-        "opened_s": opened, "cat": np.full(n, _CATS.index("fake_review")), "src": src,
-        "region": np.full(n, fl), "sev": rng.choice([1, 2], n, p=[0.6, 0.4]),
-        "platform": np.full(n, 2), "subject": rng.choice(scen.ring_ids, n),
-        "reporter": reporter, "tag": np.full(n, 1),
-    })  # fmt: skip
+        src == _SOURCES.index("provider_report"),
+        rng.choice(scen.ring_targets, n),
+        np.where(
+            src == _SOURCES.index("user_report"), pat.pick(rng, opened / DAY, np.full(n, fl)), -1
+        ),
+    )
+    parts.append(
+        {
+            "opened_s": opened,
+            "cat": np.full(n, _CATS.index("fake_review")),
+            "src": src,
+            "region": np.full(n, fl),
+            "sev": rng.choice([1, 2], n, p=[0.6, 0.4]),
+            "platform": np.full(n, 2),
+            "subject": rng.choice(scen.ring_ids, n),
+            "reporter": reporter,
+            "tag": np.full(n, 1),
+        }
+    )
     # 2. Account takeovers and the payment fraud that follows them.
     v = scen.ato_victims
     reg = acc["region_i"].to_numpy()[v - 1]
     k = rng.random(len(v)) < 0.7
     n = int(k.sum())
-    src = np.where(rng.random(n) < 0.6, _SOURCES.index("user_report"),
-                   _SOURCES.index("automated_rule"))  # fmt: skip
-    parts.append({
-        "opened_s": (scen.ato + 1.5 + rng.exponential(2.0, n)) * DAY,
-        "cat": np.full(n, _CATS.index("account_takeover")), "src": src, "region": reg[k],
-        "sev": rng.choice([2, 3], n, p=[0.6, 0.4]), "platform": rng.choice(3, n),
-        "subject": v[k], "reporter": np.where(src == 0, v[k], -1), "tag": np.full(n, 2),
-    })  # fmt: skip
+    src = np.where(
+        rng.random(n) < 0.6, _SOURCES.index("user_report"), _SOURCES.index("automated_rule")
+    )
+    parts.append(
+        {
+            "opened_s": (scen.ato + 1.5 + rng.exponential(2.0, n)) * DAY,
+            "cat": np.full(n, _CATS.index("account_takeover")),
+            "src": src,
+            "region": reg[k],
+            "sev": rng.choice([2, 3], n, p=[0.6, 0.4]),
+            "platform": rng.choice(3, n),
+            "subject": v[k],
+            "reporter": np.where(src == 0, v[k], -1),
+            "tag": np.full(n, 2),
+        }
+    )
     k = rng.random(len(v)) < 0.4
     n = int(k.sum())
     src = np.where(rng.random(n) < 0.5, _SOURCES.index("ml_model"), _SOURCES.index("user_report"))
-    parts.append({
-        "opened_s": (scen.ato + rng.uniform(3, 12, n)) * DAY,
-        "cat": np.full(n, _CATS.index("payment_fraud")), "src": src, "region": reg[k],
-        "sev": rng.choice([2, 3], n, p=[0.7, 0.3]), "platform": np.zeros(n, int),
-        "subject": v[k], "reporter": np.where(src == 0, v[k], -1), "tag": np.full(n, 2),
-    })  # fmt: skip
+    parts.append(
+        {
+            "opened_s": (scen.ato + rng.uniform(3, 12, n)) * DAY,
+            "cat": np.full(n, _CATS.index("payment_fraud")),
+            "src": src,
+            "region": reg[k],
+            "sev": rng.choice([2, 3], n, p=[0.7, 0.3]),
+            "platform": np.zeros(n, int),
+            "subject": v[k],
+            "reporter": np.where(src == 0, v[k], -1),
+            "tag": np.full(n, 2),
+        }
+    )
     # 3. The new insurance-verification call scam: filed under "other", growing for 3 weeks.
     span = np.arange(scen.scam, scen.scam + 30)
     lam = sc.scam_peak * np.minimum((span - scen.scam + 1) / 21.0, 1.0)
@@ -558,14 +691,19 @@ def _scenario_cases(
     opened = day * DAY + _tod(rng, n)
     region = rng.choice(len(US_STATES), n, p=_POP)
     src = rng.choice([0, 1, 4], n, p=[0.85, 0.1, 0.05])
-    parts.append({
-        "opened_s": opened, "cat": np.full(n, _CATS.index("other")), "src": src,
-        "region": region, "sev": rng.choice([1, 2], n, p=[0.5, 0.5]),
-        "platform": rng.choice(3, n, p=[0.3, 0.4, 0.3]),
-        "subject": prov.pick(rng, day.astype(float), region),
-        "reporter": np.where(src == 0, pat.pick(rng, day.astype(float), region), -1),
-        "tag": np.full(n, 3),
-    })  # fmt: skip
+    parts.append(
+        {
+            "opened_s": opened,
+            "cat": np.full(n, _CATS.index("other")),
+            "src": src,
+            "region": region,
+            "sev": rng.choice([1, 2], n, p=[0.5, 0.5]),
+            "platform": rng.choice(3, n, p=[0.3, 0.4, 0.3]),
+            "subject": prov.pick(rng, day.astype(float), region),
+            "reporter": np.where(src == 0, pat.pick(rng, day.astype(float), region), -1),
+            "tag": np.full(n, 3),
+        }
+    )
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
@@ -634,7 +772,9 @@ def _descriptions(rng: np.random.Generator, c: pl.DataFrame, names: pl.DataFrame
     n = c.height
 
     def bank(table: dict[str, tuple[str, ...]]) -> tuple[list[str], np.ndarray, np.ndarray]:
-        flat, off, ln = [], [], []
+        flat: list[str] = []
+        off: list[int] = []
+        ln: list[int] = []
         for k in _CATS:
             off.append(len(flat))
             ln.append(len(table[k]))
@@ -642,8 +782,9 @@ def _descriptions(rng: np.random.Generator, c: pl.DataFrame, names: pl.DataFrame
         return flat, np.array(off), np.array(ln)
 
     def pick(options: tuple[str, ...] | list[str]) -> pl.Series:
-        return pl.Series(np.array(options, dtype=object)[rng.integers(0, len(options), n)],
-                         dtype=pl.String)  # fmt: skip
+        return pl.Series(
+            np.array(options, dtype=object)[rng.integers(0, len(options), n)], dtype=pl.String
+        )
 
     cat = c["cat"].to_numpy()
     core_flat, core_off, core_len = bank(nv.CORE)
@@ -663,18 +804,41 @@ def _descriptions(rng: np.random.Generator, c: pl.DataFrame, names: pl.DataFrame
     area = rng.choice([212, 213, 305, 312, 404, 415, 512, 602, 617, 702, 813, 904], n)
     line = rng.integers(100, 10_000, n)
     phone_fmt = rng.integers(0, 3, n)
-    frame = pl.DataFrame({
-        "opener": pick(nv.REPORTER_OPENERS), "aopen": pick(nv.ASSOCIATE_OPENERS),
-        "sopen": pick(nv.SYSTEM_OPENERS), "core": pl.Series(core, dtype=pl.String),
-        "sys": pl.Series(sys_core, dtype=pl.String), "scam": pl.Series(scam, dtype=pl.String),
-        "detail": pick(nv.DETAIL), "sdetail": pick(nv.SCAM_DETAIL),
-        "pii": pick(nv.PII_SENTENCES), "closer": pick(nv.CLOSERS),
-        "system": system, "associate": associate, "with_pii": with_pii, "tag": tag,
-        "area": area, "line": line, "phone_fmt": phone_fmt,
-        "amount": rng.choice([25, 40, 50, 75, 100, 150, 200, 250, 300, 500, 1200], n),
-        "k": rng.integers(2, 31, n), "when": pick(("yesterday", "last week", "on Monday",
-            "two days ago", "this morning", "over the weekend", "last month", "on Friday")),
-    }).hstack(names)  # fmt: skip
+    frame = pl.DataFrame(
+        {
+            "opener": pick(nv.REPORTER_OPENERS),
+            "aopen": pick(nv.ASSOCIATE_OPENERS),
+            "sopen": pick(nv.SYSTEM_OPENERS),
+            "core": pl.Series(core, dtype=pl.String),
+            "sys": pl.Series(sys_core, dtype=pl.String),
+            "scam": pl.Series(scam, dtype=pl.String),
+            "detail": pick(nv.DETAIL),
+            "sdetail": pick(nv.SCAM_DETAIL),
+            "pii": pick(nv.PII_SENTENCES),
+            "closer": pick(nv.CLOSERS),
+            "system": system,
+            "associate": associate,
+            "with_pii": with_pii,
+            "tag": tag,
+            "area": area,
+            "line": line,
+            "phone_fmt": phone_fmt,
+            "amount": rng.choice([25, 40, 50, 75, 100, 150, 200, 250, 300, 500, 1200], n),
+            "k": rng.integers(2, 31, n),
+            "when": pick(
+                (
+                    "yesterday",
+                    "last week",
+                    "on Monday",
+                    "two days ago",
+                    "this morning",
+                    "over the weekend",
+                    "last month",
+                    "on Friday",
+                )
+            ),
+        }
+    ).hstack(names)
 
     def cap(e: pl.Expr) -> pl.Expr:
         return pl.concat_str(e.str.slice(0, 1).str.to_uppercase(), e.str.slice(1))
@@ -684,9 +848,13 @@ def _descriptions(rng: np.random.Generator, c: pl.DataFrame, names: pl.DataFrame
     opener = pl.when(pl.col("associate")).then(pl.col("aopen")).otherwise(pl.col("opener"))
     run_on = opener.str.ends_with(", ") | opener.str.ends_with(" and ")
     human = pl.concat_str(
-        opener, pl.when(run_on).then(body).otherwise(cap(body)), pl.lit(". "), detail,
-        pl.when(pl.col("with_pii")).then(pl.col("pii")).otherwise(pl.lit("")), pl.col("closer"),
-    )  # fmt: skip
+        opener,
+        pl.when(run_on).then(body).otherwise(cap(body)),
+        pl.lit(". "),
+        detail,
+        pl.when(pl.col("with_pii")).then(pl.col("pii")).otherwise(pl.lit("")),
+        pl.col("closer"),
+    )
     text = (
         pl.when(pl.col("system"))
         .then(pl.concat_str(pl.col("sopen"), pl.col("sys"), pl.lit(".")))
@@ -731,8 +899,9 @@ def _cases(
     tilt_rng: np.random.Generator,
 ) -> pl.DataFrame:
     is_pat = (acc["kind"] == "patient").to_numpy()
+    ring = acc["is_ring"].to_numpy()
     ids, reg, cre = acc["id"].to_numpy(), acc["region_i"].to_numpy(), acc["created_day"].to_numpy()
-    pat = _Pool(ids[is_pat], reg[is_pat], cre[is_pat])
+    pat = _Pool(ids[is_pat & ~ring], reg[is_pat & ~ring], cre[is_pat & ~ring])
     prov = _Pool(ids[~is_pat], reg[~is_pat], cre[~is_pat])
     base = _base_cases(rng, sc, cal, scen)
     _assign_slices(rng, base, tilt_rng)
@@ -752,12 +921,15 @@ def _cases(
     prov_names = acc.filter(pl.col("kind") != "patient")["display_name"].to_numpy()
     subj_name = acc["display_name"].to_numpy()[c["subject"] - 1]
     subj_is_prov = ~is_pat[c["subject"] - 1]
-    names = pl.DataFrame({
-        "provider": np.where(subj_is_prov, subj_name,
-                             prov_names[rng.integers(0, len(prov_names), n)]),
-        "person": acc["display_name"].to_numpy()[rng.integers(0, acc.height, n)],
-        "email": acc["email"].to_numpy()[rng.integers(0, acc.height, n)],
-    })  # fmt: skip
+    names = pl.DataFrame(
+        {
+            "provider": np.where(
+                subj_is_prov, subj_name, prov_names[rng.integers(0, len(prov_names), n)]
+            ),
+            "person": acc["display_name"].to_numpy()[rng.integers(0, acc.height, n)],
+            "email": acc["email"].to_numpy()[rng.integers(0, acc.height, n)],
+        }
+    )
     frame = frame.with_columns(description=_descriptions(rng, frame, names))
     first = pl.col("first_s").is_not_nan()
     res = pl.col("resolved_s").is_not_nan()
@@ -765,21 +937,24 @@ def _cases(
         _ts(cal.start, "opened_s"),
         pl.when(first).then(_ts(cal.start, "first_s")).alias("first_response_at"),
         pl.when(res).then(_ts(cal.start, "resolved_s")).alias("resolved_at"),
-        pl.when(pl.col("appeal_s").is_not_nan()).then(_ts(cal.start, "appeal_s"))
+        pl.when(pl.col("appeal_s").is_not_nan())
+        .then(_ts(cal.start, "appeal_s"))
         .alias("appealed_at"),
-        pl.when(pl.col("decided_s").is_not_nan()).then(_ts(cal.start, "decided_s"))
+        pl.when(pl.col("decided_s").is_not_nan())
+        .then(_ts(cal.start, "decided_s"))
         .alias("decided_at"),
         source=_labels("src", _SOURCES),
         category=_labels("cat", _CATS),
         severity=_labels("sev", _SEVS),
-        status=pl.when(res).then(pl.lit(CaseStatus.resolved.value))
-        .when(first).then(pl.lit(CaseStatus.in_review.value))
+        status=pl.when(res)
+        .then(pl.lit(CaseStatus.resolved.value))
+        .when(first)
+        .then(pl.lit(CaseStatus.in_review.value))
         .otherwise(pl.lit(CaseStatus.open.value)),
         region=_labels("region", US_STATES),
         platform=_labels("platform", _PLATFORMS),
         subject_account_id=pl.col("subject").cast(pl.Int64),
-        reporter_account_id=pl.when(pl.col("reporter") > 0).then(pl.col("reporter"))
-        .cast(pl.Int64),
+        reporter_account_id=pl.when(pl.col("reporter") > 0).then(pl.col("reporter")).cast(pl.Int64),
         assignee=pl.when(pl.col("assignee") >= 0).then(
             pl.format("associate-{}", pl.col("assignee").cast(pl.String).str.zfill(2))
         ),
@@ -787,37 +962,72 @@ def _cases(
         appeal_outcome=pl.when(pl.col("appeal") >= 0).then(
             _labels("appeal", [a.value for a in AppealOutcome])
         ),
-    )  # fmt: skip
+    )
 
 
 def _case_actions(cases: pl.DataFrame) -> pl.DataFrame:
     """The handling timeline of every case, derived from its timestamps."""
-    base = cases.select("id", "opened_at", "first_response_at", "resolved_at", "appealed_at",
-                        "decided_at", "assignee", "resolution", "appeal_outcome", "severity")  # fmt: skip
+    base = cases.select(
+        "id",
+        "opened_at",
+        "first_response_at",
+        "resolved_at",
+        "appealed_at",
+        "decided_at",
+        "assignee",
+        "resolution",
+        "appeal_outcome",
+        "severity",
+    )
     who = pl.col("assignee")
     parts = [
         base.filter(pl.col("first_response_at").is_not_null()).select(
-            case_id="id", ts=pl.col("opened_at") + (pl.col("first_response_at")
-                                                      - pl.col("opened_at")) / 3,
-            actor=who, action=pl.lit(ActionKind.assigned.value), detail=pl.lit(None, pl.String)),
+            case_id="id",
+            ts=pl.col("opened_at") + (pl.col("first_response_at") - pl.col("opened_at")) / 3,
+            actor=who,
+            action=pl.lit(ActionKind.assigned.value),
+            detail=pl.lit(None, pl.String),
+        ),
         base.filter(pl.col("first_response_at").is_not_null()).select(
-            case_id="id", ts="first_response_at", actor=who,
-            action=pl.lit(ActionKind.first_response.value), detail=pl.lit(None, pl.String)),
-        base.filter(pl.col("first_response_at").is_not_null()
-                    & pl.col("severity").is_in(["high", "critical"])
-                    & (pl.col("id").hash(7) % 100 < 6)).select(
-            case_id="id", ts=pl.col("first_response_at") + pl.duration(hours=1), actor=who,
-            action=pl.lit(ActionKind.escalated.value), detail=pl.lit("escalated to senior review")),
+            case_id="id",
+            ts="first_response_at",
+            actor=who,
+            action=pl.lit(ActionKind.first_response.value),
+            detail=pl.lit(None, pl.String),
+        ),
+        base.filter(
+            pl.col("first_response_at").is_not_null()
+            & pl.col("severity").is_in(["high", "critical"])
+            & (pl.col("id").hash(7) % 100 < 6)
+        ).select(
+            case_id="id",
+            ts=pl.col("first_response_at") + pl.duration(hours=1),
+            actor=who,
+            action=pl.lit(ActionKind.escalated.value),
+            detail=pl.lit("escalated to senior review"),
+        ),
         base.filter(pl.col("resolved_at").is_not_null()).select(
-            case_id="id", ts="resolved_at", actor=who, action=pl.lit(ActionKind.resolved.value),
-            detail="resolution"),
+            case_id="id",
+            ts="resolved_at",
+            actor=who,
+            action=pl.lit(ActionKind.resolved.value),
+            detail="resolution",
+        ),
         base.filter(pl.col("appealed_at").is_not_null()).select(
-            case_id="id", ts="appealed_at", actor=pl.lit("appeals"),
-            action=pl.lit(ActionKind.appeal_opened.value), detail=pl.lit(None, pl.String)),
+            case_id="id",
+            ts="appealed_at",
+            actor=pl.lit("appeals"),
+            action=pl.lit(ActionKind.appeal_opened.value),
+            detail=pl.lit(None, pl.String),
+        ),
         base.filter(pl.col("decided_at").is_not_null()).select(
-            case_id="id", ts="decided_at", actor=pl.lit("appeals"),
-            action=pl.lit(ActionKind.appeal_decided.value), detail="appeal_outcome"),
-    ]  # fmt: skip
+            case_id="id",
+            ts="decided_at",
+            actor=pl.lit("appeals"),
+            action=pl.lit(ActionKind.appeal_decided.value),
+            detail="appeal_outcome",
+        ),
+    ]
     out = pl.concat(parts).with_columns(
         pl.col("ts").dt.cast_time_unit("us"), pl.col("actor").fill_null("triage")
     )
@@ -851,11 +1061,13 @@ def _actors(acc: pl.DataFrame) -> _Actors:
     pat = (kind == 0) & ~ring
     est = (kind == 1) & (cre < 0)
     return _Actors(
-        region=reg, platform=acc["platform_i"].to_numpy(),
-        patients=_Pool(ids[pat], reg[pat], cre[pat]), anyone=_Pool(ids[~ring], reg[~ring], cre[~ring]),
+        region=reg,
+        platform=acc["platform_i"].to_numpy(),
+        patients=_Pool(ids[pat], reg[pat], cre[pat]),
+        anyone=_Pool(ids[~ring], reg[~ring], cre[~ring]),
         providers=_Pool(ids[kind > 0], reg[kind > 0], cre[kind > 0]),
         established=_Pool(ids[est], reg[est], np.full(int(est.sum()), -1.0)),
-    )  # fmt: skip
+    )
 
 
 def _device(account: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -864,8 +1076,11 @@ def _device(account: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 def _ip(rng: np.random.Generator, account: np.ndarray) -> np.ndarray:
     n = len(account)
-    own = _splitmix64(account.astype(np.uint64) * np.uint64(16) + np.uint64(1 << 40)
-                      + rng.integers(0, 4, n).astype(np.uint64))  # fmt: skip
+    own = _splitmix64(
+        account.astype(np.uint64) * np.uint64(16)
+        + np.uint64(1 << 40)
+        + rng.integers(0, 4, n).astype(np.uint64)
+    )
     public = _splitmix64(np.uint64(_PUBLIC_IP_BASE) + rng.integers(0, 200, n).astype(np.uint64))
     return np.where(rng.random(n) < 0.01, public, own)
 
@@ -890,13 +1105,16 @@ def _event_block(
     if device is None:
         device = _device(account, rng.choice(3, n, p=[0.8, 0.15, 0.05]))
     return {
-        "ts_s": ts_s.astype(float), "account": account.astype(np.int64),
-        "kind_i": kind.astype(np.int64), "platform_i": platform.astype(np.int64),
-        "region_i": act.region[account - 1].astype(np.int64), "dev": device.astype(np.uint64),
+        "ts_s": ts_s.astype(float),
+        "account": account.astype(np.int64),
+        "kind_i": kind.astype(np.int64),
+        "platform_i": platform.astype(np.int64),
+        "region_i": act.region[account - 1].astype(np.int64),
+        "dev": device.astype(np.uint64),
         "ip": (_ip(rng, account) if ip is None else ip).astype(np.uint64),
         "target": (np.full(n, -1) if target is None else target).astype(np.int64),
         "rating": (np.zeros(n) if rating is None else rating).astype(np.int64),
-    }  # fmt: skip
+    }
 
 
 def _base_events(
@@ -938,8 +1156,11 @@ def _base_events(
         act.established.pick(rng, np.zeros(len(ts)), act.region[account - 1], skew=2.5),
         -1,
     )
-    rating = np.where(kind == _KINDS.index("review_posted"),
-                      rng.choice([1, 2, 3, 4, 5], len(ts), p=[.07, .05, .09, .24, .55]), 0)  # fmt: skip
+    rating = np.where(
+        kind == _KINDS.index("review_posted"),
+        rng.choice([1, 2, 3, 4, 5], len(ts), p=[0.07, 0.05, 0.09, 0.24, 0.55]),
+        0,
+    )
     return _event_block(rng, act, ts, kind, account, target=target, rating=rating)
 
 
@@ -961,38 +1182,69 @@ def _extra_events(
     new = acc.filter(pl.col("created_day") >= 0)
     ids = new["id"].to_numpy()
     is_ring = np.isin(ids, list(ring))
-    blocks.append(_event_block(
-        rng, act, new["created_day"].to_numpy() * DAY, np.full(len(ids), K("signup")), ids,
-        device=np.where(is_ring, rng.choice(ring_dev, len(ids)), _device(ids, np.zeros(len(ids)))),
-        ip=np.where(is_ring, rng.choice(ring_ip, len(ids)), _ip(rng, ids)),
-    ))  # fmt: skip
+    blocks.append(
+        _event_block(
+            rng,
+            act,
+            new["created_day"].to_numpy() * DAY,
+            np.full(len(ids), K("signup")),
+            ids,
+            device=np.where(
+                is_ring, rng.choice(ring_dev, len(ids)), _device(ids, np.zeros(len(ids)))
+            ),
+            ip=np.where(is_ring, rng.choice(ring_ip, len(ids)), _ip(rng, ids)),
+        )
+    )
     # A report_filed event behind every user or provider report.
     rep = cases.filter(pl.col("reporter_account_id").is_not_null())
     opened = rep["opened_s"].to_numpy() - rng.uniform(5, 300, rep.height)
-    blocks.append(_event_block(
-        rng, act, np.maximum(opened, 0), np.full(rep.height, K("report_filed")),
-        rep["reporter_account_id"].to_numpy(), target=rep["subject_account_id"].to_numpy(),
-    ))  # fmt: skip
+    blocks.append(
+        _event_block(
+            rng,
+            act,
+            np.maximum(opened, 0),
+            np.full(rep.height, K("report_filed")),
+            rep["reporter_account_id"].to_numpy(),
+            target=rep["subject_account_id"].to_numpy(),
+        )
+    )
     # 1. The fake-review ring: bursts of 5-star reviews from shared devices for 12 days.
     days = np.arange(scen.ring, scen.ring + 12)
     per = rng.poisson(1.6, (len(days), len(scen.ring_ids)))
     acct = np.repeat(np.tile(scen.ring_ids, len(days)), per.ravel())
     day = np.repeat(np.repeat(days, len(scen.ring_ids)), per.ravel())
     n = len(acct)
-    blocks.append(_event_block(
-        rng, act, day * DAY + _tod(rng, n), np.full(n, K("review_posted")), acct,
-        target=rng.choice(scen.ring_targets, n), rating=np.full(n, 5),
-        device=rng.choice(ring_dev, n), ip=rng.choice(ring_ip, n), platform=np.full(n, 2),
-    ))  # fmt: skip
+    blocks.append(
+        _event_block(
+            rng,
+            act,
+            day * DAY + _tod(rng, n),
+            np.full(n, K("review_posted")),
+            acct,
+            target=rng.choice(scen.ring_targets, n),
+            rating=np.full(n, 5),
+            device=rng.choice(ring_dev, n),
+            ip=rng.choice(ring_ip, n),
+            platform=np.full(n, 2),
+        )
+    )
     per = rng.poisson(1.0, (len(days) + 6, len(scen.ring_ids)))
     days2 = np.arange(scen.ring - 6, scen.ring + 12)
     acct = np.repeat(np.tile(scen.ring_ids, len(days2)), per.ravel())
     day = np.repeat(np.repeat(days2, len(scen.ring_ids)), per.ravel())
     n = len(acct)
-    blocks.append(_event_block(
-        rng, act, day * DAY + _tod(rng, n), np.full(n, K("login")), acct,
-        device=rng.choice(ring_dev, n), ip=rng.choice(ring_ip, n), platform=np.full(n, 2),
-    ))  # fmt: skip
+    blocks.append(
+        _event_block(
+            rng,
+            act,
+            day * DAY + _tod(rng, n),
+            np.full(n, K("login")),
+            acct,
+            device=rng.choice(ring_dev, n),
+            ip=rng.choice(ring_ip, n),
+            platform=np.full(n, 2),
+        )
+    )
     # 2. Account takeover: credential stuffing from a few IPs, then takeovers and fraud.
     att_dev = _splitmix64(np.uint64(_ATTACKER_BASE) + np.arange(8, dtype=np.uint64))
     att_ip = _splitmix64(np.uint64(_ATTACKER_BASE) + np.arange(100, 106, dtype=np.uint64))
@@ -1001,22 +1253,46 @@ def _extra_events(
     v = scen.ato_victims
     targets = np.concatenate([targets, np.repeat(v, 3)])
     n = len(targets)
-    blocks.append(_event_block(
-        rng, act, (scen.ato + rng.uniform(0, 1.5, n)) * DAY, np.full(n, K("login_failed")),
-        targets, device=rng.choice(att_dev, n), ip=rng.choice(att_ip, n), platform=np.zeros(n),
-    ))  # fmt: skip
+    blocks.append(
+        _event_block(
+            rng,
+            act,
+            (scen.ato + rng.uniform(0, 1.5, n)) * DAY,
+            np.full(n, K("login_failed")),
+            targets,
+            device=rng.choice(att_dev, n),
+            ip=rng.choice(att_ip, n),
+            platform=np.zeros(n),
+        )
+    )
     m = len(v)
     take = (scen.ato + rng.uniform(0.5, 3, m)) * DAY
-    for kind, lag, reps in (("login", 0.0, 3), ("profile_updated", 0.05, 1),
-                            ("payment_failed", 2.0, 2), ("booking_created", 1.0, 1)):  # fmt: skip
+    for kind, lag, reps in (
+        ("login", 0.0, 3),
+        ("profile_updated", 0.05, 1),
+        ("payment_failed", 2.0, 2),
+        ("booking_created", 1.0, 1),
+    ):
         t = np.repeat(take, reps) + rng.uniform(lag, lag + 6, m * reps) * DAY
-        blocks.append(_event_block(
-            rng, act, t, np.full(m * reps, K(kind)), np.repeat(v, reps),
-            device=rng.choice(att_dev, m * reps), ip=rng.choice(att_ip, m * reps),
-            platform=np.zeros(m * reps),
-            target=(act.established.pick(rng, np.zeros(m * reps), act.region[np.repeat(v, reps) - 1])
-                    if kind == "booking_created" else None),
-        ))  # fmt: skip
+        blocks.append(
+            _event_block(
+                rng,
+                act,
+                t,
+                np.full(m * reps, K(kind)),
+                np.repeat(v, reps),
+                device=rng.choice(att_dev, m * reps),
+                ip=rng.choice(att_ip, m * reps),
+                platform=np.zeros(m * reps),
+                target=(
+                    act.established.pick(
+                        rng, np.zeros(m * reps), act.region[np.repeat(v, reps) - 1]
+                    )
+                    if kind == "booking_created"
+                    else None
+                ),
+            )
+        )
     out = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
     keep = (out["ts_s"] >= 0) & (out["ts_s"] < cal.end_s)
     return {k: a[keep] for k, a in out.items()}
@@ -1026,11 +1302,18 @@ def _event_frame(cal: _Calendar, e: dict[str, np.ndarray], id0: int) -> pl.DataF
     order = np.lexsort((e["kind_i"], e["account"], e["ts_s"]))
     e = {k: v[order] for k, v in e.items()}
     n = len(order)
-    df = pl.DataFrame({
-        "id": np.arange(id0, id0 + n, dtype=np.int64), "ts_s": e["ts_s"],
-        "account_id": e["account"], "kind_i": e["kind_i"], "platform_i": e["platform_i"],
-        "region_i": e["region_i"], "target": e["target"], "rating": e["rating"],
-    })  # fmt: skip
+    df = pl.DataFrame(
+        {
+            "id": np.arange(id0, id0 + n, dtype=np.int64),
+            "ts_s": e["ts_s"],
+            "account_id": e["account"],
+            "kind_i": e["kind_i"],
+            "platform_i": e["platform_i"],
+            "region_i": e["region_i"],
+            "target": e["target"],
+            "rating": e["rating"],
+        }
+    )
     return df.select(
         "id",
         _ts(cal.start, "ts_s").alias("ts"),
@@ -1051,11 +1334,17 @@ def _event_frame(cal: _Calendar, e: dict[str, np.ndarray], id0: int) -> pl.DataF
 def _annotations(cal: _Calendar, scen: _Scen) -> pl.DataFrame:
     rows: list[dict[str, Any]] = []
     for day, name in cal.holiday_names:
-        rows.append({"start_at": cal.start + timedelta(days=day),
-                     "end_at": cal.start + timedelta(days=day + 1),
-                     "kind": AnnotationKind.holiday.value, "title": name,
-                     "description": "US public holiday: lower booking and report volumes.",
-                     "category": None, "region": None})  # fmt: skip
+        rows.append(
+            {
+                "start_at": cal.start + timedelta(days=day),
+                "end_at": cal.start + timedelta(days=day + 1),
+                "kind": AnnotationKind.holiday.value,
+                "title": name,
+                "description": "US public holiday: lower booking and report volumes.",
+                "category": None,
+                "region": None,
+            }
+        )
     rows.append(
         {
             "start_at": cal.start + timedelta(days=scen.policy),
@@ -1079,9 +1368,15 @@ def _annotations(cal: _Calendar, scen: _Scen) -> pl.DataFrame:
             "region": None,
         }
     )
-    df = pl.DataFrame(rows, schema_overrides={"category": pl.String, "region": pl.String,
-                                              "end_at": pl.Datetime("us"),
-                                              "start_at": pl.Datetime("us")})  # fmt: skip
+    df = pl.DataFrame(
+        rows,
+        schema_overrides={
+            "category": pl.String,
+            "region": pl.String,
+            "end_at": pl.Datetime("us"),
+            "start_at": pl.Datetime("us"),
+        },
+    )
     return df.sort("start_at").with_columns(
         id=pl.arange(1, df.height + 1, dtype=pl.Int64), created_by=pl.lit("demo")
     )
@@ -1240,15 +1535,45 @@ def generate(*, scale: str, seed: int, days: int = 730, end: date | None = None)
             next_id += frame.height
             yield frame
 
-    meta = {"scale": scale, "seed": seed, "days": days, "end": end.isoformat(),
-            "window_start": cal.start.isoformat(), "generator": "analytics.demo"}  # fmt: skip
+    meta = {
+        "scale": scale,
+        "seed": seed,
+        "days": days,
+        "end": end.isoformat(),
+        "window_start": cal.start.isoformat(),
+        "generator": "analytics.demo",
+    }
     manifest = _manifest(cal, scen, cases, annotations, meta)
-    case_cols = ["id", "opened_at", "source", "category", "severity", "status", "region",
-                 "platform", "subject_account_id", "reporter_account_id", "assignee",
-                 "description", "first_response_at", "resolved_at", "resolution",
-                 "appealed_at", "appeal_outcome"]  # fmt: skip
-    acc_cols = ["id", "kind", "created_at", "region", "specialty", "verified", "status",
-                "display_name", "email"]  # fmt: skip
+    case_cols = [
+        "id",
+        "opened_at",
+        "source",
+        "category",
+        "severity",
+        "status",
+        "region",
+        "platform",
+        "subject_account_id",
+        "reporter_account_id",
+        "assignee",
+        "description",
+        "first_response_at",
+        "resolved_at",
+        "resolution",
+        "appealed_at",
+        "appeal_outcome",
+    ]
+    acc_cols = [
+        "id",
+        "kind",
+        "created_at",
+        "region",
+        "specialty",
+        "verified",
+        "status",
+        "display_name",
+        "email",
+    ]
     return DemoData(
         accounts=acc.select(acc_cols),
         cases=cases.select(case_cols),
@@ -1304,10 +1629,24 @@ def _recreate_tables(engine: Engine) -> None:
 
 
 def _create_indexes(engine: Engine) -> None:
-    with engine.begin() as conn:
-        for t in _DEMO_TABLES:
-            for ix in db.Base.metadata.tables[t].indexes:
+    indexes = [ix for t in _DEMO_TABLES for ix in db.Base.metadata.tables[t].indexes]
+    path = db.sqlite_path(engine)
+    if path is None:
+        with engine.begin() as conn:
+            for ix in indexes:
                 ix.create(conn, checkfirst=True)
+        return
+    # SQLite: build the indexes outside WAL (each page written once), then back to WAL.
+    engine.dispose()
+    con = sqlite3.connect(path, isolation_level=None)
+    try:
+        con.execute("PRAGMA journal_mode=DELETE")
+        con.execute("PRAGMA synchronous=OFF")
+        for ix in indexes:
+            con.execute(str(CreateIndex(ix, if_not_exists=True).compile(dialect=engine.dialect)))
+        con.execute("PRAGMA journal_mode=WAL")
+    finally:
+        con.close()
 
 
 def seed_database(

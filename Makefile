@@ -1,0 +1,37 @@
+# Lookout: `make run` starts the app, `make test` runs the tests. Both set up everything first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8501
+STAMP := $(VENV)/.installed
+
+.PHONY: run test setup seed lint bench clean
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+seed: setup
+	$(PY) -m analytics init-db
+	$(PY) -m analytics seed --scale medium --if-empty
+
+run: seed
+	$(VENV)/bin/streamlit run app.py --server.headless true --server.port $(PORT)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy analytics ui
+
+test: lint
+	$(VENV)/bin/pytest -n 2 -q
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,55 @@
+"""Overview: what data Lookout is looking at, and how fresh it is."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import streamlit as st
+
+from ui import data
+
+st.title("Lookout")
+st.caption("Trust & Safety trend analytics for the marketplace.")
+
+label = data.database_label()
+try:
+    info = data.overview()
+except Exception as exc:  # noqa: BLE001 - shown as a banner, never a traceback
+    st.error(
+        f"Cannot read the database at `{label}` ({type(exc).__name__}). "
+        "Check that the server is running and that LOOKOUT_DATABASE_URL is right."
+    )
+    st.stop()
+
+counts: dict[str, int] = info["counts"]
+if not any(counts[t] for t in ("accounts", "events", "cases")):
+    st.info(
+        "The database is empty. Load the demo with `python -m analytics seed` "
+        "or import your data with `python -m analytics import TABLE FILE`."
+    )
+
+st.subheader("Rows per table")
+cols = st.columns(len(counts))
+for col, (table, n) in zip(cols, counts.items(), strict=True):
+    col.metric(table.replace("_", " ").capitalize(), f"{n:,}")
+
+
+def _fmt(ts: datetime | None) -> str:
+    return ts.strftime("%Y-%m-%d %H:%M UTC") if ts else "—"
+
+
+st.subheader("Date range and freshness")
+left, right = st.columns(2)
+left.metric("Events from", _fmt(info["first_event"]))
+left.metric("Newest event", _fmt(info["last_event"]))
+right.metric("Cases from", _fmt(info["first_case"]))
+right.metric("Newest case", _fmt(info["last_case"]))
+
+st.subheader("Database")
+st.code(label, language=None)
+if info["demo"]:
+    demo = info["demo"]
+    st.caption(
+        f"Demo data: scale {demo['scale']}, seed {demo['seed']}, "
+        f"{demo['days']} days ending {demo['end']}."
+    )

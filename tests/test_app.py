@@ -1,0 +1,59 @@
+"""The app, page by page, through Streamlit's AppTest against real databases."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from analytics import db, demo
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def small_db(tmp_path_factory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('app') / 'lookout.db'}"
+    demo.seed_database(db.make_engine(url), scale="small", seed=7, days=240, end=date(2026, 5, 1))
+    return url
+
+
+def _run(monkeypatch, url: str) -> AppTest:
+    monkeypatch.setenv("LOOKOUT_DATABASE_URL", url)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    return at.run()
+
+
+def test_home_shows_counts_range_and_masked_url(monkeypatch, small_db: str) -> None:
+    at = _run(monkeypatch, small_db)
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    counts = db.table_counts(db.make_engine(small_db))
+    assert metrics["Accounts"] == f"{counts['accounts']:,}"
+    assert metrics["Events"] == f"{counts['events']:,}"
+    assert metrics["Cases"] == f"{counts['cases']:,}"
+    assert metrics["Newest event"].startswith("2026-04-30")
+    assert metrics["Events from"].startswith("2025-09-03")
+    assert at.code[0].value == small_db
+
+
+def test_home_hides_the_password(monkeypatch, pg_url: str) -> None:
+    url = pg_url.replace("postgres@", "postgres:hunter2@")
+    at = _run(monkeypatch, url)
+    assert not at.exception
+    assert "hunter2" not in at.code[0].value and "***" in at.code[0].value
+
+
+def test_home_with_empty_database_gives_guidance(monkeypatch, tmp_path) -> None:
+    at = _run(monkeypatch, f"sqlite:///{tmp_path / 'empty.db'}")
+    assert not at.exception
+    assert "python -m analytics seed" in at.info[0].value
+
+
+def test_home_with_unreachable_database_shows_banner(monkeypatch) -> None:
+    at = _run(monkeypatch, "postgresql+psycopg://nobody:secret@127.0.0.1:1/none")
+    assert not at.exception
+    assert "Cannot read the database" in at.error[0].value
+    assert "secret" not in at.error[0].value
