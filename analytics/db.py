@@ -495,8 +495,6 @@ def bulk_append(engine: Engine, table: str, frame: pl.DataFrame) -> int:
         engine.dispose()
         with adbc_sqlite.connect(path, autocommit=True) as conn:
             cur = conn.cursor()
-            # A bulk load writes each page once: no WAL copy, no fsync per commit.
-            cur.execute("PRAGMA journal_mode=DELETE")
             cur.execute("PRAGMA synchronous=OFF")
             cur.adbc_ingest(table, _for_sqlite(frame).to_arrow(), mode="append")
             cur.close()

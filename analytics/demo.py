@@ -16,6 +16,7 @@ of ``end``: with ``end=2026-11-24`` the newest event is on 2026-11-23.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -1640,11 +1641,14 @@ def _create_indexes(engine: Engine) -> None:
     engine.dispose()
     con = sqlite3.connect(path, isolation_level=None)
     try:
-        con.execute("PRAGMA journal_mode=DELETE")
+        # Leaving WAL needs sole access; when another process has the file open, stay.
+        with contextlib.suppress(sqlite3.OperationalError):
+            con.execute("PRAGMA journal_mode=DELETE")
         con.execute("PRAGMA synchronous=OFF")
         for ix in indexes:
             con.execute(str(CreateIndex(ix, if_not_exists=True).compile(dialect=engine.dialect)))
-        con.execute("PRAGMA journal_mode=WAL")
+        with contextlib.suppress(sqlite3.OperationalError):
+            con.execute("PRAGMA journal_mode=WAL")
     finally:
         con.close()
 
