@@ -1492,6 +1492,10 @@ def _account_status(acc: pl.DataFrame, cases: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _columns(table: str) -> list[str]:
+    return [c.name for c in db.Base.metadata.tables[table].columns]
+
+
 def generate(*, scale: str, seed: int, days: int = 730, end: date | None = None) -> DemoData:
     """Generate the demo data set in memory (events lazily, chunk by chunk).
 
@@ -1545,51 +1549,11 @@ def generate(*, scale: str, seed: int, days: int = 730, end: date | None = None)
         "generator": "analytics.demo",
     }
     manifest = _manifest(cal, scen, cases, annotations, meta)
-    case_cols = [
-        "id",
-        "opened_at",
-        "source",
-        "category",
-        "severity",
-        "status",
-        "region",
-        "platform",
-        "subject_account_id",
-        "reporter_account_id",
-        "assignee",
-        "description",
-        "first_response_at",
-        "resolved_at",
-        "resolution",
-        "appealed_at",
-        "appeal_outcome",
-    ]
-    acc_cols = [
-        "id",
-        "kind",
-        "created_at",
-        "region",
-        "specialty",
-        "verified",
-        "status",
-        "display_name",
-        "email",
-    ]
     return DemoData(
-        accounts=acc.select(acc_cols),
-        cases=cases.select(case_cols),
+        accounts=acc.select(_columns("accounts")),
+        cases=cases.select(_columns("cases")),
         case_actions=actions,
-        annotations=annotations.select(
-            "id",
-            "start_at",
-            "end_at",
-            "kind",
-            "title",
-            "description",
-            "category",
-            "region",
-            "created_by",
-        ),
+        annotations=annotations.select(_columns("annotations")),
         manifest=manifest,
         event_chunks=event_chunks,
         n_event_chunks=len(chunks),
