@@ -57,3 +57,8 @@ def test_home_with_unreachable_database_shows_banner(monkeypatch) -> None:
     assert not at.exception
     assert "Cannot read the database" in at.error[0].value
     assert "secret" not in at.error[0].value
+
+
+def test_home_states_freshness(monkeypatch, small_db: str) -> None:
+    at = _run(monkeypatch, small_db)
+    assert any(c.value.startswith("Freshness: the newest record is") for c in at.caption)
