@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 from scipy.stats import chi2_contingency
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from analytics import db, demo
 
@@ -214,6 +214,13 @@ def test_seed_database_writes_everything(engine) -> None:
         ).scalar_one()
     assert row[0] == data.cases["description"][0]
     assert orphans == 0
+    inspector = inspect(engine)
+    assert {fk["referred_table"] for fk in inspector.get_foreign_keys("events")} == {"accounts"}
+    assert {fk["referred_table"] for fk in inspector.get_foreign_keys("case_actions")} == {"cases"}
+    assert {ix["name"] for ix in inspector.get_indexes("events")} == {
+        "ix_events_ts",
+        "ix_events_account_ts",
+    }
     with engine.connect() as conn:
         opened = conn.execute(db.Case.__table__.select().where(db.Case.id == 1)).one().opened_at
     assert opened == data.cases["opened_at"][0]
