@@ -146,6 +146,11 @@ _POP = _POP / _POP.sum()
 _KINDS = [k.value for k in EventKind]
 _CATS = [c.value for c in Category]
 _SOURCES = [s.value for s in CaseSource]
+_USER, _PROVIDER, _RULE, _MODEL, _INTERNAL = (
+    _SOURCES.index(s)
+    for s in ("user_report", "provider_report", "automated_rule", "ml_model", "internal_escalation")
+)
+_AUTOMATED = [_RULE, _MODEL]
 _SEVS = [s.value for s in Severity]
 _PLATFORMS = [p.value for p in Platform]
 _RESOLUTIONS = [r.value for r in Resolution]
@@ -372,6 +377,16 @@ def _choice_rows(rng: np.random.Generator, probs: np.ndarray, rows: np.ndarray) 
     return np.minimum(out, probs.shape[1] - 1)
 
 
+def _draw(rng: np.random.Generator, lam: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Poisson counts for every cell of the rate grid ``lam``, expanded to one row per draw.
+
+    Returns the grid coordinates of each drawn row, one array per axis of ``lam``.
+    """
+    counts = rng.poisson(lam).ravel()
+    flat = np.repeat(np.arange(counts.size), counts)
+    return np.unravel_index(flat, lam.shape)
+
+
 def _sample_days(rng: np.random.Generator, weights: np.ndarray, n: int) -> np.ndarray:
     """Continuous day offsets in [0, len(weights)) with density proportional to weights."""
     cdf = np.concatenate([[0.0], np.cumsum(weights)])
@@ -387,7 +402,6 @@ class _Pool:
         order = np.argsort(key, kind="stable")
         self.ids = ids[order]
         self.key = key[order]
-        self.created = created[order]
         g = np.argsort(created, kind="stable")
         self.g_ids = ids[g]
         self.g_created = created[g]
@@ -528,10 +542,14 @@ def _day_index(cal: _Calendar, d: date) -> int:
     return (datetime(d.year, d.month, d.day) - cal.start).days
 
 
-def _scenarios(rng: np.random.Generator, sc: Scale, cal: _Calendar, acc: pl.DataFrame) -> _Scen:
+def _scenario_days(cal: _Calendar) -> dict[str, int]:
+    """Day index (from the window start) of each scenario's start."""
     end = (cal.start + timedelta(days=cal.days)).date()
-    dates = scenario_dates(end, cal.days)
-    idx = {k: _day_index(cal, v) for k, v in dates.items()}
+    return {k: _day_index(cal, v) for k, v in scenario_dates(end, cal.days).items()}
+
+
+def _scenarios(rng: np.random.Generator, sc: Scale, cal: _Calendar, acc: pl.DataFrame) -> _Scen:
+    idx = _scenario_days(cal)
     ring_ids = acc.filter(pl.col("is_ring"))["id"].to_numpy()
     fl = acc.filter(
         (pl.col("kind") == "provider") & (pl.col("region") == "FL") & (pl.col("created_day") < 0)
@@ -583,10 +601,7 @@ def _base_cases(
     lam = per_day * day_f[:, None, :] * (share[:, None] * srcmix)[None, :, :]  # (D, C, S)
     harass = _CATS.index("harassment")
     lam[scen.policy :, harass, :] *= scen.policy_factor
-    counts = rng.poisson(lam).ravel()
-    flat = np.repeat(np.arange(counts.size), counts)
-    day, rest = np.divmod(flat, len(_CATS) * len(_SOURCES))
-    cat, src = np.divmod(rest, len(_SOURCES))
+    day, cat, src = _draw(rng, lam)
     delay = np.array([_REPORT_DELAY_DAYS[s] for s in _SOURCES])[src]
     opened = day * DAY + _tod(rng, len(day)) + rng.exponential(delay) * DAY
     return {"opened_s": opened, "cat": cat, "src": src}
@@ -618,20 +633,18 @@ def _scenario_cases(
     n = max(3, round(sc.ring * 0.8))
     src = rng.choice(
         [
-            _SOURCES.index("provider_report"),
-            _SOURCES.index("ml_model"),
-            _SOURCES.index("user_report"),
+            _PROVIDER,
+            _MODEL,
+            _USER,
         ],
         n,
         p=[0.4, 0.35, 0.25],
     )
     opened = (scen.ring + rng.uniform(4, 20, n)) * DAY
     reporter = np.where(
-        src == _SOURCES.index("provider_report"),
+        src == _PROVIDER,
         rng.choice(scen.ring_targets, n),
-        np.where(
-            src == _SOURCES.index("user_report"), pat.pick(rng, opened / DAY, np.full(n, fl)), -1
-        ),
+        np.where(src == _USER, pat.pick(rng, opened / DAY, np.full(n, fl)), -1),
     )
     parts.append(
         {
@@ -651,9 +664,7 @@ def _scenario_cases(
     reg = acc["region_i"].to_numpy()[v - 1]
     k = rng.random(len(v)) < 0.7
     n = int(k.sum())
-    src = np.where(
-        rng.random(n) < 0.6, _SOURCES.index("user_report"), _SOURCES.index("automated_rule")
-    )
+    src = np.where(rng.random(n) < 0.6, _USER, _RULE)
     parts.append(
         {
             "opened_s": (scen.ato + 1.5 + rng.exponential(2.0, n)) * DAY,
@@ -663,13 +674,13 @@ def _scenario_cases(
             "sev": rng.choice([2, 3], n, p=[0.6, 0.4]),
             "platform": rng.choice(3, n),
             "subject": v[k],
-            "reporter": np.where(src == 0, v[k], -1),
+            "reporter": np.where(src == _USER, v[k], -1),
             "tag": np.full(n, 2),
         }
     )
     k = rng.random(len(v)) < 0.4
     n = int(k.sum())
-    src = np.where(rng.random(n) < 0.5, _SOURCES.index("ml_model"), _SOURCES.index("user_report"))
+    src = np.where(rng.random(n) < 0.5, _MODEL, _USER)
     parts.append(
         {
             "opened_s": (scen.ato + rng.uniform(3, 12, n)) * DAY,
@@ -679,7 +690,7 @@ def _scenario_cases(
             "sev": rng.choice([2, 3], n, p=[0.7, 0.3]),
             "platform": np.zeros(n, int),
             "subject": v[k],
-            "reporter": np.where(src == 0, v[k], -1),
+            "reporter": np.where(src == _USER, v[k], -1),
             "tag": np.full(n, 2),
         }
     )
@@ -691,7 +702,7 @@ def _scenario_cases(
     n = len(day)
     opened = day * DAY + _tod(rng, n)
     region = rng.choice(len(US_STATES), n, p=_POP)
-    src = rng.choice([0, 1, 4], n, p=[0.85, 0.1, 0.05])
+    src = rng.choice([_USER, _PROVIDER, _INTERNAL], n, p=[0.85, 0.1, 0.05])
     parts.append(
         {
             "opened_s": opened,
@@ -701,7 +712,7 @@ def _scenario_cases(
             "sev": rng.choice([1, 2], n, p=[0.5, 0.5]),
             "platform": rng.choice(3, n, p=[0.3, 0.4, 0.3]),
             "subject": prov.pick(rng, day.astype(float), region),
-            "reporter": np.where(src == 0, pat.pick(rng, day.astype(float), region), -1),
+            "reporter": np.where(src == _USER, pat.pick(rng, day.astype(float), region), -1),
             "tag": np.full(n, 3),
         }
     )
@@ -730,8 +741,8 @@ def _pick_subjects(
     c["subject"] = subject
     # Reporters: users and providers; a handful of noisy reporters file many reports.
     noisy = np.sort(rng.choice(early.to_numpy(), 20, replace=False))
-    user = c["src"] == _SOURCES.index("user_report")
-    provr = c["src"] == _SOURCES.index("provider_report")
+    user = c["src"] == _USER
+    provr = c["src"] == _PROVIDER
     rep_user = np.where(rng.random(n) < 0.08, rng.choice(noisy, n), pat.pick(rng, day, c["region"]))
     rep_prov = prov.pick(rng, day, c["region"])
     c["reporter"] = np.where(user, rep_user, np.where(provr, rep_prov, -1))
@@ -754,7 +765,7 @@ def _handling(rng: np.random.Generator, c: dict[str, np.ndarray], now_s: float) 
     appealed = appealable & (rng.random(n) < 0.12)
     appeal_at = resolved + rng.exponential(3.0, n) * DAY
     decided_at = appeal_at + rng.exponential(5.0, n) * DAY
-    automated = np.isin(c["src"], [2, 3])
+    automated = np.isin(c["src"], _AUTOMATED)
     overturned = rng.random(n) < np.where(automated, 0.32, 0.2)
     c["first_s"] = np.where(first < now_s, first, np.nan)
     c["resolved_s"] = np.where(resolved < now_s, resolved, np.nan)
@@ -799,8 +810,8 @@ def _descriptions(rng: np.random.Generator, c: pl.DataFrame, names: pl.DataFrame
     scam = np.array(nv.SCAM_CORE, dtype=object)[rng.integers(0, len(nv.SCAM_CORE), n)]
     src = c["src"].to_numpy()
     tag = c["tag"].to_numpy()
-    system = np.isin(src, [2, 3]) & (tag != 3)
-    associate = ~system & ((src == 4) | (rng.random(n) < 0.2)) & (tag != 3)
+    system = np.isin(src, _AUTOMATED) & (tag != 3)
+    associate = ~system & ((src == _INTERNAL) | (rng.random(n) < 0.2)) & (tag != 3)
     with_pii = ~system & (rng.random(n) < 0.35)
     area = rng.choice([212, 213, 305, 312, 404, 415, 512, 602, 617, 702, 813, 904], n)
     line = rng.integers(100, 10_000, n)
@@ -912,7 +923,7 @@ def _cases(
     keep = c["opened_s"] < cal.end_s
     # 5. The ingestion outage: a day of automated-rule cases never arrived.
     day = np.floor(c["opened_s"] / DAY)
-    keep &= ~((day == scen.outage) & (c["src"] == _SOURCES.index("automated_rule")))
+    keep &= ~((day == scen.outage) & (c["src"] == _RULE))
     c = {k: v[keep] for k, v in c.items()}
     order = np.lexsort((c["subject"], c["opened_s"]))
     c = {k: v[order] for k, v in c.items()}
@@ -1138,9 +1149,7 @@ def _base_events(
     lam = per_day * cal.growth[days, None] * share[None, :] * week.T[cal.dow[days]]
     lam = np.where(cal.holiday[days, None], lam * hol[None, :], lam)
     lam[days >= scen.launch, kinds.index("message_sent")] *= scen.launch_factor
-    counts = rng.poisson(lam).ravel()
-    flat = np.repeat(np.arange(counts.size), counts)
-    day_rel, k = np.divmod(flat, len(kinds))
+    day_rel, k = _draw(rng, lam)
     day = days[day_rel]
     ts = day * DAY + _tod(rng, len(day))
     group = np.array([_EVENT_MIX[x][3] for x in kinds])[k]
@@ -1165,6 +1174,14 @@ def _base_events(
     return _event_block(rng, act, ts, kind, account, target=target, rating=rating)
 
 
+def _per_account_day(
+    rng: np.random.Generator, days: np.ndarray, accounts: np.ndarray, rate: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Poisson(``rate``) draws for every (day, account): the day and account of each draw."""
+    d, a = _draw(rng, np.full((len(days), len(accounts)), rate))
+    return days[d], accounts[a]
+
+
 def _extra_events(
     rng: np.random.Generator,
     sc: Scale,
@@ -1176,13 +1193,12 @@ def _extra_events(
 ) -> dict[str, np.ndarray]:
     K = _KINDS.index  # noqa: N806
     blocks: list[dict[str, np.ndarray]] = []
-    ring = set(scen.ring_ids.tolist())
     ring_dev = _splitmix64(np.uint64(_RING_DEVICE_BASE) + np.arange(3, dtype=np.uint64))
     ring_ip = _splitmix64(np.uint64(_RING_DEVICE_BASE) + np.arange(100, 102, dtype=np.uint64))
     # Sign-ups of the accounts created inside the window.
     new = acc.filter(pl.col("created_day") >= 0)
     ids = new["id"].to_numpy()
-    is_ring = np.isin(ids, list(ring))
+    is_ring = np.isin(ids, scen.ring_ids)
     blocks.append(
         _event_block(
             rng,
@@ -1210,10 +1226,7 @@ def _extra_events(
         )
     )
     # 1. The fake-review ring: bursts of 5-star reviews from shared devices for 12 days.
-    days = np.arange(scen.ring, scen.ring + 12)
-    per = rng.poisson(1.6, (len(days), len(scen.ring_ids)))
-    acct = np.repeat(np.tile(scen.ring_ids, len(days)), per.ravel())
-    day = np.repeat(np.repeat(days, len(scen.ring_ids)), per.ravel())
+    day, acct = _per_account_day(rng, np.arange(scen.ring, scen.ring + 12), scen.ring_ids, 1.6)
     n = len(acct)
     blocks.append(
         _event_block(
@@ -1229,10 +1242,7 @@ def _extra_events(
             platform=np.full(n, 2),
         )
     )
-    per = rng.poisson(1.0, (len(days) + 6, len(scen.ring_ids)))
-    days2 = np.arange(scen.ring - 6, scen.ring + 12)
-    acct = np.repeat(np.tile(scen.ring_ids, len(days2)), per.ravel())
-    day = np.repeat(np.repeat(days2, len(scen.ring_ids)), per.ravel())
+    day, acct = _per_account_day(rng, np.arange(scen.ring - 6, scen.ring + 12), scen.ring_ids, 1.0)
     n = len(acct)
     blocks.append(
         _event_block(
@@ -1518,8 +1528,7 @@ def generate(*, scale: str, seed: int, days: int = 730, end: date | None = None)
     sc = SCALES[scale]
     cal = _calendar(end, days)
     rng = np.random.default_rng(seed)
-    ring_start = _day_index(cal, scenario_dates(end, days)["fake_review_ring"])
-    acc = _accounts(rng, sc, cal, ring_start, seed)
+    acc = _accounts(rng, sc, cal, _scenario_days(cal)["fake_review_ring"], seed)
     scen = _scenarios(rng, sc, cal, acc)
     cases = _cases(rng, sc, cal, scen, acc, np.random.default_rng([seed, 1]))
     acc = _account_status(acc, cases)
