@@ -104,9 +104,7 @@ def seed(
                 force=force,
                 progress=step,
             )
-        except demo.SeedRefused as exc:
-            fail(str(exc))
-        except ValueError as exc:
+        except (demo.SeedRefused, ValueError) as exc:
             fail(str(exc))
     try:
         manifest.parent.mkdir(parents=True, exist_ok=True)

@@ -500,15 +500,17 @@ def bulk_append(engine: Engine, table: str, frame: pl.DataFrame) -> int:
             cur.close()
         return frame.height
     if engine.dialect.name == "postgresql":
-        cols = ", ".join(f'"{c}"' for c in frame.columns)
+        from psycopg import sql
+
+        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
+            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, frame.columns))
+        )
         buf = io.BytesIO()
         frame.write_csv(buf, include_header=False, datetime_format="%Y-%m-%d %H:%M:%S%.6f")
         raw = engine.raw_connection()
         try:
-            with raw.cursor() as cur:  # type: ignore[attr-defined]
-                copy_sql = f"COPY {table} ({cols}) FROM STDIN WITH (FORMAT csv)"
-                with cur.copy(copy_sql) as copy:
-                    copy.write(buf.getvalue())
+            with raw.cursor() as cur, cur.copy(copy_sql) as copy:  # type: ignore[attr-defined]
+                copy.write(buf.getvalue())
             raw.commit()
         finally:
             raw.close()
@@ -524,17 +526,18 @@ def dataset_overview(engine: Engine) -> dict[str, Any]:
     """Row counts, the data's date range and freshness, and the demo facts if any.
 
     Returns a dict with ``counts`` (table -> rows), ``first_event``, ``last_event``,
-    ``first_case``, ``last_case`` (datetimes or None) and ``demo`` (dict or None).
+    ``first_case``, ``last_case``, ``newest`` (the newest of the two; datetimes or
+    None) and ``demo`` (dict or None).
     """
-    init_needed = "events" not in inspect(engine).get_table_names()
     counts = table_counts(engine)
-    out: dict[str, Any] = {"counts": counts, "demo": None, "schema_missing": init_needed}
-    out.update(first_event=None, last_event=None, first_case=None, last_case=None)
-    if init_needed:
-        return out
-    with engine.connect() as conn:
-        ev = conn.execute(select(func.min(Event.ts), func.max(Event.ts))).one()
-        cs = conn.execute(select(func.min(Case.opened_at), func.max(Case.opened_at))).one()
-    out.update(first_event=ev[0], last_event=ev[1], first_case=cs[0], last_case=cs[1])
+    out: dict[str, Any] = dict(
+        counts=counts, first_event=None, last_event=None, first_case=None, last_case=None
+    )
+    if counts["events"] or counts["cases"]:
+        with engine.connect() as conn:
+            ev = conn.execute(select(func.min(Event.ts), func.max(Event.ts))).one()
+            cs = conn.execute(select(func.min(Case.opened_at), func.max(Case.opened_at))).one()
+        out.update(first_event=ev[0], last_event=ev[1], first_case=cs[0], last_case=cs[1])
+    out["newest"] = max((t for t in (out["last_event"], out["last_case"]) if t), default=None)
     out["demo"] = get_meta(engine, "demo")
     return out

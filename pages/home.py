@@ -45,9 +45,8 @@ left.metric("Newest event", _fmt(info["last_event"]))
 right.metric("Cases from", _fmt(info["first_case"]))
 right.metric("Newest case", _fmt(info["last_case"]))
 
-newest = max((t for t in (info["last_event"], info["last_case"]) if t), default=None)
-if newest:
-    age_h = (datetime.now(UTC).replace(tzinfo=None) - newest).total_seconds() / 3600
+if info["newest"]:
+    age_h = (datetime.now(UTC).replace(tzinfo=None) - info["newest"]).total_seconds() / 3600
     age = f"{age_h:,.0f} hours" if age_h < 72 else f"{age_h / 24:,.0f} days"
     st.caption(f"Freshness: the newest record is {age} old.")
 

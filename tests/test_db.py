@@ -28,6 +28,15 @@ def _account(i: int, **kw: object) -> db.Account:
     return db.Account(**base)
 
 
+def _event(i: int, **kw: object) -> db.Event:
+    base: dict[str, object] = dict(
+        id=i, ts=datetime(2025, 1, 1), account_id=1, kind=db.EventKind.login,
+        platform=db.Platform.web, region="CA", device_hash="d", ip_hash="i",
+    )  # fmt: skip
+    base.update(kw)
+    return db.Event(**base)
+
+
 def test_init_db_is_idempotent(db_url: str) -> None:
     engine = db.make_engine(db_url)
     first = db.init_db(engine)
@@ -159,18 +168,7 @@ def test_enum_values_are_checked_by_the_database(engine) -> None:
 
 def test_foreign_keys_are_enforced(engine) -> None:
     with pytest.raises(IntegrityError), Session(engine) as s:
-        s.add(
-            db.Event(
-                id=1,
-                ts=datetime(2025, 1, 1),
-                account_id=999,
-                kind=db.EventKind.login,
-                platform=db.Platform.web,
-                region="CA",
-                device_hash="d",
-                ip_hash="i",
-            )
-        )
+        s.add(_event(1, account_id=999))
         s.commit()
 
 
@@ -188,18 +186,7 @@ def test_overview_of_empty_and_filled_database(engine) -> None:
         s.add(_account(1))
         s.flush()
         for i, day in enumerate((3, 9)):
-            s.add(
-                db.Event(
-                    id=i + 1,
-                    ts=datetime(2026, 1, day),
-                    account_id=1,
-                    kind=db.EventKind.login,
-                    platform=db.Platform.web,
-                    region="CA",
-                    device_hash="d",
-                    ip_hash="i",
-                )
-            )
+            s.add(_event(i + 1, ts=datetime(2026, 1, day)))
         s.commit()
     info = db.dataset_overview(engine)
     assert (info["first_event"], info["last_event"]) == (datetime(2026, 1, 3), datetime(2026, 1, 9))
