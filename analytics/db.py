@@ -289,7 +289,7 @@ class Case(Base):
     assignee: Mapped[str | None] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(Text)
     first_response_at: Mapped[datetime | None] = mapped_column(DateTime)
-    resolved_at: Mapped[datetime | None] = mapped_column(DateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
     resolution: Mapped[Resolution | None] = mapped_column(_enum(Resolution, "resolution"))
     appealed_at: Mapped[datetime | None] = mapped_column(DateTime)
     appeal_outcome: Mapped[AppealOutcome | None] = mapped_column(
@@ -421,6 +421,9 @@ def init_db(engine: Engine) -> list[str]:
     """Create every missing table and index; idempotent. Returns the tables created."""
     before = set(inspect(engine).get_table_names())
     Base.metadata.create_all(engine)
+    for table in Base.metadata.sorted_tables:  # indexes added to tables made earlier
+        for index in table.indexes:
+            index.create(engine, checkfirst=True)
     after = set(inspect(engine).get_table_names())
     return sorted(after - before)
 
@@ -455,6 +458,22 @@ def set_meta(engine: Engine, key: str, value: Any) -> None:
     with engine.begin() as conn:
         conn.execute(delete(DatasetMeta).where(DatasetMeta.key == key))
         conn.execute(insert(DatasetMeta).values(key=key, value=json.dumps(value)))
+
+
+def bump_data_version(engine: Engine, *, events_rewritten: bool) -> dict[str, int]:
+    """Record that the data changed, so snapshots of it know they are stale.
+
+    ``events_rewritten`` says existing event rows changed or were replaced (a re-seed,
+    an import that updated events): a snapshot must then rebuild its events rather
+    than append the new ones. Returns the new version, e.g. ``{"version": 3, "events": 1}``.
+    """
+    current = get_meta(engine, "data_version") or {"version": 0, "events": 0}
+    current = {
+        "version": int(current.get("version", 0)) + 1,
+        "events": int(current.get("events", 0)) + int(events_rewritten),
+    }
+    set_meta(engine, "data_version", current)
+    return current
 
 
 def sqlite_path(engine: Engine) -> str | None:

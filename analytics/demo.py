@@ -1672,5 +1672,6 @@ def seed_database(
     data.manifest["dataset"]["rows"] = written
     db.set_meta(engine, "demo", data.info)
     db.set_meta(engine, "ground_truth", data.manifest)
+    db.bump_data_version(engine, events_rewritten=True)
     say("done", total, total)
     return data.manifest

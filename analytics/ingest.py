@@ -42,6 +42,7 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    func,
     insert,
     select,
     type_coerce,
@@ -209,6 +210,7 @@ def import_file(
     if target.resolve() == path.resolve():
         raise ImportRejected(f"{target}: the quarantine file cannot be the input file")
     raw = _load(path, columns)
+    top_before = _max_id(engine, table)
     present = [c for c in columns if c.name in raw.columns]
     checked = _check_values(raw, present)
     with engine.begin() as conn:
@@ -220,6 +222,10 @@ def import_file(
             _write_quarantine(bad, target)
     if inserted or updated:
         db.set_meta(engine, "non_demo_data", True)
+        # Events are append-only for snapshots: changed rows, or new rows below the
+        # highest id a snapshot has seen, make snapshots rebuild their events.
+        below = top_before is not None and good.filter(pl.col("id") <= top_before).height > 0
+        db.bump_data_version(engine, events_rewritten=table == "events" and bool(updated or below))
     return ImportSummary(
         table=table,
         read=raw.height,
@@ -229,6 +235,11 @@ def import_file(
         quarantined=bad.height,
         quarantine_path=target if bad.height else None,
     )
+
+
+def _max_id(engine: Engine, table: str) -> int | None:
+    with engine.connect() as conn:
+        return conn.execute(select(func.max(_table(table).c.id))).scalar()
 
 
 # --- the table's columns --------------------------------------------------------------------

@@ -1,0 +1,855 @@
+"""Loading: the frames the trend analytics work on, from a Parquet snapshot or by SQL pushdown.
+
+The weekly page never scans raw event rows. It works on a :class:`Cube`:
+
+- ``exposure``: the daily exposure cube, day x kind x region x platform x the
+  target provider's specialty -> events (bookings, reviews and messages);
+- ``active``: distinct active accounts per week under the filters;
+- ``cases``: the narrow case rows that distinct counts and percentiles need;
+- ``annotations``: the known events.
+
+Two ways build the same cube (tested equal):
+
+(a) **snapshot** (default for the embedded SQLite database): Polars over a columnar
+    copy of the database under ``data/snapshots/<key>/``. The key is a hash of the
+    database URL, so another ``LOOKOUT_DATABASE_URL`` never reads it. The snapshot
+    records a fingerprint of the database; a stale snapshot is refreshed
+    (incrementally: new events are appended, cases and accounts re-read), not trusted.
+(b) **pushdown** (default for any other database): SQLAlchemy Core queries in which the
+    filters and the first aggregation run in the database.
+
+``LOOKOUT_LOADER=snapshot|pushdown`` overrides the choice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+from sqlalchemy import (
+    Date,
+    Engine,
+    distinct,
+    exists,
+    func,
+    inspect,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql.functions import FunctionElement
+
+from analytics import db
+from analytics.db import (
+    SPECIALTIES,
+    US_STATES,
+    Account,
+    Annotation,
+    Case,
+    CaseSource,
+    Category,
+    Event,
+    EventKind,
+    Platform,
+    Resolution,
+    Severity,
+)
+
+__all__ = [
+    "DIMENSIONS",
+    "EXPOSURE_KINDS",
+    "VIOLATIONS",
+    "Cube",
+    "Filters",
+    "RefreshSummary",
+    "load_cube",
+    "loader_for",
+    "parse_filters",
+    "refresh",
+    "snapshot_dir",
+    "snapshot_is_fresh",
+]
+
+#: The dimensions every metric can be sliced and filtered by.
+DIMENSIONS: tuple[str, ...] = ("category", "region", "platform", "severity", "source", "specialty")
+#: Events that are exposures: the activity abuse is measured against.
+EXPOSURE_KINDS: tuple[str, ...] = (
+    EventKind.booking_created.value,
+    EventKind.review_posted.value,
+    EventKind.message_sent.value,
+)
+#: Resolutions that mean a violation was found and acted on.
+VIOLATIONS: tuple[str, ...] = tuple(r.value for r in Resolution if r is not Resolution.no_violation)
+
+_SNAPSHOT_FORMAT = 1
+_ROOT = Path(__file__).resolve().parent.parent / "data" / "snapshots"
+_EVENT_CHUNK = 2_000_000
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "category": tuple(c.value for c in Category),
+    "region": tuple(US_STATES),
+    "platform": tuple(p.value for p in Platform),
+    "severity": tuple(s.value for s in Severity),
+    "source": tuple(s.value for s in CaseSource),
+    "specialty": tuple(SPECIALTIES),
+}
+_ENUMS = {name: pl.Enum(values) for name, values in _CHOICES.items()}
+_ENUMS["kind"] = pl.Enum(list(EXPOSURE_KINDS))
+
+_CASE_COLUMNS: dict[str, Any] = {
+    "id": pl.Int64,
+    "opened_at": pl.Datetime("us"),
+    "source": _ENUMS["source"],
+    "category": _ENUMS["category"],
+    "severity": _ENUMS["severity"],
+    "status": pl.String,
+    "region": _ENUMS["region"],
+    "platform": _ENUMS["platform"],
+    "specialty": _ENUMS["specialty"],
+    "subject_account_id": pl.Int64,
+    "reporter_account_id": pl.Int64,
+    "first_response_at": pl.Datetime("us"),
+    "resolved_at": pl.Datetime("us"),
+    "resolution": pl.String,
+    "appealed_at": pl.Datetime("us"),
+    "appeal_outcome": pl.String,
+    "repeat_offender": pl.Boolean,
+}
+_EXPOSURE_COLUMNS: dict[str, Any] = {
+    "day": pl.Date,
+    "kind": _ENUMS["kind"],
+    "region": _ENUMS["region"],
+    "platform": _ENUMS["platform"],
+    "specialty": _ENUMS["specialty"],
+    "events": pl.Int64,
+}
+_ACTIVE_COLUMNS: dict[str, Any] = {"week": pl.Date, "accounts": pl.Int64}
+_ANNOTATION_COLUMNS: dict[str, Any] = {
+    "id": pl.Int64,
+    "start_at": pl.Datetime("us"),
+    "end_at": pl.Datetime("us"),
+    "kind": pl.String,
+    "title": pl.String,
+    "category": pl.String,
+    "region": pl.String,
+}
+_EVENT_COLUMNS: dict[str, Any] = {
+    "id": pl.Int64,
+    "ts": pl.Datetime("us"),
+    "account_id": pl.Int64,
+    "kind": pl.Enum([k.value for k in EventKind]),
+    "platform": _ENUMS["platform"],
+    "region": _ENUMS["region"],
+    "target_account_id": pl.Int64,
+    "device_hash": pl.String,
+    "ip_hash": pl.String,
+    "rating": pl.Int64,
+    "specialty": _ENUMS["specialty"],
+}
+
+
+# --------------------------------------------------------------------------- filters
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the user looks at: an inclusive date range and values per dimension.
+
+    An empty tuple means "all". Dates are days (UTC); ``end`` is included.
+
+    >>> Filters(category=("spam",)).where("category")
+    ('spam',)
+    >>> Filters().is_empty()
+    True
+    """
+
+    start: date | None = None
+    end: date | None = None
+    category: tuple[str, ...] = ()
+    region: tuple[str, ...] = ()
+    platform: tuple[str, ...] = ()
+    severity: tuple[str, ...] = ()
+    source: tuple[str, ...] = ()
+    specialty: tuple[str, ...] = ()
+
+    def where(self, dim: str) -> tuple[str, ...]:
+        """The chosen values of one dimension (empty: all)."""
+        return tuple(getattr(self, dim))
+
+    def is_empty(self) -> bool:
+        """True when no dimension is restricted (dates aside)."""
+        return not any(self.where(d) for d in DIMENSIONS)
+
+    def window(self) -> tuple[datetime, datetime]:
+        """The loaded time window: whole ISO weeks covering ``start``..``end``.
+
+        >>> Filters(start=date(2026, 11, 18), end=date(2026, 11, 24)).window()
+        (datetime.datetime(2026, 11, 16, 0, 0), datetime.datetime(2026, 11, 30, 0, 0))
+        """
+        if self.start is None or self.end is None:
+            raise ValueError("the filters need a start and an end date")
+        lo = self.start - timedelta(days=self.start.weekday())
+        hi = self.end - timedelta(days=self.end.weekday()) + timedelta(days=7)
+        return datetime.combine(lo, datetime.min.time()), datetime.combine(hi, datetime.min.time())
+
+
+def parse_filters(params: Mapping[str, str]) -> tuple[Filters, list[str]]:
+    """Filters from text parameters (e.g. URL query parameters), dropping invalid values.
+
+    Dimensions take comma-separated values; ``start`` and ``end`` take ISO dates.
+    Returns the filters and one note per value dropped.
+
+    >>> f, notes = parse_filters({"category": "spam,nonsense", "start": "2026-13-01"})
+    >>> f.category, notes
+    (('spam',), ["Ignored category 'nonsense': not a known value.", "Ignored start '2026-13-01': not a date (YYYY-MM-DD)."])
+    """  # noqa: E501
+    notes: list[str] = []
+    values: dict[str, Any] = {}
+    for dim in DIMENSIONS:
+        raw = [v.strip() for v in str(params.get(dim, "") or "").split(",") if v.strip()]
+        good = tuple(dict.fromkeys(v for v in raw if v in _CHOICES[dim]))
+        notes += [f"Ignored {dim} {v!r}: not a known value." for v in raw if v not in good]
+        values[dim] = good
+    for key in ("start", "end"):
+        raw_date = str(params.get(key, "") or "").strip()
+        if not raw_date:
+            continue
+        try:
+            values[key] = date.fromisoformat(raw_date)
+        except ValueError:
+            notes.append(f"Ignored {key} {raw_date[:40]!r}: not a date (YYYY-MM-DD).")
+    f = Filters(**values)
+    if f.start and f.end and f.start > f.end:
+        notes.append("Ignored the date range: it ends before it starts.")
+        f = replace(f, start=None, end=None)
+    return f, notes
+
+
+# --------------------------------------------------------------------------- the cube
+
+
+@dataclass(frozen=True)
+class Cube:
+    """The frames trend metrics are computed from, for one set of filters."""
+
+    filters: Filters
+    cases: pl.DataFrame
+    exposure: pl.DataFrame
+    active: pl.DataFrame
+    annotations: pl.DataFrame
+    as_of: datetime | None
+    loader: str = "snapshot"
+    timings: dict[str, float] = field(default_factory=dict, compare=False)
+
+
+def loader_for(engine: Engine) -> Literal["snapshot", "pushdown"]:
+    """The default loader: snapshot for SQLite, pushdown elsewhere; ``LOOKOUT_LOADER`` wins.
+
+    >>> from sqlalchemy import create_engine
+    >>> loader_for(create_engine("sqlite://"))
+    'snapshot'
+    """
+    chosen = os.environ.get("LOOKOUT_LOADER", "").strip().lower()
+    if chosen in ("snapshot", "pushdown"):
+        return chosen  # type: ignore[return-value]
+    return "snapshot" if engine.dialect.name == "sqlite" else "pushdown"
+
+
+def load_cube(
+    engine: Engine,
+    filters: Filters,
+    *,
+    loader: Literal["snapshot", "pushdown"] | None = None,
+    root: Path | None = None,
+) -> Cube:
+    """Load the cube for ``filters`` (which must have a date range).
+
+    The snapshot loader refreshes a missing or stale snapshot first.
+    """
+    loader = loader or loader_for(engine)
+    lo, hi = filters.window()
+    t0 = time.perf_counter()
+    if loader == "snapshot":
+        folder = snapshot_dir(engine, root=root)
+        if not snapshot_is_fresh(engine, root=root):
+            refresh(engine, root=root)
+        cube = _from_snapshot(folder, filters, lo, hi)
+    else:
+        cube = _from_database(engine, filters, lo, hi)
+    cube.timings["load"] = time.perf_counter() - t0
+    return cube
+
+
+def _empty(columns: Mapping[str, Any]) -> pl.DataFrame:
+    return pl.DataFrame(schema=dict(columns))
+
+
+def _conform(frame: pl.DataFrame, columns: Mapping[str, Any]) -> pl.DataFrame:
+    """Cast a frame read from any source to the canonical schema."""
+    exprs = []
+    for name, dtype in columns.items():
+        col = pl.col(name)
+        if name not in frame.columns:
+            exprs.append(pl.lit(None, dtype).alias(name))
+            continue
+        have = frame.schema[name]
+        if isinstance(dtype, pl.Datetime) and have == pl.String:
+            col = col.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_unit="us", strict=False)
+        elif dtype == pl.Date and have == pl.String:
+            col = col.str.to_date("%Y-%m-%d")
+        elif dtype == pl.Date and isinstance(have, pl.Datetime):
+            col = col.dt.date()
+        elif dtype == pl.Boolean and have != pl.Boolean:
+            col = col.cast(pl.Int8).cast(pl.Boolean)
+        exprs.append(col.cast(dtype).alias(name))
+    return frame.select(exprs)
+
+
+def _filter_exprs(filters: Filters, dims: tuple[str, ...]) -> list[pl.Expr]:
+    return [pl.col(d).is_in(list(filters.where(d))) for d in dims if filters.where(d)]
+
+
+def _case_window(lo: datetime, hi: datetime) -> pl.Expr:
+    """Cases opened in the window, and older cases still open at its start (backlog)."""
+    return (pl.col("opened_at") < hi) & (
+        (pl.col("opened_at") >= lo)
+        | pl.col("resolved_at").is_null()
+        | (pl.col("resolved_at") >= lo)
+    )
+
+
+# --------------------------------------------------------------------------- snapshot
+
+
+@dataclass(frozen=True)
+class RefreshSummary:
+    """What a snapshot refresh did."""
+
+    folder: Path
+    mode: Literal["fresh", "full", "incremental"]
+    new_events: int
+    events: int
+    cases: int
+    seconds: float
+
+    def describe(self) -> str:
+        """One line for the CLI."""
+        if self.mode == "fresh":
+            return f"snapshot {self.folder} is up to date"
+        return (
+            f"{self.mode} refresh of {self.folder}: {self.new_events:,} new events "
+            f"({self.events:,} in all), {self.cases:,} cases, {self.seconds:.1f} s"
+        )
+
+
+def snapshot_dir(engine: Engine, *, root: Path | None = None) -> Path:
+    """The snapshot folder of a database: a hash of its full URL under ``data/snapshots``.
+
+    >>> from sqlalchemy import create_engine
+    >>> a = snapshot_dir(create_engine("sqlite:///a.db"), root=Path("/tmp/s"))
+    >>> b = snapshot_dir(create_engine("sqlite:///b.db"), root=Path("/tmp/s"))
+    >>> a != b and a.parent == b.parent == Path("/tmp/s")
+    True
+    """
+    url = engine.url.render_as_string(hide_password=False)
+    if engine.dialect.name == "sqlite" and db.sqlite_path(engine):
+        url = "sqlite:///" + str(Path(db.sqlite_path(engine) or "").resolve())
+    key = hashlib.sha256(url.encode()).hexdigest()[:16]
+    base = root or Path(os.environ.get("LOOKOUT_SNAPSHOT_DIR") or _ROOT)
+    return base / key
+
+
+def _fingerprint(engine: Engine) -> dict[str, Any]:
+    """Cheap facts that change whenever the data does.
+
+    One aggregate per query, each answered from an index (SQLite only optimises a lone
+    ``max`` this way): highest ids, newest timestamps, the case count and the newest
+    resolution, and the ``data_version`` our own writers bump.
+    """
+    tables = set(inspect(engine).get_table_names())
+    probes: dict[str, Any] = {
+        "events": (func.max(Event.id), func.max(Event.ts)),
+        "accounts": (func.max(Account.id), func.count(Account.id)),
+        "annotations": (func.max(Annotation.id), func.count(Annotation.id)),
+        "cases": (
+            func.max(Case.id),
+            func.count(Case.id),
+            func.max(Case.opened_at),
+            func.max(Case.resolved_at),
+        ),
+    }
+    fp: dict[str, Any] = {}
+    with engine.connect() as conn:
+        for name, aggregates in probes.items():
+            if name in tables:
+                fp[name] = [conn.execute(select(agg)).scalar() for agg in aggregates]
+    fp["data_version"] = db.get_meta(engine, "data_version")
+    return _json_round(fp)
+
+
+def _read_state(folder: Path) -> dict[str, Any] | None:
+    try:
+        state = json.loads((folder / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return state if state.get("format") == _SNAPSHOT_FORMAT else None
+
+
+def snapshot_is_fresh(engine: Engine, *, root: Path | None = None) -> bool:
+    """True when the snapshot exists and its fingerprint matches the database's."""
+    state = _read_state(snapshot_dir(engine, root=root))
+    return state is not None and state["fingerprint"] == _fingerprint(engine)
+
+
+def _json_round(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def refresh(engine: Engine, *, full: bool = False, root: Path | None = None) -> RefreshSummary:
+    """Bring the snapshot of ``engine``'s database up to date.
+
+    Events are append-only: new ones (id above the snapshot's highest) are added as a
+    new Parquet part and the exposure cube is recomputed from their first day on.
+    Accounts, cases and annotations are re-read whole. A full rebuild happens when
+    there is no snapshot, when ``full`` is set, when events were rewritten (re-seed,
+    or an import that updated existing events) or when events disappeared.
+    """
+    t0 = time.perf_counter()
+    folder = snapshot_dir(engine, root=root)
+    with _locked(folder):
+        fp = _fingerprint(engine)
+        state = _read_state(folder)
+        if state is not None and state["fingerprint"] == fp and not full:
+            return RefreshSummary(folder, "fresh", 0, state["events"], state["cases"], 0.0)
+        old_fp = state["fingerprint"] if state else {}
+        rewritten = (old_fp.get("data_version") or {}).get("events") != (
+            fp.get("data_version") or {}
+        ).get("events")
+        old_max = (old_fp.get("events") or [None])[0]
+        new_max = (fp.get("events") or [None])[0]
+        full = (
+            full
+            or state is None
+            or rewritten
+            or old_max is None
+            or new_max is None
+            or new_max < old_max
+        )
+        reader = _Reader(engine)
+        accounts = reader.accounts()
+        _write(accounts, folder / "accounts.parquet")
+        _write(reader.annotations(), folder / "annotations.parquet")
+        _write(_case_facts(reader.cases(), accounts), folder / "cases.parquet")
+        parts = folder / "events"
+        if full:
+            shutil.rmtree(parts, ignore_errors=True)
+            parts.mkdir(parents=True)
+            since = None
+        else:
+            since = old_max
+        new_events, first_day = _append_events(reader, parts, accounts, since)
+        exposure_path = folder / "exposure.parquet"
+        if full or not exposure_path.exists():
+            _write(_exposure_from_events(pl.scan_parquet(parts / "*.parquet")), exposure_path)
+        elif first_day is not None:
+            _update_exposure(exposure_path, parts, first_day)
+        n_events = (
+            pl.scan_parquet(parts / "*.parquet").select(pl.len()).collect().item()
+            if any(parts.glob("*.parquet"))
+            else 0
+        )
+        state = {
+            "format": _SNAPSHOT_FORMAT,
+            "database": db.safe_url(engine.url.render_as_string(hide_password=False)),
+            "refreshed_at": datetime.now().isoformat(timespec="seconds"),
+            "fingerprint": fp,
+            "events": n_events,
+            "cases": int(
+                pl.scan_parquet(folder / "cases.parquet").select(pl.len()).collect()[0, 0]
+            ),
+        }
+        tmp = folder / "state.json.tmp"
+        tmp.write_text(json.dumps(state, indent=1))
+        tmp.replace(folder / "state.json")
+    return RefreshSummary(
+        folder,
+        "full" if full else "incremental",
+        new_events,
+        n_events,
+        state["cases"],
+        time.perf_counter() - t0,
+    )
+
+
+def _write(frame: pl.DataFrame, path: Path) -> None:
+    """Write a Parquet file atomically (readers never see half a file)."""
+    tmp = path.with_suffix(".tmp")
+    frame.write_parquet(tmp, statistics=True)
+    tmp.replace(path)
+
+
+class _Reader:
+    """Reads whole tables or id ranges with the fastest reader the database allows.
+
+    connectorx (measured fastest on SQLite and PostgreSQL, see bench/readers.py) for
+    SQLite and PostgreSQL; SQLAlchemy through ``pl.read_database`` anywhere else.
+    connectorx links its own SQLite: the engine's pooled connections are closed first
+    so two copies of the library never hold the file open together.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.uri: str | None = None
+        path = db.sqlite_path(engine)
+        if path is not None:
+            self.uri = "sqlite://" + str(Path(path).resolve())
+        elif engine.dialect.name == "postgresql":
+            url = engine.url.set(drivername="postgresql")
+            self.uri = url.render_as_string(hide_password=False)
+            if url.query.get("options"):  # connectorx cannot pass libpq options
+                self.uri = None
+
+    def query(self, stmt: Select, columns: Mapping[str, Any]) -> pl.DataFrame:
+        if self.uri is None:
+            frame = pl.read_database(stmt, self.engine, infer_schema_length=None)
+        else:
+            sql = str(stmt.compile(self.engine, compile_kwargs={"literal_binds": True}))
+            if self.uri.startswith("sqlite"):
+                self.engine.dispose()
+            frame = pl.read_database_uri(sql, self.uri, engine="connectorx")
+        if frame.is_empty():
+            return _empty(columns)
+        return _conform(frame, columns)
+
+    def accounts(self) -> pl.DataFrame:
+        stmt = select(Account.id, Account.kind, Account.created_at, Account.specialty)
+        return self.query(
+            stmt,
+            {
+                "id": pl.Int64,
+                "kind": pl.String,
+                "created_at": pl.Datetime("us"),
+                "specialty": _ENUMS["specialty"],
+            },
+        )
+
+    def annotations(self) -> pl.DataFrame:
+        cols = [getattr(Annotation, c) for c in _ANNOTATION_COLUMNS]
+        return self.query(select(*cols).order_by(Annotation.start_at), _ANNOTATION_COLUMNS)
+
+    def cases(self) -> pl.DataFrame:
+        cols = [getattr(Case, c) for c in _CASE_COLUMNS if hasattr(Case, c) and c != "specialty"]
+        return self.query(select(*cols), _CASE_COLUMNS)
+
+    def events(self, lo: int | None, hi: int) -> pl.DataFrame:
+        cols = [getattr(Event, c) for c in _EVENT_COLUMNS if c != "specialty"]
+        stmt = select(*cols).where(Event.id <= hi)
+        if lo is not None:
+            stmt = stmt.where(Event.id > lo)
+        return self.query(stmt, _EVENT_COLUMNS)
+
+    def max_event_id(self) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.max(Event.id))).scalar()
+
+    def min_event_id(self) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.min(Event.id))).scalar()
+
+
+def _case_facts(cases: pl.DataFrame, accounts: pl.DataFrame) -> pl.DataFrame:
+    """Cases with the subject's specialty and whether the subject was already actioned."""
+    with_specialty = cases.drop("specialty", "repeat_offender").join(
+        accounts.select(pl.col("id").alias("subject_account_id"), "specialty"),
+        on="subject_account_id",
+        how="left",
+    )
+    actioned = (
+        cases.filter(pl.col("resolution").is_in(list(VIOLATIONS)))
+        .select("subject_account_id", pl.col("resolved_at").alias("_prior"))
+        .sort("_prior")
+    )
+    flagged = with_specialty.sort("opened_at").join_asof(
+        actioned,
+        left_on="opened_at",
+        right_on="_prior",
+        by="subject_account_id",
+        strategy="backward",
+        check_sortedness=False,  # both sides are sorted by time above
+    )
+    return _conform(
+        flagged.with_columns(repeat_offender=pl.col("_prior").is_not_null()).sort("id"),
+        _CASE_COLUMNS,
+    )
+
+
+def _append_events(
+    reader: _Reader, parts: Path, accounts: pl.DataFrame, since: int | None
+) -> tuple[int, date | None]:
+    """Copy events with id above ``since`` into new parts; return the count and first day."""
+    top = reader.max_event_id()
+    if top is None or (since is not None and top <= since):
+        return 0, None
+    lo = since if since is not None else (reader.min_event_id() or 1) - 1
+    specialty = accounts.select(pl.col("id").alias("target_account_id"), "specialty")
+    existing = len(list(parts.glob("*.parquet")))
+    total, first_day = 0, None
+    while lo < top:
+        hi = min(lo + _EVENT_CHUNK, top)
+        chunk = reader.events(lo, hi)
+        lo = hi
+        if chunk.is_empty():
+            continue
+        chunk = _conform(
+            chunk.drop("specialty").join(specialty, on="target_account_id", how="left"),
+            _EVENT_COLUMNS,
+        ).sort("ts")
+        _write(chunk, parts / f"part-{existing:05d}.parquet")
+        existing += 1
+        total += chunk.height
+        day = chunk["ts"].min().date()  # type: ignore[union-attr]
+        first_day = day if first_day is None else min(first_day, day)
+    return total, first_day
+
+
+def _exposure_from_events(events: pl.LazyFrame) -> pl.DataFrame:
+    return _conform(
+        events.filter(pl.col("kind").cast(pl.String).is_in(list(EXPOSURE_KINDS)))
+        .group_by(
+            pl.col("ts").dt.date().alias("day"),
+            pl.col("kind").cast(pl.String),
+            "region",
+            "platform",
+            "specialty",
+        )
+        .agg(events=pl.len())
+        .collect(),
+        _EXPOSURE_COLUMNS,
+    ).sort(pl.all())
+
+
+def _update_exposure(path: Path, parts: Path, first_day: date) -> None:
+    since = datetime.combine(first_day, datetime.min.time())
+    fresh = _exposure_from_events(
+        pl.scan_parquet(parts / "*.parquet").filter(pl.col("ts") >= since)
+    )
+    kept = pl.read_parquet(path).filter(pl.col("day") < first_day)
+    _write(pl.concat([kept, fresh]).sort(pl.all()), path)
+
+
+def _from_snapshot(folder: Path, filters: Filters, lo: datetime, hi: datetime) -> Cube:
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    cases = (
+        pl.scan_parquet(folder / "cases.parquet")
+        .filter(_case_window(lo, hi), *_filter_exprs(filters, DIMENSIONS))
+        .collect()
+    )
+    timings["cases"] = time.perf_counter() - t0
+    event_dims = ("region", "platform", "specialty")
+    exposure = (
+        pl.scan_parquet(folder / "exposure.parquet")
+        .filter(
+            pl.col("day") >= lo.date(),
+            pl.col("day") < hi.date(),
+            *_filter_exprs(filters, event_dims),
+        )
+        .collect()
+    )
+    t1 = time.perf_counter()
+    timings["exposure"] = t1 - t0 - timings["cases"]
+    parts = list((folder / "events").glob("*.parquet"))
+    if parts:
+        active = _conform(
+            pl.scan_parquet(parts)
+            .filter(pl.col("ts") >= lo, pl.col("ts") < hi, *_filter_exprs(filters, event_dims))
+            .group_by(pl.col("ts").dt.truncate("1w").dt.date().alias("week"))
+            .agg(accounts=pl.col("account_id").n_unique())
+            .collect(),
+            _ACTIVE_COLUMNS,
+        ).sort("week")
+    else:
+        active = _empty(_ACTIVE_COLUMNS)
+    timings["active"] = time.perf_counter() - t1
+    annotations = pl.read_parquet(folder / "annotations.parquet")
+    state = _read_state(folder) or {}
+    return Cube(
+        filters=filters,
+        cases=cases.sort("id"),
+        exposure=exposure.sort(pl.all()),
+        active=active,
+        annotations=annotations,
+        as_of=_as_of(state.get("fingerprint", {})),
+        loader="snapshot",
+        timings=timings,
+    )
+
+
+# --------------------------------------------------------------------------- pushdown
+
+
+class _day(FunctionElement[date]):
+    """The calendar day of a timestamp, as a DATE, on any dialect."""
+
+    type = Date()
+    inherit_cache = True
+    name = "lookout_day"
+
+
+class _week(FunctionElement[date]):
+    """The Monday of a timestamp's ISO week, as a DATE."""
+
+    type = Date()
+    inherit_cache = True
+    name = "lookout_week"
+
+
+@compiles(_day)
+def _day_default(element: _day, compiler: Any, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS DATE)"
+
+
+@compiles(_day, "sqlite")
+def _day_sqlite(element: _day, compiler: Any, **kw: Any) -> str:
+    return f"date({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_week)
+def _week_default(element: _week, compiler: Any, **kw: Any) -> str:
+    return f"CAST(date_trunc('week', {compiler.process(element.clauses, **kw)}) AS DATE)"
+
+
+@compiles(_week, "sqlite")
+def _week_sqlite(element: _week, compiler: Any, **kw: Any) -> str:
+    return f"date({compiler.process(element.clauses, **kw)}, 'weekday 0', '-6 days')"
+
+
+def _in(column: Any, values: tuple[str, ...]) -> list[ColumnElement[bool]]:
+    return [column.in_(values)] if values else []
+
+
+def _event_where(filters: Filters, target: Any, lo: datetime, hi: datetime) -> list[Any]:
+    return [
+        Event.ts >= lo,
+        Event.ts < hi,
+        *_in(Event.region, filters.region),
+        *_in(Event.platform, filters.platform),
+        *_in(target.specialty, filters.specialty),
+    ]
+
+
+def _from_database(engine: Engine, filters: Filters, lo: datetime, hi: datetime) -> Cube:
+    timings: dict[str, float] = {}
+    target = aliased(Account, name="target")
+    t0 = time.perf_counter()
+    day = _day(Event.ts).label("day")
+    dims = (Event.kind, Event.region, Event.platform, target.specialty)
+    exposure_q = (
+        select(day, *dims, func.count().label("events"))
+        .select_from(Event)
+        .outerjoin(target, target.id == Event.target_account_id)
+        .where(Event.kind.in_(EXPOSURE_KINDS), *_event_where(filters, target, lo, hi))
+        .group_by(day, *dims)
+    )
+    exposure = _read(engine, exposure_q, _EXPOSURE_COLUMNS)
+    t1 = time.perf_counter()
+    week = _week(Event.ts).label("week")
+    active_q = (
+        select(week, func.count(distinct(Event.account_id)).label("accounts"))
+        .select_from(Event)
+        .outerjoin(target, target.id == Event.target_account_id)
+        .where(*_event_where(filters, target, lo, hi))
+        .group_by(week)
+    )
+    active = _read(engine, active_q, _ACTIVE_COLUMNS)
+    t2 = time.perf_counter()
+    cases = _read(engine, _cases_query(filters, lo, hi), _CASE_COLUMNS)
+    t3 = time.perf_counter()
+    annotations = _read(
+        engine,
+        select(*[getattr(Annotation, c) for c in _ANNOTATION_COLUMNS]).order_by(
+            Annotation.start_at
+        ),
+        _ANNOTATION_COLUMNS,
+    )
+    timings.update(exposure=t1 - t0, active=t2 - t1, cases=t3 - t2)
+    return Cube(
+        filters=filters,
+        cases=cases.sort("id"),
+        exposure=exposure.sort(pl.all()),
+        active=active.sort("week"),
+        annotations=annotations,
+        as_of=_as_of(_fingerprint(engine)),
+        loader="pushdown",
+        timings=timings,
+    )
+
+
+def _cases_query(filters: Filters, lo: datetime, hi: datetime) -> Select:
+    """Case rows in the window with the subject's specialty and the repeat-offender flag."""
+    subject = aliased(Account, name="subject")
+    prior = aliased(Case, name="prior")
+    repeat = exists(
+        select(literal(1)).where(
+            prior.subject_account_id == Case.subject_account_id,
+            prior.resolution.in_(VIOLATIONS),
+            prior.resolved_at <= Case.opened_at,
+        )
+    ).label("repeat_offender")
+    columns = [getattr(Case, c) for c in _CASE_COLUMNS if c not in ("specialty", "repeat_offender")]
+    where = [
+        condition
+        for d in DIMENSIONS
+        for condition in _in(
+            subject.specialty if d == "specialty" else getattr(Case, d), filters.where(d)
+        )
+    ]
+    return (
+        select(*columns, subject.specialty, repeat)
+        .select_from(Case)
+        .outerjoin(subject, subject.id == Case.subject_account_id)
+        .where(
+            Case.opened_at < hi,
+            or_(Case.opened_at >= lo, Case.resolved_at.is_(None), Case.resolved_at >= lo),
+            *where,
+        )
+    )
+
+
+def _read(engine: Engine, stmt: Select, columns: Mapping[str, Any]) -> pl.DataFrame:
+    """Run a Core statement (bound parameters) into a frame of the canonical schema."""
+    with engine.connect() as conn:
+        frame = pl.read_database(stmt, conn, infer_schema_length=None)
+    return _empty(columns) if frame.is_empty() else _conform(frame, columns)
+
+
+def _as_of(fp: Mapping[str, Any]) -> datetime | None:
+    """The newest record time in a fingerprint: the last event or the last case opened."""
+    stamps = [(fp.get("events") or [None, None])[1], (fp.get("cases") or [None] * 4)[2]]
+    parsed = [datetime.fromisoformat(str(s)) for s in stamps if s]
+    return max(parsed) if parsed else None

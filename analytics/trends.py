@@ -1,0 +1,785 @@
+"""Trend metrics: weekly KPIs by any dimension, week-over-week tests, top movers.
+
+Everything here takes a :class:`analytics.load.Cube` (or its frames) and returns
+Polars frames. Weeks are ISO weeks (Monday to Sunday, UTC); a week that ends after
+the newest record (``cube.as_of``) is *provisional*.
+
+Definitions (per week of opening):
+
+- **new cases**: cases opened, or distinct subjects / reporters (``count=``);
+- **prevalence**: cases per 1,000 exposures. Overall and by severity or source: per
+  1,000 active accounts; by category: per 1,000 of the category's own exposure
+  (:data:`EXPOSURE_OF`); by region, platform or specialty: per 1,000 bookings,
+  reviews and messages in that slice;
+- **proactive rate**: violations found by automation (rule or model) / violations;
+- **action rate**: violations / resolved cases (``resolved_share`` says how complete);
+- **precision** of automated detection: automated cases resolved as a violation /
+  automated cases resolved;
+- **time to first response** and **to resolution**, median and p90 in hours over the
+  cases that have one;
+- **SLA breach rate**: first response later than :data:`SLA_HOURS` for the severity /
+  cases whose SLA outcome is known (responded, or waiting past the deadline);
+- **backlog**: cases open at the end of each week, by age;
+- **appeal rate**: appeals / violations; **overturn rate**: overturned / decided appeals;
+- **repeat-offender rate**: cases whose subject had a violation resolved before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from itertools import combinations
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+from analytics.load import DIMENSIONS, VIOLATIONS, Cube
+from analytics.stats import ALPHA, duration_test, fdr, poisson_test, proportion_test
+
+__all__ = [
+    "AGE_BUCKETS",
+    "COUNT_MODES",
+    "EXPOSURE_OF",
+    "KPIS",
+    "SLA_HOURS",
+    "Kpi",
+    "backlog",
+    "category_weekly",
+    "daily_volume",
+    "duration_weekly",
+    "iso_week",
+    "kpis",
+    "parse_week",
+    "prevalence_by_category",
+    "sla_weekly",
+    "top_movers",
+    "weekly_metrics",
+    "weeks_between",
+]
+
+Count = Literal["cases", "subjects", "reporters"]
+#: How a volume is counted: every case, or distinct accounts.
+COUNT_MODES: dict[str, str | None] = {
+    "cases": None,
+    "subjects": "subject_account_id",
+    "reporters": "reporter_account_id",
+}
+#: First-response SLA per severity, in hours.
+SLA_HOURS: dict[str, float] = {"critical": 2.0, "high": 12.0, "medium": 48.0, "low": 120.0}
+#: The exposure each category's prevalence is measured against.
+EXPOSURE_OF: dict[str, str] = {
+    "fake_review": "review_posted",
+    "review_extortion": "review_posted",
+    "fraudulent_booking": "booking_created",
+    "no_show_abuse": "booking_created",
+    "payment_fraud": "booking_created",
+    "harassment": "message_sent",
+    "hate_speech": "message_sent",
+    "spam": "message_sent",
+    "off_platform_solicitation": "message_sent",
+    "health_info_exposure": "message_sent",
+    "impersonation": "active_accounts",
+    "credential_misrepresentation": "active_accounts",
+    "account_takeover": "active_accounts",
+    "other": "active_accounts",
+}
+_EXPOSURE_LABEL = {
+    "review_posted": "reviews",
+    "booking_created": "bookings",
+    "message_sent": "messages",
+    "active_accounts": "active accounts",
+    "events": "bookings, reviews and messages",
+}
+#: Age buckets of open cases (same labels as :data:`analytics.charts.AGE_BUCKETS`).
+AGE_BUCKETS: tuple[str, ...] = ("< 1 day", "1–3 days", "3–7 days", "7–30 days", "> 30 days")
+_AUTOMATED = ("automated_rule", "ml_model")
+_EVENT_DIMS = ("region", "platform", "specialty")
+_WEEK = timedelta(days=7)
+
+
+# --------------------------------------------------------------------------- weeks
+
+
+def iso_week(day: date) -> str:
+    """The ISO week label of a day.
+
+    >>> iso_week(date(2026, 11, 16))
+    '2026-W47'
+    """
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def parse_week(label: str) -> date:
+    """The Monday of an ISO week label; ``ValueError`` for anything else.
+
+    >>> parse_week("2026-W47")
+    datetime.date(2026, 11, 16)
+    """
+    try:
+        return datetime.strptime(label.strip() + "-1", "%G-W%V-%u").date()
+    except ValueError:
+        raise ValueError(f"{label[:20]!r} is not an ISO week such as 2026-W47") from None
+
+
+def weeks_between(first: date, last: date) -> list[date]:
+    """Mondays of the weeks from the one holding ``first`` to the one holding ``last``.
+
+    >>> weeks_between(date(2026, 11, 18), date(2026, 11, 30))
+    [datetime.date(2026, 11, 16), datetime.date(2026, 11, 23), datetime.date(2026, 11, 30)]
+    """
+    start = first - timedelta(days=first.weekday())
+    return [start + _WEEK * i for i in range((last - start).days // 7 + 1)]
+
+
+def _window_weeks(cube: Cube) -> pl.DataFrame:
+    """The weeks of the cube's window that have begun by ``as_of``."""
+    lo, hi = cube.filters.window()
+    last = hi.date() - timedelta(days=1)
+    if cube.as_of is not None:
+        last = min(last, cube.as_of.date())
+    weeks = weeks_between(lo.date(), last) if last >= lo.date() else []
+    return pl.DataFrame({"week": weeks}, schema={"week": pl.Date})
+
+
+def _provisional(cube: Cube, column: str = "week") -> pl.Expr:
+    if cube.as_of is None:
+        return pl.lit(False)
+    return (pl.col(column).cast(pl.Datetime("us")) + _WEEK) > cube.as_of
+
+
+# --------------------------------------------------------------------------- case flags
+
+
+def _hours(start: str, end: str | pl.Expr) -> pl.Expr:
+    finish = pl.col(end) if isinstance(end, str) else end
+    return (finish - pl.col(start)).dt.total_microseconds() / 3.6e9
+
+
+def _flags(cases: pl.LazyFrame, as_of: datetime | None) -> pl.LazyFrame:
+    """Per-case facts the metrics are sums, counts and percentiles of."""
+    sla = pl.col("severity").cast(pl.String).replace_strict(SLA_HOURS, return_dtype=pl.Float64)
+    now = pl.lit(as_of or datetime.max, dtype=pl.Datetime("us"))
+    ttfr = _hours("opened_at", "first_response_at")
+    waited = _hours("opened_at", now)
+    responded = pl.col("first_response_at").is_not_null()
+    return cases.with_columns(
+        week=pl.col("opened_at").dt.truncate("1w").dt.date(),
+        day=pl.col("opened_at").dt.date(),
+        automated=pl.col("source").cast(pl.String).is_in(_AUTOMATED),
+        resolved=pl.col("resolved_at").is_not_null(),
+        violation=pl.col("resolution").is_in(list(VIOLATIONS)).fill_null(False),
+        responded=responded,
+        ttfr_h=ttfr,
+        ttr_h=_hours("opened_at", "resolved_at"),
+        due=responded | (waited > sla),
+        breached=pl.when(responded).then(ttfr > sla).otherwise(waited > sla),
+        appealed=pl.col("appealed_at").is_not_null(),
+        appeal_decided=pl.col("appeal_outcome").is_in(["upheld", "overturned"]).fill_null(False),
+        overturned=(pl.col("appeal_outcome") == "overturned").fill_null(False),
+    )
+
+
+def _counted(count: Count) -> pl.Expr:
+    if count not in COUNT_MODES:
+        raise ValueError(f"count must be one of {', '.join(COUNT_MODES)}, not {count!r}")
+    column = COUNT_MODES[count]
+    return pl.len() if column is None else pl.col(column).drop_nulls().n_unique()
+
+
+def _sums(count: Count) -> list[pl.Expr]:
+    violation, automated = pl.col("violation"), pl.col("automated")
+    return [
+        _counted(count).cast(pl.Int64).alias("new_cases"),
+        pl.len().cast(pl.Int64).alias("cases"),
+        pl.col("resolved").sum().alias("resolved"),
+        violation.sum().alias("violations"),
+        (violation & automated).sum().alias("proactive"),
+        (pl.col("resolved") & automated).sum().alias("automated_resolved"),
+        (violation & automated).sum().alias("automated_violations"),
+        pl.col("responded").sum().alias("responded"),
+        pl.col("due").sum().alias("due"),
+        pl.col("breached").sum().alias("breached"),
+        pl.col("appealed").sum().alias("appealed"),
+        pl.col("appeal_decided").sum().alias("appeal_decided"),
+        pl.col("overturned").sum().alias("overturned"),
+        pl.col("repeat_offender").sum().alias("repeat"),
+        pl.col("ttfr_h").median().alias("ttfr_median_h"),
+        pl.col("ttfr_h").quantile(0.9, interpolation="linear").alias("ttfr_p90_h"),
+        pl.col("ttr_h").median().alias("ttr_median_h"),
+        pl.col("ttr_h").quantile(0.9, interpolation="linear").alias("ttr_p90_h"),
+    ]
+
+
+_COUNT_COLUMNS = (
+    "new_cases",
+    "cases",
+    "resolved",
+    "violations",
+    "proactive",
+    "automated_resolved",
+    "automated_violations",
+    "responded",
+    "due",
+    "breached",
+    "appealed",
+    "appeal_decided",
+    "overturned",
+    "repeat",
+)
+
+
+def _ratio(num: str, den: str) -> pl.Expr:
+    return pl.when(pl.col(den) > 0).then(pl.col(num) / pl.col(den)).otherwise(None)
+
+
+# --------------------------------------------------------------------------- exposure
+
+
+def _exposure(cube: Cube, by: str | None) -> pl.DataFrame:
+    """Weekly exposure (and its label) for the overall series or one dimension."""
+    active = cube.active.select("week", pl.col("accounts").alias("exposure"))
+    weekly_events = cube.exposure.group_by(
+        pl.col("day").dt.truncate("1w").alias("week"), *([by] if by in _EVENT_DIMS else []), "kind"
+    ).agg(pl.col("events").sum())
+    if by in _EVENT_DIMS:
+        return (
+            weekly_events.group_by("week", pl.col(by).cast(pl.String))
+            .agg(exposure=pl.col("events").sum())
+            .with_columns(exposure_kind=pl.lit(_EXPOSURE_LABEL["events"]))
+        )
+    if by == "category":
+        kinds = (
+            weekly_events.group_by("week", pl.col("kind").cast(pl.String))
+            .agg(exposure=pl.col("events").sum())
+            .vstack(
+                active.with_columns(kind=pl.lit("active_accounts")).select(
+                    "week", "kind", "exposure"
+                )
+            )
+        )
+        mapping = pl.DataFrame({"category": list(EXPOSURE_OF), "kind": list(EXPOSURE_OF.values())})
+        return mapping.join(kinds, on="kind").select(
+            "week",
+            "category",
+            "exposure",
+            exposure_kind=pl.col("kind").replace_strict(_EXPOSURE_LABEL),
+        )
+    return active.with_columns(exposure_kind=pl.lit(_EXPOSURE_LABEL["active_accounts"]))
+
+
+# --------------------------------------------------------------------------- weekly
+
+
+def weekly_metrics(cube: Cube, *, by: str | None = None, count: Count = "cases") -> pl.DataFrame:
+    """Every metric per week (and per value of ``by``), weeks without cases included.
+
+    Columns: ``week`` (Monday), ``by`` when given, the counts (``new_cases``, ``cases``,
+    ``resolved``, ``violations``, ``proactive``, ``automated_resolved``,
+    ``automated_violations``, ``responded``, ``due``, ``breached``, ``appealed``,
+    ``appeal_decided``, ``overturned``, ``repeat``), ``exposure``, ``exposure_kind``,
+    the rates (``prevalence`` per 1,000, ``proactive_rate``, ``action_rate``,
+    ``precision``, ``sla_breach_rate``, ``appeal_rate``, ``overturn_rate``,
+    ``repeat_rate``), completeness (``resolved_share``, ``responded_share``), the
+    durations in hours (``ttfr_median_h``, ``ttfr_p90_h``, ``ttr_median_h``,
+    ``ttr_p90_h``) and ``provisional``.
+
+    >>> from analytics.load import Filters
+    >>> cube = _example_cube()
+    >>> weekly_metrics(cube).select("week", "new_cases", "action_rate", "provisional").rows()
+    [(datetime.date(2026, 11, 9), 2, 0.5, False), (datetime.date(2026, 11, 16), 1, None, True)]
+    """
+    if by is not None and by not in DIMENSIONS:
+        raise ValueError(f"by must be one of {', '.join(DIMENSIONS)}, not {by!r}")
+    weeks = _window_weeks(cube)
+    keys = ["week", *([by] if by else [])]
+    flagged = _flags(cube.cases.lazy(), cube.as_of).filter(
+        pl.col("week").is_in(weeks["week"].implode())
+    )
+    if by:
+        flagged = flagged.filter(pl.col(by).is_not_null()).with_columns(pl.col(by).cast(pl.String))
+    sums = flagged.group_by(keys).agg(_sums(count)).collect()
+    grid = weeks
+    if by:
+        values = sums.select(pl.col(by).unique().sort())
+        grid = weeks.join(values, how="cross")
+    exposure = _exposure(cube, by)
+    out = (
+        grid.join(sums, on=keys, how="left")
+        .with_columns(pl.col(c).fill_null(0).cast(pl.Int64) for c in _COUNT_COLUMNS)
+        .join(exposure, on=[k for k in keys if k in exposure.columns], how="left")
+        .with_columns(
+            pl.col("exposure").fill_null(0).cast(pl.Int64),
+            pl.col("exposure_kind").fill_null(exposure["exposure_kind"].first() or ""),
+        )
+    )
+    return out.with_columns(
+        prevalence=_ratio("cases", "exposure") * 1000,
+        proactive_rate=_ratio("proactive", "violations"),
+        action_rate=_ratio("violations", "resolved"),
+        precision=_ratio("automated_violations", "automated_resolved"),
+        sla_breach_rate=_ratio("breached", "due"),
+        appeal_rate=_ratio("appealed", "violations"),
+        overturn_rate=_ratio("overturned", "appeal_decided"),
+        repeat_rate=_ratio("repeat", "cases"),
+        resolved_share=_ratio("resolved", "cases"),
+        responded_share=_ratio("responded", "cases"),
+        provisional=_provisional(cube),
+    ).sort(keys)
+
+
+def daily_volume(cube: Cube, *, count: Count = "cases") -> pl.DataFrame:
+    """New cases per day with a trailing 7-day average; days up to ``as_of``.
+
+    >>> daily_volume(_example_cube()).select("day", "value").rows()[:2]
+    [(datetime.date(2026, 11, 9), 1.0), (datetime.date(2026, 11, 10), 0.0)]
+    """
+    weeks = _window_weeks(cube)
+    if weeks.is_empty():
+        return pl.DataFrame(
+            schema={
+                "day": pl.Date,
+                "value": pl.Float64,
+                "avg7": pl.Float64,
+                "provisional": pl.Boolean,
+            }
+        )
+    first: date = weeks["week"].min()  # type: ignore[assignment]
+    last: date = weeks["week"].max() + timedelta(days=6)  # type: ignore[operator]
+    if cube.as_of is not None:
+        last = min(last, cube.as_of.date())
+    days = pl.DataFrame({"day": pl.date_range(first, last, "1d", eager=True)})
+    counts = (
+        _flags(cube.cases.lazy(), cube.as_of)
+        .group_by("day")
+        .agg(_counted(count).cast(pl.Float64).alias("value"))
+        .collect()
+    )
+    return days.join(counts, on="day", how="left").with_columns(
+        pl.col("value").fill_null(0.0),
+        avg7=pl.col("value").fill_null(0.0).rolling_mean(7),
+        provisional=_provisional(cube, "day").and_(
+            pl.col("day").dt.truncate("1w") == pl.lit(last).dt.truncate("1w")
+        ),
+    )
+
+
+def category_weekly(cube: Cube, *, count: Count = "cases") -> pl.DataFrame:
+    """New cases per category and week: ``week``, ``category``, ``value``."""
+    return weekly_metrics(cube, by="category", count=count).select(
+        "week", "category", pl.col("new_cases").cast(pl.Float64).alias("value")
+    )
+
+
+def sla_weekly(cube: Cube) -> pl.DataFrame:
+    """SLA breach rate per severity and week: ``week``, ``severity``, ``value``, ``provisional``."""
+    return weekly_metrics(cube, by="severity").select(
+        "week", "severity", pl.col("sla_breach_rate").alias("value"), "provisional"
+    )
+
+
+def duration_weekly(cube: Cube) -> pl.DataFrame:
+    """Median and p90 hours to first response and to resolution, per week (long format)."""
+    weekly = weekly_metrics(cube)
+    return pl.concat(
+        [
+            weekly.select(
+                "week",
+                measure=pl.lit(label),
+                median_h=pl.col(f"{key}_median_h"),
+                p90_h=pl.col(f"{key}_p90_h"),
+            )
+            for key, label in (("ttfr", "First response"), ("ttr", "Resolution"))
+        ]
+    )
+
+
+def prevalence_by_category(cube: Cube, *, week: date) -> pl.DataFrame:
+    """Each category's prevalence in ``week`` and the week before, with a rate test.
+
+    Columns: ``category``, ``exposure`` (label), ``cases``, ``per_1000``,
+    ``prev_per_1000``, ``p_value``, ``significant``; sorted by ``per_1000``.
+    """
+    weekly = weekly_metrics(cube, by="category")
+    now = weekly.filter(pl.col("week") == week)
+    before = weekly.filter(pl.col("week") == week - _WEEK).select(
+        "category", prev_cases="cases", prev_exposure="exposure", prev_per_1000="prevalence"
+    )
+    both = now.join(before, on="category", how="left").with_columns(
+        pl.col("prev_cases", "prev_exposure").fill_null(0)
+    )
+    p = poisson_test(both["cases"], both["exposure"], both["prev_cases"], both["prev_exposure"])
+    return both.select(
+        "category",
+        exposure=pl.col("exposure_kind"),
+        cases=pl.col("cases"),
+        per_1000=pl.col("prevalence"),
+        prev_per_1000=pl.col("prev_per_1000"),
+        p_value=pl.Series(p),
+        significant=pl.Series(p) < ALPHA,
+    ).sort("per_1000", "category", descending=[True, False], nulls_last=True)
+
+
+# --------------------------------------------------------------------------- backlog
+
+
+def backlog(cube: Cube) -> pl.DataFrame:
+    """Open cases at the end of each week (or at ``as_of`` for the current week), by age.
+
+    Columns: ``week_end`` (the Sunday), ``age_bucket`` (:data:`AGE_BUCKETS`), ``open``.
+    """
+    weeks = _window_weeks(cube)
+    schema = {"week_end": pl.Date, "age_bucket": pl.String, "open": pl.Int64}
+    if weeks.is_empty():
+        return pl.DataFrame(schema=schema)
+    ends = weeks["week"] + _WEEK  # Mondays at 00:00: the instant each week ends
+    last_end = ends.max()
+    as_of = pl.lit(cube.as_of or datetime.max, dtype=pl.Datetime("us"))
+    opened = pl.col("opened_at")
+    first = opened.dt.truncate("1w").dt.date() + _WEEK
+    last = (
+        pl.when(pl.col("resolved_at").is_null())
+        .then(pl.lit(last_end))
+        .otherwise(pl.col("resolved_at").dt.truncate("1w").dt.date())
+    )
+    at = pl.min_horizontal(pl.col("week_end").cast(pl.Datetime("us")), as_of)
+    age_days = (at - opened).dt.total_microseconds() / 86_400e6
+    bucket = (
+        pl.when(age_days < 1)
+        .then(pl.lit(AGE_BUCKETS[0]))
+        .when(age_days < 3)
+        .then(pl.lit(AGE_BUCKETS[1]))
+        .when(age_days < 7)
+        .then(pl.lit(AGE_BUCKETS[2]))
+        .when(age_days < 30)
+        .then(pl.lit(AGE_BUCKETS[3]))
+        .otherwise(pl.lit(AGE_BUCKETS[4]))
+    )
+    exploded = (
+        cube.cases.lazy()
+        .select("opened_at", "resolved_at", first=first, last=last)
+        .filter(pl.col("first") <= pl.col("last"))
+        .select("opened_at", week_end=pl.date_ranges("first", "last", "1w"))
+        .explode("week_end")
+        .filter(pl.col("week_end").is_in(ends.implode()))
+        .filter(pl.col("week_end").cast(pl.Datetime("us")) <= as_of + _WEEK)
+        .group_by("week_end", bucket.alias("age_bucket"))
+        .agg(open=pl.len().cast(pl.Int64))
+        .collect()
+    )
+    grid = pl.DataFrame({"week_end": ends}).join(
+        pl.DataFrame({"age_bucket": list(AGE_BUCKETS)}), how="cross"
+    )
+    order = {b: i for i, b in enumerate(AGE_BUCKETS)}
+    return (
+        grid.join(exploded, on=["week_end", "age_bucket"], how="left")
+        .with_columns(pl.col("open").fill_null(0), pl.col("week_end") - timedelta(days=1))
+        .sort(pl.col("week_end"), pl.col("age_bucket").replace_strict(order))
+    )
+
+
+# --------------------------------------------------------------------------- KPIs
+
+
+@dataclass(frozen=True)
+class Kpi:
+    """A headline metric: its column, label, unit, test and which way is good."""
+
+    key: str
+    label: str
+    unit: Literal["count", "percent", "hours", "per_1000"]
+    test: Literal["count", "rate", "proportion", "duration"]
+    better: Literal["up", "down", "none"]
+    num: str = ""
+    den: str = ""
+    completeness: str | None = None
+
+
+#: The KPI cards of the weekly page, in order.
+KPIS: tuple[Kpi, ...] = (
+    Kpi("new_cases", "New cases", "count", "count", "down"),
+    Kpi("prevalence", "Prevalence per 1,000 active accounts", "per_1000", "rate", "down",
+        "cases", "exposure"),
+    Kpi("proactive_rate", "Proactive rate", "percent", "proportion", "up", "proactive",
+        "violations", "resolved_share"),
+    Kpi("action_rate", "Action rate", "percent", "proportion", "none", "violations", "resolved",
+        "resolved_share"),
+    Kpi("precision", "Automated precision", "percent", "proportion", "up",
+        "automated_violations", "automated_resolved", "resolved_share"),
+    Kpi("ttfr_median_h", "First response, median", "hours", "duration", "down",
+        completeness="responded_share"),
+    Kpi("ttr_median_h", "Resolution time, median", "hours", "duration", "down",
+        completeness="resolved_share"),
+    Kpi("sla_breach_rate", "SLA breach rate", "percent", "proportion", "down", "breached", "due"),
+    Kpi("backlog", "Open backlog", "count", "count", "down"),
+    Kpi("overturn_rate", "Appeal overturn rate", "percent", "proportion", "down", "overturned",
+        "appeal_decided"),
+    Kpi("repeat_rate", "Repeat-offender rate", "percent", "proportion", "down", "repeat", "cases"),
+)  # fmt: skip
+
+
+def kpis(cube: Cube, *, week: date, count: Count = "cases") -> pl.DataFrame:
+    """The KPI cards for ``week``: value, previous week, trailing 4-week mean, tests.
+
+    Columns: ``key``, ``label``, ``unit``, ``better``, ``value``, ``previous``,
+    ``baseline`` (mean of the 4 weeks before), ``delta``, ``delta_pct``,
+    ``p_previous``, ``p_baseline``, ``significant`` and ``significant_baseline``
+    (p < :data:`ALPHA`), ``direction`` (up, down, flat), ``completeness`` (share of the
+    week's cases the metric can already see, for resolution-dependent metrics) and
+    ``provisional``.
+
+    >>> out = kpis(_example_cube(), week=date(2026, 11, 16))
+    >>> out.filter(pl.col("key") == "new_cases").select("value", "previous", "direction").row(0)
+    (1.0, 2.0, 'down')
+    """
+    weekly = weekly_metrics(cube, count=count)
+    stock = (
+        backlog(cube)
+        .group_by(pl.col("week_end") - timedelta(days=6))
+        .agg(backlog=pl.col("open").sum())
+    )
+    weekly = weekly.join(stock.rename({"week_end": "week"}), on="week", how="left").with_columns(
+        pl.col("backlog").fill_null(0)
+    )
+    this = weekly.filter(pl.col("week") == week)
+    prev = weekly.filter(pl.col("week") == week - _WEEK)
+    base = weekly.filter(pl.col("week") < week, pl.col("week") >= week - 4 * _WEEK)
+    durations = _flags(cube.cases.lazy(), cube.as_of).select("week", "ttfr_h", "ttr_h").collect()
+    rows = []
+    for kpi in KPIS:
+        rows.append(_kpi_row(kpi, this, prev, base, durations, week, count))
+    out = pl.DataFrame(rows, orient="row", schema=_KPI_SCHEMA)
+    return out.with_columns(
+        delta=pl.col("value") - pl.col("previous"),
+        delta_pct=pl.when(pl.col("previous") != 0)
+        .then((pl.col("value") - pl.col("previous")) / pl.col("previous").abs())
+        .otherwise(None),
+        significant=pl.col("p_previous") < ALPHA,
+        significant_baseline=pl.col("p_baseline") < ALPHA,
+        direction=pl.when(pl.col("value") > pl.col("previous"))
+        .then(pl.lit("up"))
+        .when(pl.col("value") < pl.col("previous"))
+        .then(pl.lit("down"))
+        .otherwise(pl.lit("flat")),
+    )
+
+
+_KPI_SCHEMA = {
+    "key": pl.String,
+    "label": pl.String,
+    "unit": pl.String,
+    "better": pl.String,
+    "value": pl.Float64,
+    "previous": pl.Float64,
+    "baseline": pl.Float64,
+    "p_previous": pl.Float64,
+    "p_baseline": pl.Float64,
+    "completeness": pl.Float64,
+    "provisional": pl.Boolean,
+}
+
+
+def _first(frame: pl.DataFrame, column: str) -> float | None:
+    if frame.is_empty() or column not in frame.columns:
+        return None
+    value = frame[column][0]
+    return None if value is None else float(value)
+
+
+def _total(frame: pl.DataFrame, column: str) -> float:
+    return float(frame[column].sum()) if column and not frame.is_empty() else 0.0
+
+
+def _kpi_row(
+    kpi: Kpi,
+    this: pl.DataFrame,
+    prev: pl.DataFrame,
+    base: pl.DataFrame,
+    durations: pl.DataFrame,
+    week: date,
+    count: Count,
+) -> tuple[object, ...]:
+    value, previous = _first(this, kpi.key), _first(prev, kpi.key)
+    weeks = base.height
+    means = base[kpi.key].drop_nulls() if kpi.key in base.columns else pl.Series([])
+    baseline = float(means.mean()) if means.len() else None  # type: ignore[arg-type]
+    if kpi.test == "count":
+        x1, x0, xb = (_total(f, kpi.key) for f in (this, prev, base))
+        p_prev = poisson_test([x1], [1], [x0], [1])[0]
+        p_base = poisson_test([x1], [1], [xb], [max(weeks, 1)])[0] if weeks else 1.0
+    elif kpi.test in ("rate", "proportion"):
+        test = poisson_test if kpi.test == "rate" else proportion_test
+        num = "new_cases" if kpi.test == "rate" and count != "cases" else kpi.num
+        a1, n1 = _total(this, num), _total(this, kpi.den)
+        p_prev = test([a1], [n1], [_total(prev, num)], [_total(prev, kpi.den)])[0]
+        p_base = test([a1], [n1], [_total(base, num)], [_total(base, kpi.den)])[0]
+    else:
+        column = kpi.key.split("_")[0] + "_h"
+        sample = durations.filter(pl.col("week") == week)[column]
+        p_prev = duration_test(sample, durations.filter(pl.col("week") == week - _WEEK)[column])
+        pooled = durations.filter(pl.col("week") < week, pl.col("week") >= week - 4 * _WEEK)
+        p_base = duration_test(sample, pooled[column])
+    provisional = bool(this["provisional"][0]) if this.height else False
+    complete = _first(this, kpi.completeness) if kpi.completeness else None
+    return (
+        kpi.key,
+        kpi.label,
+        kpi.unit,
+        kpi.better,
+        value,
+        previous,
+        baseline,
+        float(np.nan_to_num(p_prev, nan=1.0)),
+        float(np.nan_to_num(p_base, nan=1.0)),
+        complete,
+        provisional,
+    )
+
+
+# --------------------------------------------------------------------------- movers
+
+
+def top_movers(
+    cube: Cube,
+    *,
+    week: date,
+    count: Count = "cases",
+    depth: int = 2,
+    baseline: Literal["previous", "4w"] = "previous",
+    dims: tuple[str, ...] = DIMENSIONS,
+) -> pl.DataFrame:
+    """Every slice one or ``depth`` dimensions deep, ranked by significant change.
+
+    Each slice's count in ``week`` is tested against the previous week (or the sum of
+    the 4 weeks before, ``baseline="4w"``) with an exact Poisson test; q-values control
+    the false discovery rate across all slices. Columns: ``slice`` (label), the
+    dimension columns (null where not part of the slice), ``depth``, ``current``,
+    ``expected`` (the previous week or the 4-week mean), ``abs_change``,
+    ``rel_change``, ``share_of_change`` (of the total change of the week), ``p_value``,
+    ``q_value``, ``significant``. Significant slices come first, then by size of change.
+
+    >>> movers = top_movers(_example_cube(), week=date(2026, 11, 9), depth=1)
+    >>> movers.select("slice", "current", "expected").rows()[:2]
+    [('category=spam', 2.0, 0.0), ('platform=web', 2.0, 0.0)]
+    """
+    prior = 4 if baseline == "4w" else 1
+    first = week - prior * _WEEK
+    flagged = (
+        _flags(cube.cases.lazy(), cube.as_of)
+        .filter(pl.col("week") >= first, pl.col("week") <= week)
+        .with_columns(now=pl.col("week") == week)
+    )
+    pieces = []
+    for k in range(1, depth + 1):
+        for combo in combinations(dims, k):
+            pieces.append(
+                flagged.filter(*[pl.col(d).is_not_null() for d in combo])
+                .group_by(*[pl.col(d).cast(pl.String) for d in combo])
+                .agg(
+                    current=_counted_where(count, pl.col("now")),
+                    before=_counted_where(count, ~pl.col("now")),
+                )
+                .with_columns(
+                    depth=pl.lit(k),
+                    slice=pl.concat_str(
+                        [pl.lit(f"{d}=") + pl.col(d) for d in combo], separator=" · "
+                    ),
+                )
+            )
+    empty = pl.DataFrame(schema={d: pl.String for d in dims}).lazy()
+    frames = pl.concat([empty, *pieces], how="diagonal").collect() if pieces else empty.collect()
+    totals = flagged.group_by("now").agg(n=_counted(count)).collect()
+    total_now = float(totals.filter(pl.col("now"))["n"].sum())
+    total_before = float(totals.filter(~pl.col("now"))["n"].sum()) / prior
+    if frames.is_empty():
+        return frames.with_columns(
+            pl.lit(None, pl.Float64).alias(c)
+            for c in (
+                "expected",
+                "abs_change",
+                "rel_change",
+                "share_of_change",
+                "p_value",
+                "q_value",
+            )
+        ).with_columns(significant=pl.lit(None, pl.Boolean))
+    p = poisson_test(
+        frames["current"], [1] * frames.height, frames["before"], [prior] * frames.height
+    )
+    total_change = total_now - total_before
+    out = frames.with_columns(
+        current=pl.col("current").cast(pl.Float64),
+        expected=pl.col("before").cast(pl.Float64) / prior,
+        p_value=pl.Series(p),
+        q_value=pl.Series(fdr(p)),
+    ).with_columns(
+        abs_change=pl.col("current") - pl.col("expected"),
+        rel_change=pl.when(pl.col("expected") > 0)
+        .then((pl.col("current") - pl.col("expected")) / pl.col("expected"))
+        .otherwise(None),
+        share_of_change=(pl.col("current") - pl.col("expected")) / total_change
+        if total_change
+        else pl.lit(None, pl.Float64),
+        significant=pl.col("q_value") < ALPHA,
+    )
+    return out.sort(
+        ["significant", pl.col("abs_change").abs(), "depth", "slice"],
+        descending=[True, True, False, False],
+    ).select(
+        "slice",
+        *dims,
+        "depth",
+        "current",
+        "expected",
+        "abs_change",
+        "rel_change",
+        "share_of_change",
+        "p_value",
+        "q_value",
+        "significant",
+    )
+
+
+def _counted_where(count: Count, condition: pl.Expr) -> pl.Expr:
+    column = COUNT_MODES[count]
+    if column is None:
+        return condition.sum().cast(pl.Int64)
+    return pl.col(column).filter(condition).drop_nulls().n_unique().cast(pl.Int64)
+
+
+# --------------------------------------------------------------------------- examples
+
+
+def _example_cube() -> Cube:
+    """A three-case cube for the docstring examples."""
+    from analytics.load import _CASE_COLUMNS, _EXPOSURE_COLUMNS, Filters, _conform, _empty
+
+    t = datetime(2026, 11, 10, 9)
+    cases = pl.DataFrame(
+        {
+            "id": [1, 2, 3],
+            "opened_at": [t - timedelta(days=1), t + timedelta(days=1), t + _WEEK],
+            "source": ["user_report", "ml_model", "user_report"],
+            "category": ["spam", "spam", "harassment"],
+            "severity": ["low", "high", "medium"],
+            "region": ["CA", "CA", "NY"],
+            "platform": ["web", "web", "ios"],
+            "subject_account_id": [10, 11, 10],
+            "reporter_account_id": [20, None, 21],
+            "first_response_at": [t, t + timedelta(days=1, hours=2), None],
+            "resolved_at": [t + timedelta(days=1), t + timedelta(days=2), None],
+            "resolution": ["warning", "no_violation", None],
+            "repeat_offender": [False, False, True],
+        }
+    )
+    return Cube(
+        filters=Filters(start=date(2026, 11, 9), end=date(2026, 11, 22)),
+        cases=_conform(cases, _CASE_COLUMNS),
+        exposure=_empty(_EXPOSURE_COLUMNS),
+        active=pl.DataFrame(
+            {"week": [date(2026, 11, 9), date(2026, 11, 16)], "accounts": [100, 0]}
+        ),
+        annotations=pl.DataFrame(),
+        as_of=t + _WEEK + timedelta(hours=1),
+    )
