@@ -313,7 +313,7 @@ def _event_place(
     x1 = snap(end.date()) if end is not None and is_span else x0
     if x0 > last or x1 < first:
         return None
-    return x0, x1
+    return max(x0, first), min(x1, last)
 
 
 def _event_colour(rows: list[dict[str, Any]]) -> str:
@@ -396,7 +396,9 @@ def daily_trend(
             mode="lines",
             name="7-day average",
             line={"color": PALETTE[0], "width": 3},
-            customdata=_texts(daily["avg7"].to_list(), unit, digits=1),
+            customdata=_texts(  # an average of counts needs a decimal place
+                daily["avg7"].to_list(), unit, digits=1 if unit == "count" else None
+            ),
             hovertemplate="%{customdata}",
         )
     )
@@ -416,7 +418,7 @@ def _add_bars(
     unit: Unit,
     provisional: bool = False,
 ) -> None:
-    """Bars of ``frame["value"]``; provisional ones fainter, hatched and labelled so."""
+    """Bars of ``frame["value"]``; provisional ones hatched, outlined and labelled so."""
     if frame.is_empty():
         return
     texts = _texts(frame["value"].to_list(), unit)

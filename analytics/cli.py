@@ -17,7 +17,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.engine import Engine
 
-from analytics import db, ingest
+from analytics import db, ingest, load
 
 __all__ = ["app", "main", "fail"]
 
@@ -117,6 +117,7 @@ def seed(
         + ", ".join(f"{n:,} {t}" for t, n in rows.items())
         + f"; manifest {manifest}"
     )
+    _refresh_snapshot(engine)
 
 
 def _parse_date(text: str) -> date:
@@ -154,9 +155,35 @@ def import_cmd(
         summary = ingest.import_file(engine, table, file, quarantine=quarantine)
     except ingest.ImportRejected as exc:
         fail(str(exc))
-    finally:
-        engine.dispose()
     typer.echo(summary.describe())
+    if summary.inserted or summary.updated:
+        _refresh_snapshot(engine)
+    engine.dispose()
+
+
+@app.command()
+def refresh(
+    full: Annotated[
+        bool, typer.Option("--full", help="Rebuild the snapshot from scratch.")
+    ] = False,
+) -> None:
+    """Bring the Parquet snapshot of the configured database up to date."""
+    engine = _engine_or_fail(db.database_url())
+    try:
+        summary = load.refresh(engine, full=full)
+    except OSError as exc:
+        fail(f"cannot write the snapshot: {exc.strerror or exc}")
+    typer.echo(summary.describe())
+
+
+def _refresh_snapshot(engine: Engine) -> None:
+    """After seed and import: refresh the snapshot when the database is read through one."""
+    if load.loader_for(engine) != "snapshot":
+        return
+    try:
+        typer.echo(load.refresh(engine).describe())
+    except OSError as exc:
+        fail(f"data written, but the snapshot could not be refreshed: {exc.strerror or exc}")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -474,7 +474,9 @@ def refresh(engine: Engine, *, full: bool = False, root: Path | None = None) -> 
             since = old_max
         new_events, first_day = _append_events(reader, parts, accounts, since)
         exposure_path = folder / "exposure.parquet"
-        if full or not exposure_path.exists():
+        if not any(parts.glob("*.parquet")):
+            _write(_empty(_EXPOSURE_COLUMNS), exposure_path)
+        elif full or not exposure_path.exists():
             _write(_exposure_from_events(pl.scan_parquet(parts / "*.parquet")), exposure_path)
         elif first_day is not None:
             _update_exposure(exposure_path, parts, first_day)
@@ -531,8 +533,6 @@ class _Reader:
         elif engine.dialect.name == "postgresql":
             url = engine.url.set(drivername="postgresql")
             self.uri = url.render_as_string(hide_password=False)
-            if url.query.get("options"):  # connectorx cannot pass libpq options
-                self.uri = None
 
     def query(self, stmt: Select, columns: Mapping[str, Any]) -> pl.DataFrame:
         if self.uri is None:

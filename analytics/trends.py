@@ -54,7 +54,9 @@ __all__ = [
     "prevalence_by_category",
     "sla_weekly",
     "top_movers",
+    "WeeklyView",
     "weekly_metrics",
+    "weekly_view",
     "weeks_between",
 ]
 
@@ -346,7 +348,7 @@ def daily_volume(cube: Cube, *, count: Count = "cases") -> pl.DataFrame:
             }
         )
     first: date = weeks["week"].min()  # type: ignore[assignment]
-    last: date = weeks["week"].max() + timedelta(days=6)  # type: ignore[operator]
+    last: date = weeks["week"].max() + timedelta(days=6)  # type: ignore[operator,assignment]
     if cube.as_of is not None:
         last = min(last, cube.as_of.date())
     days = pl.DataFrame({"day": pl.date_range(first, last, "1d", eager=True)})
@@ -746,6 +748,57 @@ def _counted_where(count: Count, condition: pl.Expr) -> pl.Expr:
     if column is None:
         return condition.sum().cast(pl.Int64)
     return pl.col(column).filter(condition).drop_nulls().n_unique().cast(pl.Int64)
+
+
+# --------------------------------------------------------------------------- the page
+
+
+@dataclass(frozen=True)
+class WeeklyView:
+    """Every number of the Weekly Trends page for one week, filter set and count mode."""
+
+    week: date
+    count: str
+    kpis: pl.DataFrame
+    weekly: pl.DataFrame
+    daily: pl.DataFrame
+    categories: pl.DataFrame
+    movers: pl.DataFrame
+    sla: pl.DataFrame
+    backlog: pl.DataFrame
+    durations: pl.DataFrame
+    prevalence: pl.DataFrame
+    annotations: pl.DataFrame
+    as_of: datetime | None
+
+    @property
+    def empty(self) -> bool:
+        """True when the selection holds no case at all."""
+        return int(self.weekly["cases"].sum()) == 0
+
+
+def weekly_view(cube: Cube, *, week: date, count: Count = "cases") -> WeeklyView:
+    """Compute everything the Weekly Trends page shows, from one cube.
+
+    >>> view = weekly_view(_example_cube(), week=date(2026, 11, 16))
+    >>> view.empty, view.kpis.height, view.weekly.height
+    (False, 11, 2)
+    """
+    return WeeklyView(
+        week=week,
+        count=count,
+        kpis=kpis(cube, week=week, count=count),
+        weekly=weekly_metrics(cube, count=count),
+        daily=daily_volume(cube, count=count),
+        categories=category_weekly(cube, count=count),
+        movers=top_movers(cube, week=week, count=count),
+        sla=sla_weekly(cube),
+        backlog=backlog(cube),
+        durations=duration_weekly(cube),
+        prevalence=prevalence_by_category(cube, week=week),
+        annotations=cube.annotations,
+        as_of=cube.as_of,
+    )
 
 
 # --------------------------------------------------------------------------- examples

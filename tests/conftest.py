@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 
@@ -15,6 +16,11 @@ from analytics.db import init_db, make_engine
 PG_URL = os.environ.get(
     "LOOKOUT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+
+
+def pytest_configure(config) -> None:
+    """Snapshots of test databases go to a private folder, never to data/snapshots."""
+    os.environ["LOOKOUT_SNAPSHOT_DIR"] = tempfile.mkdtemp(prefix="lookout-snapshots-")
 
 
 def _pg_unavailable(reason: str) -> None:
