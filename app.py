@@ -1,4 +1,8 @@
-"""Lookout: the Streamlit entry point and navigation."""
+"""Lookout: the Streamlit entry point and navigation.
+
+Each page draws the global filters itself (``ui.filters.draw``): Streamlit may run a
+page of the ``pages/`` folder on its own, without this script, on a server's first request.
+"""
 
 from __future__ import annotations
 
@@ -8,5 +12,6 @@ st.set_page_config(page_title="Lookout", page_icon=":material/travel_explore:", 
 
 pages = [
     st.Page("pages/home.py", title="Overview", icon=":material/home:", default=True),
+    st.Page("pages/trends.py", title="Weekly trends", icon=":material/trending_up:"),
 ]
 st.navigation(pages).run()

@@ -70,6 +70,7 @@ from analytics.db import (
 )
 
 __all__ = [
+    "CHOICES",
     "DIMENSIONS",
     "EXPOSURE_KINDS",
     "VIOLATIONS",
@@ -77,6 +78,7 @@ __all__ = [
     "Filters",
     "RefreshSummary",
     "load_cube",
+    "data_fingerprint",
     "loader_for",
     "parse_filters",
     "refresh",
@@ -99,7 +101,8 @@ _SNAPSHOT_FORMAT = 1
 _ROOT = Path(__file__).resolve().parent.parent / "data" / "snapshots"
 _EVENT_CHUNK = 2_000_000
 
-_CHOICES: dict[str, tuple[str, ...]] = {
+#: The values each dimension can take.
+CHOICES: dict[str, tuple[str, ...]] = {
     "category": tuple(c.value for c in Category),
     "region": tuple(US_STATES),
     "platform": tuple(p.value for p in Platform),
@@ -107,7 +110,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "source": tuple(s.value for s in CaseSource),
     "specialty": tuple(SPECIALTIES),
 }
-_ENUMS = {name: pl.Enum(values) for name, values in _CHOICES.items()}
+_ENUMS = {name: pl.Enum(values) for name, values in CHOICES.items()}
 _ENUMS["kind"] = pl.Enum(list(EXPOSURE_KINDS))
 
 _CASE_COLUMNS: dict[str, Any] = {
@@ -221,7 +224,7 @@ def parse_filters(params: Mapping[str, str]) -> tuple[Filters, list[str]]:
     values: dict[str, Any] = {}
     for dim in DIMENSIONS:
         raw = [v.strip() for v in str(params.get(dim, "") or "").split(",") if v.strip()]
-        good = tuple(dict.fromkeys(v for v in raw if v in _CHOICES[dim]))
+        good = tuple(dict.fromkeys(v for v in raw if v in CHOICES[dim]))
         notes += [f"Ignored {dim} {v!r}: not a known value." for v in raw if v not in good]
         values[dim] = good
     for key in ("start", "end"):
@@ -399,6 +402,12 @@ def _fingerprint(engine: Engine) -> dict[str, Any]:
                 fp[name] = [conn.execute(select(agg)).scalar() for agg in aggregates]
     fp["data_version"] = db.get_meta(engine, "data_version")
     return _json_round(fp)
+
+
+def data_fingerprint(engine: Engine) -> str:
+    """A short text that changes whenever the database's data does (a cache key)."""
+    text = json.dumps(_fingerprint(engine), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _read_state(folder: Path) -> dict[str, Any] | None:

@@ -119,10 +119,15 @@ def parse_week(label: str) -> date:
     >>> parse_week("2026-W47")
     datetime.date(2026, 11, 16)
     """
+    problem = ValueError(f"{label[:20]!r} is not an ISO week such as 2026-W47")
     try:
-        return datetime.strptime(label.strip() + "-1", "%G-W%V-%u").date()
+        monday = datetime.strptime(label.strip() + "-1", "%G-W%V-%u").date()
     except ValueError:
-        raise ValueError(f"{label[:20]!r} is not an ISO week such as 2026-W47") from None
+        raise problem from None
+    year, week = label.strip().split("-W")
+    if monday.isocalendar()[:2] != (int(year), int(week)):  # e.g. W53 of a 52-week year
+        raise problem
+    return monday
 
 
 def weeks_between(first: date, last: date) -> list[date]:
@@ -271,6 +276,17 @@ def _exposure(cube: Cube, by: str | None) -> pl.DataFrame:
     return active.with_columns(exposure_kind=pl.lit(_EXPOSURE_LABEL["active_accounts"]))
 
 
+def _exposure_label(by: str | None) -> pl.Expr:
+    """What a slice's prevalence is measured against, also when it had no exposure."""
+    if by == "category":
+        return (
+            pl.col("category")
+            .replace_strict(EXPOSURE_OF, default="active_accounts")
+            .replace_strict(_EXPOSURE_LABEL)
+        )
+    return pl.lit(_EXPOSURE_LABEL["events" if by in _EVENT_DIMS else "active_accounts"])
+
+
 # --------------------------------------------------------------------------- weekly
 
 
@@ -313,7 +329,7 @@ def weekly_metrics(cube: Cube, *, by: str | None = None, count: Count = "cases")
         .join(exposure, on=[k for k in keys if k in exposure.columns], how="left")
         .with_columns(
             pl.col("exposure").fill_null(0).cast(pl.Int64),
-            pl.col("exposure_kind").fill_null(exposure["exposure_kind"].first() or ""),
+            pl.col("exposure_kind").fill_null(_exposure_label(by)),
         )
     )
     return out.with_columns(
@@ -358,12 +374,15 @@ def daily_volume(cube: Cube, *, count: Count = "cases") -> pl.DataFrame:
         .agg(_counted(count).cast(pl.Float64).alias("value"))
         .collect()
     )
-    return days.join(counts, on="day", how="left").with_columns(
-        pl.col("value").fill_null(0.0),
-        avg7=pl.col("value").fill_null(0.0).rolling_mean(7),
-        provisional=_provisional(cube, "day").and_(
-            pl.col("day").dt.truncate("1w") == pl.lit(last).dt.truncate("1w")
-        ),
+    return (
+        days.join(counts, on="day", how="left")
+        .with_columns(day_week=pl.col("day").dt.truncate("1w"))
+        .with_columns(
+            pl.col("value").fill_null(0.0),
+            avg7=pl.col("value").fill_null(0.0).rolling_mean(7),
+            provisional=_provisional(cube, "day_week"),
+        )
+        .drop("day_week")
     )
 
 
@@ -501,7 +520,7 @@ class Kpi:
 #: The KPI cards of the weekly page, in order.
 KPIS: tuple[Kpi, ...] = (
     Kpi("new_cases", "New cases", "count", "count", "down"),
-    Kpi("prevalence", "Prevalence per 1,000 active accounts", "per_1000", "rate", "down",
+    Kpi("prevalence", "Per 1k active accounts", "per_1000", "rate", "down",
         "cases", "exposure"),
     Kpi("proactive_rate", "Proactive rate", "percent", "proportion", "up", "proactive",
         "violations", "resolved_share"),
@@ -509,15 +528,15 @@ KPIS: tuple[Kpi, ...] = (
         "resolved_share"),
     Kpi("precision", "Automated precision", "percent", "proportion", "up",
         "automated_violations", "automated_resolved", "resolved_share"),
-    Kpi("ttfr_median_h", "First response, median", "hours", "duration", "down",
+    Kpi("ttfr_median_h", "First response (median)", "hours", "duration", "down",
         completeness="responded_share"),
-    Kpi("ttr_median_h", "Resolution time, median", "hours", "duration", "down",
+    Kpi("ttr_median_h", "Resolution (median)", "hours", "duration", "down",
         completeness="resolved_share"),
     Kpi("sla_breach_rate", "SLA breach rate", "percent", "proportion", "down", "breached", "due"),
     Kpi("backlog", "Open backlog", "count", "count", "down"),
-    Kpi("overturn_rate", "Appeal overturn rate", "percent", "proportion", "down", "overturned",
+    Kpi("overturn_rate", "Appeals overturned", "percent", "proportion", "down", "overturned",
         "appeal_decided"),
-    Kpi("repeat_rate", "Repeat-offender rate", "percent", "proportion", "down", "repeat", "cases"),
+    Kpi("repeat_rate", "Repeat offenders", "percent", "proportion", "down", "repeat", "cases"),
 )  # fmt: skip
 
 
@@ -661,12 +680,17 @@ def top_movers(
     ``rel_change``, ``share_of_change`` (of the total change of the week), ``p_value``,
     ``q_value``, ``significant``. Significant slices come first, then by size of change.
 
-    >>> movers = top_movers(_example_cube(), week=date(2026, 11, 9), depth=1)
+    >>> movers = top_movers(_example_cube(), week=date(2026, 11, 16), depth=1)
     >>> movers.select("slice", "current", "expected").rows()[:2]
-    [('category=spam', 2.0, 0.0), ('platform=web', 2.0, 0.0)]
+    [('category=spam', 0.0, 2.0), ('platform=web', 0.0, 2.0)]
     """
     prior = 4 if baseline == "4w" else 1
     first = week - prior * _WEEK
+    if first < cube.filters.window()[0].date():
+        raise ValueError(
+            f"the cube does not cover the week of {first}: load the {prior} week(s) "
+            f"before {week} to compare with them"
+        )
     flagged = (
         _flags(cube.cases.lazy(), cube.as_of)
         .filter(pl.col("week") >= first, pl.col("week") <= week)
@@ -770,6 +794,12 @@ class WeeklyView:
     prevalence: pl.DataFrame
     annotations: pl.DataFrame
     as_of: datetime | None
+
+    def series(self, metric: str) -> pl.DataFrame:
+        """One weekly metric as ``week``, ``value``, ``provisional`` (for a chart)."""
+        return self.weekly.select(
+            "week", pl.col(metric).cast(pl.Float64).alias("value"), "provisional"
+        )
 
     @property
     def empty(self) -> bool:

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from analytics import db
+from analytics import db, load, trends
 
-__all__ = ["engine", "database_label", "overview"]
+__all__ = [
+    "DataUnavailable",
+    "data_token",
+    "database_label",
+    "engine",
+    "overview",
+    "weekly_view",
+    "weeks_of",
+]
+
+
+class DataUnavailable(RuntimeError):
+    """The data could not be read or refreshed; the message says what to check."""
 
 
 @st.cache_resource(max_entries=4)
@@ -35,3 +51,75 @@ def _overview(url: str) -> dict[str, Any]:
 def overview() -> dict[str, Any]:
     """Row counts, date range and freshness (cached for a minute per database)."""
     return _overview(db.database_url())
+
+
+def weeks_of(info: dict[str, Any]) -> tuple[date, date, date] | None:
+    """First day, last day and the latest complete week's Monday, or None without cases."""
+    if not info["first_case"] or not info["newest"]:
+        return None
+    first, newest = info["first_case"].date(), info["newest"]
+    this_monday = newest.date() - timedelta(days=newest.date().weekday())
+    end_of_week = datetime.combine(this_monday + timedelta(days=7), datetime.min.time())
+    complete = (
+        this_monday
+        if newest >= end_of_week - timedelta(seconds=1)
+        else (this_monday - timedelta(days=7))
+    )
+    return first, newest.date(), max(complete, first - timedelta(days=first.weekday()))
+
+
+@st.cache_data(ttl=30, max_entries=8, show_spinner=False)
+def _state(url: str) -> tuple[bool, str]:
+    """Whether the data can be read as it is, and a token that changes with the data."""
+    eng = _engine_for(url)
+    fresh = load.loader_for(eng) != "snapshot" or load.snapshot_is_fresh(eng)
+    return fresh, load.data_fingerprint(eng)
+
+
+def data_token() -> str:
+    """A token that changes with the data; a stale snapshot is refreshed first.
+
+    The refresh runs in a separate process: the fast reader links its own SQLite
+    library, which must never share a process with the engine's open connections.
+    """
+    url = db.database_url()
+    fresh, token = _state(url)
+    if fresh:
+        return token
+    with st.spinner("Refreshing the snapshot with the newest data…"):
+        done = subprocess.run(
+            [sys.executable, "-m", "analytics", "refresh"],
+            env={**os.environ, "LOOKOUT_DATABASE_URL": url},
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or ["unknown error"])[-1]
+        raise DataUnavailable(f"The snapshot could not be refreshed: {reason}")
+    _state.clear()
+    return _state(url)[1]
+
+
+@st.cache_data(ttl=3600, max_entries=32, show_spinner="Computing the week…")
+def _weekly_view(
+    url: str, filters: load.Filters, week: date, count: str, token: str
+) -> trends.WeeklyView:
+    cube = load.load_cube(_engine_for(url), filters)
+    return trends.weekly_view(cube, week=week, count=count)  # type: ignore[arg-type]
+
+
+def weekly_view(filters: load.Filters, week: date, count: str) -> trends.WeeklyView:
+    """Every number of the Weekly Trends page, cached per filter set and data version."""
+    url = db.database_url()
+    try:
+        token = data_token()
+        return _weekly_view(url, filters, week, count, token)
+    except DataUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the page shows a banner, not a traceback
+        raise DataUnavailable(
+            f"Cannot read the data at {db.safe_url(url)} ({type(exc).__name__}). "
+            "Check that the database is reachable and that LOOKOUT_DATABASE_URL is right."
+        ) from exc

@@ -1,0 +1,102 @@
+"""Weekly Trends: what changed this week, is it real, what do we escalate?"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from analytics import charts
+from analytics.trends import iso_week
+from ui import data, filters, widgets
+
+st.title("Weekly trends")
+selection = filters.draw()
+if selection is None:
+    st.info(
+        "There is no case data to chart yet. Load the demo with `python -m analytics seed` "
+        "or import your data with `python -m analytics import TABLE FILE`; an unreachable "
+        "database is explained on the Overview page."
+    )
+    st.stop()
+count = filters.page_choice(
+    "count",
+    {"cases": "Cases", "subjects": "Distinct subjects", "reporters": "Distinct reporters"},
+    label="Count",
+)
+try:
+    view = data.weekly_view(selection.filters, selection.week, count)
+except data.DataUnavailable as exc:
+    st.error(str(exc))
+    st.stop()
+
+if view.empty:
+    st.info(
+        "No cases match these filters in this period. Widen the date range or clear a "
+        "filter in the sidebar."
+    )
+    st.stop()
+
+week_label = iso_week(view.week)
+if bool(view.kpis["provisional"].any()):
+    st.warning(
+        f"{week_label} is still in progress (data up to {view.as_of:%d %b %H:%M} UTC): "
+        "its numbers are provisional."
+    )
+st.caption(
+    f"{week_label} against the week before. Deltas are tested (exact Poisson or Fisher "
+    "tests, Mann-Whitney for times) and coloured only when significant; hover a card for "
+    "the 4-week baseline."
+)
+widgets.kpi_cards(view.kpis)
+
+unit_label = {"cases": "new cases", "subjects": "distinct subjects", "reporters": "reporters"}
+st.subheader("Volume")
+left, right = st.columns(2)
+with left:
+    widgets.chart(
+        charts.daily_trend(
+            view.daily, view.annotations, title="Per day", y_title=unit_label[count]
+        ),
+        key="daily",
+    )
+with right:
+    widgets.chart(
+        charts.weekly_trend(
+            view.series("new_cases"), view.annotations, title="Per week", y_title=unit_label[count]
+        ),
+        key="weekly",
+    )
+widgets.chart(charts.category_heatmap(view.categories, title="Categories by week"), key="heatmap")
+
+st.subheader(f"Top movers in {week_label}")
+st.caption(
+    "Every slice one or two dimensions deep, tested against the previous week; q-values "
+    "control false discoveries across all slices."
+)
+widgets.movers_table(view.movers)
+
+st.subheader("Response and backlog")
+left, right = st.columns(2)
+with left:
+    widgets.chart(
+        charts.rate_lines(
+            view.sla, title="SLA breach rate by severity", y_title="breached", group="severity"
+        ),
+        key="sla",
+    )
+    widgets.chart(
+        charts.duration_lines(view.durations, title="Hours to respond and resolve"), key="durations"
+    )
+with right:
+    widgets.chart(charts.backlog_bars(view.backlog, title="Open backlog by age"), key="backlog")
+    widgets.chart(
+        charts.rate_lines(
+            view.series("proactive_rate"), title="Proactive rate", y_title="of violations"
+        ),
+        key="proactive",
+    )
+
+st.subheader("Prevalence by category")
+widgets.chart(
+    charts.prevalence_bars(view.prevalence, title=f"Cases per 1,000 exposures, {week_label}"),
+    key="prevalence",
+)

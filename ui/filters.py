@@ -1,0 +1,209 @@
+"""Global filters: sidebar widgets mirrored in ``st.query_params``, so a link reproduces a view.
+
+Every page that uses them calls :func:`draw`. On a session's first run the
+widgets start from the URL (invalid values are dropped with a note); afterwards the
+widgets rule and the URL follows them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from typing import Any
+
+import streamlit as st
+
+from analytics.load import CHOICES, DIMENSIONS, Filters, parse_filters
+from analytics.trends import iso_week, parse_week, weeks_between
+
+__all__ = ["Selection", "draw", "humanise", "page_choice", "sidebar"]
+
+_PREFIX = "filter_"
+_LABELS = {
+    "category": "Category",
+    "region": "Region",
+    "platform": "Platform",
+    "severity": "Severity",
+    "source": "Source",
+    "specialty": "Specialty",
+}
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The global filters of the session: the focus week and the filters to load."""
+
+    week: date
+    filters: Filters
+    shown: Filters
+    notes: tuple[str, ...] = ()
+
+
+def humanise(value: str) -> str:
+    """``fake_review`` -> ``Fake review``; state codes stay upper case."""
+    return value if value.isupper() else value.replace("_", " ").capitalize()
+
+
+def _week_label(monday: date) -> str:
+    sunday = monday + timedelta(days=6)
+    return f"{iso_week(monday)} · {monday:%d %b}–{sunday:%d %b}"
+
+
+def _from_url(weeks: list[date], default_week: date) -> tuple[dict[str, object], list[str]]:
+    params = {k: st.query_params.get(k, "") for k in ("week", "start", "end", *DIMENSIONS)}
+    parsed, notes = parse_filters(params)
+    values: dict[str, object] = {d: list(parsed.where(d)) for d in DIMENSIONS}
+    week = default_week
+    if params["week"]:
+        try:
+            asked = parse_week(params["week"])
+        except ValueError as exc:
+            notes.append(f"Ignored week: {exc}.")
+        else:
+            if asked in weeks:
+                week = asked
+            else:
+                notes.append(f"Ignored week {params['week'][:20]!r}: no data for that week.")
+    values["week"] = week
+    if parsed.start and parsed.end:
+        values["range"] = (parsed.start, parsed.end)
+    return values, notes
+
+
+def sidebar(*, first: date, last: date, as_of_complete: date) -> Selection:
+    """Draw the global filters in the sidebar and keep the URL in step with them.
+
+    ``first`` and ``last`` are the first and last days with data; ``as_of_complete``
+    is the Monday of the latest complete week (the default focus week).
+    """
+    weeks = weeks_between(first, last)
+    default_week = as_of_complete if as_of_complete in weeks else weeks[-1]
+    notes: list[str] = []
+    if not st.session_state.get(_PREFIX + "ready"):
+        values, notes = _from_url(weeks, default_week)
+        default_range = (max(first, default_week - timedelta(weeks=12)), last)
+        _store("week", values["week"])
+        _store("range", values.get("range", default_range))
+        for dim in DIMENSIONS:
+            _store(dim, values[dim])
+        st.session_state[_PREFIX + "ready"] = True
+    if _stored("week") not in weeks:
+        _store("week", default_week)
+    with st.sidebar:
+        st.header("Filters")
+        week = _widget("week", st.selectbox, "Week", weeks[::-1], format_func=_week_label)
+        chosen = _widget("range", st.date_input, "Date range", format="YYYY-MM-DD")
+        for dim in DIMENSIONS:
+            _widget(
+                dim,
+                st.multiselect,
+                _LABELS[dim],
+                CHOICES[dim],
+                format_func=humanise,
+                placeholder="All",
+            )
+    start, end = _range(chosen, first, last)
+    shown = Filters(
+        start=start,
+        end=end,
+        **{d: tuple(_stored(d)) for d in DIMENSIONS},
+    )
+    _to_url(week, shown, default_week)
+    # Load enough to compare the focus week with the four before it.
+    lo = min(start, week - timedelta(weeks=4))
+    hi = max(end, week + timedelta(days=6))
+    selection = Selection(
+        week=week,
+        filters=replace(shown, start=lo, end=hi),
+        shown=shown,
+        notes=tuple(notes),
+    )
+    st.session_state[_PREFIX + "selection"] = selection
+    return selection
+
+
+def _store(name: str, value: object) -> None:
+    st.session_state[f"{_PREFIX}value_{name}"] = value
+
+
+def _stored(name: str) -> Any:
+    return st.session_state.get(f"{_PREFIX}value_{name}")
+
+
+def _widget(name: str, factory: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """A widget whose value outlives page switches (widget state is per page)."""
+    key = _PREFIX + name
+    if key not in st.session_state:
+        st.session_state[key] = _stored(name)
+    value = factory(*args, key=key, **kwargs)
+    _store(name, value)
+    return value
+
+
+def _range(chosen: object, first: date, last: date) -> tuple[date, date]:
+    if isinstance(chosen, tuple) and len(chosen) == 2:
+        return chosen[0], chosen[1]
+    if isinstance(chosen, tuple) and len(chosen) == 1:  # the user is picking the end
+        return chosen[0], last
+    if isinstance(chosen, date):
+        return chosen, last
+    return first, last
+
+
+def _to_url(week: date, shown: Filters, default_week: date) -> None:
+    wanted: dict[str, str] = {}
+    if week != default_week:
+        wanted["week"] = iso_week(week)
+    if shown.start and shown.end:
+        wanted["start"], wanted["end"] = shown.start.isoformat(), shown.end.isoformat()
+    for dim in DIMENSIONS:
+        if shown.where(dim):
+            wanted[dim] = ",".join(shown.where(dim))
+    globals_ = {"week", "start", "end", *DIMENSIONS}
+    current = st.query_params.to_dict()
+    wanted.update({k: v for k, v in current.items() if k not in globals_})  # page choices
+    if current != wanted:
+        st.query_params.from_dict(wanted)
+
+
+def draw() -> Selection | None:
+    """Draw the global filters and the notes on the URL; None when there are no cases."""
+    from ui import data
+
+    try:
+        span = data.weeks_of(data.overview())
+    except Exception:  # noqa: BLE001 - the page itself explains an unreachable database
+        return None
+    if span is None:
+        return None
+    first, last, complete = span
+    selection = sidebar(first=first, last=last, as_of_complete=complete)
+    for note in selection.notes:
+        st.warning(note, icon=":material/link_off:")
+    return selection
+
+
+def page_choice(key: str, options: dict[str, str], *, label: str) -> str:
+    """A page-level choice (radio-like) kept in the URL under ``key``.
+
+    ``options`` maps URL values to labels; the first is the default.
+    """
+    default = next(iter(options))
+    state_key = f"{_PREFIX}page_{key}"
+    if state_key not in st.session_state:
+        raw = st.query_params.get(key, default)
+        if raw not in options:
+            st.warning(f"Ignored {key} {raw[:20]!r}: choose one of {', '.join(options)}.")
+            raw = default
+        st.session_state[state_key] = raw
+    value = (
+        st.segmented_control(label, list(options), key=state_key, format_func=options.__getitem__)
+        or default
+    )
+    if value == default:
+        if key in st.query_params:
+            del st.query_params[key]
+    elif st.query_params.get(key) != value:
+        st.query_params[key] = value
+    return value

@@ -1,0 +1,117 @@
+"""Small rendering helpers shared by pages: KPI cards, tables, chart display."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import polars as pl
+import streamlit as st
+
+from analytics.charts import format_number
+
+__all__ = ["chart", "kpi_cards", "movers_table"]
+
+_DELTA_UNIT = {"count": "count", "percent": "points", "hours": "hours", "per_1000": "per_1000"}
+
+
+def _delta(row: dict[str, object]) -> str | None:
+    delta = row["delta"]
+    if delta is None:
+        return None
+    unit = str(row["unit"])
+    sign = "+" if float(delta) >= 0 else "-"  # type: ignore[arg-type]
+    size = abs(float(delta))  # type: ignore[arg-type]
+    if unit == "percent":
+        text = f"{size * 100:.1f} pp"
+    else:
+        text = format_number(size, unit=_DELTA_UNIT[unit])  # type: ignore[arg-type]
+    verdict = "significant" if row["significant"] else "noise"
+    return f"{sign}{text} · {verdict}"
+
+
+def _help(row: dict[str, object]) -> str:
+    unit = str(row["unit"])
+    parts = [
+        f"Previous week: {format_number(row['previous'], unit=unit)} "  # type: ignore[arg-type]
+        f"(p = {float(row['p_previous']):.3f}, "  # type: ignore[arg-type]
+        f"{'significant' if row['significant'] else 'noise'}).",
+        f"4-week mean: {format_number(row['baseline'], unit=unit)} "  # type: ignore[arg-type]
+        f"(p = {float(row['p_baseline']):.3f}, "  # type: ignore[arg-type]
+        f"{'significant' if row['significant_baseline'] else 'noise'}).",
+    ]
+    if row["completeness"] is not None:
+        parts.append(
+            f"{float(row['completeness']):.0%} of the week's cases are far enough along "  # type: ignore[arg-type]
+            "to count: the value can still move."
+        )
+    return " ".join(parts)
+
+
+def _value(row: dict[str, object]) -> str:
+    if row["unit"] == "per_1000":  # the unit is in the label
+        return format_number(row["value"], unit="count", digits=2)  # type: ignore[arg-type]
+    return format_number(row["value"], unit=row["unit"])  # type: ignore[arg-type]
+
+
+def kpi_cards(frame: pl.DataFrame, *, per_row: int = 4) -> None:
+    """One ``st.metric`` per KPI row (see :func:`analytics.trends.kpis`)."""
+    rows = frame.to_dicts()
+    for start in range(0, len(rows), per_row):
+        cols = st.columns(per_row)
+        for col, row in zip(cols, rows[start : start + per_row], strict=False):
+            better = row["better"]
+            colour = "off"
+            if row["significant"]:
+                colour = {"up": "normal", "down": "inverse"}.get(str(better), "off")
+            label = str(row["label"])
+            col.metric(
+                label,
+                _value(row),
+                delta=_delta(row),
+                delta_color=colour,  # type: ignore[arg-type]
+                help=_help(row),
+                border=True,
+            )
+    partial = frame.filter(pl.col("completeness") < 0.9)
+    if partial.height:
+        names = ", ".join(str(n).lower() for n in partial["label"])
+        share = float(partial["completeness"].min())  # type: ignore[arg-type]
+        st.caption(
+            f"Still moving: {names} see as little as {share:.0%} of the week's cases so far; "
+            "the rest are not yet responded to or resolved."
+        )
+
+
+def movers_table(frame: pl.DataFrame, *, rows: int = 20) -> None:
+    """The top movers as a table (see :func:`analytics.trends.top_movers`)."""
+    shown = frame.head(rows).select(
+        "slice",
+        "current",
+        "expected",
+        "abs_change",
+        pl.col("rel_change") * 100,
+        pl.col("share_of_change") * 100,
+        "q_value",
+        "significant",
+    )
+    st.dataframe(
+        shown,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "slice": st.column_config.TextColumn("Slice", width="large"),
+            "current": st.column_config.NumberColumn("This week", format="localized"),
+            "expected": st.column_config.NumberColumn("Baseline", format="%.1f"),
+            "abs_change": st.column_config.NumberColumn("Change", format="%+.1f"),
+            "rel_change": st.column_config.NumberColumn("Change %", format="%+.0f%%"),
+            "share_of_change": st.column_config.NumberColumn(
+                "Share of total change", format="%+.0f%%"
+            ),
+            "q_value": st.column_config.NumberColumn("q-value (FDR)", format="%.3f"),
+            "significant": st.column_config.CheckboxColumn("Significant"),
+        },
+    )
+
+
+def chart(figure: go.Figure, *, key: str) -> None:
+    """Show a figure in the shared template (Streamlit's own theme off)."""
+    st.plotly_chart(figure, theme=None, width="stretch", key=key)
