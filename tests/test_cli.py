@@ -93,3 +93,24 @@ def test_seed_bad_input_is_one_line(sqlite_url: str, args: list[str], message: s
 def test_unreachable_database_is_one_line() -> None:
     line = _one_line_error(_cli("postgresql+psycopg://u:topsecret@127.0.0.1:1/x", "init-db"))
     assert "topsecret" not in line and "***" in line
+
+
+def test_seed_builds_the_snapshot_and_refresh_keeps_it_fresh(sqlite_url: str, tmp_path: Path):
+    args = ["--scale", "small", "--days", "240", "--manifest", str(tmp_path / "t.json")]
+    seeded = _cli(sqlite_url, "seed", *args)
+    assert seeded.returncode == 0, seeded.stderr
+    assert "full refresh of" in seeded.stdout
+    again = _cli(sqlite_url, "refresh")
+    assert again.returncode == 0 and again.stdout.strip().endswith("is up to date")
+    full = _cli(sqlite_url, "refresh", "--full")
+    assert full.returncode == 0 and full.stdout.startswith("full refresh of")
+
+
+def test_refresh_into_an_unwritable_folder_is_one_line(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("LOOKOUT_SNAPSHOT_DIR", str(blocker / "snapshots"))
+    line = _one_line_error(_cli(sqlite_url, "refresh"))
+    assert "cannot write the snapshot" in line
