@@ -26,7 +26,7 @@ run: seed
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy analytics ui
+	$(VENV)/bin/mypy analytics ui bench
 
 test: lint
 	$(VENV)/bin/pytest -n 2 -q

@@ -40,13 +40,14 @@ import polars as pl
 from sqlalchemy import (
     Date,
     Engine,
+    case,
     distinct,
-    exists,
+    false,
     func,
     inspect,
-    literal,
     or_,
     select,
+    true,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
@@ -257,6 +258,8 @@ class Cube:
     as_of: datetime | None
     loader: str = "snapshot"
     timings: dict[str, float] = field(default_factory=dict, compare=False)
+    #: Results derived from this cube, computed once (see ``analytics.trends``).
+    memo: dict[Any, pl.DataFrame] = field(default_factory=dict, compare=False, repr=False)
 
 
 def loader_for(engine: Engine) -> Literal["snapshot", "pushdown"]:
@@ -380,20 +383,16 @@ def _fingerprint(engine: Engine) -> dict[str, Any]:
     """Cheap facts that change whenever the data does.
 
     One aggregate per query, each answered from an index (SQLite only optimises a lone
-    ``max`` this way): highest ids, newest timestamps, the case count and the newest
-    resolution, and the ``data_version`` our own writers bump.
+    ``max`` this way): highest ids, newest timestamps and resolution, and the
+    ``data_version`` our own writers (seed, import) bump. Deleting rows behind Lookout's
+    back is not seen: run ``python -m analytics refresh --full`` after such a change.
     """
     tables = set(inspect(engine).get_table_names())
     probes: dict[str, Any] = {
         "events": (func.max(Event.id), func.max(Event.ts)),
-        "accounts": (func.max(Account.id), func.count(Account.id)),
+        "accounts": (func.max(Account.id),),
         "annotations": (func.max(Annotation.id), func.count(Annotation.id)),
-        "cases": (
-            func.max(Case.id),
-            func.count(Case.id),
-            func.max(Case.opened_at),
-            func.max(Case.resolved_at),
-        ),
+        "cases": (func.max(Case.id), func.max(Case.opened_at), func.max(Case.resolved_at)),
     }
     fp: dict[str, Any] = {}
     with engine.connect() as conn:
@@ -456,9 +455,7 @@ def refresh(engine: Engine, *, full: bool = False, root: Path | None = None) -> 
         if state is not None and state["fingerprint"] == fp and not full:
             return RefreshSummary(folder, "fresh", 0, state["events"], state["cases"], 0.0)
         old_fp = state["fingerprint"] if state else {}
-        rewritten = (old_fp.get("data_version") or {}).get("events") != (
-            fp.get("data_version") or {}
-        ).get("events")
+        rewritten = _rewrites(old_fp) != _rewrites(fp)
         old_max = (old_fp.get("events") or [None])[0]
         new_max = (fp.get("events") or [None])[0]
         full = (
@@ -489,6 +486,13 @@ def refresh(engine: Engine, *, full: bool = False, root: Path | None = None) -> 
             _write(_exposure_from_events(pl.scan_parquet(parts / "*.parquet")), exposure_path)
         elif first_day is not None:
             _update_exposure(exposure_path, parts, first_day)
+        active_path = folder / "active.parquet"
+        if not any(parts.glob("*.parquet")):
+            _write(_empty(_ACTIVE_COLUMNS), active_path)
+        elif full or not active_path.exists():
+            _write(_active_from_events(pl.scan_parquet(parts / "*.parquet")), active_path)
+        elif first_day is not None:
+            _update_active(active_path, parts, first_day)
         n_events = (
             pl.scan_parquet(parts / "*.parquet").select(pl.len()).collect().item()
             if any(parts.glob("*.parquet"))
@@ -517,6 +521,11 @@ def refresh(engine: Engine, *, full: bool = False, root: Path | None = None) -> 
     )
 
 
+def _rewrites(fp: Mapping[str, Any]) -> int:
+    """How many times events were rewritten (0 before any data version was recorded)."""
+    return int((fp.get("data_version") or {}).get("events") or 0)
+
+
 def _write(frame: pl.DataFrame, path: Path) -> None:
     """Write a Parquet file atomically (readers never see half a file)."""
     tmp = path.with_suffix(".tmp")
@@ -527,8 +536,10 @@ def _write(frame: pl.DataFrame, path: Path) -> None:
 class _Reader:
     """Reads whole tables or id ranges with the fastest reader the database allows.
 
-    connectorx (measured fastest on SQLite and PostgreSQL, see bench/readers.py) for
-    SQLite and PostgreSQL; SQLAlchemy through ``pl.read_database`` anywhere else.
+    connectorx for SQLite and PostgreSQL, events split in two id partitions read in
+    parallel (measured fastest on both, see ``bench/readers.py``: ADBC returns SQLite
+    timestamps as text, SQLAlchemy is 5-6x slower); ``pl.read_database`` through
+    SQLAlchemy on any other dialect.
     connectorx links its own SQLite: the engine's pooled connections are closed first
     so two copies of the library never hold the file open together.
     """
@@ -543,14 +554,22 @@ class _Reader:
             url = engine.url.set(drivername="postgresql")
             self.uri = url.render_as_string(hide_password=False)
 
-    def query(self, stmt: Select, columns: Mapping[str, Any]) -> pl.DataFrame:
+    def query(
+        self, stmt: Select, columns: Mapping[str, Any], *, partition_on: str | None = None
+    ) -> pl.DataFrame:
         if self.uri is None:
             frame = pl.read_database(stmt, self.engine, infer_schema_length=None)
         else:
             sql = str(stmt.compile(self.engine, compile_kwargs={"literal_binds": True}))
             if self.uri.startswith("sqlite"):
                 self.engine.dispose()
-            frame = pl.read_database_uri(sql, self.uri, engine="connectorx")
+            frame = pl.read_database_uri(
+                sql,
+                self.uri,
+                engine="connectorx",
+                partition_on=partition_on,
+                partition_num=2 if partition_on else None,
+            )
         if frame.is_empty():
             return _empty(columns)
         return _conform(frame, columns)
@@ -580,7 +599,7 @@ class _Reader:
         stmt = select(*cols).where(Event.id <= hi)
         if lo is not None:
             stmt = stmt.where(Event.id > lo)
-        return self.query(stmt, _EVENT_COLUMNS)
+        return self.query(stmt, _EVENT_COLUMNS, partition_on="id")
 
     def max_event_id(self) -> int | None:
         with self.engine.connect() as conn:
@@ -598,21 +617,18 @@ def _case_facts(cases: pl.DataFrame, accounts: pl.DataFrame) -> pl.DataFrame:
         on="subject_account_id",
         how="left",
     )
-    actioned = (
+    first_violation = (
         cases.filter(pl.col("resolution").is_in(list(VIOLATIONS)))
-        .select("subject_account_id", pl.col("resolved_at").alias("_prior"))
-        .sort("_prior")
+        .group_by("subject_account_id")
+        .agg(_first=pl.col("resolved_at").min())
     )
-    flagged = with_specialty.sort("opened_at").join_asof(
-        actioned,
-        left_on="opened_at",
-        right_on="_prior",
-        by="subject_account_id",
-        strategy="backward",
-        check_sortedness=False,  # both sides are sorted by time above
-    )
+    flagged = with_specialty.join(first_violation, on="subject_account_id", how="left")
+    # A subject is a repeat offender when a violation was resolved before this case
+    # opened; the earliest one decides whether any such violation exists.
     return _conform(
-        flagged.with_columns(repeat_offender=pl.col("_prior").is_not_null()).sort("id"),
+        flagged.with_columns(
+            repeat_offender=(pl.col("_first") <= pl.col("opened_at")).fill_null(False)
+        ).sort("id"),
         _CASE_COLUMNS,
     )
 
@@ -671,6 +687,24 @@ def _update_exposure(path: Path, parts: Path, first_day: date) -> None:
     _write(pl.concat([kept, fresh]).sort(pl.all()), path)
 
 
+def _active_from_events(events: pl.LazyFrame) -> pl.DataFrame:
+    """Distinct active accounts per ISO week."""
+    return _conform(
+        events.group_by(pl.col("ts").dt.truncate("1w").dt.date().alias("week"))
+        .agg(accounts=pl.col("account_id").n_unique())
+        .collect(),
+        _ACTIVE_COLUMNS,
+    ).sort("week")
+
+
+def _update_active(path: Path, parts: Path, first_day: date) -> None:
+    monday = first_day - timedelta(days=first_day.weekday())
+    since = datetime.combine(monday, datetime.min.time())
+    fresh = _active_from_events(pl.scan_parquet(parts / "*.parquet").filter(pl.col("ts") >= since))
+    kept = pl.read_parquet(path).filter(pl.col("week") < monday)
+    _write(pl.concat([kept, fresh]).sort("week"), path)
+
+
 def _from_snapshot(folder: Path, filters: Filters, lo: datetime, hi: datetime) -> Cube:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -693,15 +727,16 @@ def _from_snapshot(folder: Path, filters: Filters, lo: datetime, hi: datetime) -
     t1 = time.perf_counter()
     timings["exposure"] = t1 - t0 - timings["cases"]
     parts = list((folder / "events").glob("*.parquet"))
-    if parts:
-        active = _conform(
-            pl.scan_parquet(parts)
-            .filter(pl.col("ts") >= lo, pl.col("ts") < hi, *_filter_exprs(filters, event_dims))
-            .group_by(pl.col("ts").dt.truncate("1w").dt.date().alias("week"))
-            .agg(accounts=pl.col("account_id").n_unique())
-            .collect(),
-            _ACTIVE_COLUMNS,
-        ).sort("week")
+    if not any(filters.where(d) for d in event_dims):  # precomputed at refresh
+        active = pl.read_parquet(folder / "active.parquet").filter(
+            pl.col("week") >= lo.date(), pl.col("week") < hi.date()
+        )
+    elif parts:
+        active = _active_from_events(
+            pl.scan_parquet(parts).filter(
+                pl.col("ts") >= lo, pl.col("ts") < hi, *_filter_exprs(filters, event_dims)
+            )
+        )
     else:
         active = _empty(_ACTIVE_COLUMNS)
     timings["active"] = time.perf_counter() - t1
@@ -822,14 +857,18 @@ def _from_database(engine: Engine, filters: Filters, lo: datetime, hi: datetime)
 def _cases_query(filters: Filters, lo: datetime, hi: datetime) -> Select:
     """Case rows in the window with the subject's specialty and the repeat-offender flag."""
     subject = aliased(Account, name="subject")
-    prior = aliased(Case, name="prior")
-    repeat = exists(
-        select(literal(1)).where(
-            prior.subject_account_id == Case.subject_account_id,
-            prior.resolution.in_(VIOLATIONS),
-            prior.resolved_at <= Case.opened_at,
+    first = (
+        select(
+            Case.subject_account_id.label("subject_id"),
+            func.min(Case.resolved_at).label("first_violation"),
         )
-    ).label("repeat_offender")
+        .where(Case.resolution.in_(VIOLATIONS))
+        .group_by(Case.subject_account_id)
+        .subquery("first")
+    )
+    repeat = case((first.c.first_violation <= Case.opened_at, true()), else_=false()).label(
+        "repeat_offender"
+    )
     columns = [getattr(Case, c) for c in _CASE_COLUMNS if c not in ("specialty", "repeat_offender")]
     where = [
         condition
@@ -842,6 +881,7 @@ def _cases_query(filters: Filters, lo: datetime, hi: datetime) -> Select:
         select(*columns, subject.specialty, repeat)
         .select_from(Case)
         .outerjoin(subject, subject.id == Case.subject_account_id)
+        .outerjoin(first, first.c.subject_id == Case.subject_account_id)
         .where(
             Case.opened_at < hi,
             or_(Case.opened_at >= lo, Case.resolved_at.is_(None), Case.resolved_at >= lo),
@@ -859,6 +899,6 @@ def _read(engine: Engine, stmt: Select, columns: Mapping[str, Any]) -> pl.DataFr
 
 def _as_of(fp: Mapping[str, Any]) -> datetime | None:
     """The newest record time in a fingerprint: the last event or the last case opened."""
-    stamps = [(fp.get("events") or [None, None])[1], (fp.get("cases") or [None] * 4)[2]]
+    stamps = [(fp.get("events") or [None, None])[1], (fp.get("cases") or [None] * 3)[1]]
     parsed = [datetime.fromisoformat(str(s)) for s in stamps if s]
     return max(parsed) if parsed else None

@@ -26,6 +26,7 @@ Definitions (per week of opening):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import combinations
@@ -188,6 +189,18 @@ def _flags(cases: pl.LazyFrame, as_of: datetime | None) -> pl.LazyFrame:
     )
 
 
+def _memo(cube: Cube, key: tuple[object, ...], compute: Callable[[], pl.DataFrame]) -> pl.DataFrame:
+    """A frame derived from ``cube``, computed once per cube (frames are immutable)."""
+    if key not in cube.memo:
+        cube.memo[key] = compute()
+    return cube.memo[key]
+
+
+def _flagged(cube: Cube) -> pl.LazyFrame:
+    """The cube's cases with their flags, computed once."""
+    return _memo(cube, ("flags",), lambda: _flags(cube.cases.lazy(), cube.as_of).collect()).lazy()
+
+
 def _counted(count: Count) -> pl.Expr:
     if count not in COUNT_MODES:
         raise ValueError(f"count must be one of {', '.join(COUNT_MODES)}, not {count!r}")
@@ -293,6 +306,8 @@ def _exposure_label(by: str | None) -> pl.Expr:
 def weekly_metrics(cube: Cube, *, by: str | None = None, count: Count = "cases") -> pl.DataFrame:
     """Every metric per week (and per value of ``by``), weeks without cases included.
 
+    Computed once per cube and remembered.
+
     Columns: ``week`` (Monday), ``by`` when given, the counts (``new_cases``, ``cases``,
     ``resolved``, ``violations``, ``proactive``, ``automated_resolved``,
     ``automated_violations``, ``responded``, ``due``, ``breached``, ``appealed``,
@@ -303,18 +318,20 @@ def weekly_metrics(cube: Cube, *, by: str | None = None, count: Count = "cases")
     durations in hours (``ttfr_median_h``, ``ttfr_p90_h``, ``ttr_median_h``,
     ``ttr_p90_h``) and ``provisional``.
 
-    >>> from analytics.load import Filters
     >>> cube = _example_cube()
     >>> weekly_metrics(cube).select("week", "new_cases", "action_rate", "provisional").rows()
     [(datetime.date(2026, 11, 9), 2, 0.5, False), (datetime.date(2026, 11, 16), 1, None, True)]
     """
+    return _memo(cube, ("weekly", by, count), lambda: _weekly_metrics(cube, by=by, count=count))
+
+
+def _weekly_metrics(cube: Cube, *, by: str | None, count: Count) -> pl.DataFrame:
+    """The uncached body of :func:`weekly_metrics`."""
     if by is not None and by not in DIMENSIONS:
         raise ValueError(f"by must be one of {', '.join(DIMENSIONS)}, not {by!r}")
     weeks = _window_weeks(cube)
     keys = ["week", *([by] if by else [])]
-    flagged = _flags(cube.cases.lazy(), cube.as_of).filter(
-        pl.col("week").is_in(weeks["week"].implode())
-    )
+    flagged = _flagged(cube).filter(pl.col("week").is_in(weeks["week"].implode()))
     if by:
         flagged = flagged.filter(pl.col(by).is_not_null()).with_columns(pl.col(by).cast(pl.String))
     sums = flagged.group_by(keys).agg(_sums(count)).collect()
@@ -369,7 +386,7 @@ def daily_volume(cube: Cube, *, count: Count = "cases") -> pl.DataFrame:
         last = min(last, cube.as_of.date())
     days = pl.DataFrame({"day": pl.date_range(first, last, "1d", eager=True)})
     counts = (
-        _flags(cube.cases.lazy(), cube.as_of)
+        _flagged(cube)
         .group_by("day")
         .agg(_counted(count).cast(pl.Float64).alias("value"))
         .collect()
@@ -450,6 +467,10 @@ def backlog(cube: Cube) -> pl.DataFrame:
 
     Columns: ``week_end`` (the Sunday), ``age_bucket`` (:data:`AGE_BUCKETS`), ``open``.
     """
+    return _memo(cube, ("backlog",), lambda: _backlog(cube))
+
+
+def _backlog(cube: Cube) -> pl.DataFrame:
     weeks = _window_weeks(cube)
     schema = {"week_end": pl.Date, "age_bucket": pl.String, "open": pl.Int64}
     if weeks.is_empty():
@@ -566,7 +587,7 @@ def kpis(cube: Cube, *, week: date, count: Count = "cases") -> pl.DataFrame:
     this = weekly.filter(pl.col("week") == week)
     prev = weekly.filter(pl.col("week") == week - _WEEK)
     base = weekly.filter(pl.col("week") < week, pl.col("week") >= week - 4 * _WEEK)
-    durations = _flags(cube.cases.lazy(), cube.as_of).select("week", "ttfr_h", "ttr_h").collect()
+    durations = _flagged(cube).select("week", "ttfr_h", "ttr_h").collect()
     rows = []
     for kpi in KPIS:
         rows.append(_kpi_row(kpi, this, prev, base, durations, week, count))
@@ -692,7 +713,7 @@ def top_movers(
             f"before {week} to compare with them"
         )
     flagged = (
-        _flags(cube.cases.lazy(), cube.as_of)
+        _flagged(cube)
         .filter(pl.col("week") >= first, pl.col("week") <= week)
         .with_columns(now=pl.col("week") == week)
     )

@@ -1,35 +1,125 @@
-"""Run the benchmarks and print a Markdown table of results.
+"""Run the benchmarks and print one Markdown table of results per benchmark.
 
-Usage: ``python -m bench [--scale small|medium|large] [--postgres URL]``.
+Usage: ``python -m bench [BENCHMARK ...] [--sqlite URL] [--postgres URL | --skip-postgres]``.
+
+Benchmarks: ``cold``, ``pandas``, ``warm``, ``refresh``, ``postgres`` (together:
+``trends``, the Weekly Trends page), ``readers`` and ``seeding``; ``all`` runs every
+one. Without any, ``trends`` and ``readers`` run (``make bench``). PostgreSQL parts
+run when the server answers at ``--postgres``, and are skipped otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
+from pathlib import Path
 
-from bench import seeding
+from sqlalchemy.engine import make_url
+
+from bench import postgres, readers, seeding, trends
+from bench.harness import Table, seconds
+
+_GROUPS: dict[str, tuple[str, ...]] = {
+    "trends": trends.PARTS,
+    "all": (*trends.PARTS, "readers", "seeding"),
+}
+_CHOICES = (*trends.PARTS, "readers", "seeding", *_GROUPS)
+_DEFAULT = ("trends", "readers")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--scale", default="large", choices=["small", "medium", "large"])
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "benchmarks",
+        nargs="*",
+        metavar="BENCHMARK",
+        help=f"any of {', '.join(_CHOICES)} (default: {' '.join(_DEFAULT)})",
+    )
+    parser.add_argument(
+        "--sqlite",
+        default="sqlite:///data/large.db",
+        help="database of the Weekly Trends benchmarks (default: the large demo)",
+    )
+    parser.add_argument(
+        "--readers-sqlite",
+        default="sqlite:///data/lookout.db",
+        help="database of the readers benchmark (default: the medium demo)",
+    )
     parser.add_argument(
         "--postgres",
         default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
-        help="PostgreSQL URL for the PostgreSQL rows ('' to skip)",
+        help="PostgreSQL URL the benchmark databases are created from ('' to skip)",
     )
-    args = parser.parse_args()
-    print(
-        f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
-        f"python {sys.version.split()[0]}"
+    parser.add_argument("--skip-postgres", action="store_true", help="no PostgreSQL rows")
+    parser.add_argument("--repeat", type=int, default=3, help="fresh-process runs per timing")
+    parser.add_argument("--scale", default="large", choices=["small", "medium", "large"],
+                        help="scale of the seeding benchmark")  # fmt: skip
+    return parser
+
+
+def _chosen(names: list[str]) -> list[str]:
+    """Expand groups; keep the canonical order.
+
+    >>> _chosen(["readers", "trends"])[:2], _chosen([]) == _chosen(["trends", "readers"])
+    (['cold', 'pandas'], True)
+    """
+    wanted = {p for name in (names or _DEFAULT) for p in _GROUPS.get(name, (name,))}
+    return [p for p in _GROUPS["all"] if p in wanted]
+
+
+def _missing(url: str, scale: str) -> str | None:
+    """Why a SQLite benchmark database cannot be used (None when it can)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or Path(parsed.database or "").is_file():
+        return None
+    return (
+        f"{url} does not exist; seed it first: LOOKOUT_DATABASE_URL={url} "
+        f"python -m analytics seed --scale {scale} --end 2026-11-24"
     )
-    print("| benchmark | seconds | peak RSS (MiB) | rows |")
-    print("| --- | --- | --- | --- |")
-    for row in seeding.run(scale=args.scale, postgres=args.postgres or None):
-        print(f"| {row['name']} | {row['seconds']:.1f} | {row['peak_mib']:.0f} | {row['rows']} |")
-    return 0
+
+
+def _seeding(scale: str, pg: str | None) -> Table:
+    table = Table(f"Seeding the {scale} demo (fresh process)", ("database", "seconds",
+                  "peak RSS MiB", "rows"))  # fmt: skip
+    for row in seeding.run(scale=scale, postgres=pg):
+        table.add(row["name"], seconds(row["seconds"], 1), f"{row['peak_mib']:.0f}", row["rows"])
+    return table
+
+
+def main() -> int:
+    """Run the chosen benchmarks; exit 1 when a check failed."""
+    args = _parser().parse_args()
+    unknown = [n for n in args.benchmarks if n not in _CHOICES]
+    if unknown:
+        _parser().error(f"unknown benchmark {', '.join(unknown)}; choose from {_CHOICES}")
+    parts = _chosen(args.benchmarks)
+    needs = [
+        (args.sqlite, "large", set(trends.PARTS)),
+        (args.readers_sqlite, "medium", {"readers"}),
+    ]
+    for url, scale, users in needs:
+        if users & set(parts) and (why := _missing(url, scale)):
+            print(why, file=sys.stderr)
+            return 2
+    pg: str | None = None if args.skip_postgres else (args.postgres or None)
+    if pg and not postgres.reachable(pg):
+        print(f"PostgreSQL does not answer at {pg}: PostgreSQL rows skipped.", file=sys.stderr)
+        pg = None
+    problems: list[str] = []
+    trend_parts = [p for p in parts if p in trends.PARTS]
+    if trend_parts:
+        tables, problems = trends.run(
+            trend_parts, sqlite_url=args.sqlite, postgres_url=pg, repeat=args.repeat
+        )
+        for table in tables:
+            print(table.markdown(), end="\n\n", flush=True)
+    if "readers" in parts:
+        print(readers.run(args.readers_sqlite, pg, repeat=args.repeat).markdown(), end="\n\n")
+    if "seeding" in parts:
+        print(_seeding(args.scale, pg).markdown(), end="\n\n")
+    for problem in problems:
+        print(f"CHECK FAILED: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -7,11 +7,8 @@ and under 8 GB of memory on a 2-core machine.
 from __future__ import annotations
 
 import os
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,13 +17,19 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from analytics import db
+from bench.harness import run_watched
 
 __all__ = ["run", "time_seed"]
 
 
 def time_seed(url: str, scale: str, manifest: Path) -> dict[str, Any]:
-    """Seed ``url`` at ``scale`` in a child process; wall time and the child's peak RSS."""
-    env = dict(os.environ, LOOKOUT_DATABASE_URL=url)
+    """Seed ``url`` at ``scale`` in a child process; wall time and the child's peak RSS.
+
+    The peak is sampled from the child itself (:func:`bench.harness.run_watched`), so
+    it is this child's, not the largest of every child so far.
+    """
+    # seed also builds the snapshot (SQLite): keep it next to the manifest, not in data/
+    env = dict(os.environ, LOOKOUT_DATABASE_URL=url, LOOKOUT_SNAPSHOT_DIR=str(manifest.parent))
     cmd = [
         sys.executable,
         "-m",
@@ -40,14 +43,11 @@ def time_seed(url: str, scale: str, manifest: Path) -> dict[str, Any]:
         "--manifest",
         str(manifest),
     ]
-    start = time.perf_counter()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - start
+    done, seconds, peak_mib = run_watched(cmd, env=env)
     if done.returncode != 0:
         raise RuntimeError(done.stderr.strip().splitlines()[-1])
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     rows = db.table_counts(db.make_engine(url))["events"]
-    return {"seconds": seconds, "peak_mib": peak_kib / 1024, "rows": f"{rows:,} events"}
+    return {"seconds": seconds, "peak_mib": peak_mib, "rows": f"{rows:,} events"}
 
 
 def run(*, scale: str, postgres: str | None) -> list[dict[str, Any]]:

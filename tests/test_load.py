@@ -110,6 +110,7 @@ def _snapshot_frames(folder: Path) -> dict[str, pl.DataFrame]:
         "accounts": pl.read_parquet(folder / "accounts.parquet"),
         "exposure": pl.read_parquet(folder / "exposure.parquet"),
         "annotations": pl.read_parquet(folder / "annotations.parquet"),
+        "active": pl.read_parquet(folder / "active.parquet"),
     }
 
 
