@@ -332,12 +332,6 @@ def refresh_on_copy(source: Path) -> tuple[Table, list[str]]:
     engine = db.make_engine(f"sqlite:///{copy}")
     folder = snapshot_dir(engine)
     try:
-        if db.get_meta(engine, "data_version") is None:
-            db.bump_data_version(engine, events_rewritten=False)
-            table.notes.append(
-                f"{source.name} predates `data_version`; one was recorded before the full build,"
-                " otherwise the first bump after it forces a full rebuild (see report)."
-            )
         full = refresh(engine)
         table.add("full snapshot build", seconds(full.seconds, 1), full.mode,
                   f"{full.events:,} events, {full.cases:,} cases", "reported")  # fmt: skip
