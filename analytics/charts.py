@@ -449,6 +449,7 @@ def weekly_trend(
     title: str,
     y_title: str,
     unit: Unit = "count",
+    focus: date | None = None,
 ) -> go.Figure:
     """Weekly bars, the unfinished week hatched instead of filled, with known events.
 
@@ -464,6 +465,8 @@ def weekly_trend(
         Figure and y axis titles.
     unit
         How hover values and y ticks are formatted (see :func:`format_number`).
+    focus
+        The Monday of the week under review: shaded behind its bar and labelled.
 
     Returns
     -------
@@ -503,6 +506,18 @@ def weekly_trend(
     _add_events(fig, annotations, first=weeks[0], last=weeks[-1], weekly=True)
     _value_axis(fig, title=y_title, unit=unit)
     fig.update_layout(barmode="overlay", hovermode="x unified")
+    if focus is not None and focus in weeks:
+        start = datetime.combine(focus, datetime.min.time()) - timedelta(days=3.5)
+        fig.add_vrect(
+            x0=start,
+            x1=start + timedelta(days=7),
+            fillcolor=PALETTE[1],
+            opacity=0.15,
+            line_width=0,
+            layer="below",
+            annotation_text="this week",
+            annotation_position="top left",
+        )
     fig.update_xaxes(hoverformat="Week of %b %-d, %Y")
     return fig
 

@@ -61,7 +61,11 @@ with left:
 with right:
     widgets.chart(
         charts.weekly_trend(
-            view.series("new_cases"), view.annotations, title="Per week", y_title=unit_label[count]
+            view.series("new_cases"),
+            view.annotations,
+            title="Per week",
+            y_title=unit_label[count],
+            focus=view.week,
         ),
         key="weekly",
     )

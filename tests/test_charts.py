@@ -573,3 +573,20 @@ def test_attribution_bars_signed_colours_in_given_order() -> None:
     assert list(bars.marker.color)[:2] == ["#0072B2", "#D55E00"]
     assert bars.marker.color[2] not in ("#0072B2", "#D55E00")
     assert list(bars.customdata) == ["-5.0%", "+12.5%", "0.0%"]
+
+
+def test_weekly_trend_shades_the_week_under_review() -> None:
+    weekly = pl.DataFrame(
+        {
+            "week": [date(2026, 11, 2), date(2026, 11, 9), date(2026, 11, 16)],
+            "value": [3.0, 4.0, 5.0],
+            "provisional": [False, False, False],
+        }
+    )
+    plain = charts.weekly_trend(weekly, title="t", y_title="y")
+    focused = charts.weekly_trend(weekly, title="t", y_title="y", focus=date(2026, 11, 9))
+    elsewhere = charts.weekly_trend(weekly, title="t", y_title="y", focus=date(2026, 1, 5))
+    assert len(plain.layout.shapes) == len(elsewhere.layout.shapes)
+    added = [s for s in focused.layout.shapes if s not in plain.layout.shapes]
+    assert len(added) == 1
+    assert str(added[0].x0).startswith("2026-11-05") and str(added[0].x1).startswith("2026-11-12")
