@@ -1,0 +1,240 @@
+"""Anomaly scoring: one series and the vectorised scan of many."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from analytics.anomalies import daily_slices, infer_period, scan, score_series
+
+START = datetime(2026, 1, 5)  # a Monday
+WEEKLY = [20.0, 22.0, 21.0, 20.0, 19.0, 14.0, 12.0]  # weekday pattern of a count
+
+
+def _days(n: int) -> list[datetime]:
+    return [START + timedelta(days=i) for i in range(n)]
+
+
+def _series(values: list[float] | np.ndarray, ts: list[datetime] | None = None) -> pl.DataFrame:
+    values = [float(v) for v in values]
+    return pl.DataFrame({"ts": ts or _days(len(values)), "value": values})
+
+
+def _seasonal(n: int) -> list[float]:
+    return [WEEKLY[i % 7] for i in range(n)]
+
+
+def _flagged(out: pl.DataFrame) -> list[int]:
+    return out.with_row_index("i").filter("is_anomaly")["i"].to_list()
+
+
+def test_a_spike_is_flagged_once_and_does_not_inflate_the_next_baselines():
+    values = _seasonal(84)
+    values[60] = 60.0
+    out = score_series(_series(values))
+    assert _flagged(out) == [60]
+    assert out["direction"][60] == "up"
+    # The days after the spike keep their normal expectation (within one count).
+    after = out.slice(61, 7)
+    assert (after["expected"] - pl.Series(values[61:68])).abs().max() <= 1.0
+
+
+def test_a_dip_is_flagged_both_ways_but_not_when_only_rises_matter():
+    values = _seasonal(84)
+    values[70] = 0.0
+    assert _flagged(score_series(_series(values))) == [70]
+    assert _flagged(score_series(_series(values), direction="up")) == []
+    assert score_series(_series(values))["direction"][70] == "down"
+
+
+def test_a_level_shift_is_reported_once_then_adopted():
+    values = _seasonal(120)
+    values[70:] = [2 * v for v in values[70:]]
+    flags = _flagged(score_series(_series(values)))
+    assert flags and flags[0] == 70
+    assert flags == list(range(70, 70 + len(flags)))  # one run: a single incident
+    assert len(flags) <= 5
+    assert all(i < 80 for i in flags)  # adapted: nothing flagged afterwards
+
+
+def test_missing_points_are_tolerated():
+    values = _seasonal(84)
+    values[63] = 70.0
+    frame = _series(values).with_row_index("i")
+    gappy = frame.filter(~pl.col("i").is_in([30, 31, 32, 50])).drop("i")
+    gappy = gappy.with_columns(
+        pl.when(pl.col("ts") == START + timedelta(days=40))
+        .then(float("nan"))
+        .otherwise(pl.col("value"))
+        .alias("value")
+    )
+    out = score_series(gappy)
+    assert out.height == gappy.height
+    flagged = out.filter("is_anomaly")["ts"].to_list()
+    assert flagged == [START + timedelta(days=63)]
+
+
+def test_small_counts_use_a_count_model():
+    values = [float(i % 2) for i in range(90)]  # 0, 1, 0, 1: a mean of one half
+    values[80] = 2.0  # ordinary for such a count
+    values[85] = 9.0  # not
+    out = score_series(_series(values))
+    assert _flagged(out) == [85]
+    assert out["lower"].drop_nulls().min() >= 0
+
+
+def test_scores_are_causal():
+    values = _seasonal(90)
+    values[75] = 50.0
+    full = score_series(_series(values))
+    prefix = score_series(_series(values[:76]))
+    assert_frame_equal(full.head(76), prefix)
+
+
+def test_too_little_history_is_insufficient_data_not_an_alert():
+    values = _seasonal(40)
+    values[3] = 500.0
+    out = score_series(_series(values))
+    assert out["status"][3] == "insufficient data"
+    assert not out["is_anomaly"][:21].any()
+
+
+def test_any_metric_a_gaussian_for_non_counts():
+    rng = np.random.default_rng(3)
+    values = 10.0 + rng.normal(0, 0.5, 120)
+    values[100] = 16.5
+    out = score_series(_series(values))
+    assert 100 in _flagged(out)
+    assert len(_flagged(out)) <= 2
+
+
+def test_sub_daily_data_gets_a_daily_or_weekly_period():
+    hours = [START + timedelta(hours=i) for i in range(24 * 10)]
+    assert infer_period(pl.Series(hours)) == (24, timedelta(hours=1))
+    weeks = [START + timedelta(hours=i) for i in range(24 * 30)]
+    assert infer_period(pl.Series(weeks)) == (168, timedelta(hours=1))
+    pattern = [10.0 + 8 * np.sin(2 * np.pi * i / 24) for i in range(24 * 10)]
+    values = [round(v) for v in pattern]
+    values[200] = 60
+    out = score_series(_series(values, hours))
+    assert _flagged(out) == [200]
+
+
+def test_an_empty_frame_scores_to_an_empty_frame():
+    empty = pl.DataFrame(schema={"ts": pl.Datetime("us"), "value": pl.Float64})
+    out = score_series(empty)
+    assert out.is_empty() and {"expected", "score", "is_anomaly"} <= set(out.columns)
+
+
+# --------------------------------------------------------------------------- the scan
+
+
+def _noise_slices(n_slices: int, days: int = 150, seed: int = 0) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    counts = rng.poisson(3.0, size=(n_slices, days)).astype(float)
+    return pl.DataFrame(
+        {
+            "slice": np.repeat([f"region=S{i:03d}" for i in range(n_slices)], days),
+            "region": np.repeat([f"S{i:03d}" for i in range(n_slices)], days),
+            "ts": _days(days) * n_slices,
+            "value": counts.ravel(),
+        }
+    )
+
+
+@pytest.mark.parametrize("n_slices", [100, 400])
+def test_the_scan_controls_false_discoveries_on_pure_noise(n_slices):
+    points, incidents = scan(_noise_slices(n_slices))
+    tested = points.filter(pl.col("p_value").is_not_null()).height
+    # With every null hypothesis true, BH at 1% keeps the family-wise rate near 1% a day:
+    # a handful of alerts at most, however many slices are scanned.
+    assert points["alert"].sum() <= 0.0005 * tested + 3
+    assert (
+        incidents.height
+        == points.select(
+            (pl.col("alert") & ~pl.col("alert").shift(1, fill_value=False).over("slice")).sum()
+        ).item()
+    )
+
+
+def test_scan_groups_days_into_incidents_explains_and_suppresses():
+    base = _noise_slices(30, days=120, seed=4).with_columns(category=pl.lit("spam", pl.String))
+    burst_days = [START + timedelta(days=d) for d in (100, 101, 102)]
+    noted_day = START + timedelta(days=90)
+    later_day = START + timedelta(days=110)
+    bumped = base.with_columns(
+        value=pl.when((pl.col("slice") == "region=S001") & pl.col("ts").is_in(burst_days))
+        .then(40.0)
+        .when((pl.col("slice") == "region=S002") & (pl.col("ts") == noted_day))
+        .then(40.0)
+        .when((pl.col("slice") == "region=S003") & (pl.col("ts") == later_day))
+        .then(40.0)
+        .otherwise(pl.col("value"))
+    )
+    annotations = pl.DataFrame(
+        {
+            "start_at": [noted_day],
+            "end_at": [noted_day + timedelta(days=1)],
+            "title": ["Known launch in S002"],
+            "category": [None],
+            "region": ["S002"],
+        },
+        schema_overrides={"category": pl.String},
+    )
+    feedback = pl.DataFrame(
+        {
+            "metric": ["new_cases"],
+            "slice_key": ["region=S003"],
+            "alert_start": [START + timedelta(days=60)],
+            "verdict": ["not_useful"],
+            "value_at_feedback": [35.0],
+        }
+    )
+    _, incidents = scan(bumped, annotations=annotations, feedback=feedback)
+    by_slice = {row["slice"]: row for row in incidents.iter_rows(named=True)}
+    burst = by_slice["region=S001"]
+    assert burst["start"] == burst_days[0] and burst["end"] in burst_days[1:]
+    assert burst["days"] >= 2  # one incident for the run, not one alert a day
+    assert burst["alerted"] and burst["peak_value"] == 40.0
+    assert by_slice["region=S002"]["explained_by"] == "Known launch in S002"
+    assert not by_slice["region=S002"]["alerted"]
+    assert by_slice["region=S003"]["suppressed"] and not by_slice["region=S003"]["alerted"]
+    # The same dismissed pattern, grown past half again its size, is raised again.
+    grown = bumped.with_columns(
+        value=pl.when((pl.col("slice") == "region=S003") & (pl.col("ts") == later_day))
+        .then(80.0)
+        .otherwise(pl.col("value"))
+    )
+    _, again = scan(grown, annotations=annotations, feedback=feedback)
+    assert again.filter(pl.col("slice") == "region=S003")["alerted"].to_list() == [True]
+
+
+def test_daily_slices_complete_the_grid_one_and_two_levels_deep():
+    cases = pl.DataFrame(
+        {
+            "opened_at": [datetime(2026, 1, 1, 9), datetime(2026, 1, 1, 10)],
+            "category": ["spam", "spam"],
+            "region": ["FL", None],
+            "platform": ["web", "ios"],
+        }
+    )
+    out = daily_slices(
+        cases,
+        start=date(2026, 1, 1),
+        end=date(2026, 1, 4),
+        dims=("category", "region", "platform"),
+        depth=2,
+    )
+    sizes = out.group_by("slice").agg(pl.len(), pl.col("value").sum()).sort("slice")
+    assert set(sizes["len"]) == {3}  # every slice has every day
+    totals = dict(zip(sizes["slice"], sizes["value"], strict=True))
+    assert totals["all"] == 2.0
+    assert totals["category=spam"] == 2.0
+    assert totals["region=FL"] == 1.0  # the null region is in no region slice
+    assert totals["category=spam|platform=web"] == 1.0
+    assert "category=spam|region=FL" in totals
+    assert "platform=ios|region=FL" not in totals  # slices are the combinations seen
