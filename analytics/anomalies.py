@@ -38,6 +38,7 @@ __all__ = [
     "score_frame",
     "score_series",
     "slice_key",
+    "weekly_sums",
 ]
 
 _KEY = "_series"
@@ -344,6 +345,25 @@ def daily_slices(
     )
 
 
+def weekly_sums(series: pl.DataFrame) -> pl.DataFrame:
+    """Daily slice series summed per ISO week (``ts`` = the Monday); partial weeks dropped.
+
+    >>> from datetime import datetime, timedelta
+    >>> days = [datetime(2026, 1, 5) + timedelta(days=i) for i in range(10)]
+    >>> daily = pl.DataFrame({"slice": "all", "ts": days, "value": [1.0] * 10})
+    >>> weekly_sums(daily).select("ts", "value").rows()
+    [(datetime.datetime(2026, 1, 5, 0, 0), 7.0)]
+    """
+    dims = [c for c in series.columns if c in SCAN_DIMS]
+    return (
+        series.group_by("slice", pl.col("ts").dt.truncate("1w"))
+        .agg(*[pl.col(d).first() for d in dims], value=pl.col("value").sum(), _days=pl.len())
+        .filter(pl.col("_days") == 7)
+        .drop("_days")
+        .sort("slice", "ts")
+    )
+
+
 def _fdr_by_day(scored: pl.DataFrame) -> pl.DataFrame:
     """Benjamini-Hochberg q-values across the slices tested on each day."""
     tested = pl.col("p_value").is_not_null()
@@ -363,6 +383,7 @@ def scan(
     direction: Literal["up", "down"] = "up",
     fdr: float = 0.01,
     seasons: int = 6,
+    period: int = 7,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Score every slice's daily series in one pass; group alerts into incidents.
 
@@ -381,6 +402,9 @@ def scan(
         The metric's name, and which way is bad (volumes: up; e.g. proactive rate: down).
     fdr
         False discovery rate controlled across the slices tested each day.
+    period
+        Points per seasonal cycle: 7 for daily series, 1 for weekly sums
+        (:func:`weekly_sums`), which catch slower, steadier rises.
 
     Returns
     -------
@@ -393,12 +417,12 @@ def scan(
         ``alerted`` (neither explained nor suppressed).
     """
     keyed = series.rename({"slice": _KEY})
-    scored = score_frame(keyed, period=7, seasons=seasons, count=True, direction=direction)
+    scored = score_frame(keyed, period=period, seasons=seasons, count=True, direction=direction)
     scored = _fdr_by_day(scored).rename({_KEY: "slice"})
     alert = (pl.col("q_value") < fdr) & (pl.col("status") != "insufficient data")
     points = scored.with_columns(alert=alert.fill_null(False)).sort("slice", "ts")
     incidents = _incidents(points, metric=metric)
-    incidents = _explain(incidents, annotations)
+    incidents = _explain(incidents, annotations, span=timedelta(days=7 if period == 1 else 1))
     incidents = _suppress(incidents, feedback, metric=metric)
     return points, incidents
 
@@ -418,6 +442,7 @@ def _incidents(points: pl.DataFrame, *, metric: str) -> pl.DataFrame:
             peak_ts=pl.col("ts").sort_by("score").last(),
             peak_value=pl.col("value").sort_by("score").last(),
             peak_expected=pl.col("expected").sort_by("score").last(),
+            direction=pl.col("direction").sort_by("score").last(),
             score=pl.col("score").max(),
         )
         .drop("_run")
@@ -429,8 +454,14 @@ def _incidents(points: pl.DataFrame, *, metric: str) -> pl.DataFrame:
     )
 
 
-def _explain(incidents: pl.DataFrame, annotations: pl.DataFrame | None) -> pl.DataFrame:
-    """Name the known event that overlaps each incident and concerns its slice."""
+def _explain(
+    incidents: pl.DataFrame, annotations: pl.DataFrame | None, *, span: timedelta
+) -> pl.DataFrame:
+    """Name the known event that overlaps each incident and concerns its slice.
+
+    A note about a category or region explains that slice; a note about everything
+    (a launch, an outage) explains any slice; a holiday explains only a fall.
+    """
     if annotations is None or annotations.is_empty() or incidents.is_empty():
         return incidents.with_columns(explained_by=pl.lit(None, pl.String))
     notes = annotations.select(
@@ -439,15 +470,22 @@ def _explain(incidents: pl.DataFrame, annotations: pl.DataFrame | None) -> pl.Da
         pl.col("title").alias("_title"),
         pl.col("category").cast(pl.String).alias("_a_category"),
         pl.col("region").cast(pl.String).alias("_a_region"),
+        (
+            pl.col("kind").cast(pl.String) == "holiday"
+            if "kind" in annotations.columns
+            else pl.lit(False)
+        ).alias("_holiday"),
     )
     cat = pl.col("category") if "category" in incidents.columns else pl.lit(None, pl.String)
     reg = pl.col("region") if "region" in incidents.columns else pl.lit(None, pl.String)
     # A categorised note (a policy change) explains its category from its start on.
     ongoing = pl.col("_a_category").is_not_null() & pl.col("_a_end").is_null()
     finish = pl.coalesce(pl.col("_a_end"), pl.col("_a_start") + timedelta(days=1))
-    overlaps = (pl.col("_a_start") <= pl.col("end")) & ((finish > pl.col("start")) | ongoing)
-    concerns = (pl.col("_a_category").is_null() | (pl.col("_a_category") == cat)) & (
-        pl.col("_a_region").is_null() | (pl.col("_a_region") == reg)
+    overlaps = (pl.col("_a_start") < pl.col("end") + span) & ((finish > pl.col("start")) | ongoing)
+    concerns = (
+        (pl.col("_a_category").is_null() | (pl.col("_a_category") == cat))
+        & (pl.col("_a_region").is_null() | (pl.col("_a_region") == reg))
+        & (~pl.col("_holiday") | (pl.col("direction") == "down"))
     )
     matched = (
         incidents.with_row_index("_i")
