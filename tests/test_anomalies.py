@@ -238,3 +238,33 @@ def test_daily_slices_complete_the_grid_one_and_two_levels_deep():
     assert totals["category=spam|platform=web"] == 1.0
     assert "category=spam|region=FL" in totals
     assert "platform=ios|region=FL" not in totals  # slices are the combinations seen
+
+
+def test_a_holiday_explains_a_fall_but_not_a_rise():
+    base = _noise_slices(20, days=120, seed=5)
+    rise_day, fall_day = START + timedelta(days=100), START + timedelta(days=110)
+    bumped = base.with_columns(
+        value=pl.when((pl.col("slice") == "region=S001") & (pl.col("ts") == rise_day))
+        .then(120.0)
+        .when(pl.col("ts") == fall_day)
+        .then(0.0)
+        .otherwise(pl.col("value") + 30.0)  # a high level, so that zero is a fall
+    )
+    holidays = pl.DataFrame(
+        {
+            "start_at": [rise_day, fall_day],
+            "end_at": [None, None],
+            "kind": ["holiday", "holiday"],
+            "title": ["Rise day", "Fall day"],
+            "category": [None, None],
+            "region": [None, None],
+        },
+        schema_overrides={"category": pl.String, "region": pl.String, "end_at": pl.Datetime},
+    )
+    _, incidents = scan(bumped, annotations=holidays, direction="up")
+    rise = incidents.filter(pl.col("slice") == "region=S001", pl.col("start") == rise_day)
+    assert rise["alerted"].to_list() == [True]
+    _, falls = scan(bumped, annotations=holidays, direction="down")
+    on_fall_day = falls.filter(pl.col("start") == fall_day)
+    assert on_fall_day.height > 0
+    assert set(on_fall_day["explained_by"]) == {"Fall day"}
