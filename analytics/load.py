@@ -29,7 +29,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -80,6 +80,7 @@ __all__ = [
     "RefreshSummary",
     "load_cube",
     "data_fingerprint",
+    "events_daily",
     "loader_for",
     "parse_filters",
     "refresh",
@@ -142,6 +143,13 @@ _EXPOSURE_COLUMNS: dict[str, Any] = {
     "events": pl.Int64,
 }
 _ACTIVE_COLUMNS: dict[str, Any] = {"week": pl.Date, "accounts": pl.Int64}
+_EVENTS_DAILY_COLUMNS: dict[str, Any] = {
+    "day": pl.Date,
+    "kind": pl.Enum([k.value for k in EventKind]),
+    "region": _ENUMS["region"],
+    "platform": _ENUMS["platform"],
+    "events": pl.Int64,
+}
 _ANNOTATION_COLUMNS: dict[str, Any] = {
     "id": pl.Int64,
     "start_at": pl.Datetime("us"),
@@ -298,6 +306,41 @@ def load_cube(
         cube = _from_database(engine, filters, lo, hi)
     cube.timings["load"] = time.perf_counter() - t0
     return cube
+
+
+def events_daily(
+    engine: Engine,
+    *,
+    start: date,
+    end: date,
+    loader: Literal["snapshot", "pushdown"] | None = None,
+    root: Path | None = None,
+) -> pl.DataFrame:
+    """Events of every kind per day, region and platform for days in ``[start, end)``.
+
+    Columns ``day``, ``kind``, ``region``, ``platform``, ``events``; the snapshot's
+    precomputed table, or one GROUP BY in the database.
+    """
+    loader = loader or loader_for(engine)
+    if loader == "snapshot":
+        if not snapshot_is_fresh(engine, root=root):
+            refresh(engine, root=root)
+        path = snapshot_dir(engine, root=root) / "events_daily.parquet"
+        return (
+            pl.scan_parquet(path)
+            .filter(pl.col("day") >= start, pl.col("day") < end)
+            .collect()
+            .sort(pl.all())
+        )
+    lo = datetime.combine(start, datetime.min.time())
+    hi = datetime.combine(end, datetime.min.time())
+    day = _day(Event.ts).label("day")
+    stmt = (
+        select(day, Event.kind, Event.region, Event.platform, func.count().label("events"))
+        .where(Event.ts >= lo, Event.ts < hi)
+        .group_by(day, Event.kind, Event.region, Event.platform)
+    )
+    return _read(engine, stmt, _EVENTS_DAILY_COLUMNS).sort(pl.all())
 
 
 def _empty(columns: Mapping[str, Any]) -> pl.DataFrame:
@@ -485,7 +528,14 @@ def refresh(engine: Engine, *, full: bool = False, root: Path | None = None) -> 
         elif full or not exposure_path.exists():
             _write(_exposure_from_events(pl.scan_parquet(parts / "*.parquet")), exposure_path)
         elif first_day is not None:
-            _update_exposure(exposure_path, parts, first_day)
+            _update_daily(exposure_path, parts, first_day, _exposure_from_events)
+        daily_path = folder / "events_daily.parquet"
+        if not any(parts.glob("*.parquet")):
+            _write(_empty(_EVENTS_DAILY_COLUMNS), daily_path)
+        elif full or not daily_path.exists():
+            _write(_events_daily(pl.scan_parquet(parts / "*.parquet")), daily_path)
+        elif first_day is not None:
+            _update_daily(daily_path, parts, first_day, _events_daily)
         active_path = folder / "active.parquet"
         if not any(parts.glob("*.parquet")):
             _write(_empty(_ACTIVE_COLUMNS), active_path)
@@ -678,11 +728,22 @@ def _exposure_from_events(events: pl.LazyFrame) -> pl.DataFrame:
     ).sort(pl.all())
 
 
-def _update_exposure(path: Path, parts: Path, first_day: date) -> None:
+def _events_daily(events: pl.LazyFrame) -> pl.DataFrame:
+    """Events of every kind per day, region and platform (for the anomaly scan)."""
+    return _conform(
+        events.group_by(pl.col("ts").dt.date().alias("day"), "kind", "region", "platform")
+        .agg(events=pl.len())
+        .collect(),
+        _EVENTS_DAILY_COLUMNS,
+    ).sort(pl.all())
+
+
+def _update_daily(
+    path: Path, parts: Path, first_day: date, build: Callable[[pl.LazyFrame], pl.DataFrame]
+) -> None:
+    """Recompute a per-day aggregate from ``first_day`` on; keep the days before it."""
     since = datetime.combine(first_day, datetime.min.time())
-    fresh = _exposure_from_events(
-        pl.scan_parquet(parts / "*.parquet").filter(pl.col("ts") >= since)
-    )
+    fresh = build(pl.scan_parquet(parts / "*.parquet").filter(pl.col("ts") >= since))
     kept = pl.read_parquet(path).filter(pl.col("day") < first_day)
     _write(pl.concat([kept, fresh]).sort(pl.all()), path)
 

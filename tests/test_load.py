@@ -111,6 +111,7 @@ def _snapshot_frames(folder: Path) -> dict[str, pl.DataFrame]:
         "exposure": pl.read_parquet(folder / "exposure.parquet"),
         "annotations": pl.read_parquet(folder / "annotations.parquet"),
         "active": pl.read_parquet(folder / "active.parquet"),
+        "events_daily": pl.read_parquet(folder / "events_daily.parquet"),
     }
 
 
@@ -204,3 +205,11 @@ def test_window_covers_whole_weeks():
     assert (lo, hi) == (datetime(2026, 11, 16), datetime(2026, 11, 23))
     with pytest.raises(ValueError, match="start and an end"):
         Filters().window()
+
+
+def test_daily_events_of_every_kind_agree_between_loaders(seeded, tmp_path):
+    args = dict(start=date(2026, 9, 1), end=date(2026, 11, 24))
+    snap = load.events_daily(seeded, loader="snapshot", root=tmp_path, **args)
+    push = load.events_daily(seeded, loader="pushdown", **args)
+    assert snap.height > 0 and "login_failed" in set(snap["kind"].cast(pl.String))
+    assert_frame_equal(snap, push)
