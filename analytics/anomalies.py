@@ -33,6 +33,7 @@ __all__ = [
     "DISMISSING",
     "SCAN_DIMS",
     "daily_slices",
+    "event_slices",
     "infer_period",
     "scan",
     "score_frame",
@@ -345,6 +346,59 @@ def daily_slices(
     )
 
 
+def event_slices(
+    events: pl.DataFrame,
+    *,
+    start: date,
+    end: date,
+    dims: tuple[str, ...] = ("region", "platform"),
+) -> pl.DataFrame:
+    """Daily events per kind, overall and by one dimension, zero-filled, for the scan.
+
+    ``events`` is :func:`analytics.load.events_daily` output. Slices are keyed like
+    ``"kind=review_posted|region=FL"``; columns as :func:`daily_slices` plus ``kind``.
+
+    >>> from datetime import date
+    >>> ev = pl.DataFrame({"day": [date(2026, 1, 1)], "kind": ["login_failed"],
+    ...                    "region": ["FL"], "platform": ["web"], "events": [3]})
+    >>> out = event_slices(ev, start=date(2026, 1, 1), end=date(2026, 1, 2))
+    >>> sorted(zip(out["slice"], out["value"]))
+    [('kind=login_failed', 3.0), ('kind=login_failed|platform=web', 3.0), ('kind=login_failed|region=FL', 3.0)]
+    """  # noqa: E501
+    lo = datetime.combine(start, datetime.min.time())
+    hi = datetime.combine(end, datetime.min.time())
+    frame = (
+        events.lazy()
+        .select(
+            pl.col("day").cast(pl.Datetime("us")).alias("ts"),
+            pl.col("kind").cast(pl.String),
+            *[pl.col(d).cast(pl.String) for d in dims],
+            pl.col("events").cast(pl.Float64),
+        )
+        .filter(pl.col("ts") >= lo, pl.col("ts") < hi)
+    )
+    pieces = [
+        frame.group_by("ts", "kind")
+        .agg(value=pl.col("events").sum())
+        .with_columns(slice=pl.lit("kind=") + pl.col("kind"))
+    ]
+    for d in dims:
+        pieces.append(
+            frame.group_by("ts", "kind", d)
+            .agg(value=pl.col("events").sum())
+            .with_columns(slice=pl.lit("kind=") + pl.col("kind") + pl.lit(f"|{d}=") + pl.col(d))
+        )
+    counts = pl.concat(pieces, how="diagonal").collect()
+    days = pl.DataFrame({"ts": pl.datetime_range(lo, hi, "1d", closed="left", eager=True)})
+    slices = counts.select("slice", "kind", *dims).unique("slice")
+    return (
+        slices.join(days, how="cross")
+        .join(counts.select("slice", "ts", "value"), on=["slice", "ts"], how="left")
+        .with_columns(pl.col("value").fill_null(0.0))
+        .sort("slice", "ts")
+    )
+
+
 def weekly_sums(series: pl.DataFrame) -> pl.DataFrame:
     """Daily slice series summed per ISO week (``ts`` = the Monday); partial weeks dropped.
 
@@ -354,7 +408,7 @@ def weekly_sums(series: pl.DataFrame) -> pl.DataFrame:
     >>> weekly_sums(daily).select("ts", "value").rows()
     [(datetime.datetime(2026, 1, 5, 0, 0), 7.0)]
     """
-    dims = [c for c in series.columns if c in SCAN_DIMS]
+    dims = [c for c in series.columns if c in (*SCAN_DIMS, "kind")]
     return (
         series.group_by("slice", pl.col("ts").dt.truncate("1w"))
         .agg(*[pl.col(d).first() for d in dims], value=pl.col("value").sum(), _days=pl.len())
@@ -431,7 +485,7 @@ def _incidents(points: pl.DataFrame, *, metric: str) -> pl.DataFrame:
     newest = points["ts"].max()
     started = pl.col("alert") & ~pl.col("alert").shift(1, fill_value=False).over("slice")
     runs = points.with_columns(_run=started.cast(pl.Int64).cum_sum().over("slice")).filter("alert")
-    dims = [c for c in points.columns if c in SCAN_DIMS]
+    dims = [c for c in points.columns if c in (*SCAN_DIMS, "kind")]
     return (
         runs.group_by("slice", "_run")
         .agg(

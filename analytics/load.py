@@ -99,7 +99,7 @@ EXPOSURE_KINDS: tuple[str, ...] = (
 #: Resolutions that mean a violation was found and acted on.
 VIOLATIONS: tuple[str, ...] = tuple(r.value for r in Resolution if r is not Resolution.no_violation)
 
-_SNAPSHOT_FORMAT = 1
+_SNAPSHOT_FORMAT = 2  # bump when the snapshot gains or changes a file
 _ROOT = Path(__file__).resolve().parent.parent / "data" / "snapshots"
 _EVENT_CHUNK = 2_000_000
 

@@ -153,7 +153,7 @@ def test_a_stale_or_damaged_snapshot_is_rebuilt_not_trusted(seeded, tmp_path):
     (folder / "state.json").write_text("{not json")
     assert not load.snapshot_is_fresh(seeded, root=tmp_path)
     cube = load_cube(seeded, WINDOW, loader="snapshot", root=tmp_path)
-    assert json.loads((folder / "state.json").read_text())["format"] == 1
+    assert json.loads((folder / "state.json").read_text())["format"] == load._SNAPSHOT_FORMAT
     _assert_same(cube, load_cube(seeded, WINDOW, loader="pushdown"))
 
 
