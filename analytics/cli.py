@@ -176,6 +176,33 @@ def refresh(
     typer.echo(summary.describe())
 
 
+@app.command()
+def evaluate() -> None:
+    """Score the anomaly scan against the demo's injected scenarios (the manifest)."""
+    from analytics import evaluation
+
+    engine = _engine_or_fail(db.database_url())
+    truth = db.get_meta(engine, "ground_truth")
+    if not truth:
+        fail("this database has no ground truth: seed the demo first (python -m analytics seed)")
+    start = date.fromisoformat(truth["dataset"]["window_start"][:10])
+    end = date.fromisoformat(truth["dataset"]["end"])
+    incidents = evaluation.scan_history(engine, start=start, end=end)
+    matched = evaluation.match_scenarios(incidents, truth["scenarios"])
+    days = (end - start).days - evaluation.WARM_UP_DAYS
+    table, summary = evaluation.scenario_table(matched, truth["scenarios"], days=days)
+    typer.echo(f"Slice scan over {(end - start).days} days ({start} to {end}):")
+    typer.echo("| scenario | ok | result |\n| --- | --- | --- |")
+    for row in table.iter_rows(named=True):
+        typer.echo(f"| {row['scenario']} | {'yes' if row['ok'] else 'NO'} | {row['result']} |")
+    typer.echo(
+        f"alerted incidents {summary['alerts']:.0f}; precision {summary['precision']:.2f}; "
+        f"recall {summary['recall']:.2f}; unexplained false alerts {summary['false_alerts']:.0f} "
+        f"({summary['false_per_90_days']:.1f} per 90 days; target at most 5); "
+        f"aggregates moved by a scenario {summary['echo_alerts']:.0f}"
+    )
+
+
 def _refresh_snapshot(engine: Engine) -> None:
     """After seed and import: refresh the snapshot when the database is read through one."""
     if load.loader_for(engine) != "snapshot":

@@ -1435,6 +1435,9 @@ def _manifest(
                 "slice": {"event_kind": "login_failed"},
                 "slices": [
                     {"event_kind": "login_failed"},
+                    {"event_kind": "login"},
+                    {"event_kind": "profile_updated"},
+                    {"event_kind": "payment_failed"},
                     {"category": "account_takeover"},
                     {"category": "payment_fraud"},
                 ],

@@ -114,3 +114,23 @@ def test_refresh_into_an_unwritable_folder_is_one_line(
     monkeypatch.setenv("LOOKOUT_SNAPSHOT_DIR", str(blocker / "snapshots"))
     line = _one_line_error(_cli(sqlite_url, "refresh"))
     assert "cannot write the snapshot" in line
+
+
+def test_evaluate_reports_every_scenario(sqlite_url: str, tmp_path: Path) -> None:
+    args = ["--scale", "small", "--days", "240", "--manifest", str(tmp_path / "t.json")]
+    assert _cli(sqlite_url, "seed", *args).returncode == 0
+    done = _cli(sqlite_url, "evaluate")
+    assert done.returncode == 0, done.stderr
+    for kind in (
+        "fake_review_ring",
+        "account_takeover_wave",
+        "new_scam",
+        "policy_change",
+        "ingestion_outage",
+    ):
+        assert f"| {kind} |" in done.stdout
+    assert "per 90 days" in done.stdout
+
+
+def test_evaluate_without_ground_truth_is_one_line(sqlite_url: str) -> None:
+    assert "seed the demo first" in _one_line_error(_cli(sqlite_url, "evaluate"))
