@@ -154,8 +154,12 @@ def score_frame(
     alpha: float = 0.001,
     count: bool = True,
     direction: Literal["both", "up", "down"] = "both",
+    band: bool = True,
 ) -> pl.DataFrame:
     """:func:`score_series` for many series at once, told apart by the ``_series`` column.
+
+    ``band=False`` skips ``lower``/``upper`` (null then): discrete quantiles are the
+    slowest part, and a scan needs only the p-values.
 
     Every series must share the spacing of its points; each is scored only against its
     own past. The work is one Polars pass over all series (``over`` windows).
@@ -222,29 +226,67 @@ def score_frame(
             .over(by_series)
         )
     base = base.with_columns(_n=pl.int_range(pl.len()).over(by_series))
-    return _tails(base, count=count, alpha=alpha, direction=direction, history=history)
+    return _tails(base, count=count, alpha=alpha, direction=direction, history=history, band=band)
+
+
+def _count_tails(
+    value: np.ndarray,
+    mean: np.ndarray,
+    phi: np.ndarray,
+    *,
+    alpha: float,
+    band: bool,
+    tails: tuple[str, ...],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Upper and lower tail probabilities (and the band) of a count under its model.
+
+    Poisson where the over-dispersion is negligible, negative binomial elsewhere (its
+    special functions are slow for huge sizes, and equal the Poisson's there). Only
+    the ``tails`` asked for are computed; the others stay at 1.
+    """
+    up, down = np.ones_like(value), np.ones_like(value)
+    lower, upper = np.full_like(value, np.nan), np.full_like(value, np.nan)
+    plain = phi < 1e-6
+    for mask, dist in ((plain, "poisson"), (~plain, "nbinom")):
+        if not mask.any():
+            continue
+        v = value[mask]
+        if dist == "poisson":
+            args: tuple[np.ndarray, ...] = (mean[mask],)
+            model = _stats.poisson
+        else:
+            size = 1.0 / phi[mask]
+            args = (size, size / (size + mean[mask]))
+            model = _stats.nbinom
+        if "up" in tails:
+            up[mask] = model.sf(v - 1, *args)
+        if "down" in tails:
+            down[mask] = model.cdf(v, *args)
+        if band:
+            lower[mask] = model.ppf(alpha / 2, *args)
+            upper[mask] = model.ppf(1 - alpha / 2, *args)
+    return up, down, lower, upper
 
 
 def _tails(
     base: pl.DataFrame,
     *,
+    band: bool = True,
     count: bool,
     alpha: float,
     direction: Literal["both", "up", "down"],
     history: int,
 ) -> pl.DataFrame:
-    """p-values, band and verdicts from the noise model (vectorised with scipy)."""
-    value = base["value"].to_numpy().astype(float)
+    """p-values, band and verdicts from the noise model (scipy on whole columns)."""
+    value = base["value"].fill_null(np.nan).to_numpy().astype(float)
     mu = base["expected"].fill_null(np.nan).to_numpy().astype(float)
+    tails = ("up", "down") if direction == "both" else (direction,)
     if count:
         mean = np.maximum(np.nan_to_num(mu, nan=0.0), 0.5)
         phi = base["_dispersion"].to_numpy().astype(float)
-        size = np.where(phi > 1e-9, 1.0 / np.maximum(phi, 1e-9), 1e9)
-        prob = size / (size + mean)
-        up = _stats.nbinom.sf(value - 1, size, prob)
-        down = _stats.nbinom.cdf(value, size, prob)
-        lower = _stats.nbinom.ppf(alpha / 2, size, prob)
-        upper = _stats.nbinom.isf(alpha / 2, size, prob)
+        up, down, lower, upper = _count_tails(
+            np.nan_to_num(value, nan=0.0), mean, phi, alpha=alpha, band=band, tails=tails
+        )
     else:
         scale = base["_scale"].fill_null(np.nan).to_numpy().astype(float)
         scale = np.where(scale > 0, scale, np.nan)
@@ -252,24 +294,31 @@ def _tails(
         up, down = _stats.norm.sf(z), _stats.norm.cdf(z)
         half = _stats.norm.isf(alpha / 2) * scale
         lower, upper = mu - half, mu + half
-    p_up = np.where(np.isfinite(up), np.minimum(1.0, up), 1.0)
-    p_down = np.where(np.isfinite(down), np.minimum(1.0, down), 1.0)
-    tail = {"up": p_up, "down": p_down, "both": np.minimum(p_up, p_down)}[direction]
-    threshold = alpha / (2 if direction == "both" else 1)
-    ready = (base["_n"].to_numpy() >= history) & np.isfinite(mu) & ~np.isnan(value)
+    tail = {"up": up, "down": down, "both": np.minimum(up, down)}[direction]
+    ready = pl.col("_n") >= history
+    ready &= pl.col("expected").is_not_null() & pl.col("value").is_not_null()
     if not count:
-        ready &= np.isfinite(base["_scale"].fill_null(np.nan).to_numpy().astype(float))
-    flagged = ready & (tail < threshold)
+        ready &= pl.col("_scale").is_not_null() & (pl.col("_scale") > 0)
+    p = pl.col("_p")
+    flagged = ready & (p < alpha / (2 if direction == "both" else 1))
     out = base.with_columns(
-        lower=pl.Series(np.where(ready, lower, np.nan)).fill_nan(None),
-        upper=pl.Series(np.where(ready, upper, np.nan)).fill_nan(None),
-        p_value=pl.Series(np.where(ready, tail, np.nan)).fill_nan(None),
-        score=pl.Series(np.where(ready, -np.log10(np.maximum(tail, 1e-300)), np.nan)).fill_nan(
-            None
-        ),
-        direction=pl.Series(np.where(p_up <= p_down, "up", "down")),
-        is_anomaly=pl.Series(flagged),
-        status=pl.Series(np.where(~ready, "insufficient data", np.where(flagged, "anomaly", "ok"))),
+        _p=pl.Series(tail).fill_nan(None).clip(upper_bound=1.0).fill_null(1.0),
+        _lower=pl.Series(lower).fill_nan(None),
+        _upper=pl.Series(upper).fill_nan(None),
+    ).with_columns(
+        lower=pl.when(ready).then(pl.col("_lower")),
+        upper=pl.when(ready).then(pl.col("_upper")),
+        p_value=pl.when(ready).then(p),
+        score=pl.when(ready).then(-(p.clip(lower_bound=1e-300).log10())),
+        direction=pl.when(pl.col("value") >= pl.col("expected"))
+        .then(pl.lit("up"))
+        .otherwise(pl.lit("down")),
+        is_anomaly=flagged.fill_null(False),
+        status=pl.when(~ready.fill_null(False))
+        .then(pl.lit("insufficient data"))
+        .when(flagged)
+        .then(pl.lit("anomaly"))
+        .otherwise(pl.lit("ok")),
     )
     return out.drop(pl.selectors.starts_with("_").exclude(_KEY))
 
@@ -471,7 +520,9 @@ def scan(
         ``alerted`` (neither explained nor suppressed).
     """
     keyed = series.rename({"slice": _KEY})
-    scored = score_frame(keyed, period=period, seasons=seasons, count=True, direction=direction)
+    scored = score_frame(
+        keyed, period=period, seasons=seasons, count=True, direction=direction, band=False
+    )
     scored = _fdr_by_day(scored).rename({_KEY: "slice"})
     alert = (pl.col("q_value") < fdr) & (pl.col("status") != "insufficient data")
     points = scored.with_columns(alert=alert.fill_null(False)).sort("slice", "ts")
