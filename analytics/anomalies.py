@@ -242,12 +242,22 @@ def _count_tails(
 
     Poisson where the over-dispersion is negligible, negative binomial elsewhere (its
     special functions are slow for huge sizes, and equal the Poisson's there). Only
-    the ``tails`` asked for are computed; the others stay at 1.
+    the ``tails`` asked for are computed, and only beyond one standard deviation; the
+    others stay at 1.
     """
     up, down = np.ones_like(value), np.ones_like(value)
     lower, upper = np.full_like(value, np.nan), np.full_like(value, np.nan)
+    # Screening: within one standard deviation of the mean, a count's tail probability
+    # is far above any alerting level (the right tail of a count is heavier than the
+    # normal's, so p > 0.16); those points keep p = 1 and skip the special functions.
+    z = (value - mean) / np.sqrt(mean + phi * mean**2)
+    wanted = np.zeros_like(value, dtype=bool) if not band else np.ones_like(value, dtype=bool)
+    if "up" in tails:
+        wanted |= z >= 1.0
+    if "down" in tails:
+        wanted |= z <= -1.0
     plain = phi < 1e-6
-    for mask, dist in ((plain, "poisson"), (~plain, "nbinom")):
+    for mask, dist in ((plain & wanted, "poisson"), (~plain & wanted, "nbinom")):
         if not mask.any():
             continue
         v = value[mask]
