@@ -201,6 +201,10 @@ def evaluate() -> None:
         f"({summary['false_per_90_days']:.1f} per 90 days; target at most 5); "
         f"aggregates moved by a scenario {summary['echo_alerts']:.0f}"
     )
+    typer.echo("\nAccount scoring (precision@50; target at least 0.8 for ring and takeover):")
+    typer.echo("| accounts | in truth | precision@50 |\n| --- | --- | --- |")
+    for row in evaluation.account_table(engine, truth["scenarios"]).iter_rows(named=True):
+        typer.echo(f"| {row['accounts']} | {row['truth']} | {row['precision']:.2f} |")
 
 
 def _refresh_snapshot(engine: Engine) -> None:

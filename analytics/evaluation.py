@@ -17,9 +17,15 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Engine
 
-from analytics import anomalies, load
+from analytics import accounts, anomalies, load
 
-__all__ = ["WARM_UP_DAYS", "match_scenarios", "scan_history", "scenario_table"]
+__all__ = [
+    "WARM_UP_DAYS",
+    "account_table",
+    "match_scenarios",
+    "scan_history",
+    "scenario_table",
+]
 
 #: Days at the start of the history during which no series can alert yet.
 WARM_UP_DAYS = 42
@@ -177,3 +183,40 @@ def scenario_table(
         "false_per_90_days": false_alerts / (days / 90),
     }
     return pl.DataFrame(rows), summary
+
+
+def account_table(
+    engine: Engine, scenarios: Sequence[Mapping[str, Any]], *, k: int = 50
+) -> pl.DataFrame:
+    """Precision@k of account scoring for the ring, the takeover wave and both.
+
+    The window runs from the first to the last of the scenarios that name accounts.
+    """
+    named = [s for s in scenarios if s.get("account_ids")]
+    if not named:
+        return pl.DataFrame(
+            schema={"accounts": pl.String, "truth": pl.Int64, "precision": pl.Float64}
+        )
+    start = min(datetime.fromisoformat(s["start"]) for s in named)
+    end = max(datetime.fromisoformat(s["end"] or s["start"]) for s in named)
+    frames = load.snapshot_frames(engine)
+    features = accounts.account_features(
+        frames["events"],
+        frames["accounts"].collect(),
+        frames["cases"].collect(),
+        start=start,
+        end=end,
+    )
+    scored = accounts.score_accounts(features)
+    groups = [(str(s["kind"]), set(s["account_ids"])) for s in named]
+    groups.append((" + ".join(g for g, _ in groups), set().union(*(ids for _, ids in groups))))
+    return pl.DataFrame(
+        [
+            {
+                "accounts": name,
+                "truth": len(ids),
+                "precision": accounts.precision_at_k(scored, ids, k=k),
+            }
+            for name, ids in groups
+        ]
+    )

@@ -85,6 +85,7 @@ __all__ = [
     "parse_filters",
     "refresh",
     "snapshot_dir",
+    "snapshot_frames",
     "snapshot_is_fresh",
 ]
 
@@ -341,6 +342,22 @@ def events_daily(
         .group_by(day, Event.kind, Event.region, Event.platform)
     )
     return _read(engine, stmt, _EVENTS_DAILY_COLUMNS).sort(pl.all())
+
+
+def snapshot_frames(engine: Engine, *, root: Path | None = None) -> dict[str, pl.LazyFrame]:
+    """The snapshot's raw tables as lazy frames (``events``, ``accounts``, ``cases``),
+    refreshed first when stale; for analyses that need rows, such as account scoring."""
+    if not snapshot_is_fresh(engine, root=root):
+        refresh(engine, root=root)
+    folder = snapshot_dir(engine, root=root)
+    events = folder / "events"
+    return {
+        "events": pl.scan_parquet(events / "*.parquet")
+        if any(events.glob("*.parquet"))
+        else _empty(_EVENT_COLUMNS).lazy(),
+        "accounts": pl.scan_parquet(folder / "accounts.parquet"),
+        "cases": pl.scan_parquet(folder / "cases.parquet"),
+    }
 
 
 def _empty(columns: Mapping[str, Any]) -> pl.DataFrame:

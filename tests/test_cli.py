@@ -130,6 +130,7 @@ def test_evaluate_reports_every_scenario(sqlite_url: str, tmp_path: Path) -> Non
     ):
         assert f"| {kind} |" in done.stdout
     assert "per 90 days" in done.stdout
+    assert "| fake_review_ring + account_takeover_wave |" in done.stdout
 
 
 def test_evaluate_without_ground_truth_is_one_line(sqlite_url: str) -> None:
