@@ -1,0 +1,257 @@
+"""The associates' monitoring view: recent incidents, one incident's evidence, feedback.
+
+Reads through :mod:`analytics.load` and scores with :mod:`analytics.anomalies`; the
+Anomalies page only renders what these functions return.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Engine, insert, select
+
+from analytics import anomalies, load, rootcause
+from analytics.db import Case, Event, Feedback, Verdict
+from analytics.evaluation import scan_history
+
+__all__ = [
+    "HISTORY_DAYS",
+    "account_timeline",
+    "RECENT_DAYS",
+    "incident_cases",
+    "incident_root_cause",
+    "incident_series",
+    "read_feedback",
+    "recent_incidents",
+    "record_feedback",
+]
+
+#: Days of history each scan scores (enough for the seasonal baseline to settle).
+HISTORY_DAYS = 120
+#: Incidents whose last day falls in this many days before the newest data are current.
+RECENT_DAYS = 30
+
+
+def read_feedback(engine: Engine) -> pl.DataFrame:
+    """Every verdict recorded on an alert (oldest first)."""
+    columns = [Feedback.metric, Feedback.slice_key, Feedback.alert_start, Feedback.verdict]
+    stmt = select(*columns, Feedback.value_at_feedback, Feedback.user_name, Feedback.created_at)
+    with engine.connect() as conn:
+        frame = pl.read_database(stmt.order_by(Feedback.id), conn, infer_schema_length=None)
+    schema: dict[str, Any] = {
+        "metric": pl.String,
+        "slice_key": pl.String,
+        "alert_start": pl.Datetime("us"),
+        "verdict": pl.String,
+        "value_at_feedback": pl.Float64,
+        "user_name": pl.String,
+        "created_at": pl.Datetime("us"),
+    }
+    if frame.is_empty():
+        return pl.DataFrame(schema=schema)
+    return frame.select(
+        pl.col(c).cast(t) if not isinstance(t, pl.Datetime) else _as_datetime(c)
+        for c, t in schema.items()
+    )
+
+
+def _as_datetime(column: str) -> pl.Expr:
+    col = pl.col(column)
+    return (
+        pl.when(col.is_null())
+        .then(None)
+        .otherwise(col.cast(pl.String).str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False))
+        .cast(pl.Datetime("us"))
+        .alias(column)
+    )
+
+
+def record_feedback(
+    engine: Engine,
+    *,
+    user: str,
+    metric: str,
+    slice_key: str,
+    alert_start: datetime,
+    verdict: str,
+    value: float | None,
+    note: str | None = None,
+) -> None:
+    """Store an associate's verdict on an incident (expected, not_useful, confirmed)."""
+    Verdict(verdict)  # ValueError for anything else
+    with engine.begin() as conn:
+        conn.execute(
+            insert(Feedback).values(
+                created_at=datetime.now().replace(microsecond=0),
+                user_name=user[:64],
+                metric=metric[:64],
+                slice_key=slice_key[:400],
+                alert_start=alert_start,
+                verdict=verdict,
+                value_at_feedback=value,
+                note=(note or None) and note[:2000],
+            )
+        )
+
+
+def recent_incidents(engine: Engine, *, end: date) -> pl.DataFrame:
+    """Incidents of the last :data:`RECENT_DAYS` days before ``end``, best first.
+
+    Every slice of cases and events, daily and weekly, is scored over the last
+    :data:`HISTORY_DAYS` days, with the stored feedback applied.
+    """
+    start = end - timedelta(days=HISTORY_DAYS)
+    incidents = scan_history(engine, start=start, end=end, feedback=read_feedback(engine))
+    since = datetime.combine(end - timedelta(days=RECENT_DAYS), datetime.min.time())
+    return incidents.filter(pl.col("end") >= since).sort(
+        "alerted", "score", descending=[True, True]
+    )
+
+
+def _dims(slice_key: str) -> dict[str, str]:
+    return {} if slice_key == "all" else dict(p.split("=", 1) for p in slice_key.split("|"))
+
+
+def incident_series(engine: Engine, incident: dict[str, object], *, end: date) -> pl.DataFrame:
+    """The incident's slice as a daily series scored with its expected band.
+
+    Columns of :func:`analytics.anomalies.score_series`.
+    """
+    start = end - timedelta(days=HISTORY_DAYS)
+    dims = _dims(str(incident["slice"]))
+    if incident["source"] == "events":
+        frame = load.events_daily(engine, start=start, end=end).with_columns(
+            pl.col(c).cast(pl.String) for c in ("kind", "region", "platform")
+        )
+        picked = frame.filter(*[pl.col(k) == v for k, v in dims.items()])
+        daily = picked.group_by(pl.col("day").cast(pl.Datetime("us")).alias("ts")).agg(
+            value=pl.col("events").sum().cast(pl.Float64)
+        )
+    else:
+        cases = _cases(engine, start=start, end=end, dims=dims)
+        daily = cases.group_by(pl.col("opened_at").dt.truncate("1d").alias("ts")).agg(
+            value=pl.len().cast(pl.Float64)
+        )
+    lo = datetime.combine(start, datetime.min.time())
+    hi = datetime.combine(end, datetime.min.time())
+    days = pl.DataFrame({"ts": pl.datetime_range(lo, hi, "1d", closed="left", eager=True)})
+    series = days.join(daily, on="ts", how="left").with_columns(pl.col("value").fill_null(0.0))
+    if incident["freq"] == "weekly":
+        weekly = anomalies.weekly_sums(series.with_columns(slice=pl.lit("one")))
+        return anomalies.score_series(weekly.select("ts", "value"), period=1, seasons=4, count=True)
+    return anomalies.score_series(series, period=7, count=True)
+
+
+def _cases(engine: Engine, *, start: date, end: date, dims: dict[str, str]) -> pl.DataFrame:
+    case_dims = {k: v for k, v in dims.items() if k in load.DIMENSIONS}
+    filters = load.Filters(
+        start=start, end=end - timedelta(days=1), **{k: (v,) for k, v in case_dims.items()}
+    )
+    cube = load.load_cube(engine, filters)
+    lo = datetime.combine(start, datetime.min.time())
+    return cube.cases.filter(pl.col("opened_at") >= lo)
+
+
+def incident_root_cause(engine: Engine, incident: dict[str, object], *, end: date) -> pl.DataFrame:
+    """Which dimension values explain the incident's peak day (Adtributor-style).
+
+    Each leaf cell's expected count on the peak day is its mean on the same weekday of
+    the four weeks before. Case slices break down by the case dimensions not fixed by
+    the slice; event slices by region and platform.
+    """
+    peak = incident["peak_ts"]
+    assert isinstance(peak, datetime)
+    dims = _dims(str(incident["slice"]))
+    first = (peak - timedelta(weeks=4)).date()
+    # Daily incidents: the peak day against the same weekday of the 4 weeks before;
+    # weekly ones: the peak week against the 4 weeks before.
+    weekly = incident["freq"] == "weekly"
+    width = timedelta(days=7 if weekly else 1)
+    periods = [peak - timedelta(weeks=w) for w in range(5)]
+    if incident["source"] == "events":
+        frame = (
+            load.events_daily(engine, start=first, end=(peak + width).date())
+            .with_columns(pl.col(c).cast(pl.String) for c in ("kind", "region", "platform"))
+            .filter(*[pl.col(k) == v for k, v in dims.items()])
+            .select(
+                pl.col("day").cast(pl.Datetime("us")).alias("ts"), "region", "platform", "events"
+            )
+        )
+        free = [d for d in ("region", "platform") if d not in dims]
+        counts = frame.rename({"events": "n"})
+    else:
+        cases = _cases(engine, start=first, end=(peak + width).date(), dims=dims)
+        free = [d for d in anomalies.SCAN_DIMS if d not in dims]
+        counts = cases.select(
+            pl.col("opened_at").dt.truncate("1d").alias("ts"),
+            *[pl.col(d).cast(pl.String).fill_null("(none)") for d in free],
+        ).with_columns(n=pl.lit(1))
+    if not free:
+        return pl.DataFrame()
+    period_start = pl.col("ts").dt.truncate("1w") if weekly else pl.col("ts")
+    cells = (
+        counts.with_columns(ts=period_start)
+        .filter(pl.col("ts").is_in(periods))
+        .group_by(*free)
+        .agg(
+            actual=pl.col("n").filter(pl.col("ts") == peak).sum().cast(pl.Float64),
+            expected=(pl.col("n").filter(pl.col("ts") != peak).sum() / 4).cast(pl.Float64),
+        )
+    )
+    return rootcause.explain(cells, dims=free)
+
+
+def incident_cases(engine: Engine, incident: dict[str, object], *, end: date) -> pl.DataFrame:
+    """The cases underneath a case-slice incident (its days), newest first; no text."""
+    if incident["source"] != "cases":
+        return pl.DataFrame()
+    start, last = incident["start"], incident["end"]
+    assert isinstance(start, datetime) and isinstance(last, datetime)
+    span = timedelta(days=7 if incident["freq"] == "weekly" else 1)
+    cases = _cases(
+        engine, start=start.date(), end=(last + span).date(), dims=_dims(str(incident["slice"]))
+    )
+    return (
+        cases.filter(pl.col("opened_at") < last + span)
+        .select(
+            "id",
+            "opened_at",
+            "category",
+            "severity",
+            "source",
+            "region",
+            "platform",
+            "status",
+            "subject_account_id",
+        )
+        .sort("opened_at", descending=True)
+    )
+
+
+def account_timeline(
+    engine: Engine, account_id: int, *, limit: int = 500
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """An account's latest events (newest first) and the cases about it; no text."""
+    events_q = (
+        select(
+            Event.ts, Event.kind, Event.platform, Event.region, Event.device_hash, Event.ip_hash,
+            Event.target_account_id,
+        )
+        .where(Event.account_id == account_id)
+        .order_by(Event.ts.desc())
+        .limit(limit)
+    )  # fmt: skip
+    cases_q = (
+        select(
+            Case.id, Case.opened_at, Case.category, Case.severity, Case.source, Case.status,
+            Case.resolution,
+        )
+        .where(Case.subject_account_id == account_id)
+        .order_by(Case.opened_at.desc())
+    )  # fmt: skip
+    with engine.connect() as conn:
+        events = pl.read_database(events_q, conn, infer_schema_length=None)
+        cases = pl.read_database(cases_q, conn, infer_schema_length=None)
+    return events, cases
