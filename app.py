@@ -13,5 +13,6 @@ st.set_page_config(page_title="Lookout", page_icon=":material/travel_explore:", 
 pages = [
     st.Page("pages/home.py", title="Overview", icon=":material/home:", default=True),
     st.Page("pages/trends.py", title="Weekly trends", icon=":material/trending_up:"),
+    st.Page("pages/anomalies.py", title="Anomalies", icon=":material/notifications_active:"),
 ]
 st.navigation(pages).run()

@@ -26,6 +26,7 @@ import polars as pl
 
 __all__ = [
     "AGE_BUCKETS",
+    "anomaly_band",
     "DIVERGING",
     "NO_DATA",
     "PALETTE",
@@ -930,4 +931,82 @@ def attribution_bars(
     fig.update_layout(showlegend=False)
     fig.update_yaxes(categoryorder="array", categoryarray=labels, autorange="reversed")
     fig.update_xaxes(zeroline=True, zerolinecolor=_MUTED, zerolinewidth=1)
+    return fig
+
+
+def anomaly_band(series: pl.DataFrame, *, title: str, y_title: str = "count") -> go.Figure:
+    """A scored series: its expected band, the expectation, the values and the anomalies.
+
+    Parameters
+    ----------
+    series
+        Output of :func:`analytics.anomalies.score_series`: ``ts``, ``value``,
+        ``expected``, ``lower``, ``upper``, ``is_anomaly``.
+    title, y_title
+        Figure and y axis titles.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Traces: ``"expected band"`` (filled), ``"expected"``, ``"value"`` and
+        ``"anomaly"``; points can be selected (box or click) to drill down.
+
+    Examples
+    --------
+    >>> from datetime import datetime
+    >>> s = pl.DataFrame({"ts": [datetime(2026, 1, d) for d in (1, 2, 3)],
+    ...     "value": [3.0, 4.0, 20.0], "expected": [3.0, 3.5, 4.0],
+    ...     "lower": [0.0, 0.0, 0.0], "upper": [8.0, 9.0, 9.0],
+    ...     "is_anomaly": [False, False, True]})
+    >>> fig = anomaly_band(s, title="spam")
+    >>> [t.name for t in fig.data], [float(y) for y in fig.data[-1].y]
+    (['expected band', 'expected', 'value', 'anomaly'], [20.0])
+    """
+    if series.is_empty():
+        return _no_data(title)
+    _require(series, ("ts", "value", "expected", "lower", "upper", "is_anomaly"))
+    fig = _figure(title)
+    band = series.filter(pl.col("lower").is_not_null() & pl.col("upper").is_not_null())
+    fig.add_trace(
+        go.Scatter(
+            x=band["ts"].to_list() + band["ts"].reverse().to_list(),
+            y=band["upper"].to_list() + band["lower"].reverse().to_list(),
+            fill="toself",
+            fillcolor="rgba(0, 114, 178, 0.15)",
+            mode="lines",
+            line={"width": 0},
+            hoverinfo="skip",
+            name="expected band",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=series["ts"],
+            y=series["expected"],
+            mode="lines",
+            line={"color": PALETTE[0], "dash": "dot"},
+            name="expected",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=series["ts"],
+            y=series["value"],
+            mode="lines+markers",
+            marker={"size": 5, "color": PALETTE[7]},
+            line={"color": PALETTE[7], "width": 1},
+            name="value",
+        )
+    )
+    flagged = series.filter(pl.col("is_anomaly").fill_null(False))
+    fig.add_trace(
+        go.Scatter(
+            x=flagged["ts"],
+            y=flagged["value"],
+            mode="markers",
+            marker={"size": 11, "color": PALETTE[3], "symbol": "diamond"},
+            name="anomaly",
+        )
+    )
+    fig.update_layout(hovermode="x unified", dragmode="select", yaxis_title=y_title)
     return fig

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, func, insert, select
 
 from analytics import anomalies, load, rootcause
 from analytics.db import Case, Event, Feedback, Verdict
@@ -19,6 +19,7 @@ from analytics.evaluation import scan_history
 __all__ = [
     "HISTORY_DAYS",
     "account_timeline",
+    "feedback_version",
     "RECENT_DAYS",
     "incident_cases",
     "incident_root_cause",
@@ -32,6 +33,12 @@ __all__ = [
 HISTORY_DAYS = 120
 #: Incidents whose last day falls in this many days before the newest data are current.
 RECENT_DAYS = 30
+
+
+def feedback_version(engine: Engine) -> int:
+    """The newest feedback id (0 without any): changes whenever a verdict is recorded."""
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.max(Feedback.id))).scalar() or 0)
 
 
 def read_feedback(engine: Engine) -> pl.DataFrame:

@@ -197,6 +197,20 @@ def _examples() -> dict[str, tuple[go.Figure, go.Figure]]:
             pl.DataFrame({"slice": ["spam"], "abs_change": [2.0]}),
             {},
         ),
+        "anomaly_band": (
+            charts.anomaly_band,
+            pl.DataFrame(
+                {
+                    "ts": [datetime(2026, 1, 1), datetime(2026, 1, 2)],
+                    "value": [3.0, 12.0],
+                    "expected": [3.0, 3.0],
+                    "lower": [0.0, 0.0],
+                    "upper": [7.0, 7.0],
+                    "is_anomaly": [False, True],
+                }
+            ),
+            {},
+        ),
     }
     return {
         name: (
@@ -590,3 +604,24 @@ def test_weekly_trend_shades_the_week_under_review() -> None:
     added = [s for s in focused.layout.shapes if s not in plain.layout.shapes]
     assert len(added) == 1
     assert str(added[0].x0).startswith("2026-11-05") and str(added[0].x1).startswith("2026-11-12")
+
+
+def test_anomaly_band_marks_only_flagged_points_and_fills_the_band() -> None:
+    series = pl.DataFrame(
+        {
+            "ts": [datetime(2026, 1, d) for d in (1, 2, 3)],
+            "value": [3.0, 12.0, 4.0],
+            "expected": [3.0, 3.0, 3.5],
+            "lower": [0.0, None, 0.0],
+            "upper": [7.0, None, 8.0],
+            "is_anomaly": [False, True, False],
+        }
+    )
+    fig = charts.anomaly_band(series, title="t")
+    band, _, values, flagged = fig.data
+    assert band.fill == "toself" and len(band.x) == 4  # two points with a band, there and back
+    assert [float(v) for v in flagged.y] == [12.0]
+    assert len(values.y) == 3
+    assert (
+        charts.anomaly_band(series.clear(), title="t").layout.annotations[0].text == charts.NO_DATA
+    )

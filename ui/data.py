@@ -8,13 +8,18 @@ import sys
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import polars as pl
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from analytics import db, load, trends
+from analytics import db, load, monitor, trends
 
 __all__ = [
     "DataUnavailable",
+    "account_timeline",
+    "evidence",
+    "incidents",
+    "record_feedback",
     "data_token",
     "database_label",
     "engine",
@@ -123,3 +128,70 @@ def weekly_view(filters: load.Filters, week: date, count: str) -> trends.WeeklyV
             f"Cannot read the data at {db.safe_url(url)} ({type(exc).__name__}). "
             "Check that the database is reachable and that LOOKOUT_DATABASE_URL is right."
         ) from exc
+
+
+def _newest_day() -> date:
+    newest = overview()["newest"]
+    return (newest + timedelta(days=1)).date() if newest else date.today()
+
+
+@st.cache_data(ttl=600, max_entries=8, show_spinner="Scanning every slice…")
+def _incidents(url: str, end: date, token: str) -> pl.DataFrame:
+    return monitor.recent_incidents(_engine_for(url), end=end)
+
+
+def incidents() -> pl.DataFrame:
+    """Current incidents (cached per data version and feedback)."""
+    url = db.database_url()
+    try:
+        return _incidents(url, _newest_day(), f"{data_token()}:{_feedback_version()}")
+    except DataUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the page shows a banner, not a traceback
+        raise DataUnavailable(
+            f"Cannot scan the data at {db.safe_url(url)} ({type(exc).__name__})."
+        ) from exc
+
+
+def _feedback_version() -> int:
+    return monitor.feedback_version(engine())
+
+
+@st.cache_data(ttl=600, max_entries=64, show_spinner="Loading the incident…")
+def _evidence(
+    url: str, incident: dict[str, Any], end: date, token: str
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    eng = _engine_for(url)
+    return (
+        monitor.incident_series(eng, incident, end=end),
+        monitor.incident_root_cause(eng, incident, end=end),
+        monitor.incident_cases(eng, incident, end=end),
+    )
+
+
+def evidence(incident: dict[str, Any]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """An incident's scored series, root cause and cases."""
+    return _evidence(db.database_url(), incident, _newest_day(), data_token())
+
+
+@st.cache_data(ttl=300, max_entries=32, show_spinner=False)
+def _timeline(url: str, account_id: int, token: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    return monitor.account_timeline(_engine_for(url), account_id)
+
+
+def account_timeline(account_id: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """An account's latest events and its cases."""
+    return _timeline(db.database_url(), account_id, data_token())
+
+
+def record_feedback(incident: dict[str, Any], verdict: str, *, user: str) -> None:
+    """Store a verdict; the incident list recomputes with it (its cache key changes)."""
+    monitor.record_feedback(
+        engine(),
+        user=user,
+        metric=str(incident["metric"]),
+        slice_key=str(incident["slice"]),
+        alert_start=incident["start"],
+        verdict=verdict,
+        value=incident["peak_value"],
+    )

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Any
+
 import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
 from analytics.charts import format_number
 
-__all__ = ["chart", "kpi_cards", "movers_table"]
+__all__ = [
+    "chart",
+    "drill_down",
+    "incident_columns",
+    "kpi_cards",
+    "movers_table",
+    "root_cause_rows",
+]
 
 _DELTA_UNIT = {"count": "count", "percent": "points", "hours": "hours", "per_1000": "per_1000"}
 
@@ -115,3 +125,71 @@ def movers_table(frame: pl.DataFrame, *, rows: int = 20) -> None:
 def chart(figure: go.Figure, *, key: str) -> None:
     """Show a figure in the shared template (Streamlit's own theme off)."""
     st.plotly_chart(figure, theme=None, width="stretch", key=key)
+
+
+def incident_columns() -> dict[str, Any]:
+    """Column formats for incident tables."""
+    return {
+        "slice": st.column_config.TextColumn("Slice", width="large"),
+        "source": st.column_config.TextColumn("Source"),
+        "freq": st.column_config.TextColumn("Scale"),
+        "start": st.column_config.DatetimeColumn("From", format="D MMM YYYY"),
+        "end": st.column_config.DatetimeColumn("To", format="D MMM YYYY"),
+        "days": st.column_config.NumberColumn("Points"),
+        "peak_value": st.column_config.NumberColumn("Peak", format="localized"),
+        "peak_expected": st.column_config.NumberColumn("Expected", format="%.1f"),
+        "score": st.column_config.ProgressColumn(
+            "Score (−log10 p)", min_value=0, max_value=50, format="%.1f"
+        ),
+        "explained_by": st.column_config.TextColumn("Explained by"),
+        "suppressed": st.column_config.CheckboxColumn("Dismissed earlier"),
+    }
+
+
+def root_cause_rows(explained: pl.DataFrame, *, top: int = 10) -> pl.DataFrame:
+    """The selected values of the best dimensions, labelled for a bar chart."""
+    best = explained.filter(pl.col("selected"))
+    if best.is_empty():
+        best = explained.sort("surprise", descending=True).head(top)
+    return best.head(top).select(
+        value=pl.col("dimension") + "=" + pl.col("value"), change=pl.col("change")
+    )
+
+
+def drill_down(cases: pl.DataFrame, chosen: Any) -> None:
+    """The cases underneath (narrowed to the days picked on the chart) and an account."""
+    st.markdown("**Cases underneath**")
+    if cases.is_empty():
+        st.caption("Event slices have no cases of their own: open an account below.")
+        return
+    days = _picked_days(chosen)
+    if days:
+        cases = cases.filter(pl.col("opened_at").dt.date().is_in(days))
+        st.caption(f"Narrowed to {len(days)} day(s) picked on the chart.")
+    st.dataframe(cases, hide_index=True, width="stretch", height=260)
+    subjects = cases["subject_account_id"].drop_nulls().unique().sort().to_list()
+    if not subjects:
+        return
+    account = st.selectbox("Open an account", subjects, key="anomalies_account")
+    from ui import data
+
+    events, history = data.account_timeline(int(account))
+    left, right = st.columns(2)
+    left.markdown(f"**Events of account {account}** (latest {events.height})")
+    left.dataframe(events, hide_index=True, width="stretch", height=260)
+    right.markdown(f"**Cases about account {account}** ({history.height})")
+    right.dataframe(history, hide_index=True, width="stretch", height=260)
+
+
+def _picked_days(chosen: Any) -> list[date]:
+    points = []
+    try:
+        points = chosen.selection.points  # plotly selection event
+    except AttributeError:
+        return []
+    days = set()
+    for point in points or []:
+        x = point.get("x") if isinstance(point, dict) else None
+        if x:
+            days.add(date.fromisoformat(str(x)[:10]))
+    return sorted(days)

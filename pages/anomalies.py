@@ -1,0 +1,96 @@
+"""Anomalies: what is abnormal right now, why, and who is behind it."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from analytics import charts
+from analytics.rootcause import summary
+from ui import data, widgets
+
+st.title("Anomalies")
+st.caption(
+    "Every slice of cases (by category, region, platform, source, specialty, one and two "
+    "deep) and of events (by kind, region, platform), daily and weekly, scored against its "
+    "own seasonal baseline; false discoveries controlled across slices; known events "
+    "explain, and your feedback quiets a pattern until it grows."
+)
+try:
+    incidents = data.incidents()
+except data.DataUnavailable as exc:
+    st.error(str(exc))
+    st.stop()
+
+source = st.segmented_control(
+    "Source", ["cases", "events"], selection_mode="multi", default=["cases", "events"],
+    key="anomalies_source",
+)  # fmt: skip
+shown = incidents.filter(incidents["source"].is_in(source or ["cases", "events"]))
+alerted, quiet = shown.filter(shown["alerted"]), shown.filter(~shown["alerted"])
+if alerted.is_empty():
+    st.success("No current anomaly: every slice is within its expected range.")
+columns = [
+    "slice",
+    "source",
+    "freq",
+    "start",
+    "end",
+    "days",
+    "peak_value",
+    "peak_expected",
+    "score",
+]
+picked = st.dataframe(
+    alerted.select(columns),
+    hide_index=True,
+    on_select="rerun",
+    selection_mode="single-row",
+    key="anomalies_table",
+    width="stretch",
+    column_config=widgets.incident_columns(),
+)
+with st.expander(f"Explained or dismissed ({quiet.height})"):
+    st.dataframe(
+        quiet.select(*columns, "explained_by", "suppressed"),
+        hide_index=True,
+        width="stretch",
+        column_config=widgets.incident_columns(),
+    )
+if alerted.is_empty():
+    st.stop()
+
+rows = picked.selection.rows if picked else []
+incident = alerted.row(rows[0] if rows else 0, named=True)
+st.subheader(f"{incident['slice']} · {incident['start']:%d %b}–{incident['end']:%d %b}")
+series, causes, cases = data.evidence(incident)
+chosen = st.plotly_chart(
+    charts.anomaly_band(series, title="Value and expected band (select points to drill down)"),
+    theme=None,
+    on_select="rerun",
+    selection_mode=("points", "box"),
+    key="anomalies_chart",
+    width="stretch",
+)
+left, right = st.columns([3, 2])
+with left:
+    st.markdown("**What explains it**")
+    if causes.is_empty():
+        st.caption("The slice cannot be broken down further.")
+    else:
+        st.caption(summary(causes))
+        widgets.chart(
+            charts.attribution_bars(
+                widgets.root_cause_rows(causes), title="", label="value", value="change"
+            ),
+            key="anomalies_causes",
+        )
+with right:
+    st.markdown("**Your verdict**")
+    verdicts = {"confirmed": "Confirmed", "expected": "Expected", "not_useful": "Not useful"}
+    for verdict, label in verdicts.items():
+        if st.button(label, key=f"anomalies_verdict_{verdict}", width="stretch"):
+            data.record_feedback(incident, verdict, user="demo associate")
+            st.toast(f"Recorded: {label.lower()} for {incident['slice']}.")
+            st.rerun()
+
+widgets.drill_down(cases, chosen)

@@ -1,0 +1,67 @@
+"""The Anomalies page through Streamlit's AppTest, on the small demo in SQLite."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from streamlit.testing.v1 import AppTest
+
+from analytics import db, demo
+from analytics.db import Feedback
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def small_db(tmp_path_factory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('anomalies') / 'lookout.db'}"
+    engine = db.make_engine(url)
+    demo.seed_database(engine, scale="small", seed=7, days=240, end=date(2026, 5, 1))
+    engine.dispose()
+    return url
+
+
+def _page(monkeypatch, url: str) -> AppTest:
+    monkeypatch.setenv("LOOKOUT_DATABASE_URL", url)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240)
+    at.switch_page("pages/anomalies.py")
+    return at.run()
+
+
+def _feedback_rows(url: str) -> list[tuple[str, str, str]]:
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(Feedback.slice_key, Feedback.verdict, Feedback.user_name))
+        out = [tuple(r) for r in rows]
+    engine.dispose()
+    return out  # type: ignore[return-value]
+
+
+def test_the_page_lists_incidents_with_evidence(monkeypatch, small_db):
+    at = _page(monkeypatch, small_db)
+    assert not at.exception
+    incidents = at.dataframe[0].value
+    assert incidents.shape[0] >= 1
+    first = incidents.iloc[0]["slice"]
+    assert any(first in h.value for h in at.subheader)
+    charts = {c.key for c in at.get("plotly_chart")}
+    assert "anomalies_chart" in charts
+    assert [b.label for b in at.button] == ["Confirmed", "Expected", "Not useful"]
+
+
+def test_feedback_is_stored_and_quiets_the_incident(monkeypatch, small_db):
+    at = _page(monkeypatch, small_db)
+    first = at.dataframe[0].value.iloc[0]["slice"]
+    at.button(key="anomalies_verdict_not_useful").click().run()
+    assert not at.exception
+    assert (first, "not_useful", "demo associate") in _feedback_rows(small_db)
+    # The dismissed pattern is no longer among the alerted incidents of that slice.
+    still = at.dataframe[0].value
+    assert first not in set(still["slice"]) or still.shape[0] == 0
+    engine = db.make_engine(small_db)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Feedback)).scalar_one() == 1
+    engine.dispose()
