@@ -16,15 +16,15 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from bench import postgres, readers, seeding, trends
+from bench import anomalies, postgres, readers, seeding, trends
 from bench.harness import Table, seconds
 
 _GROUPS: dict[str, tuple[str, ...]] = {
     "trends": trends.PARTS,
-    "all": (*trends.PARTS, "readers", "seeding"),
+    "all": (*trends.PARTS, "readers", "anomalies", "seeding"),
 }
-_CHOICES = (*trends.PARTS, "readers", "seeding", *_GROUPS)
-_DEFAULT = ("trends", "readers")
+_CHOICES = (*trends.PARTS, "readers", "anomalies", "seeding", *_GROUPS)
+_DEFAULT = ("trends", "readers", "anomalies")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,8 +60,10 @@ def _parser() -> argparse.ArgumentParser:
 def _chosen(names: list[str]) -> list[str]:
     """Expand groups; keep the canonical order.
 
-    >>> _chosen(["readers", "trends"])[:2], _chosen([]) == _chosen(["trends", "readers"])
-    (['cold', 'pandas'], True)
+    >>> _chosen(["readers", "trends"])[:2]
+    ['cold', 'pandas']
+    >>> _chosen([]) == _chosen(["trends", "readers", "anomalies"])
+    True
     """
     wanted = {p for name in (names or _DEFAULT) for p in _GROUPS.get(name, (name,))}
     return [p for p in _GROUPS["all"] if p in wanted]
@@ -115,6 +117,8 @@ def main() -> int:
             print(table.markdown(), end="\n\n", flush=True)
     if "readers" in parts:
         print(readers.run(args.readers_sqlite, pg, repeat=args.repeat).markdown(), end="\n\n")
+    if "anomalies" in parts:
+        print(anomalies.run().markdown(), end="\n\n", flush=True)
     if "seeding" in parts:
         print(_seeding(args.scale, pg).markdown(), end="\n\n")
     for problem in problems:
