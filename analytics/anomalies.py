@@ -138,12 +138,21 @@ def score_series(
     return scored.drop(_KEY)
 
 
-def _phase(period: int) -> pl.Expr:
-    """The position of each point in its cycle, from its timestamp (gaps do not shift it)."""
+def _positions(period: int) -> list[pl.Expr]:
+    """Each point's index in its series and its phase in the cycle, from its timestamp
+    (so gaps shift neither). The spacing is the median step between rows (the jumps
+    between series are too few to move it)."""
     first = pl.col("ts").min().over(_KEY)
-    step = (pl.col("ts").diff().over(_KEY)).median()  # regular spacing
+    step = pl.col("ts").diff().filter(pl.col("ts").diff() > timedelta(0)).median()
     index = ((pl.col("ts") - first) / step).round().cast(pl.Int64)
-    return (index % period).alias("_phase")
+    return [index.alias("_n"), (index % period).alias("_phase")]
+
+
+def _is_sorted(frame: pl.DataFrame) -> bool:
+    """True when rows are ordered by series, then time (checked in one pass)."""
+    key, ts = pl.col(_KEY), pl.col("ts")
+    later = (key > key.shift()) | ((key == key.shift()) & (ts > ts.shift()))
+    return bool(frame.select(later.slice(1).all()).item()) if frame.height > 1 else True
 
 
 def score_frame(
@@ -155,8 +164,11 @@ def score_frame(
     count: bool = True,
     direction: Literal["both", "up", "down"] = "both",
     band: bool = True,
+    presorted: bool = False,
 ) -> pl.DataFrame:
     """:func:`score_series` for many series at once, told apart by the ``_series`` column.
+
+    Rows are sorted by series and time first, unless ``presorted`` says they are.
 
     ``band=False`` skips ``lower``/``upper`` (null then): discrete quantiles are the
     slowest part, and a scan needs only the p-values.
@@ -165,19 +177,18 @@ def score_frame(
     own past. The work is one Polars pass over all series (``over`` windows).
     """
     by_series, by_phase = [_KEY], [_KEY, "_phase"]
-    base = (
-        frame.with_columns(pl.col("value").cast(pl.Float64).fill_nan(None))
-        .sort(_KEY, "ts")
-        .with_columns(_phase(period))
-    )
+    base = frame.with_columns(pl.col("value").cast(pl.Float64).fill_nan(None))
+    if not presorted and not _is_sorted(base):
+        base = base.sort(_KEY, "ts")
+    base = base.with_columns(_positions(period))
     # Counts are modelled on the square-root scale (Anscombe), where a weekly pattern
     # is close to additive whatever the level; other metrics on their own scale.
     y = (pl.col("value") + 0.375).sqrt() if count else pl.col("value")
-    # Median of the period before each point: the typical level, free of the seasonal
-    # pattern and of any spike in it.
+    # Mean of the period before each point: the level, free of the seasonal pattern (a
+    # spike in it moves a few of the raw offsets below, and their median ignores them).
     base = base.with_columns(
         _period_mean=y.shift(1)
-        .rolling_median(period, min_samples=max(1, period // 2))
+        .rolling_mean(period, min_samples=max(1, period // 2))
         .over(by_series)
     )
     # Seasonal offset: median of (value - period level) over the last `seasons` cycles.
@@ -225,7 +236,6 @@ def score_frame(
             .rolling_median(window, min_samples=max(4, period))
             .over(by_series)
         )
-    base = base.with_columns(_n=pl.int_range(pl.len()).over(by_series))
     return _tails(base, count=count, alpha=alpha, direction=direction, history=history, band=band)
 
 
@@ -245,13 +255,16 @@ def _count_tails(
     the ``tails`` asked for are computed, and only beyond one standard deviation; the
     others stay at 1.
     """
-    up, down = np.ones_like(value), np.ones_like(value)
-    lower, upper = np.full_like(value, np.nan), np.full_like(value, np.nan)
+    n = value.shape[0]
+    up = np.ones(n) if "up" in tails else np.empty(0)
+    down = np.ones(n) if "down" in tails else np.empty(0)
+    lower = np.full(n, np.nan) if band else np.empty(0)
+    upper = np.full(n, np.nan) if band else np.empty(0)
     # Screening: within one standard deviation of the mean, a count's tail probability
     # is far above any alerting level (the right tail of a count is heavier than the
     # normal's, so p > 0.16); those points keep p = 1 and skip the special functions.
     z = (value - mean) / np.sqrt(mean + phi * mean**2)
-    wanted = np.zeros_like(value, dtype=bool) if not band else np.ones_like(value, dtype=bool)
+    wanted = np.ones(n, dtype=bool) if band else np.zeros(n, dtype=bool)
     if "up" in tails:
         wanted |= z >= 1.0
     if "down" in tails:
@@ -304,17 +317,18 @@ def _tails(
         up, down = _stats.norm.sf(z), _stats.norm.cdf(z)
         half = _stats.norm.isf(alpha / 2) * scale
         lower, upper = mu - half, mu + half
-    tail = {"up": up, "down": down, "both": np.minimum(up, down)}[direction]
+    tail = up if direction == "up" else down if direction == "down" else np.minimum(up, down)
     ready = pl.col("_n") >= history
     ready &= pl.col("expected").is_not_null() & pl.col("value").is_not_null()
     if not count:
         ready &= pl.col("_scale").is_not_null() & (pl.col("_scale") > 0)
     p = pl.col("_p")
     flagged = ready & (p < alpha / (2 if direction == "both" else 1))
+    missing = pl.lit(None, pl.Float64)
     out = base.with_columns(
         _p=pl.Series(tail).fill_nan(None).clip(upper_bound=1.0).fill_null(1.0),
-        _lower=pl.Series(lower).fill_nan(None),
-        _upper=pl.Series(upper).fill_nan(None),
+        _lower=pl.Series(lower).fill_nan(None) if band else missing,
+        _upper=pl.Series(upper).fill_nan(None) if band else missing,
     ).with_columns(
         lower=pl.when(ready).then(pl.col("_lower")),
         upper=pl.when(ready).then(pl.col("_upper")),
@@ -477,14 +491,29 @@ def weekly_sums(series: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _fdr_by_day(scored: pl.DataFrame) -> pl.DataFrame:
-    """Benjamini-Hochberg q-values across the slices tested on each day."""
-    tested = pl.col("p_value").is_not_null()
-    m = tested.sum().over("ts")
-    ranked = scored.sort("ts", pl.col("p_value"), descending=[False, True], nulls_last=True)
-    rank = m - pl.int_range(pl.len()).over("ts")  # rank of p among the day's tests
-    raw = pl.when(tested).then(pl.col("p_value") * m / rank)
-    return ranked.with_columns(q_value=raw.cum_min().over("ts").clip(upper_bound=1.0))
+def _fdr_by_day(scored: pl.DataFrame, *, level: float) -> pl.DataFrame:
+    """Benjamini-Hochberg q-values across the slices tested on each day.
+
+    Only p-values at or below ``level`` can be discoveries at that level, and they
+    rank before every other test of their day, so only they are sorted; the others
+    get ``q_value`` 1 (exact q-values of discoveries are unchanged by this).
+    """
+    m = scored.group_by("ts").agg(_m=pl.col("p_value").is_not_null().sum())
+    candidates = (
+        scored.select("ts", _KEY, "p_value")
+        .filter(pl.col("p_value") <= level)
+        .join(m, on="ts")
+        .sort("ts", "p_value")
+        .with_columns(_rank=pl.int_range(1, pl.len() + 1).over("ts"))
+        .with_columns(_raw=pl.col("p_value") * pl.col("_m") / pl.col("_rank"))
+        .with_columns(
+            q_value=pl.col("_raw").reverse().cum_min().reverse().over("ts").clip(upper_bound=1.0)
+        )
+        .select("ts", _KEY, "q_value")
+    )
+    return scored.join(candidates, on=["ts", _KEY], how="left", maintain_order="left").with_columns(
+        pl.when(pl.col("p_value").is_not_null()).then(pl.col("q_value").fill_null(1.0))
+    )
 
 
 def scan(
@@ -531,11 +560,16 @@ def scan(
     """
     keyed = series.rename({"slice": _KEY})
     scored = score_frame(
-        keyed, period=period, seasons=seasons, count=True, direction=direction, band=False
+        keyed,
+        period=period,
+        seasons=seasons,
+        count=True,
+        direction=direction,
+        band=False,
     )
-    scored = _fdr_by_day(scored).rename({_KEY: "slice"})
+    scored = _fdr_by_day(scored, level=fdr).rename({_KEY: "slice"})
     alert = (pl.col("q_value") < fdr) & (pl.col("status") != "insufficient data")
-    points = scored.with_columns(alert=alert.fill_null(False)).sort("slice", "ts")
+    points = scored.with_columns(alert=alert.fill_null(False))  # still by slice, then time
     incidents = _incidents(points, metric=metric)
     incidents = _explain(incidents, annotations, span=timedelta(days=7 if period == 1 else 1))
     incidents = _suppress(incidents, feedback, metric=metric)
@@ -544,11 +578,15 @@ def scan(
 
 def _incidents(points: pl.DataFrame, *, metric: str) -> pl.DataFrame:
     newest = points["ts"].max()
-    started = pl.col("alert") & ~pl.col("alert").shift(1, fill_value=False).over("slice")
-    runs = points.with_columns(_run=started.cast(pl.Int64).cum_sum().over("slice")).filter("alert")
+    # Rows run by slice, then time: a run starts where the previous row is not an
+    # alert of the same slice. Run numbers are global, so no per-slice window is needed.
+    same_slice = (pl.col("slice") == pl.col("slice").shift(1)).fill_null(False)
+    continues = pl.col("alert").shift(1, fill_value=False) & same_slice
+    started = pl.col("alert") & ~continues
+    runs = points.with_columns(_run=started.cast(pl.Int64).cum_sum()).filter("alert")
     dims = [c for c in points.columns if c in (*SCAN_DIMS, "kind")]
     return (
-        runs.group_by("slice", "_run")
+        runs.group_by("_run", "slice")
         .agg(
             *[pl.col(d).first() for d in dims],
             start=pl.col("ts").min(),

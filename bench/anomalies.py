@@ -34,7 +34,7 @@ def synthetic(n_series: int, days: int, *, seed: int = 0) -> pl.DataFrame:
     start = datetime(2024, 11, 25)
     return pl.DataFrame(
         {
-            "slice": np.repeat([f"s{i}" for i in range(n_series)], days),
+            "slice": np.repeat([f"s{i:05d}" for i in range(n_series)], days),
             "ts": [start + timedelta(days=d) for d in range(days)] * n_series,
             "value": values.ravel(),
         }
@@ -46,7 +46,7 @@ def _stl_loop(series: pl.DataFrame, n: int) -> float:
     from statsmodels.tsa.seasonal import STL
 
     start = time.perf_counter()
-    for _, group in series.filter(pl.col("slice").is_in([f"s{i}" for i in range(n)])).group_by(
+    for _, group in series.filter(pl.col("slice").is_in([f"s{i:05d}" for i in range(n)])).group_by(
         "slice", maintain_order=True
     ):
         y = group["value"].to_numpy()
