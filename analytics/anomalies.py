@@ -601,7 +601,9 @@ def _incidents(points: pl.DataFrame, *, metric: str) -> pl.DataFrame:
         .drop("_run")
         .with_columns(
             metric=pl.lit(metric),
-            state=pl.when(pl.col("end") == newest).then(pl.lit("open")).otherwise(pl.lit("closed")),
+            state=pl.when(pl.col("end") == pl.lit(newest, dtype=pl.Datetime("us")))
+            .then(pl.lit("open"))
+            .otherwise(pl.lit("closed")),
         )
         .sort("score", descending=True)
     )

@@ -9,6 +9,7 @@ from analytics.rootcause import summary
 from ui import data, widgets
 
 st.title("Anomalies")
+widgets.require_data()
 st.caption(
     "Every slice of cases (by category, region, platform, source, specialty, one and two "
     "deep) and of events (by kind, region, platform), daily and weekly, scored against its "

@@ -9,6 +9,7 @@ from analytics.trends import iso_week
 from ui import data, filters, widgets
 
 st.title("Weekly trends")
+widgets.require_data()
 selection = filters.draw()
 if selection is None:
     st.info(

@@ -65,3 +65,20 @@ def test_feedback_is_stored_and_quiets_the_incident(monkeypatch, small_db):
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(Feedback)).scalar_one() == 1
     engine.dispose()
+
+
+@pytest.mark.parametrize("page", ["pages/anomalies.py", "pages/trends.py"])
+def test_pages_explain_an_empty_or_unreachable_database(monkeypatch, tmp_path, page):
+    monkeypatch.setenv("LOOKOUT_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.switch_page(page)
+    at.run()
+    assert not at.exception
+    assert "python -m analytics seed" in at.info[0].value
+    monkeypatch.setenv("LOOKOUT_DATABASE_URL", "postgresql+psycopg://nobody:secret@127.0.0.1:1/x")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.switch_page(page)
+    at.run()
+    assert not at.exception
+    banner = at.error[0].value
+    assert "Cannot read the database" in banner and "secret" not in banner

@@ -19,6 +19,7 @@ __all__ = [
     "account_timeline",
     "evidence",
     "incidents",
+    "readiness",
     "record_feedback",
     "data_token",
     "database_label",
@@ -195,3 +196,22 @@ def record_feedback(incident: dict[str, Any], verdict: str, *, user: str) -> Non
         verdict=verdict,
         value=incident["peak_value"],
     )
+
+
+def readiness() -> tuple[str, str]:
+    """``("ok", "")``, or ``("down" | "empty", what to tell the user)``."""
+    label = database_label()
+    try:
+        info = overview()
+    except Exception as exc:  # noqa: BLE001 - reported as a banner
+        return "down", (
+            f"Cannot read the database at `{label}` ({type(exc).__name__}). Check that the "
+            "server is running and that LOOKOUT_DATABASE_URL is right."
+        )
+    if not any(info["counts"][t] for t in ("events", "cases")):
+        return "empty", (
+            "The database has no cases or events yet. Load the demo with "
+            "`python -m analytics seed` or import your data with "
+            "`python -m analytics import TABLE FILE`."
+        )
+    return "ok", ""

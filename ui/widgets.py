@@ -17,6 +17,7 @@ __all__ = [
     "incident_columns",
     "kpi_cards",
     "movers_table",
+    "require_data",
     "root_cause_rows",
 ]
 
@@ -193,3 +194,16 @@ def _picked_days(chosen: Any) -> list[date]:
         if x:
             days.add(date.fromisoformat(str(x)[:10]))
     return sorted(days)
+
+
+def require_data() -> None:
+    """Stop the page with a banner when the database is down or empty."""
+    from ui import data
+
+    state, message = data.readiness()
+    if state == "down":
+        st.error(message)
+        st.stop()
+    if state == "empty":
+        st.info(message)
+        st.stop()
