@@ -6,7 +6,7 @@ import streamlit as st
 
 from analytics import charts
 from analytics.rootcause import summary
-from ui import data, widgets
+from ui import data, filters, widgets
 
 st.title("Anomalies")
 widgets.require_data()
@@ -22,11 +22,14 @@ except data.DataUnavailable as exc:
     st.error(str(exc))
     st.stop()
 
-source = st.segmented_control(
-    "Source", ["cases", "events"], selection_mode="multi", default=["cases", "events"],
-    key="anomalies_source",
-)  # fmt: skip
-shown = incidents.filter(incidents["source"].is_in(source or ["cases", "events"]))
+left, right = st.columns([1, 2])
+with left:
+    source = filters.page_choice(
+        "source", {"all": "All", "cases": "Cases", "events": "Events"}, label="Source"
+    )
+with right:
+    text = filters.page_text("q", label="Slice contains (e.g. region=FL)")
+shown = widgets.filter_incidents(incidents, source=source, text=text)
 alerted, quiet = shown.filter(shown["alerted"]), shown.filter(~shown["alerted"])
 if alerted.is_empty():
     st.success("No current anomaly: every slice is within its expected range.")
@@ -61,7 +64,11 @@ if alerted.is_empty():
     st.stop()
 
 rows = picked.selection.rows if picked else []
-incident = alerted.row(rows[0] if rows else 0, named=True)
+wanted = filters.page_param("incident")
+keys = alerted["slice"].to_list()
+index = rows[0] if rows else (keys.index(wanted) if wanted in keys else 0)
+incident = alerted.row(index, named=True)
+filters.set_page_param("incident", str(incident["slice"]))
 st.subheader(f"{incident['slice']} · {incident['start']:%d %b}–{incident['end']:%d %b}")
 series, causes, cases = data.evidence(incident)
 chosen = st.plotly_chart(

@@ -82,3 +82,20 @@ def test_pages_explain_an_empty_or_unreachable_database(monkeypatch, tmp_path, p
     assert not at.exception
     banner = at.error[0].value
     assert "Cannot read the database" in banner and "secret" not in banner
+
+
+def test_a_link_reproduces_the_filter_and_the_selected_incident(monkeypatch, small_db):
+    at = _page(monkeypatch, small_db)
+    slices = list(at.dataframe[0].value["slice"])
+    target = slices[-1]
+    monkeypatch.setenv("LOOKOUT_DATABASE_URL", small_db)
+    linked = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240)
+    linked.query_params["incident"] = target
+    linked.query_params["q"] = target.split("|")[0]
+    linked.switch_page("pages/anomalies.py")
+    linked.run()
+    assert not linked.exception
+    assert any(target in h.value for h in linked.subheader)
+    shown = set(linked.dataframe[0].value["slice"])
+    assert target in shown and all(target.split("|")[0] in s for s in shown)
+    assert linked.query_params["incident"] == target

@@ -17,7 +17,16 @@ import streamlit as st
 from analytics.load import CHOICES, DIMENSIONS, Filters, parse_filters
 from analytics.trends import iso_week, parse_week, weeks_between
 
-__all__ = ["Selection", "draw", "humanise", "page_choice", "sidebar"]
+__all__ = [
+    "Selection",
+    "draw",
+    "humanise",
+    "page_choice",
+    "page_param",
+    "page_text",
+    "set_page_param",
+    "sidebar",
+]
 
 _PREFIX = "filter_"
 _LABELS = {
@@ -207,3 +216,31 @@ def page_choice(key: str, options: dict[str, str], *, label: str) -> str:
     elif st.query_params.get(key) != value:
         st.query_params[key] = value
     return value
+
+
+def page_text(key: str, *, label: str, max_chars: int = 100) -> str:
+    """A page-level text filter kept in the URL under ``key`` (plain text, length-capped)."""
+    state_key = f"{_PREFIX}page_{key}"
+    if state_key not in st.session_state:
+        st.session_state[state_key] = str(st.query_params.get(key, ""))[:max_chars]
+    value = st.text_input(label, key=state_key, max_chars=max_chars).strip()
+    if not value:
+        if key in st.query_params:
+            del st.query_params[key]
+    elif st.query_params.get(key) != value:
+        st.query_params[key] = value
+    return value
+
+
+def page_param(key: str) -> str:
+    """A page-level value read from the URL (empty when absent)."""
+    return str(st.query_params.get(key, ""))
+
+
+def set_page_param(key: str, value: str) -> None:
+    """Keep a page-level value in the URL (removed when empty)."""
+    if not value:
+        if key in st.query_params:
+            del st.query_params[key]
+    elif st.query_params.get(key) != value:
+        st.query_params[key] = value

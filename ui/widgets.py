@@ -14,6 +14,7 @@ from analytics.charts import format_number
 __all__ = [
     "chart",
     "drill_down",
+    "filter_incidents",
     "incident_columns",
     "kpi_cards",
     "movers_table",
@@ -207,3 +208,11 @@ def require_data() -> None:
     if state == "empty":
         st.info(message)
         st.stop()
+
+
+def filter_incidents(incidents: pl.DataFrame, *, source: str, text: str) -> pl.DataFrame:
+    """Incidents of one source ("all" for both) whose slice contains ``text`` (literal)."""
+    shown = incidents if source == "all" else incidents.filter(pl.col("source") == source)
+    if text:
+        shown = shown.filter(pl.col("slice").str.contains(text, literal=True))
+    return shown
