@@ -301,9 +301,20 @@ def _tails(
     history: int,
 ) -> pl.DataFrame:
     """p-values, band and verdicts from the noise model (scipy on whole columns)."""
+    tails = ("up", "down") if direction == "both" else (direction,)
+    if count and not band:
+        return _verdicts(
+            base.with_columns(_p=_screened_tail(base, tails)),
+            count=count,
+            alpha=alpha,
+            direction=direction,
+            history=history,
+            band=band,
+            lower=np.empty(0),
+            upper=np.empty(0),
+        )
     value = base["value"].fill_null(np.nan).to_numpy().astype(float)
     mu = base["expected"].fill_null(np.nan).to_numpy().astype(float)
-    tails = ("up", "down") if direction == "both" else (direction,)
     if count:
         mean = np.maximum(np.nan_to_num(mu, nan=0.0), 0.5)
         phi = base["_dispersion"].to_numpy().astype(float)
@@ -318,6 +329,62 @@ def _tails(
         half = _stats.norm.isf(alpha / 2) * scale
         lower, upper = mu - half, mu + half
     tail = up if direction == "up" else down if direction == "down" else np.minimum(up, down)
+    return _verdicts(
+        base.with_columns(_p=pl.Series(tail).fill_nan(None).clip(upper_bound=1.0).fill_null(1.0)),
+        count=count,
+        alpha=alpha,
+        direction=direction,
+        history=history,
+        band=band,
+        lower=lower,
+        upper=upper,
+    )
+
+
+def _screened_tail(base: pl.DataFrame, tails: tuple[str, ...]) -> pl.Series:
+    """The tail p-value of each count, computed only beyond one standard deviation.
+
+    The screen runs in Polars; only the few candidate points reach scipy (see
+    :func:`_count_tails` for why the others keep p = 1).
+    """
+    mean = pl.max_horizontal(pl.col("expected").fill_null(0.0), pl.lit(0.5))
+    z = (pl.col("value").fill_null(0.0) - mean) / (mean + pl.col("_dispersion") * mean**2).sqrt()
+    screen = pl.lit(False)
+    if "up" in tails:
+        screen = screen | (z >= 1.0)
+    if "down" in tails:
+        screen = screen | (z <= -1.0)
+    picked = (
+        base.with_row_index("_i")
+        .filter(screen)
+        .select("_i", pl.col("value").fill_null(0.0), mean.alias("_mean"), "_dispersion")
+    )
+    up, down, _, _ = _count_tails(
+        picked["value"].to_numpy(),
+        picked["_mean"].to_numpy(),
+        picked["_dispersion"].to_numpy(),
+        alpha=0.5,
+        band=False,
+        tails=tails,
+    )
+    tail = up if tails == ("up",) else down if tails == ("down",) else np.minimum(up, down)
+    p = np.ones(base.height)
+    p[picked["_i"].to_numpy()] = np.minimum(tail, 1.0)
+    return pl.Series("_p", p).fill_nan(1.0)
+
+
+def _verdicts(
+    base: pl.DataFrame,
+    *,
+    count: bool,
+    alpha: float,
+    direction: Literal["both", "up", "down"],
+    history: int,
+    band: bool,
+    lower: np.ndarray,
+    upper: np.ndarray,
+) -> pl.DataFrame:
+    """Band, p-value, score, direction and status columns from ``_p``."""
     ready = pl.col("_n") >= history
     ready &= pl.col("expected").is_not_null() & pl.col("value").is_not_null()
     if not count:
@@ -326,7 +393,6 @@ def _tails(
     flagged = ready & (p < alpha / (2 if direction == "both" else 1))
     missing = pl.lit(None, pl.Float64)
     out = base.with_columns(
-        _p=pl.Series(tail).fill_nan(None).clip(upper_bound=1.0).fill_null(1.0),
         _lower=pl.Series(lower).fill_nan(None) if band else missing,
         _upper=pl.Series(upper).fill_nan(None) if band else missing,
     ).with_columns(
