@@ -27,7 +27,7 @@ Definitions (per week of opening):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from itertools import combinations
 from typing import Literal
@@ -575,19 +575,23 @@ def kpis(cube: Cube, *, week: date, count: Count = "cases") -> pl.DataFrame:
     >>> out.filter(pl.col("key") == "new_cases").select("value", "previous", "direction").row(0)
     (1.0, 2.0, 'down')
     """
-    weekly = weekly_metrics(cube, count=count)
-    stock = (
-        backlog(cube)
-        .group_by(pl.col("week_end") - timedelta(days=6))
-        .agg(backlog=pl.col("open").sum())
-    )
-    weekly = weekly.join(stock.rename({"week_end": "week"}), on="week", how="left").with_columns(
-        pl.col("backlog").fill_null(0)
-    )
-    this = weekly.filter(pl.col("week") == week)
-    prev = weekly.filter(pl.col("week") == week - _WEEK)
-    base = weekly.filter(pl.col("week") < week, pl.col("week") >= week - 4 * _WEEK)
-    durations = _flagged(cube).select("week", "ttfr_h", "ttr_h").collect()
+    # Each earlier week is seen as it stood the same time after its own end (its cases
+    # resolved by then, its backlog then): a week still being worked is never compared
+    # with weeks that had months to close their cases.
+    seen = [_same_age(cube, weeks=k) for k in range(5)]
+    frames = [
+        _with_backlog(weekly_metrics(c, count=count), c).filter(pl.col("week") == week - k * _WEEK)
+        for k, c in enumerate(seen)
+    ]
+    this, prev = frames[0], frames[1]
+    base = pl.concat(frames[1:], how="diagonal_relaxed")
+    durations = pl.concat(
+        [
+            _flagged(c).filter(pl.col("week") == week - k * _WEEK).select("week", "ttfr_h", "ttr_h")
+            .collect()
+            for k, c in enumerate(seen)
+        ]
+    )  # fmt: skip
     rows = []
     for kpi in KPIS:
         rows.append(_kpi_row(kpi, this, prev, base, durations, week, count))
@@ -605,6 +609,38 @@ def kpis(cube: Cube, *, week: date, count: Count = "cases") -> pl.DataFrame:
         .then(pl.lit("down"))
         .otherwise(pl.lit("flat")),
     )
+
+
+def _same_age(cube: Cube, *, weeks: int) -> Cube:
+    """The cube as it stood ``weeks`` weeks before its newest record.
+
+    Responses, resolutions and appeals after that moment are hidden; cases are kept
+    (each week's own cases were all opened by then).
+    """
+    if weeks == 0 or cube.as_of is None:
+        return cube
+    at = cube.as_of - weeks * _WEEK
+    known = pl.col("resolved_at") <= at
+    cases = cube.cases.with_columns(
+        resolved_at=pl.when(known).then(pl.col("resolved_at")),
+        resolution=pl.when(known).then(pl.col("resolution")),
+        first_response_at=pl.when(pl.col("first_response_at") <= at).then(
+            pl.col("first_response_at")
+        ),
+        appealed_at=pl.when(pl.col("appealed_at") <= at).then(pl.col("appealed_at")),
+        appeal_outcome=pl.when(pl.col("appealed_at") <= at).then(pl.col("appeal_outcome")),
+    )
+    return replace(cube, cases=cases, as_of=at, memo={})
+
+
+def _with_backlog(weekly: pl.DataFrame, cube: Cube) -> pl.DataFrame:
+    stock = (
+        backlog(cube)
+        .group_by(pl.col("week_end") - timedelta(days=6))
+        .agg(backlog=pl.col("open").sum())
+        .rename({"week_end": "week"})
+    )
+    return weekly.join(stock, on="week", how="left").with_columns(pl.col("backlog").fill_null(0))
 
 
 _KPI_SCHEMA = {

@@ -819,3 +819,34 @@ def test_top_movers_refuse_a_baseline_the_cube_does_not_hold() -> None:
         top_movers(cube, week=date(2026, 11, 9))
     with pytest.raises(ValueError, match="4 week"):
         top_movers(cube, week=date(2026, 11, 16), baseline="4w")
+
+
+def test_kpis_compare_each_week_at_the_same_age():
+    # Every case takes 10 days to resolve. Week 1 is seen one day after it ended, so none
+    # of its cases is resolved yet; week 0, seen one day after *its* end, had none either.
+    # Compared at the same age, resolution time and action rate have nothing to compare,
+    # instead of week 0's full 240 h against week 1's nothing.
+    def as_known(now: datetime) -> list[dict[str, Any]]:
+        """The cases as the database holds them at ``now``: later resolutions unknown."""
+        rows = []
+        for w in (0, 1):
+            for d in (0, 1, 2):
+                done = at(w, days=d + 10)
+                known = done <= now
+                rows.append(
+                    case(
+                        at(w, days=d),
+                        resolved_at=done if known else None,
+                        resolution="warning" if known else None,
+                    )
+                )
+        return rows
+
+    cube = make_cube(as_known(at(2, days=1)), weeks=2, as_of=at(2, days=1))
+    out = {r["key"]: r for r in kpis(cube, week=week(1)).iter_rows(named=True)}
+    assert out["ttr_median_h"]["value"] is None and out["ttr_median_h"]["previous"] is None
+    assert out["action_rate"]["value"] is None and out["action_rate"]["previous"] is None
+    assert out["new_cases"]["previous"] == 3.0  # counts do not depend on resolution
+    # Seen three weeks later, week 0's cases are all resolved: 240 h each.
+    later = make_cube(as_known(at(4)), weeks=2, as_of=at(4))
+    assert kpis(later, week=week(0)).filter(pl.col("key") == "ttr_median_h")["value"][0] == 240.0
