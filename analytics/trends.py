@@ -578,9 +578,15 @@ def kpis(cube: Cube, *, week: date, count: Count = "cases") -> pl.DataFrame:
     # Each earlier week is seen as it stood the same time after its own end (its cases
     # resolved by then, its backlog then): a week still being worked is never compared
     # with weeks that had months to close their cases.
-    seen = [_same_age(cube, weeks=k) for k in range(5)]
+    # Only that week's cases are needed for it; the backlog at a past week's end does
+    # not change with what was learnt later, so it comes from the cube itself.
+    seen = [_same_age(cube, weeks=k, week=week - k * _WEEK) for k in range(5)]
+    stock = _backlog_by_week(cube)
     frames = [
-        _with_backlog(weekly_metrics(c, count=count), c).filter(pl.col("week") == week - k * _WEEK)
+        weekly_metrics(c, count=count)
+        .filter(pl.col("week") == week - k * _WEEK)
+        .join(stock, on="week", how="left")
+        .with_columns(pl.col("backlog").fill_null(0))
         for k, c in enumerate(seen)
     ]
     this, prev = frames[0], frames[1]
@@ -611,17 +617,18 @@ def kpis(cube: Cube, *, week: date, count: Count = "cases") -> pl.DataFrame:
     )
 
 
-def _same_age(cube: Cube, *, weeks: int) -> Cube:
-    """The cube as it stood ``weeks`` weeks before its newest record.
+def _same_age(cube: Cube, *, weeks: int, week: date) -> Cube:
+    """The cases opened in ``week`` as they stood ``weeks`` weeks before the newest record.
 
-    Responses, resolutions and appeals after that moment are hidden; cases are kept
-    (each week's own cases were all opened by then).
+    Responses, resolutions and appeals after that moment are hidden.
     """
     if weeks == 0 or cube.as_of is None:
         return cube
     at = cube.as_of - weeks * _WEEK
     known = pl.col("resolved_at") <= at
-    cases = cube.cases.with_columns(
+    first = datetime.combine(week, datetime.min.time())
+    opened = pl.col("opened_at").is_between(first, first + _WEEK, closed="left")
+    cases = cube.cases.filter(opened).with_columns(
         resolved_at=pl.when(known).then(pl.col("resolved_at")),
         resolution=pl.when(known).then(pl.col("resolution")),
         first_response_at=pl.when(pl.col("first_response_at") <= at).then(
@@ -633,14 +640,14 @@ def _same_age(cube: Cube, *, weeks: int) -> Cube:
     return replace(cube, cases=cases, as_of=at, memo={})
 
 
-def _with_backlog(weekly: pl.DataFrame, cube: Cube) -> pl.DataFrame:
-    stock = (
+def _backlog_by_week(cube: Cube) -> pl.DataFrame:
+    """Open cases at the end of each week (``week``, ``backlog``)."""
+    return (
         backlog(cube)
         .group_by(pl.col("week_end") - timedelta(days=6))
         .agg(backlog=pl.col("open").sum())
         .rename({"week_end": "week"})
     )
-    return weekly.join(stock, on="week", how="left").with_columns(pl.col("backlog").fill_null(0))
 
 
 _KPI_SCHEMA = {

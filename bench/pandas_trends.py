@@ -116,6 +116,7 @@ def weekly_page(
     lo, hi = _window(start, end)
     this = pd.Timestamp(week)
     weeks = pd.date_range(lo, min(hi - pd.Timedelta(days=1), as_of.normalize()), freq="W-MON")
+    raw = cases
     cases = _flags(cases, as_of)
     in_window = cases[cases["week"].isin(weeks)]
     events = events.assign(week=_monday(events["ts"]))
@@ -137,10 +138,24 @@ def weekly_page(
 
     backlog = _backlog(cases, weeks, as_of)
     weekly["backlog"] = backlog.sum(axis=1).reindex(weeks + pd.Timedelta(days=6)).to_numpy()
+    # Earlier weeks as they stood the same time after their own end (as Lookout does).
+    aged = [(weekly, cases)]
+    for k in range(1, 5):
+        at = as_of - k * WEEK
+        old = _flags(_as_known(raw, at), at)
+        old_weekly = _weekly(old[old["week"].isin(weeks)], "week").reindex(weeks)
+        old_weekly[_COUNTS] = old_weekly[_COUNTS].fillna(0).astype("int64")
+        old_weekly["exposure"] = active
+        old_weekly = _rates(old_weekly)
+        old_backlog = _backlog(old, weeks, at)
+        old_weekly["backlog"] = (
+            old_backlog.sum(axis=1).reindex(weeks + pd.Timedelta(days=6)).to_numpy()
+        )
+        aged.append((old_weekly, old))
     return PandasPage(
         weekly=weekly,
         exposure=exposure,
-        kpis=_kpis(weekly, cases, this),
+        kpis=_kpis(aged, this),
         daily=_daily(cases, weeks, as_of),
         categories=_by(in_window, "category", weeks, active, exposure),
         sla=_by(in_window, "severity", weeks, active, exposure)[["sla_breach_rate"]],
@@ -363,10 +378,31 @@ _KPIS = [  # key, test, numerator, denominator
 ]
 
 
-def _kpis(weekly: pd.DataFrame, cases: pd.DataFrame, this: pd.Timestamp) -> pd.DataFrame:
-    """Value, previous week, 4-week baseline and p-values of each headline metric."""
-    now, prev = weekly.loc[[this]], weekly.loc[[this - WEEK]]
-    base = weekly[(weekly.index < this) & (weekly.index >= this - 4 * WEEK)]
+def _as_known(cases: pd.DataFrame, at: pd.Timestamp) -> pd.DataFrame:
+    """The raw cases as the database held them at ``at`` (later outcomes unknown)."""
+    c = cases.copy()
+    late = ~(c["resolved_at"] <= at)
+    c.loc[late, "resolved_at"] = pd.NaT
+    c.loc[late, "resolution"] = None
+    c.loc[~(c["first_response_at"] <= at), "first_response_at"] = pd.NaT
+    appeal_late = ~(c["appealed_at"] <= at)
+    c.loc[appeal_late, "appealed_at"] = pd.NaT
+    c.loc[appeal_late, "appeal_outcome"] = None
+    return c
+
+
+def _kpis(aged: list[tuple[pd.DataFrame, pd.DataFrame]], this: pd.Timestamp) -> pd.DataFrame:
+    """Value, previous week, 4-week baseline and p-values of each headline metric.
+
+    ``aged[k]`` is (weekly, flagged cases) as seen ``k`` weeks before the newest record;
+    week ``this - k`` is taken from it.
+    """
+    picked = [w.loc[[this - k * WEEK]] for k, (w, _) in enumerate(aged)]
+    now, prev = picked[0], picked[1]
+    base = pd.concat(picked[1:])
+    cases = pd.concat(
+        [c[c["week"] == this - k * WEEK] for k, (_, c) in enumerate(aged)], ignore_index=True
+    )
     rows = []
     for key, test, num, den in _KPIS:
         if test == "count":
