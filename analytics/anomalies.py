@@ -36,6 +36,7 @@ __all__ = [
     "event_slices",
     "infer_period",
     "scan",
+    "scan_both_ways",
     "score_frame",
     "score_series",
     "slice_key",
@@ -328,7 +329,7 @@ def _tails(
         up, down = _stats.norm.sf(z), _stats.norm.cdf(z)
         half = _stats.norm.isf(alpha / 2) * scale
         lower, upper = mu - half, mu + half
-    tail = up if direction == "up" else down if direction == "down" else np.minimum(up, down)
+    tail = up if direction == "up" else down if direction == "down" else 2 * np.minimum(up, down)
     return _verdicts(
         base.with_columns(_p=pl.Series(tail).fill_nan(None).clip(upper_bound=1.0).fill_null(1.0)),
         count=count,
@@ -367,7 +368,7 @@ def _screened_tail(base: pl.DataFrame, tails: tuple[str, ...]) -> pl.Series:
         band=False,
         tails=tails,
     )
-    tail = up if tails == ("up",) else down if tails == ("down",) else np.minimum(up, down)
+    tail = up if tails == ("up",) else down if tails == ("down",) else 2 * np.minimum(up, down)
     p = np.ones(base.height)
     p[picked["_i"].to_numpy()] = np.minimum(tail, 1.0)
     return pl.Series("_p", p).fill_nan(1.0)
@@ -390,7 +391,7 @@ def _verdicts(
     if not count:
         ready &= pl.col("_scale").is_not_null() & (pl.col("_scale") > 0)
     p = pl.col("_p")
-    flagged = ready & (p < alpha / (2 if direction == "both" else 1))
+    flagged = ready & (p < alpha)
     missing = pl.lit(None, pl.Float64)
     out = base.with_columns(
         _lower=pl.Series(lower).fill_nan(None) if band else missing,
@@ -640,6 +641,39 @@ def scan(
     incidents = _explain(incidents, annotations, span=timedelta(days=7 if period == 1 else 1))
     incidents = _suppress(incidents, feedback, metric=metric)
     return points, incidents
+
+
+def scan_both_ways(
+    series: pl.DataFrame,
+    *,
+    annotations: pl.DataFrame | None = None,
+    feedback: pl.DataFrame | None = None,
+    metric: str = "new_cases",
+    alert_on: Literal["up", "down"] = "up",
+    fdr: float = 0.01,
+    seasons: int = 6,
+    period: int = 7,
+) -> pl.DataFrame:
+    """Incidents both ways: moves in the ``alert_on`` direction alert; the others are
+    found with their own false discovery control and shown, never alerted (a fall in
+    abuse volume is news, not an alarm; a fall in the proactive rate would alert).
+    """
+    found = []
+    for way in ("up", "down"):
+        _, incidents = scan(
+            series,
+            annotations=annotations,
+            feedback=feedback,
+            metric=metric,
+            direction=way,
+            fdr=fdr,
+            seasons=seasons,
+            period=period,
+        )
+        if way != alert_on:
+            incidents = incidents.with_columns(alerted=pl.lit(False))
+        found.append(incidents)
+    return pl.concat(found, how="diagonal_relaxed").sort("score", descending=True)
 
 
 def _incidents(points: pl.DataFrame, *, metric: str) -> pl.DataFrame:

@@ -41,7 +41,11 @@ def scan_history(
     end: date,
     feedback: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """All incidents of the full scan over ``[start, end)``, with ``source`` and ``freq``."""
+    """All incidents of the full scan over ``[start, end)``, with ``source`` and ``freq``.
+
+    Rises in volume are alerts; falls are scanned too (one-sided, their own false
+    discovery control) and kept as incidents to show, never alerted.
+    """
     cube = load.load_cube(engine, load.Filters(start=start, end=end - timedelta(days=1)))
     notes = cube.annotations
     case_series = anomalies.daily_slices(cube.cases, start=start, end=end)
@@ -53,7 +57,7 @@ def scan_history(
             ("daily", series, 7, 6),
             ("weekly", anomalies.weekly_sums(series), 1, 4),
         ):
-            _, incidents = anomalies.scan(
+            incidents = anomalies.scan_both_ways(
                 frame,
                 annotations=notes,
                 feedback=feedback,

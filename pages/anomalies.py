@@ -53,9 +53,9 @@ picked = st.dataframe(
     width="stretch",
     column_config=widgets.incident_columns(),
 )
-with st.expander(f"Explained or dismissed ({quiet.height})"):
+with st.expander(f"Not alerted: explained, dismissed, or falls ({quiet.height})"):
     st.dataframe(
-        quiet.select(*columns, "explained_by", "suppressed"),
+        quiet.select(*columns, "direction", "explained_by", "suppressed"),
         hide_index=True,
         width="stretch",
         column_config=widgets.incident_columns(),

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from analytics.anomalies import daily_slices, infer_period, scan, score_series
+from analytics.anomalies import daily_slices, infer_period, scan, scan_both_ways, score_series
 
 START = datetime(2026, 1, 5)  # a Monday
 WEEKLY = [20.0, 22.0, 21.0, 20.0, 19.0, 14.0, 12.0]  # weekday pattern of a count
@@ -268,3 +268,24 @@ def test_a_holiday_explains_a_fall_but_not_a_rise():
     on_fall_day = falls.filter(pl.col("start") == fall_day)
     assert on_fall_day.height > 0
     assert set(on_fall_day["explained_by"]) == {"Fall day"}
+
+
+def test_falls_are_shown_but_only_rises_alert():
+    base = _noise_slices(30, days=120, seed=6).with_columns(pl.col("value") + 20.0)
+    rise_day, fall_day = START + timedelta(days=100), START + timedelta(days=110)
+    moved = base.with_columns(
+        value=pl.when((pl.col("slice") == "region=S001") & (pl.col("ts") == rise_day))
+        .then(80.0)
+        .when((pl.col("slice") == "region=S002") & (pl.col("ts") == fall_day))
+        .then(0.0)
+        .otherwise(pl.col("value"))
+    )
+    incidents = scan_both_ways(moved)
+    rise = incidents.filter(pl.col("slice") == "region=S001", pl.col("start") == rise_day)
+    fall = incidents.filter(pl.col("slice") == "region=S002", pl.col("start") == fall_day)
+    assert rise["direction"].to_list() == ["up"] and rise["alerted"].to_list() == [True]
+    assert fall["direction"].to_list() == ["down"] and fall["alerted"].to_list() == [False]
+    watched = scan_both_ways(moved, alert_on="down")  # e.g. the proactive rate
+    assert watched.filter(pl.col("slice") == "region=S002", pl.col("start") == fall_day)[
+        "alerted"
+    ].to_list() == [True]

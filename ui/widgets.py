@@ -145,6 +145,7 @@ def incident_columns() -> dict[str, Any]:
         ),
         "explained_by": st.column_config.TextColumn("Explained by"),
         "suppressed": st.column_config.CheckboxColumn("Dismissed earlier"),
+        "direction": st.column_config.TextColumn("Move"),
     }
 
 

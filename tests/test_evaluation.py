@@ -1,0 +1,36 @@
+"""The evaluation against the demo's ground truth, on the small demo."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from analytics import db, demo, evaluation
+
+END = date(2026, 5, 1)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    engine = db.make_engine(f"sqlite:///{tmp_path_factory.mktemp('eval') / 'lookout.db'}")
+    truth = demo.seed_database(engine, scale="small", seed=7, days=240, end=END)
+    yield engine, truth
+    engine.dispose()
+
+
+def test_scenarios_are_matched_and_only_rises_alert(small):
+    engine, truth = small
+    start = date.fromisoformat(truth["dataset"]["window_start"][:10])
+    incidents = evaluation.scan_history(engine, start=start, end=END)
+    assert set(incidents["source"]) == {"cases", "events"}
+    assert set(incidents["freq"]) == {"daily", "weekly"}
+    assert incidents.filter("alerted")["direction"].unique().to_list() == ["up"]
+    matched = evaluation.match_scenarios(incidents, truth["scenarios"])
+    table, summary = evaluation.scenario_table(
+        matched, truth["scenarios"], days=(END - start).days - evaluation.WARM_UP_DAYS
+    )
+    verdicts = dict(zip(table["scenario"], table["ok"], strict=True))
+    assert verdicts["ingestion_outage"] and verdicts["policy_change"]
+    assert verdicts["account_takeover_wave"]
+    assert 0.0 <= summary["precision"] <= 1.0 and summary["alerts"] >= 1
