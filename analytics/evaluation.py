@@ -31,6 +31,7 @@ __all__ = [
 WARM_UP_DAYS = 42
 
 _AFTER = timedelta(days=7)
+_AUTOMATED = ("automated_rule", "ml_model")
 _OPEN_ENDED = timedelta(days=28)
 
 
@@ -43,16 +44,27 @@ def scan_history(
 ) -> pl.DataFrame:
     """All incidents of the full scan over ``[start, end)``, with ``source`` and ``freq``.
 
-    Rises in volume are alerts; falls are scanned too (one-sided, their own false
-    discovery control) and kept as incidents to show, never alerted.
+    Rises in case and event volume are alerts; their falls are scanned too (one-sided,
+    their own false discovery control) and kept as incidents to show, never alerted.
+    For automated detections (cases from rules and models, by category and source) it
+    is the other way round: a fall alerts.
     """
     cube = load.load_cube(engine, load.Filters(start=start, end=end - timedelta(days=1)))
     notes = cube.annotations
     case_series = anomalies.daily_slices(cube.cases, start=start, end=end)
     events = load.events_daily(engine, start=start, end=end)
     event_series = anomalies.event_slices(events, start=start, end=end)
+    # Automated detections: a fall here is bad (a broken rule or model, a lost feed).
+    automated = cube.cases.filter(pl.col("source").cast(pl.String).is_in(_AUTOMATED))
+    detection_series = anomalies.daily_slices(
+        automated, start=start, end=end, dims=("category", "source"), depth=1
+    )
     found = []
-    for source, series in (("cases", case_series), ("events", event_series)):
+    for source, series, alert_on in (
+        ("cases", case_series, "up"),
+        ("events", event_series, "up"),
+        ("detections", detection_series, "down"),
+    ):
         for freq, frame, period, seasons in (
             ("daily", series, 7, 6),
             ("weekly", anomalies.weekly_sums(series), 1, 4),
@@ -62,6 +74,7 @@ def scan_history(
                 annotations=notes,
                 feedback=feedback,
                 metric=f"{source}_{freq}",
+                alert_on=alert_on,  # type: ignore[arg-type]
                 period=period,
                 seasons=seasons,
             )
@@ -161,8 +174,12 @@ def scenario_table(
             )
         elif kind == "ingestion_outage":
             rises = mine_alerted.filter(pl.col("direction") == "up")
+            falls = mine_alerted.filter(pl.col("direction") == "down")
             ok = rises.is_empty()
             verdict = "not alerted as a spike" if ok else f"ALERTED {rises.height} time(s)"
+            if not falls.is_empty():
+                first = falls.sort("start").row(0, named=True)
+                verdict += f"; the missing data alerted as a fall ({first['slice']})"
         else:
             detectable += 1
             ok = not mine_alerted.is_empty()

@@ -14,7 +14,8 @@ st.caption(
     "Every slice of cases (by category, region, platform, source, specialty, one and two "
     "deep) and of events (by kind, region, platform), daily and weekly, scored against its "
     "own seasonal baseline; false discoveries controlled across slices; known events "
-    "explain, and your feedback quiets a pattern until it grows."
+    "explain, and your feedback quiets a pattern until it grows. Rises in volume alert; "
+    "for automated detections a fall alerts."
 )
 try:
     incidents = data.incidents()
@@ -25,7 +26,9 @@ except data.DataUnavailable as exc:
 left, right = st.columns([1, 2])
 with left:
     source = filters.page_choice(
-        "source", {"all": "All", "cases": "Cases", "events": "Events"}, label="Source"
+        "source",
+        {"all": "All", "cases": "Cases", "events": "Events", "detections": "Detections"},
+        label="Source",
     )
 with right:
     text = filters.page_text("q", label="Slice contains (e.g. region=FL)")

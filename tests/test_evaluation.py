@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import polars as pl
 import pytest
 
 from analytics import db, demo, evaluation
@@ -23,9 +24,13 @@ def test_scenarios_are_matched_and_only_rises_alert(small):
     engine, truth = small
     start = date.fromisoformat(truth["dataset"]["window_start"][:10])
     incidents = evaluation.scan_history(engine, start=start, end=END)
-    assert set(incidents["source"]) == {"cases", "events"}
+    assert set(incidents["source"]) <= {"cases", "events", "detections"}
+    assert {"cases", "events"} <= set(incidents["source"])
     assert set(incidents["freq"]) == {"daily", "weekly"}
-    assert incidents.filter("alerted")["direction"].unique().to_list() == ["up"]
+    alerted = incidents.filter("alerted")
+    # Volumes alert when they rise; automated detections when they fall.
+    assert set(alerted.filter(pl.col("source") != "detections")["direction"]) == {"up"}
+    assert set(alerted.filter(pl.col("source") == "detections")["direction"]) <= {"down"}
     matched = evaluation.match_scenarios(incidents, truth["scenarios"])
     table, summary = evaluation.scenario_table(
         matched, truth["scenarios"], days=(END - start).days - evaluation.WARM_UP_DAYS
