@@ -23,7 +23,7 @@ except data.DataUnavailable as exc:
     st.error(str(exc))
     st.stop()
 
-left, right = st.columns([1, 2])
+left, right = st.columns([3, 2])
 with left:
     source = filters.page_choice(
         "source",
@@ -35,7 +35,11 @@ with right:
 shown = widgets.filter_incidents(incidents, source=source, text=text)
 alerted, quiet = shown.filter(shown["alerted"]), shown.filter(~shown["alerted"])
 if alerted.is_empty():
-    st.success("No current anomaly: every slice is within its expected range.")
+    st.success(
+        "No current anomaly matches these filters."
+        if source != "all" or text
+        else "No current anomaly: every slice is within its expected range."
+    )
 columns = [
     "slice",
     "source",
