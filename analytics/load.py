@@ -539,27 +539,7 @@ def refresh(engine: Engine, *, full: bool = False, root: Path | None = None) -> 
         else:
             since = old_max
         new_events, first_day = _append_events(reader, parts, accounts, since)
-        exposure_path = folder / "exposure.parquet"
-        if not any(parts.glob("*.parquet")):
-            _write(_empty(_EXPOSURE_COLUMNS), exposure_path)
-        elif full or not exposure_path.exists():
-            _write(_exposure_from_events(pl.scan_parquet(parts / "*.parquet")), exposure_path)
-        elif first_day is not None:
-            _update_daily(exposure_path, parts, first_day, _exposure_from_events)
-        daily_path = folder / "events_daily.parquet"
-        if not any(parts.glob("*.parquet")):
-            _write(_empty(_EVENTS_DAILY_COLUMNS), daily_path)
-        elif full or not daily_path.exists():
-            _write(_events_daily(pl.scan_parquet(parts / "*.parquet")), daily_path)
-        elif first_day is not None:
-            _update_daily(daily_path, parts, first_day, _events_daily)
-        active_path = folder / "active.parquet"
-        if not any(parts.glob("*.parquet")):
-            _write(_empty(_ACTIVE_COLUMNS), active_path)
-        elif full or not active_path.exists():
-            _write(_active_from_events(pl.scan_parquet(parts / "*.parquet")), active_path)
-        elif first_day is not None:
-            _update_active(active_path, parts, first_day)
+        _refresh_derived(folder, parts, full=full, first_day=first_day)
         n_events = (
             pl.scan_parquet(parts / "*.parquet").select(pl.len()).collect().item()
             if any(parts.glob("*.parquet"))
@@ -755,16 +735,6 @@ def _events_daily(events: pl.LazyFrame) -> pl.DataFrame:
     ).sort(pl.all())
 
 
-def _update_daily(
-    path: Path, parts: Path, first_day: date, build: Callable[[pl.LazyFrame], pl.DataFrame]
-) -> None:
-    """Recompute a per-day aggregate from ``first_day`` on; keep the days before it."""
-    since = datetime.combine(first_day, datetime.min.time())
-    fresh = build(pl.scan_parquet(parts / "*.parquet").filter(pl.col("ts") >= since))
-    kept = pl.read_parquet(path).filter(pl.col("day") < first_day)
-    _write(pl.concat([kept, fresh]).sort(pl.all()), path)
-
-
 def _active_from_events(events: pl.LazyFrame) -> pl.DataFrame:
     """Distinct active accounts per ISO week."""
     return _conform(
@@ -775,12 +745,35 @@ def _active_from_events(events: pl.LazyFrame) -> pl.DataFrame:
     ).sort("week")
 
 
-def _update_active(path: Path, parts: Path, first_day: date) -> None:
-    monday = first_day - timedelta(days=first_day.weekday())
-    since = datetime.combine(monday, datetime.min.time())
-    fresh = _active_from_events(pl.scan_parquet(parts / "*.parquet").filter(pl.col("ts") >= since))
-    kept = pl.read_parquet(path).filter(pl.col("week") < monday)
-    _write(pl.concat([kept, fresh]).sort("week"), path)
+#: Aggregates kept beside the events: file, schema, how to build it from events, the
+#: column that orders it in time, and whether it counts per week (so that an update
+#: recomputes from the Monday of the first new day).
+_DERIVED: tuple[
+    tuple[str, Mapping[str, Any], Callable[[pl.LazyFrame], pl.DataFrame], str, bool], ...
+] = (
+    ("exposure.parquet", _EXPOSURE_COLUMNS, _exposure_from_events, "day", False),
+    ("events_daily.parquet", _EVENTS_DAILY_COLUMNS, _events_daily, "day", False),
+    ("active.parquet", _ACTIVE_COLUMNS, _active_from_events, "week", True),
+)
+
+
+def _refresh_derived(folder: Path, parts: Path, *, full: bool, first_day: date | None) -> None:
+    """Rebuild each aggregate of :data:`_DERIVED` in full, or from the first new day on
+    (keeping the days, or weeks, before it)."""
+    events = pl.scan_parquet(parts / "*.parquet") if any(parts.glob("*.parquet")) else None
+    for name, columns, build, key, weekly in _DERIVED:
+        path = folder / name
+        if events is None:
+            _write(_empty(columns), path)
+        elif full or not path.exists():
+            _write(build(events), path)
+        elif first_day is not None:
+            since = first_day - timedelta(days=first_day.weekday()) if weekly else first_day
+            fresh = build(
+                events.filter(pl.col("ts") >= datetime.combine(since, datetime.min.time()))
+            )
+            kept = pl.read_parquet(path).filter(pl.col(key) < since)
+            _write(pl.concat([kept, fresh]).sort(pl.all()), path)
 
 
 def _from_snapshot(folder: Path, filters: Filters, lo: datetime, hi: datetime) -> Cube:

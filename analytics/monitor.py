@@ -15,6 +15,7 @@ from sqlalchemy import Engine, func, insert, select
 from analytics import anomalies, load, rootcause
 from analytics.db import Case, Event, Feedback, Verdict
 from analytics.evaluation import scan_history
+from analytics.load import _conform, _empty
 
 __all__ = [
     "HISTORY_DAYS",
@@ -56,23 +57,7 @@ def read_feedback(engine: Engine) -> pl.DataFrame:
         "user_name": pl.String,
         "created_at": pl.Datetime("us"),
     }
-    if frame.is_empty():
-        return pl.DataFrame(schema=schema)
-    return frame.select(
-        pl.col(c).cast(t) if not isinstance(t, pl.Datetime) else _as_datetime(c)
-        for c, t in schema.items()
-    )
-
-
-def _as_datetime(column: str) -> pl.Expr:
-    col = pl.col(column)
-    return (
-        pl.when(col.is_null())
-        .then(None)
-        .otherwise(col.cast(pl.String).str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False))
-        .cast(pl.Datetime("us"))
-        .alias(column)
-    )
+    return _empty(schema) if frame.is_empty() else _conform(frame, schema)
 
 
 def record_feedback(

@@ -782,18 +782,6 @@ def top_movers(
     totals = flagged.group_by("now").agg(n=_counted(count)).collect()
     total_now = float(totals.filter(pl.col("now"))["n"].sum())
     total_before = float(totals.filter(~pl.col("now"))["n"].sum()) / prior
-    if frames.is_empty():
-        return frames.with_columns(
-            pl.lit(None, pl.Float64).alias(c)
-            for c in (
-                "expected",
-                "abs_change",
-                "rel_change",
-                "share_of_change",
-                "p_value",
-                "q_value",
-            )
-        ).with_columns(significant=pl.lit(None, pl.Boolean))
     p = poisson_test(
         frames["current"], [1] * frames.height, frames["before"], [prior] * frames.height
     )

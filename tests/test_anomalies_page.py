@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from analytics import db, demo
+from analytics import db
 from analytics.db import Feedback
+from tests.helpers import small_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def small_db(tmp_path_factory) -> str:
-    url = f"sqlite:///{tmp_path_factory.mktemp('anomalies') / 'lookout.db'}"
-    engine = db.make_engine(url)
-    demo.seed_database(engine, scale="small", seed=7, days=240, end=date(2026, 5, 1))
-    engine.dispose()
-    return url
+    return small_demo(tmp_path_factory.mktemp("anomalies"))
 
 
 def _page(monkeypatch, url: str) -> AppTest:

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics import db, demo
+from analytics import db
+from tests.helpers import small_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def small_db(tmp_path_factory) -> str:
-    url = f"sqlite:///{tmp_path_factory.mktemp('app') / 'lookout.db'}"
-    demo.seed_database(db.make_engine(url), scale="small", seed=7, days=240, end=date(2026, 5, 1))
-    return url
+    return small_demo(tmp_path_factory.mktemp("app"))
 
 
 def _run(monkeypatch, url: str) -> AppTest:

@@ -8,25 +8,10 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from scipy.stats import binomtest, false_discovery_control, fisher_exact, mannwhitneyu
+from scipy.stats import false_discovery_control, mannwhitneyu
 
 from analytics.stats import duration_test, fdr, poisson_test, proportion_test
-
-
-def binom_central(k: int, n: int, p: float) -> float:
-    """Two-sided exact binomial p-value: twice the smaller one-sided tail, at most 1."""
-    less = binomtest(k, n, p, alternative="less").pvalue
-    greater = binomtest(k, n, p, alternative="greater").pvalue
-    return float(min(1.0, 2 * min(less, greater)))
-
-
-def fisher_central(a1: int, n1: int, a0: int, n0: int) -> float:
-    """Two-sided Fisher p-value of [[a1, n1-a1], [a0, n0-a0]] by doubling the smaller tail."""
-    table = [[a1, n1 - a1], [a0, n0 - a0]]
-    less = fisher_exact(table, alternative="less").pvalue
-    greater = fisher_exact(table, alternative="greater").pvalue
-    return float(min(1.0, 2 * min(less, greater)))
-
+from tests.helpers import central_p, fisher_central_p
 
 # --------------------------------------------------------------------------- poisson_test
 
@@ -42,7 +27,7 @@ def fisher_central(a1: int, n1: int, a0: int, n0: int) -> float:
     ],
 )
 def test_poisson_test_matches_binomial_test(x1: int, t1: float, x0: int, t0: float) -> None:
-    expected = binom_central(x1, x1 + x0, t1 / (t1 + t0))
+    expected = central_p(x1, x1 + x0, t1 / (t1 + t0))
     assert poisson_test([x1], [t1], [x0], [t0])[0] == pytest.approx(expected, rel=1e-9)
 
 
@@ -60,7 +45,7 @@ def test_poisson_test_is_vectorised() -> None:
     p = poisson_test(x1, t1, x0, t0)
     assert p.shape == (3,)
     expected = [
-        binom_central(int(a), int(a + b), s / (s + u))
+        central_p(int(a), int(a + b), s / (s + u))
         for a, b, s, u in zip(x1, x0, t1, t0, strict=True)
     ]
     assert p.tolist() == pytest.approx(expected, rel=1e-9)
@@ -110,7 +95,7 @@ def test_poisson_test_bounded_and_symmetric_with_equal_exposures(
     ],
 )
 def test_proportion_test_matches_fisher_exact(a1: int, n1: int, a0: int, n0: int) -> None:
-    expected = fisher_central(a1, n1, a0, n0)
+    expected = fisher_central_p(a1, n1, a0, n0)
     assert proportion_test([a1], [n1], [a0], [n0])[0] == pytest.approx(expected, rel=1e-9)
 
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
-from scipy.stats import binomtest, false_discovery_control, fisher_exact
+from scipy.stats import false_discovery_control
 
 from analytics.load import (
     _ACTIVE_COLUMNS,
@@ -37,6 +37,7 @@ from analytics.trends import (
     weekly_metrics,
     weekly_view,
 )
+from tests.helpers import central_p, fisher_central_p
 
 W0 = date(2026, 10, 5)  # a Monday: week 0 of every cube below
 
@@ -118,22 +119,6 @@ def make_cube(
 
 def events(day: date, kind: str, n: int, *, region: str = "CA", platform: str = "web") -> dict:
     return {"day": day, "kind": kind, "region": region, "platform": platform, "events": n}
-
-
-def central_p(k: int, n: int, p: float) -> float:
-    """Exact two-sided binomial p-value by doubling the smaller one-sided tail."""
-    if n == 0:
-        return 1.0
-    less = binomtest(k, n, p, alternative="less").pvalue
-    greater = binomtest(k, n, p, alternative="greater").pvalue
-    return float(min(1.0, 2 * min(less, greater)))
-
-
-def fisher_central_p(a1: int, n1: int, a0: int, n0: int) -> float:
-    table = [[a1, n1 - a1], [a0, n0 - a0]]
-    less = fisher_exact(table, alternative="less").pvalue
-    greater = fisher_exact(table, alternative="greater").pvalue
-    return float(min(1.0, 2 * min(less, greater)))
 
 
 AFTER = at(1, hours=6)  # an as_of after a one-week cube's only week

@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import distinct, func, select
 from streamlit.testing.v1 import AppTest
 
-from analytics import db, demo
+from analytics import db
 from analytics.db import Case
+from tests.helpers import small_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 # The small demo ends 2026-05-01 00:00 (a Friday): 2026-W18 is in progress, so the
@@ -20,11 +21,7 @@ WEEK = (datetime(2026, 4, 20), datetime(2026, 4, 27))
 
 @pytest.fixture(scope="module")
 def small_db(tmp_path_factory) -> str:
-    url = f"sqlite:///{tmp_path_factory.mktemp('trends') / 'lookout.db'}"
-    engine = db.make_engine(url)
-    demo.seed_database(engine, scale="small", seed=7, days=240, end=date(2026, 5, 1))
-    engine.dispose()
-    return url
+    return small_demo(tmp_path_factory.mktemp("trends"))
 
 
 def _count(url: str, *where, what=None, week=WEEK) -> int:

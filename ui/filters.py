@@ -16,6 +16,7 @@ import streamlit as st
 
 from analytics.load import CHOICES, DIMENSIONS, Filters, parse_filters
 from analytics.trends import iso_week, parse_week, weeks_between
+from ui import data
 
 __all__ = [
     "Selection",
@@ -178,8 +179,6 @@ def _to_url(week: date, shown: Filters, default_week: date) -> None:
 
 def draw() -> Selection | None:
     """Draw the global filters and the notes on the URL; None when there are no cases."""
-    from ui import data
-
     try:
         span = data.weeks_of(data.overview())
     except Exception:  # noqa: BLE001 - the page itself explains an unreachable database

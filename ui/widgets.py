@@ -10,6 +10,7 @@ import polars as pl
 import streamlit as st
 
 from analytics.charts import format_number
+from ui import data
 
 __all__ = [
     "chart",
@@ -174,8 +175,6 @@ def drill_down(cases: pl.DataFrame, chosen: Any) -> None:
     if not subjects:
         return
     account = st.selectbox("Open an account", subjects, key="anomalies_account")
-    from ui import data
-
     events, history = data.account_timeline(int(account))
     left, right = st.columns(2)
     left.markdown(f"**Events of account {account}** (latest {events.height})")
@@ -200,8 +199,6 @@ def _picked_days(chosen: Any) -> list[date]:
 
 def require_data() -> None:
     """Stop the page with a banner when the database is down or empty."""
-    from ui import data
-
     state, message = data.readiness()
     if state == "down":
         st.error(message)
