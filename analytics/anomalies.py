@@ -21,10 +21,14 @@ series told apart by a key, never a Python loop per series):
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from itertools import combinations
 from typing import Literal
 
+import bottleneck as _bn
 import numpy as np
 import polars as pl
 from scipy import stats as _stats
@@ -139,21 +143,141 @@ def score_series(
     return scored.drop(_KEY)
 
 
-def _positions(period: int) -> list[pl.Expr]:
-    """Each point's index in its series and its phase in the cycle, from its timestamp
-    (so gaps shift neither). The spacing is the median step between rows (the jumps
-    between series are too few to move it)."""
-    first = pl.col("ts").min().over(_KEY)
-    step = pl.col("ts").diff().filter(pl.col("ts").diff() > timedelta(0)).median()
-    index = ((pl.col("ts") - first) / step).round().cast(pl.Int64)
-    return [index.alias("_n"), (index % period).alias("_phase")]
-
-
 def _is_sorted(frame: pl.DataFrame) -> bool:
     """True when rows are ordered by series, then time (checked in one pass)."""
     key, ts = pl.col(_KEY), pl.col("ts")
     later = (key > key.shift()) | ((key == key.shift()) & (ts > ts.shift()))
     return bool(frame.select(later.slice(1).all()).item()) if frame.height > 1 else True
+
+
+#: Largest grid (series x time steps) a scan may lay out, as a multiple of its points:
+#: beyond it the timestamps are too irregular for a fixed-frequency model.
+_GRID_SLACK = 8
+
+
+def _grid(base: pl.DataFrame, period: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Each row's point index in its series and cell in a (series x time step) grid,
+    and the grid's shape.
+
+    Rows must be sorted by series, then time. A point's index comes from its timestamp
+    (so a gap shifts nothing): the steps since its series' first point, a step being the
+    median spacing between rows (the jumps between series are too few to move it). A
+    missing point is an empty cell, so every rolling window below spans a fixed
+    stretch of time. The width is a whole number of cycles.
+    """
+    key, ts = pl.col(_KEY), pl.col("ts")
+    gap = ts.diff()
+    cols = base.select(
+        new=(key != key.shift()).fill_null(True),
+        us=ts.dt.epoch("us"),
+        step=gap.filter(gap > timedelta(0)).dt.total_microseconds().median(),
+    )
+    new = cols["new"].to_numpy()
+    micros = cols["us"].to_numpy()
+    step = cols["step"][0] or 1
+    first = np.maximum.accumulate(np.where(new, np.arange(new.size), 0))
+    steps = np.rint((micros - micros[first]) / step).astype(np.int64)
+    rows = np.cumsum(new) - 1
+    n_series = int(rows[-1]) + 1
+    width = -(-(int(steps.max()) + 1) // period) * period
+    if n_series * width > _GRID_SLACK * base.height + 1_000_000:
+        raise ValueError(
+            "the timestamps are not at a regular frequency: "
+            f"{base.height:,} points would span {n_series * width:,} time steps"
+        )
+    return steps, rows * width + steps, n_series, width
+
+
+def _moving(
+    grid: np.ndarray, how: Literal["mean", "median"], window: int, least: int
+) -> np.ndarray:
+    """Moving mean or median over the previous ``window`` cells along axis 1 (NaN cells
+    skipped; NaN where fewer than ``least`` are present), strictly before each cell."""
+    window = max(1, min(window, grid.shape[1]))
+    move = _bn.move_mean if how == "mean" else _bn.move_median
+    lagged = np.empty_like(grid)
+    lagged[:, :1] = np.nan
+    lagged[:, 1:] = grid[:, :-1]
+    return move(lagged, window, min_count=min(least, window), axis=1)
+
+
+def _baseline(
+    base: pl.DataFrame, *, period: int, seasons: int, count: bool
+) -> dict[str, np.ndarray]:
+    """Each row's point index in its series (``_n``), ``expected`` and the noise scale
+    (``_dispersion`` for counts, else ``_scale``), from its series' past only.
+
+    The series are laid out on a (series x time) grid and every window is a bottleneck
+    moving statistic along time (a compiled double-heap median), no Python loop per
+    series. Blocks of series run on threads: numpy and bottleneck release the GIL.
+    """
+    noise = "_dispersion" if count else "_scale"
+    if base.is_empty():
+        return {"_n": np.empty(0, np.int64), "expected": np.empty(0), noise: np.empty(0)}
+    steps, cell, n_series, width = _grid(base, period)
+    flat = np.full(n_series * width, np.nan)
+    flat[cell] = base["value"].fill_null(np.nan).to_numpy()
+    value = flat.reshape(n_series, width)
+    expected, scale = np.empty_like(value), np.empty_like(value)
+
+    def block(rows: slice) -> None:
+        expected[rows], scale[rows] = _baseline_block(
+            value[rows], period=period, seasons=seasons, count=count
+        )
+
+    blocks = [slice(i, i + _BLOCK) for i in range(0, n_series, _BLOCK)]
+    if len(blocks) == 1:
+        block(blocks[0])
+    else:
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            list(pool.map(block, blocks))
+    return {"_n": steps, "expected": expected.ravel()[cell], noise: scale.ravel()[cell]}
+
+
+#: Series per block of :func:`_baseline` (a block's grids stay in cache-friendly sizes).
+_BLOCK = 1024
+
+
+def _baseline_block(
+    value: np.ndarray, *, period: int, seasons: int, count: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Expected values and noise scale for a (series x time) block of :func:`_baseline`."""
+    n_series, width = value.shape
+    # Counts are modelled on the square-root scale (Anscombe), where a weekly pattern
+    # is close to additive whatever the level; other metrics on their own scale.
+    y = np.sqrt(value + 0.375) if count else value
+    # Mean of the period before each point: the level, free of the seasonal pattern (a
+    # spike in it moves a few of the raw offsets below, and their median ignores them).
+    period_mean = _moving(y, "mean", period, max(1, period // 2))
+    if period > 1:
+        # Seasonal offset: median of (value - period level) at the same phase over the
+        # last `seasons` cycles (cycles on axis 1 once each row is cut into cycles).
+        cycles = (y - period_mean).reshape(n_series, width // period, period)
+        offset = _moving(cycles, "median", seasons, max(1, seasons // 2))
+        offset = offset.reshape(n_series, width)
+        known = np.where(np.isnan(offset), 0.0, offset)
+    else:
+        known = np.zeros_like(y)
+    level = _moving(y - known, "median", max(2 * period, 3), max(2, period // 2))
+    expected = level + known
+    if count:
+        # fmax: with no level yet the expectation is 0 (its residuals are then large,
+        # which keeps the first dispersion estimates wide, not narrow).
+        expected = np.maximum(np.fmax(expected, 0.0) ** 2 - 0.375, 0.0)
+    # Residuals count for the noise model only once the seasonal offsets exist.
+    resid = value - expected
+    if period > 1:
+        resid[np.isnan(offset)] = np.nan
+    window, least = max(8 * period, 28), max(4, period)
+    with np.errstate(invalid="ignore"):
+        if count:
+            mu = np.fmax(expected, 0.5)  # fmax: a missing expectation gives 0.5
+            # Method-of-moments over-dispersion, var = mu + phi * mu^2: the mean over
+            # the window (bursts are what it must capture), each term capped so that
+            # one spike cannot blind the series for long.
+            terms = np.clip((resid**2 - mu) / mu**2, -1.0, 25.0)
+            return expected, np.clip(_moving(terms, "mean", window, least), 0.0, 10.0)
+        return expected, _moving(np.abs(resid) * 1.4826, "median", window, least)
 
 
 def score_frame(
@@ -175,68 +299,22 @@ def score_frame(
     slowest part, and a scan needs only the p-values.
 
     Every series must share the spacing of its points; each is scored only against its
-    own past. The work is one Polars pass over all series (``over`` windows).
+    own past. The baseline is computed for all series at once on a (series x time)
+    grid (:func:`_baseline`); the tails on whole columns.
     """
-    by_series, by_phase = [_KEY], [_KEY, "_phase"]
     base = frame.with_columns(pl.col("value").cast(pl.Float64).fill_nan(None))
     if not presorted and not _is_sorted(base):
         base = base.sort(_KEY, "ts")
-    base = base.with_columns(_positions(period))
-    # Counts are modelled on the square-root scale (Anscombe), where a weekly pattern
-    # is close to additive whatever the level; other metrics on their own scale.
-    y = (pl.col("value") + 0.375).sqrt() if count else pl.col("value")
-    # Mean of the period before each point: the level, free of the seasonal pattern (a
-    # spike in it moves a few of the raw offsets below, and their median ignores them).
-    base = base.with_columns(
-        _period_mean=y.shift(1)
-        .rolling_mean(period, min_samples=max(1, period // 2))
-        .over(by_series)
-    )
-    # Seasonal offset: median of (value - period level) over the last `seasons` cycles.
-    base = base.with_columns(
-        _offset=(y - pl.col("_period_mean"))
-        .shift(1)
-        .rolling_median(seasons, min_samples=max(1, seasons // 2))
-        .over(by_phase)
-    )
-    offset = pl.col("_offset").fill_null(0.0) if period > 1 else pl.lit(0.0)
-    base = base.with_columns(
-        _level=(y - offset)
-        .shift(1)
-        .rolling_median(max(2 * period, 3), min_samples=max(2, period // 2))
-        .over(by_series)
-    )
-    expected = pl.col("_level") + offset
-    if count:
-        expected = pl.max_horizontal(expected, pl.lit(0.0)) ** 2 - 0.375
-        expected = pl.max_horizontal(expected, pl.lit(0.0))
-    base = base.with_columns(expected=expected)
-    # Residuals count for the noise model only once the seasonal offsets exist.
-    seasoned = pl.col("_offset").is_not_null() if period > 1 else pl.lit(True)
-    resid = pl.when(seasoned).then(pl.col("value") - pl.col("expected"))
     history = max(3 * period, 2 * seasons, 8)
-    window = max(8 * period, 28)
+    columns = _baseline(base, period=period, seasons=seasons, count=count)
+    base = base.with_columns(
+        pl.Series(name, values).fill_nan(None)
+        if values.dtype.kind == "f"
+        else pl.Series(name, values)
+        for name, values in columns.items()
+    )
     if count:
-        mu = pl.max_horizontal(pl.col("expected"), pl.lit(0.5))
-        # Method-of-moments over-dispersion, var = mu + phi * mu^2: the mean over the
-        # window (bursts are what it must capture), each term capped so that one
-        # spike cannot blind the series for long.
-        base = base.with_columns(
-            _dispersion=((resid**2 - mu) / mu**2)
-            .clip(-1.0, 25.0)
-            .shift(1)
-            .rolling_mean(window, min_samples=max(4, period))
-            .over(by_series)
-            .clip(0.0, 10.0)
-            .fill_null(0.0)
-        )
-    else:
-        base = base.with_columns(
-            _scale=(resid.abs() * 1.4826)
-            .shift(1)
-            .rolling_median(window, min_samples=max(4, period))
-            .over(by_series)
-        )
+        base = base.with_columns(pl.col("_dispersion").fill_null(0.0))
     return _tails(base, count=count, alpha=alpha, direction=direction, history=history, band=band)
 
 
@@ -283,13 +361,28 @@ def _count_tails(
             args = (size, size / (size + mean[mask]))
             model = _stats.nbinom
         if "up" in tails:
-            up[mask] = model.sf(v - 1, *args)
+            up[mask] = _chunked(model.sf, v - 1, *args)
         if "down" in tails:
-            down[mask] = model.cdf(v, *args)
+            down[mask] = _chunked(model.cdf, v, *args)
         if band:
-            lower[mask] = model.ppf(alpha / 2, *args)
-            upper[mask] = model.ppf(1 - alpha / 2, *args)
+            lower[mask] = _chunked(model.ppf, np.full(v.size, alpha / 2), *args)
+            upper[mask] = _chunked(model.ppf, np.full(v.size, 1 - alpha / 2), *args)
     return up, down, lower, upper
+
+
+def _chunked(fn: Callable[..., np.ndarray], *arrays: np.ndarray) -> np.ndarray:
+    """``fn(*arrays)`` elementwise, on one thread per core for long arrays (scipy's
+    special functions release the GIL)."""
+    size = arrays[0].size
+    workers = os.cpu_count() or 1
+    if workers == 1 or size < 100_000:
+        return np.asarray(fn(*arrays), dtype=float)
+    bounds = np.linspace(0, size, workers + 1).astype(int)
+    parts = [
+        tuple(a[lo:hi] for a in arrays) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return np.concatenate(list(pool.map(lambda part: fn(*part), parts))).astype(float)
 
 
 def _tails(
@@ -567,20 +660,21 @@ def _fdr_by_day(scored: pl.DataFrame, *, level: float) -> pl.DataFrame:
     """
     m = scored.group_by("ts").agg(_m=pl.col("p_value").is_not_null().sum())
     candidates = (
-        scored.select("ts", _KEY, "p_value")
+        scored.select("ts", "p_value")
+        .with_row_index("_i")
         .filter(pl.col("p_value") <= level)
         .join(m, on="ts")
         .sort("ts", "p_value")
         .with_columns(_rank=pl.int_range(1, pl.len() + 1).over("ts"))
         .with_columns(_raw=pl.col("p_value") * pl.col("_m") / pl.col("_rank"))
-        .with_columns(
-            q_value=pl.col("_raw").reverse().cum_min().reverse().over("ts").clip(upper_bound=1.0)
+        .select(
+            "_i",
+            q=pl.col("_raw").reverse().cum_min().reverse().over("ts").clip(upper_bound=1.0),
         )
-        .select("ts", _KEY, "q_value")
     )
-    return scored.join(candidates, on=["ts", _KEY], how="left", maintain_order="left").with_columns(
-        pl.when(pl.col("p_value").is_not_null()).then(pl.col("q_value").fill_null(1.0))
-    )
+    q = np.ones(scored.height)
+    q[candidates["_i"].to_numpy()] = candidates["q"].to_numpy()
+    return scored.with_columns(q_value=pl.when(pl.col("p_value").is_not_null()).then(pl.Series(q)))
 
 
 def scan(

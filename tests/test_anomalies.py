@@ -9,7 +9,14 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from analytics.anomalies import daily_slices, infer_period, scan, scan_both_ways, score_series
+from analytics.anomalies import (
+    daily_slices,
+    infer_period,
+    scan,
+    scan_both_ways,
+    score_frame,
+    score_series,
+)
 
 START = datetime(2026, 1, 5)  # a Monday
 WEEKLY = [20.0, 22.0, 21.0, 20.0, 19.0, 14.0, 12.0]  # weekday pattern of a count
@@ -128,6 +135,29 @@ def test_an_empty_frame_scores_to_an_empty_frame():
     empty = pl.DataFrame(schema={"ts": pl.Datetime("us"), "value": pl.Float64})
     out = score_series(empty)
     assert out.is_empty() and {"expected", "score", "is_anomaly"} <= set(out.columns)
+
+
+def test_many_series_at_once_score_as_each_alone():
+    # Enough series for several blocks of the grid (scored on separate threads), in
+    # shuffled order, with different lengths: each series' verdicts are its own.
+    rng = np.random.default_rng(3)
+    frames = []
+    for i in range(2100):
+        n = 60 + i % 50
+        frames.append(_series(rng.poisson(5 + i % 7, n)).with_columns(_series=pl.lit(f"s{i:04d}")))
+    together = score_frame(pl.concat(frames).sample(fraction=1.0, seed=1), period=7)
+    for i in (0, 1023, 1024, 2099):
+        alone = score_series(frames[i].drop("_series"), period=7, count=True)
+        mine = together.filter(pl.col("_series") == f"s{i:04d}").sort("ts")
+        assert_frame_equal(mine.drop("_series"), alone)
+
+
+def test_timestamps_that_are_not_regular_are_refused_with_a_message():
+    # Points a second apart, then one a year later: a grid at one-second steps would
+    # need 31 million cells for 12 points.
+    ts = [START + timedelta(seconds=i) for i in range(11)] + [START + timedelta(days=365)]
+    with pytest.raises(ValueError, match="not at a regular frequency"):
+        score_series(_series([1.0] * 12, ts), period=7)
 
 
 # --------------------------------------------------------------------------- the scan
