@@ -11,7 +11,7 @@ import sys
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -205,6 +205,38 @@ def evaluate() -> None:
     typer.echo("| accounts | in truth | precision@50 |\n| --- | --- | --- |")
     for row in evaluation.account_table(engine, truth["scenarios"]).iter_rows(named=True):
         typer.echo(f"| {row['accounts']} | {row['truth']} | {row['precision']:.2f} |")
+    _echo_emerging(*evaluation.emerging_replay(engine, truth["scenarios"]))
+    typer.echo("\nRings of linked accounts (14-day window; target: recovered at least 0.9):")
+    typer.echo(
+        "| as of | moment | rings | flagged | recovered | best ring size | purity "
+        "| in one ring (flagged or not) | false flagged |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    )
+    for row in evaluation.ring_recovery(engine, truth["scenarios"]).iter_rows(named=True):
+        purity = "-" if row["purity"] is None else f"{row['purity']:.2f}"
+        typer.echo(
+            f"| {row['as_of']:%Y-%m-%d} | {row['moment']} | {row['rings']} | {row['flagged']} "
+            f"| {row['recovered']:.2f} | {row['best_size'] or '-'} | {purity} "
+            f"| {row['found_in_one']:.2f} | {row['false_flagged']} |"
+        )
+
+
+def _echo_emerging(table: Any, summary: dict[str, Any]) -> None:
+    """The narrative-cluster part of ``evaluate``."""
+    typer.echo("\nEmerging narrative clusters, replayed day by day around the new scam:")
+    day, share, end = summary["detection_day"], summary["share"], summary["share_at_end"]
+    typer.echo("| measure | value | target |\n| --- | --- | --- |")
+    typer.echo(f"| days from the scam's start to its cluster flagged | {day} | at most 7 |")
+    shown = "-" if share is None else f"{share:.0%}"
+    typer.echo(f"| share of its cases so far in that cluster | {shown} | at least 80% |")
+    shown = "-" if end is None else f"{end:.0%}"
+    typer.echo(f"| share of all its cases in one cluster on its last day | {shown} | |")
+    unmatched = summary["unmatched"]
+    typer.echo(f"| emerging clusters matching no scenario (cluster-days) | {unmatched} | report |")
+    if summary["unmatched"]:
+        for row in table.filter(table["scenario"].is_null()).iter_rows(named=True):
+            terms = ", ".join(row["top_terms"])
+            typer.echo(f"  {row['as_of']:%Y-%m-%d}: {row['recent_count']} recent cases ({terms})")
 
 
 def _refresh_snapshot(engine: Engine) -> None:

@@ -17,12 +17,14 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Engine
 
-from analytics import accounts, anomalies, load
+from analytics import accounts, anomalies, clusters, load, rings
 
 __all__ = [
     "WARM_UP_DAYS",
     "account_table",
+    "emerging_replay",
     "match_scenarios",
+    "ring_recovery",
     "scan_history",
     "scenario_table",
 ]
@@ -206,6 +208,76 @@ def scenario_table(
     return pl.DataFrame(rows), summary
 
 
+def emerging_replay(
+    engine: Engine,
+    scenarios: Sequence[Mapping[str, Any]],
+    *,
+    before: int = 28,
+    history: timedelta = timedelta(days=90),
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Replay :func:`analytics.clusters.find_emerging` day by day around the new scam.
+
+    ``as_of`` runs from ``before`` days before the scam's start to its end. Returns the
+    emerging clusters of every day (``as_of``, ``cluster_id``, ``top_terms``,
+    ``recent_count``, ``scenario``: the injected scenario most of its recent cases
+    belong to, or null) and a summary: ``detection_day`` (days from the start to the
+    first ``as_of`` with an emerging cluster holding most of the scam's cases so far),
+    ``share`` (that cluster's share of them), ``share_at_end`` (the same, on the last
+    day), and ``unmatched`` (emerging clusters matching no scenario, counted once per
+    cluster and day).
+    """
+    scam = next((s for s in scenarios if s["kind"] == "new_scam"), None)
+    summary: dict[str, Any] = {"detection_day": None, "share": None, "share_at_end": None}
+    if scam is None:
+        return pl.DataFrame(), {**summary, "unmatched": 0}
+    start = datetime.fromisoformat(scam["start"])
+    end = datetime.fromisoformat(scam["end"] or scam["start"])
+    first = start - timedelta(days=before)
+    cases = load.case_texts(engine, load.Filters(), start=first - history, end=end)
+    owner = pl.DataFrame(
+        [(cid, str(s["kind"])) for s in scenarios for cid in s.get("case_ids") or []],
+        schema={"case_id": pl.Int64, "scenario": pl.String},
+        orient="row",
+    ).unique("case_id")
+    scam_ids = pl.Series(scam["case_ids"], dtype=pl.Int64)
+    days, found = (end - first).days, []
+    for offset in range(days + 1):
+        as_of = first + timedelta(days=offset)
+        flagged, members = clusters.find_emerging(cases, as_of=as_of, history=history)
+        emerging = flagged.filter("is_emerging")
+        recent = members.filter("recent").join(owner, on="case_id", how="left")
+        matched = (
+            recent.group_by("cluster_id")
+            .agg(pl.col("scenario").drop_nulls().mode().first(), _n=pl.len(),
+                 _hit=pl.col("scenario").is_not_null().sum())
+            .with_columns(
+                scenario=pl.when(pl.col("_hit") * 2 > pl.col("_n")).then("scenario")
+            )
+        )  # fmt: skip
+        found.append(
+            emerging.join(matched.select("cluster_id", "scenario"), on="cluster_id", how="left")
+            .select("cluster_id", "top_terms", "recent_count", "scenario")
+            .with_columns(as_of=pl.lit(as_of))
+        )
+        so_far = members.filter(pl.col("case_id").is_in(scam_ids))
+        if so_far.is_empty():
+            continue
+        best = so_far.group_by("cluster_id").len().sort("len", "cluster_id").row(-1)
+        share = best[1] / so_far.height
+        if offset == days:
+            summary["share_at_end"] = share
+        if (
+            summary["detection_day"] is None
+            and share > 0.5
+            and best[0] in set(emerging["cluster_id"].to_list())
+        ):
+            summary["detection_day"] = (as_of - start).days
+            summary["share"] = share
+    table = pl.concat(found, how="diagonal_relaxed")
+    summary["unmatched"] = table.filter(pl.col("scenario").is_null()).height
+    return table, summary
+
+
 def account_table(
     engine: Engine, scenarios: Sequence[Mapping[str, Any]], *, k: int = 50
 ) -> pl.DataFrame:
@@ -241,3 +313,81 @@ def account_table(
             for name, ids in groups
         ]
     )
+
+
+def ring_recovery(
+    engine: Engine,
+    scenarios: Sequence[Mapping[str, Any]],
+    *,
+    window: timedelta = timedelta(days=14),
+) -> pl.DataFrame:
+    """How much of the fake-review ring :func:`analytics.rings.find_rings` recovers.
+
+    Rings are found over ``window`` as of three moments of the ring scenario: its start
+    (its accounts have been logging in from the shared devices for six days), a week
+    into the burst and its end. Per moment: ``truth`` (the ring's accounts), ``rings``
+    found and ``flagged`` (growing), ``recovered`` (the share of the ring's accounts in
+    the single flagged ring holding most of them; 0 when none is flagged; target at least
+    0.9), ``best_size`` and ``purity`` (that ring's size and its share of ring accounts),
+    ``found_in_one`` (the same share over all rings, flagged or not) and
+    ``false_flagged`` (flagged rings holding none of the ring's accounts). Empty without
+    the scenario.
+    """
+    schema = {
+        "moment": pl.String,
+        "as_of": pl.Datetime("us"),
+        "truth": pl.Int64,
+        "rings": pl.Int64,
+        "flagged": pl.Int64,
+        "recovered": pl.Float64,
+        "best_size": pl.Int64,
+        "purity": pl.Float64,
+        "found_in_one": pl.Float64,
+        "false_flagged": pl.Int64,
+    }
+    ring = next((s for s in scenarios if s["kind"] == "fake_review_ring"), None)
+    if ring is None or not ring.get("account_ids"):
+        return pl.DataFrame(schema=schema)
+    truth = pl.Series(ring["account_ids"], dtype=pl.Int64).unique()
+    start = datetime.fromisoformat(ring["start"])
+    end = datetime.fromisoformat(ring["end"] or ring["start"])
+    frames = load.snapshot_frames(engine)
+    people = frames["accounts"].select("id", "created_at").collect()
+    cases = (
+        frames["cases"]
+        .select("subject_account_id", "opened_at", "resolution", "resolved_at")
+        .collect()
+    )
+    rows = []
+    for moment, as_of in (
+        ("start", start),
+        ("start + 7 days", start + timedelta(days=7)),
+        ("end", end),
+    ):
+        links = rings.ring_links(engine, start=as_of - 2 * window, end=as_of)
+        found, members = rings.find_rings(
+            links, as_of=as_of, window=window, accounts=people, cases=cases
+        )
+        hits = members.group_by("ring_id").agg(
+            hits=pl.col("account_id").is_in(truth.implode()).sum().cast(pl.Int64)
+        )
+        table = found.join(hits, on="ring_id", how="left").sort(
+            ["hits", "score", "ring_id"], descending=[True, True, False]
+        )
+        flagged = table.filter("is_growing")
+        best = flagged.row(0, named=True) if flagged.height else None
+        rows.append(
+            {
+                "moment": moment,
+                "as_of": as_of,
+                "truth": truth.len(),
+                "rings": table.height,
+                "flagged": flagged.height,
+                "recovered": best["hits"] / truth.len() if best else 0.0,
+                "best_size": best["size"] if best else None,
+                "purity": best["hits"] / best["size"] if best else None,
+                "found_in_one": (table["hits"].max() or 0) / truth.len(),
+                "false_flagged": flagged.filter(pl.col("hits") == 0).height,
+            }
+        )
+    return pl.DataFrame(rows, schema=schema)

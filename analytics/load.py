@@ -78,6 +78,7 @@ __all__ = [
     "Cube",
     "Filters",
     "RefreshSummary",
+    "case_texts",
     "load_cube",
     "data_fingerprint",
     "events_daily",
@@ -959,6 +960,43 @@ def _cases_query(filters: Filters, lo: datetime, hi: datetime) -> Select:
             *where,
         )
     )
+
+
+_TEXT_COLUMNS: dict[str, Any] = {
+    "case_id": pl.Int64,
+    "opened_at": pl.Datetime("us"),
+    "category": pl.String,
+    "region": pl.String,
+    "platform": pl.String,
+    "source": pl.String,
+    "specialty": pl.String,
+    "subject_account_id": pl.Int64,
+    "description": pl.String,
+}
+
+
+def case_texts(engine: Engine, filters: Filters, *, start: datetime, end: datetime) -> pl.DataFrame:
+    """Cases opened in ``[start, end)`` that match the filters' dimensions, with their
+    descriptions (raw: mask them before showing them). Columns of ``_TEXT_COLUMNS``."""
+    subject = aliased(Account, name="subject")
+    where = [
+        condition
+        for d in DIMENSIONS
+        for condition in _in(
+            subject.specialty if d == "specialty" else getattr(Case, d), filters.where(d)
+        )
+    ]
+    stmt = (
+        select(
+            Case.id.label("case_id"), Case.opened_at, Case.category, Case.region,
+            Case.platform, Case.source, subject.specialty, Case.subject_account_id,
+            Case.description,
+        )
+        .select_from(Case)
+        .outerjoin(subject, subject.id == Case.subject_account_id)
+        .where(Case.opened_at >= start, Case.opened_at < end, *where)
+    )  # fmt: skip
+    return _read(engine, stmt, _TEXT_COLUMNS)
 
 
 def _read(engine: Engine, stmt: Select, columns: Mapping[str, Any]) -> pl.DataFrame:

@@ -3,8 +3,9 @@
 Usage: ``python -m bench [BENCHMARK ...] [--sqlite URL] [--postgres URL | --skip-postgres]``.
 
 Benchmarks: ``cold``, ``pandas``, ``warm``, ``refresh``, ``postgres`` (together:
-``trends``, the Weekly Trends page), ``readers`` and ``seeding``; ``all`` runs every
-one. Without any, ``trends`` and ``readers`` run (``make bench``). PostgreSQL parts
+``trends``, the Weekly Trends page), ``readers``, ``anomalies``, ``clusters`` (on the
+medium demo) and ``seeding``; ``all`` runs every one. Without any, all but ``seeding``
+run (``make bench``). PostgreSQL parts
 run when the server answers at ``--postgres``, and are skipped otherwise.
 """
 
@@ -16,15 +17,15 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from bench import anomalies, postgres, readers, seeding, trends
+from bench import anomalies, clusters, postgres, readers, seeding, trends
 from bench.harness import Table, seconds
 
 _GROUPS: dict[str, tuple[str, ...]] = {
     "trends": trends.PARTS,
-    "all": (*trends.PARTS, "readers", "anomalies", "seeding"),
+    "all": (*trends.PARTS, "readers", "anomalies", "clusters", "seeding"),
 }
-_CHOICES = (*trends.PARTS, "readers", "anomalies", "seeding", *_GROUPS)
-_DEFAULT = ("trends", "readers", "anomalies")
+_CHOICES = (*trends.PARTS, "readers", "anomalies", "clusters", "seeding", *_GROUPS)
+_DEFAULT = ("trends", "readers", "anomalies", "clusters")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -97,7 +98,7 @@ def main() -> int:
     parts = _chosen(args.benchmarks)
     needs = [
         (args.sqlite, "large", set(trends.PARTS)),
-        (args.readers_sqlite, "medium", {"readers"}),
+        (args.readers_sqlite, "medium", {"readers", "clusters"}),
     ]
     for url, scale, users in needs:
         if users & set(parts) and (why := _missing(url, scale)):
@@ -119,6 +120,8 @@ def main() -> int:
         print(readers.run(args.readers_sqlite, pg, repeat=args.repeat).markdown(), end="\n\n")
     if "anomalies" in parts:
         print(anomalies.run().markdown(), end="\n\n", flush=True)
+    if "clusters" in parts:
+        print(clusters.run(args.readers_sqlite).markdown(), end="\n\n", flush=True)
     if "seeding" in parts:
         print(_seeding(args.scale, pg).markdown(), end="\n\n")
     for problem in problems:

@@ -39,3 +39,16 @@ def test_scenarios_are_matched_and_only_rises_alert(small):
     assert verdicts["ingestion_outage"] and verdicts["policy_change"]
     assert verdicts["account_takeover_wave"]
     assert 0.0 <= summary["precision"] <= 1.0 and summary["alerts"] >= 1
+
+
+def test_the_new_scam_emerges_as_one_cluster_within_a_week(small):
+    engine, truth = small
+    table, summary = evaluation.emerging_replay(engine, truth["scenarios"])
+    assert summary["detection_day"] is not None and 0 <= summary["detection_day"] <= 7
+    assert summary["share"] >= 0.8
+    # Every emerging cluster of the replay is reported, matched to a scenario or not.
+    assert summary["unmatched"] == table.filter(pl.col("scenario").is_null()).height
+    assert "new_scam" in set(table["scenario"].drop_nulls())
+    scam = next(s for s in truth["scenarios"] if s["kind"] == "new_scam")
+    flagged = table.filter(pl.col("scenario") == "new_scam")["as_of"].min()
+    assert flagged.date() >= date.fromisoformat(scam["start"][:10])  # never before it began

@@ -1,0 +1,164 @@
+"""Narrative clusters: a planted new topic emerges, a stable one does not."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from analytics.clusters import CLUSTER_SCHEMA, MEMBER_SCHEMA, cluster_daily, find_emerging
+
+AS_OF = datetime(2026, 6, 1)
+
+_STABLE = {
+    "spam": [
+        "spam messages advertising cheap pills",
+        "bulk messages with links to cheap prescriptions",
+        "repeated spam messages selling supplements",
+    ],
+    "harassment": [
+        "patient keeps sending abusive messages to staff",
+        "threatening messages after a cancelled appointment",
+        "rude insults sent to the front desk",
+    ],
+    "no_show_abuse": [
+        "booked five slots and never showed up",
+        "repeated no shows at the clinic this month",
+        "books appointments and skips them every week",
+    ],
+}
+_NEW = [
+    "caller claimed to be insurance verification and asked for my member id",
+    "fake coverage verification call wanted a gift card prepayment",
+    "insurance verification line asked for my policy number and birth date",
+    "someone verifying my insurance coverage asked for gift cards",
+]
+_OPENERS = ["", "Hi, ", "Please help. ", "Reporting this: ", "Urgent: "]
+
+
+def _corpus(*, planted: int, seed: int = 0, days: int = 90) -> pl.DataFrame:
+    """Stable topics every day of the window at a steady rate; ``planted`` cases of a new
+    topic in the last five days, filed under "other"; a stable topic's rate also
+    doubles in the last week (its category explains it)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for day in range(days):
+        for category, texts in _STABLE.items():
+            n = rng.poisson(6 if not (category == "spam" and day >= days - 7) else 12)
+            for _ in range(n):
+                text = _OPENERS[rng.integers(len(_OPENERS))] + texts[rng.integers(len(texts))]
+                rows.append((day, category, text))
+    for i in range(planted):
+        day = days - 1 - (i % 5)
+        rows.append((day, "other", _OPENERS[i % len(_OPENERS)] + _NEW[i % len(_NEW)]))
+    start = AS_OF - timedelta(days=days)
+    return pl.DataFrame(
+        {
+            "case_id": range(len(rows)),
+            "opened_at": [start + timedelta(days=d, hours=int(h)) for (d, _, _), h in
+                          zip(rows, rng.integers(0, 24, len(rows)), strict=True)],
+            "category": [c for _, c, _ in rows],
+            "description": [t for _, _, t in rows],
+        }
+    )  # fmt: skip
+
+
+def _planted_cluster(clusters: pl.DataFrame, members: pl.DataFrame, ids: set[int]) -> dict:
+    best = (
+        members.filter(pl.col("case_id").is_in(list(ids)))
+        .group_by("cluster_id")
+        .len()
+        .sort("len", descending=True)
+        .row(0, named=True)
+    )
+    return {**clusters.filter(pl.col("cluster_id") == best["cluster_id"]).row(0, named=True),
+            "held": best["len"] / len(ids)}  # fmt: skip
+
+
+def test_a_planted_new_topic_is_flagged_and_stable_topics_are_not():
+    cases = _corpus(planted=12)
+    planted = set(cases.filter(pl.col("category") == "other")["case_id"].to_list())
+    clusters, members = find_emerging(cases, as_of=AS_OF, n_clusters=6)
+    new = _planted_cluster(clusters, members, planted)
+    assert new["is_emerging"] and new["is_new"]
+    assert new["held"] == 1.0 and new["recent_count"] == 12 and new["baseline_count"] == 0
+    assert {"insurance", "verification"} <= set(new["top_terms"])
+    assert new["top_category"] == "other" and new["top_category_share"] == 1.0
+    # Only the planted topic emerges: spam doubled, but its category explains it.
+    assert clusters.filter("is_emerging")["cluster_id"].to_list() == [new["cluster_id"]]
+    assert clusters.row(0, named=True)["cluster_id"] == new["cluster_id"]
+    spam = clusters.filter(pl.col("top_category") == "spam")
+    assert spam.height >= 1 and not spam["is_emerging"].any()
+    assert spam["q_value"].min() < 0.01  # the growth is real, yet explained
+    assert members.height == cases.height and members.schema == pl.Schema(MEMBER_SCHEMA)
+    assert clusters.schema == pl.Schema(CLUSTER_SCHEMA)
+
+
+def test_two_cases_are_not_a_trend():
+    cases = _corpus(planted=2)
+    clusters, _ = find_emerging(cases, as_of=AS_OF, n_clusters=6)
+    assert not clusters["is_emerging"].any()
+
+
+def test_without_categories_a_new_topic_still_emerges():
+    cases = _corpus(planted=12).drop("category")
+    clusters, members = find_emerging(cases, as_of=AS_OF, n_clusters=6)
+    planted = set(range(cases.height - 12, cases.height))
+    new = _planted_cluster(clusters, members, planted)
+    assert new["is_emerging"] and new["top_category"] is None
+
+
+def test_only_cases_up_to_as_of_are_used():
+    cases = _corpus(planted=12)
+    clusters, members = find_emerging(cases, as_of=AS_OF - timedelta(days=5), n_clusters=6)
+    assert (
+        members["case_id"]
+        .is_in(cases.filter(pl.col("opened_at") >= AS_OF - timedelta(days=5))["case_id"].to_list())
+        .sum()
+        == 0
+    )
+    assert not clusters["is_emerging"].any()  # the planted topic has not started yet
+
+
+def test_the_same_seed_gives_the_same_result_and_order_does_not_matter():
+    cases = _corpus(planted=12)
+    first = find_emerging(cases, as_of=AS_OF, n_clusters=6, seed=3)
+    again = find_emerging(cases, as_of=AS_OF, n_clusters=6, seed=3)
+    assert_frame_equal(first[0], again[0])
+    assert_frame_equal(first[1], again[1])
+    shuffled = find_emerging(cases.sample(fraction=1.0, seed=1), as_of=AS_OF, n_clusters=6, seed=3)
+    assert_frame_equal(first[1], shuffled[1])
+
+
+def test_personal_data_never_becomes_a_term():
+    cases = _corpus(planted=12).with_columns(
+        description=pl.col("description") + " call me at 415-555-0101 or jo.smith@mail.example.com"
+    )
+    clusters, _ = find_emerging(cases, as_of=AS_OF, n_clusters=6)
+    terms = set(clusters["top_terms"].explode().drop_nulls().to_list())
+    assert not terms & {"jo", "smith", "mail", "example", "com", "415", "555"}
+
+
+@pytest.mark.parametrize("texts", [[], ["", ""], ["the and of", "a an the"]])
+def test_no_usable_text_gives_empty_frames(texts):
+    cases = pl.DataFrame(
+        {
+            "case_id": range(len(texts)),
+            "opened_at": [AS_OF - timedelta(days=1)] * len(texts),
+            "description": texts,
+        },
+        schema_overrides={"opened_at": pl.Datetime("us"), "description": pl.String},
+    )
+    clusters, members = find_emerging(cases, as_of=AS_OF)
+    assert clusters.is_empty() and members.is_empty()
+    assert clusters.schema == pl.Schema(CLUSTER_SCHEMA)
+
+
+def test_cluster_daily_counts_cases_per_day():
+    cases = _corpus(planted=12)
+    _, members = find_emerging(cases, as_of=AS_OF, n_clusters=6)
+    daily = cluster_daily(members, cases)
+    assert daily["cases"].sum() == members.height
