@@ -14,5 +14,6 @@ pages = [
     st.Page("pages/home.py", title="Overview", icon=":material/home:", default=True),
     st.Page("pages/trends.py", title="Weekly trends", icon=":material/trending_up:"),
     st.Page("pages/anomalies.py", title="Anomalies", icon=":material/notifications_active:"),
+    st.Page("pages/emerging.py", title="Emerging threats", icon=":material/new_releases:"),
 ]
 st.navigation(pages).run()

@@ -1010,3 +1010,236 @@ def anomaly_band(series: pl.DataFrame, *, title: str, y_title: str = "count") ->
     )
     fig.update_layout(hovermode="x unified", dragmode="select", yaxis_title=y_title)
     return fig
+
+
+def cluster_map(frame: pl.DataFrame, *, title: str, selected: int | None = None) -> go.Figure:
+    """Narrative clusters on a 2-D map: one bubble per cluster, sized by its cases.
+
+    Emerging clusters are vermillion, the others grey; the selected one is outlined.
+    Hovering shows the top terms and the recent and earlier counts; ``customdata`` holds
+    the cluster id (for selection events).
+
+    Parameters
+    ----------
+    frame
+        ``cluster_id``, ``x``, ``y``, ``size``, ``recent_count``, ``baseline_count``,
+        ``is_emerging`` and ``terms`` (the top terms as one string).
+
+    Examples
+    --------
+    >>> frame = pl.DataFrame({"cluster_id": [0, 1], "x": [0.1, 0.5], "y": [0.2, -0.1],
+    ...     "size": [40, 9], "recent_count": [5, 9], "baseline_count": [35, 0],
+    ...     "is_emerging": [False, True], "terms": ["refund, booking", "insurance, call"]})
+    >>> [t.name for t in cluster_map(frame, title="Map").data]
+    ['Other clusters', 'Emerging']
+    """
+    if frame.is_empty():
+        return _no_data(title)
+    _require(frame, ("cluster_id", "x", "y", "size", "recent_count", "baseline_count",
+                     "is_emerging", "terms"))  # fmt: skip
+    fig = _figure(title)
+    biggest = max(int(frame["size"].max() or 1), 1)  # type: ignore[arg-type]
+    for emerging, name, colour in (
+        (False, "Other clusters", _MUTED),
+        (True, "Emerging", PALETTE[3]),
+    ):
+        part = frame.filter(pl.col("is_emerging") == emerging)
+        if part.is_empty():
+            continue
+        ids = part["cluster_id"].to_list()
+        fig.add_trace(
+            go.Scatter(
+                x=part["x"].to_list(),
+                y=part["y"].to_list(),
+                mode="markers",
+                name=name,
+                customdata=ids,
+                marker={
+                    "size": [12 + 40 * (n / biggest) ** 0.5 for n in part["size"].to_list()],
+                    "color": colour,
+                    "opacity": 0.75,
+                    "line": {
+                        "width": [3 if i == selected else 0.5 for i in ids],
+                        "color": "#000000",
+                    },
+                },
+                text=[
+                    f"<b>Cluster {i}</b><br>{terms}<br>{format_number(r)} recent, "
+                    f"{format_number(b)} earlier"
+                    for i, terms, r, b in zip(
+                        ids,
+                        part["terms"].to_list(),
+                        part["recent_count"].to_list(),
+                        part["baseline_count"].to_list(),
+                        strict=True,
+                    )
+                ],  # fmt: skip
+                hovertemplate="%{text}<extra></extra>",
+            )
+        )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+def ring_network(
+    edges: pl.DataFrame,
+    members: pl.DataFrame | None = None,
+    *,
+    title: str,
+    ring_id: int | None = None,
+) -> go.Figure:
+    """One ring of linked accounts as a network: accounts and the identifiers they share.
+
+    The layout is deterministic: the shared devices and IPs sit evenly on an inner circle
+    (devices first, at the centre when there is only one); each account gets the mean
+    direction of the identifiers it uses (weighted by uses), and the accounts are spread
+    evenly on an outer circle in the order of those directions, so an account sits
+    beside the identifiers it uses.
+
+    Parameters
+    ----------
+    edges
+        Output of :func:`analytics.rings.ring_edges`: ``ring_id``, ``account_id``,
+        ``kind`` (``"device"`` or ``"ip"``), ``identifier``, ``uses``.
+    members
+        Optional, the ``members`` of :func:`analytics.rings.find_rings`; with it the
+        accounts that were reported or actioned are drawn apart, and hovers give events
+        and age.
+    title
+        Figure title.
+    ring_id
+        The ring to draw; by default the smallest ``ring_id`` in ``edges``.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Traces ``"shared use"`` (the edges), ``"device"``, ``"IP"``, ``"account"`` and,
+        when ``members`` says so, ``"reported or actioned"``.
+
+    Examples
+    --------
+    >>> e = pl.DataFrame({"ring_id": [1] * 4, "account_id": [1, 2, 2, 3],
+    ...     "kind": ["device", "device", "ip", "ip"], "identifier": ["d1", "d1", "i1", "i1"],
+    ...     "uses": [3, 2, 2, 5]})
+    >>> fig = ring_network(e, title="Ring 1")
+    >>> [(t.name, len(t.x)) for t in fig.data]
+    [('shared use', 12), ('device', 1), ('IP', 1), ('account', 3)]
+    """
+    if edges.is_empty():
+        return _no_data(title)
+    _require(edges, ("ring_id", "account_id", "kind", "identifier", "uses"))
+    chosen = edges["ring_id"].min() if ring_id is None else ring_id
+    ring = edges.filter(pl.col("ring_id") == chosen).with_columns(pl.col("kind").cast(pl.String))
+    if ring.is_empty():
+        return _no_data(title)
+    tau = 2 * math.pi
+    ids = (
+        ring.group_by("kind", "identifier")
+        .agg(accounts=pl.col("account_id").n_unique())
+        .sort(pl.col("kind") != "device", "identifier")
+        .with_row_index("i")
+    )
+    radius = 1.0 if ids.height > 1 else 0.0
+    ids = ids.with_columns(angle=pl.col("i") * tau / ids.height).with_columns(
+        x=radius * pl.col("angle").cos(), y=radius * pl.col("angle").sin()
+    )
+    placed = ring.join(
+        ids.select("kind", "identifier", "angle", "x", "y"), on=("kind", "identifier")
+    )
+    accounts = (
+        placed.group_by("account_id")
+        .agg(
+            theta=pl.arctan2(
+                (pl.col("uses") * pl.col("angle").sin()).sum(),
+                (pl.col("uses") * pl.col("angle").cos()).sum(),
+            )
+        )
+        .sort("theta", "account_id")
+        .with_row_index("j")
+    )
+    start = accounts["theta"][0]
+    accounts = accounts.with_columns(phi=start + pl.col("j") * tau / accounts.height).with_columns(
+        x=2 * pl.col("phi").cos(), y=2 * pl.col("phi").sin()
+    )
+    lines = placed.join(accounts.select("account_id", ax="x", ay="y"), on="account_id").select(
+        x=pl.concat_list("ax", "x", pl.lit(None, pl.Float64)),
+        y=pl.concat_list("ay", "y", pl.lit(None, pl.Float64)),
+    )
+    fig = _figure(title)
+    fig.add_trace(
+        go.Scatter(
+            x=lines["x"].explode().to_list(),
+            y=lines["y"].explode().to_list(),
+            mode="lines",
+            line={"color": _GRID, "width": 1},
+            hoverinfo="skip",
+            name="shared use",
+        )
+    )
+    for kind, name, symbol, colour in (
+        ("device", "device", "square", PALETTE[1]),
+        ("ip", "IP", "diamond", PALETTE[2]),
+    ):
+        rows = ids.filter(pl.col("kind") == kind)
+        if rows.is_empty():
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=rows["x"].to_list(),
+                y=rows["y"].to_list(),
+                mode="markers",
+                name=name,
+                marker={"symbol": symbol, "size": 16, "color": colour},
+                hovertext=[
+                    f"{name} {html.escape(str(i)[:8])}…<br>{n} accounts"
+                    for i, n in rows.select("identifier", "accounts").iter_rows()
+                ],
+                hovertemplate="%{hovertext}<extra></extra>",
+            )
+        )
+    _add_ring_accounts(fig, accounts, members)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
+    return fig
+
+
+def _add_ring_accounts(
+    fig: go.Figure, accounts: pl.DataFrame, members: pl.DataFrame | None
+) -> None:
+    """The account nodes of :func:`ring_network`, split by reported or actioned."""
+    flagged = pl.lit(False)
+    hover = pl.format("account {}", "account_id")
+    if members is not None and not members.is_empty():
+        _require(members, ("account_id", "reported", "actioned", "events", "age_days"))
+        accounts = accounts.join(
+            members.select("account_id", "reported", "actioned", "events", "age_days"),
+            on="account_id",
+            how="left",
+        )
+        flagged = (pl.col("reported") | pl.col("actioned")).fill_null(False)
+        hover = pl.format(
+            "account {}<br>{} events<br>{} days old",
+            "account_id",
+            pl.col("events").fill_null(0),
+            pl.col("age_days").round(0).cast(pl.Int64).cast(pl.String).fill_null("–"),
+        )
+    accounts = accounts.with_columns(_flagged=flagged, _hover=hover)
+    for is_flagged, name, colour in (
+        (False, "account", PALETTE[0]),
+        (True, "reported or actioned", PALETTE[3]),
+    ):
+        rows = accounts.filter(pl.col("_flagged") == is_flagged)
+        if rows.is_empty():
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=rows["x"].to_list(),
+                y=rows["y"].to_list(),
+                mode="markers",
+                name=name,
+                marker={"symbol": "circle", "size": 10, "color": colour},
+                hovertext=rows["_hover"].to_list(),
+                hovertemplate="%{hovertext}<extra></extra>",
+            )
+        )

@@ -12,14 +12,16 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Engine, func, insert, select
 
-from analytics import anomalies, load, rootcause
+from analytics import anomalies, clusters, load, privacy, rootcause
 from analytics.db import Case, Event, Feedback, Verdict
 from analytics.evaluation import scan_history
 from analytics.load import _conform, _empty
 
 __all__ = [
     "HISTORY_DAYS",
+    "NARRATIVE_DAYS",
     "account_timeline",
+    "emerging_view",
     "feedback_version",
     "RECENT_DAYS",
     "incident_cases",
@@ -34,6 +36,52 @@ __all__ = [
 HISTORY_DAYS = 120
 #: Incidents whose last day falls in this many days before the newest data are current.
 RECENT_DAYS = 30
+#: Days of case narratives the emerging-threat clusters are built from.
+NARRATIVE_DAYS = 90
+#: Days of daily volume in a cluster's sparkline.
+_SPARK_DAYS = 30
+
+
+def emerging_view(
+    engine: Engine, filters: load.Filters, *, as_of: datetime
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Narrative clusters of the :data:`NARRATIVE_DAYS` before ``as_of`` for the filters'
+    dimensions, and their cases with descriptions masked.
+
+    ``clusters`` is :func:`analytics.clusters.find_emerging`'s, plus ``spark`` (daily
+    new cases of the last 30 days, oldest first) and ``terms`` (the top terms joined).
+    ``cases``: ``case_id``, ``cluster_id``, ``opened_at``, ``category``, ``region``,
+    ``subject_account_id`` and the masked ``description``, newest first.
+    """
+    start = as_of - timedelta(days=NARRATIVE_DAYS)
+    texts = load.case_texts(engine, filters, start=start, end=as_of)
+    found, members = clusters.find_emerging(
+        texts, as_of=as_of, history=timedelta(days=NARRATIVE_DAYS)
+    )
+    first = (as_of - timedelta(days=_SPARK_DAYS)).date()
+    days = pl.DataFrame(
+        {"day": pl.date_range(first, as_of.date(), "1d", closed="left", eager=True)}
+    )
+    grid = found.select("cluster_id").join(days, how="cross")
+    daily = clusters.cluster_daily(members, texts)
+    spark = (
+        grid.join(daily, on=["cluster_id", "day"], how="left")
+        .sort("cluster_id", "day")
+        .group_by("cluster_id", maintain_order=True)
+        .agg(spark=pl.col("cases").fill_null(0))
+    )
+    found = found.join(spark, on="cluster_id", how="left", maintain_order="left").with_columns(
+        terms=pl.col("top_terms").list.join(", ")
+    )
+    cases = (
+        members.join(texts, on="case_id")
+        .select(
+            "case_id", "cluster_id", "opened_at", "category", "region", "subject_account_id",
+            description=privacy.scrub_expr(pl.col("description")),
+        )
+        .sort("opened_at", descending=True)
+    )  # fmt: skip
+    return found, cases
 
 
 def feedback_version(engine: Engine) -> int:

@@ -154,6 +154,36 @@ def incidents() -> pl.DataFrame:
         ) from exc
 
 
+@st.cache_data(ttl=600, max_entries=16, show_spinner="Clustering case narratives…")
+def _emerging(
+    url: str, filters: load.Filters, as_of: datetime, token: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    return monitor.emerging_view(_engine_for(url), filters, as_of=as_of)
+
+
+def emerging(filters: load.Filters, as_of: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Narrative clusters and their (masked) cases, cached per filters and data version."""
+    url = db.database_url()
+    try:
+        return _emerging(url, filters, as_of, data_token())
+    except DataUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the page shows a banner, not a traceback
+        raise DataUnavailable(
+            f"Cannot read the case narratives at {db.safe_url(url)} ({type(exc).__name__})."
+        ) from exc
+
+
+def no_filters() -> load.Filters:
+    """Filters that keep everything."""
+    return load.Filters()
+
+
+def newest_moment() -> datetime:
+    """Midnight after the newest day with data: the ``as_of`` of "now" views."""
+    return datetime.combine(_newest_day(), datetime.min.time())
+
+
 def _feedback_version() -> int:
     return monitor.feedback_version(engine())
 

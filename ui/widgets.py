@@ -11,9 +11,14 @@ import streamlit as st
 
 from analytics.charts import format_number
 from ui import data
+from ui.filters import page_param, set_page_param
 
 __all__ = [
     "chart",
+    "cluster_cases",
+    "cluster_columns",
+    "cluster_rows",
+    "selected_cluster",
     "drill_down",
     "filter_incidents",
     "incident_columns",
@@ -214,3 +219,94 @@ def filter_incidents(incidents: pl.DataFrame, *, source: str, text: str) -> pl.D
     if text:
         shown = shown.filter(pl.col("slice").str.contains(text, literal=True))
     return shown
+
+
+def cluster_rows(clusters: pl.DataFrame, cases: pl.DataFrame) -> pl.DataFrame:
+    """The topic table: one row per cluster with its sparkline, terms, counts, category
+    mix and one masked example (its newest case)."""
+    example = cases.group_by("cluster_id").agg(example=pl.col("description").first())
+    mix = pl.col("category_mix").list.eval(
+        pl.element().struct.field("category")
+        + " "
+        + (pl.element().struct.field("share") * 100).round(0).cast(pl.Int64).cast(pl.String)
+        + "%"
+    )
+    return clusters.join(example, on="cluster_id", how="left", maintain_order="left").select(
+        "cluster_id",
+        "is_emerging",
+        "spark",
+        "terms",
+        "recent_count",
+        "baseline_count",
+        "growth",
+        "emergence_score",
+        mix=mix.list.join(" · "),
+        example=pl.col("example"),
+    )
+
+
+def cluster_columns() -> dict[str, Any]:
+    """Column formats for the topic table."""
+    return {
+        "cluster_id": st.column_config.NumberColumn("Topic", width="small"),
+        "is_emerging": st.column_config.CheckboxColumn("Emerging", width="small"),
+        "spark": st.column_config.LineChartColumn("Last 30 days", width="small"),
+        "terms": st.column_config.TextColumn("Distinctive terms", width="medium"),
+        "recent_count": st.column_config.NumberColumn("Last 7 days", format="localized"),
+        "baseline_count": st.column_config.NumberColumn("Before", format="localized"),
+        "growth": st.column_config.NumberColumn("Growth ×", format="%.1f"),
+        "emergence_score": st.column_config.NumberColumn("Score", format="%.1f"),
+        "mix": st.column_config.TextColumn("Categories"),
+        "example": st.column_config.TextColumn("Example (masked)", width="large"),
+    }
+
+
+def selected_cluster(clusters: pl.DataFrame, *events: Any) -> int:
+    """The cluster picked on the map or in the table, else the one in the URL, else the
+    top one; kept in the URL (``cluster``) so a link reproduces the view."""
+    ids = clusters["cluster_id"].to_list()
+    chosen: int | None = None
+    for event in events:
+        try:
+            selection = event.selection
+        except AttributeError:
+            continue
+        rows = selection.get("rows") or []
+        points = selection.get("points") or []
+        if rows:
+            chosen = ids[rows[0]]
+        elif points and points[0].get("customdata") is not None:
+            custom = points[0]["customdata"]
+            chosen = int(custom[0] if isinstance(custom, list) else custom)
+    if chosen is None:
+        wanted = page_param("cluster")
+        chosen = int(wanted) if wanted.isdigit() and int(wanted) in ids else ids[0]
+    set_page_param("cluster", str(chosen))
+    return chosen
+
+
+def cluster_cases(clusters: pl.DataFrame, cases: pl.DataFrame, cluster_id: int) -> None:
+    """The selected topic: its terms, volume and the filtered list of its cases (masked)."""
+    row = clusters.filter(pl.col("cluster_id") == cluster_id).row(0, named=True)
+    mine = cases.filter(pl.col("cluster_id") == cluster_id)
+    st.subheader(f"Topic {cluster_id}: {row['terms']}")
+    verdict = "emerging" if row["is_emerging"] else "not emerging"
+    st.caption(
+        f"{format_number(row['recent_count'])} cases in the last 7 days against "
+        f"{format_number(row['baseline_count'])} in the 83 days before "
+        f"(q = {row['q_value']:.2g}, {verdict}); main category "
+        f"{row['top_category'] or 'none'}."
+    )
+    st.markdown(f"**Its cases** ({mine.height:,}, newest first; descriptions masked)")
+    st.dataframe(
+        mine.drop("cluster_id"),
+        hide_index=True,
+        width="stretch",
+        height=300,
+        column_config={
+            "case_id": st.column_config.NumberColumn("Case", format="%d"),
+            "opened_at": st.column_config.DatetimeColumn("Opened", format="D MMM YYYY, HH:mm"),
+            "subject_account_id": st.column_config.NumberColumn("Subject account", format="%d"),
+            "description": st.column_config.TextColumn("Description", width="large"),
+        },
+    )

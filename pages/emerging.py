@@ -1,0 +1,63 @@
+"""Emerging threats: new topics in case narratives, and rings of linked accounts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import streamlit as st
+
+from analytics import charts
+from ui import data, filters, widgets
+
+st.title("Emerging threats")
+widgets.require_data()
+selection = filters.draw()
+st.caption(
+    "Case descriptions of the last 90 days (personal data masked) grouped into topics; a "
+    "topic is emerging when its last 7 days grew significantly over its past (a count "
+    "test, false discoveries controlled) and it is new vocabulary or sits in no real "
+    "category. Rings are accounts linked by shared devices or IP addresses."
+)
+as_of = data.newest_moment()
+if selection is not None:
+    as_of = min(as_of, datetime.combine(selection.week + timedelta(days=7), datetime.min.time()))
+try:
+    clusters, cases = data.emerging(selection.filters if selection else data.no_filters(), as_of)
+except data.DataUnavailable as exc:
+    st.error(str(exc))
+    st.stop()
+
+emerging = clusters.filter(clusters["is_emerging"])
+a, b, c = st.columns(3)
+a.metric("Cases read", f"{cases.height:,}", help=f"Opened in the 90 days before {as_of:%d %b %Y}")
+b.metric("Topics", f"{clusters.height:,}")
+c.metric("Emerging", f"{emerging.height:,}")
+if clusters.is_empty():
+    st.info("No case narratives match these filters in the 90 days before this week's end.")
+    st.stop()
+
+left, right = st.columns([3, 2])
+with left:
+    st.markdown("**Topics, emerging first** (select one to see its cases)")
+    picked = st.dataframe(
+        widgets.cluster_rows(clusters, cases),
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
+        key="emerging_table",
+        width="stretch",
+        height=420,
+        column_config=widgets.cluster_columns(),
+    )
+with right:
+    chosen = widgets.selected_cluster(clusters, picked)
+    mapped = st.plotly_chart(
+        charts.cluster_map(clusters, title="Topic map (similar topics sit close)", selected=chosen),
+        theme=None,
+        on_select="rerun",
+        selection_mode="points",
+        key="emerging_map",
+        width="stretch",
+    )
+chosen = widgets.selected_cluster(clusters, picked, mapped)
+widgets.cluster_cases(clusters, cases, chosen)
