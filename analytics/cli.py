@@ -206,7 +206,10 @@ def evaluate() -> None:
     for row in evaluation.account_table(engine, truth["scenarios"]).iter_rows(named=True):
         typer.echo(f"| {row['accounts']} | {row['truth']} | {row['precision']:.2f} |")
     _echo_emerging(*evaluation.emerging_replay(engine, truth["scenarios"]))
-    typer.echo("\nRings of linked accounts (14-day window; target: recovered at least 0.9):")
+    typer.echo(
+        "\nRings of linked accounts (14-day window; flagged = growing; target: recovered "
+        "at least 0.9 while the ring grows):"
+    )
     typer.echo(
         "| as of | moment | rings | flagged | recovered | best ring size | purity "
         "| in one ring (flagged or not) | false flagged |\n"

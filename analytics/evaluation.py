@@ -333,7 +333,7 @@ def ring_recovery(
     ``false_flagged`` (flagged rings holding none of the ring's accounts). Empty without
     the scenario.
     """
-    schema = {
+    schema: dict[str, Any] = {
         "moment": pl.String,
         "as_of": pl.Datetime("us"),
         "truth": pl.Int64,
@@ -386,7 +386,7 @@ def ring_recovery(
                 "recovered": best["hits"] / truth.len() if best else 0.0,
                 "best_size": best["size"] if best else None,
                 "purity": best["hits"] / best["size"] if best else None,
-                "found_in_one": (table["hits"].max() or 0) / truth.len(),
+                "found_in_one": (table.select(pl.col("hits").max()).item() or 0) / truth.len(),
                 "false_flagged": flagged.filter(pl.col("hits") == 0).height,
             }
         )

@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Engine, func, insert, select
 
-from analytics import anomalies, clusters, load, privacy, rootcause
+from analytics import anomalies, clusters, load, privacy, rings, rootcause
 from analytics.db import Case, Event, Feedback, Verdict
 from analytics.evaluation import scan_history
 from analytics.load import _conform, _empty
@@ -30,6 +30,8 @@ __all__ = [
     "read_feedback",
     "recent_incidents",
     "record_feedback",
+    "ring_cases",
+    "ring_view",
 ]
 
 #: Days of history each scan scores (enough for the seasonal baseline to settle).
@@ -38,6 +40,8 @@ HISTORY_DAYS = 120
 RECENT_DAYS = 30
 #: Days of case narratives the emerging-threat clusters are built from.
 NARRATIVE_DAYS = 90
+#: Days of events a ring is built from (and as many before, for its growth).
+RING_DAYS = 14
 #: Days of daily volume in a cluster's sparkline.
 _SPARK_DAYS = 30
 
@@ -295,3 +299,41 @@ def account_timeline(
         events = pl.read_database(events_q, conn, infer_schema_length=None)
         cases = pl.read_database(cases_q, conn, infer_schema_length=None)
     return events, cases
+
+
+def ring_view(
+    engine: Engine, *, as_of: datetime
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Rings of linked accounts in the :data:`RING_DAYS` before ``as_of``: ``rings``
+    (growing first, then by score), ``members`` and the ``edges`` that link them
+    (:mod:`analytics.rings`). No personal data: account ids and hashes only."""
+    window = timedelta(days=RING_DAYS)
+    links = rings.ring_links(engine, start=as_of - 2 * window, end=as_of)
+    frames = load.snapshot_frames(engine)
+    people = frames["accounts"].select("id", "created_at").collect()
+    cases = (
+        frames["cases"]
+        .select("subject_account_id", "opened_at", "resolution", "resolved_at")
+        .collect()
+    )
+    found, members = rings.find_rings(
+        links, as_of=as_of, window=window, accounts=people, cases=cases
+    )
+    edges = rings.ring_edges(links, members, as_of=as_of, window=window)
+    found = found.sort(["is_growing", "score", "ring_id"], descending=[True, True, False])
+    return found, members, edges
+
+
+def ring_cases(engine: Engine, account_ids: list[int]) -> pl.DataFrame:
+    """Cases about the given accounts, newest first, descriptions masked."""
+    stmt = (
+        select(Case.id.label("case_id"), Case.opened_at, Case.category, Case.status,
+               Case.subject_account_id, Case.description)
+        .where(Case.subject_account_id.in_(account_ids))
+        .order_by(Case.opened_at.desc())
+    )  # fmt: skip
+    with engine.connect() as conn:
+        frame = pl.read_database(stmt, conn, infer_schema_length=None)
+    if frame.is_empty():
+        return frame
+    return frame.with_columns(description=privacy.scrub_expr(pl.col("description")))

@@ -4,9 +4,9 @@ Usage: ``python -m bench [BENCHMARK ...] [--sqlite URL] [--postgres URL | --skip
 
 Benchmarks: ``cold``, ``pandas``, ``warm``, ``refresh``, ``postgres`` (together:
 ``trends``, the Weekly Trends page), ``readers``, ``anomalies``, ``clusters`` (on the
-medium demo) and ``seeding``; ``all`` runs every one. Without any, all but ``seeding``
-run (``make bench``). PostgreSQL parts
-run when the server answers at ``--postgres``, and are skipped otherwise.
+medium demo), ``rings`` (on the large demo) and ``seeding``; ``all`` runs every one.
+Without any, all but ``seeding`` run (``make bench``). PostgreSQL parts run when the
+server answers at ``--postgres``, and are skipped otherwise.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from bench import anomalies, clusters, postgres, readers, seeding, trends
+from bench import anomalies, clusters, postgres, readers, rings, seeding, trends
 from bench.harness import Table, seconds
 
 _GROUPS: dict[str, tuple[str, ...]] = {
     "trends": trends.PARTS,
-    "all": (*trends.PARTS, "readers", "anomalies", "clusters", "seeding"),
+    "all": (*trends.PARTS, "readers", "anomalies", "clusters", "rings", "seeding"),
 }
-_CHOICES = (*trends.PARTS, "readers", "anomalies", "clusters", "seeding", *_GROUPS)
-_DEFAULT = ("trends", "readers", "anomalies", "clusters")
+_CHOICES = (*trends.PARTS, "readers", "anomalies", "clusters", "rings", "seeding", *_GROUPS)
+_DEFAULT = ("trends", "readers", "anomalies", "clusters", "rings")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,7 +63,7 @@ def _chosen(names: list[str]) -> list[str]:
 
     >>> _chosen(["readers", "trends"])[:2]
     ['cold', 'pandas']
-    >>> _chosen([]) == _chosen(["trends", "readers", "anomalies"])
+    >>> _chosen([]) == _chosen(["trends", "readers", "anomalies", "clusters", "rings"])
     True
     """
     wanted = {p for name in (names or _DEFAULT) for p in _GROUPS.get(name, (name,))}
@@ -122,6 +122,8 @@ def main() -> int:
         print(anomalies.run().markdown(), end="\n\n", flush=True)
     if "clusters" in parts:
         print(clusters.run(args.readers_sqlite).markdown(), end="\n\n", flush=True)
+    if "rings" in parts:
+        print(rings.run(args.sqlite, repeat=args.repeat).markdown(), end="\n\n", flush=True)
     if "seeding" in parts:
         print(_seeding(args.scale, pg).markdown(), end="\n\n")
     for problem in problems:

@@ -61,3 +61,41 @@ with right:
     )
 chosen = widgets.selected_cluster(clusters, picked, mapped)
 widgets.cluster_cases(clusters, cases, chosen)
+
+st.divider()
+st.header("Rings of linked accounts")
+try:
+    rings, members, edges = data.rings(as_of)
+except data.DataUnavailable as exc:
+    st.error(str(exc))
+    st.stop()
+st.caption(
+    f"Accounts tied by a device or IP each used at least twice in the 14 days before "
+    f"{as_of:%d %b %Y} (identifiers shared by over 500 accounts are hubs and link nobody). "
+    "Growing: new members against the 14 days before, and mostly young accounts."
+)
+if rings.is_empty():
+    st.info("No ring of three or more linked accounts in this window. Pick another week.")
+    st.stop()
+picked_ring = st.dataframe(
+    rings,
+    hide_index=True,
+    on_select="rerun",
+    selection_mode="single-row",
+    key="emerging_rings",
+    width="stretch",
+    column_config=widgets.ring_columns(),
+)
+ring_id = widgets.selected_ring(rings, picked_ring)
+mine = members.filter(members["ring_id"] == ring_id)
+left, right = st.columns([3, 2])
+with left:
+    widgets.chart(
+        charts.ring_network(edges, mine, title=f"Ring {ring_id}", ring_id=ring_id),
+        key="emerging_ring_network",
+    )
+with right:
+    st.markdown(f"**Members** ({mine.height})")
+    st.dataframe(mine.drop("ring_id"), hide_index=True, width="stretch", height=360)
+st.markdown("**Cases about its members** (descriptions masked)")
+st.dataframe(data.ring_cases(mine["account_id"].to_list()), hide_index=True, width="stretch")

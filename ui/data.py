@@ -174,6 +174,34 @@ def emerging(filters: load.Filters, as_of: datetime) -> tuple[pl.DataFrame, pl.D
         ) from exc
 
 
+@st.cache_data(ttl=600, max_entries=16, show_spinner="Linking accounts…")
+def _rings(url: str, as_of: datetime, token: str) -> tuple[pl.DataFrame, ...]:
+    return monitor.ring_view(_engine_for(url), as_of=as_of)
+
+
+def rings(as_of: datetime) -> tuple[pl.DataFrame, ...]:
+    """Rings, their members and edges as of ``as_of`` (cached per data version)."""
+    url = db.database_url()
+    try:
+        return _rings(url, as_of, data_token())
+    except DataUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the page shows a banner, not a traceback
+        raise DataUnavailable(
+            f"Cannot link accounts at {db.safe_url(url)} ({type(exc).__name__})."
+        ) from exc
+
+
+@st.cache_data(ttl=300, max_entries=32, show_spinner=False)
+def _ring_cases(url: str, accounts: tuple[int, ...], token: str) -> pl.DataFrame:
+    return monitor.ring_cases(_engine_for(url), list(accounts))
+
+
+def ring_cases(accounts: list[int]) -> pl.DataFrame:
+    """Cases about a ring's accounts (masked)."""
+    return _ring_cases(db.database_url(), tuple(sorted(accounts)), data_token())
+
+
 def no_filters() -> load.Filters:
     """Filters that keep everything."""
     return load.Filters()

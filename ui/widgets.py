@@ -18,7 +18,9 @@ __all__ = [
     "cluster_cases",
     "cluster_columns",
     "cluster_rows",
+    "ring_columns",
     "selected_cluster",
+    "selected_ring",
     "drill_down",
     "filter_incidents",
     "incident_columns",
@@ -310,3 +312,41 @@ def cluster_cases(clusters: pl.DataFrame, cases: pl.DataFrame, cluster_id: int) 
             "description": st.column_config.TextColumn("Description", width="large"),
         },
     )
+
+
+def ring_columns() -> dict[str, Any]:
+    """Column formats for the ring table."""
+
+    def share(label: str) -> Any:
+        return st.column_config.ProgressColumn(label, format="percent", min_value=0, max_value=1)
+
+    return {
+        "ring_id": st.column_config.NumberColumn("Ring", format="%d"),
+        "size": st.column_config.NumberColumn("Accounts"),
+        "devices": st.column_config.NumberColumn("Devices"),
+        "ips": st.column_config.NumberColumn("IPs"),
+        "first_seen": st.column_config.DatetimeColumn("First seen", format="D MMM YYYY"),
+        "median_age_days": st.column_config.NumberColumn("Median age (days)", format="%.0f"),
+        "young_share": share("Under 7 days"),
+        "reported_share": share("Reported"),
+        "actioned_share": share("Actioned"),
+        "previous_size": st.column_config.NumberColumn("Linked before"),
+        "growth": st.column_config.NumberColumn("New"),
+        "is_growing": st.column_config.CheckboxColumn("Growing"),
+        "score": st.column_config.NumberColumn("Score", format="%.1f"),
+    }
+
+
+def selected_ring(rings: pl.DataFrame, event: Any) -> int:
+    """The ring picked in the table, else the one in the URL (``ring``), else the top one."""
+    ids = rings["ring_id"].to_list()
+    rows = event.selection.get("rows") if event is not None else None
+    wanted = page_param("ring")
+    if rows:
+        chosen = ids[rows[0]]
+    elif wanted.isdigit() and int(wanted) in ids:
+        chosen = int(wanted)
+    else:
+        chosen = ids[0]
+    set_page_param("ring", str(chosen))
+    return chosen
