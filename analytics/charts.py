@@ -36,11 +36,13 @@ __all__ = [
     "attribution_bars",
     "backlog_bars",
     "category_heatmap",
+    "cluster_map",
     "daily_trend",
     "duration_lines",
     "format_number",
     "prevalence_bars",
     "rate_lines",
+    "ring_network",
     "weekly_trend",
 ]
 

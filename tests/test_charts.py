@@ -211,6 +211,35 @@ def _examples() -> dict[str, tuple[go.Figure, go.Figure]]:
             ),
             {},
         ),
+        "cluster_map": (
+            charts.cluster_map,
+            pl.DataFrame(
+                {
+                    "cluster_id": [0, 1],
+                    "x": [0.1, 0.5],
+                    "y": [0.2, -0.1],
+                    "size": [40, 9],
+                    "recent_count": [5, 9],
+                    "baseline_count": [35, 0],
+                    "is_emerging": [False, True],
+                    "terms": ["refund, booking", "insurance, call"],
+                }
+            ),
+            {"selected": 1},
+        ),
+        "ring_network": (
+            charts.ring_network,
+            pl.DataFrame(
+                {
+                    "ring_id": [1] * 4,
+                    "account_id": [1, 2, 2, 3],
+                    "kind": ["device", "device", "ip", "ip"],
+                    "identifier": ["d1", "d1", "i1", "i1"],
+                    "uses": [3, 2, 2, 5],
+                }
+            ),
+            {},
+        ),
     }
     return {
         name: (
