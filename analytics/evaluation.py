@@ -351,13 +351,7 @@ def ring_recovery(
     truth = pl.Series(ring["account_ids"], dtype=pl.Int64).unique()
     start = datetime.fromisoformat(ring["start"])
     end = datetime.fromisoformat(ring["end"] or ring["start"])
-    frames = load.snapshot_frames(engine)
-    people = frames["accounts"].select("id", "created_at").collect()
-    cases = (
-        frames["cases"]
-        .select("subject_account_id", "opened_at", "resolution", "resolved_at")
-        .collect()
-    )
+    people, cases = rings.ring_facts(engine)
     rows = []
     for moment, as_of in (
         ("start", start),

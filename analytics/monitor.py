@@ -309,13 +309,7 @@ def ring_view(
     (:mod:`analytics.rings`). No personal data: account ids and hashes only."""
     window = timedelta(days=RING_DAYS)
     links = rings.ring_links(engine, start=as_of - 2 * window, end=as_of)
-    frames = load.snapshot_frames(engine)
-    people = frames["accounts"].select("id", "created_at").collect()
-    cases = (
-        frames["cases"]
-        .select("subject_account_id", "opened_at", "resolution", "resolved_at")
-        .collect()
-    )
+    people, cases = rings.ring_facts(engine)
     found, members = rings.find_rings(
         links, as_of=as_of, window=window, accounts=people, cases=cases
     )

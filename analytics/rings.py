@@ -50,6 +50,7 @@ __all__ = [
     "LINK_COLUMNS",
     "find_rings",
     "ring_edges",
+    "ring_facts",
     "ring_links",
 ]
 
@@ -148,6 +149,20 @@ def ring_links(
         with engine.connect() as conn:
             frame = pl.read_database(stmt, conn, schema_overrides=LINK_COLUMNS)
     return _conform(frame).collect()
+
+
+def ring_facts(engine: Engine) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The ``accounts`` (``id, created_at``) and ``cases`` (``subject_account_id,
+    opened_at, resolution, resolved_at``) frames :func:`find_rings` takes, from the
+    Parquet snapshot (refreshed first when stale)."""
+    frames = load.snapshot_frames(engine)
+    people = frames["accounts"].select("id", "created_at").collect()
+    cases = (
+        frames["cases"]
+        .select("subject_account_id", "opened_at", "resolution", "resolved_at")
+        .collect()
+    )
+    return people, cases
 
 
 def _conform(links: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:

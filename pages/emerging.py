@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 import streamlit as st
 
 from analytics import charts
@@ -18,9 +16,7 @@ st.caption(
     "test, false discoveries controlled) and it is new vocabulary or sits in no real "
     "category. Rings are accounts linked by shared devices or IP addresses."
 )
-as_of = data.newest_moment()
-if selection is not None:
-    as_of = min(as_of, datetime.combine(selection.week + timedelta(days=7), datetime.min.time()))
+as_of = data.week_end(selection.week if selection else None)
 try:
     clusters, cases = data.emerging(selection.filters if selection else data.no_filters(), as_of)
 except data.DataUnavailable as exc:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -116,19 +118,26 @@ def _weekly_view(
     return trends.weekly_view(cube, week=week, count=count)  # type: ignore[arg-type]
 
 
-def weekly_view(filters: load.Filters, week: date, count: str) -> trends.WeeklyView:
-    """Every number of the Weekly Trends page, cached per filter set and data version."""
+@contextmanager
+def _reading(what: str, hint: str = "") -> Iterator[str]:
+    """Yield the database URL; any failure inside (but a :class:`DataUnavailable`)
+    becomes a :class:`DataUnavailable` saying ``what`` failed, for the page's banner."""
     url = db.database_url()
     try:
-        token = data_token()
-        return _weekly_view(url, filters, week, count, token)
+        yield url
     except DataUnavailable:
         raise
     except Exception as exc:  # noqa: BLE001 - the page shows a banner, not a traceback
         raise DataUnavailable(
-            f"Cannot read the data at {db.safe_url(url)} ({type(exc).__name__}). "
-            "Check that the database is reachable and that LOOKOUT_DATABASE_URL is right."
+            f"{what} at {db.safe_url(url)} ({type(exc).__name__}).{hint}"
         ) from exc
+
+
+def weekly_view(filters: load.Filters, week: date, count: str) -> trends.WeeklyView:
+    """Every number of the Weekly Trends page, cached per filter set and data version."""
+    hint = " Check that the database is reachable and that LOOKOUT_DATABASE_URL is right."
+    with _reading("Cannot read the data", hint) as url:
+        return _weekly_view(url, filters, week, count, data_token())
 
 
 def _newest_day() -> date:
@@ -143,15 +152,8 @@ def _incidents(url: str, end: date, token: str) -> pl.DataFrame:
 
 def incidents() -> pl.DataFrame:
     """Current incidents (cached per data version and feedback)."""
-    url = db.database_url()
-    try:
+    with _reading("Cannot scan the data") as url:
         return _incidents(url, _newest_day(), f"{data_token()}:{_feedback_version()}")
-    except DataUnavailable:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the page shows a banner, not a traceback
-        raise DataUnavailable(
-            f"Cannot scan the data at {db.safe_url(url)} ({type(exc).__name__})."
-        ) from exc
 
 
 @st.cache_data(ttl=600, max_entries=16, show_spinner="Clustering case narratives…")
@@ -163,15 +165,8 @@ def _emerging(
 
 def emerging(filters: load.Filters, as_of: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Narrative clusters and their (masked) cases, cached per filters and data version."""
-    url = db.database_url()
-    try:
+    with _reading("Cannot read the case narratives") as url:
         return _emerging(url, filters, as_of, data_token())
-    except DataUnavailable:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the page shows a banner, not a traceback
-        raise DataUnavailable(
-            f"Cannot read the case narratives at {db.safe_url(url)} ({type(exc).__name__})."
-        ) from exc
 
 
 @st.cache_data(ttl=600, max_entries=16, show_spinner="Linking accounts…")
@@ -181,15 +176,8 @@ def _rings(url: str, as_of: datetime, token: str) -> tuple[pl.DataFrame, ...]:
 
 def rings(as_of: datetime) -> tuple[pl.DataFrame, ...]:
     """Rings, their members and edges as of ``as_of`` (cached per data version)."""
-    url = db.database_url()
-    try:
+    with _reading("Cannot link accounts") as url:
         return _rings(url, as_of, data_token())
-    except DataUnavailable:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the page shows a banner, not a traceback
-        raise DataUnavailable(
-            f"Cannot link accounts at {db.safe_url(url)} ({type(exc).__name__})."
-        ) from exc
 
 
 @st.cache_data(ttl=300, max_entries=32, show_spinner=False)
@@ -199,7 +187,8 @@ def _ring_cases(url: str, accounts: tuple[int, ...], token: str) -> pl.DataFrame
 
 def ring_cases(accounts: list[int]) -> pl.DataFrame:
     """Cases about a ring's accounts (masked)."""
-    return _ring_cases(db.database_url(), tuple(sorted(accounts)), data_token())
+    with _reading("Cannot read the ring's cases") as url:
+        return _ring_cases(url, tuple(sorted(accounts)), data_token())
 
 
 def no_filters() -> load.Filters:
@@ -207,9 +196,13 @@ def no_filters() -> load.Filters:
     return load.Filters()
 
 
-def newest_moment() -> datetime:
-    """Midnight after the newest day with data: the ``as_of`` of "now" views."""
-    return datetime.combine(_newest_day(), datetime.min.time())
+def week_end(week: date | None) -> datetime:
+    """The ``as_of`` of a focus week: midnight after it, or after the newest day with
+    data when that comes first (or when no week is chosen)."""
+    newest = datetime.combine(_newest_day(), datetime.min.time())
+    if week is None:
+        return newest
+    return min(newest, datetime.combine(week + timedelta(days=7), datetime.min.time()))
 
 
 def _feedback_version() -> int:
