@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from analytics import db
 from tests.helpers import small_demo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,3 +60,38 @@ def test_a_bad_cluster_in_the_url_falls_back_to_the_top_topic(monkeypatch, small
     assert not at.exception
     top = int(at.dataframe[0].value["cluster_id"].iloc[0])
     assert at.query_params["cluster"] == str(top)
+
+
+def _ring_truth(url: str) -> list[int]:
+    engine = db.make_engine(url)
+    try:
+        truth = db.get_meta(engine, "ground_truth")
+    finally:
+        engine.dispose()
+    (ring,) = [s for s in truth["scenarios"] if s["kind"] == "fake_review_ring"]
+    return sorted(ring["account_ids"])
+
+
+def test_the_ring_week_shows_the_review_ring_with_its_members_and_cases(monkeypatch, small_db):
+    # The small demo's review ring starts on 15 Feb 2026; week 8 is its first full week.
+    at = _page(monkeypatch, small_db, week="2026-W08")
+    assert not at.exception
+    rings = next(
+        d.value for d in at.dataframe if "ring_id" in d.value.columns and "size" in d.value.columns
+    )
+    top = rings.iloc[0]
+    assert bool(top["is_growing"]) and int(top["size"]) == 12
+    assert at.query_params["ring"] == str(int(top["ring_id"]))
+    members = next(d.value for d in at.dataframe if "age_days" in d.value.columns)
+    assert sorted(members["account_id"].astype(int)) == _ring_truth(small_db)
+    assert "emerging_ring_network" in {c.key for c in at.get("plotly_chart")}
+    cases = at.dataframe[-1].value
+    assert set(cases["subject_account_id"].astype(int)) <= set(_ring_truth(small_db))
+    text = " ".join(cases["description"].astype(str))
+    assert "@" not in text and "555-" not in text
+
+
+def test_a_week_without_rings_says_so(monkeypatch, small_db):
+    at = _page(monkeypatch, small_db, week="2025-W40")
+    assert not at.exception
+    assert any("No ring" in i.value for i in at.info)
