@@ -15,5 +15,6 @@ pages = [
     st.Page("pages/trends.py", title="Weekly trends", icon=":material/trending_up:"),
     st.Page("pages/anomalies.py", title="Anomalies", icon=":material/notifications_active:"),
     st.Page("pages/emerging.py", title="Emerging threats", icon=":material/new_releases:"),
+    st.Page("pages/cases.py", title="Case Explorer", icon=":material/manage_search:"),
 ]
 st.navigation(pages).run()

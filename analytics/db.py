@@ -69,6 +69,9 @@ __all__ = [
     "AuditLog",
     "DatasetMeta",
     "TABLES",
+    "SEARCH_TABLE",
+    "build_search_index",
+    "drop_search_index",
     "database_url",
     "safe_url",
     "make_engine",
@@ -425,7 +428,71 @@ def init_db(engine: Engine) -> list[str]:
         for index in table.indexes:
             index.create(engine, checkfirst=True)
     after = set(inspect(engine).get_table_names())
-    return sorted(after - before)
+    build_search_index(engine)
+    return sorted(t for t in after - before if not t.startswith(SEARCH_TABLE))
+
+
+#: SQLite's full-text index of case descriptions (FTS5, external content: the text
+#: stays in ``cases``; triggers keep the index in step with every insert, update, delete).
+SEARCH_TABLE = "cases_fts"
+#: PostgreSQL's full-text index: a GIN index over the English ``tsvector`` of the text.
+_PG_SEARCH_INDEX = "ix_cases_description_fts"
+_SQLITE_SEARCH_DDL = (
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {SEARCH_TABLE} USING fts5(description, "
+    "content='cases', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2')",
+    f"CREATE TRIGGER IF NOT EXISTS {SEARCH_TABLE}_ai AFTER INSERT ON cases BEGIN "
+    f"INSERT INTO {SEARCH_TABLE}(rowid, description) VALUES (new.id, new.description); END",
+    f"CREATE TRIGGER IF NOT EXISTS {SEARCH_TABLE}_ad AFTER DELETE ON cases BEGIN "
+    f"INSERT INTO {SEARCH_TABLE}({SEARCH_TABLE}, rowid, description) "
+    "VALUES ('delete', old.id, old.description); END",
+    f"CREATE TRIGGER IF NOT EXISTS {SEARCH_TABLE}_au AFTER UPDATE OF description ON cases "
+    f"BEGIN INSERT INTO {SEARCH_TABLE}({SEARCH_TABLE}, rowid, description) "
+    "VALUES ('delete', old.id, old.description); "
+    f"INSERT INTO {SEARCH_TABLE}(rowid, description) VALUES (new.id, new.description); END",
+)
+
+
+def build_search_index(engine: Engine) -> bool:
+    """Create the full-text index of case descriptions if it is missing; idempotent.
+
+    SQLite: an FTS5 table kept in step by triggers, filled from the existing cases when
+    it is new. PostgreSQL: a GIN index on ``to_tsvector('english', description)``.
+    Other databases search with ``LIKE`` and need nothing. Returns True when it built one.
+    """
+    if engine.dialect.name == "sqlite":
+        with engine.begin() as conn:
+            exists = conn.exec_driver_sql(
+                "SELECT 1 FROM sqlite_master WHERE name = ?", (SEARCH_TABLE,)
+            ).first()
+            for ddl in _SQLITE_SEARCH_DDL:
+                conn.exec_driver_sql(ddl)
+            if not exists:
+                conn.exec_driver_sql(
+                    f"INSERT INTO {SEARCH_TABLE}({SEARCH_TABLE}) VALUES ('rebuild')"
+                )
+        return not exists
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            exists = conn.exec_driver_sql(
+                "SELECT 1 FROM pg_indexes WHERE indexname = %s", (_PG_SEARCH_INDEX,)
+            ).first()
+            conn.exec_driver_sql(
+                f"CREATE INDEX IF NOT EXISTS {_PG_SEARCH_INDEX} ON cases "
+                "USING gin (to_tsvector('english', description))"
+            )
+        return not exists
+    return False
+
+
+def drop_search_index(engine: Engine) -> None:
+    """Drop the full-text index and its triggers (before a bulk load; rebuild after)."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            for suffix in ("ai", "ad", "au"):
+                conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {SEARCH_TABLE}_{suffix}")
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {SEARCH_TABLE}")
+        elif engine.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {_PG_SEARCH_INDEX}")
 
 
 def table_counts(engine: Engine) -> dict[str, int]:

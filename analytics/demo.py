@@ -1599,6 +1599,7 @@ def _recreate_tables(engine: Engine) -> None:
     with engine.begin() as conn:
         meta.drop_all(conn, tables=tables + [meta.tables["dataset_meta"]])
     db.init_db(engine)
+    db.drop_search_index(engine)
     with engine.begin() as conn:
         for t in tables:
             for ix in t.indexes:
@@ -1672,6 +1673,7 @@ def seed_database(
             written["events"] += pending.result()
     say("building indexes", total - 1, total)
     _create_indexes(engine)
+    db.build_search_index(engine)
     data.manifest["dataset"]["rows"] = written
     db.set_meta(engine, "demo", data.info)
     db.set_meta(engine, "ground_truth", data.manifest)

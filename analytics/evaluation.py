@@ -259,7 +259,7 @@ def emerging_replay(
             .select("cluster_id", "top_terms", "recent_count", "scenario")
             .with_columns(as_of=pl.lit(as_of))
         )
-        so_far = members.filter(pl.col("case_id").is_in(scam_ids))
+        so_far = members.filter(pl.col("case_id").is_in(scam_ids.implode()))
         if so_far.is_empty():
             continue
         best = so_far.group_by("cluster_id").len().sort("len", "cluster_id").row(-1)

@@ -79,6 +79,8 @@ __all__ = [
     "Filters",
     "RefreshSummary",
     "case_texts",
+    "empty_frame",
+    "read_frame",
     "load_cube",
     "data_fingerprint",
     "events_daily",
@@ -342,7 +344,7 @@ def events_daily(
         .where(Event.ts >= lo, Event.ts < hi)
         .group_by(day, Event.kind, Event.region, Event.platform)
     )
-    return _read(engine, stmt, _EVENTS_DAILY_COLUMNS).sort(pl.all())
+    return read_frame(engine, stmt, _EVENTS_DAILY_COLUMNS).sort(pl.all())
 
 
 def snapshot_frames(engine: Engine, *, root: Path | None = None) -> dict[str, pl.LazyFrame]:
@@ -355,13 +357,13 @@ def snapshot_frames(engine: Engine, *, root: Path | None = None) -> dict[str, pl
     return {
         "events": pl.scan_parquet(events / "*.parquet")
         if any(events.glob("*.parquet"))
-        else _empty(_EVENT_COLUMNS).lazy(),
+        else empty_frame(_EVENT_COLUMNS).lazy(),
         "accounts": pl.scan_parquet(folder / "accounts.parquet"),
         "cases": pl.scan_parquet(folder / "cases.parquet"),
     }
 
 
-def _empty(columns: Mapping[str, Any]) -> pl.DataFrame:
+def empty_frame(columns: Mapping[str, Any]) -> pl.DataFrame:
     return pl.DataFrame(schema=dict(columns))
 
 
@@ -619,7 +621,7 @@ class _Reader:
                 partition_num=2 if partition_on else None,
             )
         if frame.is_empty():
-            return _empty(columns)
+            return empty_frame(columns)
         return _conform(frame, columns)
 
     def accounts(self) -> pl.DataFrame:
@@ -765,7 +767,7 @@ def _refresh_derived(folder: Path, parts: Path, *, full: bool, first_day: date |
     for name, columns, build, key, weekly in _DERIVED:
         path = folder / name
         if events is None:
-            _write(_empty(columns), path)
+            _write(empty_frame(columns), path)
         elif full or not path.exists():
             _write(build(events), path)
         elif first_day is not None:
@@ -810,7 +812,7 @@ def _from_snapshot(folder: Path, filters: Filters, lo: datetime, hi: datetime) -
             )
         )
     else:
-        active = _empty(_ACTIVE_COLUMNS)
+        active = empty_frame(_ACTIVE_COLUMNS)
     timings["active"] = time.perf_counter() - t1
     annotations = pl.read_parquet(folder / "annotations.parquet")
     state = _read_state(folder) or {}
@@ -892,7 +894,7 @@ def _from_database(engine: Engine, filters: Filters, lo: datetime, hi: datetime)
         .where(Event.kind.in_(EXPOSURE_KINDS), *_event_where(filters, target, lo, hi))
         .group_by(day, *dims)
     )
-    exposure = _read(engine, exposure_q, _EXPOSURE_COLUMNS)
+    exposure = read_frame(engine, exposure_q, _EXPOSURE_COLUMNS)
     t1 = time.perf_counter()
     week = _week(Event.ts).label("week")
     active_q = (
@@ -902,11 +904,11 @@ def _from_database(engine: Engine, filters: Filters, lo: datetime, hi: datetime)
         .where(*_event_where(filters, target, lo, hi))
         .group_by(week)
     )
-    active = _read(engine, active_q, _ACTIVE_COLUMNS)
+    active = read_frame(engine, active_q, _ACTIVE_COLUMNS)
     t2 = time.perf_counter()
-    cases = _read(engine, _cases_query(filters, lo, hi), _CASE_COLUMNS)
+    cases = read_frame(engine, _cases_query(filters, lo, hi), _CASE_COLUMNS)
     t3 = time.perf_counter()
-    annotations = _read(
+    annotations = read_frame(
         engine,
         select(*[getattr(Annotation, c) for c in _ANNOTATION_COLUMNS]).order_by(
             Annotation.start_at
@@ -996,14 +998,14 @@ def case_texts(engine: Engine, filters: Filters, *, start: datetime, end: dateti
         .outerjoin(subject, subject.id == Case.subject_account_id)
         .where(Case.opened_at >= start, Case.opened_at < end, *where)
     )  # fmt: skip
-    return _read(engine, stmt, _TEXT_COLUMNS)
+    return read_frame(engine, stmt, _TEXT_COLUMNS)
 
 
-def _read(engine: Engine, stmt: Select, columns: Mapping[str, Any]) -> pl.DataFrame:
+def read_frame(engine: Engine, stmt: Select, columns: Mapping[str, Any]) -> pl.DataFrame:
     """Run a Core statement (bound parameters) into a frame of the canonical schema."""
     with engine.connect() as conn:
         frame = pl.read_database(stmt, conn, infer_schema_length=None)
-    return _empty(columns) if frame.is_empty() else _conform(frame, columns)
+    return empty_frame(columns) if frame.is_empty() else _conform(frame, columns)
 
 
 def _as_of(fp: Mapping[str, Any]) -> datetime | None:

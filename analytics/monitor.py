@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func, insert, select
 from analytics import anomalies, clusters, load, privacy, rings, rootcause
 from analytics.db import Case, Event, Feedback, Verdict
 from analytics.evaluation import scan_history
-from analytics.load import _conform, _empty
+from analytics.load import _conform, empty_frame
 
 __all__ = [
     "HISTORY_DAYS",
@@ -109,7 +109,7 @@ def read_feedback(engine: Engine) -> pl.DataFrame:
         "user_name": pl.String,
         "created_at": pl.Datetime("us"),
     }
-    return _empty(schema) if frame.is_empty() else _conform(frame, schema)
+    return empty_frame(schema) if frame.is_empty() else _conform(frame, schema)
 
 
 def record_feedback(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import polars as pl
 
-__all__ = ["MASKS", "scrub", "scrub_expr"]
+__all__ = ["MASKS", "mask_email_expr", "mask_name_expr", "scrub", "scrub_expr"]
 
 #: Placeholders :func:`scrub` writes, by kind of personal data.
 MASKS: dict[str, str] = {"url": "[URL]", "email": "[EMAIL]", "phone": "[PHONE]", "name": "[NAME]"}
@@ -61,3 +61,25 @@ def scrub(texts: pl.Series) -> pl.Series:
     ['My name is [NAME], phone [PHONE].', 'See [URL] and ask [NAME].']
     """
     return pl.select(scrub_expr(pl.lit(texts))).to_series().alias(texts.name)
+
+
+def mask_name_expr(name: pl.Expr) -> pl.Expr:
+    """A person's name cut to its initials, enough to tell two apart in a list.
+
+    >>> pl.select(mask_name_expr(pl.lit("Ana María Lopez"))).item()
+    'A. M. L.'
+    """
+    return (
+        name.str.extract_all(r"\b\w")
+        .list.eval(pl.element().str.to_uppercase() + ".")
+        .list.join(" ")
+    )
+
+
+def mask_email_expr(email: pl.Expr) -> pl.Expr:
+    """An email address with its mailbox hidden but for the first letter.
+
+    >>> pl.select(mask_email_expr(pl.lit("ana.lopez@mail.example.com"))).item()
+    'a•••@mail.example.com'
+    """
+    return email.str.replace(r"^(.)[^@]*@", "${1}•••@")

@@ -888,7 +888,7 @@ def weekly_view(cube: Cube, *, week: date, count: Count = "cases") -> WeeklyView
 
 def _example_cube() -> Cube:
     """A three-case cube for the docstring examples."""
-    from analytics.load import _CASE_COLUMNS, _EXPOSURE_COLUMNS, Filters, _conform, _empty
+    from analytics.load import _CASE_COLUMNS, _EXPOSURE_COLUMNS, Filters, _conform, empty_frame
 
     t = datetime(2026, 11, 10, 9)
     cases = pl.DataFrame(
@@ -911,7 +911,7 @@ def _example_cube() -> Cube:
     return Cube(
         filters=Filters(start=date(2026, 11, 9), end=date(2026, 11, 22)),
         cases=_conform(cases, _CASE_COLUMNS),
-        exposure=_empty(_EXPOSURE_COLUMNS),
+        exposure=empty_frame(_EXPOSURE_COLUMNS),
         active=pl.DataFrame(
             {"week": [date(2026, 11, 9), date(2026, 11, 16)], "accounts": [100, 0]}
         ),

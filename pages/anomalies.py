@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import streamlit as st
 
 from analytics import charts
 from analytics.rootcause import summary
-from ui import data, filters, widgets
+from ui import data, explorer, filters, widgets
 
 st.title("Anomalies")
 widgets.require_data()
@@ -77,6 +79,13 @@ index = rows[0] if rows else (keys.index(wanted) if wanted in keys else 0)
 incident = alerted.row(index, named=True)
 filters.set_page_param("incident", str(incident["slice"]))
 st.subheader(f"{incident['slice']} · {incident['start']:%d %b}–{incident['end']:%d %b}")
+span = timedelta(days=7 if incident["freq"] == "weekly" else 1)
+explorer.link(
+    "Open its cases in Case Explorer",
+    slice=incident["slice"],
+    opened_from=incident["start"].date().isoformat(),
+    opened_to=(incident["end"] + span - timedelta(days=1)).date().isoformat(),
+)
 series, causes, cases = data.evidence(incident)
 chosen = st.plotly_chart(
     charts.anomaly_band(series, title="Value and expected band (select points to drill down)"),
@@ -84,6 +93,7 @@ chosen = st.plotly_chart(
     on_select="rerun",
     selection_mode=("points", "box"),
     key="anomalies_chart",
+    config=widgets.chart_config("anomalies_chart"),
     width="stretch",
 )
 left, right = st.columns([3, 2])

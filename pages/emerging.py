@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from analytics import charts
-from ui import data, filters, widgets
+from ui import data, explorer, filters, widgets
 
 st.title("Emerging threats")
 widgets.require_data()
@@ -53,6 +53,7 @@ with right:
         on_select="rerun",
         selection_mode="points",
         key="emerging_map",
+        config=widgets.chart_config("emerging_map"),
         width="stretch",
     )
 chosen = widgets.selected_cluster(clusters, picked, mapped)
@@ -94,4 +95,5 @@ with right:
     st.markdown(f"**Members** ({mine.height})")
     st.dataframe(mine.drop("ring_id"), hide_index=True, width="stretch", height=360)
 st.markdown("**Cases about its members** (descriptions masked)")
+explorer.link(f"Open the cases about its {mine.height} accounts in Case Explorer", ring=ring_id)
 st.dataframe(data.ring_cases(mine["account_id"].to_list()), hide_index=True, width="stretch")

@@ -50,6 +50,11 @@ if info["newest"]:
     age = f"{age_h:,.0f} hours" if age_h < 72 else f"{age_h / 24:,.0f} days"
     st.caption(f"Freshness: the newest record is {age} old.")
 
+if counts["cases"]:
+    st.page_link(
+        "pages/cases.py", label="Browse and search every case", icon=":material/manage_search:"
+    )
+
 st.subheader("Database")
 st.code(label, language=None)
 if info["demo"]:

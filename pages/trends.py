@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import streamlit as st
 
 from analytics import charts
 from analytics.trends import iso_week
-from ui import data, filters, widgets
+from ui import data, explorer, filters, widgets
 
 st.title("Weekly trends")
 widgets.require_data()
@@ -78,6 +80,11 @@ st.caption(
     "control false discoveries across all slices."
 )
 widgets.movers_table(view.movers)
+explorer.link(
+    f"Open the cases of {week_label} in Case Explorer",
+    opened_from=view.week.isoformat(),
+    opened_to=(view.week + timedelta(days=6)).isoformat(),
+)
 
 st.subheader("Response and backlog")
 left, right = st.columns(2)

@@ -21,7 +21,7 @@ from analytics.load import (
     Cube,
     Filters,
     _conform,
-    _empty,
+    empty_frame,
 )
 from analytics.trends import (
     AGE_BUCKETS,
@@ -95,13 +95,13 @@ def make_cube(
     case_frame = (
         _conform(pl.DataFrame(rows, infer_schema_length=None), _CASE_COLUMNS)
         if rows
-        else _empty(_CASE_COLUMNS)
+        else empty_frame(_CASE_COLUMNS)
     )
     exposure_rows = list(exposure)
     exposure_frame = (
         _conform(pl.DataFrame(exposure_rows), _EXPOSURE_COLUMNS)
         if exposure_rows
-        else _empty(_EXPOSURE_COLUMNS)
+        else empty_frame(_EXPOSURE_COLUMNS)
     )
     active = active or {}
     active_frame = pl.DataFrame(
@@ -112,7 +112,7 @@ def make_cube(
         cases=case_frame,
         exposure=exposure_frame,
         active=active_frame,
-        annotations=_empty(_ANNOTATION_COLUMNS),
+        annotations=empty_frame(_ANNOTATION_COLUMNS),
         as_of=as_of,
     )
 

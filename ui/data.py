@@ -14,10 +14,13 @@ import polars as pl
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from analytics import db, load, monitor, trends
+from analytics import cases, db, load, monitor, trends
 
 __all__ = [
     "DataUnavailable",
+    "account",
+    "case_detail",
+    "case_page",
     "account_timeline",
     "evidence",
     "incidents",
@@ -266,3 +269,45 @@ def readiness() -> tuple[str, str]:
             "`python -m analytics import TABLE FILE`."
         )
     return "ok", ""
+
+
+@st.cache_data(ttl=300, max_entries=64, show_spinner="Searching cases…")
+def _case_page(url: str, query: cases.CaseQuery, token: str) -> cases.CasePage:
+    return cases.search_cases(_engine_for(url), query)
+
+
+def case_page(query: cases.CaseQuery) -> cases.CasePage:
+    """One page of the Case Explorer's list (cached per query and data version)."""
+    with _reading("Cannot search the cases") as url:
+        return _case_page(url, query, data_token())
+
+
+@st.cache_data(ttl=300, max_entries=64, show_spinner=False)
+def _case_detail(url: str, case_id: int, token: str) -> tuple[dict[str, Any] | None, pl.DataFrame]:
+    return cases.case_detail(_engine_for(url), case_id)
+
+
+def case_detail(case_id: int) -> tuple[dict[str, Any] | None, pl.DataFrame]:
+    """A case (masked) and its actions timeline."""
+    with _reading("Cannot read the case") as url:
+        return _case_detail(url, case_id, data_token())
+
+
+@st.cache_data(ttl=300, max_entries=32, show_spinner="Reading the account…")
+def _account(url: str, account_id: int, as_of: datetime, token: str) -> dict[str, Any]:
+    eng = _engine_for(url)
+    start = as_of - timedelta(days=2 * monitor.RING_DAYS)
+    return {
+        "profile": cases.account_profile(eng, account_id),
+        "events": cases.account_events(eng, account_id, end=as_of),
+        "cases": cases.account_cases(eng, account_id),
+        "linked": cases.linked_accounts(eng, account_id, start=start, end=as_of),
+        "window": (start, as_of),
+    }
+
+
+def account(account_id: int, as_of: datetime) -> dict[str, Any]:
+    """An account (identity masked), its events before ``as_of``, its cases and the
+    accounts linked to it in the 28 days before ``as_of``."""
+    with _reading("Cannot read the account") as url:
+        return _account(url, account_id, as_of, data_token())

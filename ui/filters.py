@@ -22,6 +22,10 @@ __all__ = [
     "Selection",
     "draw",
     "humanise",
+    "link_params",
+    "page_multiselect",
+    "page_number",
+    "page_select",
     "page_choice",
     "page_param",
     "page_text",
@@ -243,3 +247,61 @@ def set_page_param(key: str, value: str) -> None:
             del st.query_params[key]
     elif st.query_params.get(key) != value:
         st.query_params[key] = value
+
+
+def link_params(**extra: object) -> dict[str, str]:
+    """The query of a link to another page that keeps this view: the global filters as
+    the URL holds them, plus ``extra`` page values (None and "" left out)."""
+    keep = {"week", "start", "end", *DIMENSIONS}
+    params = {k: v for k, v in st.query_params.to_dict().items() if k in keep}
+    params.update({k: str(v) for k, v in extra.items() if v is not None and v != ""})
+    return params
+
+
+def _page_state(key: str, initial: Callable[[str], Any]) -> str:
+    """The session key of a page-level widget, first filled from the URL's ``key``."""
+    state_key = f"{_PREFIX}page_{key}"
+    if state_key not in st.session_state:
+        st.session_state[state_key] = initial(str(st.query_params.get(key, "")))
+    return state_key
+
+
+def page_multiselect(key: str, options: dict[str, str], *, label: str) -> tuple[str, ...]:
+    """A page-level multiple choice kept in the URL as comma-separated values under
+    ``key`` (unknown values in the URL are dropped with a note)."""
+
+    def initial(raw: str) -> list[str]:
+        asked = [v.strip() for v in raw.split(",") if v.strip()]
+        for value in asked:
+            if value not in options:
+                st.warning(f"Ignored {key} {value[:20]!r}: choose from {', '.join(options)}.")
+        return [v for v in dict.fromkeys(asked) if v in options]
+
+    state_key = _page_state(key, initial)
+    chosen = st.multiselect(
+        label, list(options), key=state_key, format_func=options.__getitem__, placeholder="All"
+    )
+    set_page_param(key, ",".join(chosen))
+    return tuple(chosen)
+
+
+def page_select(key: str, options: dict[str, str], *, label: str) -> str:
+    """A page-level single choice (a select box) kept in the URL under ``key``; the
+    first option is the default and is left out of the URL."""
+    default = next(iter(options))
+
+    def initial(raw: str) -> str:
+        if raw and raw not in options:
+            st.warning(f"Ignored {key} {raw[:20]!r}: choose one of {', '.join(options)}.")
+        return raw if raw in options else default
+
+    state_key = _page_state(key, initial)
+    value = st.selectbox(label, list(options), key=state_key, format_func=options.__getitem__)
+    set_page_param(key, "" if value == default else str(value))
+    return str(value)
+
+
+def page_number(key: str, default: int = 1) -> int:
+    """A positive whole number kept in the URL under ``key`` (bad values give ``default``)."""
+    raw = page_param(key)
+    return int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) < 2**31 else default

@@ -10,7 +10,7 @@ import polars as pl
 import streamlit as st
 
 from analytics.charts import format_number
-from ui import data
+from ui import data, explorer
 from ui.filters import page_param, set_page_param
 
 __all__ = [
@@ -132,9 +132,18 @@ def movers_table(frame: pl.DataFrame, *, rows: int = 20) -> None:
     )
 
 
+def chart_config(key: str) -> dict[str, Any]:
+    """Plotly's toolbar for a chart: its camera button downloads a PNG named after it."""
+    return {
+        "displaylogo": False,
+        "toImageButtonOptions": {"format": "png", "filename": f"lookout-{key}", "scale": 2},
+    }
+
+
 def chart(figure: go.Figure, *, key: str) -> None:
-    """Show a figure in the shared template (Streamlit's own theme off)."""
-    st.plotly_chart(figure, theme=None, width="stretch", key=key)
+    """Show a figure in the shared template (Streamlit's own theme off); the toolbar
+    downloads it as PNG."""
+    st.plotly_chart(figure, theme=None, width="stretch", key=key, config=chart_config(key))
 
 
 def incident_columns() -> dict[str, Any]:
@@ -300,6 +309,7 @@ def cluster_cases(clusters: pl.DataFrame, cases: pl.DataFrame, cluster_id: int) 
         f"{row['top_category'] or 'none'}."
     )
     st.markdown(f"**Its cases** ({mine.height:,}, newest first; descriptions masked)")
+    explorer.link(f"Open the {mine.height:,} cases in Case Explorer", cluster=cluster_id)
     st.dataframe(
         mine.drop("cluster_id"),
         hide_index=True,
