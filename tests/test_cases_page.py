@@ -1,0 +1,185 @@
+"""The Case Explorer page through Streamlit's AppTest, on the small demo in SQLite,
+and the links other pages make to it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+import pytest
+from sqlalchemy.orm import Session
+from streamlit.testing.v1 import AppTest
+
+from analytics import db
+from tests.helpers import small_demo
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def small_db(tmp_path_factory) -> str:
+    return small_demo(tmp_path_factory.mktemp("cases"))
+
+
+def _page(monkeypatch, url: str, script: str = "pages/cases.py", **params: str) -> AppTest:
+    monkeypatch.setenv("LOOKOUT_DATABASE_URL", url)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.switch_page(script)
+    return at.run()
+
+
+def _links(at: AppTest) -> dict[str, dict[str, str]]:
+    """The page's links to the Case Explorer: label -> query parameters."""
+    return {
+        link.proto.label: dict(parse_qsl(link.proto.query_string))
+        for link in at.get("page_link")
+        if link.proto.page == "cases"
+    }
+
+
+def _total(at: AppTest) -> int:
+    line = next(c.value for c in at.caption if " cases · page " in c.value)
+    return int(line.split(" cases")[0].replace(",", ""))
+
+
+def _truth(url: str, kind: str) -> dict:
+    engine = db.make_engine(url)
+    try:
+        truth = db.get_meta(engine, "ground_truth")
+    finally:
+        engine.dispose()
+    return next(s for s in truth["scenarios"] if s["kind"] == kind)
+
+
+def test_search_filters_and_pages(monkeypatch, small_db) -> None:
+    at = _page(
+        monkeypatch, small_db, q="insurance verification", start="2026-04-01", end="2026-05-01"
+    )
+    assert not at.exception
+    rows = at.dataframe[0].value
+    total = _total(at)
+    scam = _truth(small_db, "new_scam")
+    assert 10 <= total <= len(scam["case_ids"]) + 5
+    assert rows.shape[0] == min(total, 50)
+    assert rows["description"].str.contains("(?i)insurance").all()
+    assert rows["opened_at"].is_monotonic_decreasing
+    assert at.query_params["q"] == "insurance verification"
+    # Narrower: only open cases.
+    at.multiselect(key="filter_page_status").set_value(["open"]).run()
+    assert at.query_params["status"] == "open"
+    assert set(at.dataframe[0].value["status"]) <= {"open"}
+
+
+def test_paging_keeps_the_page_in_the_url(monkeypatch, small_db) -> None:
+    at = _page(monkeypatch, small_db, start="2026-01-01", end="2026-05-01")
+    first = at.dataframe[0].value["case_id"].tolist()
+    assert len(first) == 50 and _total(at) > 100
+    at.button(key="cases_next").click().run()
+    assert at.query_params["page"] == "2"
+    second = at.dataframe[0].value["case_id"].tolist()
+    assert len(second) == 50 and not set(first) & set(second) and max(second) < min(first)
+
+
+def test_a_case_and_an_account(monkeypatch, small_db) -> None:
+    ring = _truth(small_db, "fake_review_ring")
+    case_id = ring["case_ids"][0]
+    at = _page(monkeypatch, small_db, case=str(case_id), week="2026-W08")
+    assert not at.exception
+    assert any(h.value.startswith(f"Case {case_id} · Fake review") for h in at.subheader)
+    assert at.text[0].value  # the description, as plain text
+    subject = next(b for b in at.button if b.key == "cases_open_Subject")
+    subject.click().run()
+    account = int(at.query_params["account"])
+    assert account in ring["account_ids"]
+    assert any(h.value.startswith(f"Account {account} ·") for h in at.subheader)
+    assert any("Member of ring" in i.value for i in at.info)
+    linked = next(d.value for d in at.dataframe if "devices" in d.value.columns)
+    assert set(linked["account_id"]) == set(ring["account_ids"]) - {account}
+    to_ring = [dict(parse_qsl(lk.proto.query_string)) for lk in at.get("page_link")]
+    assert any(p.get("ring") and p.get("week") == "2026-W08" for p in to_ring)
+
+
+def test_markup_in_a_description_is_shown_as_text(monkeypatch, tmp_path) -> None:
+    url = small_demo(tmp_path)
+    engine = db.make_engine(url)
+    hostile = "<script>alert('zebrafish')</script> **bold** [link](http://evil.example) <img src=x>"
+    with Session(engine) as s:
+        s.add(
+            db.Case(
+                id=999_999, opened_at=datetime(2026, 4, 30, 12), source=db.CaseSource.user_report,
+                category=db.Category.other, severity=db.Severity.low, status=db.CaseStatus.open,
+                region="CA", platform=db.Platform.web, subject_account_id=1, description=hostile,
+            )
+        )  # fmt: skip
+        s.commit()
+    engine.dispose()
+    at = _page(monkeypatch, url, case="999999", q="zebrafish")
+    assert not at.exception
+    assert at.dataframe[0].value["case_id"].tolist() == [999_999]
+    masked = hostile.replace("http://evil.example)", "[URL]")  # links are masked
+    assert [t.value for t in at.text] == [masked]
+    assert not any("<script>" in m.value for m in at.markdown)
+
+
+def test_a_topic_links_to_exactly_its_cases(monkeypatch, small_db) -> None:
+    emerging = _page(monkeypatch, small_db, script="pages/emerging.py")
+    topic = emerging.dataframe[0].value.iloc[0]
+    cluster_cases = emerging.dataframe[1].value
+    ((label, params),) = [(k, v) for k, v in _links(emerging).items() if "cluster" in v]
+    assert params["cluster"] == str(int(topic["cluster_id"]))
+    at = _page(monkeypatch, small_db, **params)
+    assert not at.exception
+    assert any(f"Topic {params['cluster']}" in i.value for i in at.info)
+    assert _total(at) == cluster_cases.shape[0]
+    assert set(at.dataframe[0].value["case_id"]) == set(cluster_cases["case_id"].head(50))
+
+
+def test_a_ring_links_to_the_cases_about_its_accounts(monkeypatch, small_db) -> None:
+    emerging = _page(monkeypatch, small_db, script="pages/emerging.py", week="2026-W08")
+    ((_, params),) = [(k, v) for k, v in _links(emerging).items() if "ring" in v]
+    assert params["week"] == "2026-W08"
+    at = _page(monkeypatch, small_db, **params)
+    assert not at.exception
+    ring = _truth(small_db, "fake_review_ring")
+    shown = at.dataframe[0].value
+    assert shown.shape[0] >= len(ring["case_ids"])
+    assert set(shown["subject_account_id"]) <= set(ring["account_ids"])
+
+
+def test_an_anomaly_links_to_its_slice_and_days(monkeypatch, small_db) -> None:
+    anomalies = _page(monkeypatch, small_db, script="pages/anomalies.py")
+    ((_, params),) = [(k, v) for k, v in _links(anomalies).items() if "slice" in v]
+    at = _page(monkeypatch, small_db, **params)
+    assert not at.exception
+    rows = at.dataframe[0].value
+    days = rows["opened_at"].dt.date.astype(str)
+    assert days.between(params["opened_from"], params["opened_to"]).all()
+    for part in params["slice"].split("|"):
+        name, _, value = part.partition("=")
+        if name in rows.columns:
+            assert (rows[name] == value).all()
+
+
+def test_hostile_parameters_give_notes_not_errors(monkeypatch, small_db) -> None:
+    at = _page(
+        monkeypatch,
+        small_db,
+        q="'; DROP TABLE cases; --" * 40,
+        status="bogus",
+        sort="<script>",
+        page="-3",
+        case="abc",
+        account="99999999999999999999",
+        cluster="x",
+        ring="1 OR 1=1",
+    )
+    assert not at.exception
+    warnings = " ".join(w.value for w in at.warning)
+    assert "status 'bogus'" in warnings and "sort" in warnings
+    assert "topic 'x'" in warnings and "ring '1 OR 1=1'" in warnings
+    engine = db.make_engine(small_db)
+    assert db.table_counts(engine)["cases"] > 0
+    engine.dispose()
