@@ -16,5 +16,6 @@ pages = [
     st.Page("pages/anomalies.py", title="Anomalies", icon=":material/notifications_active:"),
     st.Page("pages/emerging.py", title="Emerging threats", icon=":material/new_releases:"),
     st.Page("pages/cases.py", title="Case Explorer", icon=":material/manage_search:"),
+    st.Page("pages/reports.py", title="Reports", icon=":material/summarize:"),
 ]
 st.navigation(pages).run()

@@ -7,11 +7,12 @@ exit status, never a traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, cast
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -222,6 +223,77 @@ def evaluate() -> None:
             f"| {row['recovered']:.2f} | {row['best_size'] or '-'} | {purity} "
             f"| {row['found_in_one']:.2f} | {row['false_flagged']} |"
         )
+
+
+@app.command()
+def report(
+    week: Annotated[str | None, typer.Option(help="The ISO week, e.g. 2026-W47.")] = None,
+    audience: Annotated[
+        str | None,
+        typer.Option(
+            help="leadership (every number with its test) or product (aggregates only, "
+            "counts below 10 suppressed)."
+        ),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="The file to write.")] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="html (one self-contained file) or md (Markdown).")
+    ] = "html",
+    note: Annotated[
+        str | None, typer.Option(help="A line of context shown at the top of the brief.")
+    ] = None,
+) -> None:
+    """Write the weekly brief of a week: headline KPIs, movers, anomalies, emerging threats,
+    SLA and backlog, known events."""
+    from analytics import reports, trends
+
+    if not week:
+        fail("--week is required: an ISO week such as 2026-W47")
+    try:
+        monday = trends.parse_week(week)
+    except ValueError as exc:
+        fail(f"--week: {exc}")
+    if audience not in reports.AUDIENCES:
+        given = "is required" if not audience else f"{audience[:20]!r} is unknown"
+        fail(f"--audience {given}: choose {' or '.join(reports.AUDIENCES)}")
+    if fmt not in ("html", "md"):
+        fail(f"--format {fmt[:20]!r} is unknown: choose html or md")
+    if out is None:
+        fail("--out is required: the file to write")
+    _check_writable(out)
+    url = db.database_url()
+    engine = _engine_or_fail(url)
+    try:
+        brief = reports.build_brief(
+            engine, week=monday, audience=cast(reports.Audience, audience), note=note
+        )
+    except Exception as exc:  # noqa: BLE001 - reported as one line
+        reason = f"{type(exc).__name__}: {_first_line(exc)}"
+        fail(f"cannot build the brief from {db.safe_url(url)}: {reason}")
+    text = reports.render_html(brief) if fmt == "html" else reports.render_markdown(brief)
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc}")
+    engine.dispose()
+    empty = "" if brief.has_data else " (no data for that week)"
+    typer.echo(
+        f"wrote the {audience} brief for {brief.label}{empty} to {out} "
+        f"({fmt}, {len(text.encode()):,} bytes) from {db.safe_url(url)}"
+    )
+
+
+def _check_writable(path: Path) -> None:
+    """Fail early, before the brief is computed, when ``path`` cannot be written."""
+    if path.is_dir():
+        fail(f"cannot write {path}: it is a folder; give a file name")
+    folder = path.parent
+    if folder.exists() and not folder.is_dir():
+        fail(f"cannot write {path}: {folder} is a file, not a folder")
+    if not folder.is_dir():
+        fail(f"cannot write {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        fail(f"cannot write {path}: permission denied")
 
 
 def _echo_emerging(table: Any, summary: dict[str, Any]) -> None:

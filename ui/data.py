@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -14,11 +15,13 @@ import polars as pl
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from analytics import cases, db, load, monitor, trends
+from analytics import cases, db, load, monitor, reports, trends
 
 __all__ = [
     "DataUnavailable",
     "account",
+    "brief",
+    "brief_files",
     "case_detail",
     "case_page",
     "account_timeline",
@@ -311,3 +314,26 @@ def account(account_id: int, as_of: datetime) -> dict[str, Any]:
     accounts linked to it in the 28 days before ``as_of``."""
     with _reading("Cannot read the account") as url:
         return _account(url, account_id, as_of, data_token())
+
+
+@st.cache_data(ttl=600, max_entries=16, show_spinner="Writing the brief…")
+def _brief(
+    url: str, filters: load.Filters, week: date, audience: reports.Audience, token: str
+) -> reports.Brief:
+    return reports.build_brief(_engine_for(url), week=week, audience=audience, filters=filters)
+
+
+def brief(
+    filters: load.Filters, week: date, audience: reports.Audience, note: str
+) -> reports.Brief:
+    """The weekly brief for ``audience`` with the user's note (cached without the note)."""
+    undated = replace(filters, start=None, end=None)
+    with _reading("Cannot write the brief") as url:
+        built = _brief(url, undated, week, audience, data_token())
+    return replace(built, note=note.strip()[:2000] or None)
+
+
+@st.cache_data(ttl=600, max_entries=16, show_spinner="Rendering the files…")
+def brief_files(_brief: reports.Brief, key: tuple[Any, ...]) -> tuple[str, str]:
+    """The brief as one HTML file and as Markdown (cached per ``key``)."""
+    return reports.render_html(_brief), reports.render_markdown(_brief)

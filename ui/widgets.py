@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
@@ -9,6 +10,7 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
+from analytics import reports
 from analytics.charts import format_number
 from ui import data, explorer
 from ui.filters import page_param, set_page_param
@@ -360,3 +362,30 @@ def selected_ring(rings: pl.DataFrame, event: Any) -> int:
         chosen = ids[0]
     set_page_param("ring", str(chosen))
     return chosen
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$])")
+
+
+def plain(text: str) -> str:
+    """``text`` with every Markdown character escaped, for ``st.markdown`` to show as is."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def brief_preview(brief: reports.Brief) -> None:
+    """A brief as the page shows it: the note, then each section's sentences, tables
+    (with "<10" where counts are suppressed) and charts."""
+    if brief.note:
+        with st.container(border=True):
+            st.text(brief.note)
+    for section in brief.sections:
+        st.subheader(section.title)
+        if section.sentences:
+            st.markdown("\n".join(f"- {plain(s)}" for s in section.sentences))
+        for table in section.tables:
+            st.markdown(f"**{plain(table.title)}**")
+            st.dataframe(table.text(), hide_index=True, width="stretch")
+            if table.note:
+                st.caption(plain(table.note))
+        for i, figure in enumerate(section.figures):
+            chart(figure, key=f"brief_{section.key}_{i}")

@@ -1,0 +1,46 @@
+"""Reports: preview the weekly brief for leadership or product teams, add a note, download it."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from analytics.reports import Audience
+from ui import data, filters, widgets
+
+st.title("Reports")
+widgets.require_data()
+selection = filters.draw()
+if selection is None:
+    st.stop()
+left, right = st.columns([2, 3])
+with left:
+    choice = filters.page_choice(
+        "audience", {"leadership": "Leadership", "product": "Product teams"}, label="Audience"
+    )
+with right:
+    note = st.text_area(
+        "Your note (opens the brief; plain text)", max_chars=2000, key="reports_note", height=90
+    )
+audience: Audience = "product" if choice == "product" else "leadership"
+try:
+    brief = data.brief(selection.shown, selection.week, audience, note)
+except data.DataUnavailable as exc:
+    st.error(str(exc))
+    st.stop()
+html, markdown = data.brief_files(
+    brief, (brief.label, audience, brief.filters, brief.note, brief.as_of, data.data_token())
+)
+st.caption(f"{brief.title} · {' · '.join(brief.meta())}")
+st.caption(brief.audience_line())
+stem = f"lookout-brief-{brief.label}-{audience}"
+one, two, _ = st.columns([1, 1, 2])
+one.download_button(
+    "Download HTML", html, file_name=f"{stem}.html", mime="text/html", key="reports_html",
+    icon=":material/download:", width="stretch",
+)  # fmt: skip
+two.download_button(
+    "Download Markdown", markdown, file_name=f"{stem}.md", mime="text/markdown",
+    key="reports_md", icon=":material/download:", width="stretch",
+)  # fmt: skip
+st.divider()
+widgets.brief_preview(brief)

@@ -1,0 +1,574 @@
+"""Weekly briefs on the small demo: content, privacy of the product version, the HTML file,
+suppression that cannot be undone, the empty week and the command line."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from datetime import date, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from analytics import db, demo, load, monitor, trends
+from analytics.reports import (
+    SUPPRESSED_TEXT,
+    TOTAL_LABEL,
+    Brief,
+    Table,
+    build_brief,
+    render_html,
+    render_markdown,
+    suppress,
+)
+from analytics.stats import ALPHA
+from tests.helpers import SMALL_DEMO_END, small_demo
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Weeks of the small demo's scenarios: the review ring, the takeover wave, the new scam.
+RING, TAKEOVER, SCAM = "2026-W08", "2026-W13", "2026-W17"
+WEEKS = (RING, TAKEOVER, SCAM)
+#: Before the small demo's data starts.
+EMPTY = "2025-W10"
+_RESOURCE = re.compile(r"""(?:src|href)\s*=\s*\\?["']?\s*https?:""", re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def demo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return small_demo(tmp_path_factory.mktemp("reports"))
+
+
+@pytest.fixture(scope="module")
+def engine(demo_url: str):
+    eng = db.make_engine(demo_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="module")
+def briefs(engine: Engine) -> dict[tuple[str, str], Brief]:
+    return {
+        (label, audience): build_brief(
+            engine, week=trends.parse_week(label), audience=audience, note="<b>Monday</b> review"
+        )
+        for label in WEEKS
+        for audience in ("leadership", "product")
+    }
+
+
+@pytest.fixture(scope="module")
+def rendered(briefs: dict[tuple[str, str], Brief]) -> dict[tuple[str, str], tuple[str, str]]:
+    return {key: (render_html(b), render_markdown(b)) for key, b in briefs.items()}
+
+
+@pytest.fixture(scope="module")
+def truth(engine: Engine) -> dict[str, dict]:
+    return {s["kind"]: s for s in db.get_meta(engine, "ground_truth")["scenarios"]}
+
+
+def _cube(engine: Engine, monday: date) -> load.Cube:
+    return load.load_cube(
+        engine, load.Filters(start=monday - timedelta(weeks=12), end=monday + timedelta(days=6))
+    )
+
+
+def _text_of(brief: Brief) -> str:
+    """What a reader sees: sentences and table cells (no chart data, no plotly.js)."""
+    parts = [s for section in brief.sections for s in section.sentences]
+    for section in brief.sections:
+        for table in section.tables:
+            parts += table.frame.columns
+            parts += [cell for row in table.text().iter_rows() for cell in row]
+    return "\n".join(parts)
+
+
+def _without_plotly(page: str) -> str:
+    """The page without the embedded plotly.js library (the first, huge script)."""
+    start = page.find('<script type="text/javascript">')
+    if start < 0:
+        return page
+    end = page.index("</script>", start)
+    assert end - start > 1_000_000, "the first script is plotly.js"
+    return page[:start] + page[end:]
+
+
+# --------------------------------------------------------------------------- content
+
+
+@pytest.mark.parametrize("label", [TAKEOVER, SCAM])
+def test_leadership_brief_lists_the_weeks_significant_movers(engine, briefs, rendered, label):
+    monday = trends.parse_week(label)
+    cube = _cube(engine, monday)
+    movers = {b: trends.top_movers(cube, week=monday, baseline=b) for b in ("previous", "4w")}
+    significant = {s for m in movers.values() for s in m.filter(pl.col("q_value") < ALPHA)["slice"]}
+    expected = {
+        TAKEOVER: {"category=account_takeover"},
+        SCAM: {
+            "category=other",
+            "category=other · severity=high",
+            "category=other · source=user_report",
+        },
+    }[label]
+    assert significant == expected
+    table = briefs[label, "leadership"].section("movers").tables[0]
+    assert table.title == "Significant movers"
+    assert set(table.frame["Slice"]) == significant
+    markdown = rendered[label, "leadership"][1]
+    for row in movers["4w"].filter(pl.col("significant")).iter_rows(named=True):
+        sentence = (
+            f"{row['slice']}: {row['current']:.0f} cases against a 4-week mean of "
+            f"{row['expected']:.1f} ({row['rel_change'] * 100:+.1f}%, significant, "
+            f"q = {row['q_value']:.3f})"
+        )
+        assert sentence in markdown
+        assert row["slice"] in rendered[label, "leadership"][0]
+
+
+def test_takeover_week_names_its_anomaly_and_root_cause(briefs, truth):
+    assert {"event_kind": "login_failed"} in truth["account_takeover_wave"]["slices"]
+    for audience in ("leadership", "product"):
+        section = briefs[TAKEOVER, audience].section("anomalies")
+        lead = next(s for s in section.sentences if s.startswith("kind=login_failed"))
+        assert "(events, daily, 22 Mar to 23 Mar; continuing since 22 Mar 2026)" in lead
+        assert "Root cause:" in lead
+    leadership = briefs[TAKEOVER, "leadership"].section("anomalies").sentences
+    assert any("peak 441 on 22 Mar 2026 against 0.5 expected" in s for s in leadership)
+    assert any(
+        s.startswith("kind=login|region=WI") and "platform=web explains 92% of the change" in s
+        for s in leadership
+    )
+
+
+def test_scam_week_shows_the_new_topic_with_its_terms(briefs, truth):
+    words = {w for term in truth["new_scam"]["terms"] for w in term.split()}
+    for audience in ("leadership", "product"):
+        section = briefs[SCAM, audience].section("emerging")
+        topics = section.tables[0].frame["Distinctive terms"].to_list()
+        assert any(len(words & set(t.split(", "))) >= 3 for t in topics), topics
+        assert any("insurance" in s and "main category other" in s for s in section.sentences)
+    leadership = briefs[SCAM, "leadership"].section("emerging").sentences
+    assert any(
+        "16 cases in the last 7 days against 7 in the 83 days before" in s for s in leadership
+    )
+
+
+def test_ring_week_shows_the_review_ring(engine, briefs, truth):
+    monday = trends.parse_week(RING)
+    rings, members, _ = monitor.ring_view(engine, as_of=monday + timedelta(days=7))
+    ring = rings.row(0, named=True)
+    mine = set(members.filter(pl.col("ring_id") == ring["ring_id"])["account_id"])
+    assert mine <= set(truth["fake_review_ring"]["account_ids"])
+    sentences = briefs[RING, "leadership"].section("emerging").sentences
+    assert any(
+        s.startswith(f"Ring {ring['ring_id']} (growing): {len(mine)} accounts") for s in sentences
+    )
+    anomalies = briefs[RING, "leadership"].section("anomalies").sentences
+    assert any(s.startswith("kind=review_posted|region=FL") for s in anomalies)
+    product = briefs[RING, "product"].section("emerging").sentences
+    assert f"Ring sizes (members): {len(mine)}." in product
+
+
+def test_every_sentence_states_a_number(briefs):
+    for brief in briefs.values():
+        for section in brief.sections:
+            if section.key in ("about", "events"):
+                continue
+            for sentence in section.sentences:
+                assert re.search(r"\d|<10", sentence), (section.key, sentence)
+
+
+def test_the_headline_states_the_kpis_with_their_tests(engine, briefs):
+    monday = trends.parse_week(TAKEOVER)
+    kpis = trends.kpis(_cube(engine, monday), week=monday)
+    new = kpis.filter(pl.col("key") == "new_cases").row(0, named=True)
+    first = briefs[TAKEOVER, "leadership"].section("headline").sentences[0]
+    assert first == (
+        f"New cases: {new['value']:.0f}, down 5.0% on the previous week's "
+        f"{new['previous']:.0f} (not significant, p = {new['p_previous']:.3f}); 4-week mean "
+        f"{new['baseline']:.0f} (not significant, p = {new['p_baseline']:.3f})."
+    )
+    significant = kpis.filter(pl.col("significant") | pl.col("significant_baseline"))
+    assert significant["label"].to_list() == ["First response (median)"]
+    headline = briefs[TAKEOVER, "leadership"].section("headline").sentences
+    assert any(s.startswith("First response (median): 8.5 h, down 54.8%") for s in headline)
+
+
+# --------------------------------------------------------------------------- the HTML file
+
+
+class _Page(HTMLParser):
+    """Tags, attributes, scripts and nesting errors of a page."""
+
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "wbr"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.tags: Counter[str] = Counter()
+        self.links: list[tuple[str, str, str | None]] = []
+        self.scripts: list[int] = []
+
+    def handle_starttag(self, tag, attrs) -> None:
+        self.tags[tag] += 1
+        self.links += [(tag, k, v) for k, v in attrs if k in ("src", "href", "action", "srcset")]
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag) -> None:
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes {self.stack[-1:]}")
+        else:
+            self.stack.pop()
+
+    def handle_data(self, data) -> None:
+        if self.stack and self.stack[-1] == "script":
+            self.scripts.append(len(data))
+
+
+@pytest.mark.parametrize("key", [(w, a) for w in WEEKS for a in ("leadership", "product")])
+def test_html_is_one_self_contained_file(briefs, rendered, key):
+    page = rendered[key][0]
+    parsed = _Page()
+    parsed.feed(page)
+    parsed.close()
+    assert parsed.errors == [] and parsed.stack == []
+    assert not _RESOURCE.search(page), "an http(s) src/href in the file"
+    assert not re.search(r"url\(\s*['\"]?\s*(?:https?:)?//|@import", page, re.IGNORECASE)
+    assert all(tag == "a" and k == "href" and v.startswith("#") for tag, k, v in parsed.links)
+    for tag in ("link", "img", "iframe", "object", "embed", "base"):
+        assert parsed.tags[tag] == 0, tag
+    figures = sum(len(s.figures) for s in briefs[key].sections)
+    assert figures >= 4
+    assert page.count("* plotly.js v") == 1  # the library once, inline
+    assert [n > 1_000_000 for n in parsed.scripts].count(True) == 1
+    assert page.count("Plotly.newPlot(") == figures
+    assert f"<title>Lookout weekly brief — {key[0]} ({key[1]})</title>" in page
+    assert "&lt;b&gt;Monday&lt;/b&gt; review" in page and "<b>Monday</b>" not in page
+
+
+def test_html_escapes_what_it_is_given(engine):
+    brief = build_brief(
+        engine,
+        week=trends.parse_week(SCAM),
+        audience="product",
+        note='</p><script src="https://evil.example/x.js"></script>',
+    )
+    page = render_html(brief)
+    assert "evil.example" in page and "<script src=" not in page
+    assert not _RESOURCE.search(page)
+
+
+# --------------------------------------------------------------------------- the product version
+
+
+@pytest.fixture(scope="module")
+def descriptions(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        texts = conn.execute(select(db.Case.description)).scalars().all()
+    return [t for t in texts if t]
+
+
+def _windows(text: str, size: int = 40) -> set[str]:
+    return {text[i : i + size] for i in range(len(text) - size + 1)}
+
+
+@pytest.mark.parametrize("audience", ["product", "leadership"])
+def test_no_case_text_in_any_brief(rendered, descriptions, audience):
+    assert len(descriptions) > 2000
+    for label in WEEKS:
+        page, markdown = rendered[label, audience]
+        # What a reader can see, unescaped: the page (but plotly.js) and the Markdown.
+        seen = html.unescape(_without_plotly(page)) + re.sub(r"\\(.)", r"\1", markdown)
+        shown = _windows(seen)
+        for text in descriptions:
+            if len(text) < 40:
+                assert text not in seen, text
+            else:
+                chunks = {text[i : i + 40] for i in range(0, len(text) - 39, 10)}
+                assert not chunks & shown, text
+
+
+@pytest.mark.parametrize("label", [RING, TAKEOVER])
+def test_product_brief_has_no_account_ids(engine, briefs, rendered, label):
+    brief = briefs[label, "product"]
+    for section in brief.sections:
+        for table in section.tables:
+            for column in table.frame.columns:
+                assert not re.search(r"account|case|ring|\bid\b|_id", column, re.I), column
+    monday = trends.parse_week(label)
+    rings, members, _ = monitor.ring_view(engine, as_of=monday + timedelta(days=7))
+    ids = set(members["account_id"]) | set(rings["ring_id"])
+    assert len(ids) >= 12
+    seen = _text_of(brief) + rendered[label, "product"][1]
+    # Identifier context: "ring 127", "account 3880", "#3880" and the like.
+    assert not re.search(r"(?:ring|account|member|subject|reporter|id)\W{0,2}#?\d", seen, re.I)
+    # Ids of 100 and up (smaller ones collide with counts; years are not ids here).
+    tokens = set(re.findall(r"(?<![\d.,])\d+(?![\d.,])", seen))
+    leaked = {i for i in ids if i >= 100 and i not in (2025, 2026) and str(i) in tokens}
+    assert not leaked
+    assert rings["ring_id"][0] in {
+        int(t) for t in re.findall(r"\d+", _text_of(briefs[label, "leadership"]))
+    }
+
+
+@pytest.mark.parametrize("label", WEEKS)
+def test_product_counts_are_suppressed(briefs, label):
+    brief = briefs[label, "product"]
+    checked = 0
+    for section in brief.sections:
+        for table in section.tables:
+            counts = {c for c in table.frame.columns if table.format_of(c) == "count"}
+            assert counts <= set(table.suppressed), (table.title, counts)
+            text = table.text()
+            total = pl.any_horizontal(pl.col(pl.String) == TOTAL_LABEL)
+            is_total = table.frame.select(total).to_series().to_list()
+            for column in table.suppressed:
+                values = table.frame[column].drop_nulls()
+                assert (values >= 10).all(), (table.title, column)
+                for cell, in_total in zip(text[column], is_total, strict=True):
+                    assert (
+                        cell == SUPPRESSED_TEXT
+                        or (cell == "–" and in_total)
+                        or (float(cell.replace(",", "")) >= 10)
+                    ), (table.title, column, cell)
+                    checked += 1
+    assert checked > 30
+
+
+def test_product_totals_are_sums_of_the_shown_cells(briefs):
+    brief = briefs[SCAM, "product"]
+    table = brief.section("movers").tables[0]
+    body = table.frame.filter(pl.col("Category") != TOTAL_LABEL)
+    total = table.frame.filter(pl.col("Category") == TOTAL_LABEL).row(0, named=True)
+    hidden = 0
+    for column in table.suppressed:
+        assert total[column] == pytest.approx(body[column].drop_nulls().sum())
+        hidden += body[column].null_count()
+    assert hidden > 10  # the small demo hides most categories
+    assert (
+        f"New cases in shown cells: {total['This week']:.0f} this week"
+        in brief.section("headline").sentences[0]
+    )
+    # The chart carries the same numbers: hidden cells are empty, not their true counts.
+    heatmap = brief.section("movers").figures[0].data[0]
+    values = [v for row in heatmap.z for v in row]
+    assert all(v is None or v >= 10 for v in values)
+    assert any(t == SUPPRESSED_TEXT for row in heatmap.text for t in row)
+    weekly = brief.section("headline").figures[0]
+    bars = {
+        str(x)[:10]: y
+        for trace in weekly.data
+        if trace.type == "bar"
+        for x, y in zip(trace.x, trace.y, strict=True)
+    }
+    assert bars[str(trends.parse_week(SCAM))] == total["This week"]
+
+
+def test_suppress_a_hand_built_table() -> None:
+    cells = pl.DataFrame(
+        {"category": ["spam", "other", "fraud"], "this": [120, 4, 35], "last": [0, 60, 9]}
+    )
+    out = suppress(cells, ["this", "last"], label="category")
+    assert out.rows() == [
+        ("spam", 120, None),
+        ("other", None, 60),
+        ("fraud", 35, None),
+        (TOTAL_LABEL, 155, 60),
+    ]
+    body, total = out.head(3), out.row(3, named=True)
+    for column in ("this", "last"):  # the shown total minus the shown cells is zero
+        assert total[column] - body[column].drop_nulls().sum() == 0
+    other = cells.with_columns(this=pl.Series([120, 9, 35]), last=pl.Series([3, 60, 0]))
+    assert_frame_equal(suppress(other, ["this", "last"], label="category"), out)
+    text = Table("t", out, suppressed=("this", "last")).text()
+    assert text.rows() == [
+        ("spam", "120", "<10"),
+        ("other", "<10", "60"),
+        ("fraud", "35", "<10"),
+        (TOTAL_LABEL, "155", "60"),
+    ]
+    everything = suppress(cells.head(1).with_columns(last=pl.lit(2)), ["last"], label="category")
+    assert everything.row(1) == (TOTAL_LABEL, None, None)  # nothing shown: no total either
+    assert Table("t", everything, suppressed=("last",)).text().row(1)[2] == "–"
+    with pytest.raises(ValueError, match="lacks column"):
+        suppress(cells, ["nope"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_suppression_cannot_be_undone(data) -> None:
+    rows = data.draw(st.integers(1, 8), label="rows")
+    threshold = data.draw(st.integers(1, 20), label="threshold")
+    names = [f"c{j}" for j in range(data.draw(st.integers(1, 3), label="columns"))]
+    counts = st.lists(st.integers(0, 60), min_size=rows, max_size=rows)
+    values = {name: data.draw(counts, label=name) for name in names}
+    frame = pl.DataFrame({"label": [f"r{i}" for i in range(rows)], **values})
+    out = suppress(frame, names, threshold=threshold, label="label")
+    body, total = out.head(rows), out.row(rows, named=True)
+    assert total["label"] == TOTAL_LABEL
+    for name in names:
+        shown = body[name].drop_nulls()
+        assert (shown >= threshold).all()
+        assert body[name].null_count() == sum(v < threshold for v in values[name])
+        if shown.len():
+            assert total[name] - shown.sum() == 0
+        else:
+            assert total[name] is None
+    # Any other values of the hidden cells give the very same output: nothing to recover.
+    small = st.integers(0, threshold - 1)
+    other = {
+        name: [data.draw(small) if v < threshold else v for v in column]
+        for name, column in values.items()
+    }
+    again = suppress(
+        pl.DataFrame({"label": frame["label"], **other}), names, threshold=threshold, label="label"
+    )
+    assert_frame_equal(again, out)
+
+
+# --------------------------------------------------------------------------- empty week
+
+
+@pytest.mark.parametrize("audience", ["leadership", "product"])
+@pytest.mark.parametrize("label", [EMPTY, "2026-W30"])
+def test_a_week_without_data_says_so_and_renders(engine, audience, label):
+    brief = build_brief(engine, week=trends.parse_week(label), audience=audience)
+    assert not brief.has_data
+    assert [s.key for s in brief.sections] == ["no_data"]
+    assert brief.sections[0].sentences == (
+        f"No cases were opened in {label} ({brief.period}).",
+        "The data holds 2,131 cases opened from 3 Sep 2025 to 30 Apr 2026; pick a week in "
+        "that range.",
+    )
+    page = render_html(brief)
+    parsed = _Page()
+    parsed.feed(page)
+    assert parsed.errors == [] and parsed.stack == [] and parsed.tags["script"] == 0
+    assert f"No cases were opened in {label}" in page
+    assert f"No cases were opened in {label}" in render_markdown(brief)
+
+
+def test_filters_narrow_the_numbers_and_are_named(engine):
+    brief = build_brief(
+        engine,
+        week=trends.parse_week(SCAM),
+        audience="leadership",
+        filters=load.Filters(category=("other",)),
+    )
+    assert "filters: category other" in brief.meta()
+    assert brief.section("headline").sentences[0].startswith("New cases: 40,")
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def test_the_brief_is_the_same_on_postgresql(pg_url: str, engine: Engine, briefs) -> None:
+    pg = db.make_engine(pg_url)
+    demo.seed_database(pg, scale="small", seed=7, days=240, end=SMALL_DEMO_END)
+    try:
+        there = build_brief(pg, week=trends.parse_week(TAKEOVER), audience="leadership")
+    finally:
+        pg.dispose()
+    here = briefs[TAKEOVER, "leadership"]
+    for key in ("headline", "movers", "anomalies", "service", "events"):
+        a, b = here.section(key), there.section(key)
+        assert a.sentences == b.sentences, key
+        for x, y in zip(a.tables, b.tables, strict=True):
+            assert_frame_equal(x.text(), y.text())
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "analytics", "report", *args],
+        cwd=ROOT,
+        env=dict(os.environ, LOOKOUT_DATABASE_URL=url),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def _one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr + done.stdout
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize(("fmt", "start"), [("html", "<!DOCTYPE html>"), ("md", "# Lookout")])
+def test_cli_writes_the_brief(demo_url: str, tmp_path: Path, fmt: str, start: str) -> None:
+    out = tmp_path / f"brief.{fmt}"
+    args = ["--week", SCAM, "--audience", "product", "--out", str(out), "--format", fmt]
+    done = _cli(demo_url, *args, "--note", "For the Monday review")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"wrote the product brief for {SCAM} to {out} ({fmt}, ")
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith(start)
+    assert f"Lookout weekly brief — {SCAM} (product)" in text and "For the Monday review" in text
+
+
+def test_cli_says_when_the_week_has_no_data(demo_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "empty.md"
+    done = _cli(
+        demo_url, "--week", EMPTY, "--audience", "leadership", "--out", str(out), "--format", "md"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "(no data for that week)" in done.stdout
+    assert f"No cases were opened in {EMPTY}" in out.read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--week", "2026-W99"], "--week: '2026-W99' is not an ISO week such as 2026-W47"),
+        (["--week", "last week"], "--week: 'last week' is not an ISO week"),
+        (["--audience", "board"], "--audience 'board' is unknown: choose leadership or product"),
+        (["--format", "pdf"], "--format 'pdf' is unknown: choose html or md"),
+        (["--out", "/nonexistent-folder/brief.html"], "folder /nonexistent-folder does not exist"),
+        (["--out", "{file}/brief.html"], "file, not a folder"),
+        (["--out", "{tmp}"], "it is a folder"),
+    ],
+)
+def test_cli_bad_input_is_one_line(demo_url: str, tmp_path: Path, args, message) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    given = {"--week": SCAM, "--audience": "leadership", "--out": str(tmp_path / "b.html")}
+    given.update(dict(zip(args[::2], args[1::2], strict=True)))
+    flat = [x for k, v in given.items() for x in (k, v.format(file=blocker, tmp=tmp_path))]
+    line = _one_line_error(_cli(demo_url, *flat))
+    assert message in line
+    assert not (tmp_path / "b.html").exists()
+
+
+def test_cli_missing_options_are_one_line(demo_url: str) -> None:
+    assert "--week is required" in _one_line_error(_cli(demo_url))
+    line = _one_line_error(_cli(demo_url, "--week", SCAM, "--out", "x.html"))
+    assert "--audience is required" in line
+
+
+def test_cli_never_shows_the_password() -> None:
+    url = "postgresql+psycopg://u:topsecret@127.0.0.1:1/x"
+    line = _one_line_error(
+        _cli(url, "--week", SCAM, "--audience", "product", "--out", "/tmp/x.html")
+    )
+    assert "topsecret" not in line and "***" in line

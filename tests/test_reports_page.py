@@ -1,0 +1,84 @@
+"""The Reports page through Streamlit's AppTest, on the small demo in SQLite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from analytics import db
+from tests.helpers import small_demo
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def small_db(tmp_path_factory) -> str:
+    return small_demo(tmp_path_factory.mktemp("reports"))
+
+
+def _page(monkeypatch, url: str, **params: str) -> AppTest:
+    monkeypatch.setenv("LOOKOUT_DATABASE_URL", url)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.switch_page("pages/reports.py")
+    return at.run()
+
+
+def _shown(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [t.value for t in at.text]
+    parts += [c.value for c in at.caption]
+    for frame in at.dataframe:
+        parts += frame.value.astype(str).to_numpy().ravel().tolist()
+    return "\n".join(parts)
+
+
+def test_the_leadership_brief_of_the_scam_week(monkeypatch, small_db) -> None:
+    at = _page(monkeypatch, small_db, week="2026-W17")
+    assert not at.exception
+    titles = [h.value for h in at.subheader]
+    assert titles[0] == "Headline" and "Top movers" in titles
+    shown = _shown(at)
+    assert "insurance" in shown or "verification" in shown  # the emerging scam topic
+    assert "category=other" in shown  # its significant mover
+    downloads = {b.proto.label for b in at.get("download_button")}
+    assert downloads == {"Download HTML", "Download Markdown"}
+    assert "2026-W17 (leadership)" in at.caption[0].value
+
+
+def test_the_product_brief_hides_text_ids_and_small_counts(monkeypatch, small_db) -> None:
+    at = _page(monkeypatch, small_db, week="2026-W08", audience="product")
+    assert not at.exception
+    assert "2026-W08 (product)" in at.caption[0].value
+    shown = _shown(at)
+    assert "<10" in shown
+    engine = db.make_engine(small_db)
+    with engine.connect() as conn:
+        texts = conn.execute(select(db.Case.description)).scalars().all()
+    engine.dispose()
+    assert not any(t[:40] in shown for t in texts)
+    truth = db.get_meta(db.make_engine(small_db), "ground_truth")
+    ring = next(s for s in truth["scenarios"] if s["kind"] == "fake_review_ring")
+    assert not any(str(a) in shown.split() for a in ring["account_ids"])
+    for frame in at.dataframe:
+        for column in frame.value.columns:
+            assert "account" not in column.lower() and "case id" not in column.lower()
+
+
+def test_a_note_opens_the_brief_as_plain_text(monkeypatch, small_db) -> None:
+    at = _page(monkeypatch, small_db)
+    note = "Escalate the <b>FL</b> ring to legal. **now**"
+    at.text_area(key="reports_note").set_value(note).run()
+    assert not at.exception
+    assert at.text[0].value == note
+    assert not any("<b>" in m.value for m in at.markdown)
+
+
+def test_a_bad_audience_in_the_url_falls_back_to_leadership(monkeypatch, small_db) -> None:
+    at = _page(monkeypatch, small_db, audience="<script>")
+    assert not at.exception
+    assert any("Ignored audience" in w.value for w in at.warning)
+    assert "(leadership)" in at.caption[0].value
