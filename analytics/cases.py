@@ -25,8 +25,8 @@ import polars as pl
 from sqlalchemy import ColumnElement, Engine, case, func, literal, or_, select, union_all
 from sqlalchemy.orm import aliased
 
-from analytics import load, privacy, search
-from analytics.db import Account, Case, CaseAction, CaseStatus, Event, Severity
+from analytics import access, load, privacy, search
+from analytics.db import Account, Case, CaseAction, CaseStatus, Event, Role, Severity
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -38,6 +38,7 @@ __all__ = [
     "account_events",
     "account_profile",
     "case_detail",
+    "reveal_case",
     "linked_accounts",
     "parse_case_query",
     "search_cases",
@@ -197,7 +198,7 @@ def _masked(frame: pl.DataFrame, *columns: str) -> pl.DataFrame:
     return frame.with_columns(privacy.scrub_expr(pl.col(c)) for c in columns)
 
 
-def search_cases(engine: Engine, query: CaseQuery) -> CasePage:
+def search_cases(engine: Engine, query: CaseQuery, *, role: Role | str) -> CasePage:
     """One page of the cases ``query`` asks for, with the total count.
 
     Descriptions are masked. Sorting breaks ties by case id (same direction), so pages
@@ -205,9 +206,10 @@ def search_cases(engine: Engine, query: CaseQuery) -> CasePage:
 
     >>> from analytics import db
     >>> e = db.make_engine("sqlite://"); _ = db.init_db(e)
-    >>> search_cases(e, CaseQuery(text="refund")).total
+    >>> search_cases(e, CaseQuery(text="refund"), role="associate").total
     0
     """
+    access.require(role, "cases")
     if query.sort not in SORTS:
         raise ValueError(f"unknown sort {query.sort!r}; use one of {SORTS}")
     subject = aliased(Account, name="subject")
@@ -256,22 +258,42 @@ _ACTION_COLUMNS: dict[str, Any] = {
 }
 
 
-def case_detail(engine: Engine, case_id: int) -> tuple[dict[str, Any] | None, pl.DataFrame]:
+def case_detail(
+    engine: Engine, case_id: int, *, role: Role | str
+) -> tuple[dict[str, Any] | None, pl.DataFrame]:
     """A case (every column, the description masked, plus the hours to first response
     and to resolution) and its actions timeline, oldest first; ``(None, empty)`` when
     there is no such case.
 
     >>> from analytics import db
     >>> e = db.make_engine("sqlite://"); _ = db.init_db(e)
-    >>> case_detail(e, 1)[0] is None
+    >>> case_detail(e, 1, role="leadership")[0] is None
     True
     """
+    access.require(role, "cases")
+    return _case(engine, case_id, masked=True)
+
+
+def reveal_case(
+    engine: Engine, writer: Engine, case_id: int, *, viewer: access.Viewer
+) -> tuple[dict[str, Any] | None, pl.DataFrame]:
+    """A case with its personal data unmasked, for a role that may reveal: the reveal is
+    written to the audit log (through ``writer``) before anything is read."""
+    access.require(viewer.role, "reveal")
+    access.audit(writer, viewer, "reveal", target=f"case {case_id}")
+    return _case(engine, case_id, masked=False)
+
+
+def _case(
+    engine: Engine, case_id: int, *, masked: bool
+) -> tuple[dict[str, Any] | None, pl.DataFrame]:
     with engine.connect() as conn:
         row = conn.execute(select(Case.__table__).where(Case.id == case_id)).mappings().first()
     if row is None:
         return None, load.empty_frame(_ACTION_COLUMNS)
     found = {k: v.value if isinstance(v, enum.Enum) else v for k, v in row.items()}
-    found["description"] = privacy.scrub(pl.Series([found["description"]]))[0]
+    if masked:
+        found["description"] = privacy.scrub(pl.Series([found["description"]]))[0]
     opened = found["opened_at"]
     for name, column in (
         ("hours_to_response", "first_response_at"),
@@ -285,12 +307,13 @@ def case_detail(engine: Engine, case_id: int) -> tuple[dict[str, Any] | None, pl
         .order_by(CaseAction.ts, CaseAction.id)
     )
     actions = load.read_frame(engine, stmt, _ACTION_COLUMNS)
-    return found, _masked(actions, "detail")
+    return found, _masked(actions, "detail") if masked else actions
 
 
-def account_profile(engine: Engine, account_id: int) -> dict[str, Any] | None:
+def account_profile(engine: Engine, account_id: int, *, role: Role | str) -> dict[str, Any] | None:
     """An account's facts with its identity masked (name to initials, email mailbox
     hidden), or None when there is no such account."""
+    access.require(role, "cases")
     with engine.connect() as conn:
         row = (
             conn.execute(select(Account.__table__).where(Account.id == account_id))
@@ -319,9 +342,15 @@ _EVENT_COLUMNS: dict[str, Any] = {
 
 
 def account_events(
-    engine: Engine, account_id: int, *, end: datetime | None = None, limit: int = 500
+    engine: Engine,
+    account_id: int,
+    *,
+    role: Role | str,
+    end: datetime | None = None,
+    limit: int = 500,
 ) -> pl.DataFrame:
     """An account's latest ``limit`` events before ``end`` (default: all), newest first."""
+    access.require(role, "cases")
     stmt = (
         select(Event.ts, Event.kind, Event.platform, Event.region, Event.device_hash,
                Event.ip_hash, Event.target_account_id, Event.rating)
@@ -346,9 +375,10 @@ _ACCOUNT_CASE_COLUMNS: dict[str, Any] = {
 }
 
 
-def account_cases(engine: Engine, account_id: int) -> pl.DataFrame:
+def account_cases(engine: Engine, account_id: int, *, role: Role | str) -> pl.DataFrame:
     """The cases about an account (``role`` "subject") and those it reported
     ("reporter"), newest first, descriptions masked."""
+    access.require(role, "cases")
     columns = (Case.id.label("case_id"), Case.opened_at, Case.category, Case.severity,
                Case.status, Case.resolution, Case.description)  # fmt: skip
     about = select(literal("subject").label("role"), *columns).where(
@@ -384,6 +414,7 @@ def linked_accounts(
     engine: Engine,
     account_id: int,
     *,
+    role: Role | str,
     start: datetime,
     end: datetime,
     max_accounts: int = 500,
@@ -394,6 +425,7 @@ def linked_accounts(
     more than ``max_accounts`` accounts is a hub and links nobody; a link needs at least
     ``min_uses`` events of each side on the identifier. One row per linked account
     with the devices and IPs shared, its uses of them and when; most shared first."""
+    access.require(role, "cases")
     parts = []
     for kind, col in (("device", Event.device_hash), ("ip", Event.ip_hash)):
         mine = select(col).where(Event.account_id == account_id, Event.ts >= start, Event.ts < end)

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.engine import Engine
 
 from analytics import db, ingest, load
+from analytics.db import Role
 
 __all__ = ["app", "main", "fail"]
 
@@ -265,7 +266,11 @@ def report(
     engine = _engine_or_fail(url)
     try:
         brief = reports.build_brief(
-            engine, week=monday, audience=cast(reports.Audience, audience), note=note
+            engine,
+            week=monday,
+            audience=cast(reports.Audience, audience),
+            note=note,
+            role=Role.admin,  # the operator at the server's console
         )
     except Exception as exc:  # noqa: BLE001 - reported as one line
         reason = f"{type(exc).__name__}: {_first_line(exc)}"
@@ -327,6 +332,91 @@ def _refresh_snapshot(engine: Engine) -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else ""
+
+
+users_app = typer.Typer(help="Local accounts: add, remove, list, set-role.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+def _password(given: str | None) -> str | None:
+    """The password: from --password-stdin's line, else asked twice at the terminal."""
+    if given is not None:
+        return given
+    first = typer.prompt("Password", hide_input=True)
+    if typer.prompt("Again", hide_input=True) != first:
+        fail("the two passwords differ")
+    return str(first)
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="Sign-in name (an email for the identity provider).")],
+    role: Annotated[str, typer.Option("--role", help="admin, leadership, associate or product.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    oidc: Annotated[
+        bool, typer.Option("--oidc", help="No password: signs in through the identity provider.")
+    ] = False,
+) -> None:
+    """Add a user (the password is hashed with argon2id; never echoed or logged)."""
+    from analytics import access
+
+    try:
+        access.role_of(role)
+    except ValueError as exc:
+        fail(str(exc))
+    password = None
+    if not oidc:
+        password = _password(sys.stdin.readline().rstrip("\n") if password_stdin else None)
+    engine = _engine_or_fail(db.database_url())
+    try:
+        access.add_user(engine, name, role, password)
+    except ValueError as exc:
+        fail(str(exc))
+    typer.echo(f"added {name!r} as {role}")
+
+
+@users_app.command("remove")
+def users_remove(name: Annotated[str, typer.Argument()]) -> None:
+    """Remove a user (their audit rows stay)."""
+    from analytics import access
+
+    try:
+        access.remove_user(_engine_or_fail(db.database_url()), name)
+    except ValueError as exc:
+        fail(str(exc))
+    typer.echo(f"removed {name!r}")
+
+
+@users_app.command("set-role")
+def users_set_role(
+    name: Annotated[str, typer.Argument()], role: Annotated[str, typer.Argument()]
+) -> None:
+    """Change a user's role."""
+    from analytics import access
+
+    try:
+        access.set_role(_engine_or_fail(db.database_url()), name, role)
+    except ValueError as exc:
+        fail(str(exc))
+    typer.echo(f"{name!r} is now {role}")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List users: name, role, how they sign in, lock state (never hashes)."""
+    from analytics import access
+
+    users = access.list_users(_engine_or_fail(db.database_url()), Role.admin)
+    if users.is_empty():
+        typer.echo("no users yet: add one with `python -m analytics users add NAME --role ROLE`")
+        return
+    for row in users.iter_rows(named=True):
+        locked = (
+            f", locked until {row['locked_until']:%Y-%m-%d %H:%M}" if row["locked_until"] else ""
+        )
+        typer.echo(f"{row['name']}\t{row['role']}\t{row['sign_in']}{locked}")
 
 
 def main() -> None:

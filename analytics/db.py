@@ -11,10 +11,15 @@ from __future__ import annotations
 import enum
 import io
 import json
+import math
 import os
+import sqlite3
+import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import polars as pl
 from sqlalchemy import (
@@ -57,6 +62,8 @@ __all__ = [
     "ActionKind",
     "AnnotationKind",
     "Verdict",
+    "Role",
+    "User",
     "US_STATES",
     "SPECIALTIES",
     "Base",
@@ -81,6 +88,8 @@ __all__ = [
     "set_meta",
     "sqlite_path",
     "bulk_append",
+    "make_reader",
+    "QUERY_TIMEOUT_S",
     "dataset_overview",
 ]
 
@@ -355,6 +364,29 @@ class AuditLog(Base):
     filters: Mapped[str | None] = mapped_column(Text)
 
 
+class Role(enum.StrEnum):
+    """What a signed-in person may see (see :mod:`analytics.access`)."""
+
+    admin = "admin"
+    leadership = "leadership"
+    associate = "associate"
+    product = "product"
+
+
+class User(Base):
+    """A person who may sign in: local accounts carry an argon2 hash; people signing in
+    through the identity provider are matched by ``name`` (their email) for their role."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[Role] = mapped_column(_enum(Role, "user_role"))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class DatasetMeta(Base):
     """Key-value facts about the data set: its origin and the demo ground truth."""
 
@@ -420,6 +452,56 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+#: Default longest time a reader's query may run, in seconds.
+QUERY_TIMEOUT_S = 30.0
+
+
+def make_reader(url: str | None = None, *, timeout_s: float = QUERY_TIMEOUT_S) -> Engine:
+    """An engine that can only read, and whose queries stop after ``timeout_s``.
+
+    The pages read through one: SQLite opens the file with ``mode=ro`` (a write fails
+    with "attempt to write a readonly database") and interrupts a statement still running
+    at its deadline; PostgreSQL sessions start with ``default_transaction_read_only`` and
+    a ``statement_timeout``. ``engine.url`` stays the configured URL. Writes (feedback,
+    annotations, users, audit) go through :func:`make_engine`.
+    """
+    url = url or database_url()
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database
+        if not path or path == ":memory:" or path.startswith("file:"):
+            raise ValueError("a read-only engine needs a SQLite file")
+        target = f"file:{quote(str(Path(path).resolve()))}?mode=ro"
+
+        def connect() -> sqlite3.Connection:
+            return sqlite3.connect(target, uri=True, check_same_thread=False)
+
+        engine = create_engine(url, creator=connect, pool_pre_ping=True)
+        event.listen(engine, "connect", _sqlite_reader_setup(timeout_s))
+        event.listen(engine, "before_cursor_execute", _start_clock)
+        return engine
+    options = str(parsed.query.get("options", "") or "")
+    options += f" -c default_transaction_read_only=on -c statement_timeout={int(timeout_s * 1000)}"
+    return create_engine(url, pool_pre_ping=True, connect_args={"options": options.strip()})
+
+
+def _sqlite_reader_setup(timeout_s: float) -> Callable[[Any, Any], None]:
+    def setup(dbapi_conn: Any, record: Any) -> None:
+        dbapi_conn.execute("PRAGMA foreign_keys=ON")
+        clock = {"deadline": math.inf, "timeout": timeout_s}
+        record.info["clock"] = clock
+        # Called every 20,000 virtual-machine steps: a non-zero answer interrupts.
+        dbapi_conn.set_progress_handler(lambda: time.monotonic() > clock["deadline"], 20_000)
+
+    return setup
+
+
+def _start_clock(conn: Any, *_args: Any) -> None:
+    clock = conn.info.get("clock")
+    if clock is not None:
+        clock["deadline"] = time.monotonic() + clock["timeout"]
+
+
 def init_db(engine: Engine) -> list[str]:
     """Create every missing table and index; idempotent. Returns the tables created."""
     before = set(inspect(engine).get_table_names())
@@ -429,6 +511,7 @@ def init_db(engine: Engine) -> list[str]:
             index.create(engine, checkfirst=True)
     after = set(inspect(engine).get_table_names())
     build_search_index(engine)
+    _protect_audit_log(engine)
     return sorted(t for t in after - before if not t.startswith(SEARCH_TABLE))
 
 
@@ -450,6 +533,30 @@ _SQLITE_SEARCH_DDL = (
     "VALUES ('delete', old.id, old.description); "
     f"INSERT INTO {SEARCH_TABLE}(rowid, description) VALUES (new.id, new.description); END",
 )
+
+
+_AUDIT_GUARD = "audit_log is append-only"
+
+
+def _protect_audit_log(engine: Engine) -> None:
+    """Make the database itself refuse to change or delete audit rows (idempotent)."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            for verb in ("UPDATE", "DELETE"):
+                conn.exec_driver_sql(
+                    f"CREATE TRIGGER IF NOT EXISTS audit_log_no_{verb.lower()} BEFORE {verb} "
+                    f"ON audit_log BEGIN SELECT RAISE(ABORT, '{_AUDIT_GUARD}'); END"
+                )
+        elif engine.dialect.name == "postgresql":
+            conn.exec_driver_sql(
+                "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger "
+                f"LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '{_AUDIT_GUARD}'; END $$"
+            )
+            conn.exec_driver_sql(
+                "CREATE OR REPLACE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE "
+                "OR TRUNCATE ON audit_log FOR EACH STATEMENT "
+                "EXECUTE FUNCTION audit_log_append_only()"
+            )
 
 
 def build_search_index(engine: Engine) -> bool:

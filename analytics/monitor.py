@@ -12,8 +12,8 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Engine, func, insert, select
 
-from analytics import anomalies, clusters, load, privacy, rings, rootcause
-from analytics.db import Case, Event, Feedback, Verdict
+from analytics import access, anomalies, clusters, load, privacy, rings, rootcause
+from analytics.db import Case, Event, Feedback, Role, Verdict
 from analytics.evaluation import scan_history
 from analytics.load import _conform, empty_frame
 
@@ -47,7 +47,7 @@ _SPARK_DAYS = 30
 
 
 def emerging_view(
-    engine: Engine, filters: load.Filters, *, as_of: datetime
+    engine: Engine, filters: load.Filters, *, as_of: datetime, role: Role | str
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Narrative clusters of the :data:`NARRATIVE_DAYS` before ``as_of`` for the filters'
     dimensions, and their cases with descriptions masked.
@@ -57,6 +57,7 @@ def emerging_view(
     ``cases``: ``case_id``, ``cluster_id``, ``opened_at``, ``category``, ``region``,
     ``subject_account_id`` and the masked ``description``, newest first.
     """
+    access.require(role, "cases")
     start = as_of - timedelta(days=NARRATIVE_DAYS)
     texts = load.case_texts(engine, filters, start=start, end=as_of)
     found, members = clusters.find_emerging(
@@ -140,12 +141,13 @@ def record_feedback(
         )
 
 
-def recent_incidents(engine: Engine, *, end: date) -> pl.DataFrame:
+def recent_incidents(engine: Engine, *, end: date, role: Role | str) -> pl.DataFrame:
     """Incidents of the last :data:`RECENT_DAYS` days before ``end``, best first.
 
     Every slice of cases and events, daily and weekly, is scored over the last
     :data:`HISTORY_DAYS` days, with the stored feedback applied.
     """
+    access.require(role, "aggregates")
     start = end - timedelta(days=HISTORY_DAYS)
     incidents = scan_history(engine, start=start, end=end, feedback=read_feedback(engine))
     since = datetime.combine(end - timedelta(days=RECENT_DAYS), datetime.min.time())
@@ -247,8 +249,11 @@ def incident_root_cause(engine: Engine, incident: dict[str, object], *, end: dat
     return rootcause.explain(cells, dims=free)
 
 
-def incident_cases(engine: Engine, incident: dict[str, object], *, end: date) -> pl.DataFrame:
+def incident_cases(
+    engine: Engine, incident: dict[str, object], *, end: date, role: Role | str
+) -> pl.DataFrame:
     """The cases underneath a case-slice incident (its days), newest first; no text."""
+    access.require(role, "cases")
     if incident["source"] != "cases":
         return pl.DataFrame()
     start, last = incident["start"], incident["end"]
@@ -275,9 +280,10 @@ def incident_cases(engine: Engine, incident: dict[str, object], *, end: date) ->
 
 
 def account_timeline(
-    engine: Engine, account_id: int, *, limit: int = 500
+    engine: Engine, account_id: int, *, role: Role | str, limit: int = 500
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """An account's latest events (newest first) and the cases about it; no text."""
+    access.require(role, "cases")
     events_q = (
         select(
             Event.ts, Event.kind, Event.platform, Event.region, Event.device_hash, Event.ip_hash,
@@ -302,11 +308,12 @@ def account_timeline(
 
 
 def ring_view(
-    engine: Engine, *, as_of: datetime
+    engine: Engine, *, as_of: datetime, role: Role | str
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Rings of linked accounts in the :data:`RING_DAYS` before ``as_of``: ``rings``
     (growing first, then by score), ``members`` and the ``edges`` that link them
     (:mod:`analytics.rings`). No personal data: account ids and hashes only."""
+    access.require(role, "cases")
     window = timedelta(days=RING_DAYS)
     links = rings.ring_links(engine, start=as_of - 2 * window, end=as_of)
     people, cases = rings.ring_facts(engine)
@@ -318,8 +325,9 @@ def ring_view(
     return found, members, edges
 
 
-def ring_cases(engine: Engine, account_ids: list[int]) -> pl.DataFrame:
+def ring_cases(engine: Engine, account_ids: list[int], *, role: Role | str) -> pl.DataFrame:
     """Cases about the given accounts, newest first, descriptions masked."""
+    access.require(role, "cases")
     stmt = (
         select(Case.id.label("case_id"), Case.opened_at, Case.category, Case.status,
                Case.subject_account_id, Case.description)

@@ -41,7 +41,8 @@ import polars as pl
 from plotly.offline import get_plotlyjs
 from sqlalchemy import Engine
 
-from analytics import charts, db, load, monitor, rootcause, trends
+from analytics import access, charts, db, load, monitor, rootcause, trends
+from analytics.db import Role
 from analytics.stats import ALPHA, fdr, poisson_test
 
 __all__ = [
@@ -63,6 +64,8 @@ Audience = Literal["leadership", "product"]
 #: Who a brief is written for.
 AUDIENCES: tuple[str, ...] = get_args(Audience)
 #: Counts below this are suppressed in the product brief.
+#: The brief reads what leadership may (numbers, ring ids) and publishes per audience.
+_READER = Role.leadership
 SUPPRESSION_THRESHOLD = 10
 #: How a suppressed cell reads.
 SUPPRESSED_TEXT = f"<{SUPPRESSION_THRESHOLD}"
@@ -325,16 +328,19 @@ def build_brief(
     note: str | None = None,
     filters: load.Filters | None = None,
     generated_at: datetime | None = None,
+    role: Role | str,
 ) -> Brief:
     """Compute the brief of the ISO week holding ``week`` for ``audience``.
 
     ``filters`` narrow the trend numbers and the narrative topics to their dimensions
     (their dates are replaced by the weeks the brief needs); anomalies and rings
     always cover all data, as on their pages. A week without cases gives a brief that
-    says so.
+    says so. ``role`` is who asks: the leadership brief needs unsuppressed aggregates
+    (:func:`analytics.access.require`); the product brief is open to every role.
     """
     if audience not in AUDIENCES:
         raise ValueError(f"audience must be one of {', '.join(AUDIENCES)}, not {audience!r}")
+    access.require(role, "suppressed" if audience == "product" else "aggregates")
     monday = week - timedelta(days=week.weekday())
     chosen = filters or load.Filters()
     window = replace(
@@ -365,7 +371,7 @@ def build_brief(
     product = audience == "product"
     view = trends.weekly_view(cube, week=monday)
     table = _category_table(_category_cells(view.categories), monday) if product else None
-    incidents = monitor.recent_incidents(engine, end=as_of.date())
+    incidents = monitor.recent_incidents(engine, end=as_of.date(), role=_READER)
     sections = (
         _product_headline(view, cube, table) if table is not None else _headline(view),
         _product_movers(table, view) if table is not None else _movers(view, cube),
@@ -1009,8 +1015,8 @@ def _cause_shares(causes: pl.DataFrame) -> str:
 
 
 def _emerging(engine: Engine, filters: load.Filters, as_of: datetime, *, product: bool) -> Section:
-    topics, _ = monitor.emerging_view(engine, filters, as_of=as_of)
-    rings, _, _ = monitor.ring_view(engine, as_of=as_of)
+    topics, _ = monitor.emerging_view(engine, filters, as_of=as_of, role=_READER)
+    rings, _, _ = monitor.ring_view(engine, as_of=as_of, role=_READER)
     emerging = topics.filter(pl.col("is_emerging"))
     since = as_of - timedelta(days=monitor.NARRATIVE_DAYS)
     sentences = [

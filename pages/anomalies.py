@@ -8,10 +8,11 @@ import streamlit as st
 
 from analytics import charts
 from analytics.rootcause import summary
-from ui import data, explorer, filters, widgets
+from ui import auth, data, explorer, filters, widgets
 
 st.title("Anomalies")
 widgets.require_data()
+viewer = auth.require("cases")
 st.caption(
     "Every slice of cases (by category, region, platform, source, specialty, one and two "
     "deep) and of events (by kind, region, platform), daily and weekly, scored against its "
@@ -20,7 +21,7 @@ st.caption(
     "for automated detections a fall alerts."
 )
 try:
-    incidents = data.incidents()
+    incidents = data.incidents(role=viewer.role)
 except data.DataUnavailable as exc:
     st.error(str(exc))
     st.stop()
@@ -86,7 +87,7 @@ explorer.link(
     opened_from=incident["start"].date().isoformat(),
     opened_to=(incident["end"] + span - timedelta(days=1)).date().isoformat(),
 )
-series, causes, cases = data.evidence(incident)
+series, causes, cases = data.evidence(incident, role=viewer.role)
 chosen = st.plotly_chart(
     charts.anomaly_band(series, title="Value and expected band (select points to drill down)"),
     theme=None,
@@ -114,8 +115,8 @@ with right:
     verdicts = {"confirmed": "Confirmed", "expected": "Expected", "not_useful": "Not useful"}
     for verdict, label in verdicts.items():
         if st.button(label, key=f"anomalies_verdict_{verdict}", width="stretch"):
-            data.record_feedback(incident, verdict, user="demo associate")
+            data.record_feedback(incident, verdict, user=viewer.name)
             st.toast(f"Recorded: {label.lower()} for {incident['slice']}.")
             st.rerun()
 
-widgets.drill_down(cases, chosen)
+widgets.drill_down(cases, chosen, role=viewer.role)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from analytics import cases
-from ui import data, explorer, filters, widgets
+from ui import auth, data, explorer, filters, widgets
 
 st.title("Case Explorer")
 widgets.require_data()
+viewer = auth.require("cases")
 selection = filters.draw()
 if selection is None:
     st.stop()
@@ -41,7 +42,7 @@ base, notes = cases.parse_case_query(params, selection.shown)
 for note in notes:
     st.warning(note)
 try:
-    found = explorer.context(selection, base, as_of)
+    found = explorer.context(selection, base, as_of, viewer)
     query = found.query if found else base
     if found:
         info, clear = st.columns([5, 1])
@@ -49,7 +50,7 @@ try:
         if clear.button("Show all cases", key="cases_clear", width="stretch"):
             explorer.clear_context()
             st.rerun()
-    page = data.case_page(query)
+    page = data.case_page(query, role=viewer.role)
 except data.DataUnavailable as exc:
     st.error(str(exc))
     st.stop()
@@ -58,13 +59,19 @@ explorer.pager(page)
 if page.total == 0:
     st.info("No case matches. Loosen the search or the filters in the sidebar.")
 picked = explorer.case_list(page)
+st.download_button(
+    "Export this page as CSV", page.rows.write_csv(), file_name=f"lookout-cases-p{page.page}.csv",
+    mime="text/csv", key="cases_export", icon=":material/download:", on_click=data.audit,
+    args=(viewer, "export"),
+    kwargs={"target": f"case list page {page.page}", "filters": query.filters},
+)  # fmt: skip
 if picked is not None:
     filters.set_page_param("case", str(picked))
 chosen = filters.page_number("case", 0)
 if chosen:
     st.divider()
-    explorer.case_view(chosen)
+    explorer.case_view(chosen, viewer)
 account = filters.page_number("account", 0)
 if account:
     st.divider()
-    explorer.account_view(account, as_of)
+    explorer.account_view(account, as_of, viewer)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from analytics import charts
-from ui import data, explorer, filters, widgets
+from ui import auth, data, explorer, filters, widgets
 
 st.title("Emerging threats")
 widgets.require_data()
+viewer = auth.require("cases")
 selection = filters.draw()
 st.caption(
     "Case descriptions of the last 90 days (personal data masked) grouped into topics; a "
@@ -18,7 +19,9 @@ st.caption(
 )
 as_of = data.week_end(selection.week if selection else None)
 try:
-    clusters, cases = data.emerging(selection.filters if selection else data.no_filters(), as_of)
+    clusters, cases = data.emerging(
+        selection.filters if selection else data.no_filters(), as_of, role=viewer.role
+    )
 except data.DataUnavailable as exc:
     st.error(str(exc))
     st.stop()
@@ -62,7 +65,7 @@ widgets.cluster_cases(clusters, cases, chosen)
 st.divider()
 st.header("Rings of linked accounts")
 try:
-    rings, members, edges = data.rings(as_of)
+    rings, members, edges = data.rings(as_of, role=viewer.role)
 except data.DataUnavailable as exc:
     st.error(str(exc))
     st.stop()
@@ -96,4 +99,8 @@ with right:
     st.dataframe(mine.drop("ring_id"), hide_index=True, width="stretch", height=360)
 st.markdown("**Cases about its members** (descriptions masked)")
 explorer.link(f"Open the cases about its {mine.height} accounts in Case Explorer", ring=ring_id)
-st.dataframe(data.ring_cases(mine["account_id"].to_list()), hide_index=True, width="stretch")
+st.dataframe(
+    data.ring_cases(mine["account_id"].to_list(), role=viewer.role),
+    hide_index=True,
+    width="stretch",
+)

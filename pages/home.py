@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from ui import data
+from analytics import access
+from ui import auth, data
 
 st.title("Lookout")
 st.caption("Trust & Safety trend analytics for the marketplace.")
@@ -27,6 +28,7 @@ if not any(counts[t] for t in ("accounts", "events", "cases")):
         "The database is empty. Load the demo with `python -m analytics seed` "
         "or import your data with `python -m analytics import TABLE FILE`."
     )
+viewer = auth.require("suppressed")
 
 st.subheader("Rows per table")
 cols = st.columns(len(counts))
@@ -50,7 +52,7 @@ if info["newest"]:
     age = f"{age_h:,.0f} hours" if age_h < 72 else f"{age_h / 24:,.0f} days"
     st.caption(f"Freshness: the newest record is {age} old.")
 
-if counts["cases"]:
+if counts["cases"] and access.allowed(viewer.role, "cases"):
     st.page_link(
         "pages/cases.py", label="Browse and search every case", icon=":material/manage_search:"
     )

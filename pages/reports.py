@@ -4,26 +4,29 @@ from __future__ import annotations
 
 import streamlit as st
 
+from analytics import access
 from analytics.reports import Audience
-from ui import data, filters, widgets
+from ui import auth, data, filters, widgets
 
 st.title("Reports")
 widgets.require_data()
+viewer = auth.require("suppressed")
 selection = filters.draw()
 if selection is None:
     st.stop()
 left, right = st.columns([2, 3])
 with left:
-    choice = filters.page_choice(
-        "audience", {"leadership": "Leadership", "product": "Product teams"}, label="Audience"
-    )
+    audiences = {"leadership": "Leadership", "product": "Product teams"}
+    if not access.allowed(viewer.role, "aggregates"):  # the product role: its brief only
+        audiences = {"product": "Product teams"}
+    choice = filters.page_choice("audience", audiences, label="Audience")
 with right:
     note = st.text_area(
         "Your note (opens the brief; plain text)", max_chars=2000, key="reports_note", height=90
     )
 audience: Audience = "product" if choice == "product" else "leadership"
 try:
-    brief = data.brief(selection.shown, selection.week, audience, note)
+    brief = data.brief(selection.shown, selection.week, audience, note, role=viewer.role)
 except data.DataUnavailable as exc:
     st.error(str(exc))
     st.stop()
@@ -36,11 +39,13 @@ stem = f"lookout-brief-{brief.label}-{audience}"
 one, two, _ = st.columns([1, 1, 2])
 one.download_button(
     "Download HTML", html, file_name=f"{stem}.html", mime="text/html", key="reports_html",
-    icon=":material/download:", width="stretch",
+    icon=":material/download:", width="stretch", on_click=data.audit,
+    args=(viewer, "report_download"), kwargs={"target": f"{stem}.html", "filters": brief.filters},
 )  # fmt: skip
 two.download_button(
     "Download Markdown", markdown, file_name=f"{stem}.md", mime="text/markdown",
-    key="reports_md", icon=":material/download:", width="stretch",
+    key="reports_md", icon=":material/download:", width="stretch", on_click=data.audit,
+    args=(viewer, "report_download"), kwargs={"target": f"{stem}.md", "filters": brief.filters},
 )  # fmt: skip
 st.divider()
 widgets.brief_preview(brief)

@@ -8,10 +8,11 @@ import streamlit as st
 
 from analytics import charts
 from analytics.trends import iso_week
-from ui import data, explorer, filters, widgets
+from ui import auth, data, explorer, filters, widgets
 
 st.title("Weekly trends")
 widgets.require_data()
+viewer = auth.require("aggregates")
 selection = filters.draw()
 if selection is None:
     st.info(
@@ -26,7 +27,7 @@ count = filters.page_choice(
     label="Count",
 )
 try:
-    view = data.weekly_view(selection.filters, selection.week, count)
+    view = data.weekly_view(selection.filters, selection.week, count, role=viewer.role)
 except data.DataUnavailable as exc:
     st.error(str(exc))
     st.stop()

@@ -38,3 +38,18 @@ def small_demo(folder: Path) -> str:
     demo.seed_database(engine, scale="small", seed=7, days=240, end=SMALL_DEMO_END)
     engine.dispose()
     return url
+
+
+def app_as(role: str = "associate", *, name: str = "tester", timeout: int = 240):  # noqa: ANN201
+    """An AppTest of the app with someone already signed in (``role``)."""
+    from streamlit.testing.v1 import AppTest
+
+    from analytics.access import Viewer
+    from analytics.db import Role
+    from ui.auth import KEY
+
+    at = AppTest.from_file(
+        str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=timeout
+    )
+    at.session_state[KEY] = Viewer(name=name, role=Role(role))
+    return at

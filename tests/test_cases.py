@@ -115,7 +115,7 @@ def filled(engine):
 
 
 def _ids(engine, **kw) -> list[int]:
-    return search_cases(engine, CaseQuery(**kw)).rows["case_id"].to_list()
+    return search_cases(engine, CaseQuery(**kw), role="associate").rows["case_id"].to_list()
 
 
 def test_search_text_is_pushed_down_to_the_full_text_index(filled) -> None:
@@ -151,16 +151,18 @@ def test_sorting_and_paging(filled) -> None:
     assert _ids(filled, sort="severity", descending=True) == [2, 4, 5, 3, 1]
     assert _ids(filled, sort="severity", descending=False) == [1, 3, 5, 4, 2]
     assert _ids(filled, sort="status", descending=False) == [1, 2, 4, 3, 5]
-    pages = [search_cases(filled, CaseQuery(page=p, page_size=2)) for p in (1, 2, 3, 4)]
+    pages = [
+        search_cases(filled, CaseQuery(page=p, page_size=2), role="associate") for p in (1, 2, 3, 4)
+    ]
     assert [p.rows["case_id"].to_list() for p in pages] == [[5, 4], [3, 2], [1], [1]]
     assert {(p.total, p.pages) for p in pages} == {(5, 3)}
     assert [p.page for p in pages] == [1, 2, 3, 3]  # past the end: the last page
-    empty = search_cases(filled, CaseQuery(text="nothing-like-this"))
+    empty = search_cases(filled, CaseQuery(text="nothing-like-this"), role="associate")
     assert (empty.total, empty.page, empty.pages, empty.rows.height) == (0, 1, 1, 0)
 
 
 def test_descriptions_are_masked_and_markup_stays_text(filled) -> None:
-    rows = search_cases(filled, CaseQuery(case_ids=(3, 5))).rows
+    rows = search_cases(filled, CaseQuery(case_ids=(3, 5)), role="associate").rows
     assert rows["description"].to_list() == [
         "Verified provider, <script>alert(1)</script>",
         "Spam messages about a refund, call [PHONE]",
@@ -177,23 +179,23 @@ def test_the_index_follows_inserts_updates_and_deletes(filled) -> None:
 
 
 def test_case_detail_and_its_timeline(filled) -> None:
-    found, actions = cases.case_detail(filled, 3)
+    found, actions = cases.case_detail(filled, 3, role="leadership")
     assert found is not None
     facts = ("category", "status", "hours_to_response", "hours_to_resolve")
     assert [found[k] for k in facts] == ["spam", "resolved", 2.0, 24.0]
     assert found["description"] == "Spam messages about a refund, call [PHONE]"
     assert actions["action"].to_list() == ["assigned", "first_response", "resolved"]
     assert actions["detail"].to_list() == [None, "Called [PHONE]", None]
-    missing, none = cases.case_detail(filled, 999)
+    missing, none = cases.case_detail(filled, 999, role="leadership")
     assert missing is None and none.is_empty()
 
 
 def test_an_account_and_its_cases(filled) -> None:
-    profile = cases.account_profile(filled, 1)
+    profile = cases.account_profile(filled, 1, role="leadership")
     assert profile is not None
     assert (profile["display_name"], profile["email"]) == ("A. L. 1.", "a•••@mail.example.com")
-    assert cases.account_profile(filled, 999) is None
-    mine = cases.account_cases(filled, 1)
+    assert cases.account_profile(filled, 999, role="leadership") is None
+    mine = cases.account_cases(filled, 1, role="leadership")
     assert list(zip(mine["case_id"], mine["role"], strict=True)) == [
         (4, "reporter"), (3, "subject"), (1, "subject")
     ]  # fmt: skip
@@ -226,15 +228,17 @@ def test_linked_accounts_follow_the_ring_rules(filled) -> None:
     rows.append((next(n), 2, 20, "D", "Q"))  # outside the window
     _events(filled, rows)
     start, end = T0, T0 + timedelta(days=7)
-    linked = cases.linked_accounts(filled, 1, start=start, end=end)
+    linked = cases.linked_accounts(filled, 1, role="leadership", start=start, end=end)
     assert linked.select("account_id", "devices", "ips", "uses").rows() == [
         (5, 1, 1, 4), (2, 1, 0, 2), (4, 1, 0, 2)
     ]  # fmt: skip
     # With a hub limit of 2 accounts, device H (accounts 1, 4 and 5) links nobody.
-    hubbed = cases.linked_accounts(filled, 1, start=start, end=end, max_accounts=2)
+    hubbed = cases.linked_accounts(
+        filled, 1, role="leadership", start=start, end=end, max_accounts=2
+    )
     assert hubbed.select("account_id", "devices", "ips").rows() == [(2, 1, 0), (5, 0, 1)]
-    assert cases.linked_accounts(filled, 3, start=start, end=end).is_empty()
-    events = cases.account_events(filled, 2, end=end)
+    assert cases.linked_accounts(filled, 3, role="leadership", start=start, end=end).is_empty()
+    events = cases.account_events(filled, 2, role="leadership", end=end)
     assert events.height == 2 and events["ts"].max() < end
 
 
@@ -270,7 +274,7 @@ def test_url_parameters() -> None:
 
 def test_too_many_ids_are_refused(engine) -> None:
     with pytest.raises(ValueError, match="too many ids"):
-        search_cases(engine, CaseQuery(case_ids=tuple(range(cases.MAX_IDS + 1))))
+        search_cases(engine, CaseQuery(case_ids=tuple(range(cases.MAX_IDS + 1))), role="associate")
 
 
 def test_dates_are_days_inclusive(filled) -> None:

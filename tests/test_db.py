@@ -40,7 +40,7 @@ def _event(i: int, **kw: object) -> db.Event:
 def test_init_db_is_idempotent(db_url: str) -> None:
     engine = db.make_engine(db_url)
     first = db.init_db(engine)
-    assert set(first) == set(db.TABLES) | {"dataset_meta"}
+    assert set(first) == set(db.TABLES) | {"dataset_meta", "users"}
     assert db.init_db(engine) == []
     assert db.table_counts(engine) == {t: 0 for t in db.TABLES}
 

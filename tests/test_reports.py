@@ -60,7 +60,11 @@ def engine(demo_url: str):
 def briefs(engine: Engine) -> dict[tuple[str, str], Brief]:
     return {
         (label, audience): build_brief(
-            engine, week=trends.parse_week(label), audience=audience, note="<b>Monday</b> review"
+            engine,
+            week=trends.parse_week(label),
+            audience=audience,
+            note="<b>Monday</b> review",
+            role="leadership",
         )
         for label in WEEKS
         for audience in ("leadership", "product")
@@ -165,7 +169,9 @@ def test_scam_week_shows_the_new_topic_with_its_terms(briefs, truth):
 
 def test_ring_week_shows_the_review_ring(engine, briefs, truth):
     monday = trends.parse_week(RING)
-    rings, members, _ = monitor.ring_view(engine, as_of=monday + timedelta(days=7))
+    rings, members, _ = monitor.ring_view(
+        engine, as_of=monday + timedelta(days=7), role="leadership"
+    )
     ring = rings.row(0, named=True)
     mine = set(members.filter(pl.col("ring_id") == ring["ring_id"])["account_id"])
     assert mine <= set(truth["fake_review_ring"]["account_ids"])
@@ -264,6 +270,7 @@ def test_html_escapes_what_it_is_given(engine):
         week=trends.parse_week(SCAM),
         audience="product",
         note='</p><script src="https://evil.example/x.js"></script>',
+        role="product",
     )
     page = render_html(brief)
     assert "evil.example" in page and "<script src=" not in page
@@ -308,7 +315,9 @@ def test_product_brief_has_no_account_ids(engine, briefs, rendered, label):
             for column in table.frame.columns:
                 assert not re.search(r"account|case|ring|\bid\b|_id", column, re.I), column
     monday = trends.parse_week(label)
-    rings, members, _ = monitor.ring_view(engine, as_of=monday + timedelta(days=7))
+    rings, members, _ = monitor.ring_view(
+        engine, as_of=monday + timedelta(days=7), role="leadership"
+    )
     ids = set(members["account_id"]) | set(rings["ring_id"])
     assert len(ids) >= 12
     seen = _text_of(brief) + rendered[label, "product"][1]
@@ -444,7 +453,7 @@ def test_suppression_cannot_be_undone(data) -> None:
 @pytest.mark.parametrize("audience", ["leadership", "product"])
 @pytest.mark.parametrize("label", [EMPTY, "2026-W30"])
 def test_a_week_without_data_says_so_and_renders(engine, audience, label):
-    brief = build_brief(engine, week=trends.parse_week(label), audience=audience)
+    brief = build_brief(engine, week=trends.parse_week(label), audience=audience, role="leadership")
     assert not brief.has_data
     assert [s.key for s in brief.sections] == ["no_data"]
     assert brief.sections[0].sentences == (
@@ -466,6 +475,7 @@ def test_filters_narrow_the_numbers_and_are_named(engine):
         week=trends.parse_week(SCAM),
         audience="leadership",
         filters=load.Filters(category=("other",)),
+        role="leadership",
     )
     assert "filters: category other" in brief.meta()
     assert brief.section("headline").sentences[0].startswith("New cases: 40,")
@@ -478,7 +488,9 @@ def test_the_brief_is_the_same_on_postgresql(pg_url: str, engine: Engine, briefs
     pg = db.make_engine(pg_url)
     demo.seed_database(pg, scale="small", seed=7, days=240, end=SMALL_DEMO_END)
     try:
-        there = build_brief(pg, week=trends.parse_week(TAKEOVER), audience="leadership")
+        there = build_brief(
+            pg, week=trends.parse_week(TAKEOVER), audience="leadership", role="leadership"
+        )
     finally:
         pg.dispose()
     here = briefs[TAKEOVER, "leadership"]

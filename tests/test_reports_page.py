@@ -9,7 +9,7 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from analytics import db
-from tests.helpers import small_demo
+from tests.helpers import app_as, small_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,7 +21,7 @@ def small_db(tmp_path_factory) -> str:
 
 def _page(monkeypatch, url: str, **params: str) -> AppTest:
     monkeypatch.setenv("LOOKOUT_DATABASE_URL", url)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240)
+    at = app_as(timeout=240)
     for key, value in params.items():
         at.query_params[key] = value
     at.switch_page("pages/reports.py")

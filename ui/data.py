@@ -7,15 +7,17 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 import streamlit as st
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
-from analytics import cases, db, load, monitor, reports, trends
+from analytics import access, cases, db, load, monitor, reports, trends
+from analytics.db import Role
 
 __all__ = [
     "DataUnavailable",
@@ -44,12 +46,40 @@ class DataUnavailable(RuntimeError):
 
 @st.cache_resource(max_entries=4)
 def _engine_for(url: str) -> Engine:
+    """The pages' reader: read-only, with a query timeout (:func:`analytics.db.make_reader`)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() in ("sqlite", "postgresql") and parsed.database not in (
+        None,
+        "",
+        ":memory:",
+    ):
+        return db.make_reader(url)
+    return db.make_engine(url)
+
+
+@st.cache_resource(max_entries=4)
+def _writer_for(url: str) -> Engine:
     return db.make_engine(url)
 
 
 def engine() -> Engine:
-    """One engine per process for the configured database."""
+    """The read-only engine of the configured database (one per process)."""
     return _engine_for(db.database_url())
+
+
+def writer() -> Engine:
+    """The engine that writes feedback, users and the audit log; nothing else uses it."""
+    return _writer_for(db.database_url())
+
+
+def audit(
+    viewer: access.Viewer, action: str, *, target: str | None = None, filters: Any = None
+) -> None:
+    """Append to the audit log (a failure to write it is shown, never swallowed)."""
+    shown = filters
+    if isinstance(filters, load.Filters):
+        shown = {k: v for k, v in asdict(filters).items() if v not in (None, ())}
+    access.audit(writer(), viewer, action, target=target, filters=shown)
 
 
 def database_label() -> str:
@@ -59,6 +89,14 @@ def database_label() -> str:
 
 @st.cache_data(ttl=60, max_entries=8, show_spinner="Reading the database…")
 def _overview(url: str) -> dict[str, Any]:
+    parsed = make_url(url)
+    path = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if path and path != ":memory:" and not Path(path).exists():
+        # No file yet: nothing to read (the reader never creates one).
+        return {
+            "counts": dict.fromkeys(db.TABLES, 0), "first_event": None, "last_event": None,
+            "first_case": None, "last_case": None, "newest": None, "demo": None,
+        }  # fmt: skip
     return db.dataset_overview(_engine_for(url))
 
 
@@ -139,8 +177,9 @@ def _reading(what: str, hint: str = "") -> Iterator[str]:
         ) from exc
 
 
-def weekly_view(filters: load.Filters, week: date, count: str) -> trends.WeeklyView:
+def weekly_view(filters: load.Filters, week: date, count: str, *, role: Role) -> trends.WeeklyView:
     """Every number of the Weekly Trends page, cached per filter set and data version."""
+    access.require(role, "aggregates")
     hint = " Check that the database is reachable and that LOOKOUT_DATABASE_URL is right."
     with _reading("Cannot read the data", hint) as url:
         return _weekly_view(url, filters, week, count, data_token())
@@ -152,49 +191,51 @@ def _newest_day() -> date:
 
 
 @st.cache_data(ttl=600, max_entries=8, show_spinner="Scanning every slice…")
-def _incidents(url: str, end: date, token: str) -> pl.DataFrame:
-    return monitor.recent_incidents(_engine_for(url), end=end)
+def _incidents(url: str, end: date, token: str, role: Role) -> pl.DataFrame:
+    return monitor.recent_incidents(_engine_for(url), end=end, role=role)
 
 
-def incidents() -> pl.DataFrame:
+def incidents(*, role: Role) -> pl.DataFrame:
     """Current incidents (cached per data version and feedback)."""
     with _reading("Cannot scan the data") as url:
-        return _incidents(url, _newest_day(), f"{data_token()}:{_feedback_version()}")
+        return _incidents(url, _newest_day(), f"{data_token()}:{_feedback_version()}", role)
 
 
 @st.cache_data(ttl=600, max_entries=16, show_spinner="Clustering case narratives…")
 def _emerging(
-    url: str, filters: load.Filters, as_of: datetime, token: str
+    url: str, filters: load.Filters, as_of: datetime, token: str, role: Role
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    return monitor.emerging_view(_engine_for(url), filters, as_of=as_of)
+    return monitor.emerging_view(_engine_for(url), filters, as_of=as_of, role=role)
 
 
-def emerging(filters: load.Filters, as_of: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
+def emerging(
+    filters: load.Filters, as_of: datetime, *, role: Role
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Narrative clusters and their (masked) cases, cached per filters and data version."""
     with _reading("Cannot read the case narratives") as url:
-        return _emerging(url, filters, as_of, data_token())
+        return _emerging(url, filters, as_of, data_token(), role)
 
 
 @st.cache_data(ttl=600, max_entries=16, show_spinner="Linking accounts…")
-def _rings(url: str, as_of: datetime, token: str) -> tuple[pl.DataFrame, ...]:
-    return monitor.ring_view(_engine_for(url), as_of=as_of)
+def _rings(url: str, as_of: datetime, token: str, role: Role) -> tuple[pl.DataFrame, ...]:
+    return monitor.ring_view(_engine_for(url), as_of=as_of, role=role)
 
 
-def rings(as_of: datetime) -> tuple[pl.DataFrame, ...]:
+def rings(as_of: datetime, *, role: Role) -> tuple[pl.DataFrame, ...]:
     """Rings, their members and edges as of ``as_of`` (cached per data version)."""
     with _reading("Cannot link accounts") as url:
-        return _rings(url, as_of, data_token())
+        return _rings(url, as_of, data_token(), role)
 
 
 @st.cache_data(ttl=300, max_entries=32, show_spinner=False)
-def _ring_cases(url: str, accounts: tuple[int, ...], token: str) -> pl.DataFrame:
-    return monitor.ring_cases(_engine_for(url), list(accounts))
+def _ring_cases(url: str, accounts: tuple[int, ...], token: str, role: Role) -> pl.DataFrame:
+    return monitor.ring_cases(_engine_for(url), list(accounts), role=role)
 
 
-def ring_cases(accounts: list[int]) -> pl.DataFrame:
+def ring_cases(accounts: list[int], *, role: Role) -> pl.DataFrame:
     """Cases about a ring's accounts (masked)."""
     with _reading("Cannot read the ring's cases") as url:
-        return _ring_cases(url, tuple(sorted(accounts)), data_token())
+        return _ring_cases(url, tuple(sorted(accounts)), data_token(), role)
 
 
 def no_filters() -> load.Filters:
@@ -217,35 +258,39 @@ def _feedback_version() -> int:
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner="Loading the incident…")
 def _evidence(
-    url: str, incident: dict[str, Any], end: date, token: str
+    url: str, incident: dict[str, Any], end: date, token: str, role: Role
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     eng = _engine_for(url)
     return (
         monitor.incident_series(eng, incident, end=end),
         monitor.incident_root_cause(eng, incident, end=end),
-        monitor.incident_cases(eng, incident, end=end),
+        monitor.incident_cases(eng, incident, end=end, role=role),
     )
 
 
-def evidence(incident: dict[str, Any]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+def evidence(
+    incident: dict[str, Any], *, role: Role
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """An incident's scored series, root cause and cases."""
-    return _evidence(db.database_url(), incident, _newest_day(), data_token())
+    return _evidence(db.database_url(), incident, _newest_day(), data_token(), role)
 
 
 @st.cache_data(ttl=300, max_entries=32, show_spinner=False)
-def _timeline(url: str, account_id: int, token: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    return monitor.account_timeline(_engine_for(url), account_id)
+def _timeline(
+    url: str, account_id: int, token: str, role: Role
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    return monitor.account_timeline(_engine_for(url), account_id, role=role)
 
 
-def account_timeline(account_id: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+def account_timeline(account_id: int, *, role: Role) -> tuple[pl.DataFrame, pl.DataFrame]:
     """An account's latest events and its cases."""
-    return _timeline(db.database_url(), account_id, data_token())
+    return _timeline(db.database_url(), account_id, data_token(), role)
 
 
 def record_feedback(incident: dict[str, Any], verdict: str, *, user: str) -> None:
     """Store a verdict; the incident list recomputes with it (its cache key changes)."""
     monitor.record_feedback(
-        engine(),
+        writer(),
         user=user,
         metric=str(incident["metric"]),
         slice_key=str(incident["slice"]),
@@ -275,61 +320,65 @@ def readiness() -> tuple[str, str]:
 
 
 @st.cache_data(ttl=300, max_entries=64, show_spinner="Searching cases…")
-def _case_page(url: str, query: cases.CaseQuery, token: str) -> cases.CasePage:
-    return cases.search_cases(_engine_for(url), query)
+def _case_page(url: str, query: cases.CaseQuery, token: str, role: Role) -> cases.CasePage:
+    return cases.search_cases(_engine_for(url), query, role=role)
 
 
-def case_page(query: cases.CaseQuery) -> cases.CasePage:
+def case_page(query: cases.CaseQuery, *, role: Role) -> cases.CasePage:
     """One page of the Case Explorer's list (cached per query and data version)."""
     with _reading("Cannot search the cases") as url:
-        return _case_page(url, query, data_token())
+        return _case_page(url, query, data_token(), role)
 
 
 @st.cache_data(ttl=300, max_entries=64, show_spinner=False)
-def _case_detail(url: str, case_id: int, token: str) -> tuple[dict[str, Any] | None, pl.DataFrame]:
-    return cases.case_detail(_engine_for(url), case_id)
+def _case_detail(
+    url: str, case_id: int, token: str, role: Role
+) -> tuple[dict[str, Any] | None, pl.DataFrame]:
+    return cases.case_detail(_engine_for(url), case_id, role=role)
 
 
-def case_detail(case_id: int) -> tuple[dict[str, Any] | None, pl.DataFrame]:
+def case_detail(case_id: int, *, role: Role) -> tuple[dict[str, Any] | None, pl.DataFrame]:
     """A case (masked) and its actions timeline."""
     with _reading("Cannot read the case") as url:
-        return _case_detail(url, case_id, data_token())
+        return _case_detail(url, case_id, data_token(), role)
 
 
 @st.cache_data(ttl=300, max_entries=32, show_spinner="Reading the account…")
-def _account(url: str, account_id: int, as_of: datetime, token: str) -> dict[str, Any]:
+def _account(url: str, account_id: int, as_of: datetime, token: str, role: Role) -> dict[str, Any]:
     eng = _engine_for(url)
     start = as_of - timedelta(days=2 * monitor.RING_DAYS)
     return {
-        "profile": cases.account_profile(eng, account_id),
-        "events": cases.account_events(eng, account_id, end=as_of),
-        "cases": cases.account_cases(eng, account_id),
-        "linked": cases.linked_accounts(eng, account_id, start=start, end=as_of),
+        "profile": cases.account_profile(eng, account_id, role=role),
+        "events": cases.account_events(eng, account_id, role=role, end=as_of),
+        "cases": cases.account_cases(eng, account_id, role=role),
+        "linked": cases.linked_accounts(eng, account_id, role=role, start=start, end=as_of),
         "window": (start, as_of),
     }
 
 
-def account(account_id: int, as_of: datetime) -> dict[str, Any]:
+def account(account_id: int, as_of: datetime, *, role: Role) -> dict[str, Any]:
     """An account (identity masked), its events before ``as_of``, its cases and the
     accounts linked to it in the 28 days before ``as_of``."""
     with _reading("Cannot read the account") as url:
-        return _account(url, account_id, as_of, data_token())
+        return _account(url, account_id, as_of, data_token(), role)
 
 
 @st.cache_data(ttl=600, max_entries=16, show_spinner="Writing the brief…")
 def _brief(
-    url: str, filters: load.Filters, week: date, audience: reports.Audience, token: str
+    url: str, filters: load.Filters, week: date, audience: reports.Audience, token: str, role: Role
 ) -> reports.Brief:
-    return reports.build_brief(_engine_for(url), week=week, audience=audience, filters=filters)
+    return reports.build_brief(
+        _engine_for(url), week=week, audience=audience, filters=filters, role=role
+    )
 
 
 def brief(
-    filters: load.Filters, week: date, audience: reports.Audience, note: str
+    filters: load.Filters, week: date, audience: reports.Audience, note: str, *, role: Role
 ) -> reports.Brief:
     """The weekly brief for ``audience`` with the user's note (cached without the note)."""
     undated = replace(filters, start=None, end=None)
     with _reading("Cannot write the brief") as url:
-        built = _brief(url, undated, week, audience, data_token())
+        built = _brief(url, undated, week, audience, data_token(), role)
     return replace(built, note=note.strip()[:2000] or None)
 
 
@@ -337,3 +386,9 @@ def brief(
 def brief_files(_brief: reports.Brief, key: tuple[Any, ...]) -> tuple[str, str]:
     """The brief as one HTML file and as Markdown (cached per ``key``)."""
     return reports.render_html(_brief), reports.render_markdown(_brief)
+
+
+def reveal(case_id: int, viewer: access.Viewer) -> tuple[dict[str, Any] | None, pl.DataFrame]:
+    """A case unmasked, for a role that may reveal; audited before it is read (no cache)."""
+    with _reading("Cannot reveal the case") as url:
+        return cases.reveal_case(_engine_for(url), writer(), case_id, viewer=viewer)

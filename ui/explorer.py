@@ -15,7 +15,8 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
-from analytics import cases, load
+from analytics import access, cases, load
+from analytics.access import Viewer
 from analytics.charts import format_number
 from ui import data
 from ui.filters import Selection, humanise, link_params, page_param, set_page_param
@@ -51,12 +52,14 @@ def _day(raw: str) -> date | None:
         return None
 
 
-def context(selection: Selection, base: cases.CaseQuery, as_of: datetime) -> Context | None:
+def context(
+    selection: Selection, base: cases.CaseQuery, as_of: datetime, viewer: Viewer
+) -> Context | None:
     """The restriction a link asked for (a topic, a ring or an anomaly's slice), applied
     to ``base``; None when the URL asks for none. Unusable values get a warning."""
     cluster, ring, slice_key = (page_param(k) for k in ("cluster", "ring", "slice"))
     if cluster:
-        clusters, texts = data.emerging(selection.filters, as_of)
+        clusters, texts = data.emerging(selection.filters, as_of, role=viewer.role)
         known = clusters["cluster_id"].to_list()
         if cluster.isdigit() and int(cluster) in known:
             row = clusters.filter(pl.col("cluster_id") == int(cluster)).row(0, named=True)
@@ -65,7 +68,7 @@ def context(selection: Selection, base: cases.CaseQuery, as_of: datetime) -> Con
             return Context(f"Topic {cluster} of the week: {row['terms']}", query)
         st.warning(f"Ignored topic {cluster[:20]!r}: not a topic of this week and filters.")
     if ring:
-        _rings, members, _edges = data.rings(as_of)
+        _rings, members, _edges = data.rings(as_of, role=viewer.role)
         mine = members.filter(pl.col("ring_id").cast(pl.String) == ring)
         if not mine.is_empty():
             accounts = tuple(int(a) for a in mine["account_id"].to_list())
@@ -163,12 +166,20 @@ def _hours(value: float | None) -> str:
     return format_number(value, unit="hours")
 
 
-def case_view(case_id: int) -> None:
-    """A case: its facts, its (masked) description as plain text, its actions."""
-    found, actions = data.case_detail(case_id)
+def case_view(case_id: int, viewer: Viewer) -> None:
+    """A case: its facts, its (masked) description as plain text, its actions. An
+    associate may reveal the unmasked text; every view and reveal is audited."""
+    revealed = st.session_state.get("cases_revealed") == case_id
+    if revealed:
+        found, actions = data.reveal(case_id, viewer)
+    else:
+        found, actions = data.case_detail(case_id, role=viewer.role)
     if found is None:
         st.warning(f"There is no case {case_id}.")
         return
+    if st.session_state.get("cases_audited") != case_id:
+        data.audit(viewer, "case_view", target=f"case {case_id}")
+        st.session_state["cases_audited"] = case_id
     st.subheader(
         f"Case {case_id} · {humanise(found['category'])} · {found['severity']} · "
         f"{humanise(found['status'])}"
@@ -185,6 +196,16 @@ def case_view(case_id: int) -> None:
     )
     with st.container(border=True):
         st.text(found["description"])  # plain text: never markdown or HTML
+    if revealed:
+        st.caption("Personal data revealed: this reveal is in the audit log.")
+        if st.button("Mask again", key="cases_mask"):
+            st.session_state.pop("cases_revealed", None)
+            st.rerun()
+    elif access.allowed(viewer.role, "reveal") and st.button(
+        "Reveal personal data", key="cases_reveal", help="Written to the audit log"
+    ):
+        st.session_state["cases_revealed"] = case_id
+        st.rerun()
     st.markdown(f"**Actions** ({actions.height})")
     if actions.is_empty():
         st.caption("No action recorded yet.")
@@ -211,9 +232,9 @@ def case_view(case_id: int) -> None:
             st.rerun()
 
 
-def account_view(account_id: int, as_of: datetime) -> None:
+def account_view(account_id: int, as_of: datetime, viewer: Viewer) -> None:
     """An account: who (masked), its ring, linked accounts, events and cases."""
-    found = data.account(account_id, as_of)
+    found = data.account(account_id, as_of, role=viewer.role)
     profile = found["profile"]
     if profile is None:
         st.warning(f"There is no account {account_id}.")
@@ -225,7 +246,7 @@ def account_view(account_id: int, as_of: datetime) -> None:
     b.metric("Status", humanise(profile["status"]))
     c.metric("Verified", "yes" if profile["verified"] else "no")
     d.metric("Name (masked)", profile["display_name"] or "–", help=profile["email"] or None)
-    _rings, members, _edges = data.rings(as_of)
+    _rings, members, _edges = data.rings(as_of, role=viewer.role)
     ring = members.filter(pl.col("account_id") == account_id)
     if not ring.is_empty():
         ring_id = int(ring["ring_id"][0])

@@ -12,6 +12,7 @@ import streamlit as st
 
 from analytics import reports
 from analytics.charts import format_number
+from analytics.db import Role
 from ui import data, explorer
 from ui.filters import page_param, set_page_param
 
@@ -178,7 +179,7 @@ def root_cause_rows(explained: pl.DataFrame, *, top: int = 10) -> pl.DataFrame:
     )
 
 
-def drill_down(cases: pl.DataFrame, chosen: Any) -> None:
+def drill_down(cases: pl.DataFrame, chosen: Any, *, role: Role) -> None:
     """The cases underneath (narrowed to the days picked on the chart) and an account."""
     st.markdown("**Cases underneath**")
     if cases.is_empty():
@@ -193,7 +194,7 @@ def drill_down(cases: pl.DataFrame, chosen: Any) -> None:
     if not subjects:
         return
     account = st.selectbox("Open an account", subjects, key="anomalies_account")
-    events, history = data.account_timeline(int(account))
+    events, history = data.account_timeline(int(account), role=role)
     left, right = st.columns(2)
     left.markdown(f"**Events of account {account}** (latest {events.height})")
     left.dataframe(events, hide_index=True, width="stretch", height=260)

@@ -1,0 +1,330 @@
+"""Who may see what, local accounts, and the audit trail.
+
+Roles (:class:`analytics.db.Role`) and what each may do (:data:`GRANTS`):
+
+- **admin**: aggregates, users and the audit log; no case lists or text;
+- **leadership**: aggregates and case lists, text masked;
+- **associate**: everything, personal data masked by default, with a per-case reveal
+  that is written to the audit log;
+- **product**: aggregates with small counts suppressed (the product brief) only: no
+  case list, no text, no identities.
+
+The data functions that return rows or text take the role and call :func:`require`,
+so a page cannot show what its role may not see even if a widget forgets to hide it.
+
+Local accounts (:func:`add_user`, :func:`sign_in`) keep an argon2id hash
+(``argon2-cffi``); after :data:`MAX_FAILURES` wrong passwords in a row an account is
+locked for :data:`LOCKOUT`. People signing in through the identity provider are matched
+by name (their email) in the same table for their role, unless a claim carries it.
+
+:func:`audit` appends to ``audit_log`` (who, role, what, target, filters, when); the
+database refuses updates and deletes of those rows (triggers made by ``init-db``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Engine, delete, insert, select, update
+
+from analytics.db import AuditLog, Role, User
+
+__all__ = [
+    "CAPABILITIES",
+    "GRANTS",
+    "LOCKOUT",
+    "MAX_FAILURES",
+    "AccessDenied",
+    "SignInFailed",
+    "Viewer",
+    "add_user",
+    "allowed",
+    "audit",
+    "audit_frame",
+    "known_role",
+    "list_users",
+    "remove_user",
+    "require",
+    "role_of",
+    "set_role",
+    "sign_in",
+]
+
+#: What can be granted: ``aggregates`` (trend numbers, anomalies, topics as counts),
+#: ``suppressed`` (aggregates with small counts hidden: the product brief),
+#: ``cases`` (case lists, accounts, rings: identifiers and masked text),
+#: ``reveal`` (a case's unmasked text), ``users`` and ``audit`` (administration).
+CAPABILITIES: tuple[str, ...] = ("aggregates", "suppressed", "cases", "reveal", "users", "audit")
+GRANTS: dict[Role, frozenset[str]] = {
+    Role.admin: frozenset({"aggregates", "suppressed", "users", "audit"}),
+    Role.leadership: frozenset({"aggregates", "suppressed", "cases"}),
+    Role.associate: frozenset({"aggregates", "suppressed", "cases", "reveal"}),
+    Role.product: frozenset({"suppressed"}),
+}
+MAX_FAILURES = 5
+LOCKOUT = timedelta(minutes=15)
+_HASHER = PasswordHasher()
+_MIN_PASSWORD = 10
+
+
+class AccessDenied(PermissionError):
+    """The role may not see this; the message says what and why."""
+
+
+class SignInFailed(ValueError):
+    """Wrong name or password, or a locked account (the message does not say which
+    of name or password was wrong)."""
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The person signed in: a name, a role, and how they signed in."""
+
+    name: str
+    role: Role
+    via: str = "local"  # local | oidc | demo
+
+
+def role_of(role: Role | str) -> Role:
+    """The role named ``role``; ``ValueError`` for anything else.
+
+    >>> role_of("product")
+    <Role.product: 'product'>
+    """
+    try:
+        return Role(role)
+    except ValueError:
+        raise ValueError(
+            f"unknown role {str(role)[:40]!r}: choose {', '.join(r.value for r in Role)}"
+        ) from None
+
+
+def allowed(role: Role | str, capability: str) -> bool:
+    """Whether ``role`` holds ``capability`` (see :data:`CAPABILITIES`).
+
+    >>> allowed("leadership", "cases"), allowed("product", "cases")
+    (True, False)
+    """
+    if capability not in CAPABILITIES:
+        raise ValueError(f"unknown capability {capability!r}")
+    return capability in GRANTS[role_of(role)]
+
+
+def require(role: Role | str, capability: str) -> None:
+    """Raise :class:`AccessDenied` unless ``role`` holds ``capability``.
+
+    >>> require("associate", "reveal")
+    >>> require("product", "cases")
+    Traceback (most recent call last):
+    ...
+    analytics.access.AccessDenied: the product role may not see case lists, accounts or rings
+    """
+    if not allowed(role, capability):
+        what = {
+            "aggregates": "unsuppressed aggregates",
+            "suppressed": "aggregates",
+            "cases": "case lists, accounts or rings",
+            "reveal": "unmasked personal data",
+            "users": "the user list",
+            "audit": "the audit log",
+        }[capability]
+        raise AccessDenied(f"the {role_of(role).value} role may not see {what}")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 200 or any(c.isspace() and c != " " for c in name):
+        raise ValueError("a user name is 1 to 200 characters on one line")
+    return name
+
+
+def add_user(engine: Engine, name: str, role: Role | str, password: str | None) -> None:
+    """Create a user. ``password`` None makes an identity-provider-only account.
+    ``ValueError`` for a taken name, an unknown role or a password under 10 characters."""
+    name, role = _check_name(name), role_of(role)
+    if password is not None and len(password) < _MIN_PASSWORD:
+        raise ValueError(f"a password has at least {_MIN_PASSWORD} characters")
+    hashed = None if password is None else _HASHER.hash(password)
+    with engine.begin() as conn:
+        if conn.execute(select(User.id).where(User.name == name)).first():
+            raise ValueError(f"user {name!r} exists already")
+        conn.execute(
+            insert(User).values(
+                name=name, role=role, password_hash=hashed, failed_logins=0, created_at=_now()
+            )
+        )
+
+
+def remove_user(engine: Engine, name: str) -> None:
+    """Delete a user (``ValueError`` when there is none of that name)."""
+    with engine.begin() as conn:
+        if conn.execute(delete(User).where(User.name == name)).rowcount == 0:
+            raise ValueError(f"no user {name!r}")
+
+
+def set_role(engine: Engine, name: str, role: Role | str) -> None:
+    """Change a user's role (``ValueError`` for an unknown user or role)."""
+    role = role_of(role)
+    with engine.begin() as conn:
+        if conn.execute(update(User).where(User.name == name).values(role=role)).rowcount == 0:
+            raise ValueError(f"no user {name!r}")
+
+
+def list_users(engine: Engine, role: Role | str) -> pl.DataFrame:
+    """Users without their hashes: name, role, how they sign in, lock state (for a role
+    that may manage users)."""
+    require(role, "users")
+    stmt = select(User.name, User.role, User.password_hash, User.failed_logins,
+                  User.locked_until, User.created_at).order_by(User.name)  # fmt: skip
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    return pl.DataFrame(
+        {
+            "name": [r.name for r in rows],
+            "role": [Role(r.role).value for r in rows],
+            "sign_in": ["password" if r.password_hash else "identity provider" for r in rows],
+            "failed_logins": [r.failed_logins for r in rows],
+            "locked_until": [r.locked_until for r in rows],
+            "created_at": [r.created_at for r in rows],
+        },
+        schema={
+            "name": pl.String, "role": pl.String, "sign_in": pl.String,
+            "failed_logins": pl.Int64, "locked_until": pl.Datetime("us"),
+            "created_at": pl.Datetime("us"),
+        },
+    )  # fmt: skip
+
+
+def sign_in(engine: Engine, name: str, password: str, *, now: datetime | None = None) -> Viewer:
+    """Check a local password; returns the :class:`Viewer` or raises
+    :class:`SignInFailed`. Every attempt is audited (never the password). Wrong
+    passwords count; :data:`MAX_FAILURES` in a row lock the account for :data:`LOCKOUT`."""
+    now = now or _now()
+    name = name.strip()[:200]
+    with engine.begin() as conn:
+        user = conn.execute(select(User).where(User.name == name)).scalars().first()
+        if user is not None and user.locked_until is not None and user.locked_until > now:
+            _audit(conn, name, user.role, "login_refused", "locked", None, now)
+            raise SignInFailed(f"this account is locked until {user.locked_until:%H:%M} UTC")
+        good = False
+        if user is not None and user.password_hash:
+            try:
+                good = _HASHER.verify(user.password_hash, password)
+            except (VerificationError, InvalidHashError):
+                good = False
+        if user is None:
+            _HASHER.hash(password or "x")  # same work as a real check: names cannot be probed
+            _audit(conn, name, "", "login_failed", "unknown user", None, now)
+            raise SignInFailed("wrong name or password")
+        if not good:
+            failures = user.failed_logins + 1
+            locked = now + LOCKOUT if failures >= MAX_FAILURES else None
+            conn.execute(
+                update(User)
+                .where(User.id == user.id)
+                .values(failed_logins=0 if locked else failures, locked_until=locked)
+            )
+            _audit(conn, name, user.role, "login_failed", "locked" if locked else None, None, now)
+            if locked:
+                raise SignInFailed(
+                    f"wrong name or password; the account is locked for {LOCKOUT.seconds // 60} "
+                    "minutes"
+                )
+            raise SignInFailed("wrong name or password")
+        conn.execute(
+            update(User).where(User.id == user.id).values(failed_logins=0, locked_until=None)
+        )
+        _audit(conn, name, user.role, "login", "password", None, now)
+        return Viewer(name=name, role=Role(user.role), via="local")
+
+
+def known_role(engine: Engine, name: str) -> Role | None:
+    """The role stored for ``name`` (an identity provider's email), if any."""
+    with engine.connect() as conn:
+        role = conn.execute(select(User.role).where(User.name == name.strip())).scalar()
+    return None if role is None else Role(role)
+
+
+def _audit(
+    conn: Any,
+    user: str,
+    role: Role | str,
+    action: str,
+    target: str | None,
+    filters: Mapping[str, Any] | None,
+    when: datetime,
+) -> None:
+    conn.execute(
+        insert(AuditLog).values(
+            ts=when,
+            user_name=user[:64],
+            role=str(getattr(role, "value", role))[:32],
+            action=action[:64],
+            target=None if target is None else target[:400],
+            filters=None if not filters else json.dumps(dict(filters), default=str, sort_keys=True),
+        )
+    )
+
+
+def audit(
+    engine: Engine,
+    viewer: Viewer,
+    action: str,
+    *,
+    target: str | None = None,
+    filters: Mapping[str, Any] | None = None,
+) -> None:
+    """Append one row to the audit log: ``viewer`` did ``action`` (``case_view``,
+    ``reveal``, ``export``, ``report_download``, ...) on ``target`` under ``filters``."""
+    with engine.begin() as conn:
+        _audit(conn, viewer.name, viewer.role, action, target, filters, _now())
+
+
+_AUDIT_SCHEMA: dict[str, Any] = {
+    "ts": pl.Datetime("us"),
+    "user_name": pl.String,
+    "role": pl.String,
+    "action": pl.String,
+    "target": pl.String,
+    "filters": pl.String,
+}
+
+
+def audit_frame(
+    engine: Engine,
+    role: Role | str,
+    *,
+    user: str = "",
+    action: str = "",
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = 5000,
+) -> pl.DataFrame:
+    """The audit log, newest first, for a role that may read it: optionally one user's
+    (name contains ``user``), one action, and ``[start, end)``."""
+    require(role, "audit")
+    stmt = select(AuditLog.ts, AuditLog.user_name, AuditLog.role, AuditLog.action,
+                  AuditLog.target, AuditLog.filters)  # fmt: skip
+    if user:
+        stmt = stmt.where(AuditLog.user_name.contains(user, autoescape=True))
+    if action:
+        stmt = stmt.where(AuditLog.action == action)
+    if start is not None:
+        stmt = stmt.where(AuditLog.ts >= start)
+    if end is not None:
+        stmt = stmt.where(AuditLog.ts < end)
+    stmt = stmt.order_by(AuditLog.ts.desc(), AuditLog.id.desc()).limit(limit)
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    return pl.DataFrame([tuple(r) for r in rows], schema=_AUDIT_SCHEMA, orient="row")

@@ -1,0 +1,54 @@
+"""Admin: who may sign in, and the audit trail of who saw, revealed or exported what."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import streamlit as st
+
+from analytics import access
+from ui import auth, data, widgets
+
+st.title("Admin")
+widgets.require_data()
+viewer = auth.require("audit")
+
+st.subheader("Users")
+st.caption("Add, remove and change roles with `python -m analytics users …` on the server.")
+try:
+    st.dataframe(access.list_users(data.engine(), viewer.role), hide_index=True, width="stretch")
+except Exception as exc:  # noqa: BLE001 - a banner, never a traceback
+    st.error(f"Cannot read the users ({type(exc).__name__}).")
+
+st.subheader("Audit log")
+left, middle, right = st.columns([2, 2, 3])
+who = left.text_input("User contains", max_chars=64, key="admin_user")
+action = middle.selectbox(
+    "Action",
+    ["", "login", "login_failed", "login_refused", "case_view", "reveal", "export",
+     "report_download"],
+    format_func=lambda a: a or "All",
+    key="admin_action",
+)  # fmt: skip
+today = datetime.now().date()
+span = right.date_input(
+    "Between", (today - timedelta(days=30), today), format="YYYY-MM-DD", key="admin_span"
+)
+start = end = None
+if isinstance(span, tuple) and len(span) == 2:
+    start = datetime.combine(span[0], datetime.min.time())
+    end = datetime.combine(span[1], datetime.min.time()) + timedelta(days=1)
+try:
+    log = access.audit_frame(
+        data.engine(), viewer.role, user=who.strip(), action=action, start=start, end=end
+    )
+except Exception as exc:  # noqa: BLE001
+    st.error(f"Cannot read the audit log ({type(exc).__name__}).")
+    st.stop()
+st.caption(f"{log.height:,} entries (newest first, at most 5,000). Audit rows cannot be changed.")
+st.dataframe(log, hide_index=True, width="stretch", height=480)
+st.download_button(
+    "Export as CSV", log.write_csv(), file_name="lookout-audit.csv", mime="text/csv",
+    key="admin_export", icon=":material/download:", on_click=data.audit,
+    args=(viewer, "export"), kwargs={"target": "audit log"},
+)  # fmt: skip
