@@ -212,22 +212,20 @@ def sign_in(engine: Engine, name: str, password: str, *, now: datetime | None = 
     passwords count; :data:`MAX_FAILURES` in a row lock the account for :data:`LOCKOUT`."""
     now = now or _now()
     name = name.strip()[:200]
-    with engine.begin() as conn:
-        user = conn.execute(select(User).where(User.name == name)).scalars().first()
-        if user is not None and user.locked_until is not None and user.locked_until > now:
-            _audit(conn, name, user.role, "login_refused", "locked", None, now)
-            raise SignInFailed(f"this account is locked until {user.locked_until:%H:%M} UTC")
-        good = False
-        if user is not None and user.password_hash:
-            try:
-                good = _HASHER.verify(user.password_hash, password)
-            except (VerificationError, InvalidHashError):
-                good = False
+    refusal: str | None = None
+    with engine.begin() as conn:  # committed before any refusal is raised
+        user = conn.execute(
+            select(User.id, User.role, User.password_hash, User.failed_logins, User.locked_until)
+            .where(User.name == name)
+        ).first()
         if user is None:
             _HASHER.hash(password or "x")  # same work as a real check: names cannot be probed
             _audit(conn, name, "", "login_failed", "unknown user", None, now)
-            raise SignInFailed("wrong name or password")
-        if not good:
+            refusal = "wrong name or password"
+        elif user.locked_until is not None and user.locked_until > now:
+            _audit(conn, name, user.role, "login_refused", "locked", None, now)
+            refusal = f"this account is locked until {user.locked_until:%H:%M} UTC"
+        elif not _verify(user.password_hash, password):
             failures = user.failed_logins + 1
             locked = now + LOCKOUT if failures >= MAX_FAILURES else None
             conn.execute(
@@ -236,17 +234,26 @@ def sign_in(engine: Engine, name: str, password: str, *, now: datetime | None = 
                 .values(failed_logins=0 if locked else failures, locked_until=locked)
             )
             _audit(conn, name, user.role, "login_failed", "locked" if locked else None, None, now)
-            if locked:
-                raise SignInFailed(
-                    f"wrong name or password; the account is locked for {LOCKOUT.seconds // 60} "
-                    "minutes"
-                )
-            raise SignInFailed("wrong name or password")
-        conn.execute(
-            update(User).where(User.id == user.id).values(failed_logins=0, locked_until=None)
-        )
-        _audit(conn, name, user.role, "login", "password", None, now)
-        return Viewer(name=name, role=Role(user.role), via="local")
+            refusal = "wrong name or password" + (
+                f"; the account is locked for {LOCKOUT.seconds // 60} minutes" if locked else ""
+            )
+        else:
+            conn.execute(
+                update(User).where(User.id == user.id).values(failed_logins=0, locked_until=None)
+            )
+            _audit(conn, name, user.role, "login", "password", None, now)
+    if refusal is not None or user is None:
+        raise SignInFailed(refusal or "wrong name or password")
+    return Viewer(name=name, role=Role(user.role), via="local")
+
+
+def _verify(stored: str | None, password: str) -> bool:
+    if not stored:
+        return False  # an identity-provider account has no password
+    try:
+        return bool(_HASHER.verify(stored, password))
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def known_role(engine: Engine, name: str) -> Role | None:
