@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8501
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup seed lint bench clean
+.PHONY: run test setup seed lint bench clean browser
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,15 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy analytics ui bench
 
-test: lint
-	$(VENV)/bin/pytest -n 2 -q
+# The browser tests drive Debian's Chromium (Playwright's own download needs a network).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	-@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the browser tests"; \
+	  apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }
+
+test: lint browser
+	LOOKOUT_CHROMIUM=$(CHROMIUM) $(VENV)/bin/pytest -n 2 --dist loadgroup -q
 
 bench: setup
 	$(PY) -m bench

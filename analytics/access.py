@@ -215,8 +215,9 @@ def sign_in(engine: Engine, name: str, password: str, *, now: datetime | None = 
     refusal: str | None = None
     with engine.begin() as conn:  # committed before any refusal is raised
         user = conn.execute(
-            select(User.id, User.role, User.password_hash, User.failed_logins, User.locked_until)
-            .where(User.name == name)
+            select(
+                User.id, User.role, User.password_hash, User.failed_logins, User.locked_until
+            ).where(User.name == name)
         ).first()
         if user is None:
             _HASHER.hash(password or "x")  # same work as a real check: names cannot be probed

@@ -183,3 +183,17 @@ def test_hostile_parameters_give_notes_not_errors(monkeypatch, small_db) -> None
     engine = db.make_engine(small_db)
     assert db.table_counts(engine)["cases"] > 0
     engine.dispose()
+
+
+def test_following_a_link_in_the_same_session_keeps_the_week(monkeypatch, small_db) -> None:
+    """A page switch used to start the sidebar's week at the newest week again, so a
+    topic's link opened the topic of another week."""
+    at = _page(monkeypatch, small_db, script="pages/emerging.py", week="2026-W16")
+    ((label, params),) = [(k, v) for k, v in _links(at).items() if "cluster" in v]
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.switch_page("pages/cases.py")
+    at.run()
+    assert not at.exception
+    assert at.session_state["filter_selection"].week.isoformat() == "2026-04-13"
+    assert _total(at) == int(label.split("Open the ")[1].split(" cases")[0].replace(",", ""))

@@ -162,8 +162,11 @@ def _weekly_view(
     return trends.weekly_view(cube, week=week, count=count)  # type: ignore[arg-type]
 
 
+_CHECK = " Check that the database is reachable and that LOOKOUT_DATABASE_URL is right."
+
+
 @contextmanager
-def _reading(what: str, hint: str = "") -> Iterator[str]:
+def _reading(what: str, hint: str = _CHECK) -> Iterator[str]:
     """Yield the database URL; any failure inside (but a :class:`DataUnavailable`)
     becomes a :class:`DataUnavailable` saying ``what`` failed, for the page's banner."""
     url = db.database_url()
@@ -180,8 +183,7 @@ def _reading(what: str, hint: str = "") -> Iterator[str]:
 def weekly_view(filters: load.Filters, week: date, count: str, *, role: Role) -> trends.WeeklyView:
     """Every number of the Weekly Trends page, cached per filter set and data version."""
     access.require(role, "aggregates")
-    hint = " Check that the database is reachable and that LOOKOUT_DATABASE_URL is right."
-    with _reading("Cannot read the data", hint) as url:
+    with _reading("Cannot read the data") as url:
         return _weekly_view(url, filters, week, count, data_token())
 
 

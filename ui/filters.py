@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from analytics.load import CHOICES, DIMENSIONS, Filters, parse_filters
 from analytics.trends import iso_week, parse_week, weeks_between
@@ -104,6 +105,7 @@ def sidebar(*, first: date, last: date, as_of_complete: date) -> Selection:
         st.session_state[_PREFIX + "ready"] = True
     if _stored("week") not in weeks:
         _store("week", default_week)
+    _reseed_on_page_switch()
     with st.sidebar:
         st.header("Filters")
         week = _widget("week", st.selectbox, "Week", weeks[::-1], format_func=_week_label)
@@ -135,6 +137,18 @@ def sidebar(*, first: date, last: date, as_of_complete: date) -> Selection:
     )
     st.session_state[_PREFIX + "selection"] = selection
     return selection
+
+
+def _reseed_on_page_switch() -> None:
+    """A page switch makes new widgets: set their keys from the stored values first, or
+    Streamlit would start them at their defaults (the newest week, no filters)."""
+    ctx = get_script_run_ctx()
+    page = ctx.page_script_hash if ctx is not None else ""
+    if st.session_state.get(_PREFIX + "page") == page:
+        return
+    for name in ("week", "range", *DIMENSIONS):
+        st.session_state[_PREFIX + name] = _stored(name)
+    st.session_state[_PREFIX + "page"] = page
 
 
 def _store(name: str, value: object) -> None:

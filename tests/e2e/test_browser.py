@@ -1,0 +1,331 @@
+"""End to end in a real browser: the app served by Streamlit on a free port against a
+small demo database, driven by Playwright in Debian's headless Chromium.
+
+Every test saves a screenshot of each page it visits under ``test-output/e2e/<test>/``
+(kept whatever the outcome). With ``LOOKOUT_DOCS_SCREENSHOTS=1`` the first visit of each
+page is also written to ``docs/screenshots/`` for the README.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+
+from analytics import access, db, demo
+from tests.conftest import PG_URL
+from tests.helpers import SMALL_DEMO_END, small_demo
+
+playwright = pytest.importorskip("playwright.sync_api")
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+pytestmark = pytest.mark.xdist_group("e2e")
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("LOOKOUT_CHROMIUM", "/usr/bin/chromium")
+OUT = ROOT / "test-output" / "e2e"
+DOCS = ROOT / "docs" / "screenshots"
+PASSWORD = "a long test password"
+WAIT = 90_000  # ms: a cold page computes its numbers once
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _serve(url: str, folder: Path) -> Iterator[str]:
+    """Start the app on a free port against ``url``; yield its address; stop it."""
+    port = _free_port()
+    env = {**os.environ, "LOOKOUT_DATABASE_URL": url, "LOOKOUT_SNAPSHOT_DIR": str(folder / "snap")}
+    log = (folder / "streamlit.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
+                if r.read() == b"ok":
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"the app did not start; see {folder / 'streamlit.log'}")
+        time.sleep(0.3)
+    try:
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _add_users(url: str) -> None:
+    engine = db.make_engine(url)
+    access.add_user(engine, "ann", "associate", PASSWORD)
+    access.add_user(engine, "pat", "product", PASSWORD)
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def sqlite_app(tmp_path_factory) -> Iterator[tuple[str, str]]:
+    folder = tmp_path_factory.mktemp("e2e")
+    url = small_demo(folder)
+    _add_users(url)
+    for base in _serve(url, folder):
+        yield base, url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"Chromium is required for the browser tests: {CHROMIUM} is missing")
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    with sync_playwright() as p:
+        found = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
+        yield found
+        found.close()
+
+
+class Shots:
+    """Numbered screenshots of one test's pages."""
+
+    def __init__(self, name: str) -> None:
+        self.folder = OUT / name
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True)
+        self.n = 0
+
+    def take(self, page: Page, what: str) -> None:
+        """Screenshot the whole page: the viewport grows to the main area's height for
+        the shot (Streamlit scrolls inside it, so a full-page shot alone would cut it)."""
+        self.n += 1
+        height = page.evaluate(
+            "() => document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight ?? 800"
+        )
+        page.set_viewport_size({"width": 1280, "height": max(800, min(int(height), 6000))})
+        page.wait_for_timeout(400)
+        page.screenshot(path=str(self.folder / f"{self.n:02d}-{what}.png"))
+        if os.environ.get("LOOKOUT_DOCS_SCREENSHOTS") and not (DOCS / f"{what}.png").exists():
+            DOCS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(DOCS / f"{what}.png"))
+        page.set_viewport_size({"width": 1280, "height": 800})
+
+
+@pytest.fixture
+def page(browser: Browser, request) -> Iterator[tuple[Page, Shots]]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+    found = context.new_page()
+    found.set_default_timeout(WAIT)
+    shots = Shots(request.node.name)
+    yield found, shots
+    shots.take(found, "last")  # where the test ended, failed or not
+    context.close()
+
+
+def _settle(page: Page) -> None:
+    """Wait until Streamlit has finished the run (no spinner, no running status)."""
+    page.wait_for_selector("[data-testid='stApp']")
+    page.wait_for_timeout(500)
+    page.wait_for_function(
+        "() => !document.querySelector(\"[data-testid='stSpinner']\") && "
+        "!document.querySelector(\"[data-testid='stStatusWidget'] button\")",
+        timeout=WAIT,
+    )
+    page.wait_for_timeout(300)
+
+
+def _sign_in(page: Page, base: str, name: str) -> None:
+    page.goto(base)
+    page.get_by_label("Name", exact=True).fill(name)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text(f"Signed in as {name}")).to_be_visible()
+    _settle(page)
+
+
+def _open(page: Page, title: str) -> None:
+    page.locator("[data-testid='stSidebarNav']").get_by_text(title, exact=True).click()
+    _settle(page)
+
+
+def _no_horizontal_scroll(page: Page) -> None:
+    width = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollWidth")
+    assert width <= 1280
+
+
+def test_an_associate_goes_through_every_page(sqlite_app, page) -> None:
+    base, url = sqlite_app
+    pg, shots = page
+    _sign_in(pg, base, "ann")
+    shots.take(pg, "overview")
+    _no_horizontal_scroll(pg)
+
+    # Weekly trends: KPI cards and charts; a filter changes the URL and the numbers.
+    _open(pg, "Weekly trends")
+    expect(pg.get_by_role("heading", name="Weekly trends")).to_be_visible()
+    cards = pg.locator("[data-testid='stMetric']")
+    expect(cards.first).to_be_visible()
+    assert cards.count() >= 4
+    expect(pg.locator(".js-plotly-plot").nth(1)).to_be_visible()  # two charts or more
+    shots.take(pg, "trends")
+    _no_horizontal_scroll(pg)
+    before = cards.first.locator("[data-testid='stMetricValue']").inner_text()
+    category = pg.locator("[data-testid='stSidebar'] [data-testid='stMultiSelect']").first
+    category.click()
+    pg.get_by_role("option", name="Spam", exact=True).click()
+    pg.keyboard.press("Escape")
+    pg.wait_for_url("**category=spam**")
+    _settle(pg)
+    after = cards.first.locator("[data-testid='stMetricValue']").inner_text()
+    assert after != before
+    shots.take(pg, "trends-spam")
+    category.locator("[aria-label*='Clear all'], [title*='Clear all']").first.click()
+    _settle(pg)
+
+    # Anomalies: the top anomaly's band and root cause; feedback recorded.
+    _open(pg, "Anomalies")
+    expect(pg.get_by_text("Value and expected band")).to_be_visible()
+    expect(pg.get_by_text("What explains it")).to_be_visible()
+    expect(pg.locator(".js-plotly-plot").first).to_be_visible()
+    shots.take(pg, "anomalies")
+    pg.get_by_role("button", name="Not useful").click()
+    expect(pg.get_by_text("Recorded: not useful")).to_be_visible()
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        verdicts = conn.execute(text("SELECT user_name, verdict FROM feedback")).all()
+    engine.dispose()
+    assert ("ann", "not_useful") in [tuple(v) for v in verdicts]
+
+    # Emerging threats: a topic's cases open in the Case Explorer.
+    _open(pg, "Emerging threats")
+    link = pg.get_by_role("link", name="cases in Case Explorer").first
+    expect(link).to_be_visible()
+    shots.take(pg, "emerging")
+    wanted = int(link.inner_text().split("Open the ")[1].split(" cases")[0].replace(",", ""))
+    link.click()
+    pg.wait_for_url("**/cases?**cluster=**")
+    _settle(pg)
+    expect(pg.get_by_text(f"{wanted:,} cases · page 1")).to_be_visible()
+    shots.take(pg, "cases")
+    _no_horizontal_scroll(pg)
+
+    # Reports: the product brief downloads as one HTML file with no case text.
+    _open(pg, "Reports")
+    pg.get_by_text("Product teams", exact=True).click()
+    _settle(pg)
+    expect(pg.get_by_text("(product)").first).to_be_visible()
+    shots.take(pg, "reports")
+    with pg.expect_download() as got:
+        pg.get_by_role("button", name="Download HTML").click()
+    html = Path(got.value.path()).read_text(encoding="utf-8")
+    assert html.lstrip().lower().startswith("<!doctype html")
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        texts = conn.execute(select(db.Case.description)).scalars().all()
+        audited = conn.execute(
+            text("SELECT count(*) FROM audit_log WHERE action = 'report_download'")
+        ).scalar_one()
+    engine.dispose()
+    assert not any(t[:40] in html for t in texts)
+    assert audited >= 1
+
+
+def test_a_product_user_cannot_reach_the_case_explorer(sqlite_app, page) -> None:
+    base, _ = sqlite_app
+    pg, shots = page
+    _sign_in(pg, base, "pat")
+    nav = pg.locator("[data-testid='stSidebarNav']")
+    expect(nav.get_by_text("Reports", exact=True)).to_be_visible()
+    assert nav.get_by_text("Case Explorer", exact=True).count() == 0
+    shots.take(pg, "product-overview")
+    # Typing the page's address starts a new session: sign in there, still no cases.
+    _sign_in(pg, f"{base}/cases", "pat")
+    shots.take(pg, "product-cases-url")
+    assert pg.locator("[data-testid='stDataFrame']").count() == 0
+    assert pg.get_by_role("heading", name="Case Explorer").count() == 0
+
+
+@pytest.fixture(scope="module")
+def postgres_app(tmp_path_factory) -> Iterator[tuple[str, str, str]]:
+    """The small demo in a private PostgreSQL schema, served; yields (base, url, schema)."""
+    import uuid
+
+    from sqlalchemy.engine import make_url
+
+    schema = f"e2e_{uuid.uuid4().hex[:10]}"
+    admin = db.make_engine(PG_URL)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required when CI is set: {exc}")
+        pytest.skip("PostgreSQL not reachable")
+    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    url_text = url.render_as_string(hide_password=False)
+    engine = db.make_engine(url_text)
+    demo.seed_database(engine, scale="small", seed=7, days=240, end=SMALL_DEMO_END)
+    engine.dispose()
+    _add_users(url_text)
+    folder = tmp_path_factory.mktemp("e2e-pg")
+    try:
+        for base in _serve(url_text, folder):
+            yield base, url_text, schema
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}_gone" CASCADE'))
+        admin.dispose()
+
+
+def test_the_page_survives_a_database_that_goes_away(postgres_app, browser, request) -> None:
+    base, _, schema = postgres_app
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    pg = context.new_page()
+    pg.set_default_timeout(WAIT)
+    shots = Shots(request.node.name)
+    _sign_in(pg, base, "ann")
+    _open(pg, "Case Explorer")
+    expect(pg.get_by_text("cases · page 1")).to_be_visible()
+    shots.take(pg, "cases-before")
+    admin = db.make_engine(PG_URL)
+    with admin.begin() as conn:  # the tables vanish from under the running app
+        conn.execute(text(f'ALTER SCHEMA "{schema}" RENAME TO "{schema}_gone"'))
+    try:
+        search = pg.get_by_label('Search descriptions (words, "a phrase", -leave out, OR)')
+        search.fill("refund")
+        search.press("Enter")
+        _settle(pg)
+        shots.take(pg, "cases-database-gone")
+        banner = pg.locator("[data-testid='stAlertContentError']").first
+        expect(banner).to_contain_text("Cannot")
+        assert "Traceback" not in pg.content()
+        expect(pg.get_by_role("heading", name="Case Explorer")).to_be_visible()
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'ALTER SCHEMA "{schema}_gone" RENAME TO "{schema}"'))
+        admin.dispose()
+        context.close()
