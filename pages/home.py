@@ -31,9 +31,10 @@ if not any(counts[t] for t in ("accounts", "events", "cases")):
 viewer = auth.require("suppressed")
 
 st.subheader("Rows per table")
-cols = st.columns(len(counts))
-for col, (table, n) in zip(cols, counts.items(), strict=True):
-    col.metric(table.replace("_", " ").capitalize(), f"{n:,}")
+items = list(counts.items())
+for first in range(0, len(items), 4):  # four to a row: 1,000,000 fits at 1280 px
+    for col, (table, n) in zip(st.columns(4), items[first : first + 4], strict=False):
+        col.metric(table.replace("_", " ").capitalize(), f"{n:,}")
 
 
 def _fmt(ts: datetime | None) -> str:

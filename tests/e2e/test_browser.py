@@ -35,6 +35,8 @@ CHROMIUM = os.environ.get("LOOKOUT_CHROMIUM", "/usr/bin/chromium")
 OUT = ROOT / "test-output" / "e2e"
 DOCS = ROOT / "docs" / "screenshots"
 PASSWORD = "a long test password"
+#: The shots the README shows, one per page.
+DOC_PAGES = ("overview", "trends", "anomalies", "emerging", "cases", "reports", "admin")
 WAIT = 90_000  # ms: a cold page computes its numbers once
 
 
@@ -82,6 +84,7 @@ def _add_users(url: str) -> None:
     engine = db.make_engine(url)
     access.add_user(engine, "ann", "associate", PASSWORD)
     access.add_user(engine, "pat", "product", PASSWORD)
+    access.add_user(engine, "ada", "admin", PASSWORD)
     engine.dispose()
 
 
@@ -128,7 +131,7 @@ class Shots:
         page.set_viewport_size({"width": 1280, "height": max(800, min(int(height), 6000))})
         page.wait_for_timeout(400)
         page.screenshot(path=str(self.folder / f"{self.n:02d}-{what}.png"))
-        if os.environ.get("LOOKOUT_DOCS_SCREENSHOTS") and not (DOCS / f"{what}.png").exists():
+        if os.environ.get("LOOKOUT_DOCS_SCREENSHOTS") and what in DOC_PAGES:
             DOCS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(DOCS / f"{what}.png"))
         page.set_viewport_size({"width": 1280, "height": 800})
@@ -266,6 +269,19 @@ def test_a_product_user_cannot_reach_the_case_explorer(sqlite_app, page) -> None
     shots.take(pg, "product-cases-url")
     assert pg.locator("[data-testid='stDataFrame']").count() == 0
     assert pg.get_by_role("heading", name="Case Explorer").count() == 0
+
+
+def test_an_admin_reads_the_audit_log(sqlite_app, page) -> None:
+    base, _ = sqlite_app
+    pg, shots = page
+    _sign_in(pg, base, "ada")
+    nav = pg.locator("[data-testid='stSidebarNav']")
+    assert nav.get_by_text("Case Explorer", exact=True).count() == 0
+    _open(pg, "Admin")
+    expect(pg.get_by_role("heading", name="Audit log")).to_be_visible()
+    expect(pg.get_by_text("entries (newest first")).to_be_visible()
+    shots.take(pg, "admin")
+    _no_horizontal_scroll(pg)
 
 
 @pytest.fixture(scope="module")
