@@ -124,7 +124,9 @@ def parse_case_query(
         text = text[: search.MAX_QUERY_CHARS]
     raw = [v.strip() for v in str(params.get("status", "") or "").split(",") if v.strip()]
     status = tuple(dict.fromkeys(v for v in raw if v in STATUSES))
-    notes += [f"Ignored status {v[:40]!r}: not a known status." for v in raw if v not in status]
+    bad = [v for v in dict.fromkeys(raw) if v not in status]
+    if bad:
+        notes.append(f"Ignored status {load.ignored_values(bad)}: not a known status.")
     sort_text = str(params.get("sort", "") or "").strip()
     descending = True
     sort = "opened_at"
@@ -144,8 +146,9 @@ def parse_case_query(
         numbers[key] = None
         if not value:
             continue
-        if value.isascii() and value.isdigit() and 0 < int(value) < 2**62:
-            numbers[key] = int(value) if high is None else min(int(value), high)
+        number = load.whole_number(value)
+        if number is not None:
+            numbers[key] = number if high is None else min(number, high)
         else:
             notes.append(f"Ignored {label} {value[:40]!r}: not a whole number from 1.")
     query = CaseQuery(

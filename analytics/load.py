@@ -29,7 +29,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -80,6 +80,11 @@ __all__ = [
     "RefreshSummary",
     "case_texts",
     "empty_frame",
+    "ignored_values",
+    "parse_day",
+    "whole_number",
+    "FIRST_DAY",
+    "LAST_DAY",
     "read_frame",
     "load_cube",
     "data_fingerprint",
@@ -223,6 +228,48 @@ class Filters:
         return datetime.combine(lo, datetime.min.time()), datetime.combine(hi, datetime.min.time())
 
 
+#: Dates outside these are refused wherever a date is typed or linked.
+FIRST_DAY = date(1990, 1, 1)
+LAST_DAY = date(2100, 12, 31)
+
+
+def parse_day(text: str) -> date | None:
+    """An ISO date between :data:`FIRST_DAY` and :data:`LAST_DAY`, else None.
+
+    >>> parse_day("2026-11-24"), parse_day("9999-12-31"), parse_day("tomorrow")
+    (datetime.date(2026, 11, 24), None, None)
+    """
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return day if FIRST_DAY <= day <= LAST_DAY else None
+
+
+def whole_number(text: str, *, limit: int = 2**62) -> int | None:
+    """A positive whole number written in ASCII digits, below ``limit``; else None.
+
+    >>> whole_number("42"), whole_number("²"), whole_number("9" * 5000), whole_number("0")
+    (42, None, None, None)
+    """
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if 0 < value < limit else None
+
+
+def ignored_values(values: Sequence[str], *, show: int = 3) -> str:
+    """Dropped values for a note: the first few, cut short, and how many more.
+
+    >>> ignored_values(["x" * 60, "b", "c", "d", "e"])
+    "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…', 'b', 'c' and 2 more"
+    """
+    shown = [repr(v[:30] + "…" if len(v) > 30 else v) for v in values[:show]]
+    more = f" and {len(values) - show:,} more" if len(values) > show else ""
+    return ", ".join(shown) + more
+
+
 def parse_filters(params: Mapping[str, str]) -> tuple[Filters, list[str]]:
     """Filters from text parameters (e.g. URL query parameters), dropping invalid values.
 
@@ -231,23 +278,29 @@ def parse_filters(params: Mapping[str, str]) -> tuple[Filters, list[str]]:
 
     >>> f, notes = parse_filters({"category": "spam,nonsense", "start": "2026-13-01"})
     >>> f.category, notes
-    (('spam',), ["Ignored category 'nonsense': not a known value.", "Ignored start '2026-13-01': not a date (YYYY-MM-DD)."])
+    (('spam',), ["Ignored category 'nonsense': not a known value.", "Ignored start '2026-13-01': not a date (YYYY-MM-DD) between 1990 and 2100."])
     """  # noqa: E501
     notes: list[str] = []
     values: dict[str, Any] = {}
     for dim in DIMENSIONS:
         raw = [v.strip() for v in str(params.get(dim, "") or "").split(",") if v.strip()]
         good = tuple(dict.fromkeys(v for v in raw if v in CHOICES[dim]))
-        notes += [f"Ignored {dim} {v!r}: not a known value." for v in raw if v not in good]
+        bad = [v for v in dict.fromkeys(raw) if v not in good]
+        if bad:
+            notes.append(f"Ignored {dim} {ignored_values(bad)}: not a known value.")
         values[dim] = good
     for key in ("start", "end"):
         raw_date = str(params.get(key, "") or "").strip()
         if not raw_date:
             continue
-        try:
-            values[key] = date.fromisoformat(raw_date)
-        except ValueError:
-            notes.append(f"Ignored {key} {raw_date[:40]!r}: not a date (YYYY-MM-DD).")
+        day = parse_day(raw_date)
+        if day is None:
+            notes.append(
+                f"Ignored {key} {raw_date[:40]!r}: not a date (YYYY-MM-DD) between "
+                f"{FIRST_DAY:%Y} and {LAST_DAY:%Y}."
+            )
+        else:
+            values[key] = day
     f = Filters(**values)
     if f.start and f.end and f.start > f.end:
         notes.append("Ignored the date range: it ends before it starts.")

@@ -46,10 +46,7 @@ class Context:
 
 
 def _day(raw: str) -> date | None:
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        return None
+    return load.parse_day(raw) if raw else None
 
 
 def context(
@@ -61,9 +58,10 @@ def context(
     if cluster:
         clusters, texts = data.emerging(selection.filters, as_of, role=viewer.role)
         known = clusters["cluster_id"].to_list()
-        if cluster.isdigit() and int(cluster) in known:
-            row = clusters.filter(pl.col("cluster_id") == int(cluster)).row(0, named=True)
-            ids = texts.filter(pl.col("cluster_id") == int(cluster))["case_id"].to_list()
+        number = load.whole_number(cluster)
+        if number is not None and number in known:
+            row = clusters.filter(pl.col("cluster_id") == number).row(0, named=True)
+            ids = texts.filter(pl.col("cluster_id") == number)["case_id"].to_list()
             query = replace(base, case_ids=tuple(ids), filters=_undated(base.filters))
             return Context(f"Topic {cluster} of the week: {row['terms']}", query)
         st.warning(f"Ignored topic {cluster[:20]!r}: not a topic of this week and filters.")
@@ -81,12 +79,15 @@ def context(
         dims, ignored = _slice_dims(slice_key)
         if ignored:
             st.caption(
-                f"The anomaly's slice also names {', '.join(ignored)}, which cases do not "
-                "have: showing the cases of its other dimensions."
+                f"The anomaly's slice also names {load.ignored_values(ignored)}, which cases "
+                "do not have: showing the cases of its other dimensions."
             )
         start, end = start or base.filters.start, end or base.filters.end
         f = replace(base.filters, start=start, end=end, **{k: (v,) for k, v in dims.items()})
         what = f"The anomaly {slice_key[:80]}:" if slice_key else "Cases"
+        if start and end and start > end:
+            st.warning("Ignored the opening dates: they end before they start.")
+            start, end = base.filters.start, base.filters.end
         when = f" opened {start:%d %b}–{end:%d %b %Y}" if start and end else ""
         return Context(what + when, replace(base, filters=f))
     return None
@@ -104,8 +105,8 @@ def _slice_dims(slice_key: str) -> tuple[dict[str, str], list[str]]:
         if name in load.DIMENSIONS and value in load.CHOICES[name]:
             dims[name] = value
         elif part and part != "all":
-            ignored.append(part[:40])
-    return dims, ignored
+            ignored.append(part)
+    return dims, list(dict.fromkeys(ignored))
 
 
 def clear_context() -> None:

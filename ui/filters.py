@@ -15,7 +15,14 @@ from typing import Any
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from analytics.load import CHOICES, DIMENSIONS, Filters, parse_filters
+from analytics.load import (
+    CHOICES,
+    DIMENSIONS,
+    Filters,
+    ignored_values,
+    parse_filters,
+    whole_number,
+)  # fmt: skip
 from analytics.trends import iso_week, parse_week, weeks_between
 from ui import data
 
@@ -82,7 +89,15 @@ def _from_url(weeks: list[date], default_week: date) -> tuple[dict[str, object],
                 notes.append(f"Ignored week {params['week'][:20]!r}: no data for that week.")
     values["week"] = week
     if parsed.start and parsed.end:
-        values["range"] = (parsed.start, parsed.end)
+        if parsed.end < weeks[0] or parsed.start > weeks[-1] + timedelta(days=6):
+            notes.append("Ignored the date range: the data has no day in it.")
+        else:
+            # Days before the first week or after the last hold no data: leave them out.
+            start = max(parsed.start, weeks[0])
+            end = min(parsed.end, weeks[-1] + timedelta(days=6))
+            if (start, end) != (parsed.start, parsed.end):
+                notes.append(f"Narrowed the date range to the data: {start} to {end}.")
+            values["range"] = (start, end)
     return values, notes
 
 
@@ -285,11 +300,11 @@ def page_multiselect(key: str, options: dict[str, str], *, label: str) -> tuple[
     ``key`` (unknown values in the URL are dropped with a note)."""
 
     def initial(raw: str) -> list[str]:
-        asked = [v.strip() for v in raw.split(",") if v.strip()]
-        for value in asked:
-            if value not in options:
-                st.warning(f"Ignored {key} {value[:20]!r}: choose from {', '.join(options)}.")
-        return [v for v in dict.fromkeys(asked) if v in options]
+        asked = list(dict.fromkeys(v.strip() for v in raw.split(",") if v.strip()))
+        bad = [v for v in asked if v not in options]
+        if bad:
+            st.warning(f"Ignored {key} {ignored_values(bad)}: choose from {', '.join(options)}.")
+        return [v for v in asked if v in options]
 
     state_key = _page_state(key, initial)
     chosen = st.multiselect(
@@ -318,4 +333,5 @@ def page_select(key: str, options: dict[str, str], *, label: str) -> str:
 def page_number(key: str, default: int = 1) -> int:
     """A positive whole number kept in the URL under ``key`` (bad values give ``default``)."""
     raw = page_param(key)
-    return int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) < 2**31 else default
+    number = whole_number(raw, limit=2**62)
+    return default if number is None else number

@@ -13,6 +13,7 @@ import streamlit as st
 from analytics import reports
 from analytics.charts import format_number
 from analytics.db import Role
+from analytics.load import whole_number
 from ui import data, explorer
 from ui.filters import page_param, set_page_param
 
@@ -294,7 +295,8 @@ def selected_cluster(clusters: pl.DataFrame, *events: Any) -> int:
             chosen = int(custom[0] if isinstance(custom, list) else custom)
     if chosen is None:
         wanted = page_param("cluster")
-        chosen = int(wanted) if wanted.isdigit() and int(wanted) in ids else ids[0]
+        number = whole_number(wanted)
+        chosen = number if number is not None and number in ids else ids[0]
     set_page_param("cluster", str(chosen))
     return chosen
 
@@ -357,7 +359,7 @@ def selected_ring(rings: pl.DataFrame, event: Any) -> int:
     wanted = page_param("ring")
     if rows:
         chosen = ids[rows[0]]
-    elif wanted.isdigit() and int(wanted) in ids:
+    elif whole_number(wanted) in ids:
         chosen = int(wanted)
     else:
         chosen = ids[0]
