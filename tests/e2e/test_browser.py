@@ -234,6 +234,10 @@ def test_an_associate_goes_through_every_page(sqlite_app, page) -> None:
     expect(pg.get_by_text(f"{wanted:,} cases · page 1")).to_be_visible()
     shots.take(pg, "cases")
     _no_horizontal_scroll(pg)
+    with pg.expect_download() as got:
+        pg.get_by_role("button", name="Export this page as CSV").click()
+    exported = Path(got.value.path()).read_text(encoding="utf-8").splitlines()
+    assert exported[0].startswith("case_id,") and len(exported) == wanted + 1
 
     # Reports: the product brief downloads as one HTML file with no case text.
     _open(pg, "Reports")
@@ -248,12 +252,13 @@ def test_an_associate_goes_through_every_page(sqlite_app, page) -> None:
     engine = db.make_engine(url)
     with engine.connect() as conn:
         texts = conn.execute(select(db.Case.description)).scalars().all()
-        audited = conn.execute(
-            text("SELECT count(*) FROM audit_log WHERE action = 'report_download'")
-        ).scalar_one()
+        audited = dict(
+            conn.execute(text("SELECT action, count(*) FROM audit_log GROUP BY action")).all()
+        )
     engine.dispose()
     assert not any(t[:40] in html for t in texts)
-    assert audited >= 1
+    # Downloads and exports are in the audit log, with the sign-in and the case list.
+    assert audited["report_download"] >= 1 and audited["export"] >= 1 and audited["login"] >= 1
 
 
 def test_a_product_user_cannot_reach_the_case_explorer(sqlite_app, page) -> None:
