@@ -34,7 +34,7 @@ with left:
         label="Source",
     )
 with right:
-    text = filters.page_text("q", label="Slice contains (e.g. region=FL)")
+    text = filters.page_text("find", label="Slice contains (e.g. region=FL)")
 shown = widgets.filter_incidents(incidents, source=source, text=text)
 alerted, quiet = shown.filter(shown["alerted"]), shown.filter(~shown["alerted"])
 if alerted.is_empty():

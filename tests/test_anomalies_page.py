@@ -88,7 +88,7 @@ def test_a_link_reproduces_the_filter_and_the_selected_incident(monkeypatch, sma
     monkeypatch.setenv("LOOKOUT_DATABASE_URL", small_db)
     linked = app_as(timeout=240)
     linked.query_params["incident"] = target
-    linked.query_params["q"] = target.split("|")[0]
+    linked.query_params["find"] = target.split("|")[0]
     linked.switch_page("pages/anomalies.py")
     linked.run()
     assert not linked.exception

@@ -286,7 +286,7 @@ _EMERGING_KEYS = ("cluster", "ring", *GLOBAL_KEYS[1:])
     ("page", "params"),
     [("pages/trends.py", p) for p in _rotations(GLOBAL_KEYS, FIXED)]
     + [("pages/reports.py", p) for p in _rotations(("audience", *GLOBAL_KEYS), FIXED[::-1])]
-    + [("pages/anomalies.py", p) for p in _rotations(("source", "q", "incident"), FIXED)]
+    + [("pages/anomalies.py", p) for p in _rotations(("source", "find", "incident"), FIXED)]
     + [
         ("pages/emerging.py", {"week": RING_WEEK, **p})
         for p in _rotations(_EMERGING_KEYS, FIXED[::-1])
@@ -318,8 +318,8 @@ def test_hostile_case_explorer_parameters(monkeypatch, demo, params) -> None:
 
 
 @_examples(6)
-@given(params=_params(("source", "q", "incident")))
-@example(params={"source": "events", "q": "region=", "incident": "(?i).*"})
+@given(params=_params(("source", "find", "incident")))
+@example(params={"source": "events", "find": "region=", "incident": "(?i).*"})
 def test_hostile_anomalies_parameters(monkeypatch, demo, params) -> None:
     _check(monkeypatch, demo, "pages/anomalies.py", params)
 
@@ -343,7 +343,7 @@ def test_hostile_reports_audience(monkeypatch, demo, audience) -> None:
 
 TEXT_BOXES = [
     ("pages/cases.py", "filter_page_q"),
-    ("pages/anomalies.py", "filter_page_q"),
+    ("pages/anomalies.py", "filter_page_find"),
     ("pages/admin.py", "admin_user"),
     ("pages/reports.py", "reports_note"),
 ]

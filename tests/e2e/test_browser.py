@@ -17,6 +17,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from sqlalchemy import select, text
@@ -210,6 +211,25 @@ def test_an_associate_goes_through_every_page(sqlite_app, page) -> None:
 
     # Anomalies: the top anomaly's band and root cause; feedback recorded.
     _open(pg, "Anomalies")
+    table = pg.locator("[data-testid='stDataFrame']").first
+    expect(table).to_be_visible()
+    box = table.bounding_box()
+    assert box is not None
+
+    def incident() -> str:
+        return parse_qs(urlparse(pg.url).query)["incident"][0]
+
+    top = incident()  # shown first, before any choice
+    pg.mouse.click(box["x"] + 16, box["y"] + 35 + 35 + 17)  # the second row's selection box
+    pg.wait_for_function(f"() => !decodeURIComponent(location.search).includes({top!r})")
+    _settle(pg)
+    second = incident()
+    expect(pg.get_by_role("heading", name=second)).to_be_visible()
+    pg.mouse.click(box["x"] + 16, box["y"] + 35 + 35 + 17)  # unselect it
+    pg.mouse.click(box["x"] + 16, box["y"] + 35 + 17)  # and pick the top one
+    pg.wait_for_function(f"() => decodeURIComponent(location.search).includes({top!r})")
+    _settle(pg)
+    expect(pg.get_by_role("heading", name=top)).to_be_visible()
     expect(pg.get_by_text("Value and expected band")).to_be_visible()
     expect(pg.get_by_text("What explains it")).to_be_visible()
     expect(pg.locator(".js-plotly-plot").first).to_be_visible()
