@@ -37,6 +37,7 @@ from sqlalchemy import Engine, delete, insert, select, update
 from analytics.db import AuditLog, Role, User
 
 __all__ = [
+    "AUDIT_ACTIONS",
     "CAPABILITIES",
     "GRANTS",
     "LOCKOUT",
@@ -68,6 +69,10 @@ GRANTS: dict[Role, frozenset[str]] = {
     Role.associate: frozenset({"aggregates", "suppressed", "cases", "reveal"}),
     Role.product: frozenset({"suppressed"}),
 }
+#: What the audit log records.
+AUDIT_ACTIONS: tuple[str, ...] = (
+    "login", "login_failed", "login_refused", "case_view", "reveal", "export", "report_download",
+)  # fmt: skip
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
 _HASHER = PasswordHasher()

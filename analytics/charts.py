@@ -1184,22 +1184,11 @@ def ring_network(
         ("ip", "IP", "diamond", PALETTE[2]),
     ):
         rows = ids.filter(pl.col("kind") == kind)
-        if rows.is_empty():
-            continue
-        fig.add_trace(
-            go.Scatter(
-                x=rows["x"].to_list(),
-                y=rows["y"].to_list(),
-                mode="markers",
-                name=name,
-                marker={"symbol": symbol, "size": 16, "color": colour},
-                hovertext=[
-                    f"{name} {html.escape(str(i)[:8])}…<br>{n} accounts"
-                    for i, n in rows.select("identifier", "accounts").iter_rows()
-                ],
-                hovertemplate="%{hovertext}<extra></extra>",
-            )
-        )
+        hover = [
+            f"{name} {html.escape(str(i)[:8])}…<br>{n} accounts"
+            for i, n in rows.select("identifier", "accounts").iter_rows()
+        ]
+        _add_nodes(fig, rows, name=name, symbol=symbol, size=16, colour=colour, hover=hover)
     _add_ring_accounts(fig, accounts, members)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
@@ -1234,16 +1223,31 @@ def _add_ring_accounts(
         (True, "reported or actioned", PALETTE[3]),
     ):
         rows = accounts.filter(pl.col("_flagged") == is_flagged)
-        if rows.is_empty():
-            continue
-        fig.add_trace(
-            go.Scatter(
-                x=rows["x"].to_list(),
-                y=rows["y"].to_list(),
-                mode="markers",
-                name=name,
-                marker={"symbol": "circle", "size": 10, "color": colour},
-                hovertext=rows["_hover"].to_list(),
-                hovertemplate="%{hovertext}<extra></extra>",
-            )
+        labels = rows["_hover"].to_list()
+        _add_nodes(fig, rows, name=name, symbol="circle", size=10, colour=colour, hover=labels)
+
+
+def _add_nodes(
+    fig: go.Figure,
+    rows: pl.DataFrame,
+    *,
+    name: str,
+    symbol: str,
+    size: int,
+    colour: str,
+    hover: list[str],
+) -> None:
+    """One legend entry of :func:`ring_network`'s nodes at ``rows``' x, y (none if empty)."""
+    if rows.is_empty():
+        return
+    fig.add_trace(
+        go.Scatter(
+            x=rows["x"].to_list(),
+            y=rows["y"].to_list(),
+            mode="markers",
+            name=name,
+            marker={"symbol": symbol, "size": size, "color": colour},
+            hovertext=hover,
+            hovertemplate="%{hovertext}<extra></extra>",
         )
+    )

@@ -25,6 +25,7 @@ __all__ = [
     "feedback_version",
     "RECENT_DAYS",
     "incident_cases",
+    "incident_days",
     "incident_root_cause",
     "incident_series",
     "read_feedback",
@@ -249,6 +250,19 @@ def incident_root_cause(engine: Engine, incident: dict[str, object], *, end: dat
     return rootcause.explain(cells, dims=free)
 
 
+def incident_days(incident: dict[str, object]) -> tuple[date, date]:
+    """The first and last day an incident covers (a weekly point covers its 7 days).
+
+    >>> incident_days({"start": datetime(2026, 11, 9), "end": datetime(2026, 11, 16),
+    ...                "freq": "weekly"})
+    (datetime.date(2026, 11, 9), datetime.date(2026, 11, 22))
+    """
+    start, last = incident["start"], incident["end"]
+    assert isinstance(start, datetime) and isinstance(last, datetime)
+    span = timedelta(days=7 if incident["freq"] == "weekly" else 1)
+    return start.date(), (last + span).date() - timedelta(days=1)
+
+
 def incident_cases(
     engine: Engine, incident: dict[str, object], *, end: date, role: Role | str
 ) -> pl.DataFrame:
@@ -256,14 +270,11 @@ def incident_cases(
     access.require(role, "cases")
     if incident["source"] != "cases":
         return pl.DataFrame()
-    start, last = incident["start"], incident["end"]
-    assert isinstance(start, datetime) and isinstance(last, datetime)
-    span = timedelta(days=7 if incident["freq"] == "weekly" else 1)
-    cases = _cases(
-        engine, start=start.date(), end=(last + span).date(), dims=_dims(str(incident["slice"]))
-    )
+    first, last = incident_days(incident)
+    after = last + timedelta(days=1)
+    cases = _cases(engine, start=first, end=after, dims=_dims(str(incident["slice"])))
     return (
-        cases.filter(pl.col("opened_at") < last + span)
+        cases.filter(pl.col("opened_at") < datetime.combine(after, datetime.min.time()))
         .select(
             "id",
             "opened_at",

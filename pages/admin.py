@@ -25,8 +25,7 @@ left, middle, right = st.columns([2, 2, 3])
 who = left.text_input("User contains", max_chars=64, key="admin_user")
 action = middle.selectbox(
     "Action",
-    ["", "login", "login_failed", "login_refused", "case_view", "reveal", "export",
-     "report_download"],
+    ["", *access.AUDIT_ACTIONS],
     format_func=lambda a: a or "All",
     key="admin_action",
 )  # fmt: skip

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import streamlit as st
 
-from analytics import charts
+from analytics import charts, monitor
 from analytics.rootcause import summary
 from ui import auth, data, explorer, filters, widgets
 
@@ -80,12 +78,12 @@ index = rows[0] if rows else (keys.index(wanted) if wanted in keys else 0)
 incident = alerted.row(index, named=True)
 filters.set_page_param("incident", str(incident["slice"]))
 st.subheader(f"{incident['slice']} · {incident['start']:%d %b}–{incident['end']:%d %b}")
-span = timedelta(days=7 if incident["freq"] == "weekly" else 1)
+first, last = monitor.incident_days(incident)
 explorer.link(
     "Open its cases in Case Explorer",
     slice=incident["slice"],
-    opened_from=incident["start"].date().isoformat(),
-    opened_to=(incident["end"] + span - timedelta(days=1)).date().isoformat(),
+    opened_from=first.isoformat(),
+    opened_to=last.isoformat(),
 )
 series, causes, cases = data.evidence(incident, role=viewer.role)
 chosen = st.plotly_chart(

@@ -53,3 +53,21 @@ def app_as(role: str = "associate", *, name: str = "tester", timeout: int = 240)
     )
     at.session_state[KEY] = Viewer(name=name, role=Role(role))
     return at
+
+
+def open_page(
+    monkeypatch,  # noqa: ANN001
+    url: str,
+    script: str,
+    *,
+    role: str = "associate",
+    timeout: int = 240,
+    params: dict[str, str] | None = None,
+):  # noqa: ANN201
+    """Run one page of the app on ``url`` as ``role``, with ``params`` in the URL."""
+    monkeypatch.setenv("LOOKOUT_DATABASE_URL", url)
+    at = app_as(role, timeout=timeout)
+    for key, value in (params or {}).items():
+        at.query_params[key] = value
+    at.switch_page(script)
+    return at.run()

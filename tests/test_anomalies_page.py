@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from analytics import db
 from analytics.db import Feedback
-from tests.helpers import app_as, small_demo
+from tests.helpers import app_as, open_page, small_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,10 +21,7 @@ def small_db(tmp_path_factory) -> str:
 
 
 def _page(monkeypatch, url: str) -> AppTest:
-    monkeypatch.setenv("LOOKOUT_DATABASE_URL", url)
-    at = app_as(timeout=240)
-    at.switch_page("pages/anomalies.py")
-    return at.run()
+    return open_page(monkeypatch, url, "pages/anomalies.py")
 
 
 def _feedback_rows(url: str) -> list[tuple[str, str, str]]:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
 from analytics import db
-from tests.helpers import app_as, small_demo
+from tests.helpers import open_page, small_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,12 +23,7 @@ def small_db(tmp_path_factory) -> str:
 
 
 def _page(monkeypatch, url: str, script: str = "pages/cases.py", **params: str) -> AppTest:
-    monkeypatch.setenv("LOOKOUT_DATABASE_URL", url)
-    at = app_as(timeout=240)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.switch_page(script)
-    return at.run()
+    return open_page(monkeypatch, url, script, params=params)
 
 
 def _links(at: AppTest) -> dict[str, dict[str, str]]:

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
 from analytics import db
-from tests.helpers import SMALL_DEMO_END, app_as, small_demo
+from tests.helpers import SMALL_DEMO_END, open_page, small_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,12 +67,7 @@ def _role(page: str) -> str:
 
 
 def _open(monkeypatch, url: str, page: str, params: dict[str, str] | None = None) -> AppTest:
-    monkeypatch.setenv("LOOKOUT_DATABASE_URL", url)
-    at = app_as(_role(page), timeout=120)
-    for key, value in (params or {}).items():
-        at.query_params[key] = value
-    at.switch_page(page)
-    return at.run()
+    return open_page(monkeypatch, url, page, role=_role(page), timeout=120, params=params)
 
 
 def _rendered(at: AppTest) -> str:

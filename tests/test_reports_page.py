@@ -9,7 +9,7 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from analytics import db
-from tests.helpers import app_as, small_demo
+from tests.helpers import open_page, small_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,12 +20,7 @@ def small_db(tmp_path_factory) -> str:
 
 
 def _page(monkeypatch, url: str, **params: str) -> AppTest:
-    monkeypatch.setenv("LOOKOUT_DATABASE_URL", url)
-    at = app_as(timeout=240)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.switch_page("pages/reports.py")
-    return at.run()
+    return open_page(monkeypatch, url, "pages/reports.py", timeout=240, params=params)
 
 
 def _shown(at: AppTest) -> str:

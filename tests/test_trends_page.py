@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from analytics import db
 from analytics.db import Case
-from tests.helpers import app_as, small_demo
+from tests.helpers import open_page, small_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 # The small demo ends 2026-05-01 00:00 (a Friday): 2026-W18 is in progress, so the
@@ -37,12 +37,7 @@ def _count(url: str, *where, what=None, week=WEEK) -> int:
 
 
 def _page(monkeypatch, url: str, **params: str) -> AppTest:
-    monkeypatch.setenv("LOOKOUT_DATABASE_URL", url)
-    at = app_as(timeout=180)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.switch_page("pages/trends.py")
-    return at.run()
+    return open_page(monkeypatch, url, "pages/trends.py", timeout=180, params=params)
 
 
 def _metrics(at: AppTest) -> dict[str, str]:
