@@ -32,7 +32,7 @@ from typing import Any
 import polars as pl
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, case, delete, insert, or_, select, update
 
 from analytics.db import AuditLog, Role, User
 
@@ -42,6 +42,7 @@ __all__ = [
     "GRANTS",
     "LOCKOUT",
     "MAX_FAILURES",
+    "REFUSAL",
     "AccessDenied",
     "SignInFailed",
     "Viewer",
@@ -211,46 +212,72 @@ def list_users(engine: Engine, role: Role | str) -> pl.DataFrame:
     )  # fmt: skip
 
 
+#: The one answer to every refused sign-in: it never tells a stranger whether a name
+#: exists, whether the password was wrong or whether the account is locked.
+REFUSAL = (
+    "wrong name or password, or too many attempts "
+    f"(after {MAX_FAILURES} in a row an account waits {LOCKOUT.seconds // 60} minutes)"
+)
+
+
 def sign_in(engine: Engine, name: str, password: str, *, now: datetime | None = None) -> Viewer:
     """Check a local password; returns the :class:`Viewer` or raises
-    :class:`SignInFailed`. Every attempt is audited (never the password). Wrong
-    passwords count; :data:`MAX_FAILURES` in a row lock the account for :data:`LOCKOUT`."""
+    :class:`SignInFailed` with :data:`REFUSAL`, whatever the reason. Every attempt is
+    audited (never the password).
+
+    An attempt is counted in the database *before* the password is checked, in one
+    atomic ``UPDATE ... SET failed_logins = failed_logins + 1 ... RETURNING`` that only
+    succeeds while the account is not locked; the attempt that reaches
+    :data:`MAX_FAILURES` sets the lock in the same statement. So however many attempts
+    race, at most :data:`MAX_FAILURES` passwords are ever checked per :data:`LOCKOUT`
+    window; a right password resets the count.
+    """
     now = now or _now()
     name = name.strip()[:200]
-    refusal: str | None = None
-    with engine.begin() as conn:  # committed before any refusal is raised
+    with engine.begin() as conn:
         user = conn.execute(
-            select(
-                User.id, User.role, User.password_hash, User.failed_logins, User.locked_until
-            ).where(User.name == name)
+            select(User.id, User.role, User.password_hash).where(User.name == name)
         ).first()
+        attempt = None if user is None else _count_attempt(conn, user.id, now)
         if user is None:
-            _HASHER.hash(password or "x")  # same work as a real check: names cannot be probed
             _audit(conn, name, "", "login_failed", "unknown user", None, now)
-            refusal = "wrong name or password"
-        elif user.locked_until is not None and user.locked_until > now:
+        elif attempt is None:
             _audit(conn, name, user.role, "login_refused", "locked", None, now)
-            refusal = f"this account is locked until {user.locked_until:%H:%M} UTC"
-        elif not _verify(user.password_hash, password):
-            failures = user.failed_logins + 1
-            locked = now + LOCKOUT if failures >= MAX_FAILURES else None
-            conn.execute(
-                update(User)
-                .where(User.id == user.id)
-                .values(failed_logins=0 if locked else failures, locked_until=locked)
-            )
-            _audit(conn, name, user.role, "login_failed", "locked" if locked else None, None, now)
-            refusal = "wrong name or password" + (
-                f"; the account is locked for {LOCKOUT.seconds // 60} minutes" if locked else ""
-            )
-        else:
+    if user is None or attempt is None:
+        _HASHER.hash(password or "x")  # same work as a real check: names cannot be probed
+        raise SignInFailed(REFUSAL)
+    good = _verify(user.password_hash, password)  # outside any transaction: no lock held
+    with engine.begin() as conn:
+        if good:
             conn.execute(
                 update(User).where(User.id == user.id).values(failed_logins=0, locked_until=None)
             )
             _audit(conn, name, user.role, "login", "password", None, now)
-    if refusal is not None or user is None:
-        raise SignInFailed(refusal or "wrong name or password")
+        else:
+            locked = "locked" if attempt >= MAX_FAILURES else None
+            _audit(conn, name, user.role, "login_failed", locked, None, now)
+    if not good:
+        raise SignInFailed(REFUSAL)
     return Viewer(name=name, role=Role(user.role), via="local")
+
+
+def _count_attempt(conn: Any, user_id: int, now: datetime) -> int | None:
+    """Count one attempt atomically; its number since the last success or lock, or None
+    when the account is locked (nothing counted). An expired lock starts a new count."""
+    expired = User.locked_until.is_not(None)  # only rows that pass the WHERE below get here
+    count = case((expired, 1), else_=User.failed_logins + 1)
+    stmt = (
+        update(User)
+        .where(User.id == user_id)
+        .where(or_(User.locked_until.is_(None), User.locked_until <= now))
+        .where(or_(User.locked_until.is_not(None), User.failed_logins < MAX_FAILURES))
+        .values(
+            failed_logins=count,
+            locked_until=case((count >= MAX_FAILURES, now + LOCKOUT), else_=None),
+        )
+        .returning(User.failed_logins)
+    )
+    return conn.execute(stmt).scalar()
 
 
 def _verify(stored: str | None, password: str) -> bool:
