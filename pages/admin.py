@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import streamlit as st
 
-from analytics import access
+from analytics import access, exports
 from ui import auth, data, widgets
 
 st.title("Admin")
@@ -16,7 +16,8 @@ viewer = auth.require("audit")
 st.subheader("Users")
 st.caption("Add, remove and change roles with `python -m analytics users …` on the server.")
 try:
-    st.dataframe(access.list_users(data.engine(), viewer.role), hide_index=True, width="stretch")
+    users = exports.neutralise(access.list_users(data.engine(), viewer.role))
+    st.dataframe(users, hide_index=True, width="stretch")
 except Exception as exc:  # noqa: BLE001 - a banner, never a traceback
     st.error(f"Cannot read the users ({type(exc).__name__}).")
 
@@ -45,9 +46,9 @@ except Exception as exc:  # noqa: BLE001
     st.error(f"Cannot read the audit log ({type(exc).__name__}).")
     st.stop()
 st.caption(f"{log.height:,} entries (newest first, at most 5,000). Audit rows cannot be changed.")
-st.dataframe(log, hide_index=True, width="stretch", height=480)
+st.dataframe(exports.neutralise(log), hide_index=True, width="stretch", height=480)
 st.download_button(
-    "Export as CSV", log.write_csv(), file_name="lookout-audit.csv", mime="text/csv",
+    "Export as CSV", exports.to_csv(log), file_name="lookout-audit.csv", mime="text/csv",
     key="admin_export", icon=":material/download:", on_click=data.audit,
     args=(viewer, "export"), kwargs={"target": "audit log"},
 )  # fmt: skip

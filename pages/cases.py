@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analytics import cases
+from analytics import cases, exports
 from ui import auth, data, explorer, filters, widgets
 
 st.title("Case Explorer")
@@ -60,9 +60,9 @@ if page.total == 0:
     st.info("No case matches. Loosen the search or the filters in the sidebar.")
 picked = explorer.case_list(page)
 st.download_button(
-    "Export this page as CSV", page.rows.write_csv(), file_name=f"lookout-cases-p{page.page}.csv",
-    mime="text/csv", key="cases_export", icon=":material/download:", on_click=data.audit,
-    args=(viewer, "export"),
+    "Export this page as CSV", exports.to_csv(page.rows),
+    file_name=f"lookout-cases-p{page.page}.csv", mime="text/csv", key="cases_export",
+    icon=":material/download:", on_click=data.audit, args=(viewer, "export"),
     kwargs={"target": f"case list page {page.page}", "filters": query.filters},
 )  # fmt: skip
 if picked is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analytics import charts
+from analytics import charts, exports
 from ui import auth, data, explorer, filters, widgets
 
 st.title("Emerging threats")
@@ -100,7 +100,7 @@ with right:
 st.markdown("**Cases about its members** (descriptions masked)")
 explorer.link(f"Open the cases about its {mine.height} accounts in Case Explorer", ring=ring_id)
 st.dataframe(
-    data.ring_cases(mine["account_id"].to_list(), role=viewer.role),
+    exports.neutralise(data.ring_cases(mine["account_id"].to_list(), role=viewer.role)),
     hide_index=True,
     width="stretch",
 )

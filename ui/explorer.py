@@ -15,7 +15,7 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
-from analytics import access, cases, load
+from analytics import access, cases, exports, load
 from analytics.access import Viewer
 from analytics.charts import format_number
 from ui import data
@@ -134,7 +134,7 @@ _LIST_COLUMNS: dict[str, Any] = {
 def case_list(page: cases.CasePage) -> int | None:
     """The page of cases as a table; returns the case picked in it, if any."""
     picked = st.dataframe(
-        page.rows,
+        exports.neutralise(page.rows),
         hide_index=True,
         on_select="rerun",
         selection_mode="single-row",
@@ -211,10 +211,9 @@ def case_view(case_id: int, viewer: Viewer) -> None:
     if actions.is_empty():
         st.caption("No action recorded yet.")
     else:
+        hours = ((pl.col("ts") - found["opened_at"]).dt.total_minutes() / 60).round(1)
         st.dataframe(
-            actions.with_columns(
-                after_hours=((pl.col("ts") - found["opened_at"]).dt.total_minutes() / 60).round(1)
-            ),
+            exports.neutralise(actions.with_columns(after_hours=hours)),
             hide_index=True,
             width="stretch",
             column_config={
@@ -288,5 +287,9 @@ def account_view(account_id: int, as_of: datetime, viewer: Viewer) -> None:
     history = found["cases"]
     right.markdown(f"**Cases about it or reported by it** ({history.height:,})")
     right.dataframe(
-        history, hide_index=True, width="stretch", height=320, column_config=_LIST_COLUMNS
+        exports.neutralise(history),
+        hide_index=True,
+        width="stretch",
+        height=320,
+        column_config=_LIST_COLUMNS,
     )

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from analytics import reports
+from analytics import exports, reports
 from analytics.charts import format_number
 from analytics.db import Role
 from analytics.load import whole_number
@@ -190,7 +190,7 @@ def drill_down(cases: pl.DataFrame, chosen: Any, *, role: Role) -> None:
     if days:
         cases = cases.filter(pl.col("opened_at").dt.date().is_in(days))
         st.caption(f"Narrowed to {len(days)} day(s) picked on the chart.")
-    st.dataframe(cases, hide_index=True, width="stretch", height=260)
+    st.dataframe(exports.neutralise(cases), hide_index=True, width="stretch", height=260)
     subjects = cases["subject_account_id"].drop_nulls().unique().sort().to_list()
     if not subjects:
         return
@@ -200,7 +200,7 @@ def drill_down(cases: pl.DataFrame, chosen: Any, *, role: Role) -> None:
     left.markdown(f"**Events of account {account}** (latest {events.height})")
     left.dataframe(events, hide_index=True, width="stretch", height=260)
     right.markdown(f"**Cases about account {account}** ({history.height})")
-    right.dataframe(history, hide_index=True, width="stretch", height=260)
+    right.dataframe(exports.neutralise(history), hide_index=True, width="stretch", height=260)
 
 
 def _picked_days(chosen: Any) -> list[date]:
@@ -316,7 +316,7 @@ def cluster_cases(clusters: pl.DataFrame, cases: pl.DataFrame, cluster_id: int) 
     st.markdown(f"**Its cases** ({mine.height:,}, newest first; descriptions masked)")
     explorer.link(f"Open the {mine.height:,} cases in Case Explorer", cluster=cluster_id)
     st.dataframe(
-        mine.drop("cluster_id"),
+        exports.neutralise(mine.drop("cluster_id")),
         hide_index=True,
         width="stretch",
         height=300,
