@@ -8,6 +8,7 @@ value outside the vocabulary whichever path wrote it.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import io
 import json
@@ -15,6 +16,7 @@ import math
 import os
 import sqlite3
 import time
+import weakref
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +46,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -430,6 +433,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")  # a writer waits for an import's commit, 30 s at most
     cur.close()
 
 
@@ -437,7 +441,8 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     """Create an engine for ``url`` (default: :func:`database_url`).
 
     SQLite gets foreign keys enforced and WAL journaling; the parent folder of a
-    SQLite file is created when missing.
+    SQLite file is created when missing, and a file replaced while the engine runs
+    (a backup restored with ``mv``) is reopened at the next checkout.
     """
     url = url or database_url()
     parsed = make_url(url)
@@ -447,6 +452,8 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
             Path(db).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        if db and db != ":memory:" and not db.startswith("file:"):
+            _follow_file(engine, db, checkpoint=True)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
@@ -479,6 +486,7 @@ def make_reader(url: str | None = None, *, timeout_s: float = QUERY_TIMEOUT_S) -
         engine = create_engine(url, creator=connect, pool_pre_ping=True)
         event.listen(engine, "connect", _sqlite_reader_setup(timeout_s))
         event.listen(engine, "before_cursor_execute", _start_clock)
+        _follow_file(engine, path, checkpoint=False)
         return engine
     options = str(parsed.query.get("options", "") or "")
     options += f" -c default_transaction_read_only=on -c statement_timeout={int(timeout_s * 1000)}"
@@ -494,6 +502,58 @@ def _sqlite_reader_setup(timeout_s: float) -> Callable[[Any, Any], None]:
         dbapi_conn.set_progress_handler(lambda: time.monotonic() > clock["deadline"], 20_000)
 
     return setup
+
+
+def _file_id(path: str) -> tuple[int, int] | None:
+    """The (device, inode) of the file at ``path`` now, or None when there is none."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _follow_file(engine: Engine, path: str, *, checkpoint: bool) -> None:
+    """Reconnect ``engine``'s pooled connections once the SQLite file at ``path`` is replaced.
+
+    A connection keeps the file it opened, even after ``mv backup.db lookout.db`` put
+    another in its place: what it wrote afterwards went nowhere. Each connection
+    remembers the (device, inode) it opened; at checkout a different one (or no file)
+    closes every idle connection of the pool and reconnects this one. The old file's
+    write-ahead log stays beside the new file under the same name, so it is emptied
+    first (checkpointed into the old file) lest its pages be read as the new file's: a
+    writer does it itself; a reader, which cannot, has this process's writers of the
+    file do it. A connection in use while the file is replaced finishes on the old file.
+    """
+
+    writers = _WRITERS.setdefault(str(Path(path).resolve()), weakref.WeakSet())
+    if checkpoint:
+        writers.add(engine)
+
+    def remember(_dbapi_conn: Any, record: Any) -> None:
+        record.info["file_id"] = _file_id(path)
+
+    def check(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        opened = record.info.get("file_id")
+        if opened is None or _file_id(path) == opened:
+            return
+        if checkpoint:
+            # Busy or not in WAL mode: closing is then all that is left to do.
+            with contextlib.suppress(sqlite3.Error):
+                dbapi_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        else:  # a reader cannot checkpoint: this process's writers of the file do it first
+            for writer in list(writers):
+                if writer.pool.checkedin():  # type: ignore[attr-defined]
+                    writer.connect().close()
+        engine.pool.dispose()  # idle connections on the old file, closed before a new one opens
+        raise InvalidatePoolError(f"{path} was replaced")
+
+    event.listen(engine, "connect", remember)
+    event.listen(engine, "checkout", check)
+
+
+#: The writer engines of each SQLite file in this process (see :func:`_follow_file`).
+_WRITERS: dict[str, weakref.WeakSet[Engine]] = {}
 
 
 def _start_clock(conn: Any, *_args: Any) -> None:

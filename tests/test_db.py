@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
+from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
@@ -206,3 +211,79 @@ def test_safe_url_hides_password() -> None:
     assert db.safe_url("postgresql+psycopg://u:pw@h/db") == "postgresql+psycopg://u:***@h/db"
     assert "pw" not in db.safe_url("postgresql://u:pw@h:5432/db?sslmode=require")
     assert db.safe_url("not a url at all") == "<unparseable database URL>"
+
+
+# ------------------------------------------------- a SQLite file replaced while open
+
+
+def _copy_of(path: Path, to: Path) -> Path:
+    """A consistent copy of a live SQLite file (the backup API, as ``.backup`` does)."""
+    src, dst = sqlite3.connect(path), sqlite3.connect(to)
+    with dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+    return to
+
+
+def _meta_on_disk(path: Path) -> dict[str, str]:
+    """dataset_meta as a fresh connection to the file now at ``path`` reads it."""
+    conn = sqlite3.connect(path)
+    try:
+        return dict(conn.execute("SELECT key, value FROM dataset_meta").fetchall())
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def live_file(tmp_path) -> Iterator[tuple[Path, Engine]]:
+    """A SQLite file with a writer that has written to it (its connection still pooled)."""
+    path = tmp_path / "lookout.db"
+    writer = db.make_engine(f"sqlite:///{path}")
+    db.init_db(writer)
+    db.set_meta(writer, "restored", "no")
+    yield path, writer
+    writer.dispose()
+
+
+def test_writes_after_the_file_is_replaced_reach_the_new_file(live_file, tmp_path) -> None:
+    path, writer = live_file
+    backup = _copy_of(path, tmp_path / "backup.db")
+    db.set_meta(writer, "lost_with_the_old_file", 1)
+    os.replace(backup, path)  # mv backup.db lookout.db
+    db.set_meta(writer, "signed_in", "ann")
+    assert _meta_on_disk(path) == {"restored": '"no"', "signed_in": '"ann"'}
+
+
+def test_the_reader_reads_the_replaced_file(live_file, tmp_path) -> None:
+    path, writer = live_file
+    restored = db.make_engine(f"sqlite:///{tmp_path / 'backup.db'}")
+    db.init_db(restored)
+    db.set_meta(restored, "restored", "yes")
+    restored.dispose()
+    reader = db.make_reader(f"sqlite:///{path}")
+    try:
+        assert db.get_meta(reader, "restored") == "no"
+        os.replace(tmp_path / "backup.db", path)
+        assert db.get_meta(reader, "restored") == "yes"
+    finally:
+        reader.dispose()
+
+
+def test_the_reader_never_reads_the_old_files_log_as_the_new_file(live_file, tmp_path) -> None:
+    """The old file's write-ahead log stays beside the new file under the same name:
+    a reader reconnecting first must not take its pages for the new file's."""
+    path, writer = live_file
+    backup = _copy_of(path, tmp_path / "backup.db")
+    db.set_meta(writer, "restored", "old file, in its log")
+    reader = db.make_reader(f"sqlite:///{path}")
+    try:
+        assert db.get_meta(reader, "restored") == "old file, in its log"
+        os.replace(backup, path)
+        assert db.get_meta(reader, "restored") == "no"
+        db.set_meta(writer, "signed_in", "ann")
+        assert db.get_meta(reader, "signed_in") == "ann"
+    finally:
+        reader.dispose()
+    writer.dispose()
+    assert _meta_on_disk(path) == {"restored": '"no"', "signed_in": '"ann"'}
