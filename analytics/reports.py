@@ -13,16 +13,46 @@ Two audiences:
   4-week mean, top movers with q-values, anomalies with their root cause, emerging
   topics (terms and counts), rings (ids, sizes), SLA, backlog, known events. No case
   text.
-- **product**: aggregates only. No case text, no account, case or ring identifier.
-  Counts below :data:`SUPPRESSION_THRESHOLD` (zero included) are suppressed
-  (:func:`suppress`) *before* anything is derived from them: every total is the sum of
-  the cells left visible (:data:`TOTAL_LABEL`), and every change, mean and test is
-  computed from visible cells only, so no hidden cell can be recovered by subtracting
-  shown numbers from a shown total. Volumes come from one table (cases by category and
-  week) so that two breakdowns of the same cases cannot be played against each other;
-  rates are shown only where at least 10 cases underlie them and never next to their
-  counts; prevalence is left out (with weekly active accounts known from elsewhere it
-  would give back the exact total of cases).
+- **product**: aggregates only, for people outside T&S, under one guarantee: **no
+  combination of product outputs reveals a count below** :data:`SUPPRESSION_THRESHOLD`.
+  A product user can ask for any week, set any filter on the page or in a URL, open the
+  Overview, and compare as many briefs as they like; the old brief honoured filters and
+  hid small cells one brief at a time, so subtracting a filtered brief from the
+  unfiltered one gave the hidden cells back exactly (issue 14). The mechanism:
+
+  1. *No free filters.* The product brief always covers the whole platform; filters
+     given for it are ignored and named in :attr:`Brief.ignored_filters` (the page says
+     so). Each week therefore has exactly one product brief, and there is nothing to
+     subtract it from.
+  2. *One fixed table of counts:* new cases per category and week, with the week's
+     exact total (:data:`TOTAL_LABEL`). No second breakdown (platform, region...) shares
+     that total: two margins of one table could be played against each other.
+  3. *Primary and complementary suppression* (:func:`suppress`): the cells below the
+     threshold are hidden, then the smallest shown cells too until at least two are
+     hidden and the hidden cells add up to at least the threshold, so the total minus
+     the shown cells bounds no hidden cell below the threshold. Every hidden cell reads
+     :data:`SUPPRESSED_TEXT`, small or not, so the marker says nothing about its size.
+     A total below the threshold is hidden with all its cells.
+  4. *Decided per (week, cell) from that week's data only*, so every brief showing a
+     week (as this week, previous week, in the 4-week mean, in the charts) shows it the
+     same way, and everything derived (changes, means, tests, sentences) is computed
+     from shown numbers only.
+  5. *Everything else carries no count below the threshold and no exact sub-count whose
+     complement is shown*: rates only where the counts on both sides of them are at least
+     the threshold in both weeks (so neither count they could give back is small);
+     medians only over at least that many cases; the backlog at the week's end only
+     (the week before, seen through a later brief's window, would differ from its own
+     brief's); topic counts only while the week's total minus the shown ones stays at
+     or above the threshold; ring sizes suppressed; anomalies by score and shares of the
+     change, never counts; no prevalence (with weekly active accounts known elsewhere it
+     would give back the total).
+
+  Noise calibrated to a privacy budget was the alternative; it was not chosen because
+  product teams read these counts as exact and compare weeks, and a fixed table with
+  complementary suppression gives the guarantee exactly, which ``tests/test_differencing.py``
+  checks with the attack itself: every number of every product brief of every week as
+  linear equations over the true category-week counts, and for each small true count
+  the least and greatest values a linear program finds consistent with them.
 """
 
 from __future__ import annotations
@@ -67,10 +97,12 @@ AUDIENCES: tuple[str, ...] = get_args(Audience)
 #: The brief reads what leadership may (numbers, ring ids) and publishes per audience.
 _READER = Role.leadership
 SUPPRESSION_THRESHOLD = 10
-#: How a suppressed cell reads.
-SUPPRESSED_TEXT = f"<{SUPPRESSION_THRESHOLD}"
-#: The label of a total row: the sum of the cells left visible, never of all data.
-TOTAL_LABEL = "Total of shown cells"
+#: How a suppressed cell reads: the same for a small cell and for one hidden to protect
+#: it (a complementary cell may be large), so the marker says nothing about its size.
+SUPPRESSED_TEXT = "hidden"
+#: The label of a total row: the exact total of every cell, hidden ones included
+#: (itself hidden when below the threshold).
+TOTAL_LABEL = "Total"
 #: Weeks of history charted before the focus week.
 HISTORY_WEEKS = 12
 
@@ -112,14 +144,13 @@ class Table:
     ``formats`` maps a column to one of ``count``, ``mean``, ``signed``, ``rel``,
     ``percent``, ``pp``, ``hours``, ``p``, ``score``, ``date``, ``bool``, ``text`` or
     ``figure`` (text already formatted as a number, right-aligned); the default follows
-    the dtype. In the columns named in ``suppressed`` a null is a
-    cell below ``threshold`` and reads ``"<10"`` (in a :data:`TOTAL_LABEL` row it means
-    no cell was left to add up, and reads ``"–"``).
+    the dtype. In the columns named in ``suppressed`` a null is a suppressed cell (see
+    :func:`suppress`) and reads :data:`SUPPRESSED_TEXT`.
 
     >>> t = Table("Cases", pl.DataFrame({"Category": ["spam", "other"], "Cases": [12, None]}),
     ...           suppressed=("Cases",))
     >>> t.text().rows()
-    [('spam', '12'), ('other', '<10')]
+    [('spam', '12'), ('other', 'hidden')]
     """
 
     title: str
@@ -145,22 +176,13 @@ class Table:
         return "text"
 
     def text(self) -> pl.DataFrame:
-        """Every cell as display text: numbers formatted, suppressed cells ``"<10"``."""
-        total = [False] * self.frame.height
-        for name, dtype in self.frame.schema.items():
-            if dtype == pl.String:
-                total = [
-                    t or v == TOTAL_LABEL for t, v in zip(total, self.frame[name], strict=True)
-                ]
-        hidden = f"<{self.threshold}"
+        """Every cell as display text: numbers formatted, suppressed cells ``"hidden"``."""
         columns = {}
         for name in self.frame.columns:
             show = _FORMATTERS[self.format_of(name)]
             columns[name] = [
-                ("–" if is_total else hidden)
-                if value is None and name in self.suppressed
-                else show(value)
-                for value, is_total in zip(self.frame[name].to_list(), total, strict=True)
+                SUPPRESSED_TEXT if value is None and name in self.suppressed else show(value)
+                for value in self.frame[name].to_list()
             ]
         return pl.DataFrame(columns, schema=dict.fromkeys(self.frame.columns, pl.String))
 
@@ -194,6 +216,8 @@ class Brief:
     filters: load.Filters = field(default_factory=load.Filters)
     note: str | None = None
     threshold: int = SUPPRESSION_THRESHOLD
+    #: Filters asked for but not applied (the product brief covers the whole platform).
+    ignored_filters: load.Filters = field(default_factory=load.Filters)
 
     @property
     def label(self) -> str:
@@ -221,16 +245,22 @@ class Brief:
             parts.append(f"data as of {_when(self.as_of)}")
         parts.append(f"generated {_when(self.generated_at)}")
         parts.append(f"filters: {_describe_filters(self.filters)}")
+        if not self.ignored_filters.is_empty():
+            parts.append(
+                f"not applied to the {self.audience} brief: "
+                f"{_describe_filters(self.ignored_filters)}"
+            )
         return parts
 
     def audience_line(self) -> str:
         """Who the brief is for and what it holds back."""
         if self.audience == "product":
             return (
-                "For product, policy and service partners: aggregates only, no case text "
-                f"and no identifiers. Counts below {self.threshold} read "
-                f'"<{self.threshold}"; every total is the sum of the shown cells only, '
-                "and every change and test is computed from shown cells."
+                "For product, policy and service partners: aggregates of the whole platform "
+                "(no filters), no case text and no identifiers. Counts below "
+                f"{self.threshold} are hidden, with as few others as it takes so that no "
+                f"hidden count can be worked out from a total; hidden cells read "
+                f'"{SUPPRESSED_TEXT}", and every change and test uses shown numbers only.'
             )
         return (
             "For T&S leadership: every number with its test. Contains identifiers of "
@@ -248,30 +278,38 @@ def suppress(
     threshold: int = SUPPRESSION_THRESHOLD,
     label: str | None = None,
 ) -> pl.DataFrame:
-    """Hide small counts, then derive totals from what is left and nothing else.
+    """Hide small counts, and with a published total enough others to protect them.
 
-    Every cell of ``columns`` below ``threshold`` (zero included) becomes null; a
-    :class:`Table` shows it as ``"<10"``. With ``label`` (a text column), a last row
-    labelled :data:`TOTAL_LABEL` holds each column's sum of the cells left visible
-    (null when none is). The total is computed after the suppression, so the shown
-    total minus the shown cells is always zero: nothing hidden can be recovered.
+    Every cell of ``columns`` below ``threshold`` (zero included) becomes null (primary
+    suppression); a :class:`Table` shows it as :data:`SUPPRESSED_TEXT`. With ``label`` (a
+    text column) each column is one published table with its exact total, added as a
+    last row labelled :data:`TOTAL_LABEL`; then, when any cell is hidden, the smallest
+    shown cells are hidden too (complementary suppression, ties by label) until at least
+    two are hidden and the hidden cells add up to at least ``threshold``. The total minus
+    the shown cells is then the sum of two or more hidden cells, at least ``threshold``:
+    each hidden cell could be anything from 0 to that sum. A total below ``threshold`` is
+    hidden (and so is every cell under it). Each column is decided from its own values
+    only, whatever the row order, so the same counts are always suppressed the same way.
 
     Parameters
     ----------
     frame
-        One row per cell group, ``columns`` numeric.
+        One row per cell, ``columns`` non-negative integer counts (no nulls).
     columns
-        The count columns to suppress (and to total).
+        The count columns to suppress, each a table of its own.
     threshold
         The smallest count shown.
     label
-        A text column to label the total row with; no total row without it.
+        A text column naming the cells; with it, a total row and complementary
+        suppression. Without it no total is published and only small cells are hidden.
 
     Examples
     --------
     >>> cells = pl.DataFrame({"category": ["spam", "other", "fraud"], "cases": [120, 4, 35]})
     >>> suppress(cells, ["cases"], label="category").rows()
-    [('spam', 120), ('other', None), ('fraud', 35), ('Total of shown cells', 155)]
+    [('spam', 120), ('other', None), ('fraud', None), ('Total', 159)]
+    >>> suppress(cells, ["cases"])["cases"].to_list()
+    [120, None, 35]
     >>> suppress(cells, ["cases"], threshold=50)["cases"].to_list()
     [120, None, None]
     """
@@ -280,40 +318,104 @@ def suppress(
     missing = [c for c in [*columns, *([label] if label else [])] if c not in frame.columns]
     if missing:
         raise ValueError(f"frame lacks column(s) {missing}; it has {frame.columns}")
+    if any(frame[c].null_count() for c in columns):
+        raise ValueError(f"columns {list(columns)} must hold counts, not nulls")
+    names = [str(v) for v in frame[label]] if label else list(range(frame.height))
     hidden = frame.with_columns(
-        pl.when(pl.col(c) >= threshold).then(pl.col(c)).otherwise(None).alias(c) for c in columns
+        pl.Series(
+            c,
+            [
+                None if hide else value
+                for value, hide in zip(
+                    frame[c].to_list(),
+                    _hidden(frame[c].to_list(), names, threshold=threshold, total=bool(label)),
+                    strict=True,
+                )
+            ],
+            dtype=frame.schema[c],
+        )
+        for c in columns
     )
-    return hidden if label is None else _with_total(hidden, columns, label=label)
+    if label is None:
+        return hidden
+    hidden = hidden.with_columns(pl.col(label).cast(pl.String))
+    total = pl.DataFrame(
+        {
+            label: [TOTAL_LABEL],
+            **{c: [_at_least(int(frame[c].sum()), threshold)] for c in columns},
+        }
+    )
+    return pl.concat([hidden, total], how="diagonal_relaxed").select(frame.columns)
 
 
-def _with_total(
-    frame: pl.DataFrame, columns: Sequence[str], *, label: str, name: str = TOTAL_LABEL
-) -> pl.DataFrame:
-    """``frame`` and a total row named ``name``: each column's sum of its non-null cells
-    (null when there is none).
+def _hidden(
+    values: Sequence[int], names: Sequence[object], *, threshold: int, total: bool
+) -> list[bool]:
+    """Which cells of one table to hide: below ``threshold``, and with a published
+    ``total`` the smallest others (ties by name) until at least two are hidden that add
+    up to at least ``threshold``.
 
-    >>> _with_total(pl.DataFrame({"k": ["a", "b"], "n": [3, None]}), ["n"], label="k").rows()
-    [('a', 3), ('b', None), ('Total of shown cells', 3)]
+    >>> _hidden([120, 4, 35, 30], "abcd", threshold=10, total=True)
+    [False, True, False, True]
+    >>> _hidden([120, 4, 6, 30], "abcd", threshold=10, total=True)
+    [False, True, True, False]
+    >>> _hidden([12, 0, 0], "abc", threshold=10, total=True)
+    [True, True, True]
+    >>> _hidden([120, 4, 35, 30], "abcd", threshold=10, total=False)
+    [False, True, False, False]
+    """
+    hide = [v < threshold for v in values]
+    if not total or not any(hide):
+        return hide
+    for i in sorted(range(len(values)), key=lambda i: (values[i], str(names[i]))):
+        small = [v for v, h in zip(values, hide, strict=True) if h]
+        if len(small) >= 2 and sum(small) >= threshold:
+            break
+        hide[i] = True
+    return hide
+
+
+def _at_least(value: float | None, threshold: int = SUPPRESSION_THRESHOLD) -> Any:
+    """``value`` when it is at least ``threshold``, else None (hidden)."""
+    return value if value is not None and value >= threshold else None
+
+
+def _with_total(frame: pl.DataFrame, columns: Sequence[str], *, label: str) -> pl.DataFrame:
+    """``frame`` and a ``Total`` row of each column's sum (leadership tables: nothing hidden).
+
+    >>> _with_total(pl.DataFrame({"k": ["a", "b"], "n": [3, 4]}), ["n"], label="k").rows()
+    [('a', 3), ('b', 4), ('Total', 7)]
     """
     frame = frame.with_columns(pl.col(label).cast(pl.String))
-    total = frame.select(
-        pl.lit(name).alias(label),
-        *[pl.when(pl.col(c).count() > 0).then(pl.col(c).sum()).alias(c) for c in columns],
-    )
+    total = frame.select(pl.lit(TOTAL_LABEL).alias(label), *[pl.col(c).sum() for c in columns])
     return pl.concat([frame, total], how="diagonal_relaxed").select(frame.columns)
 
 
-def _shown_totals(cells: pl.DataFrame, *, by: str, value: str) -> pl.DataFrame:
-    """Per value of ``by``, the sum of the visible cells of ``value`` (null if none is).
+def _protect_weeks(cells: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Each week's category table suppressed on its own (:func:`suppress` with its
+    total): the cells (``week``, ``category``, ``cases``, null when hidden) and the
+    totals (``week``, ``cases``, null below the threshold).
 
-    >>> cells = pl.DataFrame({"week": [1, 1, 2], "cases": [12, None, None]})
-    >>> _shown_totals(cells, by="week", value="cases").rows()
-    [(1, 12), (2, None)]
+    >>> w = date(2026, 3, 30)
+    >>> cells = pl.DataFrame({"week": [w] * 3, "category": ["spam", "other", "fraud"],
+    ...                       "cases": [120, 4, 35]})
+    >>> shown, totals = _protect_weeks(cells)
+    >>> shown.select("category", "cases").rows(), totals["cases"].to_list()
+    ([('fraud', None), ('other', None), ('spam', 120)], [159])
     """
+    parts, totals = [], []
+    for (week,), part in cells.sort("week", "category").group_by("week", maintain_order=True):
+        out = suppress(part.select("category", "cases"), ["cases"], label="category")
+        parts.append(out.head(part.height).with_columns(week=pl.lit(week, dtype=pl.Date)))
+        totals.append((week, out["cases"][-1]))
+    schema = {"week": pl.Date, "cases": pl.Int64}
+    if not parts:
+        return pl.DataFrame(schema={"week": pl.Date, "category": pl.String, **schema}), (
+            pl.DataFrame(schema=schema)
+        )
     return (
-        cells.group_by(by)
-        .agg(pl.when(pl.col(value).count() > 0).then(pl.col(value).sum()).alias(value))
-        .sort(by)
+        pl.concat(parts).select("week", "category", "cases"),
+        pl.DataFrame(totals, schema=schema, orient="row"),
     )
 
 
@@ -332,17 +434,22 @@ def build_brief(
 ) -> Brief:
     """Compute the brief of the ISO week holding ``week`` for ``audience``.
 
-    ``filters`` narrow the trend numbers and the narrative topics to their dimensions
-    (their dates are replaced by the weeks the brief needs); anomalies and rings
-    always cover all data, as on their pages. A week without cases gives a brief that
-    says so. ``role`` is who asks: the leadership brief needs unsuppressed aggregates
+    ``filters`` narrow the leadership brief's trend numbers and narrative topics to
+    their dimensions (their dates are replaced by the weeks the brief needs); anomalies
+    and rings always cover all data, as on their pages. The product brief always covers
+    the whole platform: filters given for it are not applied and are named in
+    :attr:`Brief.ignored_filters` (a filtered brief could be subtracted from the whole
+    one to give back a hidden cell). A week without cases gives a brief that says so.
+    ``role`` is who asks: the leadership brief needs unsuppressed aggregates
     (:func:`analytics.access.require`); the product brief is open to every role.
     """
     if audience not in AUDIENCES:
         raise ValueError(f"audience must be one of {', '.join(AUDIENCES)}, not {audience!r}")
     access.require(role, "suppressed" if audience == "product" else "aggregates")
     monday = week - timedelta(days=week.weekday())
-    chosen = filters or load.Filters()
+    asked = replace(filters or load.Filters(), start=None, end=None)
+    product = audience == "product"
+    chosen = load.Filters() if product else asked
     window = replace(
         chosen,
         start=min(chosen.start or monday, monday - HISTORY_WEEKS * _WEEK),
@@ -362,21 +469,23 @@ def build_brief(
             sections=sections,
             as_of=cube.as_of,
             generated_at=generated_at or datetime.now(UTC).replace(tzinfo=None, microsecond=0),
-            filters=replace(chosen, start=None, end=None),
+            filters=chosen,
             note=(note or "").strip()[:2000] or None,
+            ignored_filters=asked if product else load.Filters(),
         )
 
     if opened.is_empty():
-        return brief((_no_data(engine, monday, chosen),))
-    product = audience == "product"
+        return brief((_no_data(engine, monday, chosen, product=product),))
     view = trends.weekly_view(cube, week=monday)
-    table = _category_table(_category_cells(view.categories), monday) if product else None
+    cells, totals = _protect_weeks(_category_grid(view))
+    table = _category_table(cells, totals, monday) if product else None
     incidents = monitor.recent_incidents(engine, end=as_of.date(), role=_READER)
+    week_total = opened.height
     sections = (
-        _product_headline(view, cube, table) if table is not None else _headline(view),
-        _product_movers(table, view) if table is not None else _movers(view, cube),
+        _product_headline(view, cube, table, totals) if table is not None else _headline(view),
+        _product_movers(table, cells) if table is not None else _movers(view, cube),
         _anomalies(engine, incidents, monday, as_of, product=product),
-        _emerging(engine, chosen, as_of, product=product),
+        _emerging(engine, chosen, as_of, product=product, week_total=week_total),
         _service(view, cube, product=product),
         _known_events(cube.annotations, monday, incidents),
         _about(product=product, as_of=as_of, newest=cube.as_of),
@@ -393,14 +502,17 @@ def _week_end(monday: date, newest: datetime | None) -> datetime:
     return min(end, _midnight(newest.date() + timedelta(days=1)))
 
 
-def _no_data(engine: Engine, monday: date, filters: load.Filters) -> Section:
+def _no_data(engine: Engine, monday: date, filters: load.Filters, *, product: bool) -> Section:
+    """The section of a week without cases; the product version names no count (the
+    number of all cases, less the weekly totals, would give back a small week's)."""
     info = db.dataset_overview(engine)
     label = trends.iso_week(monday)
     scope = "" if filters.is_empty() else " matching these filters"
     sentences = [f"No cases{scope} were opened in {label} ({_period(monday)})."]
+    count = "" if product else f"{info['counts']['cases']:,} "
     if info["first_case"] and info["newest"]:
         sentences.append(
-            f"The data holds {info['counts']['cases']:,} cases opened from "
+            f"The data holds {count}cases opened from "
             f"{_day(info['first_case'].date())} to {_day(info['last_case'].date())}; "
             "pick a week in that range."
         )
@@ -495,53 +607,47 @@ def _kpi_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     )
 
 
-def _product_headline(view: trends.WeeklyView, cube: load.Cube, table: pl.DataFrame) -> Section:
-    """The product headline: volumes from the suppressed category table, the backlog
-    from the suppressed age buckets, rates with enough cases underneath."""
+def _product_headline(
+    view: trends.WeeklyView, cube: load.Cube, table: pl.DataFrame, totals: pl.DataFrame
+) -> Section:
+    """The product headline: the week's total of new cases (shown when at least the
+    threshold), the protected backlog at the week's end, and rates with enough cases on
+    both sides of them."""
     label = trends.iso_week(view.week)
     rows = table.filter(pl.col("category") != TOTAL_LABEL)
     total = table.filter(pl.col("category") == TOTAL_LABEL).row(0, named=True)
-    backlog = _backlog_pair(_suppressed_backlog(view.backlog), view.week)
+    backlog = _product_backlog(view.backlog, view.week)
+    open_now = backlog.filter(pl.col("age_bucket") == TOTAL_LABEL)["open"][0]
     sentences = _provisional(view, label)
+    sentences.append(_total_sentence(total))
     sentences.append(
-        f"New cases in shown cells: {_count(total['this'])} this week "
-        f"({rows['this'].count()} of {rows.height} categories shown) and "
-        f"{_count(total['previous'])} the previous week ({rows['previous'].count()} shown); "
-        f"cells below {SUPPRESSION_THRESHOLD} read {SUPPRESSED_TEXT} and are left out of "
-        "every total."
+        f"{rows['this'].count()} of {rows.height} categories are shown this week; the others "
+        f"read {SUPPRESSED_TEXT}: fewer than {SUPPRESSION_THRESHOLD} cases, or hidden with "
+        "them so that no small count can be worked out from the total."
     )
-    sentences.append(_comparable_sentence(rows, ("category", "categories"), "cases"))
-    sentences.append(
-        _comparable_sentence(backlog, ("age bucket", "age buckets"), "open cases at the week's end")
-    )
+    sentences.append(_backlog_sentence(backlog, view.week, {}, product=True))
     rates, left_out = _product_rates(view, cube)
     sentences += [_kpi_sentence(r, baseline=False) for r in rates]
     if left_out:
         sentences.append(
-            f"Not shown because fewer than {SUPPRESSION_THRESHOLD} cases underlie them: "
-            + ", ".join(s.lower() for s in left_out)
-            + "."
+            f"Not shown because fewer than {SUPPRESSION_THRESHOLD} cases lie on one side of "
+            "them: " + ", ".join(s.lower() for s in left_out) + "."
         )
-    counts = [
-        ("New cases, categories shown in both weeks", *_comparable(rows)),
-        ("Open backlog, age buckets shown in both weeks", *_comparable(backlog)),
-    ]
+    this, prev = total["this"], total["previous"]
     frame = pl.DataFrame(
         {
-            "Metric": [c[0] for c in counts] + [r["label"] for r in rates],
-            "This week": [_count(c[1]) for c in counts]
+            "Metric": ["New cases", "Open backlog at week end"] + [r["label"] for r in rates],
+            "This week": [_cell(this), _cell(open_now)]
             + [_value(r["value"], r["unit"]) for r in rates],
-            "Previous week": [_count(c[2]) for c in counts]
-            + [_value(r["previous"], r["unit"]) for r in rates],
-            "Change": [_delta(c[1], c[2], "count") for c in counts]
+            "Previous week": [_cell(prev), "–"] + [_value(r["previous"], r["unit"]) for r in rates],
+            "Change": [_delta(this, prev, "count"), "–"]
             + [_delta(r["value"], r["previous"], r["unit"]) for r in rates],
-            "p (previous)": [_pvalue(_count_p(c[1], c[2])) for c in counts]
+            "p (previous)": [_pvalue(_count_p(this, prev)), "–"]
             + [_pvalue(r["p_previous"]) for r in rates],
         }
     )
-    weekly = _shown_totals(_category_cells(view.categories), by="week", value="cases")
     provisional = view.weekly.filter(pl.col("provisional"))["week"].implode()
-    series = weekly.select(
+    series = totals.select(
         "week",
         pl.col("cases").cast(pl.Float64).alias("value"),
         provisional=pl.col("week").is_in(provisional),
@@ -549,45 +655,43 @@ def _product_headline(view: trends.WeeklyView, cube: load.Cube, table: pl.DataFr
     figure = charts.weekly_trend(
         series,
         view.annotations,
-        title="New cases per week, shown cells",
-        y_title="new cases (shown cells)",
+        title="New cases per week (hidden below 10)",
+        y_title="new cases",
         focus=view.week,
     )
     table_obj = Table(
         "Headline",
         frame,
         _FIGURES,
-        note="Counts compare only the cells shown in both weeks, so that the change is "
-        "like for like.",
+        note=f"Totals below {SUPPRESSION_THRESHOLD} read {SUPPRESSED_TEXT}; the backlog is "
+        "given at the week's end only.",
     )
     return Section("headline", "Headline", tuple(sentences), (table_obj,), (figure,))
 
 
-def _comparable(frame: pl.DataFrame) -> tuple[float | None, float | None, int]:
-    """Sums of ``this`` and ``previous`` over the rows where both are shown, and how many
-    rows that is (sums null without any).
+def _total_sentence(total: Mapping[str, Any]) -> str:
+    """The week's new cases against the previous week and the 4-week mean (shown totals).
 
-    >>> _comparable(pl.DataFrame({"this": [12, None, 30], "previous": [10, 11, None]}))
-    (12.0, 10.0, 1)
+    >>> _total_sentence({"this": 120, "previous": 100, "mean_4w": 95.5})[:51]
+    "New cases: 120, up 20.0% on the previous week's 100"
+    >>> _total_sentence({"this": None, "previous": 12, "mean_4w": None})
+    'New cases: hidden (fewer than 10); the previous week 12.'
     """
-    both = frame.filter(pl.col("this").is_not_null(), pl.col("previous").is_not_null())
-    if both.is_empty():
-        return None, None, 0
-    return float(both["this"].sum()), float(both["previous"].sum()), both.height
-
-
-def _comparable_sentence(frame: pl.DataFrame, what: tuple[str, str], unit: str) -> str:
-    this, prev, n = _comparable(frame)
-    if this is None or prev is None:
-        return (
-            f"No {what[0]} has {SUPPRESSION_THRESHOLD} or more {unit} in both weeks, so the "
-            "week-on-week change is not given."
+    this, prev, mean = total["this"], total["previous"], total["mean_4w"]
+    if this is None:
+        text = f"New cases: {SUPPRESSED_TEXT} (fewer than {SUPPRESSION_THRESHOLD})"
+        if prev is not None:
+            text += f"; the previous week {_count(prev)}"
+        return text + "."
+    text = f"New cases: {_count(this)}"
+    if prev is not None:
+        text += (
+            f", {_move(this, prev, 'count')} on the previous week's {_count(prev)} "
+            f"({_tested(_count_p(this, prev))})"
         )
-    return (
-        f"On the {n} {what[1] if n > 1 else what[0]} shown in both weeks: {_count(this)} "
-        f"{unit} against {_count(prev)}, {_move(this, prev, 'count')} "
-        f"({_tested(_count_p(this, prev))})."
-    )
+    if mean is not None:
+        text += f"; 4-week mean {_mean(mean)}"
+    return text + "."
 
 
 def _backlog_pair(backlog: pl.DataFrame, week: date) -> pl.DataFrame:
@@ -598,19 +702,45 @@ def _backlog_pair(backlog: pl.DataFrame, week: date) -> pl.DataFrame:
     return now.join(before, on="age_bucket", how="left", maintain_order="left")
 
 
+def _product_backlog(backlog: pl.DataFrame, week: date) -> pl.DataFrame:
+    """Open cases by age at the week's end only, every age bucket (zeros included),
+    suppressed with its total (``age_bucket``, ``open``; the total row last).
+
+    Only the week's own end: the brief reads the 12 weeks before its week, so a later
+    brief would see this week's end without the cases opened before its own window, and
+    the two numbers would differ by a count that may be small.
+    """
+    end = week + timedelta(days=6)
+    grid = pl.DataFrame({"age_bucket": list(trends.AGE_BUCKETS)})
+    now = backlog.filter(pl.col("week_end") == end).select("age_bucket", "open")
+    cells = grid.join(now, on="age_bucket", how="left").with_columns(
+        pl.col("open").fill_null(0).cast(pl.Int64)
+    )
+    return suppress(cells, ["open"], label="age_bucket")
+
+
 def _product_rates(
     view: trends.WeeklyView, cube: load.Cube
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """KPI rows the product brief may show: rates with at least 10 cases underneath in
-    the week and the week before; and the labels of those left out."""
+    """KPI rows the product brief may show, and the labels of those left out.
+
+    A rate is shown when, in the week and in the week before, at least
+    :data:`SUPPRESSION_THRESHOLD` cases are counted in it and at least as many in its
+    denominator are not (so neither count it could give back is small); a median when at
+    least that many cases underlie it.
+    """
     weekly = trends.weekly_metrics(cube)
     weeks = weekly.filter(pl.col("week").is_in([view.week, view.week - _WEEK]))
     kpis = {k.key: k for k in trends.KPIS}
     shown, left_out = [], []
     for row in view.kpis.filter(pl.col("key").is_in(_PRODUCT_RATES)).to_dicts():
-        base = kpis[row["key"]].den or _DURATION_SAMPLE[row["key"]]
-        fewest = weeks[base].cast(pl.Int64).min() if weeks.height == 2 else None
-        if isinstance(fewest, int) and fewest >= SUPPRESSION_THRESHOLD:
+        kpi = kpis[row["key"]]
+        if kpi.num and kpi.den:
+            sides = [pl.col(kpi.num), pl.col(kpi.den) - pl.col(kpi.num)]
+        else:
+            sides = [pl.col(_DURATION_SAMPLE[row["key"]])]
+        fewest = weeks.select(pl.min_horizontal(sides).min()).item() if weeks.height == 2 else None
+        if fewest is not None and fewest >= SUPPRESSION_THRESHOLD:
             shown.append(row)
         else:
             left_out.append(str(row["label"]))
@@ -734,45 +864,46 @@ def _mover_sentence(row: Mapping[str, Any]) -> str:
     )
 
 
-def _category_cells(categories: pl.DataFrame) -> pl.DataFrame:
-    """Cases per category and week, suppressed: the one table product volumes come from.
-
-    >>> weekly = pl.DataFrame({"week": [date(2026, 3, 2)] * 2, "category": ["spam", "other"],
-    ...                        "value": [14.0, 3.0]})
-    >>> _category_cells(weekly)["cases"].to_list()
-    [14, None]
-    """
-    cells = categories.select(
+def _category_grid(view: trends.WeeklyView) -> pl.DataFrame:
+    """New cases per week and category, every category of every week (zeros included):
+    ``week``, ``category``, ``cases``."""
+    weeks = view.weekly.select("week").unique()
+    grid = weeks.join(pl.DataFrame({"category": [c.value for c in db.Category]}), how="cross")
+    counts = view.categories.select(
         "week", pl.col("category").cast(pl.String), pl.col("value").cast(pl.Int64).alias("cases")
     )
-    return suppress(cells, ["cases"])
+    return (
+        grid.join(counts, on=["week", "category"], how="left")
+        .with_columns(pl.col("cases").fill_null(0))
+        .sort("week", "category")
+    )
 
 
-def _category_table(cells: pl.DataFrame, week: date) -> pl.DataFrame:
-    """The product's category table, every number a function of visible cells only.
+def _category_table(cells: pl.DataFrame, totals: pl.DataFrame, week: date) -> pl.DataFrame:
+    """The product's category table, every number a function of shown numbers only.
 
-    ``cells``: suppressed ``week``, ``category``, ``cases``. Columns: ``category``,
-    ``this``, ``previous``, ``mean_4w`` (only when all four weeks are shown),
-    ``p_prev``/``q_prev`` and ``p_4w``/``q_4w`` (exact Poisson tests of the shown
-    numbers, Benjamini-Hochberg across categories), then a :data:`TOTAL_LABEL` row.
+    ``cells`` and ``totals`` come from :func:`_protect_weeks` (each week suppressed on
+    its own). Columns: ``category``, ``this``, ``previous``, ``mean_4w`` (only when all
+    four weeks are shown), ``p_prev``/``q_prev`` and ``p_4w``/``q_4w`` (exact Poisson
+    tests of the shown numbers, Benjamini-Hochberg across categories), then a
+    :data:`TOTAL_LABEL` row with the weeks' totals (null where hidden).
 
     >>> w = date(2026, 3, 30)
     >>> cells = pl.DataFrame({"week": [w - _WEEK * k for k in range(5)] * 2,
     ...     "category": ["spam"] * 5 + ["other"] * 5,
     ...     "cases": [40, 12, 11, 10, 13, None, 20, 25, 30, 22]})
-    >>> out = _category_table(cells, w)
+    >>> totals = pl.DataFrame({"week": [w - _WEEK * k for k in range(5)],
+    ...     "cases": [44, 32, 36, 40, 35]})
+    >>> out = _category_table(cells, totals, w)
     >>> out.select("category", "this", "previous", "mean_4w").rows()
-    [('spam', 40, 12, 11.5), ('other', None, 20, 24.25), ('Total of shown cells', 40, 32, 35.75)]
+    [('spam', 40, 12, 11.5), ('other', None, 20, 24.25), ('Total', 44, 32, 35.75)]
     """
     first = week - 4 * _WEEK
+
     base = (
         cells.filter(pl.col("week") >= first, pl.col("week") < week)
         .group_by("category")
-        .agg(
-            shown=pl.col("cases").count(),
-            weeks=pl.len(),
-            base=pl.col("cases").sum(),
-        )
+        .agg(shown=pl.col("cases").count(), weeks=pl.len(), base=pl.col("cases").sum())
     )
     wide = (
         cells.filter(pl.col("week") == week)
@@ -805,16 +936,28 @@ def _category_table(cells: pl.DataFrame, week: date) -> pl.DataFrame:
         tests[f"p_{name}"] = pl.Series(np.where(tested, p, np.nan), nan_to_null=True)
         tests[f"q_{name}"] = pl.Series(q, nan_to_null=True)
     wide = wide.with_columns(**tests).select("category", "this", "previous", "mean_4w", *tests)
-    return suppress(wide, ["this", "previous", "mean_4w"], label="category")
+    weekly = dict(totals.iter_rows())
+    before: list[int | None] = [weekly.get(week - _WEEK * k) for k in range(1, 5)]
+    total = pl.DataFrame(
+        {
+            "category": [TOTAL_LABEL],
+            "this": [weekly.get(week)],
+            "previous": [weekly.get(week - _WEEK)],
+            "mean_4w": [sum(b or 0 for b in before) / 4 if None not in before else None],
+        },
+        schema={"category": pl.String, "this": pl.Int64, "previous": pl.Int64,
+                "mean_4w": pl.Float64},
+    )  # fmt: skip
+    return pl.concat([wide, total], how="diagonal_relaxed")
 
 
-def _product_movers(table: pl.DataFrame, view: trends.WeeklyView) -> Section:
+def _product_movers(table: pl.DataFrame, cells: pl.DataFrame) -> Section:
     is_total = pl.col("category") == TOTAL_LABEL
     table = table.with_columns(
-        rel_prev=pl.when(~is_total).then(pl.col("this") / pl.col("previous") - 1),
-        rel_4w=pl.when(~is_total).then(pl.col("this") / pl.col("mean_4w") - 1),
+        rel_prev=pl.col("this") / pl.col("previous") - 1,
+        rel_4w=pl.col("this") / pl.col("mean_4w") - 1,
     )
-    rows = table.filter(pl.col("category") != TOTAL_LABEL)
+    rows = table.filter(~is_total)
     tested = rows.filter(pl.col("q_prev").is_not_null() | pl.col("q_4w").is_not_null())
     significant = rows.filter((pl.col("q_prev") < ALPHA) | (pl.col("q_4w") < ALPHA))
     sentences = [
@@ -844,19 +987,18 @@ def _product_movers(table: pl.DataFrame, view: trends.WeeklyView) -> Section:
             f"significantly (q < {ALPHA})."
         )
     frame = _mover_columns(table, _humanised(pl.col("category")).alias("Category"), "this")
-    formats = dict(_MOVER_FORMATS)
-    cells = _category_cells(view.categories)
     heat = cells.select("week", "category", pl.col("cases").cast(pl.Float64).alias("value"))
     figure = _mark_hidden(
-        charts.category_heatmap(heat, title="New cases by category and week (shown cells)")
+        charts.category_heatmap(heat, title="New cases by category and week (hidden below 10)")
     )
     table_obj = Table(
         "Cases by category",
         frame,
-        formats,
+        dict(_MOVER_FORMATS),
         suppressed=("This week", "Previous week", "4-week mean"),
-        note=f"Cells below {SUPPRESSION_THRESHOLD} read {SUPPRESSED_TEXT}; the 4-week mean "
-        "only when all four weeks are shown.",
+        note=f"Cells below {SUPPRESSION_THRESHOLD}, and the smallest others needed to protect "
+        f"them, read {SUPPRESSED_TEXT}; each week is suppressed from its own counts, the same "
+        "in every brief. The 4-week mean only when all four weeks are shown.",
     )
     return Section("movers", "Top movers", tuple(sentences), (table_obj,), (figure,))
 
@@ -1014,10 +1156,14 @@ def _cause_shares(causes: pl.DataFrame) -> str:
 # --------------------------------------------------------------------------- emerging
 
 
-def _emerging(engine: Engine, filters: load.Filters, as_of: datetime, *, product: bool) -> Section:
+def _emerging(
+    engine: Engine, filters: load.Filters, as_of: datetime, *, product: bool, week_total: int
+) -> Section:
     topics, _ = monitor.emerging_view(engine, filters, as_of=as_of, role=_READER)
     rings, _, _ = monitor.ring_view(engine, as_of=as_of, role=_READER)
     emerging = topics.filter(pl.col("is_emerging"))
+    if product:
+        emerging = _protect_topics(emerging.head(_TABLE_ROWS), topics, week_total=week_total)
     since = as_of - timedelta(days=monitor.NARRATIVE_DAYS)
     sentences = [
         f"Emerging topics in the case narratives of {_day(since.date())} to "
@@ -1034,6 +1180,43 @@ def _emerging(engine: Engine, filters: load.Filters, as_of: datetime, *, product
     return Section("emerging", "Emerging clusters and rings", tuple(sentences), tuple(tables))
 
 
+def _protect_topics(
+    emerging: pl.DataFrame, topics: pl.DataFrame, *, week_total: int
+) -> pl.DataFrame:
+    """Topic counts as the product brief may show them: a count only when it is at least
+    the threshold and, with the counts shown before it, leaves at least the threshold of
+    the cases it is part of (all topics' cases of its window, and the week's total) out;
+    growth and q only where both counts are shown. A topic is a sub-slice of the week's
+    cases: showing its count next to the week's total must not give a small complement.
+
+    >>> emerging = pl.DataFrame({"recent_count": [30, 12, 4], "baseline_count": [9, 40, 50],
+    ...                          "growth": [3.0, 0.3, 0.1], "q_value": [0.01, 0.02, 0.03]})
+    >>> out = _protect_topics(emerging, emerging, week_total=50)
+    >>> out.select("recent_count", "baseline_count", "growth").rows()
+    [(30, None, None), (None, 40, None), (None, None, None)]
+    """
+    recent_left = [int(topics["recent_count"].sum()), week_total]
+    before_left = [int(topics["baseline_count"].sum())]
+    recent: list[int | None] = []
+    before: list[int | None] = []
+    for r, b in emerging.select("recent_count", "baseline_count").iter_rows():
+        for value, left, out in ((r, recent_left, recent), (b, before_left, before)):
+            ok = value >= SUPPRESSION_THRESHOLD and all(
+                n - value >= SUPPRESSION_THRESHOLD for n in left
+            )
+            out.append(value if ok else None)
+            if ok:
+                left[:] = [n - value for n in left]
+    both = pl.col("recent_count").is_not_null() & pl.col("baseline_count").is_not_null()
+    return emerging.with_columns(
+        pl.Series("recent_count", recent, dtype=emerging.schema["recent_count"]),
+        pl.Series("baseline_count", before, dtype=emerging.schema["baseline_count"]),
+    ).with_columns(
+        pl.when(both).then(pl.col("growth")).alias("growth"),
+        pl.when(both).then(pl.col("q_value")).alias("q_value"),
+    )
+
+
 def _topic_sentence(row: Mapping[str, Any], *, product: bool) -> str:
     recent, before = row["recent_count"], row["baseline_count"]
     terms = ", ".join(row["top_terms"])
@@ -1047,7 +1230,7 @@ def _topic_sentence(row: Mapping[str, Any], *, product: bool) -> str:
     shown = [_cell(v) for v in (recent, before)]
     tail = (
         f"growth ×{row['growth']:.1f}, {_tested(row['q_value'], 'q')}"
-        if SUPPRESSED_TEXT not in shown
+        if row["growth"] is not None
         else "significant growth"
     )
     return (
@@ -1072,19 +1255,14 @@ def _topic_table(emerging: pl.DataFrame, *, product: bool) -> Table:
         return Table(
             "Emerging topics", frame.with_columns(pl.col("Topic").cast(pl.String)), formats
         )
-    counts = ["Last 7 days", "Before"]
-    frame = suppress(frame, counts)
-    both = pl.all_horizontal(pl.col(c).is_not_null() for c in counts)
-    frame = frame.with_columns(
-        pl.when(both).then(pl.col("Growth ×")).alias("Growth ×"),
-        pl.when(both).then(pl.col("q")).alias("q"),
-    )
     return Table(
         "Emerging topics",
         frame,
         formats,
-        suppressed=tuple(counts),
-        note="Growth and q only where both counts are shown.",
+        suppressed=("Last 7 days", "Before"),
+        note=f"A count reads {SUPPRESSED_TEXT} below {SUPPRESSION_THRESHOLD}, or when the "
+        f"cases outside the shown topics would fall below {SUPPRESSION_THRESHOLD}; growth "
+        "and q only where both counts are shown.",
     )
 
 
@@ -1148,11 +1326,13 @@ def _service(view: trends.WeeklyView, cube: load.Cube, *, product: bool) -> Sect
     sla = kpis["sla_breach_rate"]
     if product:
         rates, _ = _product_rates(view, cube)
-        if any(r["key"] == "sla_breach_rate" for r in rates):
+        shown = {r["key"] for r in rates}
+        if "sla_breach_rate" in shown:
             sentences.append(_kpi_sentence(sla, baseline=False))
         else:
             sentences.append(
-                f"SLA breach rate not shown: fewer than {SUPPRESSION_THRESHOLD} cases due."
+                f"SLA breach rate not shown: fewer than {SUPPRESSION_THRESHOLD} cases breached "
+                "or met the SLA in this week or the previous one."
             )
     else:
         due, breached = (int(overall[c].sum()) for c in ("due", "breached"))
@@ -1160,6 +1340,11 @@ def _service(view: trends.WeeklyView, cube: load.Cube, *, product: bool) -> Sect
             _kpi_sentence(sla, baseline=False)[:-1] + f"; {breached:,} of {due:,} cases due."
         )
     sentences.append(_severity_sentence(now, product=product))
+    if product:
+        sentences += [_kpi_sentence(r, baseline=False) for r in rates if r["unit"] == "hours"] or [
+            f"Median times not shown: fewer than {SUPPRESSION_THRESHOLD} cases underlie them."
+        ]
+        return _product_service(view, severity, now, before, sentences)
     sentences.append(
         f"Median time to first response {_value(kpis['ttfr_median_h']['value'], 'hours')} "
         f"({_tested(kpis['ttfr_median_h']['p_previous'])} against the previous week's "
@@ -1168,27 +1353,57 @@ def _service(view: trends.WeeklyView, cube: load.Cube, *, product: bool) -> Sect
         f"({_tested(kpis['ttr_median_h']['p_previous'])} against "
         f"{_value(kpis['ttr_median_h']['previous'], 'hours')})."
     )
-    backlog = _suppressed_backlog(view.backlog) if product else view.backlog
-    sentences.append(_backlog_sentence(backlog, view.week, kpis["backlog"], product=product))
+    backlog = view.backlog
+    sentences.append(_backlog_sentence(backlog, view.week, kpis["backlog"], product=False))
     tables = (
-        _sla_table(now, before, product=product),
-        _backlog_table(backlog, view.week, product=product),
+        _sla_table(now, before, product=False),
+        _backlog_table(backlog, view.week, product=False),
     )
-    sla_series = view.sla
-    if product:
-        sla_series = severity.select(
-            "week",
-            "severity",
-            pl.when(pl.col("due") >= SUPPRESSION_THRESHOLD)
-            .then(pl.col("sla_breach_rate"))
-            .alias("value"),
-            "provisional",
-        )
+    figures = (
+        charts.rate_lines(
+            view.sla, title="SLA breach rate by severity", y_title="breached", group="severity"
+        ),
+        charts.backlog_bars(backlog, title="Open backlog by age"),
+    )
+    return Section("service", "SLA and backlog", tuple(sentences), tables, figures)
+
+
+#: A breach rate the product brief may show: at least the threshold of cases on both sides.
+_BOTH_SIDES = (pl.col("breached") >= SUPPRESSION_THRESHOLD) & (
+    pl.col("due") - pl.col("breached") >= SUPPRESSION_THRESHOLD
+)
+
+
+def _product_service(
+    view: trends.WeeklyView,
+    severity: pl.DataFrame,
+    now: pl.DataFrame,
+    before: pl.DataFrame,
+    sentences: list[str],
+) -> Section:
+    """SLA and backlog for product: breach rates only with enough cases on both sides,
+    the backlog at the week's end only, suppressed with its total."""
+    backlog = _product_backlog(view.backlog, view.week)
+    sentences.append(_backlog_sentence(backlog, view.week, {}, product=True))
+    sla_series = severity.select(
+        "week",
+        "severity",
+        pl.when(_BOTH_SIDES).then(pl.col("sla_breach_rate")).alias("value"),
+        "provisional",
+    )
+    end = view.week + timedelta(days=6)
+    bars = backlog.filter(pl.col("age_bucket") != TOTAL_LABEL).with_columns(
+        week_end=pl.lit(end, dtype=pl.Date)
+    )
     figures = (
         charts.rate_lines(
             sla_series, title="SLA breach rate by severity", y_title="breached", group="severity"
         ),
-        _mark_hidden(charts.backlog_bars(backlog, title="Open backlog by age")),
+        _mark_hidden(charts.backlog_bars(bars, title="Open backlog by age at the week's end")),
+    )
+    tables = (
+        _sla_table(now, before, product=True),
+        _backlog_table(backlog, view.week, product=True),
     )
     return Section("service", "SLA and backlog", tuple(sentences), tables, figures)
 
@@ -1196,8 +1411,13 @@ def _service(view: trends.WeeklyView, cube: load.Cube, *, product: bool) -> Sect
 def _severity_sentence(now: pl.DataFrame, *, product: bool) -> str:
     parts = []
     for row in now.sort(pl.col("severity").replace_strict(_order(_SEVERITIES))).to_dicts():
-        if product and row["due"] < SUPPRESSION_THRESHOLD:
-            parts.append(f"{row['severity']} not shown (fewer than {SUPPRESSION_THRESHOLD} due)")
+        enough = row["breached"] >= SUPPRESSION_THRESHOLD and (
+            row["due"] - row["breached"] >= SUPPRESSION_THRESHOLD
+        )
+        if product and not enough:
+            parts.append(
+                f"{row['severity']} not shown (fewer than {SUPPRESSION_THRESHOLD} breached or met)"
+            )
         elif product:
             parts.append(f"{row['severity']} {_value(row['sla_breach_rate'], 'percent')}")
         else:
@@ -1212,27 +1432,32 @@ def _severity_sentence(now: pl.DataFrame, *, product: bool) -> str:
 
 
 def _sla_table(now: pl.DataFrame, before: pl.DataFrame, *, product: bool) -> Table:
-    joined = now.join(
-        before.select("severity", prev_rate="sla_breach_rate", prev_due="due"),
-        on="severity",
-        how="left",
-    ).sort(pl.col("severity").replace_strict(_order(_SEVERITIES)))
     if product:
-        frame = joined.select(
-            pl.col("severity").alias("Severity"),
-            pl.when(pl.col("due") >= SUPPRESSION_THRESHOLD)
-            .then(pl.col("sla_breach_rate"))
-            .alias("Breach rate"),
-            pl.when(pl.col("prev_due") >= SUPPRESSION_THRESHOLD)
-            .then(pl.col("prev_rate"))
-            .alias("Previous week"),
+        shown = before.select(
+            "severity", prev_rate=pl.when(_BOTH_SIDES).then(pl.col("sla_breach_rate"))
+        )
+        frame = (
+            now.select("severity", rate=pl.when(_BOTH_SIDES).then(pl.col("sla_breach_rate")))
+            .join(shown, on="severity", how="left")
+            .sort(pl.col("severity").replace_strict(_order(_SEVERITIES)))
+            .select(
+                pl.col("severity").alias("Severity"),
+                pl.col("rate").alias("Breach rate"),
+                pl.col("prev_rate").alias("Previous week"),
+            )
         )
         return Table(
             "SLA breach rate by severity",
             frame,
             {"Breach rate": "percent", "Previous week": "percent"},
-            note=f"Rates only where at least {SUPPRESSION_THRESHOLD} cases were due.",
+            note=f"Rates only where at least {SUPPRESSION_THRESHOLD} cases breached the SLA and "
+            f"at least {SUPPRESSION_THRESHOLD} met it.",
         )
+    joined = now.join(
+        before.select("severity", prev_rate="sla_breach_rate", prev_due="due"),
+        on="severity",
+        how="left",
+    ).sort(pl.col("severity").replace_strict(_order(_SEVERITIES)))
     frame = joined.select(
         pl.col("severity").alias("Severity"),
         pl.col("due").alias("Cases due"),
@@ -1247,43 +1472,35 @@ def _sla_table(now: pl.DataFrame, before: pl.DataFrame, *, product: bool) -> Tab
     )
 
 
-def _suppressed_backlog(backlog: pl.DataFrame) -> pl.DataFrame:
-    return suppress(backlog, ["open"])
-
-
 def _backlog_table(backlog: pl.DataFrame, week: date, *, product: bool) -> Table:
-    """Open cases by age at the week's end and a week earlier, with a total row (of the
-    shown cells: ``backlog`` is already suppressed for the product brief)."""
-    frame = _backlog_pair(backlog, week)
-    columns = ["this", "previous"]
-    frame = (
-        suppress(frame, columns, label="age_bucket")
-        if product
-        else _with_total(frame, columns, label="age_bucket", name="Total")
-    )
+    """Open cases by age at the week's end (and, for leadership, a week earlier) with a
+    total row; ``backlog`` is :func:`_product_backlog`'s for the product brief."""
+    if product:
+        return Table(
+            "Open backlog by age at the week's end",
+            backlog.rename({"age_bucket": "Age", "open": "Open at week end"}),
+            suppressed=("Open at week end",),
+        )
+    frame = _with_total(_backlog_pair(backlog, week), ["this", "previous"], label="age_bucket")
     names = {"age_bucket": "Age", "this": "Open at week end", "previous": "A week earlier"}
-    return Table(
-        "Open backlog by age",
-        frame.rename(names),
-        suppressed=("Open at week end", "A week earlier") if product else (),
-    )
+    return Table("Open backlog by age", frame.rename(names))
 
 
 def _backlog_sentence(
     backlog: pl.DataFrame, week: date, kpi: Mapping[str, Any], *, product: bool
 ) -> str:
     end = week + timedelta(days=6)
-    pair = _backlog_pair(backlog, week)
-    older = pair.filter(pl.col("age_bucket").is_in(trends.AGE_BUCKETS[3:]))["this"]
     if product:
-        shown = pair["this"].drop_nulls()
+        rows = dict(backlog.iter_rows())
+        older = [rows[b] for b in trends.AGE_BUCKETS[3:]]
+        many = _count(sum(older)) if None not in older else SUPPRESSED_TEXT
         return (
-            f"Open backlog at the end of {_day(end)} in shown age buckets: "
-            f"{_count(float(shown.sum())) if shown.len() else 'none shown'}; open more than "
-            f"7 days: {_count(float(older.sum())) if older.drop_nulls().len() else 'none shown'}."
+            f"Open backlog at the end of {_day(end)}: {_cell(rows[TOTAL_LABEL])} cases; open "
+            f"more than 7 days: {many}."
         )
+    pair = _backlog_pair(backlog, week)
     now, before = (float(pair[c].sum()) for c in ("this", "previous"))
-    old = float(older.sum())
+    old = float(pair.filter(pl.col("age_bucket").is_in(trends.AGE_BUCKETS[3:]))["this"].sum())
     share = f" ({old / now:.0%})" if now else ""
     return (
         f"Open backlog at the end of {_day(end)}: {_count(now)} cases, "
@@ -1340,14 +1557,24 @@ def _about(*, product: bool, as_of: datetime, newest: datetime | None) -> Sectio
         "Counts are tested with exact Poisson tests, proportions with Fisher's exact test and "
         f"times with Mann-Whitney; significance level {ALPHA}; q-values are "
         "Benjamini-Hochberg across the slices tested.",
-        "Anomalies and rings cover all data; filters narrow the KPIs, movers and topics.",
     ]
     if product:
+        sentences += [
+            "This brief always covers the whole platform: filters are not applied to it, so "
+            "no two product briefs of a week differ and none can be subtracted from another.",
+            f"Counts below {SUPPRESSION_THRESHOLD}, zero included, read {SUPPRESSED_TEXT}, and "
+            "so do the smallest other cells of the same table until the hidden cells of a "
+            f"total are at least two and add up to at least {SUPPRESSION_THRESHOLD}: no hidden "
+            "count can be worked out from a total. Each week is suppressed from its own "
+            "counts, the same way in every brief; means, changes and tests use shown numbers "
+            "only. Rates are shown only where at least "
+            f"{SUPPRESSION_THRESHOLD} cases lie on each side of them, medians where at least "
+            f"{SUPPRESSION_THRESHOLD} cases underlie them; the backlog is given at the week's "
+            "end only; anomalies carry scores and shares, no counts; prevalence is not shown.",
+        ]
+    else:
         sentences.append(
-            f"Counts below {SUPPRESSION_THRESHOLD}, zero included, are shown as "
-            f"{SUPPRESSED_TEXT}; totals, means, changes and tests are computed from the shown "
-            "cells only. Rates are shown only where at least "
-            f"{SUPPRESSION_THRESHOLD} cases underlie them; prevalence is not shown."
+            "Anomalies and rings cover all data; filters narrow the KPIs, movers and topics."
         )
     return Section("about", "About this brief", tuple(sentences))
 

@@ -35,6 +35,12 @@ html, markdown = data.brief_files(
 )
 st.caption(f"{brief.title} · {' · '.join(brief.meta())}")
 st.caption(brief.audience_line())
+if not brief.ignored_filters.is_empty():  # the product brief is always the whole platform
+    st.info(
+        f"The product brief always covers the whole platform; the sidebar filters "
+        f"({'; '.join(brief.meta()[-1].split(': ', 1)[1:])}) are not applied to it.",
+        icon=":material/filter_alt_off:",
+    )
 stem = f"lookout-brief-{brief.label}-{audience}"
 one, two, _ = st.columns([1, 1, 2])
 one.download_button(

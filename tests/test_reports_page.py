@@ -49,7 +49,7 @@ def test_the_product_brief_hides_text_ids_and_small_counts(monkeypatch, small_db
     assert not at.exception
     assert "2026-W08 (product)" in at.caption[0].value
     shown = _shown(at)
-    assert "<10" in shown
+    assert "hidden" in shown
     engine = db.make_engine(small_db)
     with engine.connect() as conn:
         texts = conn.execute(select(db.Case.description)).scalars().all()
@@ -77,3 +77,18 @@ def test_a_bad_audience_in_the_url_falls_back_to_leadership(monkeypatch, small_d
     assert not at.exception
     assert any("Ignored audience" in w.value for w in at.warning)
     assert "(leadership)" in at.caption[0].value
+
+
+def test_the_product_brief_says_the_sidebar_filters_are_not_applied(monkeypatch, small_db) -> None:
+    at = _page(
+        monkeypatch, small_db, week="2026-W17", audience="product", platform="ios", region="FL"
+    )
+    assert not at.exception
+    notes = [i.value for i in at.info]
+    assert notes == [
+        "The product brief always covers the whole platform; the sidebar filters "
+        "(region FL; platform ios) are not applied to it."
+    ]
+    shown = _shown(at)
+    assert "New cases: 111," in shown  # the whole platform's total, not iOS in Florida's
+    assert "filters: all data" in at.caption[0].value
