@@ -15,6 +15,9 @@ Two ways build the same cube (tested equal):
     database URL, so another ``LOOKOUT_DATABASE_URL`` never reads it. The snapshot
     records a fingerprint of the database; a stale snapshot is refreshed
     (incrementally: new events are appended, cases and accounts re-read), not trusted.
+    A snapshot whose files cannot be read (:class:`SnapshotBroken`) is rebuilt whole by
+    its next refresh; a folder that cannot be written raises :class:`SnapshotUnwritable`.
+    With the default loader (``loader=None``) either makes the reads fall back to (b).
 (b) **pushdown** (default for any other database): SQLAlchemy Core queries in which the
     filters and the first aggregation run in the database.
 
@@ -30,11 +33,11 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import polars as pl
 from sqlalchemy import (
@@ -78,6 +81,12 @@ __all__ = [
     "Cube",
     "Filters",
     "RefreshSummary",
+    "SnapshotBroken",
+    "SnapshotError",
+    "SnapshotUnwritable",
+    "bypass_snapshot",
+    "snapshot_bypassed",
+    "snapshot_problem",
     "case_texts",
     "empty_frame",
     "ignored_values",
@@ -108,6 +117,7 @@ EXPOSURE_KINDS: tuple[str, ...] = (
 #: Resolutions that mean a violation was found and acted on.
 VIOLATIONS: tuple[str, ...] = tuple(r.value for r in Resolution if r is not Resolution.no_violation)
 
+_T = TypeVar("_T")
 _SNAPSHOT_FORMAT = 2  # bump when the snapshot gains or changes a file
 _ROOT = Path(__file__).resolve().parent.parent / "data" / "snapshots"
 _EVENT_CHUNK = 2_000_000
@@ -152,6 +162,12 @@ _EXPOSURE_COLUMNS: dict[str, Any] = {
     "events": pl.Int64,
 }
 _ACTIVE_COLUMNS: dict[str, Any] = {"week": pl.Date, "accounts": pl.Int64}
+_ACCOUNT_COLUMNS: dict[str, Any] = {
+    "id": pl.Int64,
+    "kind": pl.String,
+    "created_at": pl.Datetime("us"),
+    "specialty": _ENUMS["specialty"],
+}
 _EVENTS_DAILY_COLUMNS: dict[str, Any] = {
     "day": pl.Date,
     "kind": pl.Enum([k.value for k in EventKind]),
@@ -327,17 +343,136 @@ class Cube:
     memo: dict[Any, pl.DataFrame] = field(default_factory=dict, compare=False, repr=False)
 
 
-def loader_for(engine: Engine) -> Literal["snapshot", "pushdown"]:
-    """The default loader: snapshot for SQLite, pushdown elsewhere; ``LOOKOUT_LOADER`` wins.
+class SnapshotError(RuntimeError):
+    """A snapshot that cannot be used; ``reason`` says why, naming no path but the
+    snapshot's own folder name (the hash key).
+
+    >>> print(SnapshotBroken(Path("/srv/snapshots/3f2a"), "cases.parquet is missing"))
+    the snapshot 3f2a is broken: cases.parquet is missing
+    """
+
+    what = "cannot be used"
+
+    def __init__(self, folder: Path, reason: str) -> None:
+        super().__init__(folder, reason)
+        self.folder, self.reason = folder, reason
+
+    def __str__(self) -> str:
+        return f"the snapshot {self.folder.name} {self.what}: {self.reason}"
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable (Streamlit caches it)
+        return type(self), (self.folder, self.reason)
+
+
+class SnapshotBroken(SnapshotError):
+    """A file of the snapshot is missing, unreadable or of the wrong shape; the next
+    :func:`refresh` rebuilds the snapshot whole."""
+
+    what = "is broken"
+
+
+class SnapshotUnwritable(SnapshotError, OSError):
+    """The snapshot folder cannot be created or written (an ``OSError`` too)."""
+
+    what = "cannot be written"
+
+
+#: Snapshots this process reads around (by pushdown) until a refresh succeeds.
+_BYPASSED: dict[Path, SnapshotError] = {}
+
+
+def bypass_snapshot(
+    engine: Engine, problem: SnapshotError | None, *, root: Path | None = None
+) -> None:
+    """Read ``engine``'s database by pushdown in this process while its snapshot has
+    ``problem``; ``None`` reads the snapshot again. A successful :func:`refresh` clears it.
+
+    >>> from sqlalchemy import create_engine
+    >>> engine = create_engine("sqlite://")
+    >>> bypass_snapshot(engine, SnapshotBroken(Path("x"), "cases.parquet is missing"))
+    >>> loader_for(engine), str(snapshot_bypassed(engine))
+    ('pushdown', 'the snapshot x is broken: cases.parquet is missing')
+    >>> bypass_snapshot(engine, None)
+    >>> loader_for(engine), snapshot_bypassed(engine)
+    ('snapshot', None)
+    """
+    folder = snapshot_dir(engine, root=root)
+    if problem is None:
+        _BYPASSED.pop(folder, None)
+    else:
+        _BYPASSED[folder] = problem
+
+
+def snapshot_bypassed(engine: Engine, *, root: Path | None = None) -> SnapshotError | None:
+    """Why this process reads around ``engine``'s snapshot, or None (see
+    :func:`bypass_snapshot`)."""
+    return _BYPASSED.get(snapshot_dir(engine, root=root))
+
+
+def loader_for(engine: Engine, *, root: Path | None = None) -> Literal["snapshot", "pushdown"]:
+    """The default loader: snapshot for SQLite, pushdown elsewhere; ``LOOKOUT_LOADER`` wins,
+    and a snapshot bypassed in this process (:func:`bypass_snapshot`) gives pushdown.
 
     >>> from sqlalchemy import create_engine
     >>> loader_for(create_engine("sqlite://"))
     'snapshot'
     """
     chosen = os.environ.get("LOOKOUT_LOADER", "").strip().lower()
-    if chosen in ("snapshot", "pushdown"):
-        return chosen  # type: ignore[return-value]
-    return "snapshot" if engine.dialect.name == "sqlite" else "pushdown"
+    if chosen not in ("snapshot", "pushdown"):
+        chosen = "snapshot" if engine.dialect.name == "sqlite" else "pushdown"
+    if chosen == "snapshot" and snapshot_bypassed(engine, root=root) is not None:
+        return "pushdown"
+    return chosen  # type: ignore[return-value]
+
+
+def _either(
+    engine: Engine,
+    loader: Literal["snapshot", "pushdown"] | None,
+    root: Path | None,
+    *,
+    snapshot: Callable[[Path], _T],
+    pushdown: Callable[[], _T],
+) -> _T:
+    """Read through the snapshot or by pushdown. With the default loader (``None``) a
+    snapshot that cannot be used is bypassed (marked for a rebuild) and the database read
+    instead; a loader asked for by name raises the :class:`SnapshotError`."""
+    if (loader or loader_for(engine, root=root)) == "snapshot":
+        try:
+            return snapshot(_ready(engine, root=root))
+        except SnapshotError as exc:
+            if loader is not None:
+                raise
+            _fall_back(engine, exc, root=root)
+    return pushdown()
+
+
+def _ready(engine: Engine, *, root: Path | None) -> Path:
+    """The snapshot folder, refreshed first when stale or broken (a refresh rebuilds a
+    snapshot with a missing, unreadable or misshapen file)."""
+    folder = snapshot_dir(engine, root=root)
+    state = _read_state(folder)
+    if not snapshot_is_fresh(engine, root=root) or _damage(folder, state or {}):
+        refresh(engine, root=root)
+    return folder
+
+
+def _fall_back(engine: Engine, problem: SnapshotError, *, root: Path | None) -> None:
+    bypass_snapshot(engine, problem, root=root)
+    if isinstance(problem, SnapshotBroken):
+        _mark_broken(problem.folder, problem.reason)
+
+
+@contextmanager
+def _reading(folder: Path) -> Iterator[None]:
+    """Turn a failure to read the snapshot's files into :class:`SnapshotBroken`."""
+    try:
+        yield
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        if isinstance(exc, SnapshotError):
+            raise
+        found = _damage(folder, _read_state(folder) or {})
+        reason = found or f"a file cannot be read ({type(exc).__name__})"
+        raise SnapshotBroken(folder, reason) from exc
 
 
 def load_cube(
@@ -349,18 +484,18 @@ def load_cube(
 ) -> Cube:
     """Load the cube for ``filters`` (which must have a date range).
 
-    The snapshot loader refreshes a missing or stale snapshot first.
+    The snapshot loader refreshes a missing, stale or broken snapshot first. With the
+    default loader, a snapshot that cannot be used is read around (see :func:`_either`).
     """
-    loader = loader or loader_for(engine)
     lo, hi = filters.window()
     t0 = time.perf_counter()
-    if loader == "snapshot":
-        folder = snapshot_dir(engine, root=root)
-        if not snapshot_is_fresh(engine, root=root):
-            refresh(engine, root=root)
-        cube = _from_snapshot(folder, filters, lo, hi)
-    else:
-        cube = _from_database(engine, filters, lo, hi)
+    cube = _either(
+        engine,
+        loader,
+        root,
+        snapshot=lambda folder: _from_snapshot(folder, filters, lo, hi),
+        pushdown=lambda: _from_database(engine, filters, lo, hi),
+    )
     cube.timings["load"] = time.perf_counter() - t0
     return cube
 
@@ -378,17 +513,26 @@ def events_daily(
     Columns ``day``, ``kind``, ``region``, ``platform``, ``events``; the snapshot's
     precomputed table, or one GROUP BY in the database.
     """
-    loader = loader or loader_for(engine)
-    if loader == "snapshot":
-        if not snapshot_is_fresh(engine, root=root):
-            refresh(engine, root=root)
-        path = snapshot_dir(engine, root=root) / "events_daily.parquet"
-        return (
-            pl.scan_parquet(path)
-            .filter(pl.col("day") >= start, pl.col("day") < end)
-            .collect()
-            .sort(pl.all())
-        )
+
+    def from_snapshot(folder: Path) -> pl.DataFrame:
+        with _reading(folder):
+            return (
+                pl.scan_parquet(folder / "events_daily.parquet")
+                .filter(pl.col("day") >= start, pl.col("day") < end)
+                .collect()
+                .sort(pl.all())
+            )
+
+    return _either(
+        engine,
+        loader,
+        root,
+        snapshot=from_snapshot,
+        pushdown=lambda: _daily_sql(engine, start, end),
+    )
+
+
+def _daily_sql(engine: Engine, start: date, end: date) -> pl.DataFrame:
     lo = datetime.combine(start, datetime.min.time())
     hi = datetime.combine(end, datetime.min.time())
     day = _day(Event.ts).label("day")
@@ -402,17 +546,55 @@ def events_daily(
 
 def snapshot_frames(engine: Engine, *, root: Path | None = None) -> dict[str, pl.LazyFrame]:
     """The snapshot's raw tables as lazy frames (``events``, ``accounts``, ``cases``),
-    refreshed first when stale; for analyses that need rows, such as account scoring."""
-    if not snapshot_is_fresh(engine, root=root):
-        refresh(engine, root=root)
-    folder = snapshot_dir(engine, root=root)
-    events = folder / "events"
+    refreshed first when stale; for analyses that need rows, such as account scoring.
+
+    When the snapshot cannot be used (bypassed, unwritable, or a file fails its check)
+    the same frames come from the database, read when collected, and the snapshot is
+    bypassed until it is rebuilt.
+    """
+    if snapshot_bypassed(engine, root=root) is None:
+        try:
+            folder = _ready(engine, root=root)
+            found = _damage(folder, _read_state(folder) or {})
+            if found:
+                raise SnapshotBroken(folder, found)
+            events = folder / "events"
+            return {
+                "events": pl.scan_parquet(events / "*.parquet")
+                if any(events.glob("*.parquet"))
+                else empty_frame(_EVENT_COLUMNS).lazy(),
+                "accounts": pl.scan_parquet(folder / "accounts.parquet"),
+                "cases": pl.scan_parquet(folder / "cases.parquet"),
+            }
+        except SnapshotError as exc:
+            _fall_back(engine, exc, root=root)
+    return _database_frames(engine)
+
+
+def _database_frames(engine: Engine) -> dict[str, pl.LazyFrame]:
+    """The frames of :func:`snapshot_frames`, read from the database when collected
+    (through SQLAlchemy: the app's process never loads connectorx's SQLite)."""
+
+    def accounts() -> pl.DataFrame:
+        return read_frame(engine, _ACCOUNTS_QUERY, _ACCOUNT_COLUMNS)
+
+    def cases() -> pl.DataFrame:
+        return _case_facts(read_frame(engine, _CASES_QUERY, _CASE_COLUMNS), accounts())
+
+    def events() -> pl.DataFrame:
+        target = aliased(Account, name="target")
+        cols = [getattr(Event, c) for c in _EVENT_COLUMNS if c != "specialty"]
+        stmt = (
+            select(*cols, target.specialty)
+            .select_from(Event)
+            .outerjoin(target, target.id == Event.target_account_id)
+        )
+        return read_frame(engine, stmt, _EVENT_COLUMNS)
+
     return {
-        "events": pl.scan_parquet(events / "*.parquet")
-        if any(events.glob("*.parquet"))
-        else empty_frame(_EVENT_COLUMNS).lazy(),
-        "accounts": pl.scan_parquet(folder / "accounts.parquet"),
-        "cases": pl.scan_parquet(folder / "cases.parquet"),
+        "events": pl.defer(events, schema=_EVENT_COLUMNS),
+        "accounts": pl.defer(accounts, schema=_ACCOUNT_COLUMNS),
+        "cases": pl.defer(cases, schema=_CASE_COLUMNS),
     }
 
 
@@ -467,13 +649,16 @@ class RefreshSummary:
     events: int
     cases: int
     seconds: float
+    #: What was wrong with the snapshot when a refresh rebuilt it, if anything.
+    repaired: str | None = None
 
     def describe(self) -> str:
         """One line for the CLI."""
         if self.mode == "fresh":
             return f"snapshot {self.folder} is up to date"
+        why = f" (rebuilt: {self.repaired})" if self.repaired else ""
         return (
-            f"{self.mode} refresh of {self.folder}: {self.new_events:,} new events "
+            f"{self.mode} refresh of {self.folder}{why}: {self.new_events:,} new events "
             f"({self.events:,} in all), {self.cases:,} cases, {self.seconds:.1f} s"
         )
 
@@ -534,9 +719,96 @@ def _read_state(folder: Path) -> dict[str, Any] | None:
 
 
 def snapshot_is_fresh(engine: Engine, *, root: Path | None = None) -> bool:
-    """True when the snapshot exists and its fingerprint matches the database's."""
+    """True when the snapshot exists, is not marked broken and its fingerprint matches
+    the database's."""
     state = _read_state(snapshot_dir(engine, root=root))
-    return state is not None and state["fingerprint"] == _fingerprint(engine)
+    return (
+        state is not None
+        and not state.get("broken")
+        and state["fingerprint"] == _fingerprint(engine)
+    )
+
+
+#: The snapshot's files beside the event parts, and their columns.
+_FILES: dict[str, Mapping[str, Any]] = {
+    "accounts.parquet": _ACCOUNT_COLUMNS,
+    "annotations.parquet": _ANNOTATION_COLUMNS,
+    "cases.parquet": _CASE_COLUMNS,
+    "exposure.parquet": _EXPOSURE_COLUMNS,
+    "events_daily.parquet": _EVENTS_DAILY_COLUMNS,
+    "active.parquet": _ACTIVE_COLUMNS,
+}
+
+
+def _damage(folder: Path, state: Mapping[str, Any]) -> str | None:
+    """The first thing wrong with a snapshot's files, or None: a mark left by a failed
+    read, a file or event part missing, one that is not Parquet (garbage, truncated)
+    or whose columns are not the expected ones, or an event part the state does not
+    list (left by an interrupted refresh). Reads only the files' footers."""
+    if state.get("broken"):
+        return str(state["broken"])
+    found = sorted(p.name for p in (folder / "events").glob("*.parquet"))
+    listed = state.get("parts", found)
+    files = dict(_FILES) | {f"events/{name}": _EVENT_COLUMNS for name in listed}
+    for extra in sorted(set(found) - set(listed)):
+        return f"events/{extra} is not part of the snapshot"
+    for name, columns in files.items():
+        try:
+            schema = pl.read_parquet_schema(folder / name)
+        except FileNotFoundError:
+            return f"{name} is missing"
+        except (OSError, pl.exceptions.PolarsError):
+            return f"{name} is not a readable Parquet file"
+        if dict(schema) != dict(columns):
+            return f"{name} does not have the expected columns"
+    return None
+
+
+def _mark_broken(folder: Path, reason: str) -> None:
+    """Record in the state that a file could not be read (the next refresh rebuilds);
+    a folder that cannot be written keeps no mark."""
+    state = _read_state(folder)
+    if state is not None and not state.get("broken"):
+        with suppress(OSError):
+            _write_state(folder, state | {"broken": reason})
+
+
+def _write_state(folder: Path, state: Mapping[str, Any]) -> None:
+    tmp = folder / "state.json.tmp"
+    tmp.write_text(json.dumps(state, indent=1))
+    tmp.replace(folder / "state.json")
+
+
+def _os_reason(exc: OSError) -> str:
+    """An OS error without its path: "Not a directory", "Read-only file system"..."""
+    return exc.strerror or type(exc).__name__
+
+
+def snapshot_problem(engine: Engine, *, root: Path | None = None) -> SnapshotError | None:
+    """What stops ``engine``'s snapshot from being used, without reading the database:
+    :class:`SnapshotUnwritable` when its folder cannot be created or written,
+    :class:`SnapshotBroken` when a file is missing, unreadable or of the wrong shape;
+    None when it is sound or not built yet. Cheap (file footers and a probe file).
+
+    >>> import tempfile
+    >>> from sqlalchemy import create_engine
+    >>> blocker = Path(tempfile.mkdtemp()) / "a-file"
+    >>> _ = blocker.write_text("not a folder")
+    >>> engine = create_engine("sqlite://")
+    >>> print(snapshot_problem(engine, root=blocker / "snapshots"))  # doctest: +ELLIPSIS
+    the snapshot ... cannot be written: Not a directory
+    """
+    folder = snapshot_dir(engine, root=root)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        return SnapshotUnwritable(folder, _os_reason(exc))
+    state = _read_state(folder)
+    found = None if state is None else _damage(folder, state)
+    return SnapshotBroken(folder, found) if found else None
 
 
 def _json_round(value: Any) -> Any:
@@ -561,67 +833,75 @@ def refresh(engine: Engine, *, full: bool = False, root: Path | None = None) -> 
     new Parquet part and the exposure cube is recomputed from their first day on.
     Accounts, cases and annotations are re-read whole. A full rebuild happens when
     there is no snapshot, when ``full`` is set, when events were rewritten (re-seed,
-    or an import that updated existing events) or when events disappeared.
+    or an import that updated existing events), when events disappeared, or when a
+    file of the snapshot is broken (see :func:`snapshot_problem`; ``repaired`` says
+    which). Raises :class:`SnapshotUnwritable` when the folder cannot be written.
     """
     t0 = time.perf_counter()
     folder = snapshot_dir(engine, root=root)
-    with _locked(folder):
-        fp = _fingerprint(engine)
-        state = _read_state(folder)
-        if state is not None and state["fingerprint"] == fp and not full:
-            return RefreshSummary(folder, "fresh", 0, state["events"], state["cases"], 0.0)
-        old_fp = state["fingerprint"] if state else {}
-        rewritten = _rewrites(old_fp) != _rewrites(fp)
-        old_max = (old_fp.get("events") or [None])[0]
-        new_max = (fp.get("events") or [None])[0]
-        full = (
-            full
-            or state is None
-            or rewritten
-            or old_max is None
-            or new_max is None
-            or new_max < old_max
-        )
-        reader = _Reader(engine)
-        accounts = reader.accounts()
-        _write(accounts, folder / "accounts.parquet")
-        _write(reader.annotations(), folder / "annotations.parquet")
-        _write(_case_facts(reader.cases(), accounts), folder / "cases.parquet")
-        parts = folder / "events"
-        if full:
-            shutil.rmtree(parts, ignore_errors=True)
-            parts.mkdir(parents=True)
-            since = None
-        else:
-            since = old_max
-        new_events, first_day = _append_events(reader, parts, accounts, since)
-        _refresh_derived(folder, parts, full=full, first_day=first_day)
-        n_events = (
-            pl.scan_parquet(parts / "*.parquet").select(pl.len()).collect().item()
-            if any(parts.glob("*.parquet"))
-            else 0
-        )
-        state = {
+    try:
+        with _locked(folder):
+            summary = _refresh_locked(engine, folder, full=full)
+    except SnapshotError:
+        raise
+    except OSError as exc:
+        raise SnapshotUnwritable(folder, _os_reason(exc)) from exc
+    bypass_snapshot(engine, None, root=root)
+    return replace(summary, seconds=time.perf_counter() - t0)
+
+
+def _refresh_locked(engine: Engine, folder: Path, *, full: bool) -> RefreshSummary:
+    fp = _fingerprint(engine)
+    state = _read_state(folder)
+    damage = None if state is None else _damage(folder, state)
+    if state is not None and damage is None and state["fingerprint"] == fp and not full:
+        return RefreshSummary(folder, "fresh", 0, state["events"], state["cases"], 0.0)
+    old_fp = state["fingerprint"] if state else {}
+    rewritten = _rewrites(old_fp) != _rewrites(fp)
+    old_max = (old_fp.get("events") or [None])[0]
+    new_max = (fp.get("events") or [None])[0]
+    full = (
+        full
+        or state is None
+        or damage is not None
+        or rewritten
+        or old_max is None
+        or new_max is None
+        or new_max < old_max
+    )
+    reader = _Reader(engine)
+    accounts = reader.accounts()
+    _write(accounts, folder / "accounts.parquet")
+    _write(reader.annotations(), folder / "annotations.parquet")
+    _write(_case_facts(reader.cases(), accounts), folder / "cases.parquet")
+    parts = folder / "events"
+    if full:
+        shutil.rmtree(parts, ignore_errors=True)
+        parts.mkdir(parents=True)
+        since = None
+    else:
+        since = old_max
+    new_events, first_day = _append_events(reader, parts, accounts, since)
+    _refresh_derived(folder, parts, full=full, first_day=first_day)
+    names = sorted(p.name for p in parts.glob("*.parquet"))
+    n_events = (
+        pl.scan_parquet(parts / "*.parquet").select(pl.len()).collect().item() if names else 0
+    )
+    n_cases = pl.scan_parquet(folder / "cases.parquet").select(pl.len()).collect().item()
+    _write_state(
+        folder,
+        {
             "format": _SNAPSHOT_FORMAT,
             "database": db.safe_url(engine.url.render_as_string(hide_password=False)),
             "refreshed_at": datetime.now().isoformat(timespec="seconds"),
             "fingerprint": fp,
             "events": n_events,
-            "cases": int(
-                pl.scan_parquet(folder / "cases.parquet").select(pl.len()).collect()[0, 0]
-            ),
-        }
-        tmp = folder / "state.json.tmp"
-        tmp.write_text(json.dumps(state, indent=1))
-        tmp.replace(folder / "state.json")
-    return RefreshSummary(
-        folder,
-        "full" if full else "incremental",
-        new_events,
-        n_events,
-        state["cases"],
-        time.perf_counter() - t0,
+            "cases": int(n_cases),
+            "parts": names,
+        },
     )
+    mode: Literal["full", "incremental"] = "full" if full else "incremental"
+    return RefreshSummary(folder, mode, new_events, n_events, int(n_cases), 0.0, damage)
 
 
 def _rewrites(fp: Mapping[str, Any]) -> int:
@@ -634,6 +914,12 @@ def _write(frame: pl.DataFrame, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     frame.write_parquet(tmp, statistics=True)
     tmp.replace(path)
+
+
+_ACCOUNTS_QUERY = select(*[getattr(Account, c) for c in _ACCOUNT_COLUMNS])
+_CASES_QUERY = select(
+    *[getattr(Case, c) for c in _CASE_COLUMNS if c not in ("specialty", "repeat_offender")]
+)
 
 
 class _Reader:
@@ -678,24 +964,14 @@ class _Reader:
         return _conform(frame, columns)
 
     def accounts(self) -> pl.DataFrame:
-        stmt = select(Account.id, Account.kind, Account.created_at, Account.specialty)
-        return self.query(
-            stmt,
-            {
-                "id": pl.Int64,
-                "kind": pl.String,
-                "created_at": pl.Datetime("us"),
-                "specialty": _ENUMS["specialty"],
-            },
-        )
+        return self.query(_ACCOUNTS_QUERY, _ACCOUNT_COLUMNS)
 
     def annotations(self) -> pl.DataFrame:
         cols = [getattr(Annotation, c) for c in _ANNOTATION_COLUMNS]
         return self.query(select(*cols).order_by(Annotation.start_at), _ANNOTATION_COLUMNS)
 
     def cases(self) -> pl.DataFrame:
-        cols = [getattr(Case, c) for c in _CASE_COLUMNS if hasattr(Case, c) and c != "specialty"]
-        return self.query(select(*cols), _CASE_COLUMNS)
+        return self.query(_CASES_QUERY, _CASE_COLUMNS)
 
     def events(self, lo: int | None, hi: int) -> pl.DataFrame:
         cols = [getattr(Event, c) for c in _EVENT_COLUMNS if c != "specialty"]
@@ -833,41 +1109,42 @@ def _refresh_derived(folder: Path, parts: Path, *, full: bool, first_day: date |
 
 
 def _from_snapshot(folder: Path, filters: Filters, lo: datetime, hi: datetime) -> Cube:
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    cases = (
-        pl.scan_parquet(folder / "cases.parquet")
-        .filter(_case_window(lo, hi), *_filter_exprs(filters, DIMENSIONS))
-        .collect()
-    )
-    timings["cases"] = time.perf_counter() - t0
-    event_dims = ("region", "platform", "specialty")
-    exposure = (
-        pl.scan_parquet(folder / "exposure.parquet")
-        .filter(
-            pl.col("day") >= lo.date(),
-            pl.col("day") < hi.date(),
-            *_filter_exprs(filters, event_dims),
+    with _reading(folder):
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        cases = (
+            pl.scan_parquet(folder / "cases.parquet")
+            .filter(_case_window(lo, hi), *_filter_exprs(filters, DIMENSIONS))
+            .collect()
         )
-        .collect()
-    )
-    t1 = time.perf_counter()
-    timings["exposure"] = t1 - t0 - timings["cases"]
-    parts = list((folder / "events").glob("*.parquet"))
-    if not any(filters.where(d) for d in event_dims):  # precomputed at refresh
-        active = pl.read_parquet(folder / "active.parquet").filter(
-            pl.col("week") >= lo.date(), pl.col("week") < hi.date()
-        )
-    elif parts:
-        active = _active_from_events(
-            pl.scan_parquet(parts).filter(
-                pl.col("ts") >= lo, pl.col("ts") < hi, *_filter_exprs(filters, event_dims)
+        timings["cases"] = time.perf_counter() - t0
+        event_dims = ("region", "platform", "specialty")
+        exposure = (
+            pl.scan_parquet(folder / "exposure.parquet")
+            .filter(
+                pl.col("day") >= lo.date(),
+                pl.col("day") < hi.date(),
+                *_filter_exprs(filters, event_dims),
             )
+            .collect()
         )
-    else:
-        active = empty_frame(_ACTIVE_COLUMNS)
-    timings["active"] = time.perf_counter() - t1
-    annotations = pl.read_parquet(folder / "annotations.parquet")
+        t1 = time.perf_counter()
+        timings["exposure"] = t1 - t0 - timings["cases"]
+        parts = list((folder / "events").glob("*.parquet"))
+        if not any(filters.where(d) for d in event_dims):  # precomputed at refresh
+            active = pl.read_parquet(folder / "active.parquet").filter(
+                pl.col("week") >= lo.date(), pl.col("week") < hi.date()
+            )
+        elif parts:
+            active = _active_from_events(
+                pl.scan_parquet(parts).filter(
+                    pl.col("ts") >= lo, pl.col("ts") < hi, *_filter_exprs(filters, event_dims)
+                )
+            )
+        else:
+            active = empty_frame(_ACTIVE_COLUMNS)
+        timings["active"] = time.perf_counter() - t1
+        annotations = pl.read_parquet(folder / "annotations.parquet")
     state = _read_state(folder) or {}
     return Cube(
         filters=filters,

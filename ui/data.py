@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, replace
@@ -120,12 +121,83 @@ def weeks_of(info: dict[str, Any]) -> tuple[date, date, date] | None:
     return first, newest.date(), max(complete, first - timedelta(days=first.weekday()))
 
 
+def _on_snapshot(eng: Engine) -> bool:
+    """Whether the configured loader is the snapshot (bypassed or not)."""
+    return load.loader_for(eng) == "snapshot" or load.snapshot_bypassed(eng) is not None
+
+
 @st.cache_data(ttl=30, max_entries=8, show_spinner=False)
-def _state(url: str) -> tuple[bool, str]:
-    """Whether the data can be read as it is, and a token that changes with the data."""
+def _state(url: str) -> tuple[bool, str, load.SnapshotError | None]:
+    """Whether the snapshot is up to date, a token that changes with the data, and what
+    stops the snapshot from being used (unwritable folder, broken file), if anything."""
     eng = _engine_for(url)
-    fresh = load.loader_for(eng) != "snapshot" or load.snapshot_is_fresh(eng)
-    return fresh, load.data_fingerprint(eng)
+    token = load.data_fingerprint(eng)
+    if not _on_snapshot(eng):
+        return True, token, None
+    return load.snapshot_is_fresh(eng), token, load.snapshot_problem(eng)
+
+
+#: Per database URL: the data token a refresh failed at and why (not retried at that token).
+_FAILED: dict[str, tuple[str, load.SnapshotError]] = {}
+#: Per database URL: the data token a background rebuild of a broken snapshot started
+#: at (one attempt per token) and its process, None once it has ended.
+_REBUILDS: dict[str, tuple[str, subprocess.Popen[bytes] | None]] = {}
+#: The snapshot problem already on this script run's banner (a run has its own thread).
+_SHOWN = threading.local()
+
+
+def _refresh_command(url: str) -> tuple[list[str], dict[str, str]]:
+    return [sys.executable, "-m", "analytics", "refresh"], {
+        **os.environ,
+        "LOOKOUT_DATABASE_URL": url,
+    }
+
+
+def _refresh_now(url: str, token: str) -> load.SnapshotError | None:
+    """Refresh a stale snapshot in a separate process; what went wrong, or None."""
+    failed = _FAILED.get(url)
+    if failed is not None and failed[0] == token:
+        return failed[1]
+    command, env = _refresh_command(url)
+    with st.spinner("Refreshing the snapshot with the newest data…"):
+        done = subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=1800, check=False
+        )
+    if done.returncode == 0:
+        _FAILED.pop(url, None)
+        return None
+    eng = _engine_for(url)
+    folder = load.snapshot_dir(eng)
+    last = (done.stderr.strip().splitlines() or ["unknown error"])[-1]
+    problem = load.snapshot_problem(eng) or load.SnapshotError(
+        folder, "its refresh failed (" + last.replace(str(folder.parent), "…")[-300:] + ")"
+    )
+    _FAILED[url] = (token, problem)
+    return problem
+
+
+def _rebuild_later(url: str, token: str) -> None:
+    """Rebuild a broken snapshot in a separate process, in the background, once per data
+    token (the pages read the database meanwhile)."""
+    if url in _REBUILDS and _REBUILDS[url][0] == token:
+        return
+    command, env = _refresh_command(url)
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _REBUILDS[url] = (token, process)
+
+
+def _rebuilt(url: str) -> None:
+    """Check the snapshot again as soon as a background rebuild has ended."""
+    token, process = _REBUILDS.get(url, ("", None))
+    if process is not None and process.poll() is not None:
+        _REBUILDS[url] = (token, None)
+        _state.clear()
+
+
+def _key(problem: load.SnapshotError | None) -> tuple[type, str] | None:
+    return None if problem is None else (type(problem), str(problem))
 
 
 def data_token() -> str:
@@ -133,25 +205,58 @@ def data_token() -> str:
 
     The refresh runs in a separate process: the fast reader links its own SQLite
     library, which must never share a process with the engine's open connections.
+    A snapshot that cannot be used (its folder cannot be written, a file is broken, the
+    refresh failed) is bypassed: the pages read the database directly (pushdown) with
+    the banner of :func:`readiness`, and a broken snapshot is rebuilt in the background.
     """
     url = db.database_url()
-    fresh, token = _state(url)
-    if fresh:
+    _rebuilt(url)
+    fresh, token, problem = _state(url)
+    eng = _engine_for(url)
+    if not _on_snapshot(eng):
         return token
-    with st.spinner("Refreshing the snapshot with the newest data…"):
-        done = subprocess.run(
-            [sys.executable, "-m", "analytics", "refresh"],
-            env={**os.environ, "LOOKOUT_DATABASE_URL": url},
-            capture_output=True,
-            text=True,
-            timeout=1800,
-            check=False,
-        )
-    if done.returncode != 0:
-        reason = (done.stderr.strip().splitlines() or ["unknown error"])[-1]
-        raise DataUnavailable(f"The snapshot could not be refreshed: {reason}")
-    _state.clear()
-    return _state(url)[1]
+    if problem is None and not fresh:
+        known = _FAILED.get(url, ("", None))[0] == token  # on the banner of readiness
+        problem = _refresh_now(url, token)
+        if problem is None:
+            _state.clear()
+            fresh, token, problem = _state(url)
+        elif not known:
+            st.warning(_banner(problem), icon=":material/database:")
+    _SHOWN.key = _key(problem)
+    load.bypass_snapshot(eng, problem)
+    if problem is None:
+        return token
+    if isinstance(problem, load.SnapshotBroken):
+        _rebuild_later(url, token)
+    return f"{token}:pushdown"
+
+
+def _banner(problem: load.SnapshotError) -> str:
+    """What the pages say while they read around the snapshot."""
+    if isinstance(problem, load.SnapshotBroken):
+        then = "it will be rebuilt"
+    elif isinstance(problem, load.SnapshotUnwritable):
+        then = "check the folder (LOOKOUT_SNAPSHOT_DIR) and its disk"
+    else:
+        then = "it will be refreshed again when the data changes"
+    return (
+        f"Reading the database directly: {problem}; {then}. The numbers are the same, "
+        "pages may be slower."
+    )
+
+
+def _snapshot_notice(url: str) -> str:
+    """The banner while the pages read around the snapshot, else ``""``."""
+    _rebuilt(url)
+    try:
+        _fresh, token, problem = _state(url)
+    except Exception:  # noqa: BLE001 - the database banner is readiness's job
+        return ""
+    failed = _FAILED.get(url)
+    if problem is None and failed is not None and failed[0] == token:
+        problem = failed[1]
+    return _banner(problem) if problem is not None else ""
 
 
 @st.cache_data(ttl=3600, max_entries=32, show_spinner="Computing the week…")
@@ -168,16 +273,35 @@ _CHECK = " Check that the database is reachable and that LOOKOUT_DATABASE_URL is
 @contextmanager
 def _reading(what: str, hint: str = _CHECK) -> Iterator[str]:
     """Yield the database URL; any failure inside (but a :class:`DataUnavailable`)
-    becomes a :class:`DataUnavailable` saying ``what`` failed, for the page's banner."""
+    becomes a :class:`DataUnavailable` saying ``what`` failed, for the page's banner
+    (the snapshot's fault, not the database's, when the snapshot failed).
+
+    A snapshot found broken while reading is read around by the analytics themselves
+    (:func:`analytics.load.bypass_snapshot`); the banner is shown here, once.
+    """
     url = db.database_url()
     try:
         yield url
     except DataUnavailable:
         raise
+    except load.SnapshotError as exc:
+        raise DataUnavailable(f"{what}: {exc}. Run `python -m analytics refresh --full`.") from exc
     except Exception as exc:  # noqa: BLE001 - the page shows a banner, not a traceback
         raise DataUnavailable(
             f"{what} at {db.safe_url(url)} ({type(exc).__name__}).{hint}"
         ) from exc
+    after = _bypassed(url)
+    if after is not None and _key(after) != getattr(_SHOWN, "key", None):
+        _SHOWN.key = _key(after)
+        _state.clear()  # the snapshot is marked broken: the next check rebuilds it
+        st.warning(_banner(after), icon=":material/database:")
+
+
+def _bypassed(url: str) -> load.SnapshotError | None:
+    try:
+        return load.snapshot_bypassed(_engine_for(url))
+    except Exception:  # noqa: BLE001 - an unusable URL is reported by the read itself
+        return None
 
 
 def weekly_view(filters: load.Filters, week: date, count: str, *, role: Role) -> trends.WeeklyView:
@@ -303,7 +427,8 @@ def record_feedback(incident: dict[str, Any], verdict: str, *, user: str) -> Non
 
 
 def readiness() -> tuple[str, str]:
-    """``("ok", "")``, or ``("down" | "empty", what to tell the user)``."""
+    """``("ok", notice)``, or ``("down" | "empty", what to tell the user)``; the notice
+    is ``""``, or the banner saying the pages read around a snapshot they cannot use."""
     label = database_label()
     try:
         info = overview()
@@ -318,7 +443,7 @@ def readiness() -> tuple[str, str]:
             "`python -m analytics seed` or import your data with "
             "`python -m analytics import TABLE FILE`."
         )
-    return "ok", ""
+    return "ok", _snapshot_notice(db.database_url())
 
 
 @st.cache_data(ttl=300, max_entries=64, show_spinner="Searching cases…")

@@ -218,7 +218,8 @@ def _picked_days(chosen: Any) -> list[date]:
 
 
 def require_data() -> None:
-    """Stop the page with a banner when the database is down or empty."""
+    """Stop the page with a banner when the database is down or empty; say so when the
+    pages read the database around a snapshot they cannot use."""
     state, message = data.readiness()
     if state == "down":
         st.error(message)
@@ -226,6 +227,8 @@ def require_data() -> None:
     if state == "empty":
         st.info(message)
         st.stop()
+    if message:
+        st.warning(message, icon=":material/database:")
 
 
 def filter_incidents(incidents: pl.DataFrame, *, source: str, text: str) -> pl.DataFrame:
