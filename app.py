@@ -1,38 +1,27 @@
 """Lookout: the Streamlit entry point, sign-in and navigation.
 
-The pages a person sees depend on their role (:mod:`analytics.access`). Each page also
-checks the role itself (``ui.auth.require``): Streamlit may run a page of the
-``pages/`` folder on its own, without this script, on a server's first request.
+The pages a person sees in the menu depend on their role (:mod:`analytics.access`).
+Each page also checks the role itself (``ui.auth.require``): a page opened by its URL,
+or run by Streamlit from the ``pages/`` folder on a server's first request, says so
+when it is not for the role. The automatic menu of ``pages/`` file names is off
+(``client.showSidebarNavigation``), so no one ever sees raw file names.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from analytics import access
-from ui import auth, data
+from ui import auth, data, nav, session
 
 st.set_page_config(page_title="Lookout", page_icon=":material/travel_explore:", layout="wide")
 
-# (file, title, icon, what the role must hold to see it)
-PAGES = [
-    ("pages/home.py", "Overview", "home", "suppressed"),
-    ("pages/trends.py", "Weekly trends", "trending_up", "aggregates"),
-    ("pages/anomalies.py", "Anomalies", "notifications_active", "cases"),
-    ("pages/emerging.py", "Emerging threats", "new_releases", "cases"),
-    ("pages/cases.py", "Case Explorer", "manage_search", "cases"),
-    ("pages/reports.py", "Reports", "summarize", "suppressed"),
-    ("pages/admin.py", "Admin", "admin_panel_settings", "audit"),
-]
-
-
-def _page(path: str, title: str, icon: str) -> st.Page:
-    return st.Page(path, title=title, icon=f":material/{icon}:", default=path == PAGES[0][0])
-
-
-if data.readiness()[0] == "ok":
-    role = auth.viewer().role
-    shown = [_page(*p[:3]) for p in PAGES if access.allowed(role, p[3])]
-else:  # every page explains a database that is down or empty, and asks no one to sign in
-    shown = [_page(*p[:3]) for p in PAGES]
-st.navigation(shown).run()
+session.redact_logs()
+ready = data.readiness()[0] == "ok"
+found = auth.signed_in() if ready else None
+page = st.navigation(
+    nav.pages(found, ready=ready),
+    position="sidebar" if found is not None or not ready else "hidden",
+)
+if ready and found is None:
+    auth.sign_in_page()  # in place of the page asked for: its URL is kept
+page.run()

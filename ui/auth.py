@@ -10,29 +10,33 @@ Three ways in, tried in this order:
    file) and it holds the demo data, the app signs in as a demo associate and says so on
    every page. Never when the URL points anywhere else.
 3. **Local accounts** (``python -m analytics users add``): a name and password form,
-   argon2 hashes, lockout after repeated failures (:mod:`analytics.access`).
+   argon2 hashes, lockout after repeated failures (:mod:`analytics.access`). A sign-in
+   is bound to the browser by a cookie (:mod:`ui.session`), never to the session id.
 
-Every page starts with :func:`require`, which signs in if needed and stops the page
-with a message when the role may not use it.
+``app.py`` asks :func:`signed_in` (who, without drawing anything), registers every
+page, and draws :func:`sign_in_page` in place of the page asked for, so the URL (page
+and filters) survives the sign-in. Every page starts with :func:`require`, which stops
+the page with a message when the role may not use it. :func:`sign_out` forgets every
+per-user key of the session.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Any
+from typing import Any, NoReturn
 
 import streamlit as st
 
 from analytics import access, db
 from analytics.access import Viewer
 from analytics.db import Role
-from ui import data
+from ui import data, session
+from ui.session import KEY
 from ui.widgets import plain
 
-__all__ = ["KEY", "demo_mode", "require", "sign_out", "viewer"]
+__all__ = ["KEY", "demo_mode", "require", "sign_in_page", "sign_out", "signed_in", "viewer"]
 
-#: Where the signed-in :class:`~analytics.access.Viewer` lives in the session.
-KEY = "lookout_viewer"
 DEMO_USER = "demo associate"
 
 
@@ -53,33 +57,59 @@ def _oidc_configured() -> bool:
         return False
 
 
-def _oidc_viewer() -> Viewer:
-    user: Any = st.user
-    if not user.is_logged_in:
-        st.title("Lookout")
-        st.write("Sign in with your organisation's account.")
-        st.button("Sign in", on_click=st.login, type="primary")
-        st.stop()
+def _oidc_role(user: Any) -> Role | None:
     email = str(user.get("email") or user.get("sub") or "")
     claim = os.environ.get("LOOKOUT_ROLE_CLAIM", "")
-    role: Role | None = None
     if claim and user.get(claim):
         values = user.get(claim)
         names = values if isinstance(values, list) else [values]
-        role = next((Role(v) for v in names if v in Role.__members__), None)
+        found = next((Role(v) for v in names if v in Role.__members__), None)
+        if found is not None:
+            return found
+    return access.known_role(data.writer(), email)
+
+
+def _oidc_viewer() -> Viewer | None:
+    user: Any = st.user
+    if not user.is_logged_in:
+        return None
+    role = _oidc_role(user)
     if role is None:
-        role = access.known_role(data.writer(), email)
-    if role is None:
-        st.error(f"{email or 'This account'} has no Lookout role. Ask an admin to add you.")
-        st.button("Sign out", on_click=st.logout)
-        st.stop()
-    found = Viewer(name=email, role=role, via="oidc")
+        return None
+    found = Viewer(name=str(user.get("email") or user.get("sub") or ""), role=role, via="oidc")
     access.audit(data.writer(), found, "login", target="oidc")
     return found
 
 
-def _local_viewer() -> Viewer:
+def signed_in() -> Viewer | None:
+    """The person signed in on this tab, or ``None``; draws nothing. The embedded demo
+    and a person already signed in at the identity provider are signed in here."""
+    found = session.current()
+    if found is not None:
+        return found
+    if _oidc_configured():
+        found = _oidc_viewer()
+    elif demo_mode():
+        found = Viewer(name=DEMO_USER, role=Role.associate, via="demo")
+        access.audit(data.writer(), found, "login", target="demo")
+    if found is not None:
+        st.session_state[KEY] = found
+    return found
+
+
+def sign_in_page() -> NoReturn:
+    """The sign-in form (or the identity provider's button), then stop the run."""
     st.title("Lookout")
+    if _oidc_configured():
+        user: Any = st.user
+        if user.is_logged_in:
+            email = str(user.get("email") or user.get("sub") or "")
+            st.error(f"{email or 'This account'} has no Lookout role. Ask an admin to add you.")
+            st.button("Sign out", on_click=st.logout)
+        else:
+            st.write("Sign in with your organisation's account.")
+            st.button("Sign in", on_click=st.login, type="primary")
+        st.stop()
     with st.form("sign_in"):
         st.markdown("**Sign in**")
         name = st.text_input("Name", max_chars=200, key="sign_in_name")
@@ -96,32 +126,42 @@ def _local_viewer() -> Viewer:
                 f"({type(exc).__name__}) to check the password."
             )
         else:
-            st.session_state[KEY] = found
-            st.rerun()
+            _start(found)
     st.caption("Accounts are made with `python -m analytics users add NAME --role ROLE`.")
+    st.stop()
+
+
+def _start(found: Viewer) -> NoReturn:
+    """Bind the sign-in to this browser: set the cookie, then reload the page asked for
+    (its URL, filters included, is kept), which connects again carrying the cookie."""
+    session.clear()
+    if not session.connected():  # no browser (AppTest): nothing to bind to
+        st.session_state[KEY] = found
+        st.rerun()
+    token = session.start(found)
+    secure = "; Secure" if str(st.context.url or "").startswith("https:") else ""
+    cookie = f"{session.COOKIE}={token}; Path=/; SameSite=Strict; Max-Age={session.TTL_S}{secure}"
+    st.html(
+        f"<script>document.cookie = {json.dumps(cookie)}; window.location.reload();</script>",
+        unsafe_allow_javascript=True,
+    )
+    st.info("Signed in. Opening the page…")
     st.stop()
 
 
 def viewer() -> Viewer:
     """The person signed in, signing in first if needed (the page stops meanwhile)."""
-    stored = st.session_state.get(KEY)
-    if isinstance(stored, Viewer):
-        return stored
-    found: Viewer
-    if _oidc_configured():
-        found = _oidc_viewer()
-    elif demo_mode():
-        found = Viewer(name=DEMO_USER, role=Role.associate, via="demo")
-        access.audit(data.writer(), found, "login", target="demo")
-    else:
-        found = _local_viewer()
-    st.session_state[KEY] = found
-    return found
+    found = signed_in()
+    return found if found is not None else sign_in_page()
 
 
 def sign_out() -> None:
-    """Forget the session's viewer (and leave the identity provider's session)."""
-    found = st.session_state.pop(KEY, None)
+    """End the sign-in (its cookie is worth nothing afterwards) and forget every key of
+    the session: viewer, cases viewed and revealed, filters. Leaves the identity
+    provider's session too."""
+    found = st.session_state.get(KEY)
+    session.end()
+    session.clear()
     if isinstance(found, Viewer) and found.via == "oidc":
         st.logout()
 
@@ -129,6 +169,7 @@ def sign_out() -> None:
 def require(capability: str) -> Viewer:
     """Sign in if needed; stop the page unless the role holds ``capability``. Shows the
     demo banner and the sign-out button."""
+    session.redact_logs()
     found = viewer()
     if found.via == "demo":
         st.info(

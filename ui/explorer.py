@@ -18,7 +18,7 @@ import streamlit as st
 from analytics import access, cases, exports, load
 from analytics.access import Viewer
 from analytics.charts import format_number
-from ui import data
+from ui import data, session
 from ui.filters import Selection, humanise, link_params, page_param, set_page_param
 
 __all__ = ["Context", "account_view", "case_list", "case_view", "context", "link"]
@@ -28,7 +28,10 @@ _EXPLORER = "pages/cases.py"
 
 
 def link(label: str, *, key: str | None = None, **params: object) -> None:
-    """A link to the Case Explorer that keeps the global filters and adds ``params``."""
+    """A link to the Case Explorer that keeps the global filters and adds ``params``;
+    nothing for a viewer whose role may not open it."""
+    if not session.may("cases"):
+        return
     st.page_link(
         _EXPLORER,
         label=label,
@@ -170,7 +173,10 @@ def _hours(value: float | None) -> str:
 def case_view(case_id: int, viewer: Viewer) -> None:
     """A case: its facts, its (masked) description as plain text, its actions. An
     associate may reveal the unmasked text; every view and reveal is audited."""
-    revealed = st.session_state.get("cases_revealed") == case_id
+    mine = (viewer.name, case_id)  # per-user keys: never another user's view or reveal
+    revealed = st.session_state.get("cases_revealed") == mine and access.allowed(
+        viewer.role, "reveal"
+    )
     if revealed:
         found, actions = data.reveal(case_id, viewer)
     else:
@@ -178,9 +184,9 @@ def case_view(case_id: int, viewer: Viewer) -> None:
     if found is None:
         st.warning(f"There is no case {case_id}.")
         return
-    if st.session_state.get("cases_audited") != case_id:
+    if st.session_state.get("cases_audited") != mine:
         data.audit(viewer, "case_view", target=f"case {case_id}")
-        st.session_state["cases_audited"] = case_id
+        st.session_state["cases_audited"] = mine
     st.subheader(
         f"Case {case_id} · {humanise(found['category'])} · {found['severity']} · "
         f"{humanise(found['status'])}"
@@ -205,7 +211,7 @@ def case_view(case_id: int, viewer: Viewer) -> None:
     elif access.allowed(viewer.role, "reveal") and st.button(
         "Reveal personal data", key="cases_reveal", help="Written to the audit log"
     ):
-        st.session_state["cases_revealed"] = case_id
+        st.session_state["cases_revealed"] = mine
         st.rerun()
     st.markdown(f"**Actions** ({actions.height})")
     if actions.is_empty():

@@ -1,0 +1,56 @@
+"""The app's pages and the menu each person sees.
+
+Every page is registered with ``st.navigation`` whoever is signed in, so a link (its
+page and its filters) survives the sign-in; the menu lists only the pages the role may
+open. A page opened by its URL checks the role itself (``ui.auth.require``) and says
+when it is not for the role.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from analytics import access
+from analytics.access import Viewer
+
+__all__ = ["PAGES", "in_menu", "pages"]
+
+#: (file, title, icon, what the role must hold to see it in the menu)
+PAGES: tuple[tuple[str, str, str, str], ...] = (
+    ("pages/home.py", "Overview", "home", "suppressed"),
+    ("pages/trends.py", "Weekly trends", "trending_up", "aggregates"),
+    ("pages/anomalies.py", "Anomalies", "notifications_active", "cases"),
+    ("pages/emerging.py", "Emerging threats", "new_releases", "cases"),
+    ("pages/cases.py", "Case Explorer", "manage_search", "cases"),
+    ("pages/reports.py", "Reports", "summarize", "suppressed"),
+    ("pages/admin.py", "Admin", "admin_panel_settings", "audit"),
+)
+
+
+def in_menu(viewer: Viewer | None, capability: str, *, ready: bool) -> bool:
+    """Whether a page needing ``capability`` is listed in ``viewer``'s menu: when the
+    role may open it; every page when the database is not ``ready`` (each page explains
+    what is wrong, and nobody is asked to sign in); none when no one is signed in.
+
+    >>> in_menu(Viewer("pat", "product"), "cases", ready=True)
+    False
+    >>> in_menu(None, "cases", ready=False)
+    True
+    """
+    if not ready:
+        return True
+    return viewer is not None and access.allowed(viewer.role, capability)
+
+
+def pages(viewer: Viewer | None, *, ready: bool) -> list[st.Page]:
+    """Every page, visible in the menu when :func:`in_menu` says so."""
+    return [
+        st.Page(
+            path,
+            title=title,
+            icon=f":material/{icon}:",
+            default=path == PAGES[0][0],
+            visibility="visible" if in_menu(viewer, capability, ready=ready) else "hidden",
+        )
+        for path, title, icon, capability in PAGES
+    ]
