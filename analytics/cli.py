@@ -159,8 +159,24 @@ def import_cmd(
         fail(str(exc))
     typer.echo(summary.describe())
     if summary.inserted or summary.updated:
-        _refresh_snapshot(engine)
+        _refresh_after_import(engine)
     engine.dispose()
+
+
+def _refresh_after_import(engine: Engine) -> None:
+    """Refresh the snapshot after an import; a failure is a warning, the rows are in."""
+    if load.loader_for(engine) != "snapshot":
+        return
+    try:
+        typer.echo(load.refresh(engine).describe())
+    except Exception as exc:  # noqa: BLE001 - the import succeeded: warn in one line
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _first_line(exc)
+        typer.echo(
+            f"warning: the rows were imported, but refreshing the Parquet snapshot failed "
+            f"({type(exc).__name__}: {reason[:200]}); it will be rebuilt on the next read, "
+            "or run `python -m analytics refresh --full`",
+            err=True,
+        )
 
 
 @app.command()

@@ -8,6 +8,18 @@ reason that applies. Problems with the file as a whole (unknown table, missing
 or unreadable file, wrong format, missing or unknown columns) raise
 :class:`ImportRejected` with a one-line message and change nothing.
 
+The write transaction is kept short, so that sign-ins and audit rows written
+meanwhile wait a moment instead of failing ("database is locked" on SQLite):
+reading, checking, the foreign-key look-ups and telling new, changed and
+unchanged rows apart all happen before it, and the rows to write are loaded
+into a temporary staging table (private to the connection; on SQLite it does
+not take the database's write lock). The write transaction then re-checks the
+foreign keys against the staging table (a parent removed meanwhile sends its
+rows to the quarantine), inserts the new ids and updates the changed rows with
+two set-based statements, writes the quarantine file and commits. SQLite's write
+lock is taken at its start (``BEGIN IMMEDIATE``); on PostgreSQL the table is
+locked against other writers (readers go on).
+
 Conventions:
 
 - an empty field is a missing value; rows whose every field is empty (blank
@@ -18,12 +30,18 @@ Conventions:
   optional ``Z`` or ``+hh:mm`` offset); offsets are converted to UTC and the
   value is stored naive; a timestamp without an offset is taken as UTC;
 - messages and reasons name the column and the problem; nothing here prints or
-  logs row contents.
+  logs row contents;
+- the quarantine file holds raw rows (emails included): it is created afresh with
+  mode 0600 and moved into place; a symbolic link at its path is refused, never
+  followed.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +49,8 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -38,18 +58,23 @@ from sqlalchemy import (
     Enum,
     Float,
     Integer,
+    MetaData,
     SmallInteger,
     String,
     Table,
-    bindparam,
+    and_,
+    cast,
+    delete,
+    exists,
     func,
     insert,
     select,
     type_coerce,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.schema import Column
 
 from analytics import db
@@ -72,7 +97,7 @@ IMPORTABLE_TABLES: Final[tuple[str, ...]] = (
 """Tables a file may be imported into; ``feedback`` and ``audit_log`` are written by the app."""
 
 BATCH_SIZE: Final = 5_000
-"""Rows per ``executemany`` call when writing (all batches share one transaction)."""
+"""Rows per ``executemany`` call when loading the staging table."""
 
 _LOOKUP_CHUNK: Final = 1_000  # ids per ``IN (...)`` query
 _SHOWN_CHARS: Final = 40  # characters of a bad value quoted in a reason
@@ -172,7 +197,8 @@ def import_file(
         ``id`` and every non-nullable column are required.
     quarantine
         Where to write the rejected rows; default ``<stem>.quarantine.csv`` next
-        to ``path``. Written only when at least one row is rejected.
+        to ``path``. Written only when at least one row is rejected, with mode
+        0600 (it holds raw rows); a symbolic link there is refused, not followed.
 
     Returns
     -------
@@ -183,7 +209,8 @@ def import_file(
     Raises
     ------
     ImportRejected
-        For a problem with the file as a whole; nothing is written then.
+        For a problem with the file as a whole, or when the write transaction fails;
+        nothing is written then.
 
     Examples
     --------
@@ -207,31 +234,33 @@ def import_file(
     path = Path(path)
     columns = _columns(table)
     target = Path(quarantine) if quarantine is not None else _default_quarantine(path)
-    if target.resolve() == path.resolve():
-        raise ImportRejected(f"{target}: the quarantine file cannot be the input file")
+    _check_quarantine_target(target, path)
     raw = _load(path, columns)
     top_before = _max_id(engine, table)
     present = [c for c in columns if c.name in raw.columns]
     checked = _check_values(raw, present)
-    with engine.begin() as conn:
+    with engine.connect() as conn:  # reads only: no write lock is held here
         checked = _add_file_reasons(conn, checked, present, table=table)
-        good = checked.filter(pl.col(_REASON).is_null()).drop(_ROW, _REASON)
+        good = checked.filter(pl.col(_REASON).is_null()).drop(_REASON)
+        changed = _changed_rows(conn, _table(table), good)
+        conn.rollback()
         bad = _quarantine_rows(raw, checked)
-        inserted, updated, unchanged = _write(conn, _table(table), good)
-        if bad.height:
-            _write_quarantine(bad, target)
-    if inserted or updated:
+        written = _write(conn, _table(table), changed, present, quarantine=(raw, bad, target))
+    bad = written.bad
+    if written.inserted or written.updated:
         db.set_meta(engine, "non_demo_data", True)
         # Events are append-only for snapshots: changed rows, or new rows below the
         # highest id a snapshot has seen, make snapshots rebuild their events.
-        below = top_before is not None and good.filter(pl.col("id") <= top_before).height > 0
-        db.bump_data_version(engine, events_rewritten=table == "events" and bool(updated or below))
+        below = top_before is not None and min(written.ids, default=top_before + 1) <= top_before
+        db.bump_data_version(
+            engine, events_rewritten=table == "events" and bool(written.updated or below)
+        )
     return ImportSummary(
         table=table,
         read=raw.height,
-        inserted=inserted,
-        updated=updated,
-        unchanged=unchanged,
+        inserted=written.inserted,
+        updated=written.updated,
+        unchanged=good.height - changed.height,
         quarantined=bad.height,
         quarantine_path=target if bad.height else None,
     )
@@ -343,17 +372,56 @@ def _read_csv(path: Path) -> pl.DataFrame:
 
 
 def _read_parquet(path: Path) -> pl.DataFrame:
+    """Read with pyarrow, check the column types, then convert: Polars' own reader panics
+    (printing a Rust backtrace) on some valid files, e.g. a fixed-offset time zone."""
     try:
-        frame = pl.read_parquet(path)
-    except (pl.exceptions.PolarsError, pl.exceptions.PanicException):
+        table = pq.read_table(path)
+    except (pa.ArrowException, ValueError):
         raise ImportRejected(f"{path}: cannot parse Parquet: not a valid Parquet file") from None
-    if not frame.columns:
+    if not table.column_names:
         raise ImportRejected(f"{path}: empty file, no columns")
-    return frame.select(_as_text(name, dtype) for name, dtype in frame.schema.items())
+    names = table.column_names
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise ImportRejected(f"duplicate columns: {', '.join(duplicated)}")
+    table = pa.table([_arrow_plain(n, table.column(n)) for n in names], names=names)
+    try:
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        return frame.select(_as_text(name, dtype) for name, dtype in frame.schema.items())
+    except (pl.exceptions.PolarsError, pa.ArrowException) as exc:
+        problem = type(exc).__name__
+        raise ImportRejected(f"{path}: cannot convert the Parquet columns ({problem})") from None
+
+
+def _arrow_plain(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A Parquet column Polars can turn into text: time zones made UTC (same instants),
+    dictionaries decoded; anything that is not a number, a boolean, text, a date or a
+    timestamp is refused."""
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        return _arrow_plain(name, column.cast(kind.value_type))
+    if pa.types.is_timestamp(kind):
+        return column.cast(pa.timestamp(kind.unit, tz="UTC")) if kind.tz else column
+    plain = (
+        pa.types.is_integer(kind)
+        or pa.types.is_float32(kind)
+        or pa.types.is_float64(kind)
+        or pa.types.is_decimal(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_string_view(kind)
+        or pa.types.is_date(kind)
+        or pa.types.is_null(kind)
+    )
+    if not plain:
+        raise ImportRejected(f"column {name}: unsupported Parquet type {kind}")
+    return column
 
 
 def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
-    """A Parquet column as text; timestamps as ISO 8601 in UTC."""
+    """A column read from Parquet as text; timestamps as ISO 8601 in UTC."""
     col = pl.col(name)
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is not None:
@@ -361,8 +429,6 @@ def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
         return col.dt.to_string("%Y-%m-%dT%H:%M:%S%.f")
     if isinstance(dtype, pl.Date):
         return col.dt.to_string("%Y-%m-%d")
-    if dtype.is_nested() or isinstance(dtype, pl.Binary | pl.Object):
-        raise ImportRejected(f"column {name}: unsupported Parquet type {dtype}")
     return col.cast(pl.String)
 
 
@@ -370,16 +436,18 @@ def _check_header(names: list[str], columns: list[_Column]) -> None:
     """Reject duplicate, unknown and missing required columns, all in one line."""
     known = {c.name for c in columns}
     problems = []
-    duplicated = sorted(
-        {m["name"] for n in names if (m := _DUPLICATED_HEADER.match(n)) and m["name"] in names}
-        | {n for n in names if names.count(n) > 1}
-    )
+    # What a reader makes of a repeated column (CSV: ``email``, ``email_duplicated_0``);
+    # such a name without its original is an unknown column, refused like any other.
+    repeats = {
+        n: m["name"] for n in names if (m := _DUPLICATED_HEADER.match(n)) and m["name"] in names
+    }
+    duplicated = sorted(set(repeats.values()) | {n for n in names if names.count(n) > 1})
     if duplicated:
         problems.append(f"duplicate columns: {', '.join(duplicated)}")
     missing = [c.name for c in columns if not c.nullable and c.name not in names]
     if missing:
         problems.append(f"missing required columns: {', '.join(missing)}")
-    unknown = [n for n in names if n not in known and not _DUPLICATED_HEADER.match(n)]
+    unknown = [n for n in names if n not in known and n not in repeats]
     if unknown:
         shown = ", ".join(repr(n) for n in unknown)
         expected = ", ".join(c.name for c in columns)
@@ -613,20 +681,181 @@ def _table(name: str) -> Table:
 # --- writing --------------------------------------------------------------------------------
 
 
-def _write(conn: Connection, table: Table, good: pl.DataFrame) -> tuple[int, int, int]:
-    """Insert new ids and update changed rows; returns (inserted, updated, unchanged)."""
+@dataclass(frozen=True)
+class _Written:
+    """What the write transaction did: counts, the written ids, every quarantined row."""
+
+    inserted: int
+    updated: int
+    ids: list[int]
+    bad: pl.DataFrame
+
+
+def _changed_rows(conn: Connection, table: Table, good: pl.DataFrame) -> pl.DataFrame:
+    """The good rows (with ``__row``) whose id is new or whose values differ from the stored row."""
     if good.is_empty():
-        return 0, 0, 0
-    status = _classify(good, _fetch_existing(conn, table, good))
-    new = good.filter(status == "insert")
-    changed = good.filter(status == "update")
-    make_insert = _dialect_insert(conn.dialect.name)
-    if make_insert is None:
-        _insert_plain(conn, table, new)
-        _update_plain(conn, table, changed)
-    else:
-        _upsert(conn, table, pl.concat([new, changed]), make_insert)
-    return new.height, changed.height, good.height - new.height - changed.height
+        return good
+    values = good.drop(_ROW)
+    status = _classify(values, _fetch_existing(conn, table, values))
+    return good.filter(status != "same")
+
+
+def _write(
+    conn: Connection,
+    table: Table,
+    rows: pl.DataFrame,
+    columns: list[_Column],
+    *,
+    quarantine: tuple[pl.DataFrame, pl.DataFrame, Path],
+) -> _Written:
+    """Stage ``rows``, then write them and the quarantine file in one short transaction.
+
+    ``quarantine`` is the raw file, its rejected rows so far and the quarantine path.
+    Rows whose parent row disappeared since the first check join the rejected ones.
+    """
+    raw, bad, target = quarantine
+    if rows.is_empty():  # nothing to write: no write transaction at all
+        if bad.height:
+            _write_quarantine(bad, target)
+        return _Written(0, 0, [], bad)
+    staging = _stage(conn, table, rows)
+    try:
+        _begin_write(conn, table)
+        late = _late_reference_reasons(conn, staging, columns, table=table)
+        bad = _with_late_rows(raw, bad, late)
+        kept = rows.filter(~pl.col(_ROW).is_in(late.get_column(_ROW).implode()))
+        updated = _merge(conn, table, staging, [c for c in rows.columns if c != _ROW])
+        if bad.height:
+            _write_quarantine(bad, target)
+        conn.commit()
+    except IntegrityError as exc:
+        conn.rollback()
+        problem = type(exc.orig).__name__ if exc.orig is not None else "IntegrityError"
+        raise ImportRejected(
+            f"{table.name}: the database refused the rows ({problem}; did another import or "
+            "a clean-up run at the same time?); nothing was imported, try again"
+        ) from None
+    finally:
+        _drop_staging(conn, staging)
+    return _Written(kept.height - updated, updated, kept.get_column("id").to_list(), bad)
+
+
+def _stage(conn: Connection, table: Table, rows: pl.DataFrame) -> Table:
+    """A temporary table, private to ``conn``, holding ``rows``; committed before returning.
+
+    Temporary tables live outside the main database, so loading one takes no lock that
+    a sign-in or an audit write would wait for. Enumerations are staged as text (they
+    are cast back when written).
+    """
+    name = f"import_{table.name}_{uuid.uuid4().hex[:12]}"
+    staging = Table(
+        name,
+        MetaData(),
+        Column(_ROW, BigInteger, nullable=False),
+        *(
+            Column(c, _staged_type(table.c[c]), primary_key=c == "id")
+            for c in rows.columns
+            if c != _ROW
+        ),
+        prefixes=["TEMPORARY"],
+    )
+    staging.create(conn)
+    conn.commit()
+    try:
+        for batch in _batches(rows):
+            conn.execute(insert(staging), batch)
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        _drop_staging(conn, staging)
+        raise
+    return staging
+
+
+def _staged_type(col: Column[Any]) -> Any:
+    return String() if isinstance(col.type, Enum) else col.type
+
+
+def _drop_staging(conn: Connection, staging: Table) -> None:
+    conn.rollback()
+    staging.drop(conn, checkfirst=True)
+    conn.commit()
+
+
+def _begin_write(conn: Connection, table: Table) -> None:
+    """Start the write transaction: SQLite takes its write lock now (waiting its busy
+    timeout for another writer), so that the re-check and the writes see one state;
+    PostgreSQL keeps other writers of ``table`` out until the commit, readers go on."""
+    conn.rollback()
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        name = conn.dialect.identifier_preparer.format_table(table)
+        conn.exec_driver_sql("LOCK TABLE " + name + " IN SHARE ROW EXCLUSIVE MODE")
+
+
+def _late_reference_reasons(
+    conn: Connection, staging: Table, columns: list[_Column], *, table: Table
+) -> pl.DataFrame:
+    """``__row`` and ``__reason`` of staged rows whose parent row is gone; removed from staging.
+
+    The first check ran before the write transaction; a parent deleted since then would
+    make the database refuse the whole import, so such rows go to the quarantine instead.
+    """
+    reasons: list[pl.DataFrame] = []
+    for spec in columns:
+        if spec.references is None or spec.name not in staging.c:
+            continue
+        value = staging.c[spec.name]
+        parent = _table(spec.references)
+        missing = and_(value.is_not(None), ~exists().where(parent.c.id == value))
+        if parent.name == table.name:  # a reference into the same table: staged rows count
+            other = staging.alias("other")
+            missing = and_(missing, ~exists().where(other.c.id == value))
+        found = conn.execute(select(staging.c[_ROW], value).where(missing)).all()
+        if found:
+            conn.execute(delete(staging).where(missing))
+            reasons.append(
+                pl.DataFrame(
+                    [(r, f"{spec.name}: {v} not found in {spec.references}") for r, v in found],
+                    schema={_ROW: pl.Int64, _REASON: pl.String},
+                    orient="row",
+                )
+            )
+    if not reasons:
+        return pl.DataFrame(schema={_ROW: pl.Int64, _REASON: pl.String})
+    every = pl.concat(reasons)
+    return every.group_by(_ROW, maintain_order=True).agg(pl.col(_REASON).str.join("; "))
+
+
+def _with_late_rows(raw: pl.DataFrame, bad: pl.DataFrame, late: pl.DataFrame) -> pl.DataFrame:
+    """The rejected rows, with the late ones added, in file order."""
+    if late.is_empty():
+        return bad
+    return pl.concat([bad, _quarantine_rows(raw, late)]).sort("row")
+
+
+def _merge(conn: Connection, table: Table, staging: Table, names: list[str]) -> int:
+    """Insert the staged rows with new ids, update the others; returns how many were updated."""
+    if not names:
+        return 0
+    source = {n: _from_staging(staging.c[n], table.c[n]) for n in names}
+    stored = exists().where(table.c.id == staging.c.id)
+    updated = conn.execute(select(func.count()).select_from(staging).where(stored)).scalar_one()
+    new_rows = select(*source.values()).where(~stored)
+    conn.execute(insert(table).from_select(names, new_rows))
+    if updated:
+        others = {n: expr for n, expr in source.items() if n != "id"}
+        if others:
+            conn.execute(update(table).values(others).where(table.c.id == staging.c.id))
+    return int(updated)
+
+
+def _from_staging(staged: Column[Any], target: Column[Any]) -> ColumnElement[Any]:
+    """A staged value as the target column's type (enumerations were staged as text)."""
+    if isinstance(target.type, Enum):
+        return cast(staged, target.type).label(target.name)
+    return staged.label(target.name)
 
 
 def _fetch_existing(conn: Connection, table: Table, good: pl.DataFrame) -> pl.DataFrame:
@@ -661,42 +890,6 @@ def _classify(good: pl.DataFrame, existing: pl.DataFrame) -> pl.Series:
     return joined.select(status.alias("status")).get_column("status")
 
 
-def _dialect_insert(dialect: str) -> Callable[[Table], Any] | None:
-    """The ``INSERT ... ON CONFLICT`` constructor of a dialect that has one."""
-    constructors: dict[str, Callable[[Table], Any]] = {
-        "sqlite": sqlite.insert,
-        "postgresql": postgresql.insert,
-    }
-    return constructors.get(dialect)
-
-
-def _upsert(
-    conn: Connection, table: Table, rows: pl.DataFrame, make_insert: Callable[[Table], Any]
-) -> None:
-    stmt = make_insert(table)
-    updates = {c: stmt.excluded[c] for c in rows.columns if c != "id"}
-    stmt = stmt.on_conflict_do_update(index_elements=[table.c.id], set_=updates)
-    for batch in _batches(rows):
-        conn.execute(stmt, batch)
-
-
-def _insert_plain(conn: Connection, table: Table, rows: pl.DataFrame) -> None:
-    for batch in _batches(rows):
-        conn.execute(insert(table), batch)
-
-
-def _update_plain(conn: Connection, table: Table, rows: pl.DataFrame) -> None:
-    others = [c for c in rows.columns if c != "id"]
-    stmt = (
-        update(table)
-        .where(table.c.id == bindparam("p_id"))
-        .values({c: bindparam(f"p_{c}") for c in others})
-    )
-    renamed = rows.rename({c: f"p_{c}" for c in rows.columns})
-    for batch in _batches(renamed):
-        conn.execute(stmt, batch)
-
-
 def _batches(rows: pl.DataFrame) -> Iterator[list[dict[str, Any]]]:
     for start in range(0, rows.height, BATCH_SIZE):
         yield rows.slice(start, BATCH_SIZE).to_dicts()
@@ -716,10 +909,35 @@ def _quarantine_rows(raw: pl.DataFrame, checked: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _check_quarantine_target(target: Path, path: Path) -> None:
+    """Refuse a quarantine path that is the input file or a symbolic link (never followed)."""
+    if target.is_symlink():
+        raise ImportRejected(
+            f"{target}: the quarantine path is a symbolic link; refusing to follow it "
+            "(remove it or give another --quarantine path)"
+        )
+    if target.resolve() == path.resolve():
+        raise ImportRejected(f"{target}: the quarantine file cannot be the input file")
+
+
 def _write_quarantine(bad: pl.DataFrame, target: Path) -> None:
+    """Write the rejected rows to a new file only the owner can read (0600), then move it
+    to ``target``: the move replaces a file or link at ``target`` and never follows one."""
+    _check_quarantine_target(target, Path(os.devnull))
+    temporary: str | None = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        bad.write_csv(target)
+        # mkstemp opens with O_CREAT | O_EXCL (and O_NOFOLLOW where there is one), mode 0600
+        handle, temporary = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+        )
+        with os.fdopen(handle, "wb") as out:
+            bad.write_csv(out)
+        os.replace(temporary, target)
+        temporary = None
     except (OSError, pl.exceptions.PolarsError) as exc:
         reason = (exc.strerror if isinstance(exc, OSError) else None) or type(exc).__name__
         raise ImportRejected(f"{target}: cannot write the quarantine file: {reason}") from None
+    finally:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)

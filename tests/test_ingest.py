@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import csv
 import os
+import stat
 import subprocess
 import sys
 import tempfile
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -200,10 +205,7 @@ def test_absent_optional_column_is_left_alone(engine: Engine, tmp_path: Path) ->
     assert stored(engine, "accounts", "id", "email")[0] == (1, "ann@ex.org")
 
 
-def test_upsert_fallback_for_other_dialects(
-    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(ingest, "_dialect_insert", lambda _name: None)
+def test_new_and_changed_rows_in_one_file(engine: Engine, tmp_path: Path) -> None:
     import_file(
         engine, "accounts", write_csv(tmp_path / "a.csv", ACCOUNT_COLUMNS, GOOD_ACCOUNTS[:3])
     )
@@ -708,3 +710,320 @@ def test_any_rows_balance(
         originals = {i: [f.text or None for f in r] for i, (r, _) in enumerate(rows, start=1)}
         for record in quarantine.iter_rows():
             assert list(record[2:]) == originals[int(record[0])]
+
+
+# --- hardening (issue 14): short write transaction, Parquet types, headers, quarantine -------
+
+
+def accounts_file(path: Path, ids: range, **changes: str) -> Path:
+    return write_csv(path, ACCOUNT_COLUMNS, [account(i, **changes) for i in ids])
+
+
+def test_sqlite_writers_wait_for_the_lock(tmp_path: Path) -> None:
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 30_000
+    engine.dispose()
+
+
+@pytest.mark.fixed_bug("imports held SQLite's write lock throughout; sign-ins failed")
+def test_sign_ins_and_audit_go_on_while_an_import_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two threads sign in and write audit rows over and over while a third imports; none
+    fails. The import waits, after writing its first batch of rows, until each of them has
+    signed in a few times: were the database's write lock held then (as it was), they
+    would wait their busy timeout out and fail with "database is locked". Then they go on
+    until the import is done, so some wait for its short write transaction."""
+    from analytics import access
+
+    url = f"sqlite:///{tmp_path / 'busy.db'}"
+    engine = db.make_engine(url)
+    db.init_db(engine)
+    access.add_user(engine, "ana", "associate", "correct horse battery")
+    path = accounts_file(tmp_path / "accounts.csv", range(1, 1201))
+    monkeypatch.setattr(ingest, "BATCH_SIZE", 100)
+    go, finished, rounds = threading.Event(), threading.Event(), 3
+    first_rounds = [threading.Event() for _ in range(2)]
+    errors: list[str] = []
+    signed_in: list[str] = []
+
+    def sign_ins(first_rounds_done: threading.Event) -> None:
+        app = db.make_engine(url)  # the app's own engine, as in another process
+        go.wait(timeout=120)
+        done = 0
+        try:
+            while done < rounds or not finished.is_set():
+                viewer = access.sign_in(app, "ana", "correct horse battery")
+                access.audit(app, viewer, "case_view", target="case 1")
+                signed_in.append(viewer.name)
+                done += 1
+                if done == rounds:
+                    first_rounds_done.set()
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            first_rounds_done.set()
+            app.dispose()
+
+    workers = [threading.Thread(target=sign_ins, args=(done,)) for done in first_rounds]
+    batches = ingest._batches
+
+    def batches_then_wait(rows: pl.DataFrame) -> Iterator[list[dict[str, object]]]:
+        for number, batch in enumerate(batches(rows)):
+            if number == 1:  # the first batch has been written
+                go.set()
+                for done in first_rounds:
+                    done.wait(timeout=300)
+            yield batch
+
+    monkeypatch.setattr(ingest, "_batches", batches_then_wait)
+    result: list[ImportSummary] = []
+
+    def run_import() -> None:
+        try:
+            result.append(import_file(engine, "accounts", path))
+        finally:
+            finished.set()
+
+    importer = threading.Thread(target=run_import)
+    for thread in [*workers, importer]:
+        thread.start()
+    for thread in [importer, *workers]:
+        thread.join(timeout=600)
+    go.set()
+
+    assert errors == []
+    assert len(signed_in) >= 2 * rounds
+    assert result == [summary("accounts", 1200, 1200, 0, 0, 0)]
+    assert count(engine, "accounts") == 1200
+    with engine.connect() as conn:
+        audited = conn.execute(select(func.count()).select_from(db.TABLES["audit_log"]))
+        assert audited.scalar_one() == 2 * len(signed_in)  # a sign-in and a case view each
+    engine.dispose()
+
+
+def test_a_failure_while_writing_changes_nothing(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import_file(engine, "accounts", accounts_file(tmp_path / "a.csv", range(1, 6)))
+    before = stored(engine, "accounts", *ACCOUNT_COLUMNS)
+    rows = [account(i, display_name="renamed") for i in range(1, 11)] + [account(11, kind="x")]
+    path = write_csv(tmp_path / "b.csv", ACCOUNT_COLUMNS, rows)
+
+    def disk_full(_bad: pl.DataFrame, target: Path) -> None:
+        raise ImportRejected(f"{target}: cannot write the quarantine file: No space left")
+
+    # after the new rows were inserted and the changed ones updated, before the commit
+    monkeypatch.setattr(ingest, "_write_quarantine", disk_full)
+    with pytest.raises(ImportRejected, match="No space left"):
+        import_file(engine, "accounts", path)
+    assert stored(engine, "accounts", *ACCOUNT_COLUMNS) == before
+
+    monkeypatch.undo()  # and the import runs whole once the disk has room
+    assert import_file(engine, "accounts", path) == summary(
+        "accounts", 11, 5, 5, 0, 1, quarantine=tmp_path / "b.quarantine.csv"
+    )
+
+
+def test_a_failure_while_staging_changes_nothing(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import_file(engine, "accounts", accounts_file(tmp_path / "a.csv", range(1, 6)))
+    before = stored(engine, "accounts", *ACCOUNT_COLUMNS)
+    monkeypatch.setattr(ingest, "BATCH_SIZE", 4)
+    batches = ingest._batches
+
+    def broken(rows: pl.DataFrame) -> Iterator[list[dict[str, object]]]:
+        for number, batch in enumerate(batches(rows)):
+            if number == 2:
+                raise OSError("the connection dropped")
+            yield batch
+
+    monkeypatch.setattr(ingest, "_batches", broken)
+    path = accounts_file(tmp_path / "b.csv", range(1, 21), display_name="renamed")
+    with pytest.raises(OSError, match="dropped"):
+        import_file(engine, "accounts", path)
+    assert stored(engine, "accounts", *ACCOUNT_COLUMNS) == before
+
+    monkeypatch.setattr(ingest, "_batches", batches)  # the same connection pool goes on
+    assert import_file(engine, "accounts", path) == summary("accounts", 20, 15, 5, 0, 0)
+
+
+def test_a_parent_removed_during_the_import_sends_its_rows_to_quarantine(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import_file(engine, "accounts", accounts_file(tmp_path / "a.csv", range(1, 4)))
+    events = [
+        [str(i), "2024-02-01T09:00:00Z", str(who), "login", "web", "CA", "d", "i", "", ""]
+        for i, who in [(1, 1), (2, 3), (3, 2), (4, 3)]
+    ]
+    path = write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events)
+    stage = ingest._stage
+
+    def stage_then_remove_account_3(conn: object, table: object, rows: pl.DataFrame) -> object:
+        staging = stage(conn, table, rows)  # type: ignore[arg-type]
+        with engine.begin() as other:  # another session, after the foreign keys were checked
+            accounts = db.TABLES["accounts"].__table__
+            other.execute(accounts.delete().where(accounts.c.id == 3))
+        return staging
+
+    monkeypatch.setattr(ingest, "_stage", stage_then_remove_account_3)
+    result = import_file(engine, "events", path)
+
+    q = tmp_path / "events.quarantine.csv"
+    assert result == summary("events", 4, 2, 0, 0, 2, quarantine=q)
+    assert quarantined(q) == [
+        ("2", "account_id: 3 not found in accounts", "2"),
+        ("4", "account_id: 3 not found in accounts", "4"),
+    ]
+    assert stored(engine, "events", "id", "account_id") == [(1, 1), (3, 2)]
+
+
+def parquet_with(path: Path, column: pa.Array) -> Path:
+    """An accounts Parquet file with two rows whose ``created_at`` is ``column``."""
+    table = pa.table(
+        {
+            "id": [1, 2],
+            "kind": ["patient", "provider"],
+            "created_at": column,
+            "region": ["CA", "NY"],
+            "verified": [True, False],
+            "status": ["active", "active"],
+            "display_name": ["Ann", "Bob"],
+        }
+    )
+    pq.write_table(table, path)
+    return path
+
+
+@pytest.mark.fixed_bug("a fixed-offset time zone made Polars panic: 'not a valid Parquet file'")
+def test_parquet_with_a_fixed_offset_time_zone(engine: Engine, tmp_path: Path) -> None:
+    local = [datetime(2024, 3, 10, 8, 30), datetime(2024, 3, 11, 0, 15)]
+    column = pa.array(local, pa.timestamp("us")).cast(pa.int64()).to_numpy()
+    offset = 5 * 3600 + 30 * 60  # the instants of those local times at +05:30
+    instants = pa.array(column - offset * 1_000_000, pa.timestamp("us", tz="+05:30"))
+    path = parquet_with(tmp_path / "accounts.parquet", instants)
+
+    result = import_file(engine, "accounts", path)
+
+    assert result == summary("accounts", 2, 2, 0, 0, 0)
+    assert stored(engine, "accounts", "created_at") == [
+        (datetime(2024, 3, 10, 3, 0),),
+        (datetime(2024, 3, 10, 18, 45),),
+    ]
+
+
+UNSUPPORTED = {
+    "duration": pa.array([timedelta(hours=1)] * 2, pa.duration("us")),
+    "time": pa.array([datetime(2024, 1, 1, 8).time()] * 2, pa.time64("us")),
+    "list": pa.array([["2024-01-01"], []], pa.list_(pa.string())),
+    "binary": pa.array([b"2024-01-01", b"x"], pa.binary()),
+}
+
+
+@pytest.mark.fixed_bug("a Duration column exited 1 (InvalidOperationError) instead of 2")
+@pytest.mark.parametrize("kind", list(UNSUPPORTED))
+def test_parquet_with_an_unsupported_type(tmp_path: Path, kind: str) -> None:
+    path = parquet_with(tmp_path / "accounts.parquet", UNSUPPORTED[kind])
+
+    done = run_cli(tmp_path, "accounts", str(path))
+
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"error: column created_at: unsupported Parquet type {kind}")
+
+
+def test_cli_parquet_with_a_fixed_offset_prints_no_panic(tmp_path: Path) -> None:
+    stamps = pa.array([10**9, 11 * 10**8], pa.timestamp("s", tz="-03:00"))
+    path = parquet_with(tmp_path / "accounts.parquet", stamps)
+
+    done = run_cli(tmp_path, "accounts", str(path))
+
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert done.stdout.startswith("accounts: read 2, inserted 2,")
+
+
+@pytest.mark.fixed_bug("a header such as email_duplicated_0 was dropped silently")
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (["email_duplicated_0"], "unknown columns: 'email_duplicated_0'"),
+        (["email", "email_duplicated_0"], "duplicate columns: email"),
+    ],
+)
+def test_header_of_a_repeated_column_is_refused(
+    engine: Engine, tmp_path: Path, header: list[str], message: str
+) -> None:
+    columns = [c for c in ACCOUNT_COLUMNS if c != "email"] + header
+    rows = [account(1)[:-1] + ["ann@ex.org"] * len(header)]
+    path = write_csv(tmp_path / "a.csv", columns, rows)
+
+    with pytest.raises(ImportRejected, match=message):
+        import_file(engine, "accounts", path)
+    assert count(engine, "accounts") == 0
+
+
+@pytest.mark.fixed_bug("--quarantine followed a symbolic link and overwrote its target")
+@pytest.mark.parametrize("where", ["option", "default"])
+def test_quarantine_refuses_a_symbolic_link(engine: Engine, tmp_path: Path, where: str) -> None:
+    unrelated = tmp_path / "notes.txt"
+    unrelated.write_text("keep me\n")
+    path = write_csv(tmp_path / "a.csv", ACCOUNT_COLUMNS, GOOD_ACCOUNTS + BAD_ACCOUNTS)
+    link = tmp_path / ("q.csv" if where == "option" else "a.quarantine.csv")
+    link.symlink_to(unrelated)
+
+    with pytest.raises(ImportRejected, match="is a symbolic link; refusing to follow it"):
+        import_file(engine, "accounts", path, quarantine=link if where == "option" else None)
+
+    assert unrelated.read_text() == "keep me\n"
+    assert link.is_symlink()
+    assert count(engine, "accounts") == 0
+
+
+@pytest.mark.fixed_bug("quarantine files, raw rows with emails, were world-readable (0644)")
+def test_quarantine_file_is_private(engine: Engine, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "a.csv", ACCOUNT_COLUMNS, GOOD_ACCOUNTS + BAD_ACCOUNTS)
+    q = tmp_path / "a.quarantine.csv"
+    q.write_text("an older quarantine file\n")
+    q.chmod(0o644)
+
+    import_file(engine, "accounts", path)
+
+    assert stat.S_IMODE(q.stat().st_mode) == 0o600
+    assert len(quarantined(q)) == 3
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no leftovers
+
+
+@pytest.mark.fixed_bug("a snapshot refresh failing after the import exited 1 with ComputeError")
+def test_cli_import_warns_when_the_snapshot_refresh_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from analytics import cli, load
+
+    def broken(*_args: object, **_kwargs: object) -> object:
+        raise pl.exceptions.ComputeError("cannot append: schema mismatch\nmore detail")
+
+    monkeypatch.setenv("LOOKOUT_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setattr(load, "refresh", broken)
+    path = write_csv(tmp_path / "accounts.csv", ACCOUNT_COLUMNS, GOOD_ACCOUNTS)
+
+    done = CliRunner().invoke(cli.app, ["import", "accounts", str(path)])
+
+    assert done.exit_code == 0, done.output
+    assert done.exception is None
+    assert done.stdout.splitlines() == [
+        "accounts: read 5, inserted 5, updated 0, unchanged 0, quarantined 0"
+    ]
+    assert done.stderr.splitlines() == [
+        "warning: the rows were imported, but refreshing the Parquet snapshot failed "
+        "(ComputeError: cannot append: schema mismatch); it will be rebuilt on the next "
+        "read, or run `python -m analytics refresh --full`"
+    ]
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'cli.db'}")
+    assert count(engine, "accounts") == 5
+    engine.dispose()
