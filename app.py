@@ -1,6 +1,7 @@
 """Lookout: the Streamlit entry point, sign-in and navigation.
 
-The pages a person sees in the menu depend on their role (:mod:`analytics.access`).
+The pages a person sees in the menu (``ui.nav.menu``, drawn by every page) depend on
+their role (:mod:`analytics.access`).
 Each page also checks the role itself (``ui.auth.require``): a page opened by its URL,
 or run by Streamlit from the ``pages/`` folder on a server's first request, says so
 when it is not for the role. The automatic menu of ``pages/`` file names is off

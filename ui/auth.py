@@ -31,7 +31,7 @@ import streamlit as st
 from analytics import access, db
 from analytics.access import Viewer
 from analytics.db import Role
-from ui import data, session
+from ui import data, nav, session
 from ui.session import KEY
 from ui.widgets import plain
 
@@ -177,6 +177,7 @@ def require(capability: str) -> Viewer:
             "With LOOKOUT_DATABASE_URL set, Lookout asks who you are.",
             icon=":material/science:",
         )
+    nav.menu(found)
     with st.sidebar:
         st.caption(f"Signed in as **{plain(found.name)}** ({found.role.value})")
         if found.via != "demo":

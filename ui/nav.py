@@ -1,9 +1,9 @@
 """The app's pages and the menu each person sees.
 
 Every page is registered with ``st.navigation`` whoever is signed in, so a link (its
-page and its filters) survives the sign-in; the menu lists only the pages the role may
-open. A page opened by its URL checks the role itself (``ui.auth.require``) and says
-when it is not for the role.
+page and its filters) survives the sign-in; the menu (:func:`menu`) lists only the
+pages the role may open. A page opened by its URL checks the role itself
+(``ui.auth.require``) and says when it is not for the role.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import streamlit as st
 from analytics import access
 from analytics.access import Viewer
 
-__all__ = ["PAGES", "in_menu", "pages"]
+__all__ = ["MENU_KEY", "PAGES", "in_menu", "menu", "pages"]
 
 #: (file, title, icon, what the role must hold to see it in the menu)
 PAGES: tuple[tuple[str, str, str, str], ...] = (
@@ -40,6 +40,20 @@ def in_menu(viewer: Viewer | None, capability: str, *, ready: bool) -> bool:
     if not ready:
         return True
     return viewer is not None and access.allowed(viewer.role, capability)
+
+
+#: The sidebar container of the menu (its CSS class is ``st-key-lookout_menu``).
+MENU_KEY = "lookout_menu"
+
+
+def menu(viewer: Viewer | None, *, ready: bool = True) -> None:
+    """The sidebar menu: a link to each page ``viewer``'s role may open. Drawn by every
+    page (``ui.auth.require``), so it is there even when Streamlit runs a page on its
+    own; Streamlit's automatic menus are off (``client.showSidebarNavigation``)."""
+    with st.sidebar.container(key=MENU_KEY):
+        for path, title, icon, capability in PAGES:
+            if in_menu(viewer, capability, ready=ready):
+                st.page_link(path, label=title, icon=f":material/{icon}:")
 
 
 def pages(viewer: Viewer | None, *, ready: bool) -> list[st.Page]:

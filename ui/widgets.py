@@ -14,7 +14,7 @@ from analytics import exports, reports
 from analytics.charts import format_number
 from analytics.db import Role
 from analytics.load import whole_number
-from ui import data, explorer
+from ui import data, explorer, nav
 from ui.filters import page_param, set_page_param
 
 __all__ = [
@@ -221,6 +221,8 @@ def require_data() -> None:
     """Stop the page with a banner when the database is down or empty; say so when the
     pages read the database around a snapshot they cannot use."""
     state, message = data.readiness()
+    if state in ("down", "empty"):
+        nav.menu(None, ready=False)  # every page explains it; nobody is asked to sign in
     if state == "down":
         st.error(message)
         st.stop()

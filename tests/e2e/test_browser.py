@@ -86,6 +86,7 @@ def _add_users(url: str) -> None:
     access.add_user(engine, "ann", "associate", PASSWORD)
     access.add_user(engine, "pat", "product", PASSWORD)
     access.add_user(engine, "ada", "admin", PASSWORD)
+    access.add_user(engine, "lee", "leadership", PASSWORD)
     engine.dispose()
 
 
@@ -171,7 +172,7 @@ def _sign_in(page: Page, base: str, name: str) -> None:
 
 
 def _open(page: Page, title: str) -> None:
-    page.locator("[data-testid='stSidebarNav']").get_by_text(title, exact=True).click()
+    page.locator("[class*='st-key-lookout_menu']").get_by_text(title, exact=True).click()
     _settle(page)
 
 
@@ -285,22 +286,74 @@ def test_a_product_user_cannot_reach_the_case_explorer(sqlite_app, page) -> None
     base, _ = sqlite_app
     pg, shots = page
     _sign_in(pg, base, "pat")
-    nav = pg.locator("[data-testid='stSidebarNav']")
+    nav = pg.locator("[class*='st-key-lookout_menu']")
     expect(nav.get_by_text("Reports", exact=True)).to_be_visible()
     assert nav.get_by_text("Case Explorer", exact=True).count() == 0
     shots.take(pg, "product-overview")
-    # Typing the page's address starts a new session: sign in there, still no cases.
-    _sign_in(pg, f"{base}/cases", "pat")
+    # Typing the page's address starts a new session, signed in by the browser's
+    # cookie: the page says it is not for the role, and shows nothing of it.
+    pg.goto(f"{base}/cases")
+    _settle(pg)
+    expect(pg.get_by_text("Your role (product) cannot open this page.")).to_be_visible()
+    assert urlparse(pg.url).path == "/cases"
     shots.take(pg, "product-cases-url")
     assert pg.locator("[data-testid='stDataFrame']").count() == 0
-    assert pg.get_by_role("heading", name="Case Explorer").count() == 0
+    assert pg.locator("[data-testid='stTextInput']").count() == 0  # no search box either
+
+
+TITLES = ("Overview", "Weekly trends", "Anomalies", "Emerging threats", "Case Explorer",
+          "Reports", "Admin")  # fmt: skip
+MENUS = {
+    "ann": set(TITLES) - {"Admin"},
+    "lee": set(TITLES) - {"Admin"},
+    "ada": {"Overview", "Weekly trends", "Reports", "Admin"},
+    "pat": {"Overview", "Reports"},
+}
+# (user, deep link, what shows once signed in: a heading, or the page's refusal)
+DEEP_LINKS = [
+    ("ann", "/trends?category=spam", "Weekly trends"),
+    ("lee", "/trends?category=spam", "Weekly trends"),
+    ("ada", "/trends?category=spam", "Weekly trends"),
+    ("pat", "/trends?category=spam", "refused"),
+    ("ann", "/cases?case=7", "Case 7 ·"),
+    ("lee", "/cases?case=7", "Case 7 ·"),
+    ("ada", "/cases?case=7", "refused"),
+    ("pat", "/cases?case=7", "refused"),
+    ("pat", "/reports?audience=product", "Reports"),
+]
+
+
+@pytest.mark.parametrize(("user", "link", "shows"), DEEP_LINKS)
+def test_a_deep_link_opens_after_sign_in(sqlite_app, page, user, link, shows) -> None:
+    """A link opened signed out asks who you are, then opens the page and the view it
+    asked for (it used to land on Overview); a page the role may not open says so."""
+    base, _ = sqlite_app
+    pg, shots = page
+    pg.goto(base + link)
+    pg.get_by_label("Name", exact=True).fill(user)
+    pg.get_by_label("Password", exact=True).fill(PASSWORD)
+    pg.get_by_role("button", name="Sign in").click()
+    expect(pg.get_by_text(f"Signed in as {user}")).to_be_visible()
+    _settle(pg)
+    shots.take(pg, "deep-link")
+    asked = urlparse(base + link)
+    assert urlparse(pg.url).path == asked.path
+    assert parse_qs(urlparse(pg.url).query).items() >= parse_qs(asked.query).items()
+    if shows == "refused":
+        expect(pg.get_by_text("cannot open this page")).to_be_visible()
+    else:
+        expect(pg.get_by_role("heading", name=shows).first).to_be_visible()
+    # The menu lists exactly the role's pages, by title.
+    menu = pg.locator("[class*='st-key-lookout_menu']")
+    shown = {t for t in TITLES if menu.get_by_text(t, exact=True).count()}
+    assert shown == MENUS[user]
 
 
 def test_an_admin_reads_the_audit_log(sqlite_app, page) -> None:
     base, _ = sqlite_app
     pg, shots = page
     _sign_in(pg, base, "ada")
-    nav = pg.locator("[data-testid='stSidebarNav']")
+    nav = pg.locator("[class*='st-key-lookout_menu']")
     assert nav.get_by_text("Case Explorer", exact=True).count() == 0
     _open(pg, "Admin")
     expect(pg.get_by_role("heading", name="Audit log")).to_be_visible()
