@@ -1,0 +1,316 @@
+"""The differencing attack of issue 14, run against the product brief.
+
+A product user can ask for the brief of any week, with any filter the page or the URL
+accepts, and compare them all. Two attacks, on the small demo:
+
+- the plain one from the issue: the unfiltered brief less the brief filtered to the
+  other platforms gives a platform's cell, which its own brief hides;
+- the general one: every number the product briefs publish about case counts (the
+  category table's cells, totals and 4-week means, the heatmap, the weekly totals) is a
+  linear equation over the true counts (week x category x platform, read from the
+  database), and so is the number of all cases; for every true category-week count below
+  the threshold, a linear program finds the least and the greatest value consistent with
+  all of them and non-negativity. The count must not be pinned down (the interval is
+  not a single point) and must not be bounded below the threshold.
+
+Both recovered every hidden cell they looked at from the code before the fix (the
+filtered briefs were honoured); the filters are now ignored for product, and each
+week's table is protected by complementary suppression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, timedelta
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+from scipy.optimize import linprog
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from analytics import db, load, reports, trends
+from tests.helpers import small_demo
+
+T = reports.SUPPRESSION_THRESHOLD
+CATEGORIES = [c.value for c in db.Category]
+PLATFORMS = [p.value for p in db.Platform]
+NAMES = {c.replace("_", " ").capitalize(): c for c in CATEGORIES}
+WEEK = timedelta(weeks=1)
+#: Weeks of the issue's attack: the review ring, the takeover wave, the new scam.
+ATTACKED = ("2026-W08", "2026-W13", "2026-W17")
+#: Filters the old code honoured that the cell grid can express: every platform and pair
+#: of platforms (the issue's attack), and the categories and pairs of its example.
+FILTERS = (
+    [load.Filters(platform=(p,)) for p in PLATFORMS]
+    + [load.Filters(platform=pair) for pair in combinations(PLATFORMS, 2)]
+    + [load.Filters(category=(c,)) for c in ("spam", "other")]
+    + [
+        load.Filters(category=("spam", "other")),
+        load.Filters(category=("spam",), platform=("ios",)),
+    ]
+)
+
+Cell = tuple[date, str, str]  # week, category, platform
+Equation = tuple[dict[Cell, float], float]
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterable[Engine]:
+    eng = db.make_engine(small_demo(tmp_path_factory.mktemp("differencing")))
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="module")
+def truth(engine: Engine) -> dict[Cell, int]:
+    """New cases per week, category and platform, straight from the database."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(db.Case.opened_at, db.Case.category, db.Case.platform)).all()
+    counts: dict[Cell, int] = {}
+    for opened, category, platform in rows:
+        monday = opened.date() - timedelta(days=opened.weekday())
+        key = (monday, str(category), str(platform))
+        counts[key] = counts.get(key, 0) + 1
+    weeks = {k[0] for k in counts}
+    monday = min(weeks)
+    while monday <= max(weeks):
+        for c in CATEGORIES:
+            for p in PLATFORMS:
+                counts.setdefault((monday, c, p), 0)
+        monday += WEEK
+    return counts
+
+
+def _weeks(truth: dict[Cell, int]) -> list[date]:
+    return sorted({k[0] for k in truth})
+
+
+def _product(engine: Engine, week: date, filters: load.Filters | None = None) -> Any:
+    return reports.build_brief(
+        engine, week=week, audience="product", filters=filters, role="product"
+    )
+
+
+@pytest.fixture(scope="module")
+def every_week(engine: Engine, truth: dict[Cell, int]) -> dict[date, Any]:
+    """The product brief of every week with data (and the weeks either side)."""
+    weeks = _weeks(truth)
+    span = [weeks[0] - WEEK, *weeks, weeks[-1] + WEEK]
+    return {w: _product(engine, w) for w in span}
+
+
+@pytest.fixture(scope="module")
+def filtered(engine: Engine) -> dict[tuple[str, load.Filters], Any]:
+    """The product briefs of the attacked weeks under every filter of :data:`FILTERS`."""
+    return {
+        (label, f): _product(engine, trends.parse_week(label), f)
+        for label in ATTACKED
+        for f in FILTERS
+    }
+
+
+# --------------------------------------------------------------------------- published numbers
+
+
+def _scope(brief: Any) -> tuple[list[str], list[str]]:
+    """The categories and platforms the brief's numbers cover, by what it declares."""
+    chosen = brief.filters
+    other = [d for d in load.DIMENSIONS if chosen.where(d) and d not in ("category", "platform")]
+    assert not other, f"filters the cell grid cannot express: {other}"
+    return (
+        list(chosen.where("category")) or CATEGORIES,
+        list(chosen.where("platform")) or PLATFORMS,
+    )
+
+
+def equations(brief: Any) -> list[Equation]:
+    """Every number the brief publishes about new cases, as equations over the cells.
+
+    The category table (this week, the previous week, the 4-week mean, and the total
+    row: the exact total, or with the old code's "Total of shown cells" the sum of the
+    rows shown), the category-by-week heatmap and the weekly totals chart.
+    """
+    if not brief.has_data:
+        return []
+    categories, platforms = _scope(brief)
+    week = brief.week
+    out: list[Equation] = []
+
+    def cells(weeks: Iterable[date], cats: Iterable[str]) -> dict[Cell, float]:
+        return {(w, c, p): 1.0 for w in weeks for c in cats for p in platforms}
+
+    table = brief.section("movers").tables[0]
+    columns = {
+        "This week": [week],
+        "Previous week": [week - WEEK],
+        "4-week mean": [week - k * WEEK for k in range(1, 5)],
+    }
+    body = table.frame.filter(~pl.col("Category").str.starts_with("Total"))
+    for row in table.frame.iter_rows(named=True):
+        label = row["Category"]
+        for column, weeks in columns.items():
+            value = row[column]
+            if value is None:
+                continue
+            scale = len(weeks)
+            if label == "Total":
+                cats = categories
+            elif label.startswith("Total"):  # the old code's "Total of shown cells"
+                cats = [NAMES[c] for c in body.filter(pl.col(column).is_not_null())["Category"]]
+            else:
+                cats = [NAMES[label]]
+            out.append((cells(weeks, cats), value * scale))
+    heatmap = brief.section("movers").figures[0].data[0]
+    for label, row in zip(heatmap.y, heatmap.z, strict=True):
+        for x, value in zip(heatmap.x, row, strict=True):
+            if value is not None:
+                out.append((cells([_monday(x)], [NAMES[label]]), value))
+    for trace in brief.section("headline").figures[0].data:
+        exact = "Total" in table.frame["Category"].to_list()  # the old code's: shown cells
+        if trace.type == "bar" and exact:
+            for x, value in zip(trace.x, trace.y, strict=True):
+                if value is not None and not np.isnan(value):
+                    out.append((cells([_monday(x)], categories), value))
+    return out
+
+
+def _monday(x: object) -> date:
+    return date.fromisoformat(str(x)[:10])
+
+
+def _hidden_cells(brief: Any) -> list[str]:
+    """The categories whose count this week the brief hides."""
+    table = brief.section("movers").tables[0].frame
+    rows = table.filter(~pl.col("Category").str.starts_with("Total"), pl.col("This week").is_null())
+    return [NAMES[c] for c in rows["Category"]]
+
+
+def _shown(brief: Any, category: str) -> float | None:
+    table = brief.section("movers").tables[0].frame
+    hit = table.filter(pl.col("Category") == category.replace("_", " ").capitalize())
+    return None if hit.is_empty() else hit["This week"][0]
+
+
+# --------------------------------------------------------------------------- the attacks
+
+
+def recovered_by_subtraction(briefs: dict[tuple[str, load.Filters], Any], truth) -> list:
+    """The issue's attack: for each platform p and category c hidden in p's brief, the
+    unfiltered brief less the brief of the other platforms. A hit is a difference that
+    equals the true, hidden count (the attacker can only subtract briefs that declare
+    the filters they cover)."""
+    hits = []
+    for label in ATTACKED:
+        whole = next(b for (lab, f), b in briefs.items() if lab == label and f.is_empty())
+        for p in PLATFORMS:
+            rest = tuple(x for x in PLATFORMS if x != p)
+            mine = briefs[label, load.Filters(platform=(p,))]
+            others = briefs[label, load.Filters(platform=rest)]
+            if mine.filters.where("platform") != (p,) or others.filters.where("platform") != rest:
+                continue  # the briefs do not cover what was asked: nothing to subtract
+            for c in _hidden_cells(mine):
+                a, b = _shown(whole, c), _shown(others, c)
+                if a is None or b is None:
+                    continue
+                true = truth[whole.week, c, p]
+                hits.append((label, c, p, a - b, true))
+    return [h for h in hits if h[3] == h[4]]
+
+
+def test_the_issues_subtraction_recovers_nothing(engine, truth, filtered) -> None:
+    briefs = dict(filtered)
+    for label in ATTACKED:
+        briefs[label, load.Filters()] = _product(engine, trends.parse_week(label))
+    assert recovered_by_subtraction(briefs, truth) == []
+
+
+def test_every_filter_gives_the_whole_platforms_brief(engine, filtered) -> None:
+    for label in ATTACKED:
+        whole = _product(engine, trends.parse_week(label))
+        for f in [*FILTERS, load.Filters(region=("FL",)), load.Filters(source=("ml_model",))]:
+            brief = filtered.get((label, f)) or _product(engine, trends.parse_week(label), f)
+            assert brief.filters == load.Filters() and brief.ignored_filters == f
+            assert equations(brief) == equations(whole)
+            for a, b in zip(brief.sections, whole.sections, strict=True):
+                assert a.sentences == b.sentences
+                for x, y in zip(a.tables, b.tables, strict=True):
+                    assert_frame_equal(x.frame, y.frame)
+
+
+def bounds(
+    system: list[Equation], truth: dict[Cell, int], *, grand_total: int | None = None
+) -> dict[tuple[date, str], tuple[float, float]]:
+    """For every true category-week count below the threshold, the least and greatest
+    value a linear program finds consistent with every equation and non-negativity."""
+    cells = sorted(truth)
+    index = {c: i for i, c in enumerate(cells)}
+    rows, values = [], []
+    for coeffs, value in system:
+        row = np.zeros(len(cells))
+        for cell, weight in coeffs.items():
+            row[index[cell]] = weight
+        rows.append(row)
+        values.append(value)
+    if grand_total is not None:  # the number of all cases, as the Overview shows it
+        rows.append(np.ones(len(cells)))
+        values.append(grand_total)
+    a_eq, b_eq = np.array(rows), np.array(values)
+    x = np.array([truth[c] for c in cells], dtype=float)
+    assert np.allclose(a_eq @ x, b_eq), "the published numbers contradict the data"
+    a_eq, keep = np.unique(np.round(a_eq, 9), axis=0, return_index=True)
+    b_eq = b_eq[keep]
+    small = {}
+    for week in sorted({c[0] for c in cells}):
+        for category in CATEGORIES:
+            value = sum(truth[week, category, p] for p in PLATFORMS)
+            if value < T:
+                small[week, category] = value
+    out = {}
+    for (week, category), _ in small.items():
+        target = np.zeros(len(cells))
+        for p in PLATFORMS:
+            target[index[week, category, p]] = 1.0
+        found = []
+        for sign in (1.0, -1.0):
+            res = linprog(sign * target, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
+            assert res.status in (0, 3), res.message  # 3: unbounded above
+            found.append(sign * res.fun if res.status == 0 else float("inf"))
+        out[week, category] = (found[0], found[1])
+    return out
+
+
+def test_no_small_count_can_be_pinned_down(every_week, filtered, truth) -> None:
+    system = [e for b in [*every_week.values(), *filtered.values()] for e in equations(b)]
+    assert len(system) > 500
+    found = bounds(system, truth, grand_total=sum(truth.values()))
+    assert len(found) > 300  # most category-week counts of the small demo are small
+    pinned = {k: v for k, v in found.items() if v[1] - v[0] < 1}
+    below = {k: v for k, v in found.items() if v[1] < T}
+    assert pinned == {} and below == {}
+
+
+def test_a_week_is_shown_the_same_way_in_every_brief(every_week) -> None:
+    """Suppression is decided per (week, cell) from the week's own counts: the previous
+    week's column and the heatmap agree with that week's own brief."""
+    own = {
+        w: b.section("movers").tables[0].frame.select("Category", "This week")
+        for w, b in every_week.items()
+        if b.has_data
+    }
+    compared = 0
+    for week, brief in every_week.items():
+        if not brief.has_data or week - WEEK not in own:
+            continue
+        before = (
+            brief.section("movers")
+            .tables[0]
+            .frame.select("Category", pl.col("Previous week").alias("This week"))
+        )
+        assert_frame_equal(before.sort("Category"), own[week - WEEK].sort("Category"))
+        compared += 1
+    assert compared >= 30
