@@ -435,6 +435,30 @@ def users_list() -> None:
         typer.echo(f"{row['name']}\t{row['role']}\t{row['sign_in']}{locked}")
 
 
+@app.command("grant-reader")
+def grant_reader_cmd(
+    role: Annotated[str, typer.Argument(help="The PostgreSQL login role that may only read.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the role's password from stdin.")
+    ] = False,
+) -> None:
+    """Create (or update) a PostgreSQL role that may only read Lookout's schema."""
+    url = db.database_url()
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    try:
+        schema = db.grant_reader(db.make_engine(url), role, password=password)
+    except ValueError as exc:
+        fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 - reported as one line
+        fail(
+            f"cannot grant {role!r} in {db.safe_url(url)}: {type(exc).__name__}: {_first_line(exc)}"
+        )
+    typer.echo(
+        f"{role} may read schema {schema} of {db.safe_url(url)}; set "
+        f"LOOKOUT_READER_DATABASE_URL to this database's URL signing in as {role}"
+    )
+
+
 def main() -> None:
     """Run the CLI; unexpected errors become a one-line message."""
     try:

@@ -12,6 +12,7 @@ import contextlib
 import enum
 import io
 import json
+import logging
 import math
 import os
 import sqlite3
@@ -46,7 +47,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import InvalidatePoolError
+from sqlalchemy.exc import InvalidatePoolError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -83,6 +84,8 @@ __all__ = [
     "build_search_index",
     "drop_search_index",
     "database_url",
+    "reader_database_url",
+    "grant_reader",
     "safe_url",
     "make_engine",
     "init_db",
@@ -414,6 +417,21 @@ def database_url() -> str:
     return os.environ.get("LOOKOUT_DATABASE_URL") or DEFAULT_DATABASE_URL
 
 
+def reader_database_url(url: str | None = None) -> str:
+    """The URL a reader of ``url`` (default: the configured database) connects with.
+
+    For the configured database, ``LOOKOUT_READER_DATABASE_URL`` when set: the same
+    database signed in as a role that may only read (see :func:`grant_reader`).
+    Otherwise ``url`` itself.
+
+    >>> reader_database_url("sqlite:///other.db")
+    'sqlite:///other.db'
+    """
+    url = url or database_url()
+    reader = os.environ.get("LOOKOUT_READER_DATABASE_URL")
+    return reader if reader and url == database_url() else url
+
+
 def safe_url(url: str) -> str:
     """Render a database URL with its password hidden.
 
@@ -459,6 +477,8 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+_log = logging.getLogger(__name__)
+
 #: Default longest time a reader's query may run, in seconds.
 QUERY_TIMEOUT_S = 30.0
 
@@ -466,13 +486,17 @@ QUERY_TIMEOUT_S = 30.0
 def make_reader(url: str | None = None, *, timeout_s: float = QUERY_TIMEOUT_S) -> Engine:
     """An engine that can only read, and whose queries stop after ``timeout_s``.
 
-    The pages read through one: SQLite opens the file with ``mode=ro`` (a write fails
-    with "attempt to write a readonly database") and interrupts a statement still running
-    at its deadline; PostgreSQL sessions start with ``default_transaction_read_only`` and
-    a ``statement_timeout``. ``engine.url`` stays the configured URL. Writes (feedback,
-    annotations, users, audit) go through :func:`make_engine`.
+    The pages read through one. SQLite opens the file with ``mode=ro`` (a write fails
+    with "attempt to write a readonly database"), an authorizer refuses anything but
+    reading (``ATTACH``, temporary tables, pragmas that set something: "not authorized
+    on a readonly reader"), and a statement still running at its deadline is interrupted;
+    ``engine.url`` stays the configured URL. PostgreSQL sessions start with
+    ``default_transaction_read_only`` and a ``statement_timeout``; as a session may turn
+    the former off, connect as a role that may only read (default URL:
+    :func:`reader_database_url`; set-up: :func:`grant_reader`), else a warning is
+    logged. Writes (feedback, annotations, users, audit) go through :func:`make_engine`.
     """
-    url = url or database_url()
+    url = url or reader_database_url()
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         path = parsed.database
@@ -486,8 +510,15 @@ def make_reader(url: str | None = None, *, timeout_s: float = QUERY_TIMEOUT_S) -
         engine = create_engine(url, creator=connect, pool_pre_ping=True)
         event.listen(engine, "connect", _sqlite_reader_setup(timeout_s))
         event.listen(engine, "before_cursor_execute", _start_clock)
+        event.listen(engine, "handle_error", _explain_refusal)
         _follow_file(engine, path, checkpoint=False)
         return engine
+    if url == database_url() and not os.environ.get("LOOKOUT_READER_DATABASE_URL"):
+        _log.warning(
+            "the reader of %s signs in as the writer's role, which may turn read-only "
+            "off; set LOOKOUT_READER_DATABASE_URL (python -m analytics grant-reader)",
+            safe_url(url),
+        )
     options = str(parsed.query.get("options", "") or "")
     options += f" -c default_transaction_read_only=on -c statement_timeout={int(timeout_s * 1000)}"
     return create_engine(url, pool_pre_ping=True, connect_args={"options": options.strip()})
@@ -500,8 +531,137 @@ def _sqlite_reader_setup(timeout_s: float) -> Callable[[Any, Any], None]:
         record.info["clock"] = clock
         # Called every 20,000 virtual-machine steps: a non-zero answer interrupts.
         dbapi_conn.set_progress_handler(lambda: time.monotonic() > clock["deadline"], 20_000)
+        refused: list[str] = []
+        record.info["refused"] = refused
+        dbapi_conn.set_authorizer(_reader_authorizer(refused))
 
     return setup
+
+
+#: What the reader's SQLite connections may do: read, and nothing else.
+_READER_ACTIONS = frozenset(
+    getattr(sqlite3, f"SQLITE_{name}")
+    for name in ("SELECT", "READ", "FUNCTION", "RECURSIVE", "TRANSACTION", "SAVEPOINT")
+)
+#: Pragmas that only read and that SQLAlchemy's reflection asks (about the table named).
+_READER_PRAGMAS = frozenset(
+    ("table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list")
+)
+#: Pragmas that only read when given no value (``PRAGMA read_uncommitted``: the dialect's
+#: isolation level).
+_READER_QUERIES = frozenset(
+    ("read_uncommitted", "data_version", "schema_version", "user_version", "page_count",
+     "page_size", "freelist_count", "journal_mode", "database_list", "compile_options",
+     "encoding", "foreign_keys", "query_only")
+)  # fmt: skip
+_ACTION_NAMES = {
+    getattr(sqlite3, f"SQLITE_{name}"): name.replace("_", " ")
+    for name in ("INSERT", "UPDATE", "DELETE", "ATTACH", "DETACH", "PRAGMA", "ALTER_TABLE",
+                 "CREATE_TABLE", "CREATE_TEMP_TABLE", "CREATE_INDEX", "CREATE_TEMP_INDEX",
+                 "CREATE_VIEW", "CREATE_TEMP_VIEW", "CREATE_TRIGGER", "CREATE_TEMP_TRIGGER",
+                 "CREATE_VTABLE", "DROP_TABLE", "DROP_TEMP_TABLE", "DROP_INDEX",
+                 "DROP_TEMP_INDEX", "DROP_VIEW", "DROP_TEMP_VIEW", "DROP_TRIGGER",
+                 "DROP_TEMP_TRIGGER", "DROP_VTABLE", "REINDEX", "ANALYZE")
+}  # fmt: skip
+
+
+def _reader_authorizer(refused: list[str]) -> Callable[..., int]:
+    """SQLite's authorizer for a reader: reads pass, anything else is refused (and noted).
+
+    ``mode=ro`` already keeps the file from changing; this also refuses what it lets
+    through: ``ATTACH`` (which creates a database file), the temporary database, and
+    pragmas that set something.
+    """
+
+    def authorize(
+        action: int, arg1: str | None, arg2: str | None, db_name: str | None, _trigger: Any
+    ) -> int:
+        if action in _READER_ACTIONS:
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_UPDATE and arg1 == "sqlite_master" and db_name == "main":
+            # Asked when FTS5 declares its table's columns, which changes nothing. SQLite
+            # itself refuses to change sqlite_master without writable_schema (a pragma
+            # refused here), and mode=ro refuses to change any page of the file.
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_PRAGMA and arg1 is not None:
+            name = arg1.lower()
+            if name in _READER_PRAGMAS or (name in _READER_QUERIES and arg2 is None):
+                return sqlite3.SQLITE_OK
+        what = _ACTION_NAMES.get(action, f"action {action}")
+        if not refused:  # the first refusal of the statement is the one to tell
+            refused.append(" ".join(str(a) for a in (what, arg1, arg2) if a is not None))
+        return sqlite3.SQLITE_DENY
+
+    return authorize
+
+
+def _explain_refusal(context: Any) -> BaseException | None:
+    """A reader's authorizer refusal, raised as SQLite's own read-only error with its reason."""
+    orig = context.original_exception
+    if not isinstance(orig, sqlite3.DatabaseError) or str(orig) != "not authorized":
+        return None
+    refused = context.connection.info.get("refused") if context.connection else None
+    if not refused:
+        return None
+    reason = sqlite3.OperationalError(f"not authorized on a readonly reader: {refused[0]}")
+    return OperationalError(context.statement, context.parameters, reason)
+
+
+def grant_reader(engine: Engine, role: str, *, password: str | None = None) -> str:
+    """Let PostgreSQL role ``role`` read the schema ``engine`` works in, and nothing more.
+
+    Creates the login role when missing (with ``password``, if given; an existing one
+    gets the new password), then grants ``CONNECT`` on the database, ``USAGE`` on the
+    schema and ``SELECT`` on its tables, now and on those ``engine``'s role makes later
+    (``ALTER DEFAULT PRIVILEGES``): run it as the role that runs ``init-db``. Names
+    are quoted as identifiers, the password as a literal. A role that is a superuser
+    or may create roles or databases, or ``engine``'s own role, is refused. Returns
+    the schema. Point ``LOOKOUT_READER_DATABASE_URL`` at the same database as ``role``.
+
+    >>> grant_reader(make_engine("sqlite://"), "lookout_reader")
+    Traceback (most recent call last):
+    ValueError: database roles are PostgreSQL's; the SQLite reader is read-only by itself
+    """
+    if engine.dialect.name != "postgresql":
+        raise ValueError(
+            "database roles are PostgreSQL's; the SQLite reader is read-only by itself"
+        )
+    from psycopg import sql
+
+    who = sql.Identifier(role)
+    with engine.begin() as conn:
+        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        # One grant at a time: concurrent GRANTs on one database can fail with
+        # "tuple concurrently updated".
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext('lookout grant-reader'))")
+        cur.execute("SELECT current_database(), current_schema(), current_user")
+        ((database, schema, me),) = cur.fetchall()
+        cur.execute(
+            "SELECT rolsuper OR rolcreaterole OR rolcreatedb FROM pg_roles WHERE rolname = %s",
+            (role,),
+        )
+        found = cur.fetchone()
+        if role == me or (found is not None and found[0]):
+            raise ValueError(f"role {role!r} may do more than read: choose another")
+        verb = "CREATE" if found is None else "ALTER"
+        if found is None or password is not None:
+            login = sql.SQL("{} ROLE {} LOGIN").format(sql.SQL(verb), who)
+            if password is not None:
+                login = sql.SQL("{} PASSWORD {}").format(login, sql.Literal(password))
+            cur.execute(login)
+        for grant in (
+            "GRANT CONNECT ON DATABASE {database} TO {who}",
+            "GRANT USAGE ON SCHEMA {schema} TO {who}",
+            "GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {who}",
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT ON TABLES TO {who}",
+        ):
+            cur.execute(
+                sql.SQL(grant).format(
+                    database=sql.Identifier(database), schema=sql.Identifier(schema), who=who
+                )
+            )
+        cur.close()
+    return str(schema)
 
 
 def _file_id(path: str) -> tuple[int, int] | None:
@@ -560,6 +720,7 @@ def _start_clock(conn: Any, *_args: Any) -> None:
     clock = conn.info.get("clock")
     if clock is not None:
         clock["deadline"] = time.monotonic() + clock["timeout"]
+    conn.info.get("refused", []).clear()
 
 
 def init_db(engine: Engine) -> list[str]:

@@ -54,7 +54,7 @@ def _engine_for(url: str) -> Engine:
         "",
         ":memory:",
     ):
-        return db.make_reader(url)
+        return db.make_reader(db.reader_database_url(url))  # LOOKOUT_READER_DATABASE_URL
     return db.make_engine(url)
 
 
