@@ -9,6 +9,7 @@ pages the role may open. A page opened by its URL checks the role itself
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.errors import StreamlitPageNotFoundError
 
 from analytics import access
 from analytics.access import Viewer
@@ -53,7 +54,10 @@ def menu(viewer: Viewer | None, *, ready: bool = True) -> None:
     with st.sidebar.container(key=MENU_KEY):
         for path, title, icon, capability in PAGES:
             if in_menu(viewer, capability, ready=ready):
-                st.page_link(path, label=title, icon=f":material/{icon}:")
+                try:
+                    st.page_link(path, label=title, icon=f":material/{icon}:")
+                except StreamlitPageNotFoundError:  # a page file run as its own app: no menu
+                    return
 
 
 def pages(viewer: Viewer | None, *, ready: bool) -> list[st.Page]:
