@@ -451,7 +451,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")  # a writer waits for an import's commit, 30 s at most
+    cur.execute("PRAGMA busy_timeout=60000")  # a writer waits for an import's commit, 60 s at most
     cur.close()
 
 
