@@ -52,6 +52,7 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import ColumnElement, Select
@@ -664,15 +665,23 @@ class RefreshSummary:
 
 
 def snapshot_dir(engine: Engine, *, root: Path | None = None) -> Path:
-    """The snapshot folder of a database: a hash of its full URL under ``data/snapshots``.
+    """The snapshot folder of a database: a hash of its URL under ``data/snapshots``,
+    without the user and password, so the pages' read-only role and the writer that
+    refreshes the snapshot (``LOOKOUT_READER_DATABASE_URL``) share one folder.
 
     >>> from sqlalchemy import create_engine
     >>> a = snapshot_dir(create_engine("sqlite:///a.db"), root=Path("/tmp/s"))
     >>> b = snapshot_dir(create_engine("sqlite:///b.db"), root=Path("/tmp/s"))
     >>> a != b and a.parent == b.parent == Path("/tmp/s")
     True
+    >>> writer = create_engine("postgresql+psycopg://lookout:pw@db:5432/prod")
+    >>> reader = create_engine("postgresql+psycopg://lookout_reader:other@db:5432/prod")
+    >>> snapshot_dir(writer, root=Path("/s")) == snapshot_dir(reader, root=Path("/s"))
+    True
     """
-    url = engine.url.render_as_string(hide_password=False)
+    u = engine.url  # URL.set(username=None) would keep the user: build it without one
+    bare = URL.create(u.drivername, host=u.host, port=u.port, database=u.database, query=u.query)
+    url = bare.render_as_string(hide_password=False)
     if engine.dialect.name == "sqlite" and db.sqlite_path(engine):
         url = "sqlite:///" + str(Path(db.sqlite_path(engine) or "").resolve())
     key = hashlib.sha256(url.encode()).hexdigest()[:16]
