@@ -352,6 +352,68 @@ def test_a_deep_link_opens_after_sign_in(sqlite_app, page, user, link, shows) ->
     assert {t for t in TITLES if menu.get_by_text(t, exact=True).count()} == MENUS[user]
 
 
+def _replay(base: str, session_id: str) -> str:
+    """Connect to the app as an attacker who knows a session id and nothing else (none
+    of the victim's cookies), ask for a run, and return everything the server sends."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from websockets.sync.client import connect
+
+    stream = base.replace("http://", "ws://") + "/_stcore/stream"
+    seen: list[str] = []
+    with connect(
+        stream, subprotocols=["streamlit", "PLACEHOLDER_AUTH_TOKEN", session_id],  # type: ignore[list-item]
+        origin=base, max_size=None, open_timeout=30,
+    ) as ws:  # fmt: skip
+        ask = BackMsg()
+        ask.rerun_script.query_string = ""
+        ws.send(ask.SerializeToString())
+        for _ in range(2000):  # bounded: a run sends a few hundred messages at most
+            try:
+                raw = ws.recv(timeout=WAIT / 1000)
+            except TimeoutError:
+                break
+            msg = ForwardMsg()
+            msg.ParseFromString(raw if isinstance(raw, bytes) else raw.encode())
+            seen.append(str(msg))
+            if msg.HasField("script_finished"):
+                break
+    return "\n".join(seen)
+
+
+def test_a_stolen_session_id_does_not_take_over_a_signed_in_session(sqlite_app, page) -> None:
+    """Streamlit resumes a session for whoever sends its id. The victim signs in; the
+    attacker replays the victim's session id without the victim's cookie and gets the
+    sign-in form, never the victim's pages; the server log never shows the id."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    base, _ = sqlite_app
+    pg, shots = page
+    ids: list[str] = []
+
+    def watch(ws) -> None:  # noqa: ANN001
+        def frame(payload: bytes | str) -> None:
+            msg = ForwardMsg()
+            try:
+                msg.ParseFromString(payload if isinstance(payload, bytes) else payload.encode())
+            except Exception:  # noqa: BLE001 - not a ForwardMsg
+                return
+            if msg.HasField("new_session") and msg.new_session.initialize.session_id:
+                ids.append(msg.new_session.initialize.session_id)
+
+        ws.on("framereceived", frame)
+
+    pg.on("websocket", watch)
+    _sign_in(pg, base, "ann")
+    shots.take(pg, "victim")
+    assert ids, "the victim's session id was not seen"
+    stolen = _replay(base, ids[-1])
+    assert "Sign in" in stolen
+    assert "Signed in as" not in stolen
+    log = (Path(sqlite_app[1].removeprefix("sqlite:///")).parent / "streamlit.log").read_text()
+    assert ids[-1] not in log
+
+
 def test_an_admin_reads_the_audit_log(sqlite_app, page) -> None:
     base, _ = sqlite_app
     pg, shots = page
