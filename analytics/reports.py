@@ -82,9 +82,11 @@ __all__ = [
     "TOTAL_LABEL",
     "Audience",
     "Brief",
+    "IncompleteWeek",
     "Section",
     "Table",
     "build_brief",
+    "product_week",
     "render_html",
     "render_markdown",
     "suppress",
@@ -135,6 +137,34 @@ _PER_1000 = "per_1000"
 
 
 # --------------------------------------------------------------------------- the brief
+
+
+class IncompleteWeek(ValueError):
+    """A product brief asked for a week still being counted: read on two days, its exact
+    totals would differ by the cases of one day, a count that may be below the threshold."""
+
+
+def _complete(monday: date, newest: datetime | None) -> bool:
+    return newest is not None and newest >= _midnight(monday + _WEEK) - timedelta(seconds=1)
+
+
+def product_week(week: date, newest: datetime | None) -> date:
+    """The Monday of the week a product brief may cover: the week holding ``week`` when
+    the data (newest record ``newest``) already runs to its end, else the newest complete
+    week before it.
+
+    >>> product_week(date(2026, 4, 29), datetime(2026, 5, 1, 23, 4))  # W18 is running
+    datetime.date(2026, 4, 20)
+    >>> product_week(date(2026, 4, 21), datetime(2026, 5, 1, 23, 4))
+    datetime.date(2026, 4, 20)
+    >>> product_week(date(2099, 1, 1), datetime(2026, 5, 3, 23, 59, 59))  # W18 is complete
+    datetime.date(2026, 4, 27)
+    """
+    monday = week - timedelta(days=week.weekday())
+    if newest is None or _complete(monday, newest):
+        return monday
+    latest = newest.date() - timedelta(days=newest.weekday())
+    return latest if _complete(latest, newest) else latest - _WEEK
 
 
 @dataclass(frozen=True)
@@ -456,6 +486,12 @@ def build_brief(
         end=monday + timedelta(days=6),
     )
     cube = load.load_cube(engine, window)
+    if product and cube.as_of is not None and not _complete(monday, cube.as_of):
+        newest = product_week(monday, cube.as_of)
+        raise IncompleteWeek(
+            f"the product brief covers complete weeks only; the week of {monday:%d %b %Y} "
+            f"is still being counted (the newest complete week starts {newest:%d %b %Y})"
+        )
     as_of = _week_end(monday, cube.as_of)
     opened = cube.cases.filter(
         pl.col("opened_at").is_between(_midnight(monday), _midnight(monday + _WEEK), closed="left")

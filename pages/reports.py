@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import streamlit as st
 
-from analytics import access
+from analytics import access, reports
 from analytics.reports import Audience
 from ui import auth, data, filters, widgets
 
@@ -25,8 +27,17 @@ with right:
         "Your note (opens the brief; plain text)", max_chars=2000, key="reports_note", height=90
     )
 audience: Audience = "product" if choice == "product" else "leadership"
+week = selection.week
+if audience == "product":  # complete weeks only: a running week differs day to day
+    week = reports.product_week(selection.week, data.overview()["newest"])
+    if week != selection.week - timedelta(days=selection.week.weekday()):
+        st.info(
+            f"The product brief covers complete weeks only: this is the week of "
+            f"{week:%d %b %Y}, the newest complete one.",
+            icon=":material/event_available:",
+        )
 try:
-    brief = data.brief(selection.shown, selection.week, audience, note, role=viewer.role)
+    brief = data.brief(selection.shown, week, audience, note, role=viewer.role)
 except data.DataUnavailable as exc:
     st.error(str(exc))
     st.stop()

@@ -135,3 +135,19 @@ def test_evaluate_reports_every_scenario(sqlite_url: str, tmp_path: Path) -> Non
 
 def test_evaluate_without_ground_truth_is_one_line(sqlite_url: str) -> None:
     assert "seed the demo first" in _one_line_error(_cli(sqlite_url, "evaluate"))
+
+
+def test_a_product_brief_of_a_running_week_is_refused(tmp_path: Path) -> None:
+    """The small demo ends on a Friday: its last week is still being counted, and two
+    product briefs of it read on two days could be subtracted (issue 14, item 2)."""
+    from tests.helpers import small_demo
+
+    url = small_demo(tmp_path)
+    out = tmp_path / "brief.html"
+    done = _cli(url, "report", "--week", "2026-W18", "--audience", "product", "--out", str(out))
+    assert done.returncode == 2
+    assert "complete weeks only" in _one_line_error(done)
+    assert not out.exists()
+    done = _cli(url, "report", "--week", "2026-W17", "--audience", "product", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert out.exists()
