@@ -4,7 +4,8 @@ Usage: ``python -m bench [BENCHMARK ...] [--sqlite URL] [--postgres URL | --skip
 
 Benchmarks: ``cold``, ``pandas``, ``warm``, ``refresh``, ``postgres`` (together:
 ``trends``, the Weekly Trends page), ``readers``, ``anomalies``, ``clusters`` (on the
-medium demo), ``rings`` (on the large demo) and ``seeding``; ``all`` runs every one.
+medium demo), ``rings`` (on the large demo), ``seeding`` and ``detectors`` (alerts scored on
+labelled series: ``--nab DIR``, ``--detector NAME``); ``all`` runs every one.
 Without any, all but ``seeding`` run (``make bench``). PostgreSQL parts run when the
 server answers at ``--postgres``, and are skipped otherwise.
 """
@@ -17,14 +18,14 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from bench import anomalies, clusters, postgres, readers, rings, seeding, trends
+from bench import anomalies, clusters, detectors, postgres, readers, rings, seeding, trends
 from bench.harness import Table, seconds
 
 _GROUPS: dict[str, tuple[str, ...]] = {
     "trends": trends.PARTS,
-    "all": (*trends.PARTS, "readers", "anomalies", "clusters", "rings", "seeding"),
+    "all": (*trends.PARTS, "readers", "anomalies", "clusters", "rings", "seeding", "detectors"),
 }
-_CHOICES = (*trends.PARTS, "readers", "anomalies", "clusters", "rings", "seeding", *_GROUPS)
+_CHOICES = (*_GROUPS["all"], *_GROUPS)
 _DEFAULT = ("trends", "readers", "anomalies", "clusters", "rings")
 
 
@@ -55,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=int, default=3, help="fresh-process runs per timing")
     parser.add_argument("--scale", default="large", choices=["small", "medium", "large"],
                         help="scale of the seeding benchmark")  # fmt: skip
+    parser.add_argument("--nab", default=str(detectors.DEFAULT_FOLDER), metavar="DIR",
+                        help="labelled folder in NAB's layout (detectors benchmark)")  # fmt: skip
+    parser.add_argument("--detector", action="append", metavar="NAME",
+                        help="detector to score (repeatable; default: all)")  # fmt: skip
     return parser
 
 
@@ -126,6 +131,14 @@ def main() -> int:
         print(rings.run(args.sqlite, repeat=args.repeat).markdown(), end="\n\n", flush=True)
     if "seeding" in parts:
         print(_seeding(args.scale, pg).markdown(), end="\n\n")
+    if "detectors" in parts:
+        try:
+            scored = detectors.run(args.nab, args.detector)
+        except (detectors.nab.FolderError, KeyError) as exc:
+            print(exc.args[0], file=sys.stderr)
+            return 2
+        for table in scored:
+            print(table.markdown(), end="\n\n", flush=True)
     for problem in problems:
         print(f"CHECK FAILED: {problem}", file=sys.stderr)
     return 1 if problems else 0

@@ -56,6 +56,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -175,6 +176,7 @@ def score_file(
     *,
     profile: Profile = STANDARD,
     probation: int | None = None,
+    charge: Literal["row", "run"] = "row",
 ) -> FileScore:
     """Score one file's alerts against its labelled windows.
 
@@ -191,6 +193,10 @@ def score_file(
         NAB weights (default: the standard profile).
     probation
         Unscored leading rows (default: :func:`probation_rows` of the file's length).
+    charge
+        What a false alert's NAB cost is charged for: every alerting ``"row"`` outside
+        the windows (NAB), or only the first row of each ``"run"`` of them (the window
+        metric's unit; a variant, not NAB).
 
     Returns
     -------
@@ -236,13 +242,14 @@ def score_file(
     perfect = profile.a_tp * scaled_sigmoid(_position(first_scored, scored[:, 1], width))
 
     outside = active & ~inside
+    starts = outside & ~np.concatenate([[False], outside[:-1]])
     fp_rows = np.flatnonzero(outside)
-    distance = np.full(fp_rows.size, 3.0)  # no window before: full price
-    before = np.searchsorted(rows[:, 1], fp_rows, "left") - 1
+    charged = fp_rows if charge == "row" else np.flatnonzero(starts)
+    distance = np.full(charged.size, 3.0)  # no window before: full price
+    before = np.searchsorted(rows[:, 1], charged, "left") - 1
     after = before >= 0
     prev = rows[before[after]]
-    distance[after] = (fp_rows[after] - prev[:, 1]) / np.maximum(prev[:, 1] - prev[:, 0], 1)
-    runs = int(np.count_nonzero(outside[1:] & ~outside[:-1]) + (n > 0 and outside[0]))
+    distance[after] = (charged[after] - prev[:, 1]) / np.maximum(prev[:, 1] - prev[:, 0], 1)
 
     null = -profile.a_fn * len(scored)
     return FileScore(
@@ -251,7 +258,7 @@ def score_file(
         windows=len(scored),
         tp=int(detected.sum()),
         fn=int((~detected).sum()),
-        fp=runs,
+        fp=int(starts.sum()),
         fp_points=int(fp_rows.size),
         nab_raw=float(
             tp_reward[detected].sum()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -94,6 +95,11 @@ def test_a_run_of_false_alerts_is_one_false_positive_but_each_row_costs():
     assert row["false_alerts_per_series"] == 3.0
     # a run is cut by the window: alerts on both sides of it are two runs
     assert one(38, 39, 40, 50, 51).fp == 2
+    # the variant charging NAB's cost once per run: the first row of each
+    per_run = nab.score_file(TS, alerts_at(40, 60, 61, 62, 70, 80, 81), WINDOW, charge="run")
+    costs = [sigmoid((row - 49) / 9) for row in (60, 70, 80)]
+    assert per_run.nab_raw == pytest.approx(S_START + 0.11 * sum(costs), abs=1e-12)
+    assert (per_run.fp, per_run.fp_points) == (3, 6)
 
 
 def test_false_alert_just_after_a_window_is_cheaper_than_far_away():
@@ -247,3 +253,122 @@ def test_repeated_timestamps_are_scored_by_row():
     s = nab.score_file(ts, alerts_at(52), WINDOW)
     assert (s.tp, s.fp) == (1, 0)  # row 52 has the window's end timestamp: inside
     assert np.isclose(s.nab_raw, sigmoid(-(54 - 52) / 14))
+
+
+# --- the detectors and the benchmark ---------------------------------------------------
+
+
+def hourly(n: int, *, seed: int = 1) -> pl.DataFrame:
+    """A daily cycle with noise, a spike and a level shift."""
+    rng = np.random.default_rng(seed)
+    h = np.arange(n)
+    values = 10 + 3 * np.sin(2 * np.pi * h / 24) + rng.normal(0, 0.5, n)
+    values[n // 2] += 30
+    values[2 * n // 3 :] += 6
+    ts = [datetime(2026, 1, 1) + timedelta(hours=int(i)) for i in h]
+    return pl.DataFrame({"ts": ts, "value": values})
+
+
+@pytest.mark.parametrize("name", ["median_mad", "seasonal_naive"])
+def test_references_are_causal(name):
+    from bench.detectors import REFERENCES
+
+    detect = REFERENCES[name]
+    full = hourly(900)
+    flags = detect(full)
+    assert flags.dtype == np.bool_ and flags.shape == (900,)
+    assert flags[450]  # the spike
+    for cut in (300, 451, 620, 899):
+        np.testing.assert_array_equal(detect(full.head(cut)), flags[:cut])
+
+
+def test_references_find_a_spike_and_spare_a_flat_or_short_series():
+    from bench.detectors import median_mad, seasonal_naive
+
+    flat = hourly(200).with_columns(value=pl.lit(5.0))
+    assert not median_mad(flat).any() and not seasonal_naive(flat).any()
+    assert not median_mad(hourly(20)).any()  # fewer past points than the minimum
+    assert seasonal_naive(hourly(900))[450]
+
+
+def install_fake_detectors(monkeypatch):
+    """A stand-in ``analytics.detectors`` with one estimator of each output kind."""
+    import types
+
+    class Predicts:
+        def fit(self, frame):
+            self.level_ = frame["value"].median()
+            return self
+
+        def predict(self, frame):
+            return frame["value"] > 3 * self.level_
+
+    class Scores(Predicts):
+        predict = None  # type: ignore[assignment]
+
+        def score_samples(self, frame):
+            return frame.with_columns(p_value=pl.lit(0.5), alert=pl.col("value") > 3 * self.level_)
+
+    del Scores.predict
+    fake = types.ModuleType("analytics.detectors")
+    fake.DETECTORS = {"predicts": Predicts, "scores": Scores, "median_mad": Predicts}  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "analytics.detectors", fake)
+
+
+def test_registered_estimators_join_the_references(monkeypatch):
+    from bench import detectors
+
+    install_fake_detectors(monkeypatch)
+    found = detectors.available()
+    assert list(found) == [
+        "median_mad",
+        "seasonal_naive",
+        "lookout",
+        "predicts",
+        "scores",
+        "detectors.median_mad",
+    ]
+    frame = hourly(300)
+    expected = (frame["value"] > 3 * frame["value"].median()).to_numpy()
+    np.testing.assert_array_equal(found["predicts"](frame), expected)
+    np.testing.assert_array_equal(found["scores"](frame), expected)
+
+
+def test_run_scores_any_folder_and_writes_markdown_and_json(tmp_path, monkeypatch):
+    from bench import detectors
+
+    install_fake_detectors(monkeypatch)
+    frame = hourly(900)
+    csv = frame.with_columns(timestamp=pl.col("ts").dt.strftime("%Y-%m-%d %H:%M:%S"))
+    for family, name in [("web", "a.csv"), ("web", "b.csv"), ("quiet", "c.csv")]:
+        (tmp_path / "in" / family).mkdir(parents=True, exist_ok=True)
+        csv.select("timestamp", "value").write_csv(tmp_path / "in" / family / name)
+    spike = [[str(frame["ts"][445]), str(frame["ts"][460])]]
+    windows = {"web/a.csv": spike, "web/b.csv": spike, "quiet/c.csv": []}
+    (tmp_path / "in" / "windows.json").write_text(json.dumps(windows))
+
+    tables = detectors.run(tmp_path / "in", ["median_mad", "predicts"], out=tmp_path / "out")
+    assert [t.title.split(": ")[1] for t in tables] == [
+        "quiet (1 files, 0 windows)",
+        "web (2 files, 2 windows)",
+        "overall (3 files, 2 windows)",
+    ]
+    assert [row[0] for row in tables[-1].rows] == ["median_mad", "predicts"]
+    assert tables[1].rows[0][1:3] == ("2", "0")  # median_mad finds both spikes
+    report = json.loads((tmp_path / "out" / "detectors.json").read_text())
+    assert {r["group"] for r in report["groups"]} == {"quiet", "web", "overall"}
+    assert len(report["files"]) == 6
+    assert "| detector | TP |" in (tmp_path / "out" / "detectors.md").read_text()
+    with pytest.raises(KeyError, match="unknown detector nope"):
+        detectors.run(tmp_path / "in", ["nope"], out=None)
+
+
+def test_cli_says_in_one_line_what_is_wrong_with_a_folder(tmp_path, monkeypatch, capsys):
+    from bench.__main__ import main
+
+    monkeypatch.setattr(sys, "argv", ["bench", "detectors", "--nab", str(tmp_path)])
+    assert main() == 2
+    assert (
+        capsys.readouterr().err
+        == f"{tmp_path}: no windows.json (it maps family/file.csv to [[start, end], ...])\n"
+    )
