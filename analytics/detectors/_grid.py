@@ -1,0 +1,139 @@
+"""Frames of many series laid out as (series x time step) grids, and back.
+
+A frame has ``ts`` (Datetime), ``value`` (Float64) and optionally ``series`` (String;
+one series when absent). Each series' step is the median spacing of its points; series
+sharing a step share one grid, where a point's column is the number of steps since its
+series' first point (so a gap shifts nothing and a missing point is an empty NaN cell).
+Detectors compute on the grids with whole-array NumPy/bottleneck operations: no Python
+loop per series, only one per distinct step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+import polars as pl
+
+SERIES = "series"
+
+#: Largest grid a frame may lay out, as a multiple of its points (beyond it the
+#: timestamps are too irregular for a fixed-step model).
+_SLACK = 8
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Series sharing one step, on a (series x time step) grid.
+
+    ``values`` is the grid (NaN where no point); ``rows`` the input row of each laid-out
+    point and ``cells`` its flat index in the grid; ``names`` the series of each grid
+    row; ``step`` the spacing of the points.
+    """
+
+    values: np.ndarray
+    rows: np.ndarray
+    cells: np.ndarray
+    names: list[str]
+    step: timedelta
+
+    def take(self, grid: np.ndarray) -> np.ndarray:
+        """The cells of ``grid`` (same shape as :attr:`values`) at the laid-out points."""
+        return grid.reshape(-1)[self.cells]
+
+
+def keyed(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with a String ``series`` column (``""`` when absent) and Float64 values.
+
+    >>> from datetime import datetime
+    >>> keyed(pl.DataFrame({"ts": [datetime(2026, 1, 1)], "value": [1]})).row(0)
+    ('', datetime.datetime(2026, 1, 1, 0, 0), 1.0)
+    """
+    missing = {"ts", "value"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"the frame lacks the columns {sorted(missing)}")
+    if not frame.schema["ts"].is_temporal():
+        raise ValueError("ts must be a Datetime column")
+    series = pl.col(SERIES).cast(pl.String) if SERIES in frame.columns else pl.lit("")
+    return frame.select(
+        series.fill_null("").alias(SERIES),
+        pl.col("ts").cast(pl.Datetime("us")),
+        pl.col("value").cast(pl.Float64).fill_nan(None),
+    )
+
+
+def layout(frame: pl.DataFrame) -> list[Grid]:
+    """Lay the series of a keyed frame out on one grid per distinct step.
+
+    Rows with a null ``ts`` are left out (they get no score). A duplicated timestamp
+    keeps its last row.
+
+    >>> from datetime import datetime, timedelta
+    >>> ts = [datetime(2026, 1, 1) + timedelta(days=d) for d in (0, 1, 2, 4)]
+    >>> grids = layout(keyed(pl.DataFrame({"ts": ts, "value": [1.0, 2.0, 3.0, 5.0]})))
+    >>> grids[0].values.tolist(), grids[0].step
+    ([[1.0, 2.0, 3.0, nan, 5.0]], datetime.timedelta(days=1))
+    """
+    base = frame.with_row_index("_row").filter(pl.col("ts").is_not_null())
+    if base.is_empty():
+        return []
+    base = base.sort(SERIES, "ts", maintain_order=True)
+    gap = pl.col("ts").diff().over(SERIES)
+    steps = (
+        base.group_by(SERIES)
+        .agg(
+            _step=gap.filter(gap > timedelta(0)).dt.total_microseconds().median(),
+            _first=pl.col("ts").min(),
+        )
+        .with_columns(pl.col("_step").fill_null(86_400_000_000).round().cast(pl.Int64))
+        .sort(SERIES)
+    )
+    base = base.join(steps, on=SERIES, how="left")
+    grids = []
+    for step_us, part in base.group_by("_step", maintain_order=True):
+        names = part[SERIES].unique(maintain_order=True).to_list()
+        code = part.select(
+            pl.col(SERIES).rank("dense").cast(pl.Int64) - 1,
+            ((pl.col("ts") - pl.col("_first")).dt.total_microseconds() / step_us[0])
+            .round()
+            .cast(pl.Int64)
+            .alias("_col"),
+        )
+        row = code[SERIES].to_numpy()
+        col = code["_col"].to_numpy()
+        n_series, width = len(names), int(col.max()) + 1
+        if n_series * width > _SLACK * part.height + 1_000_000:
+            raise ValueError(
+                "the timestamps are not at a regular frequency: "
+                f"{part.height:,} points would span {n_series * width:,} time steps"
+            )
+        cells = row * width + col
+        flat = np.full(n_series * width, np.nan)
+        flat[cells] = part["value"].fill_null(np.nan).to_numpy()
+        grids.append(
+            Grid(
+                values=flat.reshape(n_series, width),
+                rows=part["_row"].to_numpy().astype(np.int64),
+                cells=cells,
+                names=names,
+                step=timedelta(microseconds=int(step_us[0])),
+            )
+        )
+    return grids
+
+
+def periods(step: timedelta, width: int) -> list[int]:
+    """Seasonal cycles (in points) worth trying for a step: daily and weekly cycles for
+    sub-daily data, weekly for daily data, none for coarser data; only cycles that fit
+    at least twice in ``width`` points.
+
+    >>> periods(timedelta(hours=1), 2000), periods(timedelta(days=1), 30)
+    ([24, 168], [7])
+    """
+    out = []
+    for unit in (timedelta(days=1), timedelta(weeks=1)):
+        points = unit / step
+        if points >= 2 and abs(points - round(points)) < 1e-6 and 2 * round(points) <= width:
+            out.append(round(points))
+    return out

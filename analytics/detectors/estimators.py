@@ -1,0 +1,486 @@
+"""Detectors as small estimators: ``spike``, ``shift`` and their ``ensemble``.
+
+Each is calibrated the same way: a statistic of each point computed from its series'
+past only, turned into a p-value by its rank among the same series' earlier statistics
+(:func:`analytics.detectors.calibration.conformal_pvalues`), and alerted when below the
+per-point level that the user's budget ("about ``false_alerts`` per series per
+``per_days`` days") gives at the series' sampling step. An :class:`IncidentRule` then
+turns alerting points into incidents: :meth:`predict` flags only the point that opens
+each incident.
+"""
+
+from __future__ import annotations
+
+import inspect
+from datetime import timedelta
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import polars as pl
+
+from analytics.detectors._grid import SERIES, Grid, keyed, layout, periods
+from analytics.detectors.baseline import robust_scale, seasonal_baseline
+from analytics.detectors.calibration import conformal_pvalues, point_alpha
+from analytics.detectors.rules import IncidentRule
+
+__all__ = ["EnsembleDetector", "ShiftDetector", "SpikeDetector"]
+
+Direction = Literal["both", "up", "down"]
+_CAP = 1e6
+#: Output columns of :meth:`_Detector.detect`, after the input's.
+COLUMNS = (
+    "detector",
+    "expected",
+    "lower",
+    "upper",
+    "p_value",
+    "score",
+    "threshold",
+    "alert",
+    "incident",
+    "reason",
+)
+
+
+class _Detector:
+    """The estimator machinery shared by the detectors (parameters, fit, the scoring
+    chain, incidents); a detector supplies :meth:`_score_grid`."""
+
+    name: ClassVar[str]
+
+    # Subclasses set these in __init__.
+    false_alerts: float
+    per_days: float
+    gap: int
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters (a detector is saved as ``(name, get_params())``)."""
+        names = inspect.signature(type(self).__init__).parameters
+        return {k: getattr(self, k) for k in names if k != "self"}
+
+    def set_params(self, **params: Any) -> _Detector:
+        """Set constructor parameters; returns ``self``."""
+        known = self.get_params()
+        for key, value in params.items():
+            if key not in known:
+                raise ValueError(f"unknown parameter {key!r} of {self.name!r}")
+            setattr(self, key, value)
+        return self
+
+    def to_spec(self) -> tuple[str, dict[str, Any]]:
+        """``(name, params)``: what to store to rebuild the detector with ``from_spec``."""
+        return self.name, self.get_params()
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # ---------------------------------------------------------------- fitting
+
+    def fit(self, frame: pl.DataFrame) -> _Detector:
+        """Validate the parameters and learn each series' sampling step and per-point
+        level (``steps_``, ``alpha_``, keyed by series; ``""`` when the frame has no
+        ``series`` column). Returns ``self``."""
+        self._validate()
+        steps = {name: grid.step for grid in layout(keyed(frame)) for name in grid.names}
+        self.steps_ = steps
+        self.alpha_ = {
+            k: point_alpha(self.false_alerts, self.per_days, v, self._gap(v))
+            for k, v in steps.items()
+        }
+        return self
+
+    def _gap(self, step: timedelta) -> int:
+        """The merging gap in points: ``gap``, but never more than a tenth of the
+        interval between two false alerts of the budget (else daily data could not
+        reach the budget at all)."""
+        points = timedelta(days=self.per_days) / step / self.false_alerts
+        return int(max(0, min(self.gap, points // 10)))
+
+    def _validate(self) -> None:
+        point_alpha(self.false_alerts, self.per_days, timedelta(days=1))
+        if getattr(self, "direction", "both") not in ("both", "up", "down"):
+            raise ValueError("direction must be 'both', 'up' or 'down'")
+        if self.gap < 0:
+            raise ValueError("gap must not be negative")
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "alpha_"):
+            raise RuntimeError(f"this {type(self).__name__} is not fitted yet; call fit first")
+
+    # ---------------------------------------------------------------- scoring
+
+    def _score_grid(self, y: np.ndarray, step: timedelta, alpha: np.ndarray) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _scored(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """One row per input row: ``series``, ``ts``, ``value``, ``step`` and the
+        detector's columns (``p_value`` null where there is too little history)."""
+        self._check_fitted()
+        base = keyed(frame)
+        parts = [self._score_part(grid) for grid in layout(base)]
+        empty = pl.DataFrame(
+            schema={
+                "_row": pl.UInt32,
+                "step": pl.Int64,
+                "detector": pl.String,
+                "expected": pl.Float64,
+                "lower": pl.Float64,
+                "upper": pl.Float64,
+                "p_value": pl.Float64,
+                "threshold": pl.Float64,
+                "stat": pl.Float64,
+                "limit": pl.Float64,
+            }
+        )
+        scored = pl.concat([empty, *parts], how="vertical_relaxed")
+        return (
+            base.with_row_index("_row")
+            .join(scored, on="_row", how="left")
+            .sort("_row")
+            .drop("_row")
+            .with_columns(
+                pl.col(c).fill_nan(None) for c in ("expected", "lower", "upper", "p_value")
+            )
+        )
+
+    def _score_part(self, grid: Grid) -> pl.DataFrame:
+        fallback = point_alpha(self.false_alerts, self.per_days, grid.step, self._gap(grid.step))
+        alpha = np.array([self.alpha_.get(name, fallback) for name in grid.names])
+        out = self._score_grid(grid.values, grid.step, alpha)
+        width = grid.values.shape[1]
+        names = np.asarray(out.pop("detector_names"))
+        which = grid.take(out.pop("which")).astype(np.int64)
+        columns: dict[str, Any] = {
+            "_row": grid.rows.astype(np.uint32),
+            "step": grid.cells % width,
+            "detector": names[which],
+        }
+        for key, value in out.items():
+            columns[key] = grid.take(np.broadcast_to(value, grid.values.shape))
+        return pl.DataFrame(columns)
+
+    def score_samples(self, frame: pl.DataFrame) -> np.ndarray:
+        """Anomaly score of each row, ``-log10`` of its calibrated p-value (0 with too
+        little history); higher is more anomalous."""
+        p = self._scored(frame)["p_value"].fill_null(1.0).to_numpy()
+        return -np.log10(np.clip(p, 1e-300, 1.0))
+
+    def decision_function(self, frame: pl.DataFrame) -> np.ndarray:
+        """Score minus the row's threshold (``-log10`` of the per-point level of the
+        budget): positive where a point alerts."""
+        scored = self._scored(frame)
+        p = scored["p_value"].fill_null(1.0).to_numpy()
+        return -np.log10(np.clip(p, 1e-300, 1.0)) - scored["threshold"].fill_null(0.0).to_numpy()
+
+    def predict(self, frame: pl.DataFrame) -> pl.Series:
+        """``True`` at the point that opens each incident (one alert per incident)."""
+        return self.detect(frame)["alert"]
+
+    def detect(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Every input row with the detector's verdict and its reasons.
+
+        Adds ``detector`` (which one judged the point), ``expected``, ``lower``,
+        ``upper`` (the band at the alerting level), ``p_value``, ``score``
+        (``-log10 p``), ``threshold``, ``alert`` (the point opens an incident),
+        ``incident`` (its number, on every alerting point of the incident) and
+        ``reason`` (a sentence of numbers, on alerting points).
+        """
+        scored = self._scored(frame)
+        steps = [step for step in getattr(self, "steps_", {}).values()] or [timedelta(days=1)]
+        gap = min(self._gap(step) for step in steps)
+        score = -pl.col("p_value").clip(lower_bound=1e-300).log10()
+        flagged = scored.with_columns(
+            score=score, alert=(score > pl.col("threshold")).fill_null(False)
+        )
+        ruled = IncidentRule(gap=gap).apply(flagged)
+        out = ruled.with_columns(
+            reason=pl.when("alert").then(_reason()),
+            alert=pl.col("opens"),
+        )
+        extra = [c for c in frame.columns if c not in ("series", "ts", "value")]
+        keep = [SERIES] if SERIES in frame.columns else []
+        return pl.concat(
+            [frame.select(extra), out.select(*keep, "ts", "value", *COLUMNS)], how="horizontal"
+        )
+
+
+def _reason() -> pl.Expr:
+    """A sentence of numbers for an alerting point."""
+    band = pl.format(
+        "{} against {} expected (band {} to {})",
+        pl.col("value").round_sig_figs(4),
+        pl.col("expected").round_sig_figs(4),
+        pl.col("lower").round_sig_figs(4).fill_null("-inf"),
+        pl.col("upper").round_sig_figs(4).fill_null("inf"),
+    )
+    p = pl.format(", p = {}", pl.col("p_value").round_sig_figs(2))
+    spike = pl.format(
+        "spike {}: ",
+        pl.when(pl.col("value") >= pl.col("expected")).then(pl.lit("up")).otherwise(pl.lit("down")),
+    )
+    shift = pl.format(
+        "level shift {}: cumulative deviation {} over its limit {}; ",
+        pl.when(pl.col("value") >= pl.col("expected")).then(pl.lit("up")).otherwise(pl.lit("down")),
+        pl.col("stat").round_sig_figs(3),
+        pl.col("limit").round_sig_figs(3),
+    )
+    head = pl.when(pl.col("detector") == "shift").then(shift).otherwise(spike)
+    return pl.concat_str([head, band, p])
+
+
+def _standardise(resid: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Residuals over their scale; 0 for a zero residual, +-cap over a zero scale."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(scale > 0, resid / scale, np.sign(resid) * _CAP)
+    return np.where(np.isnan(scale) & ~np.isnan(resid), np.nan, z)
+
+
+def _oriented(z: np.ndarray, direction: str) -> np.ndarray:
+    return np.abs(z) if direction == "both" else z if direction == "up" else -z
+
+
+class SpikeDetector(_Detector):
+    """Spikes and dips against a causal robust seasonal baseline.
+
+    The baseline is a trailing median level, plus daily and weekly seasonal offsets
+    when they predict the recent past better (none for a series without a cycle). The
+    residual is divided by a trailing robust scale, so a change of level or volatility
+    does not break it, and its p-value is its rank among the series' own past
+    residuals (with a fitted tail beyond them).
+
+    Parameters
+    ----------
+    false_alerts, per_days : the budget: about ``false_alerts`` false alerts per series
+        every ``per_days`` days on noise.
+    direction : ``"both"``, ``"up"`` (rises only) or ``"down"``.
+    level_window : points in the trailing median level.
+    seasons : past cycles the seasonal offsets are the median of.
+    scale_window : points in the trailing robust scale of the residuals.
+    window : past residuals a p-value is ranked among.
+    min_history : residuals needed before a point is judged.
+    gap : alerting points within ``gap`` steps form one incident.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timedelta
+    >>> rng = np.random.default_rng(0)
+    >>> values = rng.normal(100, 5, 400)
+    >>> values[300] = 160
+    >>> ts = [datetime(2026, 1, 1) + timedelta(hours=i) for i in range(400)]
+    >>> frame = pl.DataFrame({"ts": ts, "value": values})
+    >>> SpikeDetector(per_days=365.0).fit(frame).predict(frame).arg_true().to_list()
+    [300]
+    """
+
+    name = "spike"
+
+    def __init__(
+        self,
+        *,
+        false_alerts: float = 1.0,
+        per_days: float = 30.0,
+        direction: Direction = "both",
+        level_window: int = 12,
+        seasons: int = 4,
+        scale_window: int = 200,
+        window: int = 2000,
+        min_history: int = 50,
+        gap: int = 12,
+    ) -> None:
+        self.false_alerts = false_alerts
+        self.per_days = per_days
+        self.direction = direction
+        self.level_window = level_window
+        self.seasons = seasons
+        self.scale_window = scale_window
+        self.window = window
+        self.min_history = min_history
+        self.gap = gap
+
+    def _score_grid(self, y: np.ndarray, step: timedelta, alpha: np.ndarray) -> dict[str, Any]:
+        expected, _ = seasonal_baseline(
+            y,
+            periods=periods(step, y.shape[1]),
+            level_window=self.level_window,
+            seasons=self.seasons,
+        )
+        resid = y - expected
+        scale = robust_scale(resid, self.scale_window, max(2, self.scale_window // 4))
+        stat = _oriented(_standardise(resid, scale), self.direction)
+        p, crit = conformal_pvalues(
+            stat, window=self.window, min_history=self.min_history, level=alpha
+        )
+        with np.errstate(invalid="ignore"):
+            half = np.where(np.isfinite(crit), crit * scale, np.nan)
+        return {
+            "detector_names": ["spike"],
+            "which": np.zeros(y.shape),
+            "expected": expected,
+            "lower": expected - half if self.direction != "up" else np.nan,
+            "upper": expected + half if self.direction != "down" else np.nan,
+            "p_value": p,
+            "threshold": -np.log10(alpha)[:, None],
+            "stat": stat,
+            "limit": crit,
+        }
+
+
+class ShiftDetector(_Detector):
+    """Sustained level shifts and trend changes: a two-sided CUSUM of standardised
+    residuals against a slow causal baseline.
+
+    ``S+ = max(0, S+ + z - drift)`` (and ``S-`` with ``-z``), computed for all series
+    at once as the cumulative sum minus its running minimum; ``z`` is clipped at
+    ``clip`` so that one spike cannot make a shift. The statistic is calibrated like
+    every detector here: by its rank among the series' own past values of it. Once the
+    slow baseline has caught up with a shift, ``z`` returns to zero and the statistic
+    decays: the shift is one incident.
+
+    Parameters
+    ----------
+    false_alerts, per_days, direction, seasons, scale_window, window, min_history, gap
+        As :class:`SpikeDetector`.
+    level_window : points in the slow trailing median level.
+    drift : the allowance per point, in scales (half the smallest shift of interest).
+    clip : largest standardised residual one point contributes.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timedelta
+    >>> rng = np.random.default_rng(1)
+    >>> values = rng.normal(100, 5, 600)
+    >>> values[400:] += 8
+    >>> ts = [datetime(2026, 1, 1) + timedelta(hours=i) for i in range(600)]
+    >>> frame = pl.DataFrame({"ts": ts, "value": values})
+    >>> opened = ShiftDetector().fit(frame).predict(frame).arg_true().to_list()
+    >>> len(opened), 400 <= opened[0] < 420
+    (1, True)
+    """
+
+    name = "shift"
+
+    def __init__(
+        self,
+        *,
+        false_alerts: float = 1.0,
+        per_days: float = 30.0,
+        direction: Direction = "both",
+        level_window: int = 96,
+        seasons: int = 4,
+        scale_window: int = 200,
+        drift: float = 0.5,
+        clip: float = 4.0,
+        window: int = 2000,
+        min_history: int = 50,
+        gap: int = 12,
+    ) -> None:
+        self.false_alerts = false_alerts
+        self.per_days = per_days
+        self.direction = direction
+        self.level_window = level_window
+        self.seasons = seasons
+        self.scale_window = scale_window
+        self.drift = drift
+        self.clip = clip
+        self.window = window
+        self.min_history = min_history
+        self.gap = gap
+
+    def _score_grid(self, y: np.ndarray, step: timedelta, alpha: np.ndarray) -> dict[str, Any]:
+        expected, _ = seasonal_baseline(
+            y,
+            periods=periods(step, y.shape[1]),
+            level_window=self.level_window,
+            seasons=self.seasons,
+        )
+        resid = y - expected
+        scale = robust_scale(resid, self.scale_window, max(2, self.scale_window // 4))
+        z = np.clip(_standardise(resid, scale), -self.clip, self.clip)
+        known = ~np.isnan(z)
+        z0 = np.where(known, z, 0.0)
+        sides = {"up": z0, "down": -z0}
+        stats = []
+        for side, values in sides.items():
+            if self.direction in (side, "both"):
+                c = np.cumsum(np.where(known, values - self.drift, 0.0), axis=1)
+                stats.append(c - np.minimum(np.minimum.accumulate(c, axis=1), 0.0))
+        stat = np.where(known & ~np.isnan(y), np.maximum.reduce(stats), np.nan)
+        p, crit = conformal_pvalues(
+            stat, window=self.window, min_history=self.min_history, level=alpha
+        )
+        return {
+            "detector_names": ["shift"],
+            "which": np.zeros(y.shape),
+            "expected": expected,
+            "lower": np.nan,
+            "upper": np.nan,
+            "p_value": p,
+            "threshold": -np.log10(alpha)[:, None],
+            "stat": stat,
+            "limit": crit,
+        }
+
+
+class EnsembleDetector(_Detector):
+    """Spikes and level shifts together, the budget shared between them.
+
+    Each point is judged by both :class:`SpikeDetector` and :class:`ShiftDetector`
+    (with ``spike_share`` and ``1 - spike_share`` of the budget); the row reports the
+    detector that exceeds its threshold by more, so an alert says which one fired.
+
+    Parameters
+    ----------
+    false_alerts, per_days, direction, gap : as :class:`SpikeDetector`.
+    spike_share : the part of the budget the spike detector gets.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timedelta
+    >>> rng = np.random.default_rng(2)
+    >>> values = rng.normal(100, 5, 600)
+    >>> values[300] = 170
+    >>> values[450:] += 10
+    >>> ts = [datetime(2026, 1, 1) + timedelta(hours=i) for i in range(600)]
+    >>> frame = pl.DataFrame({"ts": ts, "value": values})
+    >>> out = EnsembleDetector().fit(frame).detect(frame).filter("alert")
+    >>> out["detector"].to_list()
+    ['spike', 'shift']
+    """
+
+    name = "ensemble"
+
+    def __init__(
+        self,
+        *,
+        false_alerts: float = 1.0,
+        per_days: float = 30.0,
+        direction: Direction = "both",
+        spike_share: float = 0.5,
+        gap: int = 12,
+    ) -> None:
+        self.false_alerts = false_alerts
+        self.per_days = per_days
+        self.direction = direction
+        self.spike_share = spike_share
+        self.gap = gap
+
+    def _score_grid(self, y: np.ndarray, step: timedelta, alpha: np.ndarray) -> dict[str, Any]:
+        if not 0.0 < self.spike_share < 1.0:
+            raise ValueError("spike_share must lie between 0 and 1")
+        spike = SpikeDetector(direction=self.direction)._score_grid(
+            y, step, alpha * self.spike_share
+        )
+        shift = ShiftDetector(direction=self.direction)._score_grid(
+            y, step, alpha * (1 - self.spike_share)
+        )
+        margins = []
+        for part in (spike, shift):
+            p = np.nan_to_num(part["p_value"], nan=1.0)
+            margins.append(-np.log10(np.clip(p, 1e-300, 1.0)) - part["threshold"])
+        which = (margins[1] > margins[0]).astype(np.int64)
+        out: dict[str, Any] = {"detector_names": ["spike", "shift"], "which": which}
+        for key in ("expected", "lower", "upper", "p_value", "threshold", "stat", "limit"):
+            a, b = (np.broadcast_to(part[key], y.shape) for part in (spike, shift))
+            out[key] = np.where(which == 1, b, a)
+        return out
