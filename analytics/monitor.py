@@ -21,6 +21,7 @@ __all__ = [
     "HISTORY_DAYS",
     "NARRATIVE_DAYS",
     "account_timeline",
+    "alert_precision",
     "emerging_view",
     "feedback_version",
     "RECENT_DAYS",
@@ -112,6 +113,67 @@ def read_feedback(engine: Engine) -> pl.DataFrame:
         "created_at": pl.Datetime("us"),
     }
     return empty_frame(schema) if frame.is_empty() else _conform(frame, schema)
+
+
+def alert_precision(feedback: pl.DataFrame, *, confidence: float = 0.95) -> pl.DataFrame:
+    """The measured precision of the alerts of each metric: of the alerts associates
+    judged, the share they confirmed (an alert judged twice counts once, by its newest
+    verdict; "expected" and "not useful" are alerts nobody needed), with a Wilson
+    interval at ``confidence``.
+
+    Parameters
+    ----------
+    feedback
+        From :func:`read_feedback`: ``metric``, ``slice_key``, ``alert_start``,
+        ``verdict``, ``created_at``.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``metric``, ``judged``, ``confirmed``, ``expected``, ``not_useful``,
+        ``precision``, ``low``, ``high``; one row per metric, most judged first.
+
+    Examples
+    --------
+    >>> from datetime import datetime
+    >>> t = datetime(2026, 4, 1)
+    >>> fb = pl.DataFrame({
+    ...     "metric": ["new_cases"] * 4 + ["events"],
+    ...     "slice_key": ["a", "a", "b", "c", "d"],
+    ...     "alert_start": [t] * 5,
+    ...     "verdict": ["not_useful", "confirmed", "confirmed", "expected", "not_useful"],
+    ...     "created_at": [datetime(2026, 4, 2, h) for h in (1, 2, 1, 1, 1)],
+    ... })
+    >>> alert_precision(fb).select("metric", "judged", "confirmed", "precision").rows()
+    [('new_cases', 3, 2, 0.6666666666666666), ('events', 1, 0, 0.0)]
+    """
+    from scipy.stats import binomtest
+
+    latest = (
+        feedback.sort("created_at")
+        .group_by("metric", "slice_key", "alert_start", maintain_order=True)
+        .agg(pl.col("verdict").last())
+    )
+    counts = (
+        latest.group_by("metric")
+        .agg(
+            judged=pl.len(),
+            **{v.value: (pl.col("verdict") == v.value).sum() for v in Verdict},
+        )
+        .with_columns(precision=pl.col("confirmed") / pl.col("judged"))
+        .sort(["judged", "metric"], descending=[True, False])
+        .cast({"judged": pl.Int64, **{v.value: pl.Int64 for v in Verdict}})
+    )
+    bounds = [
+        binomtest(int(k), int(n)).proportion_ci(confidence, method="wilson")
+        for k, n in zip(counts["confirmed"], counts["judged"], strict=True)
+    ]  # one per metric: a handful of rows
+    return counts.select(
+        "metric", "judged", "confirmed", "expected", "not_useful", "precision"
+    ).with_columns(
+        low=pl.Series([b.low for b in bounds], dtype=pl.Float64),
+        high=pl.Series([b.high for b in bounds], dtype=pl.Float64),
+    )
 
 
 def record_feedback(

@@ -116,5 +116,6 @@ with right:
             data.record_feedback(incident, verdict, user=viewer.name)
             st.toast(f"Recorded: {label.lower()} for {incident['slice']}.")
             st.rerun()
+    widgets.alert_precision(data.alert_precision(role=viewer.role), str(incident["metric"]))
 
 widgets.drill_down(cases, chosen, role=viewer.role)

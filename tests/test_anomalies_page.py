@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from analytics import db
+from analytics import db, monitor
 from analytics.db import Feedback
 from tests.helpers import app_as, open_page, small_demo
 
@@ -93,3 +93,27 @@ def test_a_link_reproduces_the_filter_and_the_selected_incident(monkeypatch, sma
     shown = set(linked.dataframe[0].value["slice"])
     assert target in shown and all(target.split("|")[0] in s for s in shown)
     assert linked.query_params["incident"] == target
+
+
+def test_verdicts_give_a_measured_precision_per_metric(monkeypatch, tmp_path):
+    """The top incident confirmed, two more alerts of its metric judged (one dismissed,
+    then confirmed: its newest verdict counts), one dismissed: 3 of 4 confirmed."""
+    url = small_demo(tmp_path)
+    at = _page(monkeypatch, url)
+    assert any("No verdict on these alerts yet" in c.value for c in at.caption)
+    at.button(key="anomalies_verdict_confirmed").click().run()
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        metric, start = conn.execute(select(Feedback.metric, Feedback.alert_start)).one()
+    for key, verdict in [("a", "not_useful"), ("a", "confirmed"), ("b", "confirmed"),
+                         ("c", "not_useful")]:  # fmt: skip
+        monitor.record_feedback(engine, user="ann", metric=metric, slice_key=f"test={key}",
+                                alert_start=start, verdict=verdict, value=1.0)  # fmt: skip
+    engine.dispose()
+    at = _page(monkeypatch, url)
+    assert not at.exception
+    shown = [c.value for c in at.caption if "Measured precision" in c.value]
+    assert shown and "75% confirmed of 4 judged" in shown[0], shown
+    table = next(d.value for d in at.dataframe if "judged" in d.value.columns)
+    row = table[table["metric"] == metric].iloc[0]
+    assert (row["judged"], row["confirmed"], row["not_useful"]) == (4, 3, 1)

@@ -327,6 +327,19 @@ def incidents(*, role: Role) -> pl.DataFrame:
         return _incidents(url, _newest_day(), f"{data_token()}:{_feedback_version()}", role)
 
 
+@st.cache_data(ttl=600, max_entries=8, show_spinner=False)
+def _alert_precision(url: str, version: int) -> pl.DataFrame:
+    return monitor.alert_precision(monitor.read_feedback(_engine_for(url)))
+
+
+def alert_precision(*, role: Role) -> pl.DataFrame:
+    """The measured precision of the alerts per metric, from the feedback (cached per
+    feedback version)."""
+    access.require(role, "cases")
+    with _reading("Cannot read the feedback") as url:
+        return _alert_precision(url, _feedback_version())
+
+
 @st.cache_data(ttl=600, max_entries=16, show_spinner="Clustering case narratives…")
 def _emerging(
     url: str, filters: load.Filters, as_of: datetime, token: str, role: Role

@@ -15,9 +15,10 @@ from analytics.charts import format_number
 from analytics.db import Role
 from analytics.load import whole_number
 from ui import data, explorer, nav
-from ui.filters import page_param, set_page_param
+from ui.filters import humanise, page_param, set_page_param
 
 __all__ = [
+    "alert_precision",
     "chart",
     "cluster_cases",
     "cluster_columns",
@@ -231,6 +232,37 @@ def require_data() -> None:
         st.stop()
     if message:
         st.warning(message, icon=":material/database:")
+
+
+def alert_precision(precision: pl.DataFrame, metric: str) -> None:
+    """The measured precision of ``metric``'s alerts (from verdicts), and every metric's
+    in an expander."""
+    mine = precision.filter(pl.col("metric") == metric)
+    if mine.is_empty():
+        st.caption("No verdict on these alerts yet: verdicts measure how often they help.")
+        return
+    row = mine.row(0, named=True)
+    st.caption(
+        f"Measured precision of {humanise(metric).lower()} alerts: {row['precision']:.0%} "
+        f"confirmed of {row['judged']:,} judged (95% interval {row['low']:.0%}–"
+        f"{row['high']:.0%})."
+    )
+    with st.expander("Precision by metric"):
+        st.dataframe(
+            precision,
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "metric": st.column_config.TextColumn("Metric"),
+                "judged": st.column_config.NumberColumn("Judged"),
+                "confirmed": st.column_config.NumberColumn("Confirmed"),
+                "expected": st.column_config.NumberColumn("Expected"),
+                "not_useful": st.column_config.NumberColumn("Not useful"),
+                "precision": st.column_config.NumberColumn("Precision", format="percent"),
+                "low": st.column_config.NumberColumn("95% low", format="percent"),
+                "high": st.column_config.NumberColumn("95% high", format="percent"),
+            },
+        )
 
 
 def filter_incidents(incidents: pl.DataFrame, *, source: str, text: str) -> pl.DataFrame:
