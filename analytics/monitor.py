@@ -27,6 +27,7 @@ __all__ = [
     "RECENT_DAYS",
     "incident_cases",
     "incident_days",
+    "incident_reason",
     "incident_root_cause",
     "incident_series",
     "read_feedback",
@@ -251,6 +252,74 @@ def incident_series(engine: Engine, incident: dict[str, object], *, end: date) -
         weekly = anomalies.weekly_sums(series.with_columns(slice=pl.lit("one")))
         return anomalies.score_series(weekly.select("ts", "value"), period=1, seasons=4, count=True)
     return anomalies.score_series(series, period=7, count=True)
+
+
+#: What each detector compares a point with, in words.
+DETECTOR_WORDS: dict[str, str] = {
+    "daily": (
+        "the seasonal baseline: the recent level plus the usual offset of that weekday "
+        "over the previous 6 weeks, with count noise (negative binomial) fitted to the "
+        "slice's own past"
+    ),
+    "weekly": (
+        "the weekly baseline: the median of the previous 4 weeks, with count noise "
+        "(negative binomial) fitted to the slice's own past"
+    ),
+}
+
+
+def incident_reason(incident: dict[str, object], series: pl.DataFrame) -> str:
+    """Why an incident was raised, in one plain paragraph of numbers: the peak against
+    its expected value and band, its p-value, the detector and what it compares with.
+
+    Parameters
+    ----------
+    incident
+        A row of :func:`recent_incidents`.
+    series
+        Its scored series (:func:`incident_series`): ``ts``, ``value``, ``expected``,
+        ``lower``, ``upper``, ``p_value``.
+
+    Examples
+    --------
+    >>> from datetime import datetime
+    >>> peak = datetime(2026, 4, 14)
+    >>> inc = {"slice": "category=spam", "source": "cases", "freq": "daily", "days": 1,
+    ...        "start": peak, "end": peak, "peak_ts": peak, "direction": "up"}
+    >>> series = pl.DataFrame({"ts": [peak], "value": [6.0], "expected": [0.5],
+    ...                        "lower": [0.0], "upper": [3.0], "p_value": [2e-6]})
+    >>> print(incident_reason(inc, series))  # doctest: +NORMALIZE_WHITESPACE
+    Tue 14 Apr 2026: 6 cases against 0.5 expected (99.9% band 0–3), a rise of 5.5 (p = 2e-06).
+    Detector: the seasonal baseline: the recent level plus the usual offset of that weekday
+    over the previous 6 weeks, with count noise (negative binomial) fitted to the slice's own
+    past. Alerted after false-discovery control across every slice scanned that day.
+    """
+    freq = str(incident.get("freq") or "daily")
+    unit = "events" if incident.get("source") == "events" else "cases"
+    peak = incident["peak_ts"]
+    found = series.filter(pl.col("ts") == peak)
+    when = f"Week of {peak:%d %b %Y}" if freq == "weekly" else f"{peak:%a %d %b %Y}"
+    if found.is_empty():
+        return f"{when}: the slice's series is not available to explain it."
+    row = found.row(0, named=True)
+    value, expected = float(row["value"]), float(row["expected"] or 0.0)
+    change = value - expected
+    move = "rise" if change >= 0 else "fall"
+    band = ""
+    if row.get("lower") is not None and row.get("upper") is not None:
+        band = f" (99.9% band {row['lower']:,.0f}–{row['upper']:,.0f})"
+    p = "" if row.get("p_value") is None else f" (p = {row['p_value']:.1g})"
+    days = int(incident.get("days") or 1)  # type: ignore[call-overload]
+    span = ""
+    if days > 1:
+        span = f" It lasted {days} {'weeks' if freq == 'weekly' else 'days'}."
+    return (
+        f"{when}: {value:,.0f} {unit} against {expected:,.1f} expected{band}, "
+        f"a {move} of {abs(change):,.1f}{p}.{span} "
+        f"Detector: {DETECTOR_WORDS.get(freq, DETECTOR_WORDS['daily'])}. "
+        "Alerted after false-discovery control across every slice scanned that "
+        f"{'week' if freq == 'weekly' else 'day'}."
+    )
 
 
 def _cases(engine: Engine, *, start: date, end: date, dims: dict[str, str]) -> pl.DataFrame:

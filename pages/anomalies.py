@@ -77,8 +77,9 @@ keys = alerted["slice"].to_list()
 index = rows[0] if rows else (keys.index(wanted) if wanted in keys else 0)
 incident = alerted.row(index, named=True)
 filters.set_page_param("incident", str(incident["slice"]))
-st.subheader(f"{incident['slice']} · {incident['start']:%d %b}–{incident['end']:%d %b}")
 first, last = monitor.incident_days(incident)
+days = f"{first:%d %b}" if first == last else f"{first:%d %b}–{last:%d %b}"
+st.subheader(f"{incident['slice']} · {days}")
 explorer.link(
     "Open its cases in Case Explorer",
     slice=incident["slice"],
@@ -86,6 +87,7 @@ explorer.link(
     opened_to=last.isoformat(),
 )
 series, causes, cases = data.evidence(incident, role=viewer.role)
+st.markdown(monitor.incident_reason(incident, series))
 chosen = st.plotly_chart(
     charts.anomaly_band(series, title="Value and expected band (select points to drill down)"),
     theme=None,

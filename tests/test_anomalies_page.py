@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,18 @@ def test_verdicts_give_a_measured_precision_per_metric(monkeypatch, tmp_path):
     table = next(d.value for d in at.dataframe if "judged" in d.value.columns)
     row = table[table["metric"] == metric].iloc[0]
     assert (row["judged"], row["confirmed"], row["not_useful"]) == (4, 3, 1)
+
+
+def test_the_selected_incident_says_why_in_numbers(monkeypatch, small_db):
+    """The detector, the expected value and band and the p-value, in one paragraph; the
+    heading gives the days the incident covers (a weekly point covers its 7 days)."""
+    at = _page(monkeypatch, small_db)
+    assert not at.exception
+    why = [m.value for m in at.markdown if "Detector:" in m.value]
+    assert len(why) == 1
+    assert re.search(r": [\d,]+ (cases|events) against [\d,.]+ expected \(99\.9% band ", why[0])
+    assert re.search(r"\(p = [\d.e+-]+\)", why[0])
+    heading = next(h.value for h in at.subheader if " · " in h.value)
+    days = heading.split(" · ")[-1]
+    first, _, last = days.partition("–")
+    assert first != last  # never "16 Nov–16 Nov"
