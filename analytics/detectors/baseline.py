@@ -82,14 +82,23 @@ def seasonal_baseline(
     return np.where(np.isnan(expected), candidates[0], expected), model
 
 
-def robust_scale(resid: np.ndarray, window: int, least: int) -> np.ndarray:
+def robust_scale(resid: np.ndarray, window: int, least: int, fallback: int = 0) -> np.ndarray:
     """Trailing robust scale of residuals: 1.4826 x their median absolute value, or
-    1.2533 x their mean absolute value where most are exactly zero (quantised data).
+    1.2533 x their mean absolute value where most are exactly zero (quantised data),
+    or, where all ``window`` are zero (a series idle between bursts), 1.2533 x the
+    mean absolute value of the last ``fallback`` residuals (so that a burst is measured
+    against earlier bursts, not against zero).
 
     >>> robust_scale(np.array([[1.0, -1.0, 1.0, -1.0, 0.0]]), 4, 2).round(2).tolist()
     [[nan, nan, 1.48, 1.48, 1.48]]
+    >>> robust_scale(np.array([[4.0, 0.0, 0.0, 0.0, 0.0]]), 2, 1, 8).round(2).tolist()
+    [[nan, 5.93, 2.97, 1.67, 1.25]]
     """
     absolute = np.abs(resid)
     mad = moving(absolute, "median", window, least) * 1.4826
     mean = moving(absolute, "mean", window, least) * 1.2533
-    return np.where(mad > 0, mad, mean)
+    scale = np.where(mad > 0, mad, mean)
+    if fallback > window:
+        far = moving(absolute, "mean", fallback, least) * 1.2533
+        scale = np.where(scale > 0, scale, far)
+    return scale

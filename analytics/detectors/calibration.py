@@ -84,13 +84,13 @@ def conformal_pvalues(
     Examples
     --------
     One hundred past values 1..100: 50.5 is exceeded by half of them; 100.5 by none,
-    and the tail fitted to the ten largest puts it at 0.034:
+    and the tail fitted to the ten largest puts it at 0.039:
 
     >>> past = np.arange(1.0, 101.0)
     >>> p = conformal_pvalues(np.array([np.r_[past, 100.5, 50.5]]), window=200,
     ...                       min_history=50, refresh=100)
     >>> p[0, 100:].round(3).tolist()
-    [0.034, 0.505]
+    [0.039, 0.505]
     """
     n_series, width = stat.shape
     out = np.full(stat.shape, np.nan)
@@ -157,7 +157,10 @@ def _block_pvalues(
                 np.maximum(1 + xi[:, None] * excess / sigma[:, None], 0.0) ** (-1 / xi[:, None]),
             )
         tail_p = (k / (1.0 + n))[:, None] * np.maximum(s, 1e-300)
-        p = np.where(fit, tail_p, p)
+        # Never rarer than the past shows: where past values at least as large exist,
+        # the tail may not claim less than their share (a spike recurring every day
+        # stays as common as it has been, however light the fitted tail).
+        p = np.where(fit, np.maximum(tail_p, np.where(at_least > 0, p, 0.0)), p)
         ratio = level * (1.0 + n) / np.maximum(k, 1)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             beyond = np.where(
@@ -170,7 +173,8 @@ def _block_pvalues(
 def _gpd_pwm(y: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Scale and shape of a generalised Pareto fit to the exceedances of each row
     (ascending, NaN-padded on the left), by probability-weighted moments (Hosking and
-    Wallis, 1987), its shape raised by ``1 / sqrt(k)`` and kept within [-0.25, 0.5]."""
+    Wallis, 1987), its shape raised by ``1 / sqrt(k)`` and kept within [0, 0.5]: never a
+    bounded tail, whose end would make anything beyond it infinitely rare."""
     count = np.sum(~np.isnan(y), axis=1)
     rank = np.cumsum(~np.isnan(y), axis=1)  # 1..k along the valid cells
     weight = 1.0 - (rank - 0.35) / np.maximum(count, 1)[:, None]
@@ -181,6 +185,6 @@ def _gpd_pwm(y: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # The shape is raised by about one standard error: a tail fitted to a
         # hundred points is otherwise too light as often as too heavy, and the
         # too-light fits are the ones that raise false alerts.
-        xi = np.clip(2.0 - a0 / denom + 1.0 / np.sqrt(np.maximum(count, 1)), -0.25, 0.5)
+        xi = np.clip(2.0 - a0 / denom + 1.0 / np.sqrt(np.maximum(count, 1)), 0.0, 0.5)
         sigma = np.where(denom > 0, 2 * a0 * a1 / denom, a0)
     return np.nan_to_num(sigma, nan=0.0), np.nan_to_num(xi, nan=0.0)
