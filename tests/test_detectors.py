@@ -243,3 +243,68 @@ def test_the_ensemble_reports_a_volatility_rise_and_checks_its_shares():
     assert out.height >= 1 and set(out["detector"]) <= {"spike", "volatility"}
     with pytest.raises(ValueError, match="shift_share"):
         from_spec(("ensemble", {"shift_share": 1.5})).fit(frame).detect(frame)
+
+
+def _drops_to_zero() -> np.ndarray:
+    v = _noise(700, seed=8)
+    v[500:560] = 0.0
+    return v
+
+
+def _stuck() -> np.ndarray:
+    v = _noise(700, seed=9)
+    v[500:540] = v[499]
+    return v
+
+
+def _often_flat() -> np.ndarray:
+    # Every 50 points the value holds for 30: a hold of 30 is this series' habit.
+    v = _noise(700, seed=10)
+    for start in range(0, 700, 50):
+        v[start : start + 30] = v[start]
+    return v
+
+
+def _often_zero() -> np.ndarray:
+    v = _noise(700, seed=11)
+    for start in range(0, 700, 40):
+        v[start : start + 15] = 0.0
+    return v
+
+
+STUCK_CASES: list = [
+    # (params, series, expected incident openings)
+    # (a run never seen before opens an incident within a few points)
+    ({}, _drops_to_zero, (500, 506)),
+    ({"same_value": True}, _stuck, (500, 506)),
+    ({}, _stuck, []),  # a stuck value far from zero is judged only with same_value
+    ({"same_value": True}, _often_flat, []),
+    ({}, _often_zero, []),
+    ({"same_value": True}, lambda: np.full(600, 45.0), []),  # never changed: not judged
+    ({}, lambda: np.zeros(600), []),
+]
+
+
+@pytest.mark.parametrize(("params", "series", "expected"), STUCK_CASES)
+def test_stuck_cases(params, series, expected):
+    frame = _frame(series())
+    opened = from_spec(("stuck", {**QUIET, **params})).fit(frame).predict(frame)
+    if isinstance(expected, tuple):
+        assert len(opened.arg_true()) == 1 and expected[0] <= opened.arg_true()[0] <= expected[1]
+    else:
+        assert opened.arg_true().to_list() == expected
+
+
+def test_the_ensemble_opens_one_incident_when_a_series_falls_to_zero():
+    frame = _frame(_drops_to_zero())
+    out = from_spec(("ensemble", QUIET)).fit(frame).detect(frame).with_row_index()
+    alerts = out.filter("alert")
+    assert alerts.height == 1 and 500 <= alerts["index"][0] <= 506, alerts
+    assert alerts["reason"][0] != ""
+
+
+def test_a_fall_to_zero_says_so_in_numbers():
+    frame = _frame(_drops_to_zero())
+    out = from_spec(("stuck", QUIET)).fit(frame).detect(frame).filter("alert")
+    assert out["detector"].to_list() == ["zero"]
+    assert out["reason"][0].startswith("fall to zero: ")

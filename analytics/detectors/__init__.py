@@ -10,8 +10,10 @@ absent); all series are scored at once on (series x time) grids.
 - ``spike``: spikes and dips against a causal robust seasonal baseline.
 - ``shift``: sustained level shifts and trend changes (two-sided CUSUM), and rises of
   volatility (a CUSUM of absolute deviations).
-- ``ensemble``: an alert when either fires, each with the whole budget (the default;
-  still within the budget on noise, as the incidents of the two overlap).
+- ``stuck``: outages, a fall to (near) zero (and optionally a value stuck unchanged)
+  for longer than the series ever did before, ranked against its own earlier runs.
+- ``ensemble``: an alert when any of them fires, each with the whole budget (the
+  default; still within the budget on noise, as their incidents overlap).
 
 Scores are calibrated per series against its own past (conformal ranks of standardised
 residuals, with a fitted tail), so the user's knob means the same on any series: about
@@ -39,7 +41,12 @@ from __future__ import annotations
 from typing import Any
 
 from analytics.detectors.calibration import conformal_pvalues, point_alpha
-from analytics.detectors.estimators import EnsembleDetector, ShiftDetector, SpikeDetector
+from analytics.detectors.estimators import (
+    EnsembleDetector,
+    ShiftDetector,
+    SpikeDetector,
+    StuckDetector,
+)
 from analytics.detectors.rules import IncidentRule
 
 __all__ = [
@@ -49,18 +56,20 @@ __all__ = [
     "IncidentRule",
     "ShiftDetector",
     "SpikeDetector",
+    "StuckDetector",
     "conformal_pvalues",
     "from_spec",
     "point_alpha",
     "to_spec",
 ]
 
-Detector = SpikeDetector | ShiftDetector | EnsembleDetector
+Detector = SpikeDetector | ShiftDetector | StuckDetector | EnsembleDetector
 
 #: Every detector by name.
 DETECTORS: dict[str, type[Detector]] = {
     "spike": SpikeDetector,
     "shift": ShiftDetector,
+    "stuck": StuckDetector,
     "ensemble": EnsembleDetector,
 }
 #: The detector used when none is named.

@@ -67,6 +67,7 @@ def conformal_pvalues(
     tail: float = 0.05,
     min_tail: int = 10,
     level: float | np.ndarray | None = None,
+    reference: np.ndarray | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Upper-tail p-value of each cell of a (series x time) grid among its row's past.
 
@@ -79,7 +80,9 @@ def conformal_pvalues(
     ``1 / n`` are reachable. NaN where the cell is missing or its row has fewer than
     ``min_history`` past values. With ``level`` (one per row, or one for all) it also
     returns the grid of critical values: the statistic whose p-value is ``level``
-    against the same reference (the edge of the band).
+    against the same reference (the edge of the band). With ``reference`` (a grid of
+    the same shape, NaN where it has nothing) each cell is ranked among that grid's
+    earlier cells instead of its own statistic's.
 
     Examples
     --------
@@ -97,10 +100,11 @@ def conformal_pvalues(
     crit = np.full(stat.shape, np.nan)
     levels = np.broadcast_to(np.asarray(1.0 if level is None else level, float), (n_series,))
     x = np.clip(stat, -_CAP, _CAP)
+    past = x if reference is None else np.clip(reference, -_CAP, _CAP)
     for start in range(0, width, refresh):
         lo, hi = max(0, start - window), min(width, start + refresh)
         query = x[:, start:hi]
-        ref = x[:, lo:start]
+        ref = past[:, lo:start]
         n = np.sum(~np.isnan(ref), axis=1)
         ok = n >= max(min_history, 1)
         if not ok.any():

@@ -19,11 +19,11 @@ import numpy as np
 import polars as pl
 
 from analytics.detectors._grid import SERIES, Grid, keyed, layout, periods
-from analytics.detectors.baseline import robust_scale, seasonal_baseline
+from analytics.detectors.baseline import moving, robust_scale, seasonal_baseline
 from analytics.detectors.calibration import conformal_pvalues, point_alpha
 from analytics.detectors.rules import IncidentRule
 
-__all__ = ["EnsembleDetector", "ShiftDetector", "SpikeDetector"]
+__all__ = ["EnsembleDetector", "ShiftDetector", "SpikeDetector", "StuckDetector"]
 
 Direction = Literal["both", "up", "down"]
 _CAP = 1e6
@@ -230,8 +230,18 @@ def _reason() -> pl.Expr:
         pl.col("stat").round_sig_figs(3),
         pl.col("limit").round_sig_figs(3),
     )
+    stuck = pl.format(
+        "{}: {} points in a row, the longest before {}; ",
+        pl.when(pl.col("detector") == "stuck")
+        .then(pl.lit("stuck at one value"))
+        .otherwise(pl.lit("fall to zero")),
+        pl.col("stat").round_sig_figs(3),
+        pl.col("limit").round_sig_figs(3),
+    )
     head = (
-        pl.when(pl.col("detector") == "shift")
+        pl.when(pl.col("detector").is_in(["stuck", "zero"]))
+        .then(stuck)
+        .when(pl.col("detector") == "shift")
         .then(shift)
         .when(pl.col("detector") == "volatility")
         .then(volatility)
@@ -493,6 +503,7 @@ class EnsembleDetector(_Detector):
         direction: Direction = "both",
         spike_share: float = 1.0,
         shift_share: float = 1.0,
+        stuck_share: float = 1.0,
         gap: int = 36,
     ) -> None:
         self.false_alerts = false_alerts
@@ -500,25 +511,159 @@ class EnsembleDetector(_Detector):
         self.direction = direction
         self.spike_share = spike_share
         self.shift_share = shift_share
+        self.stuck_share = stuck_share
         self.gap = gap
 
     def _score_grid(self, y: np.ndarray, step: timedelta, alpha: np.ndarray) -> dict[str, Any]:
-        if not (0.0 < self.spike_share <= 1.0 and 0.0 < self.shift_share <= 1.0):
-            raise ValueError("spike_share and shift_share must lie in (0, 1]")
-        spike = SpikeDetector(direction=self.direction)._score_grid(
-            y, step, alpha * self.spike_share
-        )
-        shift = ShiftDetector(direction=self.direction)._score_grid(
-            y, step, alpha * self.shift_share
-        )
+        shares = (self.spike_share, self.shift_share, self.stuck_share)
+        if not all(0.0 <= share <= 1.0 for share in shares) or not any(shares):
+            raise ValueError("spike_share, shift_share and stuck_share must lie in [0, 1]")
+        members = [
+            SpikeDetector(direction=self.direction)._score_grid(y, step, alpha * shares[0]),
+            ShiftDetector(direction=self.direction)._score_grid(y, step, alpha * shares[1]),
+        ]
+        if shares[2] > 0:
+            members.append(StuckDetector()._score_grid(y, step, alpha * shares[2]))
         margins = []
-        for part in (spike, shift):
+        for part, share in zip(members, shares, strict=False):
             p = np.nan_to_num(part["p_value"], nan=1.0)
-            margins.append(-np.log10(np.clip(p, 1e-300, 1.0)) - part["threshold"])
-        use_shift = margins[1] > margins[0]
-        which = np.where(use_shift, 1 + np.asarray(shift["which"], np.int64), 0)
-        out: dict[str, Any] = {"detector_names": ["spike", "shift", "volatility"], "which": which}
+            margin = -np.log10(np.clip(p, 1e-300, 1.0)) - part["threshold"]
+            margins.append(np.where(share > 0, margin, -np.inf))
+        best = np.argmax(np.stack(margins), axis=0)
+        offsets = (0, 1, 3)  # spike; shift, volatility; stuck, zero
+        which = np.zeros(y.shape, np.int64)
+        for i, part in enumerate(members):
+            which = np.where(best == i, offsets[i] + np.asarray(part["which"], np.int64), which)
+        names = ["spike", "shift", "volatility", "stuck", "zero"]
+        out: dict[str, Any] = {"detector_names": names, "which": which}
         for key in ("expected", "lower", "upper", "p_value", "threshold", "stat", "limit"):
-            a, b = (np.broadcast_to(part[key], y.shape) for part in (spike, shift))
-            out[key] = np.where(use_shift, b, a)
+            values = [np.broadcast_to(part[key], y.shape) for part in members]
+            out[key] = np.choose(best, values)
         return out
+
+
+def _runs(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Length of the run of ``True`` ending at each cell (0 where ``False``), and, at
+    each ``False`` cell, the length of the run that ended just before it (the
+    completed runs, NaN elsewhere).
+
+    >>> r, done = _runs(np.array([[False, True, True, False, False, True]]))
+    >>> r.tolist(), done.tolist()
+    ([[0, 1, 2, 0, 0, 1]], [[0.0, nan, nan, 2.0, 0.0, nan]])
+    """
+    idx = np.arange(c.shape[1])
+    last_false = np.maximum.accumulate(np.where(c, -1, idx), axis=1)
+    r = np.where(c, idx - last_false, 0)
+    before = np.zeros(c.shape, np.int64)
+    before[:, 1:] = r[:, :-1]
+    return r, np.where(c, np.nan, before.astype(float))
+
+
+def _run_pvalues(c: np.ndarray, window: int, min_history: int) -> tuple[np.ndarray, np.ndarray]:
+    """p-value of the current run of ``c`` at each cell among the series' completed
+    runs, and the longest completed run before the cell.
+
+    ``p = (1 + #earlier runs at least as long) / (1 + #earlier runs)``, where every
+    point outside a run closes one (of length 0 when none was open): a run longer than
+    any before is as rare as the rarest run, shrunk by ``((longest + 1) / (r + 1))**2``
+    as it grows. 1 outside a run; NaN with fewer than ``min_history`` earlier runs.
+    """
+    r, done = _runs(c)
+    p = conformal_pvalues(r.astype(float), window=window, min_history=min_history, reference=done)
+    assert isinstance(p, np.ndarray)
+    lagged = np.full(c.shape, np.nan)
+    lagged[:, 1:] = done[:, :-1]
+    longest = np.fmax.accumulate(np.nan_to_num(lagged, nan=0.0), axis=1)
+    count = np.cumsum(~np.isnan(lagged), axis=1)
+    beyond = (1.0 / (1.0 + count)) * ((longest + 1.0) / (r + 1.0)) ** 2
+    p = np.where(r > longest, np.minimum(p, beyond), p)  # NaN stays: too few runs
+    return np.where(r > 0, p, np.where(np.isnan(p), np.nan, 1.0)), longest
+
+
+class StuckDetector(_Detector):
+    """Outages: a value that stays stuck, or a fall to (near) zero, for longer than the
+    series ever did before.
+
+    Two runs are measured at each point: how many points in a row the value has not
+    changed, and how many it has stayed near zero (at most ``near_zero`` times the
+    trailing median of its magnitude). Each run's p-value is its rank among the same
+    series' earlier runs (every point outside a run closes one), so a series that is
+    often flat or often at zero must stay so longer than ever before, while one that
+    never was is flagged on its first stuck points. The smaller p-value, doubled,
+    judges the point; a series stuck from its start has no earlier runs and is not
+    judged.
+
+    Parameters
+    ----------
+    false_alerts, per_days, min_history, gap : as :class:`SpikeDetector`.
+    level_window : points in the trailing median magnitude that "near zero" is relative
+        to.
+    near_zero : the fraction of that magnitude below which a value is near zero.
+    same_value : also judge runs of one unchanged value (off by default: on nab-dev
+        they raised 6 more false runs and found no window that the fall to zero and
+        the other detectors did not).
+    window : past points whose runs a run is ranked among.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timedelta
+    >>> values = np.random.default_rng(4).normal(100, 5, 600)
+    >>> values[400:450] = values[399]
+    >>> ts = [datetime(2026, 1, 1) + timedelta(hours=i) for i in range(600)]
+    >>> frame = pl.DataFrame({"ts": ts, "value": values})
+    >>> StuckDetector(same_value=True).fit(frame).predict(frame).arg_true().to_list()
+    [400]
+    >>> values[400:450] = 0.0
+    >>> StuckDetector().fit(frame.with_columns(value=values)).predict(
+    ...     frame.with_columns(value=values)).arg_true().to_list()
+    [400]
+    """
+
+    name = "stuck"
+
+    def __init__(
+        self,
+        *,
+        false_alerts: float = 1.0,
+        per_days: float = 14.0,
+        level_window: int = 288,
+        near_zero: float = 0.1,
+        same_value: bool = False,
+        window: int = 10_000,
+        min_history: int = 50,
+        gap: int = 36,
+    ) -> None:
+        self.false_alerts = false_alerts
+        self.per_days = per_days
+        self.level_window = level_window
+        self.near_zero = near_zero
+        self.same_value = same_value
+        self.window = window
+        self.min_history = min_history
+        self.gap = gap
+
+    def _score_grid(self, y: np.ndarray, step: timedelta, alpha: np.ndarray) -> dict[str, Any]:
+        known = ~np.isnan(y)
+        same = np.zeros(y.shape, bool)
+        same[:, 1:] = known[:, 1:] & (y[:, 1:] == y[:, :-1])
+        level = moving(np.abs(y), "median", self.level_window, 12)
+        with np.errstate(invalid="ignore"):
+            low = known & (np.abs(y) <= self.near_zero * level)
+        if not self.same_value:
+            same[:] = False  # runs of 0: never judged
+        p_same, m_same = _run_pvalues(same, self.window, self.min_history)
+        p_low, m_low = _run_pvalues(low, self.window, self.min_history)
+        use_low = np.nan_to_num(p_low, nan=1.0) < np.nan_to_num(p_same, nan=1.0)
+        p = np.fmin(p_same, p_low)
+        stat = np.where(use_low, _runs(low)[0], _runs(same)[0]).astype(float)
+        return {
+            "detector_names": ["stuck", "zero"],
+            "which": use_low,
+            "expected": moving(y, "median", self.level_window, 1),
+            "lower": np.nan,
+            "upper": np.nan,
+            "p_value": np.where(known, np.clip(2.0 * p, 0.0, 1.0), np.nan),
+            "threshold": -np.log10(alpha)[:, None],
+            "stat": stat,
+            "limit": np.where(use_low, m_low, m_same),
+        }
