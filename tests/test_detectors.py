@@ -308,3 +308,66 @@ def test_a_fall_to_zero_says_so_in_numbers():
     out = from_spec(("stuck", QUIET)).fit(frame).detect(frame).filter("alert")
     assert out["detector"].to_list() == ["zero"]
     assert out["reason"][0].startswith("fall to zero: ")
+
+
+# ---------------------------------------------------------------------------
+# Block means (analytics.detectors.blocks): a drift or a cluster of bursts that no
+# single point shows, on the hourly means of a 5-minute series.
+
+FIVE_MINUTES = timedelta(minutes=5)
+TWO_WEEKS = 12 * 24 * 14  # 5-minute points
+
+
+def _hours_drift() -> np.ndarray:
+    # Two hours one noise scale higher: every point within the noise, the hours not.
+    v = np.random.default_rng(0).normal(10.0, 1.0, TWO_WEEKS)
+    v[3000:3024] += 1.0
+    return v
+
+
+def _burst_cluster() -> np.ndarray:
+    # A server idle between single-point bursts (one every 3 hours), then an hour
+    # with a burst every 10 minutes, each no larger than the usual ones.
+    rng = np.random.default_rng(1)
+    v = 1.0 + rng.exponential(0.05, TWO_WEEKS)
+    bursts = np.arange(100, TWO_WEEKS, 12 * 3)
+    v[bursts] += rng.uniform(4.0, 6.0, bursts.size)
+    v[3002:3014:2] = 5.0
+    return v
+
+
+BLOCK_CASES: list = [
+    # (detector, params, series, expected incident openings or a (lo, hi) range for one)
+    ("block", {}, _hours_drift, [3011]),
+    ("spike", {}, _hours_drift, []),
+    ("ensemble", {}, _hours_drift, (3000, 3023)),
+    ("ensemble", {"block_share": 0.0}, _hours_drift, []),
+    ("block", {}, _burst_cluster, [3011]),
+    ("ensemble", {}, _burst_cluster, (3000, 3023)),
+    ("ensemble", {"block_share": 0.0}, _burst_cluster, []),
+    ("block", {}, lambda: np.random.default_rng(2).normal(10.0, 1.0, TWO_WEEKS), []),
+]
+
+
+@pytest.mark.parametrize(("name", "params", "series", "expected"), BLOCK_CASES)
+def test_block_cases(name, params, series, expected):
+    frame = _frame(series(), FIVE_MINUTES)
+    opened = from_spec((name, params)).fit(frame).predict(frame).arg_true().to_list()
+    if isinstance(expected, tuple):
+        assert len(opened) == 1 and expected[0] <= opened[0] <= expected[1], opened
+    else:
+        assert opened == expected
+
+
+def test_blocks_are_idle_on_hourly_and_daily_series():
+    for step in (timedelta(hours=1), timedelta(days=1)):
+        frame = _frame(_spike(), step)
+        out = from_spec(("block", {})).fit(frame).detect(frame)
+        assert out["p_value"].null_count() == frame.height and not out["alert"].any()
+
+
+def test_an_unusual_hour_says_which_detector_fired():
+    frame = _frame(_hours_drift(), FIVE_MINUTES)
+    out = from_spec(("ensemble", {})).fit(frame).detect(frame).filter("alert")
+    assert out["detector"].to_list() == ["block"]
+    assert out["p_value"][0] < 10 ** -out["threshold"][0]

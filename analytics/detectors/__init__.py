@@ -12,6 +12,8 @@ absent); all series are scored at once on (series x time) grids.
   volatility (a CUSUM of absolute deviations).
 - ``stuck``: outages, a fall to (near) zero (and optionally a value stuck unchanged)
   for longer than the series ever did before, ranked against its own earlier runs.
+- ``block``: spikes and dips of the means over hours of a sub-hourly series (slow
+  drifts and clusters of bursts that no single point shows).
 - ``ensemble``: an alert when any of them fires, each with the whole budget (the
   default; still within the budget on noise, as their incidents overlap).
 
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from analytics.detectors.blocks import BlockDetector
 from analytics.detectors.calibration import conformal_pvalues, point_alpha
 from analytics.detectors.estimators import (
     EnsembleDetector,
@@ -52,6 +55,7 @@ from analytics.detectors.rules import IncidentRule
 __all__ = [
     "DEFAULT",
     "DETECTORS",
+    "BlockDetector",
     "EnsembleDetector",
     "IncidentRule",
     "ShiftDetector",
@@ -63,13 +67,14 @@ __all__ = [
     "to_spec",
 ]
 
-Detector = SpikeDetector | ShiftDetector | StuckDetector | EnsembleDetector
+Detector = SpikeDetector | ShiftDetector | StuckDetector | BlockDetector | EnsembleDetector
 
 #: Every detector by name.
 DETECTORS: dict[str, type[Detector]] = {
     "spike": SpikeDetector,
     "shift": ShiftDetector,
     "stuck": StuckDetector,
+    "block": BlockDetector,
     "ensemble": EnsembleDetector,
 }
 #: The detector used when none is named.
