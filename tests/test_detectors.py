@@ -371,3 +371,85 @@ def test_an_unusual_hour_says_which_detector_fired():
     out = from_spec(("ensemble", {})).fit(frame).detect(frame).filter("alert")
     assert out["detector"].to_list() == ["block"]
     assert out["p_value"][0] < 10 ** -out["threshold"][0]
+
+
+# ------------------------------------------------------ fast paths against plain loops
+# The detectors' grid functions are written for speed (ranks merged block by block,
+# shared moving windows); these check them against the plain per-row definitions.
+
+
+def _plain_pvalues(stat, past, *, window, min_history, refresh, level, tail=None, min_tail=10):
+    """Per row and block: (1 + #past >= x) / (1 + n) over the window, the ``need``-th
+    largest past value as the critical value, and (with ``tail``) the fitted tail."""
+    from analytics.detectors.calibration import _gpd_pwm
+
+    p = np.full(stat.shape, np.nan)
+    crit = np.full(stat.shape, np.nan)
+    levels = np.broadcast_to(level, stat.shape[:1])
+    for i in range(stat.shape[0]):
+        for start in range(0, stat.shape[1], refresh):
+            ref = np.sort(past[i, max(0, start - window) : start])
+            ref = ref[~np.isnan(ref)]
+            n = len(ref)
+            if n < max(min_history, 1):
+                continue
+            need = int(np.floor(levels[i] * (1 + n))) - 1
+            cells = slice(start, start + refresh)
+            crit[i, cells] = np.inf if need < 1 else ref[max(n - need, 0)]
+            for j in range(start, min(start + refresh, stat.shape[1])):
+                if not np.isnan(stat[i, j]):
+                    p[i, j] = (1 + np.sum(ref >= stat[i, j])) / (1 + n)
+            k = min(max(int(np.ceil(tail * n)), min_tail), n - 1) if tail else 0
+            if tail is None or k < min_tail:
+                continue
+            u = ref[n - k - 1]
+            sigma, xi = (v[0] for v in _gpd_pwm((ref[n - k :] - u)[None, :], np.array([k])))
+            for j in range(start, min(start + refresh, stat.shape[1])):
+                excess = stat[i, j] - u
+                if excess > 0 and sigma > 0:
+                    s = (
+                        (1 + xi * excess / sigma) ** (-1 / xi)
+                        if xi >= 1e-6
+                        else np.exp(-excess / sigma)
+                    )
+                    shown = p[i, j] if np.sum(ref >= stat[i, j]) > 0 else 0.0
+                    p[i, j] = min(1.0, max(k / (1 + n) * max(s, 1e-300), shown))
+    return p, crit
+
+
+def _grid(rng, shape, kind):
+    g = rng.poisson(2.0, shape).astype(float) if kind == "ties" else rng.standard_normal(shape)
+    g[rng.random(shape) < 0.1] = np.nan
+    return g
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_conformal_ranks_match_a_plain_loop(seed):
+    from analytics.detectors.calibration import conformal_pvalues
+
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(1, 6)), int(rng.integers(20, 120)))
+    stat = _grid(rng, shape, "ties" if seed % 2 else "normal")
+    past = None if seed % 3 else _grid(rng, shape, "ties")
+    options = {"window": int(rng.choice([15, 40, 500])), "min_history": 5, "refresh": seed + 1}
+    level = rng.uniform(0.01, 0.4, shape[0])
+    # min_tail beyond the width: ranks only, no fitted tail
+    p, crit = conformal_pvalues(stat, reference=past, level=level, min_tail=1000, **options)
+    expected_p, expected_crit = _plain_pvalues(
+        stat, stat if past is None else past, level=level, **options
+    )
+    np.testing.assert_array_equal(p, expected_p)
+    np.testing.assert_array_equal(crit, expected_crit)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_conformal_tail_matches_a_plain_loop(seed):
+    from analytics.detectors.calibration import conformal_pvalues
+
+    rng = np.random.default_rng(seed)
+    stat = np.abs(rng.standard_t(3, (3, 150)))
+    stat[rng.random(stat.shape) < 0.05] = np.nan
+    options = {"window": 60 if seed % 2 else 500, "min_history": 30, "refresh": 7}
+    p = conformal_pvalues(stat, tail=0.1, min_tail=5, **options)
+    expected, _ = _plain_pvalues(stat, stat, level=0.05, tail=0.1, min_tail=5, **options)
+    np.testing.assert_allclose(p, expected, rtol=1e-12, atol=0)

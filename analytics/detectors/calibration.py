@@ -84,6 +84,10 @@ def conformal_pvalues(
     the same shape, NaN where it has nothing) each cell is ranked among that grid's
     earlier cells instead of its own statistic's.
 
+    The rows are ranked once (each value replaced by its rank in its row, so that all
+    rows fit in one sorted integer array) and each block's reference set is kept sorted
+    by merging the next block into it, rather than sorted again.
+
     Examples
     --------
     One hundred past values 1..100: 50.5 is exceeded by half of them; 100.5 by none,
@@ -96,82 +100,252 @@ def conformal_pvalues(
     [0.039, 0.505]
     """
     n_series, width = stat.shape
-    out = np.full(stat.shape, np.nan)
-    crit = np.full(stat.shape, np.nan)
     levels = np.broadcast_to(np.asarray(1.0 if level is None else level, float), (n_series,))
     x = np.clip(stat, -_CAP, _CAP)
-    past = x if reference is None else np.clip(reference, -_CAP, _CAP)
-    for start in range(0, width, refresh):
-        lo, hi = max(0, start - window), min(width, start + refresh)
-        query = x[:, start:hi]
-        ref = past[:, lo:start]
-        n = np.sum(~np.isnan(ref), axis=1)
-        ok = n >= max(min_history, 1)
-        if not ok.any():
-            continue
-        rows = np.flatnonzero(ok)
-        p, c = _block_pvalues(ref[rows], n[rows], query[rows], tail, min_tail, levels[rows])
-        out[rows, start:hi] = p
-        crit[rows, start:hi] = c[:, None]
-    return out if level is None else (out, crit)
+    past = None if reference is None else np.clip(reference, -_CAP, _CAP)
+    blocks = _Blocks(
+        x if past is None else past,
+        window=window,
+        refresh=refresh,
+        min_history=min_history,
+        tail=tail,
+        min_tail=min_tail,
+        levels=levels,
+    )
+    sorted_past = _SortedPast(blocks)
+    for rows in _chunks(n_series, width):
+        sorted_past.fill(rows, x[rows], None if past is None else past[rows])
+    sigma, xi, edge = _tails(blocks, sorted_past, levels, min_tail)
+    out = np.full(stat.shape, np.nan)
+    for rows in _chunks(n_series, width):
+        out[rows] = _assemble(blocks, sorted_past, x[rows], sigma, xi, rows, min_tail)
+    if level is None:
+        return out
+    crit = np.broadcast_to(edge[:, :, None], (*edge.shape, refresh))
+    return out, crit.reshape(n_series, edge.shape[1] * refresh)[:, :width]
 
 
-def _block_pvalues(
-    ref: np.ndarray,
-    n: np.ndarray,
-    query: np.ndarray,
-    tail: float,
+#: Cells of the grid handled at once (a few megabytes: the sorted reference sets of a
+#: chunk of rows stay in the processor's cache while its blocks are merged in).
+_CHUNK_CELLS = 1 << 18
+
+
+def _chunks(n_series: int, width: int) -> list[slice]:
+    step = max(1, _CHUNK_CELLS // max(width, 1))
+    return [slice(r, min(r + step, n_series)) for r in range(0, n_series, step)]
+
+
+class _Blocks:
+    """The reference set of each block of a ``past`` grid: its first column ``starts``,
+    the window's first column ``los``, the non-missing past values ``n`` (series x
+    blocks), which rows are judged (``ok``) and which blocks judge any (``live``), the
+    tail size ``k`` and its largest judged value per block (``kmax``), and the rank from
+    the top of the empirical critical value at each row's level (``need``)."""
+
+    def __init__(
+        self,
+        past: np.ndarray,
+        *,
+        window: int,
+        refresh: int,
+        min_history: int,
+        tail: float,
+        min_tail: int,
+        levels: np.ndarray,
+    ) -> None:
+        n_series, width = past.shape
+        self.shape = past.shape
+        self.refresh = refresh
+        self.starts = np.arange(0, width, refresh)
+        self.los = np.maximum(self.starts - window, 0)
+        known = np.zeros(past.size + 1, np.int64)
+        np.cumsum(~np.isnan(past).ravel(), out=known[1:])
+        first = np.arange(n_series)[:, None] * width
+        self.n = known[first + self.starts] - known[first + self.los]
+        self.ok = self.n >= max(min_history, 1)
+        self.live = self.ok.any(axis=0)
+        k = np.minimum(np.maximum(np.ceil(tail * self.n), min_tail), self.n - 1)
+        self.k = k.astype(np.int64)
+        self.kmax = np.where(self.ok, self.k, -1).max(axis=0, initial=-1)
+        self.need = np.floor(levels[:, None] * (1.0 + self.n)).astype(np.int64) - 1
+
+
+class _SortedPast:
+    """For every judged block: how many past values lie below each query (``below``),
+    and the past values the tail and the critical value need (``top``: the ``kmax + 1``
+    largest, ``u``: the ``k + 1``-th largest, ``edge``: the ``need``-th largest)."""
+
+    def __init__(self, blocks: _Blocks) -> None:
+        n_series, width = blocks.shape
+        self.blocks = blocks
+        self.below = np.zeros((n_series, width), np.int64)
+        self.top = [np.zeros((n_series, kmax + 1)) for kmax in blocks.kmax.tolist()]
+        self.u = np.zeros(blocks.n.shape)
+        self.edge = np.zeros(blocks.n.shape)
+
+    def fill(self, rows: slice, x: np.ndarray, past: np.ndarray | None) -> None:
+        """Rank the rows ``rows`` (their statistics ``x`` and reference ``past``) and
+        walk their blocks."""
+        blocks, width = self.blocks, x.shape[1]
+        keys, values, by_block = _ranks(
+            x if past is None else np.concatenate([x, past], axis=1), width, blocks.refresh
+        )
+        size = blocks.refresh
+        offset = 0 if past is None else width  # the reference's first column in ``keys``
+        reference = keys[:, offset:]
+        first = np.arange(len(keys))[:, None]
+        below = np.zeros((len(keys), width), np.int64)  # by block, in order of value
+        ordered = reference[:, :0]
+        pending = None  # the last block's sorted keys and where they go in ``ordered``
+        for b, (start, lo) in enumerate(zip(blocks.starts, blocks.los, strict=True)):
+            if lo > 0:  # the window slides: sort it
+                ordered = np.sort(reference[:, lo:start], axis=1)
+            elif pending is not None:
+                ordered = _insert(ordered, *pending)
+            elif b > 0:
+                cols = by_block[:, offset + start - size : offset + start]
+                ordered = _merge(ordered, np.take_along_axis(keys, cols, axis=1))
+            pending = None
+            if not blocks.live[b]:
+                continue
+            m = start - lo
+            hi = min(start + size, width)
+            cells = np.take_along_axis(keys, by_block[:, start:hi], axis=1)
+            at = np.searchsorted(ordered.ravel(), cells.ravel()).reshape(cells.shape) - first * m
+            below[:, start:hi] = at
+            pending = (cells, at) if past is None else None
+            n = blocks.n[rows, b]
+            kmax = blocks.kmax[b]
+            top = n[:, None] - kmax - 1 + np.arange(kmax + 1)[None, :]
+            self.top[b][rows] = values[_pick(ordered, top, m)]
+            self.u[rows, b] = values[_pick(ordered, n - blocks.k[rows, b] - 1, m)]
+            self.edge[rows, b] = values[_pick(ordered, n - blocks.need[rows, b], m)]
+        np.put_along_axis(self.below[rows], by_block[:, :width], below, axis=1)
+
+
+def _pick(ordered: np.ndarray, at: np.ndarray, m: int) -> np.ndarray:
+    """The keys at positions ``at`` (clipped to the ``m`` columns) of each row."""
+    at = np.minimum(np.maximum(at, 0), m - 1)
+    if at.ndim == 1:
+        return ordered[np.arange(len(ordered)), at]
+    return np.take_along_axis(ordered, at, axis=1)
+
+
+def _ranks(grid: np.ndarray, width: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each cell's key: its row's offset plus the number of values of the row below it
+    (equal values share a key; a missing one gets the row's largest key); the flat
+    array of values by key (NaN at the missing key); and the columns of each row
+    grouped by blocks of ``size`` (those of the first ``width`` columns first), each
+    block's in order of value."""
+    n_rows, cols = grid.shape
+    order = np.argsort(grid, axis=1, kind="stable")  # NaN last
+    values = np.full((n_rows, cols + 1), np.nan)
+    values[:, :cols] = np.take_along_axis(grid, order, axis=1)
+    first = np.arange(n_rows, dtype=np.int64)[:, None] * (cols + 1)
+    fresh = np.ones((n_rows, cols), bool)
+    np.not_equal(values[:, 1:cols], values[:, : cols - 1], out=fresh[:, 1:])
+    start = np.maximum.accumulate(np.where(fresh, first + np.arange(cols), 0).ravel())
+    start = np.where(np.isnan(values[:, :cols]), first + cols, start.reshape(n_rows, cols))
+    keys = np.empty((n_rows, cols), np.int32 if values.size < 2**31 else np.int64)
+    np.put_along_axis(keys, order, start.astype(keys.dtype), axis=1)
+    block = np.where(order < width, order // size, (order - width) // size + cols // size + 1)
+    small = np.int16 if cols // size + cols // size + 2 < 2**15 else np.int64
+    by_block = np.take_along_axis(order, np.argsort(block.astype(small), axis=1, kind="stable"), 1)
+    return keys, values.ravel(), by_block
+
+
+def _merge(ordered: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Merge the sorted rows ``new`` into the sorted rows ``ordered`` (each row's keys
+    in its own range, so that the flattened arrays are sorted)."""
+    if ordered.shape[1] == 0 or new.shape[1] == 0:
+        return new if ordered.shape[1] == 0 else ordered
+    first = np.arange(len(ordered))[:, None] * ordered.shape[1]
+    at = np.searchsorted(ordered.ravel(), new.ravel()).reshape(new.shape) - first
+    return _insert(ordered, new, at)
+
+
+def _insert(ordered: np.ndarray, new: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Insert the sorted rows ``new`` into the sorted rows ``ordered``, before the
+    positions ``at`` of each row."""
+    n_rows, m = ordered.shape
+    if m == 0:
+        return new
+    r = new.shape[1]
+    dest = (at + np.arange(r) + np.arange(n_rows)[:, None] * (m + r)).ravel()
+    out = np.empty(n_rows * (m + r), ordered.dtype)
+    keep = np.ones(out.size, bool)
+    keep[dest] = False
+    out[dest] = new.ravel()
+    out[keep] = ordered.ravel()
+    return out.reshape(n_rows, m + r)
+
+
+def _tails(
+    blocks: _Blocks, past: _SortedPast, levels: np.ndarray, min_tail: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scale and shape of each judged block's tail fit (0 where none) and its critical
+    value (NaN where the row is not judged)."""
+    sigma, xi = np.zeros(blocks.n.shape), np.zeros(blocks.n.shape)
+    edge = np.full(blocks.n.shape, np.nan)
+    for b in np.flatnonzero(blocks.live):
+        rows = np.flatnonzero(blocks.ok[:, b])
+        n, k, kmax, level = blocks.n[rows, b], blocks.k[rows, b], blocks.kmax[b], levels[rows]
+        crit = np.where(blocks.need[rows, b] >= 1, past.edge[rows, b], np.inf)
+        if kmax >= min_tail:
+            used = np.arange(kmax + 1)[None, :] > (kmax - k)[:, None]  # the k largest
+            u = past.u[rows, b]
+            y = np.where(used, past.top[b][rows] - u[:, None], np.nan)[:, 1:]
+            sigma[rows, b], xi[rows, b] = s, shape = _gpd_pwm(y, k)
+            ratio = level * (1.0 + n) / np.maximum(k, 1)
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                beyond = np.where(
+                    np.abs(shape) < 1e-6, -s * np.log(ratio), s / shape * (ratio ** (-shape) - 1)
+                )
+            crit = np.where((k >= min_tail) & (ratio < 1) & (s > 0), u + beyond, crit)
+        edge[rows, b] = crit
+    return sigma, xi, edge
+
+
+def _assemble(
+    blocks: _Blocks,
+    past: _SortedPast,
+    x: np.ndarray,
+    sigma: np.ndarray,
+    xi: np.ndarray,
+    rows: slice,
     min_tail: int,
-    level: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """p-values of ``query`` cells against the sorted reference values of each row,
-    and each row's critical value at ``level``."""
-    n_rows, width = ref.shape
-    ordered = np.sort(ref, axis=1)  # NaN last
-    # Count past values below each query, all rows at once: sort the queries together
-    # with the reference (queries first, so a stable sort puts each before the past
-    # values equal to it); a query's place minus the queries before it is the count.
-    q = np.nan_to_num(query, nan=-np.inf)
-    merged = np.concatenate([q, np.where(np.isnan(ordered), np.inf, ordered)], axis=1)
-    place = np.argsort(np.argsort(merged, axis=1, kind="stable"), axis=1, kind="stable")
-    before = np.argsort(np.argsort(q, axis=1, kind="stable"), axis=1, kind="stable")
-    below = place[:, : q.shape[1]] - before
-    at_least = n[:, None] - below
-    p = (1.0 + at_least) / (1.0 + n[:, None])
-    # Empirical critical value: the smallest past value x with (1 + #>= x)/(1 + n) <= level.
-    need = np.floor(level * (1.0 + n)).astype(np.int64) - 1  # values at or above it
-    crit = np.take_along_axis(ordered, np.clip(n - need, 0, width - 1)[:, None], axis=1)[:, 0]
-    crit = np.where(need >= 1, crit, np.inf)
-    # Generalised Pareto tail over the k largest past values (k >= min_tail).
-    k = np.minimum(np.maximum(np.ceil(tail * n), min_tail), n - 1).astype(np.int64)
-    kmax = int(k.max())
-    if kmax >= min_tail:
-        idx = n[:, None] - kmax - 1 + np.arange(kmax + 1)[None, :]
-        top = np.take_along_axis(ordered, np.clip(idx, 0, width - 1), axis=1)
-        used = np.arange(kmax + 1)[None, :] > (kmax - k)[:, None]  # the k largest
-        u = np.take_along_axis(ordered, np.clip(n - k - 1, 0, width - 1)[:, None], axis=1)
-        y = np.where(used, top - u, np.nan)[:, 1:]
-        sigma, xi = _gpd_pwm(y, k)
-        excess = query - u
-        fit = (k >= min_tail)[:, None] & (excess > 0) & (sigma[:, None] > 0)
+) -> np.ndarray:
+    """The p-values of the rows ``rows``: the rank-based one, or the fitted tail's
+    beyond the ``k``-th largest past value (never rarer than the past shows)."""
+    n_rows, width = x.shape
+    cells = (n_rows, len(blocks.starts), blocks.refresh)  # row, block, column in block
+    query = np.full(cells, np.nan)
+    query.reshape(n_rows, -1)[:, :width] = x
+    below = np.zeros(cells, np.int64)
+    below.reshape(n_rows, -1)[:, :width] = past.below[rows]
+    n, k, u = blocks.n[rows], blocks.k[rows], past.u[rows]
+    at_least = n[:, :, None] - below
+    p = (1.0 + at_least) / (1.0 + n[:, :, None])
+    excess = query - u[:, :, None]
+    with np.errstate(invalid="ignore"):
+        fit = np.nonzero((k >= min_tail)[:, :, None] & (excess > 0) & (sigma[rows] > 0)[:, :, None])
+    if len(fit[0]):
+        e, s, shape = excess[fit], sigma[rows][fit[:2]], xi[rows][fit[:2]]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            s = np.where(
-                np.abs(xi)[:, None] < 1e-6,
-                np.exp(-excess / sigma[:, None]),
-                np.maximum(1 + xi[:, None] * excess / sigma[:, None], 0.0) ** (-1 / xi[:, None]),
+            survival = np.where(
+                np.abs(shape) < 1e-6,
+                np.exp(-e / s),
+                np.maximum(1 + shape * e / s, 0.0) ** (-1 / shape),
             )
-        tail_p = (k / (1.0 + n))[:, None] * np.maximum(s, 1e-300)
+        kept = fit[:2]
+        tail_p = (k[kept] / (1.0 + n[kept])) * np.maximum(survival, 1e-300)
         # Never rarer than the past shows: where past values at least as large exist,
         # the tail may not claim less than their share (a spike recurring every day
         # stays as common as it has been, however light the fitted tail).
-        p = np.where(fit, np.maximum(tail_p, np.where(at_least > 0, p, 0.0)), p)
-        ratio = level * (1.0 + n) / np.maximum(k, 1)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            beyond = np.where(
-                np.abs(xi) < 1e-6, -sigma * np.log(ratio), sigma / xi * (ratio ** (-xi) - 1)
-            )
-        crit = np.where((k >= min_tail) & (ratio < 1) & (sigma > 0), u[:, 0] + beyond, crit)
-    return np.where(np.isnan(query), np.nan, np.clip(p, 0.0, 1.0)), crit
+        p[fit] = np.maximum(tail_p, np.where(at_least[fit] > 0, p[fit], 0.0))
+    judged = blocks.ok[rows][:, :, None] & ~np.isnan(query)
+    p = np.where(judged, np.clip(p, 0.0, 1.0), np.nan)
+    return p.reshape(n_rows, -1)[:, :width]
 
 
 def _gpd_pwm(y: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -179,8 +353,10 @@ def _gpd_pwm(y: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     (ascending, NaN-padded on the left), by probability-weighted moments (Hosking and
     Wallis, 1987), its shape raised by ``1 / sqrt(k)`` and kept within [0, 0.5]: never a
     bounded tail, whose end would make anything beyond it infinitely rare."""
-    count = np.sum(~np.isnan(y), axis=1)
-    rank = np.cumsum(~np.isnan(y), axis=1)  # 1..k along the valid cells
+    valid = ~np.isnan(y)
+    count = np.sum(valid, axis=1)
+    rank = np.cumsum(valid.ravel()).reshape(y.shape)  # 1..k along the valid cells
+    rank -= rank[:, :1] - valid[:, :1]
     weight = 1.0 - (rank - 0.35) / np.maximum(count, 1)[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         a0 = np.nanmean(y, axis=1) if y.shape[1] else np.zeros(len(k))
