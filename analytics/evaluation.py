@@ -43,8 +43,13 @@ def scan_history(
     start: date,
     end: date,
     feedback: pl.DataFrame | None = None,
+    false_alerts: float | None = None,
+    per_days: float | None = None,
 ) -> pl.DataFrame:
     """All incidents of the full scan over ``[start, end)``, with ``source`` and ``freq``.
+
+    Each slice's budget is about ``false_alerts`` false alerts per ``per_days`` days
+    (default: the detector's), on top of the false discovery control across slices.
 
     Rises in case and event volume are alerts; their falls are scanned too (one-sided,
     their own false discovery control) and kept as incidents to show, never alerted.
@@ -79,6 +84,8 @@ def scan_history(
                 alert_on=alert_on,  # type: ignore[arg-type]
                 period=period,
                 seasons=seasons,
+                false_alerts=false_alerts,
+                per_days=per_days,
             )
             found.append(incidents.with_columns(source=pl.lit(source), freq=pl.lit(freq)))
     return pl.concat(found, how="diagonal_relaxed")

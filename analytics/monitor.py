@@ -25,6 +25,9 @@ __all__ = [
     "emerging_view",
     "feedback_version",
     "RECENT_DAYS",
+    "SENSITIVITY",
+    "DEFAULT_SENSITIVITY",
+    "detector_spec",
     "incident_cases",
     "incident_days",
     "incident_reason",
@@ -39,6 +42,10 @@ __all__ = [
 
 #: Days of history each scan scores (enough for the seasonal baseline to settle).
 HISTORY_DAYS = 120
+#: The sensitivity choices of the Anomalies page: expected false alerts per series per
+#: month (30 days) on a series of noise, and the default.
+SENSITIVITY: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
+DEFAULT_SENSITIVITY = 1.0
 #: Incidents whose last day falls in this many days before the newest data are current.
 RECENT_DAYS = 30
 #: Days of case narratives the emerging-threat clusters are built from.
@@ -205,15 +212,35 @@ def record_feedback(
         )
 
 
-def recent_incidents(engine: Engine, *, end: date, role: Role | str) -> pl.DataFrame:
+def _sensitivity(per_month: float) -> float:
+    if not 0 < per_month <= 30:
+        raise ValueError("the sensitivity is a number of false alerts per month, above 0")
+    return float(per_month)
+
+
+def recent_incidents(
+    engine: Engine,
+    *,
+    end: date,
+    role: Role | str,
+    per_month: float = DEFAULT_SENSITIVITY,
+) -> pl.DataFrame:
     """Incidents of the last :data:`RECENT_DAYS` days before ``end``, best first.
 
     Every slice of cases and events, daily and weekly, is scored over the last
-    :data:`HISTORY_DAYS` days, with the stored feedback applied.
+    :data:`HISTORY_DAYS` days, with the stored feedback applied, each slice with a
+    budget of about ``per_month`` false alerts per month.
     """
     access.require(role, "aggregates")
     start = end - timedelta(days=HISTORY_DAYS)
-    incidents = scan_history(engine, start=start, end=end, feedback=read_feedback(engine))
+    incidents = scan_history(
+        engine,
+        start=start,
+        end=end,
+        feedback=read_feedback(engine),
+        false_alerts=_sensitivity(per_month),
+        per_days=30.0,
+    )
     since = datetime.combine(end - timedelta(days=RECENT_DAYS), datetime.min.time())
     return incidents.filter(pl.col("end") >= since).sort(
         "alerted", "score", descending=[True, True]
@@ -224,8 +251,27 @@ def _dims(slice_key: str) -> dict[str, str]:
     return {} if slice_key == "all" else dict(p.split("=", 1) for p in slice_key.split("|"))
 
 
-def incident_series(engine: Engine, incident: dict[str, object], *, end: date) -> pl.DataFrame:
-    """The incident's slice as a daily series scored with its expected band.
+def detector_spec(freq: str) -> tuple[str, dict[str, object]]:
+    """The detector the scan judges a slice's daily or weekly counts with.
+
+    >>> detector_spec("weekly")
+    ('counts', {'period': 1, 'seasons': 4})
+    """
+    return (
+        "counts",
+        {"period": 1, "seasons": 4} if freq == "weekly" else {"period": 7, "seasons": 6},
+    )
+
+
+def incident_series(
+    engine: Engine,
+    incident: dict[str, object],
+    *,
+    end: date,
+    per_month: float = DEFAULT_SENSITIVITY,
+) -> pl.DataFrame:
+    """The incident's slice as a daily (or weekly) series scored by the scan's detector,
+    with its band at the level of a budget of ``per_month`` false alerts per month.
 
     Columns of :func:`analytics.anomalies.score_series`.
     """
@@ -248,10 +294,18 @@ def incident_series(engine: Engine, incident: dict[str, object], *, end: date) -
     hi = datetime.combine(end, datetime.min.time())
     days = pl.DataFrame({"ts": pl.datetime_range(lo, hi, "1d", closed="left", eager=True)})
     series = days.join(daily, on="ts", how="left").with_columns(pl.col("value").fill_null(0.0))
+    budget = _sensitivity(per_month)
     if incident["freq"] == "weekly":
         weekly = anomalies.weekly_sums(series.with_columns(slice=pl.lit("one")))
-        return anomalies.score_series(weekly.select("ts", "value"), period=1, seasons=4, count=True)
-    return anomalies.score_series(series, period=7, count=True)
+        return anomalies.score_series(
+            weekly.select("ts", "value"),
+            detector=detector_spec("weekly"),
+            false_alerts=budget,
+            per_days=30.0,
+        )
+    return anomalies.score_series(
+        series, detector=detector_spec("daily"), false_alerts=budget, per_days=30.0
+    )
 
 
 #: What each detector compares a point with, in words.
@@ -278,7 +332,7 @@ def incident_reason(incident: dict[str, object], series: pl.DataFrame) -> str:
         A row of :func:`recent_incidents`.
     series
         Its scored series (:func:`incident_series`): ``ts``, ``value``, ``expected``,
-        ``lower``, ``upper``, ``p_value``.
+        ``lower``, ``upper`` (the band at the level ``10 ** -threshold``), ``p_value``.
 
     Examples
     --------
@@ -287,9 +341,10 @@ def incident_reason(incident: dict[str, object], series: pl.DataFrame) -> str:
     >>> inc = {"slice": "category=spam", "source": "cases", "freq": "daily", "days": 1,
     ...        "start": peak, "end": peak, "peak_ts": peak, "direction": "up"}
     >>> series = pl.DataFrame({"ts": [peak], "value": [6.0], "expected": [0.5],
-    ...                        "lower": [0.0], "upper": [3.0], "p_value": [2e-6]})
+    ...                        "lower": [0.0], "upper": [3.0], "p_value": [2e-6],
+    ...                        "threshold": [1.5]})
     >>> print(incident_reason(inc, series))  # doctest: +NORMALIZE_WHITESPACE
-    Tue 14 Apr 2026: 6 cases against 0.5 expected (99.9% band 0–3), a rise of 5.5 (p = 2e-06).
+    Tue 14 Apr 2026: 6 cases against 0.5 expected (96.8% band 0–3), a rise of 5.5 (p = 2e-06).
     Detector: the seasonal baseline: the recent level plus the usual offset of that weekday
     over the previous 6 weeks, with count noise (negative binomial) fitted to the slice's own
     past. Alerted after false-discovery control across every slice scanned that day.
@@ -307,7 +362,8 @@ def incident_reason(incident: dict[str, object], series: pl.DataFrame) -> str:
     move = "rise" if change >= 0 else "fall"
     band = ""
     if row.get("lower") is not None and row.get("upper") is not None:
-        band = f" (99.9% band {row['lower']:,.0f}–{row['upper']:,.0f})"
+        level = 10 ** -float(row["threshold"]) if row.get("threshold") is not None else 0.001
+        band = f" ({100 * (1 - level):.3g}% band {row['lower']:,.0f}–{row['upper']:,.0f})"
     p = "" if row.get("p_value") is None else f" (p = {row['p_value']:.1g})"
     days = int(incident.get("days") or 1)  # type: ignore[call-overload]
     span = ""

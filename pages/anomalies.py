@@ -18,13 +18,28 @@ st.caption(
     "explain, and your feedback quiets a pattern until it grows. Rises in volume alert; "
     "for automated detections a fall alerts."
 )
+left, middle, right = st.columns([3, 3, 2])
+with middle:
+    per_month = float(
+        filters.page_choice(
+            "sensitivity",
+            widgets.SENSITIVITY_OPTIONS,
+            label="False alerts per slice per month",
+            default=widgets.DEFAULT_SENSITIVITY,
+            help=(
+                "How many false alerts you accept per slice per month on ordinary noise "
+                "(each slice's own budget). Fewer means only larger moves alert. When many "
+                "slices are scanned, the false-discovery control across them (1%) is "
+                "usually the stricter of the two."
+            ),
+        )
+    )
 try:
-    incidents = data.incidents(role=viewer.role)
+    incidents = data.incidents(role=viewer.role, per_month=per_month)
 except data.DataUnavailable as exc:
     st.error(str(exc))
     st.stop()
 
-left, right = st.columns([3, 2])
 with left:
     source = filters.page_choice(
         "source",
@@ -86,7 +101,7 @@ explorer.link(
     opened_from=first.isoformat(),
     opened_to=last.isoformat(),
 )
-series, causes, cases = data.evidence(incident, role=viewer.role)
+series, causes, cases = data.evidence(incident, role=viewer.role, per_month=per_month)
 st.markdown(monitor.incident_reason(incident, series))
 chosen = st.plotly_chart(
     charts.anomaly_band(series, title="Value and expected band (select points to drill down)"),

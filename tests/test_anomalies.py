@@ -17,6 +17,7 @@ from analytics.anomalies import (
     score_frame,
     score_series,
 )
+from analytics.detectors import SpikeDetector, from_spec
 
 START = datetime(2026, 1, 5)  # a Monday
 WEEKLY = [20.0, 22.0, 21.0, 20.0, 19.0, 14.0, 12.0]  # weekday pattern of a count
@@ -35,6 +36,14 @@ def _seasonal(n: int) -> list[float]:
     return [WEEKLY[i % 7] for i in range(n)]
 
 
+#: The scan's count model with a strict budget (about one false alert per 1,000 days).
+COUNTS = ("counts", {"per_days": 1000.0})
+
+
+def _score(frame: pl.DataFrame, **kwargs) -> pl.DataFrame:
+    return score_series(frame, detector=COUNTS, **kwargs)
+
+
 def _flagged(out: pl.DataFrame) -> list[int]:
     return out.with_row_index("i").filter("is_anomaly")["i"].to_list()
 
@@ -42,7 +51,7 @@ def _flagged(out: pl.DataFrame) -> list[int]:
 def test_a_spike_is_flagged_once_and_does_not_inflate_the_next_baselines():
     values = _seasonal(84)
     values[60] = 60.0
-    out = score_series(_series(values))
+    out = _score(_series(values))
     assert _flagged(out) == [60]
     assert out["direction"][60] == "up"
     # The days after the spike keep their normal expectation (within one count).
@@ -53,15 +62,15 @@ def test_a_spike_is_flagged_once_and_does_not_inflate_the_next_baselines():
 def test_a_dip_is_flagged_both_ways_but_not_when_only_rises_matter():
     values = _seasonal(84)
     values[70] = 0.0
-    assert _flagged(score_series(_series(values))) == [70]
-    assert _flagged(score_series(_series(values), direction="up")) == []
-    assert score_series(_series(values))["direction"][70] == "down"
+    assert _flagged(_score(_series(values))) == [70]
+    assert _flagged(_score(_series(values), direction="up")) == []
+    assert _score(_series(values))["direction"][70] == "down"
 
 
 def test_a_level_shift_is_reported_once_then_adopted():
     values = _seasonal(120)
     values[70:] = [2 * v for v in values[70:]]
-    flags = _flagged(score_series(_series(values)))
+    flags = _flagged(_score(_series(values)))
     assert flags and flags[0] == 70
     assert flags == list(range(70, 70 + len(flags)))  # one run: a single incident
     assert len(flags) <= 5
@@ -79,7 +88,7 @@ def test_missing_points_are_tolerated():
         .otherwise(pl.col("value"))
         .alias("value")
     )
-    out = score_series(gappy)
+    out = _score(gappy)
     assert out.height == gappy.height
     flagged = out.filter("is_anomaly")["ts"].to_list()
     assert flagged == [START + timedelta(days=63)]
@@ -89,7 +98,7 @@ def test_small_counts_use_a_count_model():
     values = [float(i % 2) for i in range(90)]  # 0, 1, 0, 1: a mean of one half
     values[80] = 2.0  # ordinary for such a count
     values[85] = 9.0  # not
-    out = score_series(_series(values))
+    out = _score(_series(values))
     assert _flagged(out) == [85]
     assert out["lower"].drop_nulls().min() >= 0
 
@@ -97,15 +106,15 @@ def test_small_counts_use_a_count_model():
 def test_scores_are_causal():
     values = _seasonal(90)
     values[75] = 50.0
-    full = score_series(_series(values))
-    prefix = score_series(_series(values[:76]))
+    full = _score(_series(values))
+    prefix = _score(_series(values[:76]))
     assert_frame_equal(full.head(76), prefix)
 
 
 def test_too_little_history_is_insufficient_data_not_an_alert():
     values = _seasonal(40)
     values[3] = 500.0
-    out = score_series(_series(values))
+    out = _score(_series(values))
     assert out["status"][3] == "insufficient data"
     assert not out["is_anomaly"][:21].any()
 
@@ -114,7 +123,7 @@ def test_any_metric_a_gaussian_for_non_counts():
     rng = np.random.default_rng(3)
     values = 10.0 + rng.normal(0, 0.5, 120)
     values[100] = 16.5
-    out = score_series(_series(values))
+    out = _score(_series(values))
     assert 100 in _flagged(out)
     assert len(_flagged(out)) <= 2
 
@@ -127,13 +136,13 @@ def test_sub_daily_data_gets_a_daily_or_weekly_period():
     pattern = [10.0 + 8 * np.sin(2 * np.pi * i / 24) for i in range(24 * 10)]
     values = [round(v) for v in pattern]
     values[200] = 60
-    out = score_series(_series(values, hours))
+    out = _score(_series(values, hours))
     assert _flagged(out) == [200]
 
 
 def test_an_empty_frame_scores_to_an_empty_frame():
     empty = pl.DataFrame(schema={"ts": pl.Datetime("us"), "value": pl.Float64})
-    out = score_series(empty)
+    out = _score(empty)
     assert out.is_empty() and {"expected", "score", "is_anomaly"} <= set(out.columns)
 
 
@@ -147,9 +156,10 @@ def test_many_series_at_once_score_as_each_alone():
         frames.append(_series(rng.poisson(5 + i % 7, n)).with_columns(_series=pl.lit(f"s{i:04d}")))
     together = score_frame(pl.concat(frames).sample(fraction=1.0, seed=1), period=7)
     for i in (0, 1023, 1024, 2099):
-        alone = score_series(frames[i].drop("_series"), period=7, count=True)
+        alone = score_series(frames[i].drop("_series"), detector=("counts", {"period": 7}))
         mine = together.filter(pl.col("_series") == f"s{i:04d}").sort("ts")
-        assert_frame_equal(mine.drop("_series"), alone)
+        columns = ["ts", "value", "expected", "p_value"]
+        assert_frame_equal(mine.select(columns), alone.select(columns))
 
 
 def test_timestamps_that_are_not_regular_are_refused_with_a_message():
@@ -157,7 +167,7 @@ def test_timestamps_that_are_not_regular_are_refused_with_a_message():
     # need 31 million cells for 12 points.
     ts = [START + timedelta(seconds=i) for i in range(11)] + [START + timedelta(days=365)]
     with pytest.raises(ValueError, match="not at a regular frequency"):
-        score_series(_series([1.0] * 12, ts), period=7)
+        _score(_series([1.0] * 12, ts))
 
 
 # --------------------------------------------------------------------------- the scan
@@ -319,3 +329,109 @@ def test_falls_are_shown_but_only_rises_alert():
     assert watched.filter(pl.col("slice") == "region=S002", pl.col("start") == fall_day)[
         "alerted"
     ].to_list() == [True]
+
+
+# ------------------------------------------------------- built on the detector registry
+
+
+def _hourly_noise(n: int = 900, seed: int = 11) -> np.ndarray:
+    return np.random.default_rng(seed).normal(100.0, 5.0, n)
+
+
+def test_score_series_defaults_to_the_calibrated_ensemble_and_explains_its_alert():
+    values = _hourly_noise()
+    values[700] = 170.0
+    hours = [START + timedelta(hours=i) for i in range(values.size)]
+    # 37 days of hourly noise: about 2.6 false alerts at the default budget (one per 14
+    # days), about 0.1 at one a year.
+    out = score_series(_series(values, hours), per_days=365.0)
+    alerts = out.with_row_index("i").filter("alert")
+    assert alerts["i"].to_list() == [700]
+    by_name = score_series(_series(values, hours), detector=("ensemble", {"per_days": 365.0}))
+    assert_frame_equal(out, by_name)
+    row = alerts.row(0, named=True)
+    assert row["detector"] == "spike" and row["is_anomaly"] and row["status"] == "anomaly"
+    assert row["score"] > row["threshold"] and row["reason"].startswith("spike up: 170")
+    # Before min_history the ensemble judges nothing; after, every point has a verdict.
+    assert out["status"][10] == "insufficient data"
+    assert out.filter(pl.col("status") == "anomaly")["incident"].null_count() == 0
+
+
+def test_score_series_takes_any_registered_detector_and_a_budget():
+    values = _hourly_noise()
+    values[700] = 170.0
+    hours = [START + timedelta(hours=i) for i in range(values.size)]
+    frame = _series(values, hours)
+    by_spec = score_series(frame, detector=("spike", {"per_days": 30.0}))
+    direct = SpikeDetector(per_days=30.0).fit(frame).detect(frame)
+    assert np.allclose(by_spec["p_value"].fill_null(-1), direct["p_value"].fill_null(-1))
+    # A looser budget lowers the threshold: more points are anomalous.
+    loose = score_series(frame, detector=("spike", {}), false_alerts=10.0, per_days=1.0)
+    assert loose["threshold"].max() < by_spec["threshold"].min()
+    assert loose["is_anomaly"].sum() > by_spec["is_anomaly"].sum()
+    with pytest.raises(ValueError, match="unknown detector"):
+        score_series(frame, detector=("nope", {}))
+
+
+def test_the_scan_runs_any_registered_detector_under_the_same_discovery_control():
+    base = _noise_slices(40, days=150, seed=8)
+    spike_day = START + timedelta(days=120)
+    bumped = base.with_columns(
+        value=pl.when((pl.col("slice") == "region=S007") & (pl.col("ts") == spike_day))
+        .then(30.0)
+        .otherwise(pl.col("value"))
+    )
+    points, incidents = scan(bumped, detector=("spike", {}))
+    alerted = incidents.filter("alerted")
+    found = alerted.filter(pl.col("slice") == "region=S007")
+    assert found["start"].to_list() == [spike_day]
+    assert alerted.height <= 2  # BH at 1% a day over 100 judged days: about one false
+    # The p-values BH sees are on the budget's scale; every alert is below the level.
+    assert points.filter("alert")["p_value"].max() < 0.01
+
+
+def test_a_slice_alerts_only_within_both_its_budget_and_the_discovery_control():
+    # One slice: BH across one test is the p-value itself (1% a day, about one false
+    # alert per 100 days of noise); a budget of one false alert per five years is then
+    # the stricter gate, and only the planted burst is left.
+    values = np.random.default_rng(9).poisson(5.0, 150).astype(float)
+    values[119:121] = [11.0, 13.0]
+    one = pl.DataFrame(
+        {"slice": "region=S000", "region": "S000", "ts": _days(150), "value": values}
+    )
+    burst = START + timedelta(days=119)
+    _, default = scan(one)
+    points, strict = scan(one, false_alerts=1.0, per_days=5 * 365.0)
+    assert burst in default.filter("alerted")["start"].to_list()
+    assert default.filter("alerted").height >= 2  # noise alerts too at 1% a day
+    # Strict: the burst's first day (11, p = 0.0008) is within 1% but not within the
+    # budget's level (0.0006); its second (13, p = 2e-6) alerts.
+    assert strict.filter("alerted")["start"].to_list() == [burst + timedelta(days=1)]
+    assert points.filter("alert")["p_value"].max() < 0.001
+
+
+@pytest.mark.parametrize(
+    ("family", "low", "high"),
+    [
+        ("over-dispersed counts", 0.5, 2.0),
+        ("poisson", 0.5, 2.0),
+        # Around one a day no count has a tail probability near the level: discreteness
+        # makes the count model conservative there (fewer false alerts, never more).
+        ("small counts", 0.0, 2.0),
+    ],
+)
+def test_the_count_detector_keeps_its_budget_on_count_noise(family, low, high):
+    n_series, n_points = 1000, 400
+    rng = np.random.default_rng(0)
+    shape = (n_series, n_points)
+    values = {
+        "over-dispersed counts": rng.negative_binomial(2, 2 / 22, shape),
+        "poisson": rng.poisson(20.0, shape),
+        "small counts": rng.poisson(1.0, shape),
+    }[family].astype(float)
+    keys = np.repeat(np.arange(n_series).astype(str), n_points)
+    ts = _days(n_points) * n_series
+    frame = pl.DataFrame({"series": keys, "ts": ts, "value": values.ravel()})
+    out = from_spec(("counts", {"per_days": 30.0})).fit(frame).detect(frame)
+    per_30_days = out["alert"].sum() / out["p_value"].is_not_null().sum() * 30.0
+    assert low <= per_30_days <= high, per_30_days

@@ -127,9 +127,42 @@ def test_the_selected_incident_says_why_in_numbers(monkeypatch, small_db):
     assert not at.exception
     why = [m.value for m in at.markdown if "Detector:" in m.value]
     assert len(why) == 1
-    assert re.search(r": [\d,]+ (cases|events) against [\d,.]+ expected \(99\.9% band ", why[0])
+    assert re.search(r": [\d,]+ (cases|events) against [\d,.]+ expected \([\d.]+% band ", why[0])
     assert re.search(r"\(p = [\d.e+-]+\)", why[0])
     heading = next(h.value for h in at.subheader if " · " in h.value)
     days = heading.split(" · ")[-1]
     first, _, last = days.partition("–")
     assert first != last  # never "16 Nov–16 Nov"
+
+
+def _band(at: AppTest) -> float:
+    why = next(m.value for m in at.markdown if "Detector:" in m.value)
+    found = re.search(r"\(([\d.]+)% band ", why)
+    assert found, why
+    return float(found.group(1))
+
+
+def test_the_sensitivity_is_a_budget_in_false_alerts_per_month_kept_in_the_url(
+    monkeypatch, small_db
+):
+    """The default is one false alert per slice per month; a stricter choice widens the
+    band of the selected incident's series, and the choice lives in the URL."""
+    default = _page(monkeypatch, small_db)
+    assert not default.exception
+    control = next(c for c in default.segmented_control if "per month" in c.label)
+    assert control.value == "1" and "sensitivity" not in default.query_params
+    strict = _page_with(monkeypatch, small_db, {"sensitivity": "0.25"})
+    assert not strict.exception
+    assert next(c for c in strict.segmented_control if "per month" in c.label).value == "0.25"
+    assert strict.query_params["sensitivity"] == "0.25"
+    assert _band(strict) > _band(default)
+    loose = _page_with(monkeypatch, small_db, {"sensitivity": "4"})
+    assert _band(loose) <= _band(default)  # the level is capped at 0.2 a point
+    bad = _page_with(monkeypatch, small_db, {"sensitivity": "1e9"})
+    assert not bad.exception
+    assert any("Ignored sensitivity" in w.value for w in bad.warning)
+    assert _band(bad) == _band(default)
+
+
+def _page_with(monkeypatch, url: str, params: dict[str, str]) -> AppTest:
+    return open_page(monkeypatch, url, "pages/anomalies.py", params=params)

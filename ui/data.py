@@ -317,14 +317,16 @@ def _newest_day() -> date:
 
 
 @st.cache_data(ttl=600, max_entries=8, show_spinner="Scanning every slice…")
-def _incidents(url: str, end: date, token: str, role: Role) -> pl.DataFrame:
-    return monitor.recent_incidents(_engine_for(url), end=end, role=role)
+def _incidents(url: str, end: date, token: str, role: Role, per_month: float) -> pl.DataFrame:
+    return monitor.recent_incidents(_engine_for(url), end=end, role=role, per_month=per_month)
 
 
-def incidents(*, role: Role) -> pl.DataFrame:
-    """Current incidents (cached per data version and feedback)."""
+def incidents(*, role: Role, per_month: float = monitor.DEFAULT_SENSITIVITY) -> pl.DataFrame:
+    """Current incidents with a budget of ``per_month`` false alerts per slice per month
+    (cached per data version, feedback and budget)."""
     with _reading("Cannot scan the data") as url:
-        return _incidents(url, _newest_day(), f"{data_token()}:{_feedback_version()}", role)
+        token = f"{data_token()}:{_feedback_version()}"
+        return _incidents(url, _newest_day(), token, role, per_month)
 
 
 @st.cache_data(ttl=600, max_entries=8, show_spinner=False)
@@ -397,21 +399,22 @@ def _feedback_version() -> int:
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner="Loading the incident…")
 def _evidence(
-    url: str, incident: dict[str, Any], end: date, token: str, role: Role
+    url: str, incident: dict[str, Any], end: date, token: str, role: Role, per_month: float
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     eng = _engine_for(url)
     return (
-        monitor.incident_series(eng, incident, end=end),
+        monitor.incident_series(eng, incident, end=end, per_month=per_month),
         monitor.incident_root_cause(eng, incident, end=end),
         monitor.incident_cases(eng, incident, end=end, role=role),
     )
 
 
 def evidence(
-    incident: dict[str, Any], *, role: Role
+    incident: dict[str, Any], *, role: Role, per_month: float = monitor.DEFAULT_SENSITIVITY
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """An incident's scored series, root cause and cases."""
-    return _evidence(db.database_url(), incident, _newest_day(), data_token(), role)
+    """An incident's scored series (its band at the level of the budget), root cause
+    and cases."""
+    return _evidence(db.database_url(), incident, _newest_day(), data_token(), role, per_month)
 
 
 @st.cache_data(ttl=300, max_entries=32, show_spinner=False)

@@ -225,12 +225,20 @@ def draw() -> Selection | None:
     return selection
 
 
-def page_choice(key: str, options: dict[str, str], *, label: str) -> str:
+def page_choice(
+    key: str,
+    options: dict[str, str],
+    *,
+    label: str,
+    default: str | None = None,
+    help: str | None = None,
+) -> str:
     """A page-level choice (radio-like) kept in the URL under ``key``.
 
-    ``options`` maps URL values to labels; the first is the default.
+    ``options`` maps URL values to labels; ``default`` (else the first) is the value
+    when the URL has none, and is left out of the URL.
     """
-    default = next(iter(options))
+    default = default if default in options else next(iter(options))
     state_key = f"{_PREFIX}page_{key}"
     if state_key not in st.session_state:
         raw = st.query_params.get(key, default)
@@ -239,7 +247,9 @@ def page_choice(key: str, options: dict[str, str], *, label: str) -> str:
             raw = default
         st.session_state[state_key] = raw
     value = (
-        st.segmented_control(label, list(options), key=state_key, format_func=options.__getitem__)
+        st.segmented_control(
+            label, list(options), key=state_key, format_func=options.__getitem__, help=help
+        )
         or default
     )
     if value == default:

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from analytics import exports, reports
+from analytics import exports, monitor, reports
 from analytics.charts import format_number
 from analytics.db import Role
 from analytics.load import whole_number
@@ -18,6 +18,8 @@ from ui import data, explorer, nav
 from ui.filters import humanise, page_param, set_page_param
 
 __all__ = [
+    "DEFAULT_SENSITIVITY",
+    "SENSITIVITY_OPTIONS",
     "alert_precision",
     "chart",
     "cluster_cases",
@@ -34,6 +36,13 @@ __all__ = [
     "require_data",
     "root_cause_rows",
 ]
+
+#: The Anomalies page's sensitivity choices: URL value -> label (false alerts per slice
+#: per month), from :data:`analytics.monitor.SENSITIVITY`.
+SENSITIVITY_OPTIONS: dict[str, str] = {
+    f"{v:g}": {0.25: "¼", 0.5: "½"}.get(v, f"{v:g}") for v in monitor.SENSITIVITY
+}
+DEFAULT_SENSITIVITY = f"{monitor.DEFAULT_SENSITIVITY:g}"
 
 _DELTA_UNIT = {"count": "count", "percent": "points", "hours": "hours", "per_1000": "per_1000"}
 

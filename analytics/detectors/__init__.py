@@ -12,6 +12,8 @@ absent); all series are scored at once on (series x time) grids.
   volatility (a CUSUM of absolute deviations).
 - ``stuck``: outages, a fall to (near) zero (and optionally a value stuck unchanged)
   for longer than the series ever did before, ranked against its own earlier runs.
+- ``counts``: counts against a seasonal baseline with negative-binomial noise whose
+  over-dispersion adapts to the series' past; the slice scan's fast detector.
 - ``block``: spikes and dips of the means over hours of a sub-hourly series (slow
   drifts and clusters of bursts that no single point shows).
 - ``ensemble``: an alert when any of them fires, each with the whole budget (the
@@ -44,6 +46,7 @@ from typing import Any
 
 from analytics.detectors.blocks import BlockDetector
 from analytics.detectors.calibration import conformal_pvalues, point_alpha
+from analytics.detectors.counts import CountDetector
 from analytics.detectors.estimators import (
     EnsembleDetector,
     ShiftDetector,
@@ -56,6 +59,7 @@ __all__ = [
     "DEFAULT",
     "DETECTORS",
     "BlockDetector",
+    "CountDetector",
     "EnsembleDetector",
     "IncidentRule",
     "ShiftDetector",
@@ -67,7 +71,9 @@ __all__ = [
     "to_spec",
 ]
 
-Detector = SpikeDetector | ShiftDetector | StuckDetector | BlockDetector | EnsembleDetector
+Detector = (
+    SpikeDetector | ShiftDetector | StuckDetector | BlockDetector | EnsembleDetector | CountDetector
+)
 
 #: Every detector by name.
 DETECTORS: dict[str, type[Detector]] = {
@@ -76,6 +82,7 @@ DETECTORS: dict[str, type[Detector]] = {
     "stuck": StuckDetector,
     "block": BlockDetector,
     "ensemble": EnsembleDetector,
+    "counts": CountDetector,
 }
 #: The detector used when none is named.
 DEFAULT = "ensemble"
