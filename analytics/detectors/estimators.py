@@ -119,46 +119,33 @@ class _Detector:
         self._check_fitted()
         base = keyed(frame)
         parts = [self._score_part(grid) for grid in layout(base)]
-        empty = pl.DataFrame(
-            schema={
-                "_row": pl.UInt32,
-                "step": pl.Int64,
-                "detector": pl.String,
-                "expected": pl.Float64,
-                "lower": pl.Float64,
-                "upper": pl.Float64,
-                "p_value": pl.Float64,
-                "threshold": pl.Float64,
-                "stat": pl.Float64,
-                "limit": pl.Float64,
-            }
-        )
-        scored = pl.concat([empty, *parts], how="vertical_relaxed")
-        return (
-            base.with_row_index("_row")
-            .join(scored, on="_row", how="left")
-            .sort("_row")
-            .drop("_row")
-            .with_columns(
-                pl.col(c).fill_nan(None) for c in ("expected", "lower", "upper", "p_value")
-            )
-        )
+        scored = pl.concat([_SCORED.clear(), *parts], how="vertical_relaxed")
+        # Each laid-out row is in one part: put them back in input order (a row with no
+        # timestamp is in none and gets nulls).
+        place = np.full(base.height, -1, np.int64)
+        place[scored["_row"].to_numpy()] = np.arange(scored.height)
+        where = pl.select(pl.when(pl.lit(place) >= 0).then(pl.lit(place))).to_series()
+        return pl.concat(
+            [base, scored.drop("_row").select(pl.all().gather(where))], how="horizontal"
+        ).with_columns(pl.col(c).fill_nan(None) for c in ("expected", "lower", "upper", "p_value"))
 
     def _score_part(self, grid: Grid) -> pl.DataFrame:
         fallback = point_alpha(self.false_alerts, self.per_days, grid.step, self._gap(grid.step))
         alpha = np.array([self.alpha_.get(name, fallback) for name in grid.names])
         out = self._score_grid(grid.values, grid.step, alpha)
         width = grid.values.shape[1]
-        names = np.asarray(out.pop("detector_names"))
+        row, step = np.divmod(grid.cells, width)
+        names = pl.Series(out.pop("detector_names"), dtype=pl.String)
         which = grid.take(out.pop("which")).astype(np.int64)
         columns: dict[str, Any] = {
             "_row": grid.rows.astype(np.uint32),
-            "step": grid.cells % width,
-            "detector": names[which],
+            "step": step,
+            "detector": names.gather(which),
         }
         for key, value in out.items():
-            columns[key] = grid.take(np.broadcast_to(value, grid.values.shape))
-        return pl.DataFrame(columns)
+            # A per-row or scalar value is read in place, never spread over the grid.
+            columns[key] = np.broadcast_to(np.asarray(value, float), grid.values.shape)[row, step]
+        return pl.DataFrame(columns).select(_SCORED.columns)
 
     def score_samples(self, frame: pl.DataFrame) -> np.ndarray:
         """Anomaly score of each row, ``-log10`` of its calibrated p-value (0 with too
@@ -194,15 +181,34 @@ class _Detector:
             score=score, alert=(score > pl.col("threshold")).fill_null(False)
         )
         ruled = IncidentRule(gap=gap).apply(flagged)
-        out = ruled.with_columns(
-            reason=pl.when("alert").then(_reason()),
-            alert=pl.col("opens"),
+        # The sentence of numbers only for the alerting points, put back in place.
+        alerting = ruled.with_row_index("_row").filter("alert")
+        reason = pl.repeat(None, ruled.height, dtype=pl.String, eager=True).scatter(
+            alerting["_row"], alerting.select(_reason()).to_series()
         )
+        out = ruled.with_columns(reason=reason, alert=pl.col("opens"))
         extra = [c for c in frame.columns if c not in ("series", "ts", "value")]
         keep = [SERIES] if SERIES in frame.columns else []
         return pl.concat(
             [frame.select(extra), out.select(*keep, "ts", "value", *COLUMNS)], how="horizontal"
         )
+
+
+#: The columns :meth:`_Detector._score_part` returns, in order.
+_SCORED = pl.DataFrame(
+    schema={
+        "_row": pl.UInt32,
+        "step": pl.Int64,
+        "detector": pl.String,
+        "expected": pl.Float64,
+        "lower": pl.Float64,
+        "upper": pl.Float64,
+        "p_value": pl.Float64,
+        "threshold": pl.Float64,
+        "stat": pl.Float64,
+        "limit": pl.Float64,
+    }
+)
 
 
 def _reason() -> pl.Expr:

@@ -49,21 +49,23 @@ class IncidentRule:
         if self.gap < 0:
             raise ValueError("gap must not be negative")
         alerts = (
-            frame.with_row_index("_row")
+            frame.select("series", "step", "alert")
+            .with_row_index("_row")
             .filter(pl.col("alert"))
             .sort("series", "step")
-            .with_columns(
+            .select(
+                "_row",
                 _new=(
                     (pl.col("series") != pl.col("series").shift())
                     | (pl.col("step") - pl.col("step").shift() > self.gap)
-                ).fill_null(True)
+                ).fill_null(True),
             )
-            .select("_row", incident=pl.col("_new").cum_sum().cast(pl.Int64) - 1, opens="_new")
         )
-        return (
-            frame.with_row_index("_row")
-            .join(alerts, on="_row", how="left")
-            .sort("_row")
-            .drop("_row")
-            .with_columns(pl.col("opens").fill_null(False))
+        rows, new = alerts["_row"], alerts["_new"]
+        incident = new.cum_sum().cast(pl.Int64) - 1
+        return frame.with_columns(
+            incident=pl.repeat(None, frame.height, dtype=pl.Int64, eager=True).scatter(
+                rows, incident
+            ),
+            opens=pl.repeat(False, frame.height, dtype=pl.Boolean, eager=True).scatter(rows, new),
         )
