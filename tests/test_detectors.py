@@ -453,3 +453,19 @@ def test_conformal_tail_matches_a_plain_loop(seed):
     p = conformal_pvalues(stat, tail=0.1, min_tail=5, **options)
     expected, _ = _plain_pvalues(stat, stat, level=0.05, tail=0.1, min_tail=5, **options)
     np.testing.assert_allclose(p, expected, rtol=1e-12, atol=0)
+
+
+def test_conformal_rows_without_queries_change_nothing_and_judged_marks_history():
+    from analytics.detectors.calibration import _judged, conformal_pvalues
+
+    rng = np.random.default_rng(7)
+    stat = rng.poisson(1.0, (8, 200)).astype(float)
+    past = _grid(rng, stat.shape, "ties")
+    options = {"window": 120, "min_history": 40, "reference": past}
+    full = conformal_pvalues(stat, **options)
+    sparse = stat.copy()
+    sparse[::2] = np.nan  # rows with nothing to judge are skipped
+    part = conformal_pvalues(sparse, **options)
+    np.testing.assert_array_equal(part[1::2], full[1::2])
+    assert np.isnan(part[::2]).all()
+    np.testing.assert_array_equal(_judged(past, window=120, min_history=40), ~np.isnan(full))

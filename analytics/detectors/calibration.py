@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import timedelta
 
 import numpy as np
@@ -112,17 +113,40 @@ def conformal_pvalues(
         min_tail=min_tail,
         levels=levels,
     )
+    out = np.full(stat.shape, np.nan)
+    busy = np.arange(n_series)
+    if level is None:  # rows with nothing to judge cost nothing
+        busy = np.flatnonzero(~np.isnan(x).all(axis=1))
+        x, levels, blocks = x[busy], levels[busy], blocks.subset(busy)
+        past = None if past is None else past[busy]
     sorted_past = _SortedPast(blocks)
-    for rows in _chunks(n_series, width):
+    for rows in _chunks(len(busy), width):
         sorted_past.fill(rows, x[rows], None if past is None else past[rows])
     sigma, xi, edge = _tails(blocks, sorted_past, levels, min_tail)
-    out = np.full(stat.shape, np.nan)
-    for rows in _chunks(n_series, width):
-        out[rows] = _assemble(blocks, sorted_past, x[rows], sigma, xi, rows, min_tail)
+    for rows in _chunks(len(busy), width):
+        out[busy[rows]] = _assemble(blocks, sorted_past, x[rows], sigma, xi, rows, min_tail)
     if level is None:
         return out
     crit = np.broadcast_to(edge[:, :, None], (*edge.shape, refresh))
     return out, crit.reshape(n_series, edge.shape[1] * refresh)[:, :width]
+
+
+def _judged(
+    reference: np.ndarray, *, window: int, min_history: int, refresh: int = 16
+) -> np.ndarray:
+    """Where :func:`conformal_pvalues` judges a cell against ``reference`` (its row has
+    ``min_history`` values in the window before the cell's block), whatever the cell."""
+    n_series, width = reference.shape
+    blocks = _Blocks(
+        reference,
+        window=window,
+        refresh=refresh,
+        min_history=min_history,
+        tail=0.0,
+        min_tail=0,
+        levels=np.ones(n_series),
+    )
+    return np.repeat(blocks.ok, refresh, axis=1)[:, :width]
 
 
 #: Cells of the grid handled at once (a few megabytes: the sorted reference sets of a
@@ -168,6 +192,14 @@ class _Blocks:
         self.k = k.astype(np.int64)
         self.kmax = np.where(self.ok, self.k, -1).max(axis=0, initial=-1)
         self.need = np.floor(levels[:, None] * (1.0 + self.n)).astype(np.int64) - 1
+
+    def subset(self, rows: np.ndarray) -> _Blocks:
+        """The same blocks for the rows ``rows`` only (the tail sizes ``kmax`` stay
+        those of all rows)."""
+        part = copy.copy(self)
+        part.shape = (len(rows), self.shape[1])
+        part.n, part.ok, part.k, part.need = (a[rows] for a in (self.n, self.ok, self.k, self.need))
+        return part
 
 
 class _SortedPast:

@@ -20,7 +20,7 @@ import polars as pl
 
 from analytics.detectors._grid import SERIES, Grid, keyed, layout, periods
 from analytics.detectors.baseline import moving, robust_scale, seasonal_baseline
-from analytics.detectors.calibration import conformal_pvalues, point_alpha
+from analytics.detectors.calibration import _judged, conformal_pvalues, point_alpha
 from analytics.detectors.rules import IncidentRule
 
 __all__ = ["EnsembleDetector", "ShiftDetector", "SpikeDetector", "StuckDetector"]
@@ -602,7 +602,9 @@ def _run_pvalues(c: np.ndarray, window: int, min_history: int) -> tuple[np.ndarr
     as it grows. 1 outside a run; NaN with fewer than ``min_history`` earlier runs.
     """
     r, done = _runs(c)
-    p = conformal_pvalues(r.astype(float), window=window, min_history=min_history, reference=done)
+    # Only the cells in a run are ranked (the others cost nothing): 1 where judged.
+    inside = np.where(r > 0, r, np.nan)
+    p = conformal_pvalues(inside, window=window, min_history=min_history, reference=done)
     assert isinstance(p, np.ndarray)
     lagged = np.full(c.shape, np.nan)
     lagged[:, 1:] = done[:, :-1]
@@ -610,7 +612,8 @@ def _run_pvalues(c: np.ndarray, window: int, min_history: int) -> tuple[np.ndarr
     count = np.cumsum(~np.isnan(lagged), axis=1)
     beyond = (1.0 / (1.0 + count)) * ((longest + 1.0) / (r + 1.0)) ** 2
     p = np.where(r > longest, np.minimum(p, beyond), p)  # NaN stays: too few runs
-    return np.where(r > 0, p, np.where(np.isnan(p), np.nan, 1.0)), longest
+    judged = _judged(done, window=window, min_history=min_history)
+    return np.where(r > 0, p, np.where(judged, 1.0, np.nan)), longest
 
 
 class StuckDetector(_Detector):
