@@ -243,6 +243,15 @@ def test_an_associate_goes_through_every_page(sqlite_app, page) -> None:
         verdicts = conn.execute(text("SELECT user_name, verdict FROM feedback")).all()
     engine.dispose()
     assert ("ann", "not_useful") in [tuple(v) for v in verdicts]
+    # The sensitivity: a stricter budget goes into the URL and widens the band.
+    why = pg.get_by_text("Detector:").first
+    before = why.inner_text()
+    pg.get_by_text("¼", exact=True).click()
+    pg.wait_for_url("**sensitivity=0.25**")
+    _settle(pg)
+    after = pg.get_by_text("Detector:").first.inner_text()
+    assert before != after and "% band" in after
+    shots.take(pg, "anomalies-strict")
 
     # Emerging threats: a topic's cases open in the Case Explorer.
     _open(pg, "Emerging threats")
