@@ -7,6 +7,9 @@ and medians keep it out of the next ones.
 
 from __future__ import annotations
 
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import bottleneck as bn
@@ -19,15 +22,51 @@ def moving(grid: np.ndarray, how: Literal["mean", "median"], window: int, least:
     """Moving mean or median of the ``window`` cells strictly before each cell, along
     the last axis (NaN skipped; NaN where fewer than ``least`` are present).
 
+    Blocks of rows go to a few threads (bottleneck lets go of the interpreter).
+
     >>> moving(np.array([[1.0, 2.0, 3.0, 100.0, 5.0]]), "median", 3, 1).tolist()
     [[nan, 1.0, 1.5, 2.0, 3.0]]
     """
     window = max(1, min(window, grid.shape[-1]))
-    lagged = np.empty_like(grid)
-    lagged[..., :1] = np.nan
-    lagged[..., 1:] = grid[..., :-1]
-    move = bn.move_mean if how == "mean" else bn.move_median
-    return move(lagged, window, min_count=max(1, min(least, window)), axis=-1)
+    least = max(1, min(least, window))
+    out = np.empty(grid.shape)
+    if how == "mean":
+        # Over a grid lagged by one cell (a running sum depends on where it starts).
+        lagged = np.empty_like(grid)
+        lagged[..., :1] = np.nan
+        lagged[..., 1:] = grid[..., :-1]
+
+        def block(rows: slice) -> None:
+            out[rows] = bn.move_mean(lagged[rows], window, min_count=least, axis=-1)
+
+    else:
+        # The median of the window ending at the cell before, one cell shorter at most
+        # over the grid without its last cell; a median depends only on the values.
+        window = min(window, grid.shape[-1] - 1)
+        if least > window or grid.size == 0:
+            return np.full(grid.shape, np.nan)
+        out[..., :1] = np.nan
+
+        def block(rows: slice) -> None:
+            out[rows, ..., 1:] = bn.move_median(
+                grid[rows, ..., :-1], window, min_count=least, axis=-1
+            )
+
+    blocks = [slice(r, r + _ROWS) for r in range(0, len(grid), _ROWS)]
+    if len(blocks) == 1:
+        block(blocks[0])
+    else:
+        list(_pool().map(block, blocks))
+    return out
+
+
+#: Rows per block of :func:`moving` (a few megabytes of a daily grid).
+_ROWS = 512
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
 
 
 def _seasonal_offset(y: np.ndarray, period: int, seasons: int) -> np.ndarray:
@@ -68,17 +107,22 @@ def seasonal_baseline(
         candidates.append(moving(y - offset, "median", level_window, least) + offset)
     if len(candidates) == 1:
         return candidates[0], np.zeros(y.shape, np.int64)
-    errors = []
     span = max(periods)
-    for i, expected in enumerate(candidates):
-        err = moving(np.abs(y - expected), "mean", span, max(1, span // 2))
-        penalty = 1.0 if i == 0 else 1.1
-        errors.append(np.where(np.isnan(err), np.inf, err * penalty))
-    err_grid = np.stack(errors)
-    model = np.argmin(err_grid, axis=0)
-    model = np.where(np.isinf(err_grid.min(axis=0)), 0, model)
-    stacked = np.stack(candidates)
-    expected = np.take_along_axis(stacked, model[None], axis=0)[0]
+    best = np.zeros(y.shape)
+    model = np.zeros(y.shape, np.int64)
+    expected = candidates[0]
+    for i, candidate in enumerate(candidates):
+        err = moving(np.abs(y - candidate), "mean", span, max(1, span // 2))
+        err = np.where(np.isnan(err), np.inf, err * (1.0 if i == 0 else 1.1))
+        if i == 0:
+            best = err
+            continue
+        better = err < best  # the first of equal errors wins
+        model = np.where(better, i, model)
+        expected = np.where(better, candidate, expected)
+        best = np.minimum(best, err)
+    model = np.where(np.isinf(best), 0, model)
+    expected = np.where(np.isinf(best), candidates[0], expected)
     return np.where(np.isnan(expected), candidates[0], expected), model
 
 
