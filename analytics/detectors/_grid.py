@@ -10,13 +10,19 @@ loop per series, only one per distinct step.
 
 from __future__ import annotations
 
+import functools
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
 
 SERIES = "series"
+_T = TypeVar("_T")
 
 #: Largest grid a frame may lay out, as a multiple of its points (beyond it the
 #: timestamps are too irregular for a fixed-step model).
@@ -137,3 +143,23 @@ def periods(step: timedelta, width: int) -> list[int]:
         if points >= 2 and abs(points - round(points)) < 1e-6 and 2 * round(points) <= width:
             out.append(round(points))
     return out
+
+
+def in_threads(work: Callable[[_T], None], parts: list[_T]) -> None:
+    """Run ``work`` on every part, on a few threads when there are several (NumPy's
+    sorts and bottleneck's moving windows let go of the interpreter).
+
+    >>> done = []
+    >>> in_threads(done.append, [1, 2, 3]); sorted(done)
+    [1, 2, 3]
+    """
+    if len(parts) <= 1:
+        for part in parts:
+            work(part)
+        return
+    list(_pool().map(work, parts))
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))

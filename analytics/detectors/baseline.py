@@ -7,13 +7,12 @@ and medians keep it out of the next ones.
 
 from __future__ import annotations
 
-import functools
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import bottleneck as bn
 import numpy as np
+
+from analytics.detectors._grid import in_threads
 
 __all__ = ["moving", "robust_scale", "seasonal_baseline"]
 
@@ -52,21 +51,12 @@ def moving(grid: np.ndarray, how: Literal["mean", "median"], window: int, least:
                 grid[rows, ..., :-1], window, min_count=least, axis=-1
             )
 
-    blocks = [slice(r, r + _ROWS) for r in range(0, len(grid), _ROWS)]
-    if len(blocks) == 1:
-        block(blocks[0])
-    else:
-        list(_pool().map(block, blocks))
+    in_threads(block, [slice(r, r + _ROWS) for r in range(0, len(grid), _ROWS)])
     return out
 
 
 #: Rows per block of :func:`moving` (a few megabytes of a daily grid).
 _ROWS = 512
-
-
-@functools.cache
-def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
 
 
 def _seasonal_offset(y: np.ndarray, period: int, seasons: int) -> np.ndarray:

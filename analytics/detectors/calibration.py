@@ -14,6 +14,8 @@ from datetime import timedelta
 
 import numpy as np
 
+from analytics.detectors._grid import in_threads
+
 __all__ = ["conformal_pvalues", "point_alpha"]
 
 #: Statistics are clipped to this magnitude (an infinite or huge value ranks first
@@ -120,11 +122,16 @@ def conformal_pvalues(
         x, levels, blocks = x[busy], levels[busy], blocks.subset(busy)
         past = None if past is None else past[busy]
     sorted_past = _SortedPast(blocks)
-    for rows in _chunks(len(busy), width):
-        sorted_past.fill(rows, x[rows], None if past is None else past[rows])
+    chunks = _chunks(len(busy), width)
+    in_threads(
+        lambda rows: sorted_past.fill(rows, x[rows], None if past is None else past[rows]), chunks
+    )
     sigma, xi, edge = _tails(blocks, sorted_past, levels, min_tail)
-    for rows in _chunks(len(busy), width):
+
+    def assemble(rows: slice) -> None:
         out[busy[rows]] = _assemble(blocks, sorted_past, x[rows], sigma, xi, rows, min_tail)
+
+    in_threads(assemble, chunks)
     if level is None:
         return out
     crit = np.broadcast_to(edge[:, :, None], (*edge.shape, refresh))
