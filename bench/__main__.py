@@ -4,8 +4,10 @@ Usage: ``python -m bench [BENCHMARK ...] [--sqlite URL] [--postgres URL | --skip
 
 Benchmarks: ``cold``, ``pandas``, ``warm``, ``refresh``, ``postgres`` (together:
 ``trends``, the Weekly Trends page), ``readers``, ``anomalies``, ``clusters`` (on the
-medium demo), ``rings`` (on the large demo), ``seeding`` and ``detectors`` (alerts scored on
-labelled series: ``--nab DIR``, ``--detector NAME``); ``all`` runs every one.
+medium demo), ``rings`` (on the large demo), ``seeding``, ``detectors`` (alerts scored on
+labelled series: ``--nab DIR``, ``--detector NAME``) and ``emerging`` (emerging topics
+replayed on labelled text streams: ``--csv FILE --labels a,b``, ``--every N``); ``all``
+runs every one.
 Without any, all but ``seeding`` run (``make bench``). PostgreSQL parts run when the
 server answers at ``--postgres``, and are skipped otherwise.
 """
@@ -18,12 +20,31 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from bench import anomalies, clusters, detectors, postgres, readers, rings, seeding, trends
+from bench import (
+    anomalies,
+    clusters,
+    detectors,
+    emerging,
+    postgres,
+    readers,
+    rings,
+    seeding,
+    trends,
+)
 from bench.harness import Table, seconds
 
 _GROUPS: dict[str, tuple[str, ...]] = {
     "trends": trends.PARTS,
-    "all": (*trends.PARTS, "readers", "anomalies", "clusters", "rings", "seeding", "detectors"),
+    "all": (
+        *trends.PARTS,
+        "readers",
+        "anomalies",
+        "clusters",
+        "rings",
+        "seeding",
+        "detectors",
+        "emerging",
+    ),
 }
 _CHOICES = (*_GROUPS["all"], *_GROUPS)
 _DEFAULT = ("trends", "readers", "anomalies", "clusters", "rings")
@@ -60,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
                         help="labelled folder in NAB's layout (detectors benchmark)")  # fmt: skip
     parser.add_argument("--detector", action="append", metavar="NAME",
                         help="detector to score (repeatable; default: all)")  # fmt: skip
+    parser.add_argument("--csv", action="append", metavar="FILE",
+                        help="labelled text stream to replay (emerging; repeatable; "
+                             "default: the text-dev streams)")  # fmt: skip
+    parser.add_argument("--labels", action="append", metavar="A,B",
+                        help="its label columns, one --labels per --csv")  # fmt: skip
+    parser.add_argument("--every", type=int, default=1, metavar="N",
+                        help="replay every N-th day (emerging; default 1)")  # fmt: skip
     return parser
 
 
@@ -92,6 +120,20 @@ def _seeding(scale: str, pg: str | None) -> Table:
     for row in seeding.run(scale=scale, postgres=pg):
         table.add(row["name"], seconds(row["seconds"], 1), f"{row['peak_mib']:.0f}", row["rows"])
     return table
+
+
+def _emerging(args: argparse.Namespace) -> Table:
+    """The emerging replay of ``--csv``/``--labels`` (or of the text-dev streams)."""
+    csv, labels = args.csv or [], args.labels or []
+    if len(csv) != len(labels):
+        raise emerging.StreamError("give one --labels a,b for each --csv FILE")
+    if args.every < 1:
+        raise emerging.StreamError("--every must be 1 or more")
+    streams = [
+        (Path(f), [x.strip() for x in names.split(",") if x.strip()])
+        for f, names in zip(csv, labels, strict=True)
+    ]
+    return emerging.run(streams or None, every=args.every)
 
 
 def main() -> int:
@@ -139,6 +181,12 @@ def main() -> int:
             return 2
         for table in scored:
             print(table.markdown(), end="\n\n", flush=True)
+    if "emerging" in parts:
+        try:
+            print(_emerging(args).markdown(), end="\n\n", flush=True)
+        except emerging.StreamError as exc:
+            print(exc.args[0], file=sys.stderr)
+            return 2
     for problem in problems:
         print(f"CHECK FAILED: {problem}", file=sys.stderr)
     return 1 if problems else 0
