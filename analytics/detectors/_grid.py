@@ -84,49 +84,78 @@ def layout(frame: pl.DataFrame) -> list[Grid]:
     base = frame.with_row_index("_row").filter(pl.col("ts").is_not_null())
     if base.is_empty():
         return []
-    base = base.sort(SERIES, "ts", maintain_order=True)
-    gap = pl.col("ts").diff().over(SERIES)
-    steps = (
-        base.group_by(SERIES)
-        .agg(
-            _step=gap.filter(gap > timedelta(0)).dt.total_microseconds().median(),
-            _first=pl.col("ts").min(),
-        )
-        .with_columns(pl.col("_step").fill_null(86_400_000_000).round().cast(pl.Int64))
-        .sort(SERIES)
+    # Series as codes in sorted order of their names, then rows by series and time
+    # (stable: of duplicated timestamps the last row is laid out last and kept).
+    names = base[SERIES].unique().sort()
+    code = base[SERIES].cast(pl.Enum(names)).to_physical().to_numpy().astype(np.int64)
+    ts = base["ts"].dt.epoch("us").to_numpy()
+    order = _by_series_and_time(code, ts)
+    rows = base["_row"].to_numpy().astype(np.int64)
+    values = base["value"].fill_null(np.nan).to_numpy()
+    if order is not None:
+        code, ts, rows, values = code[order], ts[order], rows[order], values[order]
+    # Each series' step: the median of its positive gaps (a day when it has none).
+    same = code[1:] == code[:-1]
+    gap = np.diff(ts)
+    valid = same & (gap > 0)
+    medians = (
+        pl.DataFrame({"code": code[1:][valid], "gap": gap[valid]})
+        .group_by("code")
+        .agg(pl.col("gap").median())
     )
-    base = base.join(steps, on=SERIES, how="left")
+    step_of = (
+        pl.DataFrame({"code": np.arange(len(names))})
+        .join(medians, on="code", how="left", maintain_order="left")["gap"]
+        .fill_null(86_400_000_000)
+        .round()
+        .cast(pl.Int64)
+        .to_numpy()
+    )
+    starts = np.flatnonzero(np.r_[True, ~same])
+    first = np.zeros(len(names), np.int64)
+    first[code[starts]] = ts[starts]  # the earliest point of each series
+    _, at = np.unique(step_of, return_index=True)
     grids = []
-    for step_us, part in base.group_by("_step", maintain_order=True):
-        names = part[SERIES].unique(maintain_order=True).to_list()
-        code = part.select(
-            pl.col(SERIES).rank("dense").cast(pl.Int64) - 1,
-            ((pl.col("ts") - pl.col("_first")).dt.total_microseconds() / step_us[0])
+    for step_us in step_of[np.sort(at)]:  # steps in order of their first series
+        members = np.flatnonzero(step_of == step_us)
+        inside = slice(None) if len(at) == 1 else step_of[code] == step_us
+        place = np.zeros(len(names), np.int64)
+        place[members] = np.arange(len(members))  # each series' row in this grid
+        row = place[code[inside]]
+        col = (
+            (pl.Series(ts[inside] - first[code[inside]]) / int(step_us))
             .round()
             .cast(pl.Int64)
-            .alias("_col"),
+            .to_numpy()
         )
-        row = code[SERIES].to_numpy()
-        col = code["_col"].to_numpy()
-        n_series, width = len(names), int(col.max()) + 1
-        if n_series * width > _SLACK * part.height + 1_000_000:
+        n_series, width = len(members), int(col.max()) + 1
+        if n_series * width > _SLACK * len(row) + 1_000_000:
             raise ValueError(
                 "the timestamps are not at a regular frequency: "
-                f"{part.height:,} points would span {n_series * width:,} time steps"
+                f"{len(row):,} points would span {n_series * width:,} time steps"
             )
         cells = row * width + col
         flat = np.full(n_series * width, np.nan)
-        flat[cells] = part["value"].fill_null(np.nan).to_numpy()
+        flat[cells] = values[inside]
         grids.append(
             Grid(
                 values=flat.reshape(n_series, width),
-                rows=part["_row"].to_numpy().astype(np.int64),
+                rows=rows[inside],
                 cells=cells,
-                names=names,
-                step=timedelta(microseconds=int(step_us[0])),
+                names=names.gather(members).to_list(),
+                step=timedelta(microseconds=int(step_us)),
             )
         )
     return grids
+
+
+def _by_series_and_time(code: np.ndarray, ts: np.ndarray) -> np.ndarray | None:
+    """The stable order of rows by series code, then time (``None``: already so)."""
+    span = int(ts.max()) - int(ts.min()) + 1
+    if span * (int(code.max()) + 1) >= 2**62:
+        return np.lexsort((ts, code))
+    key = code * span + (ts - ts.min())
+    return None if bool((key[1:] >= key[:-1]).all()) else np.argsort(key, kind="stable")
 
 
 def periods(step: timedelta, width: int) -> list[int]:
