@@ -469,3 +469,44 @@ def test_conformal_rows_without_queries_change_nothing_and_judged_marks_history(
     np.testing.assert_array_equal(part[1::2], full[1::2])
     assert np.isnan(part[::2]).all()
     np.testing.assert_array_equal(_judged(past, window=120, min_history=40), ~np.isnan(full))
+
+
+# ---------------------------------------------------------------------------
+# Quiet hours (analytics.detectors.hours): a jump at night judged against the nights,
+# not against the day's larger swings.
+
+
+def _quiet_nights() -> np.ndarray:
+    # Sixty days of hourly noise four times wider from 9:00 to 17:00, and a jump of
+    # 14 at 3:00 on day 50: within the day's swings, far beyond the nights'.
+    t = np.arange(24 * 60)
+    day = (t % 24 >= 9) & (t % 24 < 17)
+    v = 100.0 + np.random.default_rng(3).normal(0.0, 1.0, t.size) * np.where(day, 4.0, 1.0)
+    v[24 * 50 + 3] += 14.0
+    return v
+
+
+QUIET_HOURS_CASES: list = [
+    # (detector, params, series, expected incident openings)
+    ("spike", {"per_days": 90.0}, _quiet_nights, [24 * 50 + 3]),
+    ("spike", {"per_days": 90.0, "quiet_days": None}, _quiet_nights, []),
+    ("ensemble", {"per_days": 90.0}, _quiet_nights, [24 * 50 + 3]),
+]
+
+
+@pytest.mark.parametrize(("name", "params", "series", "expected"), QUIET_HOURS_CASES)
+def test_quiet_hours_cases(name, params, series, expected):
+    frame = _frame(series())
+    assert from_spec((name, params)).fit(frame).predict(frame).arg_true().to_list() == expected
+
+
+def test_quiet_hours_never_widen_the_scale_and_skip_daily_series():
+    from analytics.detectors.hours import quiet_hours
+
+    resid = _quiet_nights()[None, :] - 100.0
+    factor = quiet_hours(resid, 24, days=14, half=1)
+    assert factor.min() == 0.5 and factor.max() == 1.0 and (factor[:, :48] == 1.0).all()
+    daily = _frame(_spike(), timedelta(days=1))
+    spike = from_spec(("spike", {})).fit(daily).detect(daily)
+    plain = from_spec(("spike", {"quiet_days": None})).fit(daily).detect(daily)
+    assert spike["p_value"].equals(plain["p_value"])

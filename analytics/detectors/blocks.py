@@ -147,6 +147,7 @@ class BlockDetector(_Detector):
             level_window=self.level_window,
             seasons=self.seasons,
             scale_window=self.scale_window,
+            quiet_days=None,  # on nab-dev the hours' quiet times lost 5-minute windows
             window=self.window,
             min_history=self.min_history,
         )
