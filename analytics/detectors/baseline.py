@@ -7,6 +7,9 @@ and medians keep it out of the next ones.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Literal
 
 import bottleneck as bn
@@ -59,9 +62,46 @@ def moving(grid: np.ndarray, how: Literal["mean", "median"], window: int, least:
 _ROWS = 512
 
 
+@contextlib.contextmanager
+def shared_offsets() -> Iterator[None]:
+    """Within the block, the seasonal offsets of one grid are computed once (the
+    ensemble's members score the same grid with the same cycles).
+
+    >>> y = np.tile(np.r_[1.0, 5.0, 1.0, 1.0], (2, 10))
+    >>> with shared_offsets():
+    ...     a = _seasonal_offset(y, 4, 3)
+    ...     b = _seasonal_offset(y, 4, 3)
+    >>> a is b, _seasonal_offset(y, 4, 3) is a
+    (True, False)
+    """
+    token = _OFFSETS.set({})
+    try:
+        yield
+    finally:
+        _OFFSETS.reset(token)
+
+
+#: The offsets computed within :func:`shared_offsets`, by grid, period and seasons (the
+#: grid is kept with them, so that its ``id`` is not reused meanwhile).
+_OFFSETS: ContextVar[dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] | None] = ContextVar(
+    "offsets", default=None
+)
+
+
 def _seasonal_offset(y: np.ndarray, period: int, seasons: int) -> np.ndarray:
     """Offset of each phase of a cycle of ``period`` points: the median, over the last
     ``seasons`` earlier cycles, of the value minus the mean of the cycle before it."""
+    shared = _OFFSETS.get()
+    key = (id(y), period, seasons)
+    if shared is not None and key in shared and shared[key][0] is y:
+        return shared[key][1]
+    offset = _offset(y, period, seasons)
+    if shared is not None:
+        shared[key] = (y, offset)
+    return offset
+
+
+def _offset(y: np.ndarray, period: int, seasons: int) -> np.ndarray:
     n_series, width = y.shape
     padded = -(-width // period) * period
     grid = np.full((n_series, padded), np.nan)

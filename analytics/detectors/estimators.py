@@ -19,7 +19,12 @@ import numpy as np
 import polars as pl
 
 from analytics.detectors._grid import SERIES, Grid, keyed, layout, periods
-from analytics.detectors.baseline import moving, robust_scale, seasonal_baseline
+from analytics.detectors.baseline import (
+    moving,
+    robust_scale,
+    seasonal_baseline,
+    shared_offsets,
+)
 from analytics.detectors.calibration import _judged, conformal_pvalues, point_alpha
 from analytics.detectors.hours import daily_quiet
 from analytics.detectors.rules import IncidentRule
@@ -573,14 +578,15 @@ class EnsembleDetector(_Detector):
         offsets = (0, 1, 3, 5)  # spike; shift, volatility; stuck, zero; block
         names = ["spike", "shift", "volatility", "stuck", "zero", "block"]
         members, margins, first = [], [], []
-        for kind, share, offset in zip(kinds, shares, offsets, strict=True):
-            if share == 0:
-                continue
-            part = kind._score_grid(y, step, alpha * share)
-            p = np.nan_to_num(part["p_value"], nan=1.0)
-            members.append(part)
-            margins.append(-np.log10(np.clip(p, 1e-300, 1.0)) - part["threshold"])
-            first.append(offset)
+        with shared_offsets():  # the members' baselines share the grid's seasonal offsets
+            for kind, share, offset in zip(kinds, shares, offsets, strict=True):
+                if share == 0:
+                    continue
+                part = kind._score_grid(y, step, alpha * share)
+                p = np.nan_to_num(part["p_value"], nan=1.0)
+                members.append(part)
+                margins.append(-np.log10(np.clip(p, 1e-300, 1.0)) - part["threshold"])
+                first.append(offset)
         best = np.argmax(np.stack(margins), axis=0)
         which = np.zeros(y.shape, np.int64)
         for i, part in enumerate(members):
