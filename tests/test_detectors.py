@@ -341,10 +341,10 @@ BLOCK_CASES: list = [
     ("block", {}, _hours_drift, [3011]),
     ("spike", {}, _hours_drift, []),
     ("ensemble", {}, _hours_drift, (3000, 3023)),
-    ("ensemble", {"block_share": 0.0}, _hours_drift, []),
+    ("ensemble", {"block_share": 0.0, "level_share": 0.0}, _hours_drift, []),
     ("block", {}, _burst_cluster, [3011]),
     ("ensemble", {}, _burst_cluster, (3000, 3023)),
-    ("ensemble", {"block_share": 0.0}, _burst_cluster, []),
+    ("ensemble", {"block_share": 0.0, "level_share": 0.0}, _burst_cluster, []),
     ("block", {}, lambda: np.random.default_rng(2).normal(10.0, 1.0, TWO_WEEKS), []),
 ]
 
@@ -510,3 +510,56 @@ def test_quiet_hours_never_widen_the_scale_and_skip_daily_series():
     spike = from_spec(("spike", {})).fit(daily).detect(daily)
     plain = from_spec(("spike", {"quiet_days": None})).fit(daily).detect(daily)
     assert spike["p_value"].equals(plain["p_value"])
+
+
+# ---------------------------------------------------------------------------
+# Level shifts (analytics.detectors.levels): the last hour's median against the two days
+# before it, so that a shift larger than any before is found after an earlier one.
+
+
+def _spike_then_shifts() -> np.ndarray:
+    # A spike of 60 scales as the level rises by 3 (day 3), then a rise of 12 more
+    # (day 10): every later jump is small beside the spike.
+    v = np.random.default_rng(0).normal(10.0, 1.0, TWO_WEEKS)
+    v[900] += 60.0
+    v[901:] += 3.0
+    v[2880:] += 12.0
+    return v
+
+
+LEVEL_CASES: list = [
+    # (detector, params, series, expected incident openings or a (lo, hi) range for one)
+    ("level", {}, _spike_then_shifts, (2880, 2891)),
+    ("spike", {}, _spike_then_shifts, [900]),
+    ("level", {}, lambda: np.random.default_rng(2).normal(10.0, 1.0, TWO_WEEKS), []),
+    ("level", {}, _hours_drift, (3000, 3023)),  # the two hours higher by one scale
+]
+
+
+@pytest.mark.parametrize(("name", "params", "series", "expected"), LEVEL_CASES)
+def test_level_cases(name, params, series, expected):
+    frame = _frame(series(), FIVE_MINUTES)
+    opened = from_spec((name, params)).fit(frame).predict(frame).arg_true().to_list()
+    if isinstance(expected, tuple):
+        assert len(opened) == 1 and expected[0] <= opened[0] <= expected[1], opened
+    else:
+        assert opened == expected
+
+
+def test_the_ensemble_reports_a_second_larger_shift_as_level():
+    frame = _frame(_spike_then_shifts(), FIVE_MINUTES)
+    out = from_spec(("ensemble", {})).fit(frame).detect(frame).filter("alert")
+    assert out["detector"].to_list() == ["spike", "level"]
+    opened = frame.with_row_index().join(out.select("ts"), on="ts")["index"].to_list()
+    assert opened[0] == 900 and 2880 <= opened[1] <= 2891
+
+
+def test_levels_are_idle_on_hourly_series_and_on_a_quantised_jitter():
+    frame = _frame(_spike())
+    out = from_spec(("level", {})).fit(frame).detect(frame)
+    assert out["p_value"].null_count() == frame.height and not out["alert"].any()
+    # Values on a grid of 0.5 around a level: the hour's median flips by one step
+    # now and then, which is the series' resolution, not a shift.
+    jitter = np.round(np.random.default_rng(5).normal(10.0, 0.3, TWO_WEEKS) * 2) / 2
+    frame = _frame(jitter, FIVE_MINUTES)
+    assert not from_spec(("level", {})).fit(frame).predict(frame).any()

@@ -16,6 +16,8 @@ absent); all series are scored at once on (series x time) grids.
   over-dispersion adapts to the series' past; the slice scan's fast detector.
 - ``block``: spikes and dips of the means over hours of a sub-hourly series (slow
   drifts and clusters of bursts that no single point shows).
+- ``level``: level shifts of a sub-hourly series, the last hour's median against the
+  two days before it (a shift larger than any before, even after an earlier one).
 - ``ensemble``: an alert when any of them fires, each with the whole budget (the
   default; still within the budget on noise, as their incidents overlap).
 
@@ -53,6 +55,7 @@ from analytics.detectors.estimators import (
     SpikeDetector,
     StuckDetector,
 )
+from analytics.detectors.levels import LevelDetector
 from analytics.detectors.rules import IncidentRule
 
 __all__ = [
@@ -62,6 +65,7 @@ __all__ = [
     "CountDetector",
     "EnsembleDetector",
     "IncidentRule",
+    "LevelDetector",
     "ShiftDetector",
     "SpikeDetector",
     "StuckDetector",
@@ -72,7 +76,13 @@ __all__ = [
 ]
 
 Detector = (
-    SpikeDetector | ShiftDetector | StuckDetector | BlockDetector | EnsembleDetector | CountDetector
+    SpikeDetector
+    | ShiftDetector
+    | StuckDetector
+    | BlockDetector
+    | LevelDetector
+    | EnsembleDetector
+    | CountDetector
 )
 
 #: Every detector by name.
@@ -81,6 +91,7 @@ DETECTORS: dict[str, type[Detector]] = {
     "shift": ShiftDetector,
     "stuck": StuckDetector,
     "block": BlockDetector,
+    "level": LevelDetector,
     "ensemble": EnsembleDetector,
     "counts": CountDetector,
 }
