@@ -176,7 +176,8 @@ def periods(step: timedelta, width: int) -> list[int]:
 
 def in_threads(work: Callable[[_T], None], parts: list[_T]) -> None:
     """Run ``work`` on every part, on a few threads when there are several (NumPy's
-    sorts and bottleneck's moving windows let go of the interpreter).
+    sorts and bottleneck's moving windows let go of the interpreter). ``work`` must not
+    itself call :func:`in_threads` (the pool is shared: nested waits could starve it).
 
     >>> done = []
     >>> in_threads(done.append, [1, 2, 3]); sorted(done)
