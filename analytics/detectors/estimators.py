@@ -250,6 +250,26 @@ def _reason() -> pl.Expr:
         pl.col("stat").round_sig_figs(3),
         pl.col("limit").round_sig_figs(3),
     )
+    way = pl.when(pl.col("stat") >= 0).then(pl.lit("up")).otherwise(pl.lit("down"))
+    block = pl.format(
+        "hourly mean {}: the hour's mean {} noise scales from its expected {} (limit {}); "
+        "last point ",
+        way,
+        pl.col("stat").abs().round_sig_figs(3),
+        pl.col("expected").round_sig_figs(4),
+        pl.col("limit").round_sig_figs(3),
+    )
+    level = pl.format(
+        "level shift {}: the last hour's median {} noise scales from the median of the "
+        "two days before (limit {}); ",
+        pl.when(pl.col("value") >= pl.col("expected")).then(pl.lit("up")).otherwise(pl.lit("down")),
+        pl.col("stat").abs().round_sig_figs(3),
+        pl.col("limit").round_sig_figs(3),
+    )
+    counts = pl.format(
+        "count {} beyond its negative-binomial band: ",
+        pl.when(pl.col("value") >= pl.col("expected")).then(pl.lit("up")).otherwise(pl.lit("down")),
+    )
     head = (
         pl.when(pl.col("detector").is_in(["stuck", "zero"]))
         .then(stuck)
@@ -257,6 +277,12 @@ def _reason() -> pl.Expr:
         .then(shift)
         .when(pl.col("detector") == "volatility")
         .then(volatility)
+        .when(pl.col("detector") == "block")
+        .then(block)
+        .when(pl.col("detector") == "level")
+        .then(level)
+        .when(pl.col("detector") == "counts")
+        .then(counts)
         .otherwise(spike)
     )
     return pl.concat_str([head, band, p])
