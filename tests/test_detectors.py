@@ -563,3 +563,44 @@ def test_levels_are_idle_on_hourly_series_and_on_a_quantised_jitter():
     jitter = np.round(np.random.default_rng(5).normal(10.0, 0.3, TWO_WEEKS) * 2) / 2
     frame = _frame(jitter, FIVE_MINUTES)
     assert not from_spec(("level", {})).fit(frame).predict(frame).any()
+
+
+# ---------------------------------------------------------------------------
+# Records (analytics.detectors.ranges): a value beyond the range of the last two weeks,
+# by more of it than the series' earlier records, found on a bursty series whose bursts
+# of every size leave the spike detector no rare scale.
+
+
+def _bursts(record: float = 150.0, sign: float = 1.0) -> np.ndarray:
+    # 150 bursts of 0-100 on a floor of 1 (the largest first, before any point is
+    # judged), then one of ``record`` near the end.
+    rng = np.random.default_rng(5)
+    v = rng.normal(1.0, 0.1, TWO_WEEKS)
+    at = rng.choice(TWO_WEEKS - 200, 150, replace=False)
+    v[at] += sign * rng.uniform(0, 100, 150)
+    v[5] += sign * 100.0
+    v[TWO_WEEKS - 100] += sign * record
+    return v
+
+
+RANGE_CASES: list = [
+    # (detector, params, series, expected incident openings)
+    ("range", {}, _bursts, [TWO_WEEKS - 100]),
+    ("range", {}, lambda: _bursts(sign=-1.0), [TWO_WEEKS - 100]),
+    ("range", {"direction": "up"}, lambda: _bursts(sign=-1.0), []),
+    ("range", {}, lambda: _bursts(80.0), []),  # inside the range: not a record
+    ("spike", {}, _bursts, []),
+    ("range", {}, lambda: np.random.default_rng(2).normal(10.0, 1.0, TWO_WEEKS), []),
+]
+
+
+@pytest.mark.parametrize(("name", "params", "series", "expected"), RANGE_CASES)
+def test_range_cases(name, params, series, expected):
+    frame = _frame(series(), FIVE_MINUTES)
+    assert from_spec((name, params)).fit(frame).predict(frame).arg_true().to_list() == expected
+
+
+def test_the_ensemble_reports_a_record_burst_as_range():
+    frame = _frame(_bursts(), FIVE_MINUTES)
+    out = from_spec(("ensemble", {})).fit(frame).detect(frame).with_row_index().filter("alert")
+    assert out.filter(pl.col("detector") == "range")["index"].to_list() == [TWO_WEEKS - 100]

@@ -18,6 +18,8 @@ absent); all series are scored at once on (series x time) grids.
   drifts and clusters of bursts that no single point shows).
 - ``level``: level shifts of a sub-hourly series, the last hour's median against the
   two days before it (a shift larger than any before, even after an earlier one).
+- ``range``: new records, a value beyond the highest or lowest of the last two weeks
+  of 5-minute points by more of that range than the series' earlier records.
 - ``ensemble``: an alert when any of them fires, each with the whole budget (the
   default; still within the budget on noise, as their incidents overlap).
 
@@ -56,6 +58,7 @@ from analytics.detectors.estimators import (
     StuckDetector,
 )
 from analytics.detectors.levels import LevelDetector
+from analytics.detectors.ranges import RangeDetector
 from analytics.detectors.rules import IncidentRule
 
 __all__ = [
@@ -66,6 +69,7 @@ __all__ = [
     "EnsembleDetector",
     "IncidentRule",
     "LevelDetector",
+    "RangeDetector",
     "ShiftDetector",
     "SpikeDetector",
     "StuckDetector",
@@ -81,6 +85,7 @@ Detector = (
     | StuckDetector
     | BlockDetector
     | LevelDetector
+    | RangeDetector
     | EnsembleDetector
     | CountDetector
 )
@@ -92,6 +97,7 @@ DETECTORS: dict[str, type[Detector]] = {
     "stuck": StuckDetector,
     "block": BlockDetector,
     "level": LevelDetector,
+    "range": RangeDetector,
     "ensemble": EnsembleDetector,
     "counts": CountDetector,
 }
