@@ -604,3 +604,36 @@ def test_the_ensemble_reports_a_record_burst_as_range():
     frame = _frame(_bursts(), FIVE_MINUTES)
     out = from_spec(("ensemble", {})).fit(frame).detect(frame).with_row_index().filter("alert")
     assert out.filter(pl.col("detector") == "range")["index"].to_list() == [TWO_WEEKS - 100]
+
+
+# ---------------------------------------------------------------------------
+# The spike scale's floor (sixth round): the trailing scale never drops below the median
+# absolute residual of the last 2,000 points, so the return of the usual noise after a
+# quiet spell is not a spike.
+
+
+def _quiet_spell() -> np.ndarray:
+    rng = np.random.default_rng(3)
+    v = rng.normal(100.0, 5.0, TWO_WEEKS)
+    v[2500:2800] = rng.normal(100.0, 0.2, 300)  # a quiet spell, then the usual noise again
+    return v
+
+
+def _quiet_spell_then_spike() -> np.ndarray:
+    v = _quiet_spell()
+    v[3500] += 60.0
+    return v
+
+
+FLOOR_CASES: list = [
+    # (detector, params, series, expected incident openings)
+    ("spike", {}, _quiet_spell, []),
+    ("spike", {"scale_floor": None}, _quiet_spell, [2800]),
+    ("spike", {}, _quiet_spell_then_spike, [3500]),
+]
+
+
+@pytest.mark.parametrize(("name", "params", "series", "expected"), FLOOR_CASES)
+def test_scale_floor_cases(name, params, series, expected):
+    frame = _frame(series(), FIVE_MINUTES)
+    assert from_spec((name, params)).fit(frame).predict(frame).arg_true().to_list() == expected

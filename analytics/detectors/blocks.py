@@ -148,6 +148,7 @@ class BlockDetector(_Detector):
             seasons=self.seasons,
             scale_window=self.scale_window,
             quiet_days=None,  # on nab-dev the hours' quiet times lost 5-minute windows
+            scale_floor=None,
             window=self.window,
             min_history=self.min_history,
         )

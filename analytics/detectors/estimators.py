@@ -324,6 +324,12 @@ class SpikeDetector(_Detector):
         runs (ad exchanges are up to ten times noisier at noon than at night), as did
         14 days; widening the scale at noisy hours as well lost windows, and so did
         the block member's hours with it.
+    scale_floor : points of a longer robust scale (1.4826 x their median absolute
+        residual) that the trailing scale is never below (``None``: no floor; before
+        the quiet hours). On nab-dev it removed 4 false runs of the ensemble (quantised
+        CPU and request counts whose short scale collapsed on runs of equal values)
+        and lost no window; 1,500-3,000 points did the same, 4,000 removed 2, 1,000
+        added 2; 1.5 times the floor removed 8 but lost a window at 1,500 points.
     window : past residuals a p-value is ranked among.
     min_history : residuals needed before a point is judged.
     gap : alerting points within ``gap`` steps form one incident.
@@ -352,6 +358,7 @@ class SpikeDetector(_Detector):
         seasons: int = 4,
         scale_window: int = 200,
         quiet_days: int | None = 7,
+        scale_floor: int | None = 2000,
         window: int = 2000,
         min_history: int = 50,
         gap: int = 36,
@@ -363,6 +370,7 @@ class SpikeDetector(_Detector):
         self.seasons = seasons
         self.scale_window = scale_window
         self.quiet_days = quiet_days
+        self.scale_floor = scale_floor
         self.window = window
         self.min_history = min_history
         self.gap = gap
@@ -378,6 +386,11 @@ class SpikeDetector(_Detector):
         scale = robust_scale(
             resid, self.scale_window, max(2, self.scale_window // 4), fallback=self.window
         )
+        if self.scale_floor is not None:
+            # Never below the median absolute residual of the longer past: a quiet
+            # spell (or a run of equal quantised values) does not make noise a spike.
+            far = moving(np.abs(resid), "median", self.scale_floor, max(2, self.scale_floor // 4))
+            scale = np.fmax(scale, 1.4826 * far)
         if self.quiet_days is not None:
             scale = scale * daily_quiet(
                 y, step, days=self.quiet_days, seasons=self.seasons, level_window=self.level_window
@@ -550,7 +563,8 @@ class EnsembleDetector(_Detector):
     series' second window, a burst above every earlier one that the spike member had
     seen bursts of every scale before: F1 0.648 -> 0.661, NAB 69.9 -> 72.1, no more
     false runs (shares 0.05-0.3 and spans of 4,032 points or more did the same; a span
-    of 1,000-3,000 points added one false run, 2,000 two).
+    of 1,000-3,000 points added one false run, 2,000 two). The spike member's scale
+    floor (sixth round) then removed 4 false runs: F1 0.686, NAB 72.7.
 
     Parameters
     ----------
