@@ -11,6 +11,10 @@ from ui import auth, data, explorer, filters, widgets
 st.title("Anomalies")
 widgets.require_data()
 viewer = auth.require("cases")
+if recorded := st.session_state.pop("anomalies_recorded", None):
+    # Shown in the run after the rerun that a verdict asks for: a toast sent just before
+    # st.rerun() can be lost when the rerun starts before the browser drew it.
+    st.toast(recorded)
 st.caption(
     "Every slice of cases (by category, region, platform, source, specialty, one and two "
     "deep) and of events (by kind, region, platform), daily and weekly, scored against its "
@@ -131,7 +135,9 @@ with right:
     for verdict, label in verdicts.items():
         if st.button(label, key=f"anomalies_verdict_{verdict}", width="stretch"):
             data.record_feedback(incident, verdict, user=viewer.name)
-            st.toast(f"Recorded: {label.lower()} for {incident['slice']}.")
+            st.session_state["anomalies_recorded"] = (
+                f"Recorded: {label.lower()} for {incident['slice']}."
+            )
             st.rerun()
     widgets.alert_precision(data.alert_precision(role=viewer.role), str(incident["metric"]))
 
