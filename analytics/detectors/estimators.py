@@ -266,6 +266,15 @@ def _reason() -> pl.Expr:
         pl.col("stat").abs().round_sig_figs(3),
         pl.col("limit").round_sig_figs(3),
     )
+    high = pl.when(pl.col("value") >= pl.col("expected")).then(pl.lit("high"))
+    side = high.otherwise(pl.lit("low"))
+    record = pl.format(
+        "new {}: beyond the {}est of the recent past by {} of its range (limit {}); ",
+        side,
+        side,
+        pl.col("stat").round_sig_figs(3),
+        pl.col("limit").round_sig_figs(3),
+    )
     counts = pl.format(
         "count {} beyond its negative-binomial band: ",
         pl.when(pl.col("value") >= pl.col("expected")).then(pl.lit("up")).otherwise(pl.lit("down")),
@@ -283,6 +292,8 @@ def _reason() -> pl.Expr:
         .then(level)
         .when(pl.col("detector") == "counts")
         .then(counts)
+        .when(pl.col("detector") == "range")
+        .then(record)
         .otherwise(spike)
     )
     return pl.concat_str([head, band, p])
