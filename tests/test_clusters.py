@@ -162,3 +162,27 @@ def test_cluster_daily_counts_cases_per_day():
     _, members = find_emerging(cases, as_of=AS_OF, n_clusters=6)
     daily = cluster_daily(members, cases)
     assert daily["cases"].sum() == members.height
+
+
+@pytest.mark.parametrize(("planted", "emerging"), [(4, False), (6, True)])
+def test_a_new_topic_needs_support_besides_significance(planted, emerging):
+    # Four cases of new vocabulary are significant growth from nothing, but too few to
+    # flag (min_recent 5); six are flagged.
+    cases = _corpus(planted=planted)
+    clusters, members = find_emerging(cases, as_of=AS_OF, n_clusters=6)
+    ids = set(cases.filter(pl.col("category") == "other")["case_id"].to_list())
+    found = _planted_cluster(clusters, members, ids)
+    assert found["recent_count"] >= planted and found["is_new"]
+    assert found["is_emerging"] is emerging
+    loose = find_emerging(cases, as_of=AS_OF, n_clusters=6, min_recent=1)[0]
+    assert loose.filter(pl.col("cluster_id") == found["cluster_id"])["is_emerging"][0]
+
+
+def test_a_topic_must_grow_by_min_growth_to_emerge():
+    # Six new cases against none before: (6 + 1) / (0 + 1) = 7 times the earlier rate,
+    # enough for the default 3, not for 10.
+    cases = _corpus(planted=6)
+    ids = set(cases.filter(pl.col("category") == "other")["case_id"].to_list())
+    for growth, emerging in ((3.0, True), (10.0, False)):
+        clusters, members = find_emerging(cases, as_of=AS_OF, n_clusters=6, min_growth=growth)
+        assert _planted_cluster(clusters, members, ids)["is_emerging"] is emerging
