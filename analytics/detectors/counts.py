@@ -253,18 +253,17 @@ def _count_tails(
     mean: np.ndarray,
     phi: np.ndarray,
     *,
-    alpha: float,
+    alpha: float | np.ndarray,
     band: bool,
     tails: tuple[str, ...],
-    screen: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Upper and lower tail probabilities (and the band) of a count under its model
-    (every count's when not ``screen``).
+    """Upper and lower tail probabilities (and the central ``1 - alpha`` band, ``alpha``
+    one for all or one per count) of a count under its model.
 
     Poisson where the over-dispersion is negligible, negative binomial elsewhere (its
     special functions are slow for huge sizes, and equal the Poisson's there). Only
-    the ``tails`` asked for are computed, and only beyond one standard deviation; the
-    others stay at 1.
+    the ``tails`` asked for are computed; without a band, only beyond one standard
+    deviation (the others stay at 1).
     """
     n = value.shape[0]
     up = np.ones(n) if "up" in tails else np.empty(0)
@@ -275,7 +274,8 @@ def _count_tails(
     # is far above any alerting level (the right tail of a count is heavier than the
     # normal's, so p > 0.16); those points keep p = 1 and skip the special functions.
     z = (value - mean) / np.sqrt(mean + phi * mean**2)
-    wanted = np.ones(n, dtype=bool) if band or not screen else np.zeros(n, dtype=bool)
+    wanted = np.ones(n, dtype=bool) if band else np.zeros(n, dtype=bool)
+    level = np.broadcast_to(np.asarray(alpha, dtype=float), (n,))
     if "up" in tails:
         wanted |= z >= 1.0
     if "down" in tails:
@@ -297,8 +297,8 @@ def _count_tails(
         if "down" in tails:
             down[mask] = _chunked(model.cdf, v, *args)
         if band:
-            lower[mask] = _chunked(model.ppf, np.full(v.size, alpha / 2), *args)
-            upper[mask] = _chunked(model.ppf, np.full(v.size, 1 - alpha / 2), *args)
+            lower[mask] = _chunked(model.ppf, level[mask] / 2, *args)
+            upper[mask] = _chunked(model.ppf, 1 - level[mask] / 2, *args)
     return up, down, lower, upper
 
 
@@ -526,23 +526,19 @@ class CountDetector(_Detector):
         tails = ("up", "down") if self.direction == "both" else (self.direction,)
         half = level / 2 if self.direction == "both" else level
         if count:
-            mean = np.maximum(np.nan_to_num(expected, nan=0.0), 0.5)
-            phi = np.nan_to_num(noise, nan=0.0)
-            value = np.nan_to_num(y, nan=0.0)
-            up, down = _count_sf_cdf(value, mean, phi, tails)
-            size = 1.0 / np.maximum(phi, 1e-9)
-            nb = phi >= 1e-6
-            with np.errstate(invalid="ignore", divide="ignore"):
-                lower = np.where(
-                    nb,
-                    _stats.nbinom.ppf(half, size, size / (size + mean)),
-                    _stats.poisson.ppf(half, mean),
+            # One-sided: the whole level on the watched side (the band's alpha is split).
+            two_sided = level if self.direction == "both" else 2 * level
+            up, down, lower, upper = (
+                part.reshape(y.shape) if part.size else np.ones(y.shape)
+                for part in _count_tails(
+                    np.nan_to_num(y, nan=0.0).ravel(),
+                    np.maximum(np.nan_to_num(expected, nan=0.0), 0.5).ravel(),
+                    np.nan_to_num(noise, nan=0.0).ravel(),
+                    alpha=np.ascontiguousarray(two_sided).ravel(),
+                    band=True,
+                    tails=tails,
                 )
-                upper = np.where(
-                    nb,
-                    _stats.nbinom.ppf(1 - half, size, size / (size + mean)),
-                    _stats.poisson.ppf(1 - half, mean),
-                )
+            )
         else:
             scale = np.where(noise > 0, noise, np.nan)
             z = (y - expected) / scale
@@ -580,19 +576,3 @@ class CountDetector(_Detector):
             direction=self.direction,
             band=band,
         )
-
-
-def _count_sf_cdf(
-    value: np.ndarray, mean: np.ndarray, phi: np.ndarray, tails: tuple[str, ...]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Upper (``P(X >= value)``) and lower (``P(X <= value)``) tail probabilities of
-    each count of a grid under its Poisson or negative binomial."""
-    up, down, _, _ = _count_tails(
-        value.ravel(), mean.ravel(), phi.ravel(), alpha=0.5, band=False, tails=tails, screen=False
-    )
-    shape = value.shape
-    ones = np.ones(shape)
-    return (
-        up.reshape(shape) if "up" in tails else ones,
-        down.reshape(shape) if "down" in tails else ones,
-    )
