@@ -122,14 +122,7 @@ def score_series(
     beyond = (pl.col("score") > pl.col("threshold")) & judged
     out = found.select(
         *columns,
-        direction=pl.when(pl.col("value") >= pl.col("expected"))
-        .then(pl.lit("up"))
-        .otherwise(pl.lit("down")),
-        status=pl.when(~judged)
-        .then(pl.lit("insufficient data"))
-        .when(beyond)
-        .then(pl.lit("anomaly"))
-        .otherwise(pl.lit("ok")),
+        **_verdict(judged, beyond),
         is_anomaly=beyond.fill_null(False),
         detector=pl.when(judged).then("detector"),
         incident="incident",
@@ -137,6 +130,21 @@ def score_series(
         reason="reason",
     )
     return pl.concat([frame.drop(*out.columns, strict=False), out], how="horizontal")
+
+
+def _verdict(judged: pl.Expr, beyond: pl.Expr) -> dict[str, pl.Expr]:
+    """``direction`` ("up"/"down" from the expected value) and ``status`` ("insufficient
+    data" where not ``judged``, "anomaly" where ``beyond`` the threshold, else "ok")."""
+    return {
+        "direction": pl.when(pl.col("value") >= pl.col("expected"))
+        .then(pl.lit("up"))
+        .otherwise(pl.lit("down")),
+        "status": pl.when(~judged)
+        .then(pl.lit("insufficient data"))
+        .when(beyond)
+        .then(pl.lit("anomaly"))
+        .otherwise(pl.lit("ok")),
+    }
 
 
 # --------------------------------------------------------------------------- the scan
@@ -419,14 +427,7 @@ def _scan_scores(model: Any, series: pl.DataFrame, *, period: int) -> pl.DataFra
         "upper",
         p_value=pl.when(judged).then(10**p),
         score=pl.when(judged).then(-p),
-        direction=pl.when(pl.col("value") >= pl.col("expected"))
-        .then(pl.lit("up"))
-        .otherwise(pl.lit("down")),
-        status=pl.when(~judged)
-        .then(pl.lit("insufficient data"))
-        .when(margin > 0)
-        .then(pl.lit("anomaly"))
-        .otherwise(pl.lit("ok")),
+        **_verdict(judged, margin > 0),
         _level=pl.lit(level),
     )
     return pl.concat([ordered, scaled], how="horizontal")
