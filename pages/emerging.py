@@ -14,8 +14,9 @@ selection = filters.draw()
 st.caption(
     "Case descriptions of the last 90 days (personal data masked) grouped into topics; a "
     "topic is emerging when its last 7 days grew significantly over its past (a count "
-    "test, false discoveries controlled) and it is new vocabulary or sits in no real "
-    "category. Rings are accounts linked by shared devices or IP addresses."
+    "test, false discoveries controlled), by at least 3 times with at least 5 cases, and "
+    "it is new vocabulary or sits in no real category. Rings are accounts linked by "
+    "shared devices or IP addresses."
 )
 as_of = data.week_end(selection.week if selection else None)
 try:
