@@ -30,7 +30,8 @@ What is reported, per stream and detector:
 Detectors:
 
 - ``lookout``: :func:`analytics.clusters.find_emerging` with its defaults; its flags are
-  the topics with ``is_emerging``.
+  the topics with ``flagged`` (emerging, and the first day of that episode: a topic
+  still emerging the next day is not flagged again).
 - ``reference``: plain TF-IDF (English stop words, terms in at least two items) and
   k-means (30 clusters, scikit-learn, seeded) over the window; a cluster is flagged with
   the ground truth's own growth rule applied to its counts (recent >= 8 and
@@ -227,14 +228,15 @@ Detector = Callable[[pl.DataFrame, datetime], list[list[int]]]
 
 
 def lookout(window: pl.DataFrame, as_of: datetime) -> list[list[int]]:
-    """:func:`analytics.clusters.find_emerging` with its defaults."""
+    """:func:`analytics.clusters.find_emerging` with its defaults; a flag is a topic whose
+    emergence was first flagged that day (``flagged``)."""
     from analytics.clusters import find_emerging
 
     cases = window.select(
         pl.col("id").alias("case_id"), "opened_at", pl.col("text").alias("description")
     )
     clusters, members = find_emerging(cases, as_of=as_of, history=HISTORY)
-    flagged = clusters.filter("is_emerging")["cluster_id"].to_list()
+    flagged = clusters.filter("flagged")["cluster_id"].to_list()
     recent = members.filter("recent")
     return [recent.filter(pl.col("cluster_id") == c)["case_id"].to_list() for c in flagged]
 

@@ -186,3 +186,99 @@ def test_a_topic_must_grow_by_min_growth_to_emerge():
     for growth, emerging in ((3.0, True), (10.0, False)):
         clusters, members = find_emerging(cases, as_of=AS_OF, n_clusters=6, min_growth=growth)
         assert _planted_cluster(clusters, members, ids)["is_emerging"] is emerging
+
+
+def _replay(cases: pl.DataFrame, ids: set[int], days: range, **kw) -> list[dict]:
+    """find_emerging at the end of each day: the row of the topic holding most of ``ids``
+    (None before any of them exists), with ``flags``: every topic flagged that day."""
+    out = []
+    for day in days:
+        as_of = AS_OF - timedelta(days=day)
+        clusters, members = find_emerging(cases, as_of=as_of, n_clusters=6, **kw)
+        seen = ids & set(members["case_id"].to_list())
+        row = _planted_cluster(clusters, members, seen) if seen else {}
+        out.append({**row, "as_of": as_of, "flags": clusters["flagged"].sum()})
+    return out
+
+
+def _arriving(cases: pl.DataFrame, *, per_day: int, days: int) -> pl.DataFrame:
+    """``cases`` plus ``per_day`` planted cases on each of the last ``days`` days."""
+    start = cases["case_id"].max() + 1
+    n = per_day * days
+    planted = pl.DataFrame(
+        {
+            "case_id": range(start, start + n),
+            "opened_at": [AS_OF - timedelta(days=days - i // per_day, hours=-(i % 12) - 6)
+                          for i in range(n)],
+            "category": ["other"] * n,
+            "description": [_OPENERS[i % len(_OPENERS)] + _NEW[i % len(_NEW)] for i in range(n)],
+        }
+    )  # fmt: skip
+    return pl.concat([cases, planted.cast(cases.schema)])
+
+
+def test_a_topic_is_flagged_once_and_keeps_its_identity_while_it_grows():
+    cases = _arriving(_corpus(planted=0), per_day=3, days=8)
+    planted = set(cases.filter(pl.col("category") == "other")["case_id"].to_list())
+    days = _replay(cases, planted, range(8, -1, -1))  # 8 days before AS_OF .. AS_OF
+    flagged = [d["as_of"] for d in days if d.get("flagged")]
+    assert len(flagged) == 1  # flagged once, on the first day it passes
+    first = flagged[0]
+    after = [d for d in days if d["as_of"] > first]
+    assert after and all(d["is_emerging"] and not d["flagged"] for d in after)
+    # Its first-flagged date, first-seen date and label stay the same while it grows.
+    assert {d["first_flagged"] for d in after} == {(first - timedelta(days=1)).date()}
+    assert {d["first_seen"] for d in after} == {(AS_OF - timedelta(days=8)).date()}
+    assert all(d["held"] == 1.0 for d in after)
+    # Nothing else is flagged on any day: the stable topics stay quiet.
+    assert sum(d["flags"] for d in days) == 1
+
+
+def test_a_stable_topic_is_never_flagged_however_long_the_replay():
+    # No categories (none explains anything): three steady topics, every other day of a
+    # month replayed.
+    cases = _corpus(planted=0, seed=5).drop("category")
+    clusters_per_day = [
+        find_emerging(cases, as_of=AS_OF - timedelta(days=d), n_clusters=6)[0]
+        for d in range(0, 30, 2)
+    ]
+    assert sum(c["is_emerging"].sum() for c in clusters_per_day) == 0
+
+
+def test_a_churn_of_rare_names_is_never_flagged():
+    # Every case names someone nobody else names: new vocabulary every day, no topic.
+    rng = np.random.default_rng(2)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    cases = _corpus(planted=0, seed=2).drop("category")
+    names = ["".join(rng.choice(letters, 7)) for _ in range(cases.height)]
+    cases = cases.with_columns(
+        description=pl.col("description") + " reported by " + pl.Series(names)
+    )
+    flagged = [
+        find_emerging(cases, as_of=AS_OF - timedelta(days=d), n_clusters=6)[0]["is_emerging"].sum()
+        for d in range(0, 30, 3)
+    ]
+    assert sum(flagged) == 0
+
+
+def test_the_emergence_sentence_and_phrase_label():
+    cases = _corpus(planted=12)
+    planted = set(cases.filter(pl.col("category") == "other")["case_id"].to_list())
+    clusters, members = find_emerging(cases, as_of=AS_OF, n_clusters=6)
+    new = _planted_cluster(clusters, members, planted)
+    # 12 cases over the last 5 days, none before: 0 expected; first seen 4 days before
+    # the last day.
+    assert new["summary"] == (
+        "12 cases in the last 7 days against 0.0 expected; first seen 4 days ago; "
+        "100% in category other"
+    )
+    assert new["expected"] == 0.0 and new["first_seen"] == (AS_OF - timedelta(days=5)).date()
+    # Its sixth case arrived 3 days before AS_OF (2, 2, 2, 3, 3 a day): flagged then, not
+    # again today.
+    assert new["first_flagged"] == (AS_OF - timedelta(days=3)).date() and not new["flagged"]
+    # The label is a phrase its cases use, not a bag of words.
+    assert new["label"] in {"insurance verification", "coverage verification"}
+    texts = cases.filter(pl.col("case_id").is_in(list(planted)))["description"].str.to_lowercase()
+    assert texts.str.contains(new["label"], literal=True).sum() >= 2
+    stable = clusters.filter(pl.col("top_category") == "harassment").row(0, named=True)
+    assert stable["summary"].split("; ")[1] == "already there when the window starts"
