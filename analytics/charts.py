@@ -43,6 +43,7 @@ __all__ = [
     "prevalence_bars",
     "rate_lines",
     "ring_network",
+    "topic_history",
     "weekly_trend",
 ]
 
@@ -94,6 +95,7 @@ _EVENT_COLOURS = {
     "policy_change": PALETTE[4],
     "product_launch": PALETTE[5],
     "outage": PALETTE[3],
+    "emerging": PALETTE[3],
 }
 _BAR_OPACITY = 0.45
 _PROVISIONAL_OPACITY = 0.5  # of stripes and outline only, so lighter than a full bar
@@ -1018,7 +1020,8 @@ def cluster_map(frame: pl.DataFrame, *, title: str, selected: int | None = None)
     """Narrative clusters on a 2-D map: one bubble per cluster, sized by its cases.
 
     Emerging clusters are vermillion, the others grey; the selected one is outlined.
-    Hovering shows the top terms and the recent and earlier counts; ``customdata`` holds
+    Hovering shows the topic's ``label`` (when given), top terms and the recent and
+    earlier counts (escaped: they come from case text); ``customdata`` holds
     the cluster id (for selection events).
 
     Parameters
@@ -1066,10 +1069,11 @@ def cluster_map(frame: pl.DataFrame, *, title: str, selected: int | None = None)
                     },
                 },
                 text=[
-                    f"<b>Cluster {i}</b><br>{terms}<br>{format_number(r)} recent, "
-                    f"{format_number(b)} earlier"
-                    for i, terms, r, b in zip(
+                    f"<b>{html.escape(name)}</b> (topic {i})<br>{html.escape(terms)}<br>"
+                    f"{format_number(r)} recent, {format_number(b)} earlier"
+                    for i, name, terms, r, b in zip(
                         ids,
+                        (part["label"] if "label" in part.columns else part["terms"]).to_list(),
                         part["terms"].to_list(),
                         part["recent_count"].to_list(),
                         part["baseline_count"].to_list(),
@@ -1081,6 +1085,53 @@ def cluster_map(frame: pl.DataFrame, *, title: str, selected: int | None = None)
         )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
+    return fig
+
+
+def topic_history(
+    daily: pl.DataFrame, *, title: str, first_flagged: date | None = None
+) -> go.Figure:
+    """An emerging topic's cases per day, with its 7-day average and the day it was first
+    flagged (a marker whose hover says so).
+
+    Parameters
+    ----------
+    daily
+        ``day`` (Date) and ``cases`` (its new cases that day), one row per day.
+    first_flagged
+        The first day of the topic's current emergence, if any.
+
+    Examples
+    --------
+    >>> days = pl.date_range(date(2026, 6, 1), date(2026, 6, 5), eager=True)
+    >>> fig = topic_history(pl.DataFrame({"day": days, "cases": [0, 0, 1, 4, 9]}),
+    ...                     first_flagged=date(2026, 6, 4), title="Topic")
+    >>> [trace.name for trace in fig.data]
+    ['daily value', '7-day average', 'first flagged']
+    """
+    if daily.is_empty():
+        return _no_data(title)
+    _require(daily, ("day", "cases"))
+    frame = daily.sort("day").select(
+        "day",
+        value=pl.col("cases").cast(pl.Float64),
+        avg7=pl.col("cases").cast(pl.Float64).rolling_mean(7, min_samples=1),
+        provisional=pl.lit(False),
+    )
+    marker = pl.DataFrame(
+        {
+            "start_at": [datetime.combine(first_flagged, datetime.min.time())],
+            "end_at": [None],
+            "kind": ["emerging"],
+            "title": ["First flagged as emerging"],
+        },
+        schema={"start_at": pl.Datetime("us"), "end_at": pl.Datetime("us"),
+                "kind": pl.String, "title": pl.String},
+    ) if first_flagged else None  # fmt: skip
+    fig = daily_trend(frame, marker, title=title, y_title="Cases per day")
+    for trace in fig.data:
+        if trace.name == "known events":
+            trace.name = "first flagged"
     return fig
 
 

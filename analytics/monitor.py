@@ -62,8 +62,9 @@ def emerging_view(
     """Narrative clusters of the :data:`NARRATIVE_DAYS` before ``as_of`` for the filters'
     dimensions, and their cases with descriptions masked.
 
-    ``clusters`` is :func:`analytics.clusters.find_emerging`'s, plus ``spark`` (daily
-    new cases of the last 30 days, oldest first) and ``terms`` (the top terms joined).
+    ``clusters`` is :func:`analytics.clusters.find_emerging`'s, plus ``history`` (new
+    cases per day over the window, oldest first; its last day is the day before
+    ``as_of``), ``spark`` (the last 30 of them) and ``terms`` (the top terms joined).
     ``cases``: ``case_id``, ``cluster_id``, ``opened_at``, ``category``, ``region``,
     ``subject_account_id`` and the masked ``description``, newest first.
     """
@@ -73,20 +74,21 @@ def emerging_view(
     found, members = clusters.find_emerging(
         texts, as_of=as_of, history=timedelta(days=NARRATIVE_DAYS)
     )
-    first = (as_of - timedelta(days=_SPARK_DAYS)).date()
+    first = (as_of - timedelta(days=NARRATIVE_DAYS)).date()
     days = pl.DataFrame(
         {"day": pl.date_range(first, as_of.date(), "1d", closed="left", eager=True)}
     )
     grid = found.select("cluster_id").join(days, how="cross")
     daily = clusters.cluster_daily(members, texts)
-    spark = (
+    history = (
         grid.join(daily, on=["cluster_id", "day"], how="left")
         .sort("cluster_id", "day")
         .group_by("cluster_id", maintain_order=True)
-        .agg(spark=pl.col("cases").fill_null(0))
+        .agg(history=pl.col("cases").fill_null(0))
     )
-    found = found.join(spark, on="cluster_id", how="left", maintain_order="left").with_columns(
-        terms=pl.col("top_terms").list.join(", ")
+    found = found.join(history, on="cluster_id", how="left", maintain_order="left").with_columns(
+        spark=pl.col("history").list.tail(_SPARK_DAYS),
+        terms=pl.col("top_terms").list.join(", "),
     )
     cases = (
         members.join(texts, on="case_id")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import streamlit as st
 
 from analytics import charts, exports
@@ -13,10 +15,11 @@ viewer = auth.require("cases")
 selection = filters.draw()
 st.caption(
     "Case descriptions of the last 90 days (personal data masked) grouped into topics; a "
-    "topic is emerging when its last 7 days grew significantly over its past (a count "
-    "test, false discoveries controlled), by at least 3 times with at least 5 cases, and "
-    "it is new vocabulary or sits in no real category. Rings are accounts linked by "
-    "shared devices or IP addresses."
+    "topic is emerging when its last 7 days grew significantly over its own past (a count "
+    "test allowing for how much topics vary week to week, false discoveries controlled "
+    "across all topics), by at least 3 times with at least 5 cases, and it is new "
+    "vocabulary or sits in no real category. A topic is flagged once, on the first day it "
+    "emerges. Rings are accounts linked by shared devices or IP addresses."
 )
 as_of = data.week_end(selection.week if selection else None)
 try:
@@ -28,27 +31,32 @@ except data.DataUnavailable as exc:
     st.stop()
 
 emerging = clusters.filter(clusters["is_emerging"])
-a, b, c = st.columns(3)
+new = emerging.filter(emerging["status"] == "new")
+a, b, c, d = st.columns(4)
 a.metric("Cases read", f"{cases.height:,}", help=f"Opened in the 90 days before {as_of:%d %b %Y}")
 b.metric("Topics", f"{clusters.height:,}")
-c.metric("Emerging", f"{emerging.height:,}")
+c.metric("New topics emerging", f"{new.height:,}", help="Under one case a week was expected")
+d.metric(
+    "Growing again",
+    f"{emerging.height - new.height:,}",
+    help="Topics with a past that grew significantly in the last 7 days",
+)
 if clusters.is_empty():
     st.info("No case narratives match these filters in the 90 days before this week's end.")
     st.stop()
 
+st.markdown("**Topics, emerging first** (select one to see its story and its cases)")
+picked = st.dataframe(
+    widgets.cluster_rows(clusters, cases),
+    hide_index=True,
+    on_select="rerun",
+    selection_mode="single-row",
+    key="emerging_table",
+    width="stretch",
+    height=390,
+    column_config=widgets.cluster_columns(),
+)
 left, right = st.columns([3, 2])
-with left:
-    st.markdown("**Topics, emerging first** (select one to see its cases)")
-    picked = st.dataframe(
-        widgets.cluster_rows(clusters, cases),
-        hide_index=True,
-        on_select="rerun",
-        selection_mode="single-row",
-        key="emerging_table",
-        width="stretch",
-        height=420,
-        column_config=widgets.cluster_columns(),
-    )
 with right:
     chosen = widgets.selected_cluster(clusters, picked)
     mapped = st.plotly_chart(
@@ -61,7 +69,9 @@ with right:
         width="stretch",
     )
 chosen = widgets.selected_cluster(clusters, picked, mapped)
-widgets.cluster_cases(clusters, cases, chosen)
+with left:
+    widgets.cluster_story(clusters, chosen, last_day=(as_of - timedelta(days=1)).date())
+widgets.cluster_cases(cases, chosen)
 
 st.divider()
 st.header("Rings of linked accounts")

@@ -227,6 +227,13 @@ def _examples() -> dict[str, tuple[go.Figure, go.Figure]]:
             ),
             {"selected": 1},
         ),
+        "topic_history": (
+            charts.topic_history,
+            pl.DataFrame(
+                {"day": [date(2026, 6, 1), date(2026, 6, 2), date(2026, 6, 3)], "cases": [0, 2, 9]}
+            ),
+            {"first_flagged": date(2026, 6, 3)},
+        ),
         "ring_network": (
             charts.ring_network,
             pl.DataFrame(

@@ -282,3 +282,4 @@ def test_the_emergence_sentence_and_phrase_label():
     assert texts.str.contains(new["label"], literal=True).sum() >= 2
     stable = clusters.filter(pl.col("top_category") == "harassment").row(0, named=True)
     assert stable["summary"].split("; ")[1] == "already there when the window starts"
+    assert new["status"] == "new" and stable["status"] == "steady"

@@ -28,12 +28,23 @@ def test_the_page_ranks_topics_and_lists_the_cases_of_one(monkeypatch, small_db)
     topics = at.dataframe[0].value
     assert topics.shape[0] >= 5
     # Emerging topics come first, and the new scam's vocabulary leads the small demo.
-    assert topics["is_emerging"].iloc[0]
+    assert topics["status"].iloc[0] == "New"
     assert "insurance" in topics["terms"].iloc[0] or "verification" in topics["terms"].iloc[0]
-    assert {"spark", "mix", "example"} <= set(topics.columns)
+    assert {"spark", "mix", "example", "label", "summary", "first_flagged"} <= set(topics.columns)
+    # Every emerging topic says in one sentence what changed; the others are not marked.
+    top = topics.iloc[0]
+    assert f"{int(top['recent_count'])} cases in the last 7 days against" in top["summary"]
+    assert set(topics["status"]) <= {"New", "Growing again", ""}
+    metrics = {m.label: m.value for m in at.metric}
+    assert int(metrics["New topics emerging"]) == (topics["status"] == "New").sum()
+    assert int(metrics["Growing again"]) == (topics["status"] == "Growing again").sum()
     chosen = int(topics["cluster_id"].iloc[0])
     assert at.query_params["cluster"] == str(chosen)
-    assert any(f"Topic {chosen}:" in h.value for h in at.subheader)
+    assert any(f"Topic {chosen}: {top['label']}" == h.value for h in at.subheader)
+    # The chosen topic's story: new, since when, the sentence, and its daily history.
+    story = next(m.value for m in at.markdown if m.value.startswith("**New, emerging"))
+    assert top["summary"] in story
+    assert "emerging_topic_history" in {c.key for c in at.get("plotly_chart")}
     cases = at.dataframe[1].value
     assert cases.shape[0] >= 1
     # Descriptions are masked: no email address or phone number is shown.

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from analytics import exports, monitor, reports
+from analytics import charts, exports, monitor, reports
 from analytics.charts import format_number
 from analytics.db import Role
 from analytics.load import whole_number
@@ -283,8 +283,8 @@ def filter_incidents(incidents: pl.DataFrame, *, source: str, text: str) -> pl.D
 
 
 def cluster_rows(clusters: pl.DataFrame, cases: pl.DataFrame) -> pl.DataFrame:
-    """The topic table: one row per cluster with its sparkline, terms, counts, category
-    mix and one masked example (its newest case)."""
+    """The topic table: one row per topic with its status, phrase, sparkline, emergence
+    sentence, counts, category mix and one masked example (its newest case)."""
     example = cases.group_by("cluster_id").agg(example=pl.col("description").first())
     mix = pl.col("category_mix").list.eval(
         pl.element().struct.field("category")
@@ -292,15 +292,19 @@ def cluster_rows(clusters: pl.DataFrame, cases: pl.DataFrame) -> pl.DataFrame:
         + (pl.element().struct.field("share") * 100).round(0).cast(pl.Int64).cast(pl.String)
         + "%"
     )
+    status = pl.col("status").replace_strict(
+        {"steady": "", "new": "New", "growing again": "Growing again"}, default=""
+    )
     return clusters.join(example, on="cluster_id", how="left", maintain_order="left").select(
         "cluster_id",
-        "is_emerging",
+        status.alias("status"),
+        "label",
         "spark",
-        "terms",
+        "summary",
         "recent_count",
-        "baseline_count",
-        "growth",
-        "emergence_score",
+        "expected",
+        "first_flagged",
+        "terms",
         mix=mix.list.join(" · "),
         example=pl.col("example"),
     )
@@ -310,13 +314,19 @@ def cluster_columns() -> dict[str, Any]:
     """Column formats for the topic table."""
     return {
         "cluster_id": st.column_config.NumberColumn("Topic", width="small"),
-        "is_emerging": st.column_config.CheckboxColumn("Emerging", width="small"),
+        "status": st.column_config.TextColumn(
+            "Emerging",
+            width=110,
+            help="New: under one case a week was expected. Growing again: it had cases "
+            "before and now grows. Empty: not emerging.",
+        ),
+        "label": st.column_config.TextColumn("Topic phrase", width="medium"),
         "spark": st.column_config.LineChartColumn("Last 30 days", width="small"),
-        "terms": st.column_config.TextColumn("Distinctive terms", width="medium"),
+        "summary": st.column_config.TextColumn("What changed", width="large"),
         "recent_count": st.column_config.NumberColumn("Last 7 days", format="localized"),
-        "baseline_count": st.column_config.NumberColumn("Before", format="localized"),
-        "growth": st.column_config.NumberColumn("Growth ×", format="%.1f"),
-        "emergence_score": st.column_config.NumberColumn("Score", format="%.1f"),
+        "expected": st.column_config.NumberColumn("Expected", format="%.1f"),
+        "first_flagged": st.column_config.DateColumn("Emerging since", format="D MMM YYYY"),
+        "terms": st.column_config.TextColumn("Distinctive terms", width="medium"),
         "mix": st.column_config.TextColumn("Categories"),
         "example": st.column_config.TextColumn("Example (masked)", width="large"),
     }
@@ -347,18 +357,37 @@ def selected_cluster(clusters: pl.DataFrame, *events: Any) -> int:
     return chosen
 
 
-def cluster_cases(clusters: pl.DataFrame, cases: pl.DataFrame, cluster_id: int) -> None:
-    """The selected topic: its terms, volume and the filtered list of its cases (masked)."""
+def cluster_story(clusters: pl.DataFrame, cluster_id: int, *, last_day: date) -> None:
+    """The selected topic: its phrase, emergence sentence and daily history."""
     row = clusters.filter(pl.col("cluster_id") == cluster_id).row(0, named=True)
-    mine = cases.filter(pl.col("cluster_id") == cluster_id)
-    st.subheader(f"Topic {cluster_id}: {row['terms']}")
-    verdict = "emerging" if row["is_emerging"] else "not emerging"
+    st.subheader(f"Topic {cluster_id}: {row['label']}")
+    if row["is_emerging"]:
+        since = row["first_flagged"]
+        when = "today" if since == last_day else f"since {since:%-d %b %Y}"
+        kind = "New" if row["status"] == "new" else "Growing again"
+        st.markdown(f"**{kind}, emerging {when}.** {row['summary']}.")
+    else:
+        st.markdown(f"**Not emerging.** {row['summary']}.")
     st.caption(
-        f"{format_number(row['recent_count'])} cases in the last 7 days against "
-        f"{format_number(row['baseline_count'])} in the 83 days before "
-        f"(q = {row['q_value']:.2g}, {verdict}); main category "
-        f"{row['top_category'] or 'none'}."
+        f"Distinctive terms: {row['terms']}. Growth tested against its own past, corrected "
+        f"for how much topics vary week to week and for the {clusters.height} topics tested "
+        f"(q = {row['q_value']:.2g})."
     )
+    history = row["history"]
+    days = pl.date_range(last_day - timedelta(days=len(history) - 1), last_day, eager=True)
+    chart(
+        charts.topic_history(
+            pl.DataFrame({"day": days, "cases": history}),
+            first_flagged=row["first_flagged"],
+            title="Cases per day over the 90 days read",
+        ),
+        key="emerging_topic_history",
+    )
+
+
+def cluster_cases(cases: pl.DataFrame, cluster_id: int) -> None:
+    """The list of the selected topic's cases (masked), with a link to Case Explorer."""
+    mine = cases.filter(pl.col("cluster_id") == cluster_id)
     st.markdown(f"**Its cases** ({mine.height:,}, newest first; descriptions masked)")
     explorer.link(f"Open the {mine.height:,} cases in Case Explorer", cluster=cluster_id)
     st.dataframe(
@@ -369,6 +398,8 @@ def cluster_cases(clusters: pl.DataFrame, cases: pl.DataFrame, cluster_id: int) 
         column_config={
             "case_id": st.column_config.NumberColumn("Case", format="%d"),
             "opened_at": st.column_config.DatetimeColumn("Opened", format="D MMM YYYY, HH:mm"),
+            "category": st.column_config.TextColumn("Category"),
+            "region": st.column_config.TextColumn("Region"),
             "subject_account_id": st.column_config.NumberColumn("Subject account", format="%d"),
             "description": st.column_config.TextColumn("Description", width="large"),
         },
