@@ -181,6 +181,7 @@ def find_emerging(
     if vectors is None:
         return _empty(CLUSTER_SCHEMA), _empty(MEMBER_SCHEMA)
     tfidf, terms = vectors
+    tfidf = _about(tfidf, window["category"])
     standing = _standing_topics(tfidf, n_clusters=n_clusters, seed=seed)
     novel, may_join = _new_topics(tfidf, is_recent, min_size=min_size)
     centroids = np.vstack([standing, novel])
@@ -307,6 +308,44 @@ def _vectorise(texts: pl.Series) -> tuple[sparse.csr_matrix, np.ndarray] | None:
     except ValueError:  # empty vocabulary: no words, only stop words
         return None
     return sparse.csr_matrix(matrix), vectoriser.get_feature_names_out()
+
+
+#: Below this association with the category (Cramér's V of presence x category), a
+#: common term says how people write, not what about (on the demo: "behalf", "mother",
+#: "reporting", "thank" 0.06-0.09; "insurance", "velocity", "spam" 0.24-0.58).
+STYLE_ASSOCIATION = 0.1
+
+
+def _about(tfidf: sparse.csr_matrix, category: pl.Series) -> sparse.csr_matrix:
+    """TF-IDF rows without the terms of style (common terms that every category uses
+    alike: openers, politeness, the reporter's phrasing), renormalised, so topics follow
+    what the texts are about rather than who wrote them. Without categories, unchanged.
+
+    A term is of style when at least 20 texts (and 0.5% of them) use it and its
+    presence is barely associated with the category (:data:`STYLE_ASSOCIATION`).
+    """
+    if category.drop_nulls().n_unique() < 2:
+        return tfidf
+    names = category.fill_null("").cast(pl.Categorical).to_physical().to_numpy()
+    names = np.unique(names, return_inverse=True)[1]
+    n = tfidf.shape[0]
+    present = (tfidf > 0).astype(np.float64).tocsr()
+    onehot = sparse.csr_matrix((np.ones(n), (names, np.arange(n))), shape=(names.max() + 1, n))
+    used = np.asarray((onehot @ present).todense())  # categories x terms
+    per_category = np.bincount(names).astype(float)[:, None]
+    df = used.sum(axis=0, keepdims=True)
+    chi2 = np.zeros(df.shape[1])
+    for observed, expected in (
+        (used, per_category * df / n),
+        (per_category - used, per_category * (n - df) / n),
+    ):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            chi2 += np.where(expected > 0, (observed - expected) ** 2 / expected, 0.0).sum(axis=0)
+    style = (df.ravel() >= max(20, 0.005 * n)) & (np.sqrt(chi2 / n) < STYLE_ASSOCIATION)
+    if not style.any():
+        return tfidf
+    kept = sparse.diags((~style).astype(np.float32))
+    return sparse.csr_matrix(normalize(tfidf @ kept))
 
 
 def _standing_topics(tfidf: sparse.csr_matrix, *, n_clusters: int, seed: int) -> np.ndarray:

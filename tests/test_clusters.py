@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from analytics import clusters as clusters_module
 from analytics.clusters import CLUSTER_SCHEMA, MEMBER_SCHEMA, cluster_daily, find_emerging
 
 AS_OF = datetime(2026, 6, 1)
@@ -283,3 +284,23 @@ def test_the_emergence_sentence_and_phrase_label():
     stable = clusters.filter(pl.col("top_category") == "harassment").row(0, named=True)
     assert stable["summary"].split("; ")[1] == "already there when the window starts"
     assert new["status"] == "new" and stable["status"] == "steady"
+
+
+@pytest.mark.parametrize("association", [0.0, clusters_module.STYLE_ASSOCIATION])
+def test_topics_follow_what_texts_are_about_not_who_wrote_them(monkeypatch, association):
+    # Half of every category's texts come from one reporter's template. With the style
+    # terms dropped (the default) no topic is described by the template's words;
+    # without, they describe most topics.
+    base = _corpus(planted=0, seed=4)
+    templated = np.random.default_rng(4).random(base.height) < 0.5
+    template = "reporting on behalf of my elderly mother who asked me to write: "
+    cases = base.with_columns(
+        description=pl.when(pl.Series(templated))
+        .then(pl.lit(template) + pl.col("description"))
+        .otherwise(pl.col("description"))
+    )
+    monkeypatch.setattr(clusters_module, "STYLE_ASSOCIATION", association)
+    clusters, _ = find_emerging(cases, as_of=AS_OF, n_clusters=6)
+    words = {"reporting", "behalf", "elderly", "mother", "asked", "write"}
+    styled = sum(bool(words & set(terms)) for terms in clusters["top_terms"].to_list())
+    assert styled == 0 if association else styled >= 3
