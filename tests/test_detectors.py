@@ -637,3 +637,83 @@ FLOOR_CASES: list = [
 def test_scale_floor_cases(name, params, series, expected):
     frame = _frame(series(), FIVE_MINUTES)
     assert from_spec((name, params)).fit(frame).predict(frame).arg_true().to_list() == expected
+
+
+# ---------------------------------------------------------------------------
+# Seventh round: beyond the largest past score a Pareto tail (calibration.record_tail),
+# and the level member over four hours as well as one.
+
+
+def _daily_spikes(last: float) -> np.ndarray:
+    # Spikes of 29-31 scales every 290 points, then one of ``last`` near the end.
+    rng = np.random.default_rng(1)
+    v = rng.normal(10.0, 1.0, TWO_WEEKS)
+    at = np.arange(150, TWO_WEEKS - 300, 290)
+    v[at] += 30.0 + rng.uniform(-1.0, 1.0, at.size)
+    v[TWO_WEEKS - 100] += last
+    return v
+
+
+RECORD_CASES: list = [
+    # (detector, params, series, expected incident openings)
+    # Records among spikes of one height by a hair were rare only to the fitted tail.
+    ("spike", {}, lambda: _daily_spikes(31.5), [150]),
+    ("spike", {"record_index": None}, lambda: _daily_spikes(31.5), [150, 3340, 3630]),
+    ("spike", {}, lambda: _daily_spikes(60.0), [150, TWO_WEEKS - 100]),
+]
+
+
+@pytest.mark.parametrize(("name", "params", "series", "expected"), RECORD_CASES)
+def test_record_cases(name, params, series, expected):
+    frame = _frame(series(), FIVE_MINUTES)
+    assert from_spec((name, params)).fit(frame).predict(frame).arg_true().to_list() == expected
+
+
+def test_the_record_tail_is_a_floor_or_a_replacement_beyond_the_largest_past_value():
+    from analytics.detectors.calibration import conformal_pvalues, record_tail
+
+    stat = np.array([np.r_[np.arange(1.0, 101.0), 101.0, 200.0]])
+    p, crit = conformal_pvalues(stat, window=200, min_history=50, refresh=100, level=0.001)
+    floor, _ = record_tail(p, crit, stat, window=200, index=8.0, level=0.001, refresh=100)
+    assert floor[0, 100] >= (100 / 101) ** 8 / 101 and floor[0, 100] >= p[0, 100]
+    np.testing.assert_array_equal(floor[0, :100], p[0, :100])  # within the past: the ranks
+    swap, edge = record_tail(
+        p, crit, stat, window=200, index=8.0, level=0.001, refresh=100, least=150.0, replace=True
+    )
+    assert swap[0, 101] == pytest.approx((150 / 200) ** 8 / 101)
+    assert swap[0, 100] == p[0, 100]  # below the raised record: the fitted tail
+    # The statistic whose tail probability is the level: 150 (101 x 0.001) ** (-1/8).
+    assert edge[0, 101] == pytest.approx(150 * 0.101 ** (-1 / 8))
+
+
+def _bumps(last: int) -> np.ndarray:
+    # Bumps of 3 scales for 90 minutes, four times, then one for ``last`` points.
+    v = np.random.default_rng(0).normal(10.0, 1.0, TWO_WEEKS)
+    for at in (1000, 1700, 2400, 3100):
+        v[at : at + 18] += 3.0
+    v[3700 : 3700 + last] += 3.0
+    return v
+
+
+def test_the_ensemble_finds_a_three_hour_bump_over_four_hours():
+    frame = _frame(_bumps(36), FIVE_MINUTES)
+    out = from_spec(("ensemble", {})).fit(frame).detect(frame).with_row_index().filter("alert")
+    assert out.select("index", "detector").rows() == [(1002, "shift"), (3724, "level 4h")]
+    assert out["reason"][1].startswith("level shift up: the last 4 hours' median")
+    hour = from_spec(("ensemble", {"level_minutes": (60.0,)})).fit(frame).predict(frame)
+    assert hour.arg_true().to_list() == [1002]
+
+
+def test_a_level_shift_under_half_a_scale_never_alerts():
+    from analytics.detectors import LevelDetector
+    from analytics.detectors._grid import keyed, layout
+
+    grid = layout(keyed(_frame(_bumps(36), FIVE_MINUTES)))[0]
+    alpha = np.array([1e-3])
+    out = LevelDetector()._score_grid(grid.values, grid.step, alpha)
+    plain = LevelDetector(min_shift=0.0)._score_grid(grid.values, grid.step, alpha)
+    small = (out["stat"] < 0.5) & ~np.isnan(out["p_value"])
+    assert small.sum() > 1000 and (out["p_value"][small] == 1.0).all()
+    assert (plain["p_value"][small] < 1.0).any()
+    big = ~small & ~np.isnan(out["p_value"])
+    np.testing.assert_array_equal(out["p_value"][big], plain["p_value"][big])

@@ -47,3 +47,20 @@ def test_an_alert_names_its_detector_in_words_and_numbers(name, values, step, op
     reason = alerts["reason"][0]
     assert reason.startswith(opening), reason
     assert "expected" in reason and ", p = " in reason
+
+
+def test_a_four_hour_level_shift_names_its_span():
+    # Four 90-minute bumps of 3 scales, then one of three hours: only the median of
+    # the last four hours shows it (the ensemble's second level member).
+    values = np.random.default_rng(0).normal(10.0, 1.0, 12 * 24 * 14)
+    for at in (1000, 1700, 2400, 3100):
+        values[at : at + 18] += 3.0
+    values[3700:3736] += 3.0
+    frame = _frame(values, timedelta(minutes=5))
+    alerts = from_spec(("ensemble", {})).fit(frame).detect(frame).filter("alert")
+    level = alerts.filter(pl.col("detector") == "level 4h")
+    assert level.height == 1, alerts.select("ts", "detector")
+    reason = level["reason"][0]
+    assert reason.startswith("level shift up: the last 4 hours' median "), reason
+    assert "noise scales from the median of the two days before (limit " in reason
+    assert ", p = " in reason

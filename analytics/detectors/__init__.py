@@ -17,9 +17,11 @@ absent); all series are scored at once on (series x time) grids.
 - ``block``: spikes and dips of the means over hours of a sub-hourly series (slow
   drifts and clusters of bursts that no single point shows).
 - ``level``: level shifts of a sub-hourly series, the last hour's median against the
-  two days before it (a shift larger than any before, even after an earlier one).
+  two days before it (a shift larger than any before, even after an earlier one); the
+  ensemble also judges the last four hours' median.
 - ``range``: new records, a value beyond the highest or lowest of the last two weeks
-  of 5-minute points by more of that range than the series' earlier records.
+  of 5-minute points by more of that range than the series' earlier records (beyond
+  the largest of them, a Pareto tail: :func:`~analytics.detectors.calibration.record_tail`).
 - ``ensemble``: an alert when any of them fires, each with the whole budget (the
   default; still within the budget on noise, as their incidents overlap).
 

@@ -149,6 +149,7 @@ class BlockDetector(_Detector):
             scale_window=self.scale_window,
             quiet_days=None,  # on nab-dev the hours' quiet times lost 5-minute windows
             scale_floor=None,
+            # record_index stays the spike's: an hour 4% above every earlier one is no rarity
             window=self.window,
             min_history=self.min_history,
         )

@@ -3,6 +3,8 @@
 - :func:`conformal_pvalues`: the tail probability of each point's statistic among the
   same series' earlier statistics (rank-based, over a trailing window), with a
   generalised Pareto tail fitted to the largest past values where the ranks run out.
+- :func:`record_tail`: beyond the largest past statistic, a Pareto tail from the
+  empirical ``1 / (n + 1)`` (a floor under the fitted tail, or in its place).
 - :func:`point_alpha`: the user's budget ("about one false alert per series per N
   days") as a per-point level, from the series' sampling step.
 """
@@ -12,11 +14,12 @@ from __future__ import annotations
 import copy
 from datetime import timedelta
 
+import bottleneck as bn
 import numpy as np
 
 from analytics.detectors._grid import in_threads
 
-__all__ = ["conformal_pvalues", "point_alpha"]
+__all__ = ["conformal_pvalues", "point_alpha", "record_tail"]
 
 #: Statistics are clipped to this magnitude (an infinite or huge value ranks first
 #: anyway, and a bounded one keeps the tail fit finite).
@@ -136,6 +139,60 @@ def conformal_pvalues(
         return out
     crit = np.broadcast_to(edge[:, :, None], (*edge.shape, refresh))
     return out, crit.reshape(n_series, edge.shape[1] * refresh)[:, :width]
+
+
+def record_tail(
+    p: np.ndarray,
+    crit: np.ndarray,
+    stat: np.ndarray,
+    *,
+    window: int,
+    index: float,
+    level: float | np.ndarray,
+    least: float = 0.0,
+    replace: bool = False,
+    refresh: int = 16,
+) -> tuple[np.ndarray, np.ndarray]:
+    """p-values and critical values of :func:`conformal_pvalues` beyond the record.
+
+    ``M`` is the largest statistic in each cell's reference (the ``window`` cells before
+    its block of ``refresh``, as :func:`conformal_pvalues` ranks it; raised to ``least``)
+    and ``n`` their number. Beyond ``M`` a Pareto tail from the empirical ``1 / (n + 1)``
+    gives ``(M / x) ** index / (n + 1)``: with ``replace`` in place of the fitted tail,
+    otherwise as a floor under it (the fitted tail may not fall faster: a value just above
+    the largest one seen is not much rarer than it). ``crit`` is moved to match at each
+    row's ``level``. Cells with ``M <= 0`` or not judged are left as they are.
+
+    >>> past = np.arange(1.0, 101.0)
+    >>> stat = np.array([np.r_[past, 200.0]])
+    >>> p, crit = conformal_pvalues(stat, window=200, min_history=50, refresh=100, level=0.001)
+    >>> q, edge = record_tail(p, crit, stat, window=200, index=2.0, level=0.001, refresh=100)
+    >>> round(float(q[0, 100]), 5), round(float(edge[0, 100]), 1)
+    (0.00248, 314.7)
+    """
+    width = stat.shape[1]
+    if width == 0:
+        return p, crit
+    w = max(1, min(window, width))
+    top = bn.move_max(stat, w, min_count=1, axis=-1)
+    count = bn.move_sum((~np.isnan(stat)).astype(float), w, min_count=1, axis=-1)
+    # The reference of a cell ends where its block starts.
+    last = np.arange(width) // refresh * refresh - 1
+    before = last >= 0
+    top = np.where(before, top[:, np.maximum(last, 0)], np.nan)
+    count = np.where(before, count[:, np.maximum(last, 0)], np.nan)
+    top = np.fmax(top, least) if least > 0 else top
+    alpha = np.broadcast_to(np.asarray(level, float).reshape(-1, 1), (stat.shape[0], 1))
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        beyond = (stat > top) & (top > 0) & ~np.isnan(p)
+        law = (top / stat) ** index / (count + 1.0)
+        out = np.where(beyond, law if replace else np.fmax(p, law), p)
+        # The statistic whose tail probability is the level: M ((n + 1) level) ** (-1/index).
+        reach = (count + 1.0) * alpha
+        edge = np.where(reach < 1.0, top * reach ** (-1.0 / index), np.nan)
+    known = np.isfinite(edge) & (top > 0)
+    moved = edge if replace else np.fmax(crit, edge)
+    return out, np.where(known, moved, crit)
 
 
 def _judged(

@@ -10,6 +10,9 @@ larger than any the series made before gets a small p-value even when the series
 shifted once already. As elsewhere the p-value is the statistic's rank among the
 series' own earlier values; the tail beyond them is fitted to the top 1% only (the top
 5% of a statistic that stays high for hours after each shift is mostly one shift).
+The ensemble runs it over the last hour and over the last four hours (a bump of three
+hours is a shift of four hours' median that an hour's median shares with shorter
+bumps before it).
 """
 
 from __future__ import annotations
@@ -24,7 +27,17 @@ from analytics.detectors.baseline import moving, robust_scale
 from analytics.detectors.calibration import conformal_pvalues
 from analytics.detectors.estimators import Direction, _Detector, _oriented, _standardise
 
-__all__ = ["LevelDetector"]
+__all__ = ["LevelDetector", "level_name"]
+
+
+def level_name(minutes: float) -> str:
+    """The name an alert of the level detector carries: ``"level"`` for the hour, else
+    the span in hours (the ensemble judges more than one span).
+
+    >>> level_name(60.0), level_name(240.0), level_name(90.0)
+    ('level', 'level 4h', 'level 1.5h')
+    """
+    return "level" if minutes == 60 else f"level {minutes / 60:g}h"
 
 
 def _lagged(grid: np.ndarray, k: int) -> np.ndarray:
@@ -61,6 +74,11 @@ class LevelDetector(_Detector):
     recent_minutes : the span of the recent median.
     past_hours : the span of the past median and scale before it.
     tail : the share of the past statistics the tail beyond them is fitted to.
+    min_shift : the smallest shift, in noise scales, that may alert (p = 1 below it,
+        however rare among the series' own: a mostly-zero disk series whose four-hour
+        median leaves zero by 0.08 scales, or a quantised CPU series whose median moves by
+        one jitter step, broke their records on nab-dev). Seventh round: 0.5-2 all
+        removed the same 2 false runs of the ensemble and no window.
     window, min_history
         As :class:`~analytics.detectors.estimators.SpikeDetector`.
 
@@ -97,6 +115,7 @@ class LevelDetector(_Detector):
         recent_minutes: float = 60.0,
         past_hours: float = 48.0,
         tail: float = 0.01,
+        min_shift: float = 0.5,
         window: int = 2000,
         min_history: int = 50,
         gap: int = 36,
@@ -107,6 +126,7 @@ class LevelDetector(_Detector):
         self.recent_minutes = recent_minutes
         self.past_hours = past_hours
         self.tail = tail
+        self.min_shift = min_shift
         self.window = window
         self.min_history = min_history
         self.gap = gap
@@ -115,6 +135,8 @@ class LevelDetector(_Detector):
         super()._validate()
         if not (self.recent_minutes > 0 and self.past_hours > 0 and 0 < self.tail < 1):
             raise ValueError("recent_minutes and past_hours must be positive, tail in (0, 1)")
+        if self.min_shift < 0:
+            raise ValueError("min_shift must not be negative")
 
     def _score_grid(self, y: np.ndarray, step: timedelta, alpha: np.ndarray) -> dict[str, Any]:
         m = int(round(timedelta(minutes=self.recent_minutes) / step))
@@ -122,7 +144,7 @@ class LevelDetector(_Detector):
         if m < 4:
             nothing = np.full(y.shape, np.nan)
             return {
-                "detector_names": [self.name],
+                "detector_names": [level_name(self.recent_minutes)],
                 "which": np.zeros(y.shape),
                 "expected": nothing,
                 "lower": np.nan,
@@ -144,9 +166,12 @@ class LevelDetector(_Detector):
             stat, window=self.window, min_history=self.min_history, level=alpha, tail=self.tail
         )
         with np.errstate(invalid="ignore"):
+            p = np.where((stat < self.min_shift) & ~np.isnan(p), 1.0, p)
+        crit = np.where(np.isnan(crit), crit, np.fmax(crit, self.min_shift))
+        with np.errstate(invalid="ignore"):
             half = np.where(np.isfinite(crit), crit * scale, np.nan)
         return {
-            "detector_names": [self.name],
+            "detector_names": [level_name(self.recent_minutes)],
             "which": np.zeros(y.shape),
             "expected": expected,
             "lower": expected - half if self.direction != "up" else np.nan,
