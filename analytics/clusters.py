@@ -116,6 +116,7 @@ def find_emerging(
     min_recent: int = 5,
     min_growth: float = 3.0,
     seed: int = 0,
+    flagged_before: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Cluster case descriptions and flag the topics that are emerging.
 
@@ -145,6 +146,14 @@ def find_emerging(
         second (8 recent cases would cut quiet flags to 1.1 but flag it on day 5).
     seed
         Seed of k-means: the same input and seed give the same output.
+    flagged_before
+        The topics flagged on earlier days, when the caller keeps them (a monitor that
+        runs every day): ``flag`` (any id), ``case_id`` (the flag's recent members) and
+        ``flagged_on`` (Date). An emerging topic holding at least half of an earlier
+        flag's cases is that topic again: it is not flagged anew and its
+        ``first_flagged`` is that flag's day. Without it, identity comes from the topic's
+        own history (the test re-run on earlier days), which a topic that only took
+        shape today cannot have.
 
     Returns
     -------
@@ -230,25 +239,57 @@ def find_emerging(
             first_seen=pl.lit(first_day)
             + pl.duration(days=pl.lit(pl.Series((curves[ids] > 0).argmax(axis=1)))),
         )
-        .with_columns(
-            flagged=(pl.col("first_flagged") == pl.lit(last_day)).fill_null(False),
-            # Surprise (how unlikely the growth is by chance) times how large it is.
-            emergence_score=-pl.col("p_value").clip(lower_bound=1e-300).log10()
-            * (1.0 + pl.col("growth")).log(2),
-        )
-        .with_columns(
-            summary=_summary(last_day, first_day, recent_days=max(1, recent.days)),
-            status=pl.when(~pl.col("is_emerging"))
-            .then(pl.lit("steady"))
-            .when(pl.lit(pl.Series(flags["expected_then"])) < 1.0)
-            .then(pl.lit("new"))
-            .otherwise(pl.lit("growing again")),
-        )
+    )
+    if flagged_before is not None:
+        clusters = _match_earlier(clusters, members, flagged_before, last_day=last_day)
+    clusters = clusters.with_columns(
+        flagged=(pl.col("first_flagged") == pl.lit(last_day)).fill_null(False),
+        # Surprise (how unlikely the growth is by chance) times how large it is.
+        emergence_score=-pl.col("p_value").clip(lower_bound=1e-300).log10()
+        * (1.0 + pl.col("growth")).log(2),
+    ).with_columns(
+        summary=_summary(last_day, first_day, recent_days=max(1, recent.days)),
+        status=pl.when(~pl.col("is_emerging"))
+        .then(pl.lit("steady"))
+        .when(pl.lit(pl.Series(flags["expected_then"])) < 1.0)
+        .then(pl.lit("new"))
+        .otherwise(pl.lit("growing again")),
     )
     clusters = clusters.select(
         pl.col(name).cast(dtype) for name, dtype in CLUSTER_SCHEMA.items()
     ).sort("is_emerging", "emergence_score", descending=[True, True])
     return clusters, members
+
+
+#: Share of an earlier flag's cases a topic must hold to be that flag's topic again.
+SAME_TOPIC = 0.5
+
+
+def _match_earlier(
+    clusters: pl.DataFrame, members: pl.DataFrame, earlier: pl.DataFrame, *, last_day: date
+) -> pl.DataFrame:
+    """Emerging topics that hold :data:`SAME_TOPIC` of an earlier flag's cases take that
+    flag's day as ``first_flagged``; the others are flagged on ``last_day`` (see
+    :func:`find_emerging`)."""
+    sizes = earlier.group_by("flag").agg(n=pl.len(), flagged_on=pl.col("flagged_on").min())
+    held = (
+        members.join(earlier.select("flag", pl.col("case_id").cast(pl.Int64)), on="case_id")
+        .group_by("cluster_id", "flag")
+        .agg(held=pl.len())
+        .join(sizes, on="flag")
+        .filter(pl.col("held") >= SAME_TOPIC * pl.col("n"))
+        .group_by("cluster_id")
+        .agg(known=pl.col("flagged_on").min())
+    )
+    return (
+        clusters.join(held, on="cluster_id", how="left", maintain_order="left")
+        .with_columns(
+            first_flagged=pl.when(pl.col("is_emerging")).then(
+                pl.coalesce(pl.col("known"), pl.lit(last_day))
+            )
+        )
+        .drop("known")
+    )
 
 
 def cluster_daily(members: pl.DataFrame, cases: pl.DataFrame) -> pl.DataFrame:

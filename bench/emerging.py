@@ -29,9 +29,10 @@ What is reported, per stream and detector:
 
 Detectors:
 
-- ``lookout``: :func:`analytics.clusters.find_emerging` with its defaults; its flags are
-  the topics with ``flagged`` (emerging, and the first day of that episode: a topic
-  still emerging the next day is not flagged again).
+- ``lookout``: :func:`analytics.clusters.find_emerging` with its defaults, run as a
+  daily monitor (:class:`Lookout`): it passes back the topics it flagged in the last 14
+  days, so a topic still emerging the next day is not flagged again; its flags are the
+  topics with ``flagged``.
 - ``reference``: plain TF-IDF (English stop words, terms in at least two items) and
   k-means (30 clusters, scikit-learn, seeded) over the window; a cluster is flagged with
   the ground truth's own growth rule applied to its counts (recent >= 8 and
@@ -60,6 +61,7 @@ __all__ = [
     "DETECTORS",
     "STREAMS",
     "StreamError",
+    "Lookout",
     "label_days",
     "load",
     "replay",
@@ -79,6 +81,8 @@ RECENT_DAYS, BEFORE_DAYS, WARM_UP_DAYS = 7, 28, 35
 MIN_RECENT, MIN_RATIO, GREW_RATIO, WITHIN_DAYS = 8, 3.0, 1.5, 7
 #: Days of history each detector call reads.
 HISTORY = timedelta(days=90)
+#: Days a stateful detector remembers its flags.
+KEPT_DAYS = 14
 #: The implicit label every item carries (value ``all``): surges of the whole stream.
 STREAM_LABEL = "stream"
 
@@ -227,18 +231,46 @@ def surges(stream: Stream) -> pl.DataFrame:
 Detector = Callable[[pl.DataFrame, datetime], list[list[int]]]
 
 
-def lookout(window: pl.DataFrame, as_of: datetime) -> list[list[int]]:
-    """:func:`analytics.clusters.find_emerging` with its defaults; a flag is a topic whose
-    emergence was first flagged that day (``flagged``)."""
-    from analytics.clusters import find_emerging
+class Lookout:
+    """:func:`analytics.clusters.find_emerging` with its defaults, run as a daily monitor
+    would: it keeps the topics it flagged in the last :data:`KEPT_DAYS` days and passes
+    them back (``flagged_before``), so a topic is flagged once, on the first day it
+    emerges. A flag is a topic with ``flagged``."""
 
-    cases = window.select(
-        pl.col("id").alias("case_id"), "opened_at", pl.col("text").alias("description")
-    )
-    clusters, members = find_emerging(cases, as_of=as_of, history=HISTORY)
-    flagged = clusters.filter("flagged")["cluster_id"].to_list()
-    recent = members.filter("recent")
-    return [recent.filter(pl.col("cluster_id") == c)["case_id"].to_list() for c in flagged]
+    def __init__(self) -> None:
+        self.earlier = pl.DataFrame(
+            schema={"flag": pl.Int64, "case_id": pl.Int64, "flagged_on": pl.Date}
+        )
+        self.next_flag = 0
+
+    def __call__(self, window: pl.DataFrame, as_of: datetime) -> list[list[int]]:
+        from analytics.clusters import find_emerging
+
+        cases = window.select(
+            pl.col("id").alias("case_id"), "opened_at", pl.col("text").alias("description")
+        )
+        today = (as_of - timedelta(days=1)).date()
+        self.earlier = self.earlier.filter(pl.col("flagged_on") > today - timedelta(days=KEPT_DAYS))
+        clusters, members = find_emerging(
+            cases, as_of=as_of, history=HISTORY, flagged_before=self.earlier
+        )
+        recent = members.filter("recent")
+        found = [
+            recent.filter(pl.col("cluster_id") == c)["case_id"].to_list()
+            for c in clusters.filter("flagged")["cluster_id"].to_list()
+        ]
+        for ids in found:
+            self.earlier = pl.concat(
+                [
+                    self.earlier,
+                    pl.DataFrame(
+                        {"flag": self.next_flag, "case_id": ids, "flagged_on": today},
+                        schema=self.earlier.schema,
+                    ),
+                ]
+            )
+            self.next_flag += 1
+        return found
 
 
 def reference(window: pl.DataFrame, as_of: datetime) -> list[list[int]]:
@@ -268,7 +300,11 @@ def reference(window: pl.DataFrame, as_of: datetime) -> list[list[int]]:
     return out
 
 
-DETECTORS: dict[str, Detector] = {"lookout": lookout, "reference": reference}
+#: Each detector's factory: a fresh (possibly stateful) detector for every replay.
+DETECTORS: dict[str, Callable[[], Detector]] = {
+    "lookout": Lookout,
+    "reference": lambda: reference,
+}
 
 
 def replay(
@@ -436,7 +472,7 @@ def run(
                 f"{stream.name}: {stream.dropped} rows without a time or text left out."
             )
         for name in detectors:
-            flags, days, timings = replay(stream, DETECTORS[name], every=every)
+            flags, days, timings = replay(stream, DETECTORS[name](), every=every)
             r = score(stream, flags, days=days)
             table.add(
                 f"{stream.name} ({', '.join(labels)})",

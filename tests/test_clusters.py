@@ -304,3 +304,26 @@ def test_topics_follow_what_texts_are_about_not_who_wrote_them(monkeypatch, asso
     words = {"reporting", "behalf", "elderly", "mother", "asked", "write"}
     styled = sum(bool(words & set(terms)) for terms in clusters["top_terms"].to_list())
     assert styled == 0 if association else styled >= 3
+
+
+def test_earlier_flags_passed_back_keep_a_topic_flagged_once():
+    # A daily monitor passes back what it flagged: the planted topic is flagged on one
+    # day, then recognised (it holds the earlier flag's cases) and not flagged again.
+    cases = _arriving(_corpus(planted=0), per_day=3, days=8)
+    planted = set(cases.filter(pl.col("category") == "other")["case_id"].to_list())
+    earlier = pl.DataFrame(schema={"flag": pl.Int64, "case_id": pl.Int64, "flagged_on": pl.Date})
+    raised = []
+    for day in range(8, -1, -1):
+        as_of = AS_OF - timedelta(days=day)
+        clusters, members = find_emerging(cases, as_of=as_of, n_clusters=6, flagged_before=earlier)
+        for row in clusters.filter("flagged").iter_rows(named=True):
+            ids = members.filter(pl.col("cluster_id") == row["cluster_id"], "recent")["case_id"]
+            raised.append((as_of, set(ids.to_list())))
+            earlier = pl.concat([earlier, pl.DataFrame(
+                {"flag": len(raised), "case_id": ids, "flagged_on": row["first_flagged"]},
+                schema=earlier.schema)])  # fmt: skip
+        if any(planted & ids for _, ids in raised):
+            found = _planted_cluster(clusters, members, planted & set(members["case_id"]))
+            assert found["is_emerging"]
+            assert found["first_flagged"] == (raised[0][0] - timedelta(days=1)).date()
+    assert len(raised) == 1 and raised[0][1] <= planted
