@@ -161,9 +161,14 @@ def test_scam_week_shows_the_new_topic_with_its_terms(briefs, truth):
         topics = section.tables[0].frame["Distinctive terms"].to_list()
         assert any(len(words & set(t.split(", "))) >= 3 for t in topics), topics
         assert any("insurance" in s and "main category other" in s for s in section.sentences)
-    leadership = briefs[SCAM, "leadership"].section("emerging").sentences
+    section = briefs[SCAM, "leadership"].section("emerging")
+    table = section.tables[0].frame
+    scam = table.filter(pl.col("Distinctive terms").str.contains("insurance")).row(0, named=True)
+    # The sentence says what the table shows for that topic.
     assert any(
-        "16 cases in the last 7 days against 7 in the 83 days before" in s for s in leadership
+        f"{scam['Last 7 days']} cases in the last 7 days against {scam['Before']} in the 83 "
+        "days before" in s
+        for s in section.sentences
     )
 
 
