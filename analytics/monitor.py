@@ -64,7 +64,9 @@ def emerging_view(
 
     ``clusters`` is :func:`analytics.clusters.find_emerging`'s, plus ``history`` (new
     cases per day over the window, oldest first; its last day is the day before
-    ``as_of``), ``spark`` (the last 30 of them) and ``terms`` (the top terms joined).
+    ``as_of``), ``spark`` (the last 30 of them), ``terms`` (the top terms joined) and
+    ``strands`` (an emerging topic's strands, :func:`analytics.clusters.find_strands`:
+    ``label`` and ``recent_count`` each; null for the others).
     ``cases``: ``case_id``, ``cluster_id``, ``opened_at``, ``category``, ``region``,
     ``subject_account_id`` and the masked ``description``, newest first.
     """
@@ -86,9 +88,18 @@ def emerging_view(
         .group_by("cluster_id", maintain_order=True)
         .agg(history=pl.col("cases").fill_null(0))
     )
-    found = found.join(history, on="cluster_id", how="left", maintain_order="left").with_columns(
-        spark=pl.col("history").list.tail(_SPARK_DAYS),
-        terms=pl.col("top_terms").list.join(", "),
+    strands = (
+        clusters.find_strands(texts, found, members)
+        .group_by("cluster_id", maintain_order=True)
+        .agg(strands=pl.struct("label", "recent_count"))
+    )
+    found = (
+        found.join(history, on="cluster_id", how="left", maintain_order="left")
+        .join(strands, on="cluster_id", how="left", maintain_order="left")
+        .with_columns(
+            spark=pl.col("history").list.tail(_SPARK_DAYS),
+            terms=pl.col("top_terms").list.join(", "),
+        )
     )
     cases = (
         members.join(texts, on="case_id")

@@ -232,10 +232,11 @@ Detector = Callable[[pl.DataFrame, datetime], list[list[int]]]
 
 
 class Lookout:
-    """:func:`analytics.clusters.find_emerging` with its defaults, run as a daily monitor
-    would: it keeps the topics it flagged in the last :data:`KEPT_DAYS` days and passes
-    them back (``flagged_before``), so a topic is flagged once, on the first day it
-    emerges. A flag is a topic with ``flagged``."""
+    """:func:`analytics.clusters.find_emerging` and :func:`~analytics.clusters.find_strands`
+    with their defaults, run as a daily monitor would: it keeps what it flagged in the
+    last :data:`KEPT_DAYS` days and passes it back (``flagged_before``), so a topic is
+    flagged once, on the first day it emerges, and a strand of it when it is new. A flag
+    is a topic or a strand with ``flagged``."""
 
     def __init__(self) -> None:
         self.earlier = pl.DataFrame(
@@ -244,7 +245,7 @@ class Lookout:
         self.next_flag = 0
 
     def __call__(self, window: pl.DataFrame, as_of: datetime) -> list[list[int]]:
-        from analytics.clusters import find_emerging
+        from analytics.clusters import find_emerging, find_strands
 
         cases = window.select(
             pl.col("id").alias("case_id"), "opened_at", pl.col("text").alias("description")
@@ -254,11 +255,12 @@ class Lookout:
         clusters, members = find_emerging(
             cases, as_of=as_of, history=HISTORY, flagged_before=self.earlier
         )
+        strands = find_strands(cases, clusters, members, flagged_before=self.earlier)
         recent = members.filter("recent")
         found = [
             recent.filter(pl.col("cluster_id") == c)["case_id"].to_list()
             for c in clusters.filter("flagged")["cluster_id"].to_list()
-        ]
+        ] + strands.filter("flagged")["case_ids"].to_list()
         for ids in found:
             self.earlier = pl.concat(
                 [

@@ -10,7 +10,14 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from analytics import clusters as clusters_module
-from analytics.clusters import CLUSTER_SCHEMA, MEMBER_SCHEMA, cluster_daily, find_emerging
+from analytics.clusters import (
+    CLUSTER_SCHEMA,
+    MEMBER_SCHEMA,
+    STRAND_SCHEMA,
+    cluster_daily,
+    find_emerging,
+    find_strands,
+)
 
 AS_OF = datetime(2026, 6, 1)
 
@@ -327,3 +334,47 @@ def test_earlier_flags_passed_back_keep_a_topic_flagged_once():
             assert found["is_emerging"]
             assert found["first_flagged"] == (raised[0][0] - timedelta(days=1)).date()
     assert len(raised) == 1 and raised[0][1] <= planted
+
+
+def _storm() -> pl.DataFrame:
+    """A month of refund complaints, then 24 storm cases in two days: 12 about
+    donations, 12 about power cuts (one topic: they share the storm's words)."""
+    t0 = AS_OF - timedelta(days=32)
+    background = ["refund for my cancelled booking", "late refund for a booking"] * 30
+    storm = [
+        "storm flooding here, please donate to the red cross relief fund",
+        "storm flooding again, donate blankets at the relief fund drive",
+        "storm flooding cut our power, no electricity downtown since noon",
+        "storm flooding means a power outage, electricity lines are down",
+    ] * 6
+    return pl.DataFrame(
+        {
+            "case_id": range(len(background) + len(storm)),
+            "opened_at": [t0 + timedelta(hours=12 * i) for i in range(len(background))]
+            + [AS_OF - timedelta(hours=40 - i) for i in range(len(storm))],
+            "description": background + storm,
+        }
+    )
+
+
+def test_an_emerging_topic_is_split_into_its_strands():
+    cases = _storm()
+    clusters, members = find_emerging(cases, as_of=AS_OF, n_clusters=2)
+    storm = clusters.filter(pl.col("top_terms").list.contains("storm")).row(0, named=True)
+    assert storm["is_emerging"] and storm["recent_count"] == 24
+    strands = find_strands(cases, clusters, members, min_cases=8, per_strand=12)
+    assert strands.schema == pl.Schema(STRAND_SCHEMA)
+    assert strands["cluster_id"].to_list() == [storm["cluster_id"]] * 2
+    donate = set(range(60, 84)) - {60 + i for i in range(24) if i % 4 >= 2}
+    got = {frozenset(ids) for ids in strands["case_ids"].to_list()}
+    assert got == {frozenset(donate), frozenset(set(range(60, 84)) - donate)}
+    assert not strands["flagged"].any()  # without a memory, strands are shown, not flagged
+    # A monitor flagged the donations yesterday: only the power cuts are new.
+    earlier = pl.DataFrame(
+        {"flag": 0, "case_id": sorted(donate), "flagged_on": (AS_OF - timedelta(days=2)).date()}
+    )
+    again = find_strands(cases, clusters, members, min_cases=8, per_strand=12,
+                         flagged_before=earlier)  # fmt: skip
+    flagged = again.filter("flagged")
+    assert flagged.height == 1 and set(flagged["case_ids"][0]) == set(range(60, 84)) - donate
+    assert {"power", "electricity"} & set(flagged["top_terms"][0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,9 @@ def test_the_page_ranks_topics_and_lists_the_cases_of_one(monkeypatch, small_db)
     # The chosen topic's story: new, since when, the sentence, and its daily history.
     story = next(m.value for m in at.markdown if m.value.startswith("**New, emerging"))
     assert top["summary"] in story
+    # The scam's recent cases split into strands, each with its count.
+    strands = next(m.value for m in at.markdown if m.value.startswith("**Its strands"))
+    assert re.search(r"\(\d+ cases\)", strands)
     assert "emerging_topic_history" in {c.key for c in at.get("plotly_chart")}
     cases = at.dataframe[1].value
     assert cases.shape[0] >= 1

@@ -368,6 +368,11 @@ def cluster_story(clusters: pl.DataFrame, cluster_id: int, *, last_day: date) ->
         st.markdown(f"**{kind}, emerging {when}.** {row['summary']}.")
     else:
         st.markdown(f"**Not emerging.** {row['summary']}.")
+    if row.get("strands"):
+        strands = " · ".join(
+            f"{s['label']} ({format_number(s['recent_count'])} cases)" for s in row["strands"]
+        )
+        st.markdown(f"**Its strands in the last 7 days:** {strands}.")
     st.caption(
         f"Distinctive terms: {row['terms']}. Growth tested against its own past, corrected "
         f"for how much topics vary week to week and for the {clusters.height} topics tested "
