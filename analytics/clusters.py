@@ -310,9 +310,9 @@ def find_strands(
     clusters: pl.DataFrame,
     members: pl.DataFrame,
     *,
-    min_cases: int = 8,
+    min_cases: int = 5,
     per_strand: int = 25,
-    max_strands: int = 5,
+    max_strands: int = 8,
     seed: int = 0,
     flagged_before: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
