@@ -322,7 +322,8 @@ def find_strands(
     The recent cases of every emerging topic with at least ``2 * min_cases`` of them are
     vectorised on their own (TF-IDF) and split by k-means into one strand per
     ``per_strand`` cases (2 to ``max_strands``); strands of ``min_cases`` or more are
-    kept. With ``flagged_before`` (as in :func:`find_emerging`, plus today's flagged
+    kept, each labelled with the phrase its cases use most (as topics are). With
+    ``flagged_before`` (as in :func:`find_emerging`, plus today's flagged
     topics) a strand is ``flagged`` when it is new: it holds less than half of every
     earlier flag's cases and less than half of its own cases come from any one of them,
     so a strand that grew after its topic was flagged is heard of; without it, none is.
@@ -372,7 +373,8 @@ def find_strands(
             .str.replace_all(r"\[[A-Z ]+\]", " ")
             .str.replace_all(r"\d+", " ")
         )
-        vectors = _vectorise(part.select(texts.alias("_text"))["_text"])
+        masked = part.select(texts.alias("_text"))
+        vectors = _vectorise(masked["_text"])
         if vectors is None:
             continue
         tfidf, terms = vectors
@@ -386,10 +388,12 @@ def find_strands(
         strand_members = pl.DataFrame({"case_id": ids, "cluster_id": label})
         kept = np.flatnonzero(np.bincount(label, minlength=k) >= min_cases)
         tops = _top_terms(strand_members, tfidf, terms, np.arange(k))
+        phrases = _phrases(masked, strand_members, np.arange(k), tops)
         for j in kept:
             rows.append(
                 {
                     "cluster_id": parent[0],
+                    "label": phrases[j],
                     "top_terms": tops[j],
                     "case_ids": ids[label == j].tolist(),
                 }
@@ -417,7 +421,7 @@ def find_strands(
             {
                 "strand_id": i,
                 "cluster_id": row["cluster_id"],
-                "label": ", ".join(words[:3]),  # type: ignore[index]
+                "label": row["label"],
                 "top_terms": words,
                 "recent_count": len(mine),
                 "flagged": flagged_before is not None and not seen,

@@ -369,6 +369,10 @@ def test_an_emerging_topic_is_split_into_its_strands():
     got = {frozenset(ids) for ids in strands["case_ids"].to_list()}
     assert got == {frozenset(donate), frozenset(set(range(60, 84)) - donate)}
     assert not strands["flagged"].any()  # without a memory, strands are shown, not flagged
+    # Each strand is labelled with a phrase its own cases use.
+    for row in strands.iter_rows(named=True):
+        texts = cases.filter(pl.col("case_id").is_in(row["case_ids"]))["description"]
+        assert " " in row["label"] and texts.str.contains(row["label"], literal=True).sum() >= 2
     # A monitor flagged the donations yesterday: only the power cuts are new.
     earlier = pl.DataFrame(
         {"flag": 0, "case_id": sorted(donate), "flagged_on": (AS_OF - timedelta(days=2)).date()}
