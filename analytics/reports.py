@@ -1258,10 +1258,9 @@ def _topic_sentence(row: Mapping[str, Any], *, product: bool) -> str:
     terms = ", ".join(row["top_terms"])
     if not product:
         return (
-            f"Topic {row['cluster_id']} ({terms}): {_count(recent)} cases in the last 7 days "
-            f"against {_count(before)} in the {monitor.NARRATIVE_DAYS - 7} days before "
-            f"(growth ×{row['growth']:.1f}, {_tested(row['q_value'], 'q')}); main category "
-            f"{row['top_category'] or 'none'} ({row['top_category_share']:.0%})."
+            f"Topic {row['cluster_id']}, “{row['label']}” ({terms}): {row['summary']} "
+            f"({_count(before)} in the {monitor.NARRATIVE_DAYS - 7} days before; growth "
+            f"×{row['growth']:.1f}, {_tested(row['q_value'], 'q')})."
         )
     shown = [_cell(v) for v in (recent, before)]
     tail = (
@@ -1270,7 +1269,8 @@ def _topic_sentence(row: Mapping[str, Any], *, product: bool) -> str:
         else "significant growth"
     )
     return (
-        f"Topic ({terms}): {shown[0]} cases in the last 7 days against {shown[1]} in the "
+        f"Topic “{row['label']}” ({terms}): {shown[0]} cases in the last 7 days against "
+        f"{shown[1]} in the "
         f"{monitor.NARRATIVE_DAYS - 7} days before ({tail}); main category "
         f"{row['top_category'] or 'none'}."
     )
@@ -1279,6 +1279,7 @@ def _topic_sentence(row: Mapping[str, Any], *, product: bool) -> str:
 def _topic_table(emerging: pl.DataFrame, *, product: bool) -> Table:
     frame = emerging.select(
         *([] if product else [pl.col("cluster_id").alias("Topic")]),
+        pl.col("label").alias("Phrase"),
         pl.col("terms").alias("Distinctive terms"),
         pl.col("recent_count").alias("Last 7 days"),
         pl.col("baseline_count").alias("Before"),

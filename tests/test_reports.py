@@ -160,14 +160,15 @@ def test_scam_week_shows_the_new_topic_with_its_terms(briefs, truth):
         section = briefs[SCAM, audience].section("emerging")
         topics = section.tables[0].frame["Distinctive terms"].to_list()
         assert any(len(words & set(t.split(", "))) >= 3 for t in topics), topics
-        assert any("insurance" in s and "main category other" in s for s in section.sentences)
+        assert any("insurance" in s and "in category other" in s for s in section.sentences)
     section = briefs[SCAM, "leadership"].section("emerging")
     table = section.tables[0].frame
     scam = table.filter(pl.col("Distinctive terms").str.contains("insurance")).row(0, named=True)
-    # The sentence says what the table shows for that topic.
+    # The sentence names the topic by its phrase and says what the table shows for it.
     assert any(
-        f"{scam['Last 7 days']} cases in the last 7 days against {scam['Before']} in the 83 "
-        "days before" in s
+        f"“{scam['Phrase']}”" in s
+        and f"{scam['Last 7 days']} cases in the last 7 days against" in s
+        and f"({scam['Before']} in the 83 days before;" in s
         for s in section.sentences
     )
 
