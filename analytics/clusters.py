@@ -18,7 +18,7 @@ The method, for cases opened in ``[as_of - history, as_of)``:
    would fold into a large neighbour.
 4. Every case joins its nearest topic (cosine). A topic's history is its cases per day
    over the window (its growth curve).
-5. The test, at the end of each of the last ``2 * recent`` days: the topic's recent
+5. The test, at the end of every day with ``2 * recent`` days before it: the topic's recent
    count against its earlier count, given both (is the recent share above the recent
    window's share of all cases?), with the counts divided by the topics' over-dispersion
    (:func:`dispersion`: real weekly counts vary more than Poisson), Benjamini-Hochberg
@@ -30,6 +30,9 @@ The method, for cases opened in ``[as_of - history, as_of)``:
    that episode (``first_flagged``), so an associate hears of it once, not every day it
    keeps growing. ``status`` says whether it is ``new`` (under one case was expected in
    the recent window on the day it was first flagged) or ``growing again``.
+
+:func:`find_strands` splits an emerging topic's recent cases into strands (what else they
+say), and says which are new to a daily monitor.
 
 Labels: each topic's most distinctive terms by class-based TF-IDF (the terms' frequency
 in the topic, weighted by how rare they are across topics), and ``label``, the two- or
@@ -356,7 +359,9 @@ def find_strands(
     ([12, 12], False)
     """
     window = cases.select(
-        pl.col("case_id").cast(pl.Int64), pl.col("description").fill_null("").alias("_raw")
+        pl.col("case_id").cast(pl.Int64),
+        pl.col("description").fill_null("").alias("_raw"),
+        _vocabulary_text(pl.col("description")).alias("_text"),
     )
     parents = clusters.filter("is_emerging")["cluster_id"].to_list()
     recent = (
@@ -368,12 +373,7 @@ def find_strands(
     for parent, part in recent.group_by("cluster_id", maintain_order=True):  # emerging topics
         if part.height < 2 * min_cases:
             continue
-        texts = (
-            scrub_expr(pl.col("_raw"))
-            .str.replace_all(r"\[[A-Z ]+\]", " ")
-            .str.replace_all(r"\d+", " ")
-        )
-        masked = part.select(texts.alias("_text"))
+        masked = part.select("_text")
         vectors = _vectorise(masked["_text"])
         if vectors is None:
             continue
@@ -455,7 +455,6 @@ def _empty(schema: dict[str, pl.DataType | type[pl.DataType]]) -> pl.DataFrame:
 def _window(cases: pl.DataFrame, *, as_of: datetime, history: timedelta) -> pl.DataFrame:
     """The cases of the window, with ``_text``: the description masked, placeholders and
     digits dropped (so an amount or a date is not vocabulary)."""
-    placeholders = "|".join(m.replace("[", r"\[").replace("]", r"\]") for m in MASKS.values())
     category = pl.col("category").cast(pl.String) if "category" in cases.columns else pl.lit(None)
     return (
         cases.lazy()
@@ -464,12 +463,21 @@ def _window(cases: pl.DataFrame, *, as_of: datetime, history: timedelta) -> pl.D
             pl.col("case_id").cast(pl.Int64),
             "opened_at",
             category.cast(pl.String).alias("category"),
-            _text=scrub_expr(pl.col("description").fill_null(""))
-            .str.replace_all(placeholders, " ")
-            .str.replace_all(r"\d+", " "),
+            _text=_vocabulary_text(pl.col("description")),
         )
         .sort("opened_at", "case_id")
         .collect()
+    )
+
+
+def _vocabulary_text(description: pl.Expr) -> pl.Expr:
+    """A description as vocabulary: masked, the mask placeholders and digits dropped (so
+    an amount or a date is not a term)."""
+    placeholders = "|".join(m.replace("[", r"\[").replace("]", r"\]") for m in MASKS.values())
+    return (
+        scrub_expr(description.fill_null(""))
+        .str.replace_all(placeholders, " ")
+        .str.replace_all(r"\d+", " ")
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -382,3 +383,30 @@ def test_an_emerging_topic_is_split_into_its_strands():
     flagged = again.filter("flagged")
     assert flagged.height == 1 and set(flagged["case_ids"][0]) == set(range(60, 84)) - donate
     assert {"power", "electricity"} & set(flagged["top_terms"][0])
+
+
+def test_hostile_text_never_reaches_a_label_sentence_or_strand_as_markup():
+    # Labels, terms and sentences are shown as Markdown and in chart hovers: whatever a
+    # reporter writes, they hold only words (letters and spaces), numbers and the fixed
+    # wording of the sentence.
+    hostile = [
+        "storm flood [click](javascript:alert(1)) <script>x</script> **bold** `code`",
+        "storm flood ![img](http://evil.example/x.png) <img src=x onerror=y> _em_ |a|b|",
+    ] * 12
+    cases = _storm().with_columns(
+        description=pl.when(pl.col("case_id") >= 60)
+        .then(pl.Series(["", ""] * 30 + hostile) + pl.col("description"))
+        .otherwise(pl.col("description"))
+    )
+    clusters, members = find_emerging(cases, as_of=AS_OF, n_clusters=2)
+    strands = find_strands(cases, clusters, members, min_cases=6, per_strand=12)
+    assert not strands.is_empty()
+    shown = [
+        *clusters["label"].to_list(),
+        *clusters["top_terms"].explode().drop_nulls().to_list(),
+        *strands["label"].to_list(),
+        *strands["top_terms"].explode().to_list(),
+    ]
+    assert all(re.fullmatch(r"[^\W\d_]+(?:[ ,]+[^\W\d_]+)*", text) for text in shown), shown
+    for sentence in clusters["summary"].to_list():
+        assert not set(sentence) & set("<>[]()*`_|!"), sentence
