@@ -2,7 +2,7 @@
 
 Synthetic daily counts with a weekly pattern (Poisson noise, a level that differs per
 series, a few planted spikes), the shape of Lookout's slice series. Lookout scores all
-of them in one vectorised pass (:func:`analytics.anomalies.scan` with its ``counts``
+of them in one vectorised pass (:func:`analytics.detectors.anomalies.scan` with its ``counts``
 detector: baseline, noise model, false-discovery control, incidents); the general
 calibrated default of :mod:`analytics.detectors` (``ensemble``, what ``score_series``
 runs, and what ``scan(detector=...)`` can run) is timed on the same frame.
@@ -64,7 +64,7 @@ def run(
 ) -> Table:
     """Time the scan of ``n_series`` x ``days`` (median of ``repeat`` runs) and the STL
     loop (sampled, scaled)."""
-    from analytics import anomalies
+    from analytics.detectors import anomalies
 
     table = Table(
         f"Anomaly scan: {n_series:,} daily series x {days} days",

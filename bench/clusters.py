@@ -19,7 +19,9 @@ from bench.harness import Table, peak_rss_mib, run_child
 
 
 def _child(url: str) -> None:
-    from analytics import clusters, db, load
+    from analytics.core import db
+    from analytics.detectors import clusters
+    from analytics.sources import load
 
     engine = db.make_engine(url)
     cases = load.case_texts(
@@ -56,7 +58,7 @@ def _child(url: str) -> None:
 
 
 def run(url: str) -> Table:
-    """Time :func:`analytics.clusters.find_emerging` over every case of ``url``."""
+    """Time :func:`analytics.detectors.clusters.find_emerging` over every case of ``url``."""
     report, wall = run_child("bench.clusters", ["--child", url])
     table = Table(
         f"Narrative clusters: {report['cases']:,} descriptions",

@@ -15,7 +15,7 @@ for every file (no per-file tuning):
 - ``seasonal_naive`` (reference): the value minus the value one season earlier (a day
   for sub-daily data, a week for daily data, found from the timestamps), its robust
   z-score against the previous :data:`WINDOW` residuals; alert when ``|z| > 3.5``.
-- ``lookout``: the product's ``analytics.anomalies.score_series(frame)["alert"]`` with
+- ``lookout``: the product's ``analytics.detectors.anomalies.score_series(frame)["alert"]`` with
   its defaults (the point that opens each incident: the alert a person receives).
 - every estimator registered in ``analytics.detectors.DETECTORS`` when that package
   imports: ``cls()``, ``fit(frame)`` then ``predict(frame)`` (or
@@ -162,7 +162,7 @@ def seasonal_naive(frame: pl.DataFrame, *, threshold: float = _THRESHOLD) -> np.
 
 def lookout(frame: pl.DataFrame) -> np.ndarray:
     """The product's detector with its defaults: ``score_series(frame)["alert"]``."""
-    from analytics.anomalies import score_series
+    from analytics.detectors.anomalies import score_series
 
     flags = score_series(frame.select("ts", pl.col("value").cast(pl.Float64)))["alert"]
     return flags.fill_null(False).to_numpy()

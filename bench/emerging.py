@@ -29,7 +29,7 @@ What is reported, per stream and detector:
 
 Detectors:
 
-- ``lookout``: :func:`analytics.clusters.find_emerging` with its defaults, run as a
+- ``lookout``: :func:`analytics.detectors.clusters.find_emerging` with its defaults, run as a
   daily monitor (:class:`Lookout`): it passes back the topics it flagged in the last 14
   days, so a topic still emerging the next day is not flagged again; its flags are the
   topics with ``flagged``.
@@ -232,7 +232,8 @@ Detector = Callable[[pl.DataFrame, datetime], list[list[int]]]
 
 
 class Lookout:
-    """:func:`analytics.clusters.find_emerging` and :func:`~analytics.clusters.find_strands`
+    """:func:`analytics.detectors.clusters.find_emerging` and
+    :func:`~analytics.detectors.clusters.find_strands`
     with their defaults, run as a daily monitor would: it keeps what it flagged in the
     last :data:`KEPT_DAYS` days and passes it back (``flagged_before``), so a topic is
     flagged once, on the first day it emerges, and a strand of it when it is new. A flag
@@ -245,7 +246,7 @@ class Lookout:
         self.next_flag = 0
 
     def __call__(self, window: pl.DataFrame, as_of: datetime) -> list[list[int]]:
-        from analytics.clusters import find_emerging, find_strands
+        from analytics.detectors.clusters import find_emerging, find_strands
 
         cases = window.select(
             pl.col("id").alias("case_id"), "opened_at", pl.col("text").alias("description")

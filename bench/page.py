@@ -67,9 +67,9 @@ def lookout(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.time()
     import polars as pl
 
-    from analytics import db
-    from analytics.load import Filters, load_cube
-    from analytics.trends import weekly_view
+    from analytics.core import db
+    from analytics.metrics.trends import weekly_view
+    from analytics.sources.load import Filters, load_cube
 
     t1 = time.time()
     dims = {k: tuple(v) for k, v in _filters(args.filter).items()}
@@ -161,9 +161,9 @@ def warm(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")  # quiet "No runtime found"
     import streamlit as st
 
-    from analytics import db
-    from analytics.load import Filters, load_cube
-    from analytics.trends import WeeklyView, weekly_view
+    from analytics.core import db
+    from analytics.metrics.trends import WeeklyView, weekly_view
+    from analytics.sources.load import Filters, load_cube
 
     def compute(url: str, filters: Filters, week: date) -> WeeklyView:
         return weekly_view(load_cube(db.make_engine(url), filters), week=week)

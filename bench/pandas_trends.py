@@ -6,7 +6,7 @@ pre-aggregated exposure cube: exposures and active accounts are computed here fr
 raw events. Plain pandas throughout (``read_parquet`` with a time filter, boolean
 masks, ``groupby``, ``unstack``, ``rolling``), with scipy for the tests, vectorised
 the way a careful analyst would write them. The definitions are those documented in
-:mod:`analytics.trends`; the benchmark checks that the key numbers come out equal.
+:mod:`analytics.metrics.trends`; the benchmark checks that the key numbers come out equal.
 
 Nothing from :mod:`analytics` is imported, so that a fresh process pays only for
 pandas, numpy and scipy.

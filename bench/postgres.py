@@ -13,7 +13,8 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from analytics import db, demo
+from analytics import demo
+from analytics.core import db
 
 __all__ = ["DEMO", "ensure_database", "ensure_seeded", "reachable"]
 

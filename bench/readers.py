@@ -3,7 +3,7 @@
 Reads the whole events table of the medium demo (2M rows; the columns the snapshot
 copies) on SQLite and PostgreSQL, each reader in its own fresh process: connectorx
 and ADBC link their own SQLite library, and two copies of it must never hold one file
-open in one process. ``analytics.load`` snapshots through connectorx; this benchmark
+open in one process. ``analytics.sources.load`` snapshots through connectorx; this benchmark
 is what that choice rests on.
 
 Run one read by hand: ``python -m bench.readers READER URL``.
@@ -19,8 +19,8 @@ from pathlib import Path
 import polars as pl
 from sqlalchemy import select
 
-from analytics import db
-from analytics.db import Event
+from analytics.core import db
+from analytics.core.db import Event
 from bench import postgres
 from bench.harness import Table, median, peak_rss_mib, run_child, seconds
 

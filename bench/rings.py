@@ -1,7 +1,7 @@
 """Rings of linked accounts over the large demo's events (1M accounts, 20.5M events).
 
 Target (issue): rings within 10 s on a 2-core machine. Each case reads the events
-:func:`analytics.rings.find_rings` needs (the window and the previous window of the
+:func:`analytics.detectors.rings.find_rings` needs (the window and the previous window of the
 same length, four columns, from the Parquet snapshot or by pushdown) and finds the
 rings with ages, reports and growth; read and compute are timed apart, in this process,
 median of ``repeat`` runs after one warm-up. The cases: 14 days as of a week into the
@@ -17,7 +17,9 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from analytics import db, load, rings
+from analytics.core import db
+from analytics.detectors import rings
+from analytics.sources import load
 from bench import postgres
 from bench.harness import Table, median, seconds
 

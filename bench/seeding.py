@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from analytics import db
+from analytics.core import db
 from bench.harness import run_watched
 
 __all__ = ["run", "time_seed"]

@@ -28,9 +28,9 @@ from typing import Any
 import polars as pl
 from sqlalchemy import func, select
 
-from analytics import db
-from analytics.db import Case, Event
-from analytics.load import refresh, snapshot_dir, snapshot_is_fresh
+from analytics.core import db
+from analytics.core.db import Case, Event
+from analytics.sources.load import refresh, snapshot_dir, snapshot_is_fresh
 from bench import postgres
 from bench.harness import Table, median, run_child, seconds
 

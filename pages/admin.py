@@ -6,7 +6,8 @@ from datetime import datetime, timedelta
 
 import streamlit as st
 
-from analytics import access, exports
+from analytics import access
+from analytics.present import exports
 from ui import auth, data, widgets
 
 st.title("Admin")

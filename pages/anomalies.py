@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analytics import charts, monitor
-from analytics.rootcause import summary
+from analytics.metrics.rootcause import summary
+from analytics.present import charts
+from analytics.views import monitor
 from ui import auth, data, explorer, filters, widgets
 
 st.title("Anomalies")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analytics import cases, exports
+from analytics.present import exports
+from analytics.sources import cases
 from ui import auth, data, explorer, filters, widgets
 
 st.title("Case Explorer")

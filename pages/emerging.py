@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import streamlit as st
 
-from analytics import charts, exports
+from analytics.present import charts, exports
 from ui import auth, data, explorer, filters, widgets
 
 st.title("Emerging threats")

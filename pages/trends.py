@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import streamlit as st
 
-from analytics import charts
-from analytics.trends import iso_week
+from analytics.metrics.trends import iso_week
+from analytics.present import charts
 from ui import auth, data, explorer, filters, widgets
 
 st.title("Weekly trends")

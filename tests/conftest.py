@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 
-from analytics.db import init_db, make_engine
+from analytics.core.db import init_db, make_engine
 
 PG_URL = os.environ.get(
     "LOOKOUT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from scipy.stats import binomtest, fisher_exact
 
-from analytics import db, demo
+from analytics import demo
+from analytics.core import db
 
 #: The small demo every page test uses ends here (a Friday, so its last week is partial).
 SMALL_DEMO_END = date(2026, 5, 1)
@@ -45,7 +46,7 @@ def app_as(role: str = "associate", *, name: str = "tester", timeout: int = 240)
     from streamlit.testing.v1 import AppTest
 
     from analytics.access import Viewer
-    from analytics.db import Role
+    from analytics.core.db import Role
     from ui.auth import KEY
 
     at = AppTest.from_file(

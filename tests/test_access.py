@@ -11,9 +11,12 @@ import pytest
 from sqlalchemy import delete, func, select, text, update
 from streamlit.testing.v1 import AppTest
 
-from analytics import access, cases, db, load, monitor, reports
+from analytics import access, reports
 from analytics.access import AccessDenied, SignInFailed, Viewer
-from analytics.db import AuditLog, Role, User
+from analytics.core import db
+from analytics.core.db import AuditLog, Role, User
+from analytics.sources import cases, load
+from analytics.views import monitor
 from tests.helpers import SMALL_DEMO_END, app_as, small_demo
 from ui import nav
 

@@ -9,8 +9,9 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from analytics import demo, load
-from analytics.accounts import (
+from analytics import demo
+from analytics.core.db import EventKind, init_db, make_engine
+from analytics.detectors.accounts import (
     FEATURES,
     METHODS,
     AccountScorer,
@@ -18,7 +19,7 @@ from analytics.accounts import (
     precision_at_k,
     score_accounts,
 )
-from analytics.db import EventKind, init_db, make_engine
+from analytics.sources import load
 
 START, END = datetime(2026, 3, 1), datetime(2026, 3, 8)
 _INT, _STR, _FLOAT, _TS = pl.Int64(), pl.String(), pl.Float64(), pl.Datetime("us")

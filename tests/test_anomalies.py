@@ -9,7 +9,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from analytics.anomalies import (
+from analytics.detectors import SpikeDetector, from_spec
+from analytics.detectors.anomalies import (
     daily_slices,
     infer_period,
     scan,
@@ -17,7 +18,6 @@ from analytics.anomalies import (
     score_frame,
     score_series,
 )
-from analytics.detectors import SpikeDetector, from_spec
 
 START = datetime(2026, 1, 5)  # a Monday
 WEEKLY = [20.0, 22.0, 21.0, 20.0, 19.0, 14.0, 12.0]  # weekday pattern of a count

@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from analytics import db, monitor
-from analytics.db import Feedback
+from analytics.core import db
+from analytics.core.db import Feedback
+from analytics.views import monitor
 from tests.helpers import app_as, open_page, small_demo
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics import db
+from analytics.core import db
 from tests.helpers import app_as, small_demo
 
 ROOT = Path(__file__).resolve().parent.parent

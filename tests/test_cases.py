@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
-from analytics import cases, db, load
-from analytics.cases import CaseQuery, parse_case_query, search_cases
+from analytics.core import db
+from analytics.sources import cases, load
+from analytics.sources.cases import CaseQuery, parse_case_query, search_cases
 
 T0 = datetime(2026, 3, 2, 9, 0)  # a Monday
 

@@ -1,4 +1,5 @@
-"""Figure builders of analytics.charts: template, traces, provisional styling, events, empties."""
+"""Figure builders of analytics.present.charts: template, traces, provisional styling,
+events, empties."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import plotly.io as pio
 import polars as pl
 import pytest
 
-from analytics import charts
-from analytics.charts import (
+from analytics.present import charts
+from analytics.present.charts import (
     AGE_BUCKETS,
     DIVERGING,
     NO_DATA,

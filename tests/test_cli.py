@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from analytics import db
+from analytics.core import db
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from analytics import clusters as clusters_module
-from analytics.clusters import (
+from analytics.detectors import clusters as clusters_module
+from analytics.detectors.clusters import (
     CLUSTER_SCHEMA,
     MEMBER_SCHEMA,
     STRAND_SCHEMA,

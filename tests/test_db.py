@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
-from analytics import db
+from analytics.core import db
 
 
 def _account(i: int, **kw: object) -> db.Account:

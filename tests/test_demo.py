@@ -12,7 +12,8 @@ from polars.testing import assert_frame_equal
 from scipy.stats import chi2_contingency
 from sqlalchemy import inspect, text
 
-from analytics import db, demo
+from analytics import demo
+from analytics.core import db
 
 END = date(2026, 11, 24)
 

@@ -34,7 +34,10 @@ from scipy.optimize import linprog
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from analytics import db, load, reports, trends
+from analytics import reports
+from analytics.core import db
+from analytics.metrics import trends
+from analytics.sources import load
 from tests.helpers import small_demo
 
 T = reports.SUPPRESSION_THRESHOLD

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics import db
+from analytics.core import db
 from tests.helpers import open_page, small_demo
 
 ROOT = Path(__file__).resolve().parent.parent

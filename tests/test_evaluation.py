@@ -7,7 +7,10 @@ from datetime import date
 import polars as pl
 import pytest
 
-from analytics import db, demo, evaluation
+from analytics import demo
+from analytics.core import db
+from analytics.demo import evaluation
+from analytics.views import monitor
 
 END = date(2026, 5, 1)
 
@@ -23,7 +26,7 @@ def small(tmp_path_factory):
 def test_scenarios_are_matched_and_only_rises_alert(small):
     engine, truth = small
     start = date.fromisoformat(truth["dataset"]["window_start"][:10])
-    incidents = evaluation.scan_history(engine, start=start, end=END)
+    incidents = monitor.scan_history(engine, start=start, end=END)
     assert set(incidents["source"]) <= {"cases", "events", "detections"}
     assert {"cases", "events"} <= set(incidents["source"])
     assert set(incidents["freq"]) == {"daily", "weekly"}
@@ -60,7 +63,8 @@ def test_a_daily_monitor_flags_the_new_scam_once_among_real_looking_cases(small)
     # passing back what it flagged.
     from datetime import datetime, timedelta
 
-    from analytics import clusters, load
+    from analytics.detectors import clusters
+    from analytics.sources import load
 
     engine, truth = small
     scam = next(s for s in truth["scenarios"] if s["kind"] == "new_scam")

@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 from sqlalchemy import select, update
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
-from analytics import access, db, exports
+from analytics import access
 from analytics.access import SignInFailed
-from analytics.db import Case
+from analytics.core import db
+from analytics.core.db import Case
+from analytics.present import exports
 from tests.helpers import open_page, small_demo
 
 ATTACK = "=cmd|' /C calc'!A0"

@@ -31,7 +31,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
-from analytics import db
+from analytics.core import db
 from tests.helpers import SMALL_DEMO_END, open_page, small_demo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -568,7 +568,7 @@ INT_CRASH = "a digit string that isdigit() accepts but int() refuses raises Valu
 _CLUSTER = _bug(f"ui/widgets.py:297 selected_cluster: {INT_CRASH}")
 _RING = _bug(f"ui/widgets.py:360 selected_ring: {INT_CRASH}")
 _CONTEXT = _bug(f"ui/explorer.py:64 context (the topic): {INT_CRASH}")
-_PAGE = _bug(f"analytics/cases.py:147 parse_case_query: {INT_CRASH}")
+_PAGE = _bug(f"analytics/sources/cases.py:147 parse_case_query: {INT_CRASH}")
 _NUMBER = _bug(f"ui/filters.py:307 page_number: {INT_CRASH}")
 HUGE = "9" * 4301  # int() refuses more than 4,300 digits
 
@@ -597,8 +597,8 @@ def test_odd_digit_strings_are_ignored(monkeypatch, demo, page, params) -> None:
 
 
 _UNBOUNDED = "notes about dropped URL values are neither cut short nor bounded in number: "
-_LONG_DIM = _bug(_UNBOUNDED + "analytics/load.py:241 parse_filters echoes the whole value")
-_MANY_DIM = _bug(_UNBOUNDED + "analytics/load.py:241 parse_filters, one per dropped value")
+_LONG_DIM = _bug(_UNBOUNDED + "analytics/sources/load.py:241 parse_filters echoes the whole value")
+_MANY_DIM = _bug(_UNBOUNDED + "analytics/sources/load.py:241 parse_filters, one per dropped value")
 _MANY_STATUS = _bug(_UNBOUNDED + "ui/filters.py:291 page_multiselect, one per dropped value")
 _MANY_PARTS = _bug(
     _UNBOUNDED + "ui/explorer.py:84 lists every unknown part of the slice (explorer.py:107)"
@@ -639,8 +639,10 @@ _OVERFLOW = (
     "an end date in the last days of year 9999 raises OverflowError ({}), shown as an "
     "error banner that blames the database"
 )
-_CASES_END = _bug(_OVERFLOW.format("analytics/cases.py:175 _where: end + 1 day"))
-_WINDOW_END = _bug(_OVERFLOW.format("analytics/load.py:222 Filters.window: end's Monday + 7 days"))
+_CASES_END = _bug(_OVERFLOW.format("analytics/sources/cases.py:175 _where: end + 1 day"))
+_WINDOW_END = _bug(
+    _OVERFLOW.format("analytics/sources/load.py:222 Filters.window: end's Monday + 7 days")
+)
 
 
 @pytest.mark.parametrize(
@@ -665,7 +667,7 @@ def test_a_date_at_the_end_of_time_gets_a_note_not_an_error(
 
 
 @_bug(
-    "ui/filters.py:85 _from_url (after analytics/load.py parse_filters) keeps a start date "
+    "ui/filters.py:85 _from_url (after analytics/sources/load.py parse_filters) keeps a start date "
     "from the URL however far before the data: with start=0001-01-01 the Weekly trends "
     "page charts every day since year 1 (about a minute of CPU per view)"
 )

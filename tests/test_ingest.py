@@ -23,8 +23,9 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from analytics import db, ingest
-from analytics.ingest import ImportRejected, ImportSummary, import_file
+from analytics.core import db
+from analytics.sources import ingest
+from analytics.sources.ingest import ImportRejected, ImportSummary, import_file
 
 ACCOUNT_COLUMNS = [
     "id",
@@ -1003,7 +1004,8 @@ def test_cli_import_warns_when_the_snapshot_refresh_fails(
 ) -> None:
     from typer.testing import CliRunner
 
-    from analytics import cli, load
+    from analytics import cli
+    from analytics.sources import load
 
     def broken(*_args: object, **_kwargs: object) -> object:
         raise pl.exceptions.ComputeError("cannot append: schema mismatch\nmore detail")

@@ -11,9 +11,11 @@ import pytest
 from polars.testing import assert_frame_equal
 from sqlalchemy import select, update
 
-from analytics import db, demo, load
-from analytics.db import Case, Event
-from analytics.load import Filters, load_cube, parse_filters, refresh, snapshot_dir
+from analytics import demo
+from analytics.core import db
+from analytics.core.db import Case, Event
+from analytics.sources import load
+from analytics.sources.load import Filters, load_cube, parse_filters, refresh, snapshot_dir
 
 END = date(2026, 11, 24)
 WINDOW = Filters(start=date(2026, 9, 1), end=date(2026, 11, 23))

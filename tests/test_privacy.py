@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analytics.privacy import scrub
+from analytics.access.privacy import scrub
 
 
 @pytest.mark.parametrize(

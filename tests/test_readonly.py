@@ -15,9 +15,9 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from analytics import db
-from analytics.cases import CaseQuery, search_cases
-from analytics.db import Account, Case, DatasetMeta
+from analytics.core import db
+from analytics.core.db import Account, Case, DatasetMeta
+from analytics.sources.cases import CaseQuery, search_cases
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -21,7 +21,10 @@ from polars.testing import assert_frame_equal
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from analytics import db, demo, load, monitor, reports, trends
+from analytics import demo, reports
+from analytics.core import db
+from analytics.metrics import trends
+from analytics.metrics.stats import ALPHA
 from analytics.reports import (
     SUPPRESSED_TEXT,
     TOTAL_LABEL,
@@ -32,7 +35,8 @@ from analytics.reports import (
     render_markdown,
     suppress,
 )
-from analytics.stats import ALPHA
+from analytics.sources import load
+from analytics.views import monitor
 from tests.helpers import SMALL_DEMO_END, small_demo
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from analytics import db
+from analytics.core import db
 from tests.helpers import open_page, small_demo
 
 ROOT = Path(__file__).resolve().parent.parent

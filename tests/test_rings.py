@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from sqlalchemy import insert
 
-from analytics import db, evaluation, load
-from analytics.rings import LINK_COLUMNS, find_rings, ring_edges, ring_links
+from analytics.core import db
+from analytics.demo import evaluation
+from analytics.detectors.rings import LINK_COLUMNS, find_rings, ring_edges, ring_links
+from analytics.sources import load
 from tests.helpers import small_demo
 
 AS_OF = datetime(2026, 3, 15)

@@ -1,4 +1,4 @@
-"""Root-cause attribution of analytics.rootcause, checked on cubes worked out by hand.
+"""Root-cause attribution of analytics.metrics.rootcause, checked on cubes worked out by hand.
 
 The cube: 3 regions × 4 categories × 2 platforms = 24 cells, each expected at 10, so
 F = 240, every region expects 80, every category 60 and every platform 120. A culprit
@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from analytics.rootcause import explain, summary
+from analytics.metrics.rootcause import explain, summary
 
 REGIONS = ("CA", "FL", "TX")
 CATEGORIES = ("fake_review", "harassment", "payment_fraud", "spam")

@@ -9,9 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, select, text
 
-from analytics import db, search
-from analytics.db import Case
-from analytics.search import Term, describe, parse_query
+from analytics.core import db
+from analytics.core.db import Case
+from analytics.sources import search
+from analytics.sources.search import Term, describe, parse_query
 
 
 def _words(groups: list[list[Term]]) -> list[list[tuple[str, ...]]]:
@@ -67,7 +68,7 @@ _DOCS = [
 
 @pytest.fixture(scope="module")
 def fts() -> sqlite3.Connection:
-    """An FTS5 table built like :data:`analytics.db.SEARCH_TABLE` (same tokenizer)."""
+    """An FTS5 table built like :data:`analytics.core.db.SEARCH_TABLE` (same tokenizer)."""
     con = sqlite3.connect(":memory:")
     con.execute(
         "CREATE VIRTUAL TABLE t USING fts5(d, tokenize='porter unicode61 remove_diacritics 2')"

@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from analytics import access, db
+from analytics import access
 from analytics.access import Viewer
-from analytics.db import AuditLog, Role
+from analytics.core import db
+from analytics.core.db import AuditLog, Role
 from tests.helpers import open_page, small_demo
 from ui import session
 

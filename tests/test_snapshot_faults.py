@@ -15,9 +15,11 @@ from polars.testing import assert_frame_equal
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from analytics import db, demo, load
-from analytics.db import Case
-from analytics.load import (
+from analytics import demo
+from analytics.core import db
+from analytics.core.db import Case
+from analytics.sources import load
+from analytics.sources.load import (
     Filters,
     SnapshotBroken,
     SnapshotUnwritable,

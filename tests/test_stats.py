@@ -1,4 +1,5 @@
-"""Significance tests of analytics.stats against independent scipy computations and by hand."""
+"""Significance tests of analytics.metrics.stats against independent scipy computations
+and by hand."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import false_discovery_control, mannwhitneyu
 
-from analytics.stats import duration_test, fdr, poisson_test, proportion_test
+from analytics.metrics.stats import duration_test, fdr, poisson_test, proportion_test
 from tests.helpers import central_p, fisher_central_p
 
 # --------------------------------------------------------------------------- poisson_test

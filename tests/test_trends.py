@@ -1,4 +1,5 @@
-"""Trend metrics of analytics.trends, checked against numbers worked out by hand on tiny cubes."""
+"""Trend metrics of analytics.metrics.trends, checked against numbers worked out by hand
+on tiny cubes."""
 
 from __future__ import annotations
 
@@ -13,17 +14,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from scipy.stats import false_discovery_control
 
-from analytics.load import (
-    _ACTIVE_COLUMNS,
-    _ANNOTATION_COLUMNS,
-    _CASE_COLUMNS,
-    _EXPOSURE_COLUMNS,
-    Cube,
-    Filters,
-    _conform,
-    empty_frame,
-)
-from analytics.trends import (
+from analytics.metrics.trends import (
     AGE_BUCKETS,
     KPIS,
     _example_cube,
@@ -36,6 +27,16 @@ from analytics.trends import (
     top_movers,
     weekly_metrics,
     weekly_view,
+)
+from analytics.sources.load import (
+    _ACTIVE_COLUMNS,
+    _ANNOTATION_COLUMNS,
+    _CASE_COLUMNS,
+    _EXPOSURE_COLUMNS,
+    Cube,
+    Filters,
+    _conform,
+    empty_frame,
 )
 from tests.helpers import central_p, fisher_central_p
 

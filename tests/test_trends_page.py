@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import distinct, func, select
 from streamlit.testing.v1 import AppTest
 
-from analytics import db
-from analytics.db import Case
+from analytics.core import db
+from analytics.core.db import Case
 from tests.helpers import open_page, small_demo
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -28,9 +28,10 @@ from typing import Any, NoReturn
 
 import streamlit as st
 
-from analytics import access, db
+from analytics import access
 from analytics.access import Viewer
-from analytics.db import Role
+from analytics.core import db
+from analytics.core.db import Role
 from ui import data, nav, session
 from ui.session import KEY
 from ui.widgets import plain

@@ -17,8 +17,12 @@ import polars as pl
 import streamlit as st
 from sqlalchemy.engine import Engine, make_url
 
-from analytics import access, cases, db, load, monitor, reports, trends
-from analytics.db import Role
+from analytics import access, reports
+from analytics.core import db
+from analytics.core.db import Role
+from analytics.metrics import trends
+from analytics.sources import cases, load
+from analytics.views import monitor
 
 __all__ = [
     "DataUnavailable",
@@ -47,7 +51,8 @@ class DataUnavailable(RuntimeError):
 
 @st.cache_resource(max_entries=4)
 def _engine_for(url: str) -> Engine:
-    """The pages' reader: read-only, with a query timeout (:func:`analytics.db.make_reader`)."""
+    """The pages' reader: read-only, with a query timeout
+    (:func:`analytics.core.db.make_reader`)."""
     parsed = make_url(url)
     if parsed.get_backend_name() in ("sqlite", "postgresql") and parsed.database not in (
         None,
@@ -277,7 +282,7 @@ def _reading(what: str, hint: str = _CHECK) -> Iterator[str]:
     (the snapshot's fault, not the database's, when the snapshot failed).
 
     A snapshot found broken while reading is read around by the analytics themselves
-    (:func:`analytics.load.bypass_snapshot`); the banner is shown here, once.
+    (:func:`analytics.sources.load.bypass_snapshot`); the banner is shown here, once.
     """
     url = db.database_url()
     try:

@@ -15,7 +15,8 @@ from typing import Any
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from analytics.load import (
+from analytics.metrics.trends import iso_week, parse_week, weeks_between
+from analytics.sources.load import (
     CHOICES,
     DIMENSIONS,
     Filters,
@@ -23,7 +24,6 @@ from analytics.load import (
     parse_filters,
     whole_number,
 )  # fmt: skip
-from analytics.trends import iso_week, parse_week, weeks_between
 from ui import data
 
 __all__ = [

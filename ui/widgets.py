@@ -10,10 +10,12 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from analytics import charts, exports, monitor, reports
-from analytics.charts import format_number
-from analytics.db import Role
-from analytics.load import whole_number
+from analytics import reports
+from analytics.core.db import Role
+from analytics.present import charts, exports
+from analytics.present.charts import format_number
+from analytics.sources.load import whole_number
+from analytics.views import monitor
 from ui import data, explorer, nav
 from ui.filters import humanise, page_param, set_page_param
 
@@ -38,7 +40,7 @@ __all__ = [
 ]
 
 #: The Anomalies page's sensitivity choices: URL value -> label (false alerts per slice
-#: per month), from :data:`analytics.monitor.SENSITIVITY`.
+#: per month), from :data:`analytics.views.monitor.SENSITIVITY`.
 SENSITIVITY_OPTIONS: dict[str, str] = {
     f"{v:g}": {0.25: "¼", 0.5: "½"}.get(v, f"{v:g}") for v in monitor.SENSITIVITY
 }
@@ -87,7 +89,7 @@ def _value(row: dict[str, object]) -> str:
 
 
 def kpi_cards(frame: pl.DataFrame, *, per_row: int = 4) -> None:
-    """One ``st.metric`` per KPI row (see :func:`analytics.trends.kpis`)."""
+    """One ``st.metric`` per KPI row (see :func:`analytics.metrics.trends.kpis`)."""
     rows = frame.to_dicts()
     for start in range(0, len(rows), per_row):
         cols = st.columns(per_row)
@@ -116,7 +118,7 @@ def kpi_cards(frame: pl.DataFrame, *, per_row: int = 4) -> None:
 
 
 def movers_table(frame: pl.DataFrame, *, rows: int = 20) -> None:
-    """The top movers as a table (see :func:`analytics.trends.top_movers`)."""
+    """The top movers as a table (see :func:`analytics.metrics.trends.top_movers`)."""
     shown = frame.head(rows).select(
         "slice",
         "current",

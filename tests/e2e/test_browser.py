@@ -22,7 +22,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from sqlalchemy import select, text
 
-from analytics import access, db, demo
+from analytics import access, demo
+from analytics.core import db
 from tests.conftest import PG_URL
 from tests.helpers import SMALL_DEMO_END, small_demo
 

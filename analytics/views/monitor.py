@@ -1,6 +1,7 @@
 """The associates' monitoring view: recent incidents, one incident's evidence, feedback.
 
-Reads through :mod:`analytics.load` and scores with :mod:`analytics.anomalies`; the
+Reads through :mod:`analytics.sources.load` and scores with
+:mod:`analytics.detectors.anomalies`; the
 Anomalies page only renders what these functions return.
 """
 
@@ -12,10 +13,13 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Engine, func, insert, select
 
-from analytics import access, anomalies, clusters, load, privacy, rings, rootcause
-from analytics.db import Case, Event, Feedback, Role, Verdict
-from analytics.evaluation import scan_history
-from analytics.load import _conform, empty_frame
+from analytics import access
+from analytics.access import privacy
+from analytics.core.db import Case, Event, Feedback, Role, Verdict
+from analytics.detectors import anomalies, clusters, rings
+from analytics.metrics import rootcause
+from analytics.sources import load
+from analytics.sources.load import _conform, empty_frame
 
 __all__ = [
     "HISTORY_DAYS",
@@ -36,6 +40,7 @@ __all__ = [
     "read_feedback",
     "recent_incidents",
     "record_feedback",
+    "scan_history",
     "ring_cases",
     "ring_view",
 ]
@@ -56,16 +61,74 @@ RING_DAYS = 14
 _SPARK_DAYS = 30
 
 
+#: Sources of automated detections, whose falls alert.
+_AUTOMATED = ("automated_rule", "ml_model")
+
+
+def scan_history(
+    engine: Engine,
+    *,
+    start: date,
+    end: date,
+    feedback: pl.DataFrame | None = None,
+    false_alerts: float | None = None,
+    per_days: float | None = None,
+) -> pl.DataFrame:
+    """All incidents of the full scan over ``[start, end)``, with ``source`` and ``freq``.
+
+    Each slice's budget is about ``false_alerts`` false alerts per ``per_days`` days
+    (default: the detector's), on top of the false discovery control across slices.
+
+    Rises in case and event volume are alerts; their falls are scanned too (one-sided,
+    their own false discovery control) and kept as incidents to show, never alerted.
+    For automated detections (cases from rules and models, by category and source) it
+    is the other way round: a fall alerts.
+    """
+    cube = load.load_cube(engine, load.Filters(start=start, end=end - timedelta(days=1)))
+    notes = cube.annotations
+    case_series = anomalies.daily_slices(cube.cases, start=start, end=end)
+    events = load.events_daily(engine, start=start, end=end)
+    event_series = anomalies.event_slices(events, start=start, end=end)
+    # Automated detections: a fall here is bad (a broken rule or model, a lost feed).
+    automated = cube.cases.filter(pl.col("source").cast(pl.String).is_in(_AUTOMATED))
+    detection_series = anomalies.daily_slices(
+        automated, start=start, end=end, dims=("category", "source"), depth=1
+    )
+    found = []
+    for source, series, alert_on in (
+        ("cases", case_series, "up"),
+        ("events", event_series, "up"),
+        ("detections", detection_series, "down"),
+    ):
+        for freq, frame, period, seasons in (
+            ("daily", series, 7, 6),
+            ("weekly", anomalies.weekly_sums(series), 1, 4),
+        ):
+            incidents = anomalies.scan_both_ways(
+                frame,
+                annotations=notes,
+                feedback=feedback,
+                metric=f"{source}_{freq}",
+                alert_on=alert_on,  # type: ignore[arg-type]
+                period=period,
+                seasons=seasons,
+                false_alerts=false_alerts,
+                per_days=per_days,
+            )
+            found.append(incidents.with_columns(source=pl.lit(source), freq=pl.lit(freq)))
+    return pl.concat(found, how="diagonal_relaxed")
+
+
 def emerging_view(
     engine: Engine, filters: load.Filters, *, as_of: datetime, role: Role | str
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Narrative clusters of the :data:`NARRATIVE_DAYS` before ``as_of`` for the filters'
     dimensions, and their cases with descriptions masked.
 
-    ``clusters`` is :func:`analytics.clusters.find_emerging`'s, plus ``history`` (new
+    ``clusters`` is :func:`analytics.detectors.clusters.find_emerging`'s, plus ``history`` (new
     cases per day over the window, oldest first; its last day is the day before
     ``as_of``), ``spark`` (the last 30 of them), ``terms`` (the top terms joined) and
-    ``strands`` (an emerging topic's strands, :func:`analytics.clusters.find_strands`:
+    ``strands`` (an emerging topic's strands, :func:`analytics.detectors.clusters.find_strands`:
     ``label`` and ``recent_count`` each; null for the others).
     ``cases``: ``case_id``, ``cluster_id``, ``opened_at``, ``category``, ``region``,
     ``subject_account_id`` and the masked ``description``, newest first.
@@ -286,7 +349,7 @@ def incident_series(
     """The incident's slice as a daily (or weekly) series scored by the scan's detector,
     with its band at the level of a budget of ``per_month`` false alerts per month.
 
-    Columns of :func:`analytics.anomalies.score_series`.
+    Columns of :func:`analytics.detectors.anomalies.score_series`.
     """
     start = end - timedelta(days=HISTORY_DAYS)
     dims = _dims(str(incident["slice"]))
@@ -523,7 +586,7 @@ def ring_view(
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Rings of linked accounts in the :data:`RING_DAYS` before ``as_of``: ``rings``
     (growing first, then by score), ``members`` and the ``edges`` that link them
-    (:mod:`analytics.rings`). No personal data: account ids and hashes only."""
+    (:mod:`analytics.detectors.rings`). No personal data: account ids and hashes only."""
     access.require(role, "cases")
     window = timedelta(days=RING_DAYS)
     links = rings.ring_links(engine, start=as_of - 2 * window, end=as_of)

@@ -32,9 +32,8 @@ from faker import Faker
 from sqlalchemy.engine import Engine
 from sqlalchemy.schema import CreateIndex
 
-from analytics import db
-from analytics import narratives as nv
-from analytics.db import (
+from analytics.core import db
+from analytics.core.db import (
     SPECIALTIES,
     US_STATES,
     AccountKind,
@@ -49,6 +48,7 @@ from analytics.db import (
     Resolution,
     Severity,
 )
+from analytics.demo import narratives as nv
 
 __all__ = [
     "SCALES",

@@ -7,7 +7,7 @@ explains.
 
 The method, for cases opened in ``[as_of - history, as_of)``:
 
-1. Personal data is masked (:func:`analytics.privacy.scrub`) and the placeholders
+1. Personal data is masked (:func:`analytics.access.privacy.scrub`) and the placeholders
    dropped; the texts become TF-IDF vectors (English stop words removed).
 2. Standing topics: k-means (scikit-learn ``MiniBatchKMeans``, seeded) over all of them.
 3. New topics: terms far more frequent in the recent window than before it (at least
@@ -57,7 +57,7 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer,
 from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
 
-from analytics.privacy import MASKS, scrub_expr
+from analytics.access.privacy import MASKS, scrub_expr
 
 __all__ = [
     "CLUSTER_SCHEMA",

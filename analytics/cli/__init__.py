@@ -18,8 +18,9 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.engine import Engine
 
-from analytics import db, ingest, load
-from analytics.db import Role
+from analytics.core import db
+from analytics.core.db import Role
+from analytics.sources import ingest, load
 
 __all__ = ["app", "main", "fail"]
 
@@ -197,7 +198,8 @@ def refresh(
 @app.command()
 def evaluate() -> None:
     """Score the anomaly scan against the demo's injected scenarios (the manifest)."""
-    from analytics import evaluation
+    from analytics.demo import evaluation
+    from analytics.views import monitor
 
     engine = _engine_or_fail(db.database_url())
     truth = db.get_meta(engine, "ground_truth")
@@ -205,7 +207,7 @@ def evaluate() -> None:
         fail("this database has no ground truth: seed the demo first (python -m analytics seed)")
     start = date.fromisoformat(truth["dataset"]["window_start"][:10])
     end = date.fromisoformat(truth["dataset"]["end"])
-    incidents = evaluation.scan_history(engine, start=start, end=end)
+    incidents = monitor.scan_history(engine, start=start, end=end)
     matched = evaluation.match_scenarios(incidents, truth["scenarios"])
     days = (end - start).days - evaluation.WARM_UP_DAYS
     table, summary = evaluation.scenario_table(matched, truth["scenarios"], days=days)
@@ -262,7 +264,8 @@ def report(
 ) -> None:
     """Write the weekly brief of a week: headline KPIs, movers, anomalies, emerging threats,
     SLA and backlog, known events."""
-    from analytics import reports, trends
+    from analytics import reports
+    from analytics.metrics import trends
 
     if not week:
         fail("--week is required: an ISO week such as 2026-W47")

@@ -1,11 +1,11 @@
 """The Case Explorer's reads: search and page through cases, one case, one account.
 
 Everything here reads the database through SQLAlchemy Core with bound parameters and
-hands back Polars frames with personal data masked (:mod:`analytics.privacy`):
+hands back Polars frames with personal data masked (:mod:`analytics.access.privacy`):
 descriptions and action details scrubbed, names cut to initials, email mailboxes hidden.
 
 - :func:`search_cases` filters (the global filters, statuses, a set of cases or of
-  accounts, full text pushed down to the database, see :mod:`analytics.search`), sorts
+  accounts, full text pushed down to the database, see :mod:`analytics.sources.search`), sorts
   and pages; it counts the whole result so the page can say "1,234 cases, page 3 of 25".
 - :func:`case_detail`: a case and its actions timeline.
 - :func:`account_profile`, :func:`account_events`, :func:`account_cases`,
@@ -25,8 +25,10 @@ import polars as pl
 from sqlalchemy import ColumnElement, Engine, case, func, literal, or_, select, union_all
 from sqlalchemy.orm import aliased
 
-from analytics import access, load, privacy, search
-from analytics.db import Account, Case, CaseAction, CaseStatus, Event, Role, Severity
+from analytics import access
+from analytics.access import privacy
+from analytics.core.db import Account, Case, CaseAction, CaseStatus, Event, Role, Severity
+from analytics.sources import load, search
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -207,7 +209,7 @@ def search_cases(engine: Engine, query: CaseQuery, *, role: Role | str) -> CaseP
     Descriptions are masked. Sorting breaks ties by case id (same direction), so pages
     never overlap; a page past the end is clamped to the last one.
 
-    >>> from analytics import db
+    >>> from analytics.core import db
     >>> e = db.make_engine("sqlite://"); _ = db.init_db(e)
     >>> search_cases(e, CaseQuery(text="refund"), role="associate").total
     0
@@ -268,7 +270,7 @@ def case_detail(
     and to resolution) and its actions timeline, oldest first; ``(None, empty)`` when
     there is no such case.
 
-    >>> from analytics import db
+    >>> from analytics.core import db
     >>> e = db.make_engine("sqlite://"); _ = db.init_db(e)
     >>> case_detail(e, 1, role="leadership")[0] is None
     True
@@ -424,7 +426,7 @@ def linked_accounts(
     min_uses: int = 2,
 ) -> pl.DataFrame:
     """Accounts that used a device or IP address of ``account_id`` in ``[start, end)``,
-    by the rules rings use (:func:`analytics.rings.find_rings`): an identifier used by
+    by the rules rings use (:func:`analytics.detectors.rings.find_rings`): an identifier used by
     more than ``max_accounts`` accounts is a hub and links nobody; a link needs at least
     ``min_uses`` events of each side on the identifier. One row per linked account
     with the devices and IPs shared, its uses of them and when; most shared first."""

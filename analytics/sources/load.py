@@ -58,8 +58,8 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.functions import FunctionElement
 
-from analytics import db
-from analytics.db import (
+from analytics.core import db
+from analytics.core.db import (
     SPECIALTIES,
     US_STATES,
     Account,
@@ -340,7 +340,7 @@ class Cube:
     as_of: datetime | None
     loader: str = "snapshot"
     timings: dict[str, float] = field(default_factory=dict, compare=False)
-    #: Results derived from this cube, computed once (see ``analytics.trends``).
+    #: Results derived from this cube, computed once (see ``analytics.metrics.trends``).
     memo: dict[Any, pl.DataFrame] = field(default_factory=dict, compare=False, repr=False)
 
 

@@ -11,13 +11,14 @@ dates (a week of slack after the end, four weeks after an open-ended start).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
 from sqlalchemy import Engine
 
-from analytics import accounts, anomalies, clusters, load, rings
+from analytics.detectors import accounts, clusters, rings
+from analytics.sources import load
 
 __all__ = [
     "WARM_UP_DAYS",
@@ -25,7 +26,6 @@ __all__ = [
     "emerging_replay",
     "match_scenarios",
     "ring_recovery",
-    "scan_history",
     "scenario_table",
 ]
 
@@ -33,62 +33,7 @@ __all__ = [
 WARM_UP_DAYS = 42
 
 _AFTER = timedelta(days=7)
-_AUTOMATED = ("automated_rule", "ml_model")
 _OPEN_ENDED = timedelta(days=28)
-
-
-def scan_history(
-    engine: Engine,
-    *,
-    start: date,
-    end: date,
-    feedback: pl.DataFrame | None = None,
-    false_alerts: float | None = None,
-    per_days: float | None = None,
-) -> pl.DataFrame:
-    """All incidents of the full scan over ``[start, end)``, with ``source`` and ``freq``.
-
-    Each slice's budget is about ``false_alerts`` false alerts per ``per_days`` days
-    (default: the detector's), on top of the false discovery control across slices.
-
-    Rises in case and event volume are alerts; their falls are scanned too (one-sided,
-    their own false discovery control) and kept as incidents to show, never alerted.
-    For automated detections (cases from rules and models, by category and source) it
-    is the other way round: a fall alerts.
-    """
-    cube = load.load_cube(engine, load.Filters(start=start, end=end - timedelta(days=1)))
-    notes = cube.annotations
-    case_series = anomalies.daily_slices(cube.cases, start=start, end=end)
-    events = load.events_daily(engine, start=start, end=end)
-    event_series = anomalies.event_slices(events, start=start, end=end)
-    # Automated detections: a fall here is bad (a broken rule or model, a lost feed).
-    automated = cube.cases.filter(pl.col("source").cast(pl.String).is_in(_AUTOMATED))
-    detection_series = anomalies.daily_slices(
-        automated, start=start, end=end, dims=("category", "source"), depth=1
-    )
-    found = []
-    for source, series, alert_on in (
-        ("cases", case_series, "up"),
-        ("events", event_series, "up"),
-        ("detections", detection_series, "down"),
-    ):
-        for freq, frame, period, seasons in (
-            ("daily", series, 7, 6),
-            ("weekly", anomalies.weekly_sums(series), 1, 4),
-        ):
-            incidents = anomalies.scan_both_ways(
-                frame,
-                annotations=notes,
-                feedback=feedback,
-                metric=f"{source}_{freq}",
-                alert_on=alert_on,  # type: ignore[arg-type]
-                period=period,
-                seasons=seasons,
-                false_alerts=false_alerts,
-                per_days=per_days,
-            )
-            found.append(incidents.with_columns(source=pl.lit(source), freq=pl.lit(freq)))
-    return pl.concat(found, how="diagonal_relaxed")
 
 
 def _slice_dict(key: str) -> dict[str, str]:
@@ -222,7 +167,7 @@ def emerging_replay(
     before: int = 28,
     history: timedelta = timedelta(days=90),
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """Replay :func:`analytics.clusters.find_emerging` day by day around the new scam.
+    """Replay :func:`analytics.detectors.clusters.find_emerging` day by day around the new scam.
 
     ``as_of`` runs from ``before`` days before the scam's start to its end. Returns the
     emerging clusters of every day (``as_of``, ``cluster_id``, ``top_terms``,
@@ -328,7 +273,7 @@ def ring_recovery(
     *,
     window: timedelta = timedelta(days=14),
 ) -> pl.DataFrame:
-    """How much of the fake-review ring :func:`analytics.rings.find_rings` recovers.
+    """How much of the fake-review ring :func:`analytics.detectors.rings.find_rings` recovers.
 
     Rings are found over ``window`` as of three moments of the ring scenario: its start
     (its accounts have been logging in from the shared devices for six days), a week

@@ -228,7 +228,7 @@ def event_slices(
 ) -> pl.DataFrame:
     """Daily events per kind, overall and by one dimension, zero-filled, for the scan.
 
-    ``events`` is :func:`analytics.load.events_daily` output. Slices are keyed like
+    ``events`` is :func:`analytics.sources.load.events_daily` output. Slices are keyed like
     ``"kind=review_posted|region=FL"``; columns as :func:`daily_slices` plus ``kind``.
 
     >>> from datetime import date

@@ -42,8 +42,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from sqlalchemy import Engine, select
 
-from analytics import load
-from analytics.db import Event
+from analytics.core.db import Event
+from analytics.sources import load
 
 __all__ = [
     "IDENTIFIER_KINDS",
@@ -127,7 +127,7 @@ def ring_links(
     Examples
     --------
     >>> from sqlalchemy import create_engine
-    >>> from analytics.db import init_db
+    >>> from analytics.core.db import init_db
     >>> engine = create_engine("sqlite://")
     >>> _ = init_db(engine)
     >>> ring_links(engine, start=datetime(2026, 1, 1), end=datetime(2026, 1, 15),

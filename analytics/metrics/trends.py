@@ -1,6 +1,6 @@
 """Trend metrics: weekly KPIs by any dimension, week-over-week tests, top movers.
 
-Everything here takes a :class:`analytics.load.Cube` (or its frames) and returns
+Everything here takes a :class:`analytics.sources.load.Cube` (or its frames) and returns
 Polars frames. Weeks are ISO weeks (Monday to Sunday, UTC); a week that ends after
 the newest record (``cube.as_of``) is *provisional*.
 
@@ -35,8 +35,8 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from analytics.load import DIMENSIONS, VIOLATIONS, Cube
-from analytics.stats import ALPHA, duration_test, fdr, poisson_test, proportion_test
+from analytics.metrics.stats import ALPHA, duration_test, fdr, poisson_test, proportion_test
+from analytics.sources.load import DIMENSIONS, VIOLATIONS, Cube
 
 __all__ = [
     "AGE_BUCKETS",
@@ -94,7 +94,7 @@ _EXPOSURE_LABEL = {
     "active_accounts": "active accounts",
     "events": "bookings, reviews and messages",
 }
-#: Age buckets of open cases (same labels as :data:`analytics.charts.AGE_BUCKETS`).
+#: Age buckets of open cases (same labels as :data:`analytics.present.charts.AGE_BUCKETS`).
 AGE_BUCKETS: tuple[str, ...] = ("< 1 day", "1–3 days", "3–7 days", "7–30 days", "> 30 days")
 _AUTOMATED = ("automated_rule", "ml_model")
 _EVENT_DIMS = ("region", "platform", "specialty")
@@ -888,7 +888,13 @@ def weekly_view(cube: Cube, *, week: date, count: Count = "cases") -> WeeklyView
 
 def _example_cube() -> Cube:
     """A three-case cube for the docstring examples."""
-    from analytics.load import _CASE_COLUMNS, _EXPOSURE_COLUMNS, Filters, _conform, empty_frame
+    from analytics.sources.load import (
+        _CASE_COLUMNS,
+        _EXPOSURE_COLUMNS,
+        Filters,
+        _conform,
+        empty_frame,
+    )
 
     t = datetime(2026, 11, 10, 9)
     cases = pl.DataFrame(

@@ -944,7 +944,7 @@ def anomaly_band(series: pl.DataFrame, *, title: str, y_title: str = "count") ->
     Parameters
     ----------
     series
-        Output of :func:`analytics.anomalies.score_series`: ``ts``, ``value``,
+        Output of :func:`analytics.detectors.anomalies.score_series`: ``ts``, ``value``,
         ``expected``, ``lower``, ``upper``, ``is_anomaly``.
     title, y_title
         Figure and y axis titles.
@@ -1153,10 +1153,10 @@ def ring_network(
     Parameters
     ----------
     edges
-        Output of :func:`analytics.rings.ring_edges`: ``ring_id``, ``account_id``,
+        Output of :func:`analytics.detectors.rings.ring_edges`: ``ring_id``, ``account_id``,
         ``kind`` (``"device"`` or ``"ip"``), ``identifier``, ``uses``.
     members
-        Optional, the ``members`` of :func:`analytics.rings.find_rings`; with it the
+        Optional, the ``members`` of :func:`analytics.detectors.rings.find_rings`; with it the
         accounts that were reported or actioned are drawn apart, and hovers give events
         and age.
     title

@@ -77,7 +77,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.schema import Column
 
-from analytics import db
+from analytics.core import db
 
 __all__ = [
     "BATCH_SIZE",
@@ -189,7 +189,7 @@ def import_file(
     Parameters
     ----------
     engine
-        Database with the Lookout schema (see :func:`analytics.db.init_db`).
+        Database with the Lookout schema (see :func:`analytics.core.db.init_db`).
     table
         One of :data:`IMPORTABLE_TABLES`.
     path

@@ -1,7 +1,7 @@
 """Weekly insight briefs: one week's numbers written up for leadership or for product.
 
 :func:`build_brief` reads a week through the existing loaders and analytics
-(:mod:`analytics.trends`, :mod:`analytics.monitor`) and returns a :class:`Brief`: the
+(:mod:`analytics.metrics.trends`, :mod:`analytics.views.monitor`) and returns a :class:`Brief`: the
 week, the audience and its sections, each a list of sentences that state the numbers
 behind them, tables and plotly figures. :func:`render_html` writes it as one
 self-contained HTML file (plotly.js inline once, no external resource of any kind) and
@@ -71,9 +71,14 @@ import polars as pl
 from plotly.offline import get_plotlyjs
 from sqlalchemy import Engine
 
-from analytics import access, charts, db, load, monitor, rootcause, trends
-from analytics.db import Role
-from analytics.stats import ALPHA, fdr, poisson_test
+from analytics import access
+from analytics.core import db
+from analytics.core.db import Role
+from analytics.metrics import rootcause, trends
+from analytics.metrics.stats import ALPHA, fdr, poisson_test
+from analytics.present import charts
+from analytics.sources import load
+from analytics.views import monitor
 
 __all__ = [
     "AUDIENCES",
