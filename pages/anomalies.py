@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from analytics.metrics.rootcause import summary
-from analytics.present import charts
+from analytics.present import detector_charts
 from analytics.views import monitor
 from ui import auth, data, explorer, filters, widgets
 
@@ -109,7 +109,9 @@ explorer.link(
 series, causes, cases = data.evidence(incident, role=viewer.role, per_month=per_month)
 st.markdown(monitor.incident_reason(incident, series))
 chosen = st.plotly_chart(
-    charts.anomaly_band(series, title="Value and expected band (select points to drill down)"),
+    detector_charts.anomaly_band(
+        series, title="Value and expected band (select points to drill down)"
+    ),
     theme=None,
     on_select="rerun",
     selection_mode=("points", "box"),
@@ -125,7 +127,7 @@ with left:
     else:
         st.caption(summary(causes))
         widgets.chart(
-            charts.attribution_bars(
+            detector_charts.attribution_bars(
                 widgets.root_cause_rows(causes), title="", label="value", value="change"
             ),
             key="anomalies_causes",

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import streamlit as st
 
-from analytics.present import charts, exports
+from analytics.present import detector_charts, exports
 from ui import auth, data, explorer, filters, widgets
 
 st.title("Emerging threats")
@@ -60,7 +60,9 @@ left, right = st.columns([3, 2])
 with right:
     chosen = widgets.selected_cluster(clusters, picked)
     mapped = st.plotly_chart(
-        charts.cluster_map(clusters, title="Topic map (similar topics sit close)", selected=chosen),
+        detector_charts.cluster_map(
+            clusters, title="Topic map (similar topics sit close)", selected=chosen
+        ),
         theme=None,
         on_select="rerun",
         selection_mode="points",
@@ -102,7 +104,7 @@ mine = members.filter(members["ring_id"] == ring_id)
 left, right = st.columns([3, 2])
 with left:
     widgets.chart(
-        charts.ring_network(edges, mine, title=f"Ring {ring_id}", ring_id=ring_id),
+        detector_charts.ring_network(edges, mine, title=f"Ring {ring_id}", ring_id=ring_id),
         key="emerging_ring_network",
     )
 with right:

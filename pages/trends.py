@@ -7,7 +7,7 @@ from datetime import timedelta
 import streamlit as st
 
 from analytics.metrics.trends import iso_week
-from analytics.present import charts
+from analytics.present import trend_charts
 from ui import auth, data, explorer, filters, widgets
 
 st.title("Weekly trends")
@@ -57,14 +57,14 @@ st.subheader("Volume")
 left, right = st.columns(2)
 with left:
     widgets.chart(
-        charts.daily_trend(
+        trend_charts.daily_trend(
             view.daily, view.annotations, title="Per day", y_title=unit_label[count]
         ),
         key="daily",
     )
 with right:
     widgets.chart(
-        charts.weekly_trend(
+        trend_charts.weekly_trend(
             view.series("new_cases"),
             view.annotations,
             title="Per week",
@@ -73,7 +73,9 @@ with right:
         ),
         key="weekly",
     )
-widgets.chart(charts.category_heatmap(view.categories, title="Categories by week"), key="heatmap")
+widgets.chart(
+    trend_charts.category_heatmap(view.categories, title="Categories by week"), key="heatmap"
+)
 
 st.subheader(f"Top movers in {week_label}")
 st.caption(
@@ -91,18 +93,21 @@ st.subheader("Response and backlog")
 left, right = st.columns(2)
 with left:
     widgets.chart(
-        charts.rate_lines(
+        trend_charts.rate_lines(
             view.sla, title="SLA breach rate by severity", y_title="breached", group="severity"
         ),
         key="sla",
     )
     widgets.chart(
-        charts.duration_lines(view.durations, title="Hours to respond and resolve"), key="durations"
+        trend_charts.duration_lines(view.durations, title="Hours to respond and resolve"),
+        key="durations",
     )
 with right:
-    widgets.chart(charts.backlog_bars(view.backlog, title="Open backlog by age"), key="backlog")
     widgets.chart(
-        charts.rate_lines(
+        trend_charts.backlog_bars(view.backlog, title="Open backlog by age"), key="backlog"
+    )
+    widgets.chart(
+        trend_charts.rate_lines(
             view.series("proactive_rate"), title="Proactive rate", y_title="of violations"
         ),
         key="proactive",
@@ -110,6 +115,6 @@ with right:
 
 st.subheader("Prevalence by category")
 widgets.chart(
-    charts.prevalence_bars(view.prevalence, title=f"Cases per 1,000 exposures, {week_label}"),
+    trend_charts.prevalence_bars(view.prevalence, title=f"Cases per 1,000 exposures, {week_label}"),
     key="prevalence",
 )

@@ -1,5 +1,5 @@
-"""Figure builders of analytics.present.charts: template, traces, provisional styling,
-events, empties."""
+"""Figure builders of analytics.present.trend_charts and .detector_charts in the style of
+analytics.present.theme: template, traces, provisional styling, events, empties."""
 
 from __future__ import annotations
 
@@ -13,20 +13,22 @@ import plotly.io as pio
 import polars as pl
 import pytest
 
-from analytics.present import charts
-from analytics.present.charts import (
-    AGE_BUCKETS,
+from analytics.present import detector_charts, trend_charts
+from analytics.present.detector_charts import attribution_bars
+from analytics.present.theme import (
     DIVERGING,
     NO_DATA,
     PALETTE,
     SEQUENTIAL,
     TEMPLATE,
-    attribution_bars,
+    format_number,
+)
+from analytics.present.trend_charts import (
+    AGE_BUCKETS,
     backlog_bars,
     category_heatmap,
     daily_trend,
     duration_lines,
-    format_number,
     prevalence_bars,
     rate_lines,
     weekly_trend,
@@ -199,7 +201,7 @@ def _examples() -> dict[str, tuple[go.Figure, go.Figure]]:
             {},
         ),
         "anomaly_band": (
-            charts.anomaly_band,
+            detector_charts.anomaly_band,
             pl.DataFrame(
                 {
                     "ts": [datetime(2026, 1, 1), datetime(2026, 1, 2)],
@@ -213,7 +215,7 @@ def _examples() -> dict[str, tuple[go.Figure, go.Figure]]:
             {},
         ),
         "cluster_map": (
-            charts.cluster_map,
+            detector_charts.cluster_map,
             pl.DataFrame(
                 {
                     "cluster_id": [0, 1],
@@ -229,14 +231,14 @@ def _examples() -> dict[str, tuple[go.Figure, go.Figure]]:
             {"selected": 1},
         ),
         "topic_history": (
-            charts.topic_history,
+            detector_charts.topic_history,
             pl.DataFrame(
                 {"day": [date(2026, 6, 1), date(2026, 6, 2), date(2026, 6, 3)], "cases": [0, 2, 9]}
             ),
             {"first_flagged": date(2026, 6, 3)},
         ),
         "ring_network": (
-            charts.ring_network,
+            detector_charts.ring_network,
             pl.DataFrame(
                 {
                     "ring_id": [1] * 4,
@@ -263,9 +265,12 @@ EXAMPLES = _examples()
 
 def test_every_public_builder_is_covered() -> None:
     builders = {
-        name for name in charts.__all__ if callable(getattr(charts, name)) and name[0].islower()
+        name
+        for module in (trend_charts, detector_charts)
+        for name in module.__all__
+        if callable(getattr(module, name))
     }
-    assert builders - {"format_number"} == set(EXAMPLES)
+    assert builders == set(EXAMPLES)
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
@@ -634,9 +639,9 @@ def test_weekly_trend_shades_the_week_under_review() -> None:
             "provisional": [False, False, False],
         }
     )
-    plain = charts.weekly_trend(weekly, title="t", y_title="y")
-    focused = charts.weekly_trend(weekly, title="t", y_title="y", focus=date(2026, 11, 9))
-    elsewhere = charts.weekly_trend(weekly, title="t", y_title="y", focus=date(2026, 1, 5))
+    plain = trend_charts.weekly_trend(weekly, title="t", y_title="y")
+    focused = trend_charts.weekly_trend(weekly, title="t", y_title="y", focus=date(2026, 11, 9))
+    elsewhere = trend_charts.weekly_trend(weekly, title="t", y_title="y", focus=date(2026, 1, 5))
     assert len(plain.layout.shapes) == len(elsewhere.layout.shapes)
     added = [s for s in focused.layout.shapes if s not in plain.layout.shapes]
     assert len(added) == 1
@@ -654,11 +659,10 @@ def test_anomaly_band_marks_only_flagged_points_and_fills_the_band() -> None:
             "is_anomaly": [False, True, False],
         }
     )
-    fig = charts.anomaly_band(series, title="t")
+    fig = detector_charts.anomaly_band(series, title="t")
     band, _, values, flagged = fig.data
     assert band.fill == "toself" and len(band.x) == 4  # two points with a band, there and back
     assert [float(v) for v in flagged.y] == [12.0]
     assert len(values.y) == 3
-    assert (
-        charts.anomaly_band(series.clear(), title="t").layout.annotations[0].text == charts.NO_DATA
-    )
+    empty = detector_charts.anomaly_band(series.clear(), title="t")
+    assert empty.layout.annotations[0].text == NO_DATA

@@ -14,6 +14,7 @@ from sqlalchemy import inspect, text
 
 from analytics import demo
 from analytics.core import db
+from analytics.demo.tuning import CASE_MIX
 
 END = date(2026, 11, 24)
 
@@ -257,4 +258,4 @@ def test_scale_sizes_are_ordered() -> None:
     assert [s.events for s in sizes] == sorted(s.events for s in sizes)
     assert demo.SCALES["large"].events >= 20_000_000
     assert demo.SCALES["large"].cases >= 1_000_000 and demo.SCALES["large"].accounts >= 1_000_000
-    assert np.isclose(sum(v[0] for v in demo._CASE_MIX.values()), 1.0)
+    assert np.isclose(sum(v[0] for v in CASE_MIX.values()), 1.0)

@@ -18,7 +18,7 @@ import streamlit as st
 from analytics import access
 from analytics.access import Viewer
 from analytics.present import exports
-from analytics.present.charts import format_number
+from analytics.present.theme import format_number
 from analytics.sources import cases, load
 from ui import data, session
 from ui.filters import Selection, humanise, link_params, page_param, set_page_param

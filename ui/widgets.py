@@ -12,8 +12,8 @@ import streamlit as st
 
 from analytics import reports
 from analytics.core.db import Role
-from analytics.present import charts, exports
-from analytics.present.charts import format_number
+from analytics.present import detector_charts, exports
+from analytics.present.theme import format_number
 from analytics.sources.load import whole_number
 from analytics.views import monitor
 from ui import data, explorer, nav
@@ -383,7 +383,7 @@ def cluster_story(clusters: pl.DataFrame, cluster_id: int, *, last_day: date) ->
     history = row["history"]
     days = pl.date_range(last_day - timedelta(days=len(history) - 1), last_day, eager=True)
     chart(
-        charts.topic_history(
+        detector_charts.topic_history(
             pl.DataFrame({"day": days, "cases": history}),
             first_flagged=row["first_flagged"],
             title="Cases per day over the 90 days read",

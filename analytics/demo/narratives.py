@@ -1,15 +1,21 @@
-"""Phrase banks for the demo's case descriptions.
+"""The demo's case descriptions: the phrase banks and the writer that fills them.
 
 Descriptions are written the way reporters, associates and detection systems
 write them: several voices per category, each assembled from an opener, a core
 sentence, a detail and sometimes contact details (fake personal data, so that
 masking can be tested). The product of the parts gives thousands of distinct
-texts per category. Slots in braces are filled vectorised by :mod:`analytics.demo`.
+texts per category. Slots in braces are filled vectorised by :func:`describe`.
 """
 
 from __future__ import annotations
 
+import numpy as np
+import polars as pl
+
+from analytics.demo.tuning import AUTOMATED, CATS, INTERNAL
+
 __all__ = [
+    "describe",
     "REPORTER_OPENERS",
     "ASSOCIATE_OPENERS",
     "SYSTEM_OPENERS",
@@ -270,3 +276,119 @@ SCAM_DETAIL: tuple[str, ...] = (
     "My neighbour got the same call.", "They asked for gift cards.",
     "The practice says they never call for verification.", "It happened {when}.",
 )  # fmt: skip
+
+
+def describe(rng: np.random.Generator, c: pl.DataFrame, names: pl.DataFrame) -> pl.Series:
+    """Free text per case: voice by source, parts drawn per row, slots filled vectorised."""
+    n = c.height
+
+    def bank(table: dict[str, tuple[str, ...]]) -> tuple[list[str], np.ndarray, np.ndarray]:
+        flat: list[str] = []
+        off: list[int] = []
+        ln: list[int] = []
+        for k in CATS:
+            off.append(len(flat))
+            ln.append(len(table[k]))
+            flat.extend(table[k])
+        return flat, np.array(off), np.array(ln)
+
+    def pick(options: tuple[str, ...] | list[str]) -> pl.Series:
+        return pl.Series(
+            np.array(options, dtype=object)[rng.integers(0, len(options), n)], dtype=pl.String
+        )
+
+    cat = c["cat"].to_numpy()
+    core_flat, core_off, core_len = bank(CORE)
+    sys_flat, sys_off, sys_len = bank(SYSTEM_CORE)
+    core = np.array(core_flat, dtype=object)[
+        core_off[cat] + (rng.random(n) * core_len[cat]).astype(int)
+    ]
+    sys_core = np.array(sys_flat, dtype=object)[
+        sys_off[cat] + (rng.random(n) * sys_len[cat]).astype(int)
+    ]
+    scam = np.array(SCAM_CORE, dtype=object)[rng.integers(0, len(SCAM_CORE), n)]
+    src = c["src"].to_numpy()
+    tag = c["tag"].to_numpy()
+    system = np.isin(src, AUTOMATED) & (tag != 3)
+    associate = ~system & ((src == INTERNAL) | (rng.random(n) < 0.2)) & (tag != 3)
+    with_pii = ~system & (rng.random(n) < 0.35)
+    area = rng.choice([212, 213, 305, 312, 404, 415, 512, 602, 617, 702, 813, 904], n)
+    line = rng.integers(100, 10_000, n)
+    phone_fmt = rng.integers(0, 3, n)
+    frame = pl.DataFrame(
+        {
+            "opener": pick(REPORTER_OPENERS),
+            "aopen": pick(ASSOCIATE_OPENERS),
+            "sopen": pick(SYSTEM_OPENERS),
+            "core": pl.Series(core, dtype=pl.String),
+            "sys": pl.Series(sys_core, dtype=pl.String),
+            "scam": pl.Series(scam, dtype=pl.String),
+            "detail": pick(DETAIL),
+            "sdetail": pick(SCAM_DETAIL),
+            "pii": pick(PII_SENTENCES),
+            "closer": pick(CLOSERS),
+            "system": system,
+            "associate": associate,
+            "with_pii": with_pii,
+            "tag": tag,
+            "area": area,
+            "line": line,
+            "phone_fmt": phone_fmt,
+            "amount": rng.choice([25, 40, 50, 75, 100, 150, 200, 250, 300, 500, 1200], n),
+            "k": rng.integers(2, 31, n),
+            "when": pick(
+                (
+                    "yesterday",
+                    "last week",
+                    "on Monday",
+                    "two days ago",
+                    "this morning",
+                    "over the weekend",
+                    "last month",
+                    "on Friday",
+                )
+            ),
+        }
+    ).hstack(names)
+
+    def cap(e: pl.Expr) -> pl.Expr:
+        return pl.concat_str(e.str.slice(0, 1).str.to_uppercase(), e.str.slice(1))
+
+    body = pl.when(pl.col("tag") == 3).then(pl.col("scam")).otherwise(pl.col("core"))
+    detail = pl.when(pl.col("tag") == 3).then(pl.col("sdetail")).otherwise(pl.col("detail"))
+    opener = pl.when(pl.col("associate")).then(pl.col("aopen")).otherwise(pl.col("opener"))
+    run_on = opener.str.ends_with(", ") | opener.str.ends_with(" and ")
+    human = pl.concat_str(
+        opener,
+        pl.when(run_on).then(body).otherwise(cap(body)),
+        pl.lit(". "),
+        detail,
+        pl.when(pl.col("with_pii")).then(pl.col("pii")).otherwise(pl.lit("")),
+        pl.col("closer"),
+    )
+    text = (
+        pl.when(pl.col("system"))
+        .then(pl.concat_str(pl.col("sopen"), pl.col("sys"), pl.lit(".")))
+        .otherwise(human)
+    )
+    phone = (
+        pl.when(pl.col("phone_fmt") == 0)
+        .then(pl.format("({}) 555-{}", "area", pl.col("line").cast(pl.String).str.zfill(4)))
+        .when(pl.col("phone_fmt") == 1)
+        .then(pl.format("{}-555-{}", "area", pl.col("line").cast(pl.String).str.zfill(4)))
+        .otherwise(pl.format("+1 {} 555 {}", "area", pl.col("line").cast(pl.String).str.zfill(4)))
+    )
+    out = frame.select(
+        cap(text.str.strip_chars())
+        .str.replace_all("{provider}", pl.col("provider"), literal=True)
+        .str.replace_all("{name}", pl.col("person"), literal=True)
+        .str.replace_all("{email}", pl.col("email"), literal=True)
+        .str.replace_all("{phone}", phone, literal=True)
+        .str.replace_all("{amount}", pl.format("${}", "amount"), literal=True)
+        .str.replace_all("{n}", pl.col("k").cast(pl.String), literal=True)
+        .str.replace_all("{when}", pl.col("when"), literal=True)
+        .str.replace_all("  ", " ", literal=True)
+        .str.replace_all(r" \.", ".")
+        .alias("description")
+    )
+    return out["description"]

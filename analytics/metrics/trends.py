@@ -94,7 +94,7 @@ _EXPOSURE_LABEL = {
     "active_accounts": "active accounts",
     "events": "bookings, reviews and messages",
 }
-#: Age buckets of open cases (same labels as :data:`analytics.present.charts.AGE_BUCKETS`).
+#: Age buckets of open cases (same labels as :data:`analytics.present.trend_charts.AGE_BUCKETS`).
 AGE_BUCKETS: tuple[str, ...] = ("< 1 day", "1–3 days", "3–7 days", "7–30 days", "> 30 days")
 _AUTOMATED = ("automated_rule", "ml_model")
 _EVENT_DIMS = ("region", "platform", "specialty")

@@ -76,7 +76,7 @@ from analytics.core import db
 from analytics.core.db import Role
 from analytics.metrics import rootcause, trends
 from analytics.metrics.stats import ALPHA, fdr, poisson_test
-from analytics.present import charts
+from analytics.present import detector_charts, theme, trend_charts
 from analytics.sources import load
 from analytics.views import monitor
 
@@ -586,14 +586,14 @@ def _headline(view: trends.WeeklyView) -> Section:
         )
     table = Table("Headline KPIs", _kpi_frame(rows), _FIGURES)
     figures = (
-        charts.weekly_trend(
+        trend_charts.weekly_trend(
             view.series("new_cases"),
             view.annotations,
             title="New cases per week",
             y_title="new cases",
             focus=view.week,
         ),
-        charts.daily_trend(
+        trend_charts.daily_trend(
             view.daily.filter(pl.col("day") >= view.week - 4 * _WEEK),
             view.annotations,
             title="New cases per day",
@@ -693,7 +693,7 @@ def _product_headline(
         pl.col("cases").cast(pl.Float64).alias("value"),
         provisional=pl.col("week").is_in(provisional),
     )
-    figure = charts.weekly_trend(
+    figure = trend_charts.weekly_trend(
         series,
         view.annotations,
         title="New cases per week (hidden below 10)",
@@ -827,7 +827,7 @@ def _movers(view: trends.WeeklyView, cube: load.Cube) -> Section:
         title = "Significant movers"
     frame = _mover_columns(shown, pl.col("slice").alias("Slice"), "current")
     formats = {"This week": "count", "Previous week": "count", **_MOVER_FORMATS}
-    figure = charts.category_heatmap(view.categories, title="New cases by category and week")
+    figure = trend_charts.category_heatmap(view.categories, title="New cases by category and week")
     return Section(
         "movers", "Top movers", tuple(sentences), (Table(title, frame, formats),), (figure,)
     )
@@ -1030,7 +1030,9 @@ def _product_movers(table: pl.DataFrame, cells: pl.DataFrame) -> Section:
     frame = _mover_columns(table, _humanised(pl.col("category")).alias("Category"), "this")
     heat = cells.select("week", "category", pl.col("cases").cast(pl.Float64).alias("value"))
     figure = _mark_hidden(
-        charts.category_heatmap(heat, title="New cases by category and week (hidden below 10)")
+        trend_charts.category_heatmap(
+            heat, title="New cases by category and week (hidden below 10)"
+        )
     )
     table_obj = Table(
         "Cases by category",
@@ -1093,7 +1095,7 @@ def _anomalies(
         top = leads.row(0, named=True)
         series = monitor.incident_series(engine, top, end=end)
         figures.append(
-            charts.anomaly_band(series, title=f"{top['slice']}: value and expected band")
+            detector_charts.anomaly_band(series, title=f"{top['slice']}: value and expected band")
         )
     tables: tuple[Table, ...] = ()
     if alerted.height:
@@ -1402,10 +1404,10 @@ def _service(view: trends.WeeklyView, cube: load.Cube, *, product: bool) -> Sect
         _backlog_table(backlog, view.week, product=False),
     )
     figures = (
-        charts.rate_lines(
+        trend_charts.rate_lines(
             view.sla, title="SLA breach rate by severity", y_title="breached", group="severity"
         ),
-        charts.backlog_bars(backlog, title="Open backlog by age"),
+        trend_charts.backlog_bars(backlog, title="Open backlog by age"),
     )
     return Section("service", "SLA and backlog", tuple(sentences), tables, figures)
 
@@ -1438,10 +1440,12 @@ def _product_service(
         week_end=pl.lit(end, dtype=pl.Date)
     )
     figures = (
-        charts.rate_lines(
+        trend_charts.rate_lines(
             sla_series, title="SLA breach rate by severity", y_title="breached", group="severity"
         ),
-        _mark_hidden(charts.backlog_bars(bars, title="Open backlog by age at the week's end")),
+        _mark_hidden(
+            trend_charts.backlog_bars(bars, title="Open backlog by age at the week's end")
+        ),
     )
     tables = (
         _sla_table(now, before, product=True),
@@ -1681,7 +1685,7 @@ def _at(frame: pl.DataFrame, key: str, value: object, column: str) -> float | No
 
 
 def _count(value: float | None) -> str:
-    return charts.format_number(value, unit="count")
+    return theme.format_number(value, unit="count")
 
 
 def _cell(value: float | None) -> str:
@@ -1690,18 +1694,18 @@ def _cell(value: float | None) -> str:
 
 
 def _mean(value: float | None, digits: int = 1) -> str:
-    return charts.format_number(value, unit="count", digits=digits)
+    return theme.format_number(value, unit="count", digits=digits)
 
 
 def _share(value: float | None) -> str:
-    return charts.format_number(value, unit="percent", digits=0)
+    return theme.format_number(value, unit="percent", digits=0)
 
 
 def _value(value: float | None, unit: str) -> str:
     """A KPI's value in its unit (per 1,000 rates as plain numbers: the label says it)."""
     if unit == _PER_1000:
-        return charts.format_number(value, unit="count", digits=2)
-    return charts.format_number(value, unit=cast(charts.Unit, unit))
+        return theme.format_number(value, unit="count", digits=2)
+    return theme.format_number(value, unit=cast(theme.Unit, unit))
 
 
 def _move(value: float | None, previous: float | None, unit: str) -> str:
@@ -1768,9 +1772,9 @@ _FORMATTERS: dict[str, Callable[[Any], str]] = {
     "mean": _mean,
     "signed": lambda v: "–" if v is None else f"{v:+,.0f}",
     "rel": _rel,
-    "percent": lambda v: charts.format_number(v, unit="percent"),
+    "percent": lambda v: theme.format_number(v, unit="percent"),
     "pp": lambda v: "–" if v is None else f"{v * 100:+.1f} pp",
-    "hours": lambda v: charts.format_number(v, unit="hours"),
+    "hours": lambda v: theme.format_number(v, unit="hours"),
     "p": _pvalue,
     "score": lambda v: "–" if v is None else f"{v:.1f}",
     "date": _fmt_date,
