@@ -35,12 +35,13 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from analytics import reports
+from analytics.access.suppression import SUPPRESSION_THRESHOLD
 from analytics.core import db
+from analytics.core.filters import DIMENSIONS, Filters
 from analytics.metrics import trends
-from analytics.sources import load
 from tests.helpers import small_demo
 
-T = reports.SUPPRESSION_THRESHOLD
+T = SUPPRESSION_THRESHOLD
 CATEGORIES = [c.value for c in db.Category]
 PLATFORMS = [p.value for p in db.Platform]
 NAMES = {c.replace("_", " ").capitalize(): c for c in CATEGORIES}
@@ -50,12 +51,12 @@ ATTACKED = ("2026-W08", "2026-W13", "2026-W17")
 #: Filters the old code honoured that the cell grid can express: every platform and pair
 #: of platforms (the issue's attack), and the categories and pairs of its example.
 FILTERS = (
-    [load.Filters(platform=(p,)) for p in PLATFORMS]
-    + [load.Filters(platform=pair) for pair in combinations(PLATFORMS, 2)]
-    + [load.Filters(category=(c,)) for c in ("spam", "other")]
+    [Filters(platform=(p,)) for p in PLATFORMS]
+    + [Filters(platform=pair) for pair in combinations(PLATFORMS, 2)]
+    + [Filters(category=(c,)) for c in ("spam", "other")]
     + [
-        load.Filters(category=("spam", "other")),
-        load.Filters(category=("spam",), platform=("ios",)),
+        Filters(category=("spam", "other")),
+        Filters(category=("spam",), platform=("ios",)),
     ]
 )
 
@@ -94,7 +95,7 @@ def _weeks(truth: dict[Cell, int]) -> list[date]:
     return sorted({k[0] for k in truth})
 
 
-def _product(engine: Engine, week: date, filters: load.Filters | None = None) -> Any:
+def _product(engine: Engine, week: date, filters: Filters | None = None) -> Any:
     return reports.build_brief(
         engine, week=week, audience="product", filters=filters, role="product"
     )
@@ -115,7 +116,7 @@ def every_week(engine: Engine, truth: dict[Cell, int]) -> dict[date, Any]:
 
 
 @pytest.fixture(scope="module")
-def filtered(engine: Engine) -> dict[tuple[str, load.Filters], Any]:
+def filtered(engine: Engine) -> dict[tuple[str, Filters], Any]:
     """The product briefs of the attacked weeks under every filter of :data:`FILTERS`."""
     return {
         (label, f): _product(engine, trends.parse_week(label), f)
@@ -130,7 +131,7 @@ def filtered(engine: Engine) -> dict[tuple[str, load.Filters], Any]:
 def _scope(brief: Any) -> tuple[list[str], list[str]]:
     """The categories and platforms the brief's numbers cover, by what it declares."""
     chosen = brief.filters
-    other = [d for d in load.DIMENSIONS if chosen.where(d) and d not in ("category", "platform")]
+    other = [d for d in DIMENSIONS if chosen.where(d) and d not in ("category", "platform")]
     assert not other, f"filters the cell grid cannot express: {other}"
     return (
         list(chosen.where("category")) or CATEGORIES,
@@ -209,7 +210,7 @@ def _shown(brief: Any, category: str) -> float | None:
 # --------------------------------------------------------------------------- the attacks
 
 
-def recovered_by_subtraction(briefs: dict[tuple[str, load.Filters], Any], truth) -> list:
+def recovered_by_subtraction(briefs: dict[tuple[str, Filters], Any], truth) -> list:
     """The issue's attack: for each platform p and category c hidden in p's brief, the
     unfiltered brief less the brief of the other platforms. A hit is a difference that
     equals the true, hidden count (the attacker can only subtract briefs that declare
@@ -219,8 +220,8 @@ def recovered_by_subtraction(briefs: dict[tuple[str, load.Filters], Any], truth)
         whole = next(b for (lab, f), b in briefs.items() if lab == label and f.is_empty())
         for p in PLATFORMS:
             rest = tuple(x for x in PLATFORMS if x != p)
-            mine = briefs[label, load.Filters(platform=(p,))]
-            others = briefs[label, load.Filters(platform=rest)]
+            mine = briefs[label, Filters(platform=(p,))]
+            others = briefs[label, Filters(platform=rest)]
             if mine.filters.where("platform") != (p,) or others.filters.where("platform") != rest:
                 continue  # the briefs do not cover what was asked: nothing to subtract
             for c in _hidden_cells(mine):
@@ -235,16 +236,16 @@ def recovered_by_subtraction(briefs: dict[tuple[str, load.Filters], Any], truth)
 def test_the_issues_subtraction_recovers_nothing(engine, truth, filtered) -> None:
     briefs = dict(filtered)
     for label in ATTACKED:
-        briefs[label, load.Filters()] = _product(engine, trends.parse_week(label))
+        briefs[label, Filters()] = _product(engine, trends.parse_week(label))
     assert recovered_by_subtraction(briefs, truth) == []
 
 
 def test_every_filter_gives_the_whole_platforms_brief(engine, filtered) -> None:
     for label in ATTACKED:
         whole = _product(engine, trends.parse_week(label))
-        for f in [*FILTERS, load.Filters(region=("FL",)), load.Filters(source=("ml_model",))]:
+        for f in [*FILTERS, Filters(region=("FL",)), Filters(source=("ml_model",))]:
             brief = filtered.get((label, f)) or _product(engine, trends.parse_week(label), f)
-            assert brief.filters == load.Filters() and brief.ignored_filters == f
+            assert brief.filters == Filters() and brief.ignored_filters == f
             assert equations(brief) == equations(whole)
             for a, b in zip(brief.sections, whole.sections, strict=True):
                 assert a.sentences == b.sentences

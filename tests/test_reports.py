@@ -22,21 +22,15 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from analytics import demo, reports
+from analytics.access.suppression import SUPPRESSED_TEXT, TOTAL_LABEL, suppress
 from analytics.core import db
+from analytics.core.filters import Filters
 from analytics.metrics import trends
 from analytics.metrics.stats import ALPHA
-from analytics.reports import (
-    SUPPRESSED_TEXT,
-    TOTAL_LABEL,
-    Brief,
-    Table,
-    build_brief,
-    render_html,
-    render_markdown,
-    suppress,
-)
+from analytics.reports import Brief, Table, build_brief, render_html, render_markdown
 from analytics.sources import load
-from analytics.views import monitor
+from analytics.sources.frames import Cube
+from analytics.views import emerging
 from tests.helpers import SMALL_DEMO_END, small_demo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,9 +79,9 @@ def truth(engine: Engine) -> dict[str, dict]:
     return {s["kind"]: s for s in db.get_meta(engine, "ground_truth")["scenarios"]}
 
 
-def _cube(engine: Engine, monday: date) -> load.Cube:
+def _cube(engine: Engine, monday: date) -> Cube:
     return load.load_cube(
-        engine, load.Filters(start=monday - timedelta(weeks=12), end=monday + timedelta(days=6))
+        engine, Filters(start=monday - timedelta(weeks=12), end=monday + timedelta(days=6))
     )
 
 
@@ -179,9 +173,8 @@ def test_scam_week_shows_the_new_topic_with_its_terms(briefs, truth):
 
 def test_ring_week_shows_the_review_ring(engine, briefs, truth):
     monday = trends.parse_week(RING)
-    rings, members, _ = monitor.ring_view(
-        engine, as_of=monday + timedelta(days=7), role="leadership"
-    )
+    found = emerging.ring_view(engine, as_of=monday + timedelta(days=7), role="leadership")
+    rings, members = found.rings, found.members
     ring = rings.row(0, named=True)
     mine = set(members.filter(pl.col("ring_id") == ring["ring_id"])["account_id"])
     assert mine <= set(truth["fake_review_ring"]["account_ids"])
@@ -325,9 +318,8 @@ def test_product_brief_has_no_account_ids(engine, briefs, rendered, label):
             for column in table.frame.columns:
                 assert not re.search(r"account|case|ring|\bid\b|_id", column, re.I), column
     monday = trends.parse_week(label)
-    rings, members, _ = monitor.ring_view(
-        engine, as_of=monday + timedelta(days=7), role="leadership"
-    )
+    found = emerging.ring_view(engine, as_of=monday + timedelta(days=7), role="leadership")
+    rings, members = found.rings, found.members
     ids = set(members["account_id"]) | set(rings["ring_id"])
     assert len(ids) >= 12
     seen = _text_of(brief) + rendered[label, "product"][1]
@@ -496,7 +488,7 @@ def test_filters_narrow_the_numbers_and_are_named(engine):
         engine,
         week=trends.parse_week(SCAM),
         audience="leadership",
-        filters=load.Filters(category=("other",)),
+        filters=Filters(category=("other",)),
         role="leadership",
     )
     assert "filters: category other" in brief.meta()
@@ -504,11 +496,11 @@ def test_filters_narrow_the_numbers_and_are_named(engine):
 
 
 def test_the_product_brief_ignores_filters_and_says_so(engine, briefs):
-    asked = load.Filters(category=("other",), platform=("ios", "web"))
+    asked = Filters(category=("other",), platform=("ios", "web"))
     brief = build_brief(
         engine, week=trends.parse_week(SCAM), audience="product", filters=asked, role="product"
     )
-    assert brief.filters == load.Filters() and brief.ignored_filters == asked
+    assert brief.filters == Filters() and brief.ignored_filters == asked
     assert brief.meta()[-2:] == [
         "filters: all data",
         "not applied to the product brief: category other; platform ios, web",

@@ -1,0 +1,267 @@
+"""Numbers, changes, tests and dates in words: the text of every cell and sentence.
+
+Counts, means, shares and KPI values in their units; changes as words (``up 12.0%``)
+or as cells (``+12.0%``); p-values and test verdicts; days, weeks and moments; labels
+such as ``fake_review`` as ``Fake review``. :data:`CELL_FORMATS` maps the name of a
+column's format to its formatter. A missing value reads ``–``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, timedelta
+from typing import Any, cast
+
+import polars as pl
+
+from analytics.metrics.stats import ALPHA
+from analytics.present.theme import Unit, format_number
+
+__all__ = [
+    "CELL_FORMATS",
+    "describe_change",
+    "describe_test",
+    "format_change",
+    "format_count",
+    "format_date",
+    "format_day",
+    "format_mean",
+    "format_moment",
+    "format_p",
+    "format_period",
+    "format_relative",
+    "format_share",
+    "format_span",
+    "format_value",
+    "humanise",
+    "humanised",
+]
+
+#: The unit of rates per 1,000: written as plain numbers (their label says so).
+_PER_1000 = "per_1000"
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def format_count(value: float | None) -> str:
+    """A count with thousands separators.
+
+    >>> format_count(12345), format_count(None)
+    ('12,345', '–')
+    """
+    return format_number(value, unit="count")
+
+
+def format_mean(value: float | None, digits: int = 1) -> str:
+    """A mean of counts (or any plain number), ``digits`` decimal places.
+
+    >>> format_mean(1234.56), format_mean(3.14159, 0)
+    ('1,234.6', '3')
+    """
+    return format_number(value, unit="count", digits=digits)
+
+
+def format_share(value: float | None) -> str:
+    """A fraction as a whole percentage.
+
+    >>> format_share(0.974)
+    '97%'
+    """
+    return format_number(value, unit="percent", digits=0)
+
+
+def format_value(value: float | None, unit: str) -> str:
+    """A measure in its unit (``count``, ``percent``, ``hours``; rates per 1,000 as plain
+    numbers: the label says it).
+
+    >>> format_value(0.123, "percent"), format_value(74.4, "hours"), format_value(1.234, "per_1000")
+    ('12.3%', '3.1 d', '1.23')
+    """
+    if unit == _PER_1000:
+        return format_number(value, unit="count", digits=2)
+    return format_number(value, unit=cast(Unit, unit))
+
+
+def format_relative(value: float | None) -> str:
+    """A relative change (a fraction) as a signed percentage.
+
+    >>> format_relative(0.125), format_relative(-0.5), format_relative(None)
+    ('+12.5%', '-50.0%', '–')
+    """
+    return "–" if value is None else f"{value * 100:+.1f}%"
+
+
+# --------------------------------------------------------------------------- changes and tests
+
+
+def describe_change(value: float | None, previous: float | None, unit: str) -> str:
+    """``up 12.0%``, ``down 3.1 pp`` (percent KPIs move in points), ``unchanged``.
+
+    >>> describe_change(112, 100, "count"), describe_change(0.2, 0.25, "percent")
+    ('up 12.0%', 'down 5.0 pp')
+    >>> describe_change(5, 0, "count")
+    'up 5 from 0'
+    """
+    if value is None or previous is None:
+        return "not comparable"
+    if value == previous:
+        return "unchanged"
+    way = "up" if value > previous else "down"
+    if unit == "percent":
+        points = f"{abs(value - previous) * 100:.1f}"
+        return "unchanged to 0.1 pp" if points == "0.0" else f"{way} {points} pp"
+    if previous == 0:
+        return f"{way} {format_value(abs(value), unit)} from 0"
+    return f"{way} {abs(value - previous) / abs(previous) * 100:.1f}%"
+
+
+def format_change(value: float | None, previous: float | None, unit: str) -> str:
+    """A table's change cell: ``+12.0%``, ``-5.0 pp`` (percent KPIs in points), ``–``.
+
+    >>> format_change(112, 100, "count"), format_change(0.2, 0.25, "percent")
+    ('+12.0%', '-5.0 pp')
+    """
+    if value is None or previous is None:
+        return "–"
+    sign = "+" if value >= previous else "-"
+    if unit == "percent":
+        points = f"{abs(value - previous) * 100:.1f}"
+        return f"{'' if points == '0.0' else sign}{points} pp"
+    if previous == 0:
+        return f"{sign}{format_value(abs(value - previous), unit)}"
+    return f"{sign}{abs(value - previous) / abs(previous) * 100:.1f}%"
+
+
+def format_p(p: float | None) -> str:
+    """A p- or q-value: ``< 0.001``, ``0.031`` or ``–``.
+
+    >>> format_p(0.0004), format_p(0.03149)
+    ('< 0.001', '0.031')
+    """
+    if p is None:
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def describe_test(p: float | None, name: str = "p", *, alpha: float = ALPHA) -> str:
+    """A test's verdict at level ``alpha`` and its p- (or q-) value.
+
+    >>> describe_test(0.003), describe_test(0.41, "q"), describe_test(None)
+    ('significant, p = 0.003', 'not significant, q = 0.410', 'not tested')
+    """
+    if p is None:
+        return "not tested"
+    verdict = "significant" if p < alpha else "not significant"
+    shown = format_p(p)
+    return f"{verdict}, {name} {shown if shown.startswith('<') else '= ' + shown}"
+
+
+# --------------------------------------------------------------------------- dates
+
+
+def format_day(day: date) -> str:
+    """A day: ``3 Mar 2026``.
+
+    >>> format_day(date(2026, 3, 3))
+    '3 Mar 2026'
+    """
+    return f"{day.day} {day:%b %Y}"
+
+
+def format_period(monday: date) -> str:
+    """The seven days from ``monday``: ``16–22 Nov 2026``, ``30 Mar–5 Apr 2026``.
+
+    >>> format_period(date(2026, 11, 16)), format_period(date(2026, 3, 30))
+    ('16–22 Nov 2026', '30 Mar–5 Apr 2026')
+    >>> format_period(date(2025, 12, 29))
+    '29 Dec 2025–4 Jan 2026'
+    """
+    sunday = monday + timedelta(days=6)
+    first = f"{monday.day}" if monday.month == sunday.month else f"{monday.day} {monday:%b}"
+    if monday.year != sunday.year:
+        first = format_day(monday)
+    return f"{first}–{format_day(sunday)}"
+
+
+def format_moment(moment: datetime) -> str:
+    """A moment (UTC) to the minute: ``3 Mar 2026 14:05 UTC``.
+
+    >>> format_moment(datetime(2026, 3, 3, 14, 5, 59))
+    '3 Mar 2026 14:05 UTC'
+    """
+    return f"{format_day(moment.date())} {moment:%H:%M} UTC"
+
+
+def format_span(start: datetime, end: datetime, freq: str) -> str:
+    """The days (or, ``freq="weekly"``, the weeks) from ``start`` to ``end``, without
+    the year.
+
+    >>> format_span(datetime(2026, 3, 2), datetime(2026, 3, 4), "daily")
+    '2 Mar to 4 Mar'
+    >>> format_span(datetime(2026, 3, 2), datetime(2026, 3, 2), "weekly")
+    'week of 2 Mar'
+    """
+    if freq == "weekly":
+        if start == end:
+            return f"week of {start.day} {start:%b}"
+        return f"weeks of {start.day} {start:%b} to {end.day} {end:%b}"
+    if start.date() == end.date():
+        return f"{start.day} {start:%b}"
+    return f"{start.day} {start:%b} to {end.day} {end:%b}"
+
+
+def format_date(value: object) -> str:
+    """A date or datetime as its day (``3 Mar 2026``); ``–`` when missing."""
+    if value is None:
+        return "–"
+    day = value.date() if isinstance(value, datetime) else value
+    return format_day(cast(date, day))
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def humanise(label: object) -> str:
+    """A code as words: ``fake_review`` -> ``Fake review`` (later letters lower case);
+    ``–`` when missing.
+
+    >>> humanise("fake_review"), humanise("Total"), humanise(None)
+    ('Fake review', 'Total', '–')
+    """
+    text = "–" if label is None else str(label)
+    return text.replace("_", " ").capitalize()
+
+
+def humanised(label: pl.Expr) -> pl.Expr:
+    """``fake_review`` -> ``Fake review``, vectorised (later letters keep their case,
+    so ``Total`` stays ``Total``; nulls stay null).
+
+    >>> pl.select(humanised(pl.lit("fake_review"))).item()
+    'Fake review'
+    """
+    text = label.str.replace_all("_", " ")
+    return text.str.slice(0, 1).str.to_uppercase() + text.str.slice(1)
+
+
+# --------------------------------------------------------------------------- table cells
+
+
+#: How a table cell of each format reads: ``count``, ``mean``, ``signed``, ``rel``,
+#: ``percent``, ``pp``, ``hours``, ``p``, ``score``, ``date``, ``bool``, ``text``, and
+#: ``figure`` (text already formatted as a number).
+CELL_FORMATS: Mapping[str, Callable[[Any], str]] = {
+    "count": format_count,
+    "mean": format_mean,
+    "signed": lambda v: "–" if v is None else f"{v:+,.0f}",
+    "rel": format_relative,
+    "percent": lambda v: format_number(v, unit="percent"),
+    "pp": lambda v: "–" if v is None else f"{v * 100:+.1f} pp",
+    "hours": lambda v: format_number(v, unit="hours"),
+    "p": format_p,
+    "score": lambda v: "–" if v is None else f"{v:.1f}",
+    "date": format_date,
+    "bool": lambda v: "–" if v is None else ("yes" if v else "no"),
+    "text": lambda v: "–" if v is None else str(v),
+    "figure": lambda v: "–" if v is None else str(v),
+}

@@ -1,0 +1,212 @@
+"""Write a brief out: one self-contained HTML page (plotly.js inline) or a Markdown summary."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import plotly.io as pio
+import polars as pl
+from plotly.offline import get_plotlyjs
+
+from analytics.access.suppression import TOTAL_LABEL
+from analytics.present.formatting import format_moment
+from analytics.reports.model import Brief, Table
+
+__all__ = ["render_html", "render_markdown"]
+
+_PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
+_MD_ROWS = 12
+
+
+_CSS = """
+:root { --ink: #1f2328; --muted: #6b6b6b; --line: #e5e5e5; --accent: #0072b2;
+        --soft: #f4f8fb; --warn: #d55e00; }
+* { box-sizing: border-box; }
+body { margin: 0; background: #fafafa; color: var(--ink);
+       font: 15px/1.55 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue",
+       Arial, sans-serif; }
+main { max-width: 1120px; margin: 0 auto; padding: 32px 28px 48px; background: #fff;
+       min-height: 100vh; }
+header { border-bottom: 3px solid var(--accent); padding-bottom: 14px; margin-bottom: 8px; }
+h1 { font-size: 26px; margin: 0 0 6px; letter-spacing: -0.01em; }
+h2 { font-size: 19px; margin: 34px 0 10px; padding-bottom: 4px;
+     border-bottom: 1px solid var(--line); }
+h3 { font-size: 14px; margin: 18px 0 6px; color: var(--muted); text-transform: uppercase;
+     letter-spacing: 0.04em; }
+.meta { color: var(--muted); font-size: 13px; margin: 0; }
+.audience { margin: 10px 0 0; padding: 8px 12px; background: var(--soft);
+            border-left: 4px solid var(--accent); font-size: 13.5px; }
+.audience.product { border-left-color: #009e73; }
+.note { margin: 12px 0 0; padding: 8px 12px; border-left: 4px solid #e69f00;
+        background: #fff8eb; white-space: pre-wrap; }
+nav { font-size: 13px; margin: 12px 0 0; color: var(--muted); }
+nav a { color: var(--accent); text-decoration: none; margin-right: 14px; }
+ul.sentences { margin: 6px 0 12px; padding-left: 20px; }
+ul.sentences li { margin: 4px 0; }
+.table-wrap { overflow-x: auto; margin: 6px 0 4px; }
+table { border-collapse: collapse; font-size: 13px; min-width: 50%; }
+th, td { padding: 5px 10px; border-bottom: 1px solid var(--line); text-align: left;
+         vertical-align: top; }
+th { background: var(--soft); font-weight: 600; vertical-align: bottom; }
+th.num { text-align: right; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tr.total td { font-weight: 600; border-top: 2px solid #c9c9c9; }
+td.hidden { color: var(--muted); font-style: italic; }
+p.table-note { color: var(--muted); font-size: 12.5px; margin: 2px 0 10px; }
+.figures { display: grid; grid-template-columns: minmax(0, 1fr); gap: 14px; margin-top: 12px; }
+.figures.pair { grid-template-columns: repeat(2, minmax(0, 1fr)); }
+@media (max-width: 900px) { .figures.pair { grid-template-columns: minmax(0, 1fr); } }
+.figure { border: 1px solid var(--line); border-radius: 6px; padding: 6px; min-width: 0; }
+footer { margin-top: 36px; color: var(--muted); font-size: 12.5px; }
+@media print { body { background: #fff; } main { padding: 0; } .figure { break-inside: avoid; } }
+"""
+
+
+def render_html(brief: Brief) -> str:
+    """The brief as one self-contained HTML page.
+
+    plotly.js is embedded once in the page; nothing is fetched from anywhere (no
+    external script, style sheet, font or image), so the file opens offline. Every text
+    is escaped.
+    """
+    esc = html.escape
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{esc(brief.title)}</title>",
+        f"<style>{_CSS}</style>",
+    ]
+    figures = [f for s in brief.sections for f in s.figures]
+    if figures:
+        parts.append(f'<script type="text/javascript">{_plotly_js()}</script>')
+    parts.append("</head><body><main><header>")
+    parts.append(f"<h1>{esc(brief.title)}</h1>")
+    parts.append(f'<p class="meta">{esc(" · ".join(brief.meta()))}</p>')
+    parts.append(f'<p class="audience {brief.audience}">{esc(brief.audience_line())}</p>')
+    if brief.note:
+        parts.append(f'<p class="note">{esc(brief.note)}</p>')
+    links = "".join(f'<a href="#{s.key}">{esc(s.title)}</a>' for s in brief.sections)
+    parts.append(f"<nav>{links}</nav></header>")
+    counter = iter(range(len(figures)))
+    for section in brief.sections:
+        parts.append(f'<section id="{section.key}"><h2>{esc(section.title)}</h2>')
+        items = "".join(f"<li>{esc(s)}</li>" for s in section.sentences)
+        parts.append(f'<ul class="sentences">{items}</ul>')
+        parts += [_html_table(t) for t in section.tables]
+        if section.figures:
+            pair = " pair" if len(section.figures) > 1 else ""
+            parts.append(f'<div class="figures{pair}">')
+            for fig in section.figures:
+                div = pio.to_html(
+                    fig,
+                    full_html=False,
+                    include_plotlyjs=False,
+                    div_id=f"figure-{next(counter)}",
+                    config=_PLOTLY_CONFIG,
+                    default_height="380px",
+                    default_width="100%",
+                )
+                parts.append(f'<div class="figure">{div}</div>')
+            parts.append("</div>")
+        parts.append("</section>")
+    if figures:  # fit every chart to its final box once the page is laid out
+        parts.append(
+            "<script>window.addEventListener('load', function () {"
+            "document.querySelectorAll('.plotly-graph-div').forEach(function (d) {"
+            "Plotly.Plots.resize(d); }); });</script>"
+        )
+    parts.append(
+        f"<footer>Lookout · {esc(brief.label)} · {esc(brief.audience)} brief · generated "
+        f"{esc(format_moment(brief.generated_at))}</footer></main></body></html>"
+    )
+    return "\n".join(parts)
+
+
+def _html_table(table: Table) -> str:
+    esc = html.escape
+    shown = table.text()
+    numeric = set(table.numeric_columns())
+    head = "".join(
+        f'<th class="num">{esc(c)}</th>' if c in numeric else f"<th>{esc(c)}</th>"
+        for c in shown.columns
+    )
+    rows = []
+    for raw, row in zip(table.frame.iter_rows(), shown.iter_rows(), strict=True):
+        total = bool({TOTAL_LABEL, "Total"} & {v for v in raw if isinstance(v, str)})
+        cells = []
+        for name, text in zip(shown.columns, row, strict=True):
+            classes = [c for c in ("num" if name in numeric else "",) if c]
+            if text == f"<{table.threshold}" and name in table.suppressed:
+                classes.append("hidden")
+            attr = f' class="{" ".join(classes)}"' if classes else ""
+            cells.append(f"<td{attr}>{esc(text)}</td>")
+        opening = '<tr class="total">' if total else "<tr>"
+        rows.append(f"{opening}{''.join(cells)}</tr>")
+    note = f'<p class="table-note">{esc(table.note)}</p>' if table.note else ""
+    return (
+        f'<h3>{esc(table.title)}</h3><div class="table-wrap"><table><thead><tr>{head}</tr>'
+        f"</thead><tbody>{''.join(rows)}</tbody></table></div>{note}"
+    )
+
+
+def _plotly_js() -> str:
+    """plotly.js, its URLs written ``https\\x3a//``.
+
+    The library holds a few dozen URLs in strings and comments (its logo link, map tiles
+    and attributions, the SVG namespace); these charts fetch none of them. Inside a
+    JavaScript string ``\\x3a`` is ``:``, so the code runs the same, and the page holds no
+    ``http://`` or ``https://`` at all.
+    """
+    return _URL_SCHEME.sub(r"\1\\x3a//", get_plotlyjs())
+
+
+_URL_SCHEME = re.compile(r"\b(https?)://", re.IGNORECASE)
+
+
+def render_markdown(brief: Brief) -> str:
+    """The brief as Markdown: headings, one bullet per sentence, small tables.
+
+    Charts are in the HTML version only.
+    """
+    lines = [f"# {brief.title}", "", f"*{_md(' · '.join(brief.meta()))}*", ""]
+    lines += [f"> {_md(brief.audience_line())}", ""]
+    if brief.note:
+        lines += [f"**Note:** {_md(brief.note)}", ""]
+    for section in brief.sections:
+        lines += [f"## {section.title}", ""]
+        lines += [f"- {_md(s)}" for s in section.sentences]
+        lines.append("")
+        for table in section.tables:
+            lines += _md_table(table)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _md(text: str) -> str:
+    """Escape what Markdown would read as markup (``<10`` and ``a_b`` stay readable).
+
+    >>> _md("Spam <b>x</b> *y* [z](u) <10 fake_review")
+    'Spam \\\\<b\\\\>x\\\\</b\\\\> \\\\*y\\\\* \\\\[z\\\\](u) <10 fake_review'
+    """
+    text = " ".join(text.split())
+    text = re.sub(r"([\\`*\[\]|])", r"\\\1", text)
+    return re.sub(r"<(?=[A-Za-z/!?])|(?<=[A-Za-z\"'/])>", lambda m: "\\" + m.group(0), text)
+
+
+def _md_table(table: Table) -> list[str]:
+    shown = table.text()
+    numeric = set(table.numeric_columns())
+    cut = shown.head(_MD_ROWS)
+    if shown.height > _MD_ROWS and TOTAL_LABEL in shown.row(-1):
+        cut = pl.concat([shown.head(_MD_ROWS - 1), shown.tail(1)])
+    out = [f"**{_md(table.title)}**", ""]
+    out.append("| " + " | ".join(_md(c) for c in shown.columns) + " |")
+    out.append("| " + " | ".join("---:" if c in numeric else "---" for c in shown.columns) + " |")
+    out += ["| " + " | ".join(_md(v) for v in row) + " |" for row in cut.iter_rows()]
+    notes = [table.note] if table.note else []
+    if cut.height < shown.height:
+        notes.append(f"{shown.height - cut.height} more rows in the HTML brief.")
+    if notes:
+        out += ["", f"*{_md(' '.join(notes))}*"]
+    return [*out, ""]

@@ -1,0 +1,240 @@
+"""The brief's SLA and backlog section: breach rates, response times, open cases by age."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, timedelta
+from typing import Any
+
+import polars as pl
+
+from analytics.access.suppression import SUPPRESSION_THRESHOLD, TOTAL_LABEL
+from analytics.metrics import trends
+from analytics.present import trend_charts
+from analytics.present.formatting import (
+    describe_change,
+    describe_test,
+    format_count,
+    format_day,
+    format_value,
+)
+from analytics.reports.disclosure import (
+    BREACH_RATE_SHOWN,
+    mark_hidden,
+    product_backlog,
+    product_backlog_sentence,
+    product_rates,
+)
+from analytics.reports.headline import kpi_sentence
+from analytics.reports.model import WEEK, Section, Table
+from analytics.sources.frames import Cube
+
+__all__ = ["service_section"]
+
+_SEVERITIES = ("critical", "high", "medium", "low")
+
+
+def service_section(view: trends.WeeklyView, cube: Cube, *, product: bool) -> Section:
+    """SLA and backlog: the breach rate, by severity too, response and resolution times,
+    and open cases by age; for product only what :mod:`analytics.reports.disclosure`
+    allows."""
+    kpis = {r["key"]: r for r in view.kpis.to_dicts()}
+    severity = trends.weekly_metrics(cube, by="severity")
+    now = severity.filter(pl.col("week") == view.week)
+    before = severity.filter(pl.col("week") == view.week - WEEK)
+    overall = trends.weekly_metrics(cube).filter(pl.col("week") == view.week)
+    sentences = []
+    sla = kpis["sla_breach_rate"]
+    if product:
+        rates, _ = product_rates(view, cube)
+        shown = {r["key"] for r in rates}
+        if "sla_breach_rate" in shown:
+            sentences.append(kpi_sentence(sla, baseline=False))
+        else:
+            sentences.append(
+                f"SLA breach rate not shown: fewer than {SUPPRESSION_THRESHOLD} cases breached "
+                "or met the SLA in this week or the previous one."
+            )
+    else:
+        due, breached = (int(overall[c].sum()) for c in ("due", "breached"))
+        sentences.append(
+            kpi_sentence(sla, baseline=False)[:-1] + f"; {breached:,} of {due:,} cases due."
+        )
+    sentences.append(_severity_sentence(now, product=product))
+    if product:
+        sentences += [kpi_sentence(r, baseline=False) for r in rates if r["unit"] == "hours"] or [
+            f"Median times not shown: fewer than {SUPPRESSION_THRESHOLD} cases underlie them."
+        ]
+        return _product_service(view, severity, now, before, sentences)
+    sentences.append(
+        f"Median time to first response {format_value(kpis['ttfr_median_h']['value'], 'hours')} "
+        f"({describe_test(kpis['ttfr_median_h']['p_previous'])} against the previous week's "
+        f"{format_value(kpis['ttfr_median_h']['previous'], 'hours')}); to resolution "
+        f"{format_value(kpis['ttr_median_h']['value'], 'hours')} "
+        f"({describe_test(kpis['ttr_median_h']['p_previous'])} against "
+        f"{format_value(kpis['ttr_median_h']['previous'], 'hours')})."
+    )
+    backlog = view.backlog
+    sentences.append(_backlog_sentence(backlog, view.week, kpis["backlog"]))
+    tables = (
+        _sla_table(now, before, product=False),
+        _backlog_table(backlog, view.week, product=False),
+    )
+    figures = (
+        trend_charts.rate_lines(
+            view.sla, title="SLA breach rate by severity", y_title="breached", group="severity"
+        ),
+        trend_charts.backlog_bars(backlog, title="Open backlog by age"),
+    )
+    return Section("service", "SLA and backlog", tuple(sentences), tables, figures)
+
+
+def _product_service(
+    view: trends.WeeklyView,
+    severity: pl.DataFrame,
+    now: pl.DataFrame,
+    before: pl.DataFrame,
+    sentences: list[str],
+) -> Section:
+    """SLA and backlog for product: breach rates only with enough cases on both sides,
+    the backlog at the week's end only, suppressed with its total."""
+    backlog = product_backlog(view.backlog, view.week)
+    sentences.append(product_backlog_sentence(backlog, view.week))
+    sla_series = severity.select(
+        "week",
+        "severity",
+        pl.when(BREACH_RATE_SHOWN).then(pl.col("sla_breach_rate")).alias("value"),
+        "provisional",
+    )
+    end = view.week + timedelta(days=6)
+    bars = backlog.filter(pl.col("age_bucket") != TOTAL_LABEL).with_columns(
+        week_end=pl.lit(end, dtype=pl.Date)
+    )
+    figures = (
+        trend_charts.rate_lines(
+            sla_series, title="SLA breach rate by severity", y_title="breached", group="severity"
+        ),
+        mark_hidden(trend_charts.backlog_bars(bars, title="Open backlog by age at the week's end")),
+    )
+    tables = (
+        _sla_table(now, before, product=True),
+        _backlog_table(backlog, view.week, product=True),
+    )
+    return Section("service", "SLA and backlog", tuple(sentences), tables, figures)
+
+
+def _severity_sentence(now: pl.DataFrame, *, product: bool) -> str:
+    parts = []
+    for row in now.sort(pl.col("severity").replace_strict(_order(_SEVERITIES))).to_dicts():
+        enough = row["breached"] >= SUPPRESSION_THRESHOLD and (
+            row["due"] - row["breached"] >= SUPPRESSION_THRESHOLD
+        )
+        if product and not enough:
+            parts.append(
+                f"{row['severity']} not shown (fewer than {SUPPRESSION_THRESHOLD} breached or met)"
+            )
+        elif product:
+            parts.append(f"{row['severity']} {format_value(row['sla_breach_rate'], 'percent')}")
+        else:
+            parts.append(
+                f"{row['severity']} {format_value(row['sla_breach_rate'], 'percent')} "
+                f"({row['breached']:,} of {row['due']:,})"
+            )
+    return (
+        "Breach rate by severity (first-response SLA 2 h critical, 12 h high, 48 h medium, "
+        "120 h low): " + "; ".join(parts) + "."
+    )
+
+
+def _sla_table(now: pl.DataFrame, before: pl.DataFrame, *, product: bool) -> Table:
+    if product:
+        shown = before.select(
+            "severity", prev_rate=pl.when(BREACH_RATE_SHOWN).then(pl.col("sla_breach_rate"))
+        )
+        frame = (
+            now.select("severity", rate=pl.when(BREACH_RATE_SHOWN).then(pl.col("sla_breach_rate")))
+            .join(shown, on="severity", how="left")
+            .sort(pl.col("severity").replace_strict(_order(_SEVERITIES)))
+            .select(
+                pl.col("severity").alias("Severity"),
+                pl.col("rate").alias("Breach rate"),
+                pl.col("prev_rate").alias("Previous week"),
+            )
+        )
+        return Table(
+            "SLA breach rate by severity",
+            frame,
+            {"Breach rate": "percent", "Previous week": "percent"},
+            note=f"Rates only where at least {SUPPRESSION_THRESHOLD} cases breached the SLA and "
+            f"at least {SUPPRESSION_THRESHOLD} met it.",
+        )
+    joined = now.join(
+        before.select("severity", prev_rate="sla_breach_rate", prev_due="due"),
+        on="severity",
+        how="left",
+    ).sort(pl.col("severity").replace_strict(_order(_SEVERITIES)))
+    frame = joined.select(
+        pl.col("severity").alias("Severity"),
+        pl.col("due").alias("Cases due"),
+        pl.col("breached").alias("Breached"),
+        pl.col("sla_breach_rate").alias("Breach rate"),
+        pl.col("prev_rate").alias("Previous week"),
+    )
+    return Table(
+        "SLA breach rate by severity",
+        frame,
+        {"Breach rate": "percent", "Previous week": "percent"},
+    )
+
+
+def _backlog_table(backlog: pl.DataFrame, week: date, *, product: bool) -> Table:
+    """Open cases by age at the week's end (and, for leadership, a week earlier) with a
+    total row; ``backlog`` is :func:`product_backlog`'s for the product brief."""
+    if product:
+        return Table(
+            "Open backlog by age at the week's end",
+            backlog.rename({"age_bucket": "Age", "open": "Open at week end"}),
+            suppressed=("Open at week end",),
+        )
+    frame = _with_total(_backlog_pair(backlog, week), ["this", "previous"], label="age_bucket")
+    names = {"age_bucket": "Age", "this": "Open at week end", "previous": "A week earlier"}
+    return Table("Open backlog by age", frame.rename(names))
+
+
+def _backlog_sentence(backlog: pl.DataFrame, week: date, kpi: Mapping[str, Any]) -> str:
+    """The leadership brief's backlog sentence: open cases at the week's end against a
+    week earlier (the product brief's is
+    :func:`analytics.reports.disclosure.product_backlog_sentence`)."""
+    end = week + timedelta(days=6)
+    pair = _backlog_pair(backlog, week)
+    now, before = (float(pair[c].sum()) for c in ("this", "previous"))
+    old = float(pair.filter(pl.col("age_bucket").is_in(trends.AGE_BUCKETS[3:]))["this"].sum())
+    share = f" ({old / now:.0%})" if now else ""
+    return (
+        f"Open backlog at the end of {format_day(end)}: {format_count(now)} cases, "
+        f"{describe_change(now, before, 'count')} on the week before's {format_count(before)} "
+        f"({describe_test(kpi['p_previous'])}); {format_count(old)}{share} open more than 7 days."
+    )
+
+
+def _backlog_pair(backlog: pl.DataFrame, week: date) -> pl.DataFrame:
+    """Open cases by age at the week's end (``this``) and a week earlier (``previous``)."""
+    end = week + timedelta(days=6)
+    now = backlog.filter(pl.col("week_end") == end).select("age_bucket", this="open")
+    before = backlog.filter(pl.col("week_end") == end - WEEK).select("age_bucket", previous="open")
+    return now.join(before, on="age_bucket", how="left", maintain_order="left")
+
+
+def _with_total(frame: pl.DataFrame, columns: Sequence[str], *, label: str) -> pl.DataFrame:
+    """``frame`` and a ``Total`` row of each column's sum (leadership tables: nothing hidden).
+
+    >>> _with_total(pl.DataFrame({"k": ["a", "b"], "n": [3, 4]}), ["n"], label="k").rows()
+    [('a', 3), ('b', 4), ('Total', 7)]
+    """
+    frame = frame.with_columns(pl.col(label).cast(pl.String))
+    total = frame.select(pl.lit(TOTAL_LABEL).alias(label), *[pl.col(c).sum() for c in columns])
+    return pl.concat([frame, total], how="diagonal_relaxed").select(frame.columns)
+
+
+def _order(values: Sequence[str]) -> dict[str, int]:
+    return {v: i for i, v in enumerate(values)}
