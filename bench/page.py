@@ -68,8 +68,9 @@ def lookout(args: argparse.Namespace) -> dict[str, Any]:
     import polars as pl
 
     from analytics.core import db
+    from analytics.core.filters import Filters
     from analytics.metrics.trends import weekly_view
-    from analytics.sources.load import Filters, load_cube
+    from analytics.sources.load import load_cube
 
     t1 = time.time()
     dims = {k: tuple(v) for k, v in _filters(args.filter).items()}
@@ -162,8 +163,9 @@ def warm(args: argparse.Namespace) -> dict[str, Any]:
     import streamlit as st
 
     from analytics.core import db
+    from analytics.core.filters import Filters
     from analytics.metrics.trends import WeeklyView, weekly_view
-    from analytics.sources.load import Filters, load_cube
+    from analytics.sources.load import load_cube
 
     def compute(url: str, filters: Filters, week: date) -> WeeklyView:
         return weekly_view(load_cube(db.make_engine(url), filters), week=week)

@@ -3,8 +3,8 @@
 Reads the whole events table of the medium demo (2M rows; the columns the snapshot
 copies) on SQLite and PostgreSQL, each reader in its own fresh process: connectorx
 and ADBC link their own SQLite library, and two copies of it must never hold one file
-open in one process. ``analytics.sources.load`` snapshots through connectorx; this benchmark
-is what that choice rests on.
+open in one process. ``analytics.sources.snapshot_refresh`` copies the database into the
+snapshot through connectorx; this benchmark is what that choice rests on.
 
 Run one read by hand: ``python -m bench.readers READER URL``.
 """

@@ -30,7 +30,8 @@ from sqlalchemy import func, select
 
 from analytics.core import db
 from analytics.core.db import Case, Event
-from analytics.sources.load import refresh, snapshot_dir, snapshot_is_fresh
+from analytics.sources.snapshot import snapshot_dir, snapshot_is_fresh
+from analytics.sources.snapshot_refresh import refresh
 from bench import postgres
 from bench.harness import Table, median, run_child, seconds
 

@@ -15,7 +15,8 @@ from analytics import access, reports
 from analytics.access import AccessDenied, SignInFailed, Viewer
 from analytics.core import db
 from analytics.core.db import AuditLog, Role, User
-from analytics.sources import cases, load
+from analytics.core.filters import Filters
+from analytics.sources import cases
 from analytics.views import monitor
 from tests.helpers import SMALL_DEMO_END, app_as, small_demo
 from ui import nav
@@ -47,7 +48,7 @@ CALLS = {
     "linked_accounts": lambda e, r: cases.linked_accounts(
         e, 1, role=r, start=AS_OF - timedelta(days=28), end=AS_OF
     ),
-    "emerging_view": lambda e, r: monitor.emerging_view(e, load.Filters(), as_of=AS_OF, role=r),
+    "emerging_view": lambda e, r: monitor.emerging_view(e, Filters(), as_of=AS_OF, role=r),
     "ring_view": lambda e, r: monitor.ring_view(e, as_of=RING_AS_OF, role=r),
     "ring_cases": lambda e, r: monitor.ring_cases(e, [1, 2], role=r),
     "account_timeline": lambda e, r: monitor.account_timeline(e, 1, role=r),

@@ -19,7 +19,8 @@ from analytics.detectors.accounts import (
     precision_at_k,
     score_accounts,
 )
-from analytics.sources import load
+from analytics.sources.snapshot import snapshot_dir
+from analytics.sources.snapshot_refresh import refresh
 
 START, END = datetime(2026, 3, 1), datetime(2026, 3, 8)
 _INT, _STR, _FLOAT, _TS = pl.Int64(), pl.String(), pl.Float64(), pl.Datetime("us")
@@ -354,8 +355,8 @@ def small_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[pl.DataFrame, 
     engine = make_engine(f"sqlite:///{folder / 'demo.db'}")
     init_db(engine)
     manifest = demo.seed_database(engine, scale="small", seed=7, days=240, end=date(2026, 11, 24))
-    load.refresh(engine, root=folder)
-    snap = load.snapshot_dir(engine, root=folder)
+    refresh(engine, root=folder)
+    snap = snapshot_dir(engine, root=folder)
     engine.dispose()
     scen = {s["kind"]: s for s in manifest["scenarios"]}
     chosen = [scen["fake_review_ring"], scen["account_takeover_wave"]]

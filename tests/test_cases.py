@@ -11,7 +11,8 @@ from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from analytics.core import db
-from analytics.sources import cases, load
+from analytics.core.filters import Filters
+from analytics.sources import cases
 from analytics.sources.cases import CaseQuery, parse_case_query, search_cases
 
 T0 = datetime(2026, 3, 2, 9, 0)  # a Monday
@@ -131,21 +132,19 @@ def test_search_text_is_pushed_down_to_the_full_text_index(filled) -> None:
 
 
 def test_filters_statuses_and_id_sets(filled) -> None:
-    f = load.Filters(category=("spam", "other"), region=("CA", "NY"))
+    f = Filters(category=("spam", "other"), region=("CA", "NY"))
     assert _ids(filled, filters=f) == [5, 3, 2, 1]
     assert _ids(filled, filters=f, status=("open",)) == [2, 1]
     assert _ids(
         filled,
-        filters=load.Filters(
-            start=T0.date() + timedelta(days=1), end=T0.date() + timedelta(days=3)
-        ),
+        filters=Filters(start=T0.date() + timedelta(days=1), end=T0.date() + timedelta(days=3)),
     ) == [4, 3, 2]  # noqa: E501
     assert _ids(filled, case_ids=(1, 4, 99)) == [4, 1]
     assert _ids(filled, subject_ids=(1,)) == [3, 1]
     assert _ids(filled, account_id=1) == [4, 3, 1]  # about it, or reported by it
     assert _ids(filled, case_ids=()) == []
     # The specialty filter reads the subject account's specialty.
-    assert _ids(filled, filters=load.Filters(specialty=("dentistry",))) == []
+    assert _ids(filled, filters=Filters(specialty=("dentistry",))) == []
 
 
 def test_sorting_and_paging(filled) -> None:
@@ -280,4 +279,4 @@ def test_too_many_ids_are_refused(engine) -> None:
 
 def test_dates_are_days_inclusive(filled) -> None:
     day = date(2026, 3, 4)
-    assert _ids(filled, filters=load.Filters(start=day, end=day)) == [3]
+    assert _ids(filled, filters=Filters(start=day, end=day)) == [3]

@@ -63,15 +63,16 @@ def test_a_daily_monitor_flags_the_new_scam_once_among_real_looking_cases(small)
     # passing back what it flagged.
     from datetime import datetime, timedelta
 
+    from analytics.core.filters import Filters
     from analytics.detectors import clusters
-    from analytics.sources import load
+    from analytics.sources.pushdown import case_texts
 
     engine, truth = small
     scam = next(s for s in truth["scenarios"] if s["kind"] == "new_scam")
     start = datetime.fromisoformat(scam["start"])
     scam_ids = set(scam["case_ids"])
-    cases = load.case_texts(
-        engine, load.Filters(), start=start - timedelta(days=120), end=start + timedelta(days=11)
+    cases = case_texts(
+        engine, Filters(), start=start - timedelta(days=120), end=start + timedelta(days=11)
     )
     earlier = pl.DataFrame(schema={"flag": pl.Int64, "case_id": pl.Int64, "flagged_on": pl.Date})
     flags: list[tuple[int, set[int]]] = []

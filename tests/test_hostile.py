@@ -597,8 +597,8 @@ def test_odd_digit_strings_are_ignored(monkeypatch, demo, page, params) -> None:
 
 
 _UNBOUNDED = "notes about dropped URL values are neither cut short nor bounded in number: "
-_LONG_DIM = _bug(_UNBOUNDED + "analytics/sources/load.py:241 parse_filters echoes the whole value")
-_MANY_DIM = _bug(_UNBOUNDED + "analytics/sources/load.py:241 parse_filters, one per dropped value")
+_LONG_DIM = _bug(_UNBOUNDED + "analytics/core/filters.py:126 parse_filters echoes the whole value")
+_MANY_DIM = _bug(_UNBOUNDED + "analytics/core/filters.py:126 parse_filters, one per dropped value")
 _MANY_STATUS = _bug(_UNBOUNDED + "ui/filters.py:291 page_multiselect, one per dropped value")
 _MANY_PARTS = _bug(
     _UNBOUNDED + "ui/explorer.py:84 lists every unknown part of the slice (explorer.py:107)"
@@ -641,7 +641,7 @@ _OVERFLOW = (
 )
 _CASES_END = _bug(_OVERFLOW.format("analytics/sources/cases.py:175 _where: end + 1 day"))
 _WINDOW_END = _bug(
-    _OVERFLOW.format("analytics/sources/load.py:222 Filters.window: end's Monday + 7 days")
+    _OVERFLOW.format("analytics/core/filters.py:80 Filters.window: end's Monday + 7 days")
 )
 
 
@@ -667,7 +667,7 @@ def test_a_date_at_the_end_of_time_gets_a_note_not_an_error(
 
 
 @_bug(
-    "ui/filters.py:85 _from_url (after analytics/sources/load.py parse_filters) keeps a start date "
+    "ui/filters.py:85 _from_url (after analytics/core/filters.py parse_filters) keeps a start date "
     "from the URL however far before the data: with start=0001-01-01 the Weekly trends "
     "page charts every day since year 1 (about a minute of CPU per view)"
 )

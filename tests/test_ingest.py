@@ -25,7 +25,8 @@ from sqlalchemy.engine import Engine
 
 from analytics.core import db
 from analytics.sources import ingest
-from analytics.sources.ingest import ImportRejected, ImportSummary, import_file
+from analytics.sources.ingest import ImportSummary, import_file
+from analytics.sources.ingest_checks import ImportRejected
 
 ACCOUNT_COLUMNS = [
     "id",
@@ -1005,13 +1006,13 @@ def test_cli_import_warns_when_the_snapshot_refresh_fails(
     from typer.testing import CliRunner
 
     from analytics import cli
-    from analytics.sources import load
+    from analytics.sources import snapshot_refresh
 
     def broken(*_args: object, **_kwargs: object) -> object:
         raise pl.exceptions.ComputeError("cannot append: schema mismatch\nmore detail")
 
     monkeypatch.setenv("LOOKOUT_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
-    monkeypatch.setattr(load, "refresh", broken)
+    monkeypatch.setattr(snapshot_refresh, "refresh", broken)
     path = write_csv(tmp_path / "accounts.csv", ACCOUNT_COLUMNS, GOOD_ACCOUNTS)
 
     done = CliRunner().invoke(cli.app, ["import", "accounts", str(path)])

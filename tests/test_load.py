@@ -14,8 +14,12 @@ from sqlalchemy import select, update
 from analytics import demo
 from analytics.core import db
 from analytics.core.db import Case, Event
+from analytics.core.filters import Filters, parse_filters
 from analytics.sources import load
-from analytics.sources.load import Filters, load_cube, parse_filters, refresh, snapshot_dir
+from analytics.sources.frames import Cube
+from analytics.sources.load import load_cube
+from analytics.sources.snapshot import SNAPSHOT_FORMAT, snapshot_dir, snapshot_is_fresh
+from analytics.sources.snapshot_refresh import refresh
 
 END = date(2026, 11, 24)
 WINDOW = Filters(start=date(2026, 9, 1), end=date(2026, 11, 23))
@@ -39,7 +43,7 @@ def seeded(engine):
     return engine
 
 
-def _assert_same(a: load.Cube, b: load.Cube) -> None:
+def _assert_same(a: Cube, b: Cube) -> None:
     for name in ("cases", "exposure", "active", "annotations"):
         assert_frame_equal(getattr(a, name), getattr(b, name), check_row_order=True)
     assert a.as_of == b.as_of
@@ -123,11 +127,11 @@ def test_incremental_refresh_equals_a_full_rebuild(seeded, tmp_path):
     assert refresh(seeded, root=tmp_path / "inc").mode == "fresh"
     n_events, n_cases = _append_a_day(seeded)
     assert n_events > 0 and n_cases > 0
-    assert not load.snapshot_is_fresh(seeded, root=tmp_path / "inc")
+    assert not snapshot_is_fresh(seeded, root=tmp_path / "inc")
     step = refresh(seeded, root=tmp_path / "inc")
     assert step.mode == "incremental"
     assert step.new_events == n_events
-    assert load.snapshot_is_fresh(seeded, root=tmp_path / "inc")
+    assert snapshot_is_fresh(seeded, root=tmp_path / "inc")
     full = refresh(seeded, root=tmp_path / "full")
     assert full.mode == "full"
     inc_frames = _snapshot_frames(snapshot_dir(seeded, root=tmp_path / "inc"))
@@ -153,9 +157,9 @@ def test_a_stale_or_damaged_snapshot_is_rebuilt_not_trusted(seeded, tmp_path):
     refresh(seeded, root=tmp_path)
     folder = snapshot_dir(seeded, root=tmp_path)
     (folder / "state.json").write_text("{not json")
-    assert not load.snapshot_is_fresh(seeded, root=tmp_path)
+    assert not snapshot_is_fresh(seeded, root=tmp_path)
     cube = load_cube(seeded, WINDOW, loader="snapshot", root=tmp_path)
-    assert json.loads((folder / "state.json").read_text())["format"] == load._SNAPSHOT_FORMAT
+    assert json.loads((folder / "state.json").read_text())["format"] == SNAPSHOT_FORMAT
     _assert_same(cube, load_cube(seeded, WINDOW, loader="pushdown"))
 
 

@@ -18,16 +18,18 @@ from streamlit.testing.v1 import AppTest
 from analytics import demo
 from analytics.core import db
 from analytics.core.db import Case
+from analytics.core.filters import Filters
 from analytics.sources import load
-from analytics.sources.load import (
-    Filters,
+from analytics.sources.load import load_cube
+from analytics.sources.snapshot import (
     SnapshotBroken,
     SnapshotUnwritable,
-    load_cube,
-    refresh,
+    snapshot_bypassed,
     snapshot_dir,
+    snapshot_is_fresh,
     snapshot_problem,
 )
+from analytics.sources.snapshot_refresh import refresh
 from tests.helpers import open_page, small_demo
 
 END = date(2026, 11, 24)
@@ -138,16 +140,16 @@ def test_a_file_that_fails_to_read_raises_snapshot_broken_and_is_read_around(
     assert snapshot_problem(engine, root=tmp_path) is None  # the footer is sound
     with pytest.raises(SnapshotBroken, match="a file cannot be read"):
         load_cube(engine, WINDOW, loader="snapshot", root=tmp_path)
-    assert load.snapshot_bypassed(engine, root=tmp_path) is None
+    assert snapshot_bypassed(engine, root=tmp_path) is None
     # The default loader reads the database instead and marks the snapshot broken...
     _same_as_pushdown(engine, root=tmp_path)
-    assert isinstance(load.snapshot_bypassed(engine, root=tmp_path), SnapshotBroken)
+    assert isinstance(snapshot_bypassed(engine, root=tmp_path), SnapshotBroken)
     assert load.loader_for(engine, root=tmp_path) == "pushdown"
-    assert not load.snapshot_is_fresh(engine, root=tmp_path)
+    assert not snapshot_is_fresh(engine, root=tmp_path)
     # ...so that the next refresh rebuilds it, and it is read again.
     summary = refresh(engine, root=tmp_path)
     assert summary.mode == "full" and summary.repaired
-    assert load.snapshot_bypassed(engine, root=tmp_path) is None
+    assert snapshot_bypassed(engine, root=tmp_path) is None
     _same_as_pushdown(engine, root=tmp_path, loader="snapshot")
 
 
@@ -261,13 +263,13 @@ def test_a_page_on_a_broken_part_reads_the_database_and_the_snapshot_rebuilds_it
     finally:
         assert rebuild is not None and rebuild.wait() == 0  # a background rebuild: wait here
     engine = db.make_engine(url)
-    assert snapshot_problem(engine) is None and load.snapshot_is_fresh(engine)
+    assert snapshot_problem(engine) is None and snapshot_is_fresh(engine)
     engine.dispose()
     at.run()
     _assert_fine(at)
     assert not _banners(at)
     assert {m.label: m.value for m in at.metric}["New cases"] == florida
-    assert load.snapshot_bypassed(db.make_engine(url)) is None
+    assert snapshot_bypassed(db.make_engine(url)) is None
 
 
 def test_a_corrupt_cases_file_is_blamed_on_the_snapshot_not_the_database(monkeypatch, tmp_path):

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from scipy.stats import false_discovery_control
 
+from analytics.core.filters import Filters
 from analytics.metrics.trends import (
     AGE_BUCKETS,
     KPIS,
@@ -28,14 +29,13 @@ from analytics.metrics.trends import (
     weekly_metrics,
     weekly_view,
 )
-from analytics.sources.load import (
-    _ACTIVE_COLUMNS,
-    _ANNOTATION_COLUMNS,
-    _CASE_COLUMNS,
-    _EXPOSURE_COLUMNS,
+from analytics.sources.frames import (
+    ACTIVE_COLUMNS,
+    ANNOTATION_COLUMNS,
+    CASE_COLUMNS,
+    EXPOSURE_COLUMNS,
     Cube,
-    Filters,
-    _conform,
+    conform,
     empty_frame,
 )
 from tests.helpers import central_p, fisher_central_p
@@ -75,7 +75,7 @@ _CASE_DEFAULTS: dict[str, Any] = {
 
 def case(opened_at: datetime, **fields: Any) -> dict[str, Any]:
     """One case row: an open, unresponded, low-severity spam report from CA on the web."""
-    unknown = set(fields) - set(_CASE_COLUMNS)
+    unknown = set(fields) - set(CASE_COLUMNS)
     assert not unknown, f"not case columns: {unknown}"
     return {**_CASE_DEFAULTS, "opened_at": opened_at, **fields}
 
@@ -94,26 +94,26 @@ def make_cube(
         if row["subject_account_id"] is None:
             row["subject_account_id"] = 1000 + n  # a distinct subject per case by default
     case_frame = (
-        _conform(pl.DataFrame(rows, infer_schema_length=None), _CASE_COLUMNS)
+        conform(pl.DataFrame(rows, infer_schema_length=None), CASE_COLUMNS)
         if rows
-        else empty_frame(_CASE_COLUMNS)
+        else empty_frame(CASE_COLUMNS)
     )
     exposure_rows = list(exposure)
     exposure_frame = (
-        _conform(pl.DataFrame(exposure_rows), _EXPOSURE_COLUMNS)
+        conform(pl.DataFrame(exposure_rows), EXPOSURE_COLUMNS)
         if exposure_rows
-        else empty_frame(_EXPOSURE_COLUMNS)
+        else empty_frame(EXPOSURE_COLUMNS)
     )
     active = active or {}
     active_frame = pl.DataFrame(
-        {"week": list(active), "accounts": list(active.values())}, schema=_ACTIVE_COLUMNS
+        {"week": list(active), "accounts": list(active.values())}, schema=ACTIVE_COLUMNS
     )
     return Cube(
         filters=Filters(start=week(0), end=week(weeks - 1) + timedelta(days=6)),
         cases=case_frame,
         exposure=exposure_frame,
         active=active_frame,
-        annotations=empty_frame(_ANNOTATION_COLUMNS),
+        annotations=empty_frame(ANNOTATION_COLUMNS),
         as_of=as_of,
     )
 

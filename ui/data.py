@@ -20,8 +20,20 @@ from sqlalchemy.engine import Engine, make_url
 from analytics import access, reports
 from analytics.core import db
 from analytics.core.db import Role
+from analytics.core.filters import Filters
 from analytics.metrics import trends
 from analytics.sources import cases, load
+from analytics.sources.fingerprint import data_fingerprint
+from analytics.sources.snapshot import (
+    SnapshotBroken,
+    SnapshotError,
+    SnapshotUnwritable,
+    bypass_snapshot,
+    snapshot_bypassed,
+    snapshot_dir,
+    snapshot_is_fresh,
+    snapshot_problem,
+)
 from analytics.views import monitor
 
 __all__ = [
@@ -83,7 +95,7 @@ def audit(
 ) -> None:
     """Append to the audit log (a failure to write it is shown, never swallowed)."""
     shown = filters
-    if isinstance(filters, load.Filters):
+    if isinstance(filters, Filters):
         shown = {k: v for k, v in asdict(filters).items() if v not in (None, ())}
     access.audit(writer(), viewer, action, target=target, filters=shown)
 
@@ -128,22 +140,22 @@ def weeks_of(info: dict[str, Any]) -> tuple[date, date, date] | None:
 
 def _on_snapshot(eng: Engine) -> bool:
     """Whether the configured loader is the snapshot (bypassed or not)."""
-    return load.loader_for(eng) == "snapshot" or load.snapshot_bypassed(eng) is not None
+    return load.loader_for(eng) == "snapshot" or snapshot_bypassed(eng) is not None
 
 
 @st.cache_data(ttl=30, max_entries=8, show_spinner=False)
-def _state(url: str) -> tuple[bool, str, load.SnapshotError | None]:
+def _state(url: str) -> tuple[bool, str, SnapshotError | None]:
     """Whether the snapshot is up to date, a token that changes with the data, and what
     stops the snapshot from being used (unwritable folder, broken file), if anything."""
     eng = _engine_for(url)
-    token = load.data_fingerprint(eng)
+    token = data_fingerprint(eng)
     if not _on_snapshot(eng):
         return True, token, None
-    return load.snapshot_is_fresh(eng), token, load.snapshot_problem(eng)
+    return snapshot_is_fresh(eng), token, snapshot_problem(eng)
 
 
 #: Per database URL: the data token a refresh failed at and why (not retried at that token).
-_FAILED: dict[str, tuple[str, load.SnapshotError]] = {}
+_FAILED: dict[str, tuple[str, SnapshotError]] = {}
 #: Per database URL: the data token a background rebuild of a broken snapshot started
 #: at (one attempt per token) and its process, None once it has ended.
 _REBUILDS: dict[str, tuple[str, subprocess.Popen[bytes] | None]] = {}
@@ -158,7 +170,7 @@ def _refresh_command(url: str) -> tuple[list[str], dict[str, str]]:
     }
 
 
-def _refresh_now(url: str, token: str) -> load.SnapshotError | None:
+def _refresh_now(url: str, token: str) -> SnapshotError | None:
     """Refresh a stale snapshot in a separate process; what went wrong, or None."""
     failed = _FAILED.get(url)
     if failed is not None and failed[0] == token:
@@ -172,9 +184,9 @@ def _refresh_now(url: str, token: str) -> load.SnapshotError | None:
         _FAILED.pop(url, None)
         return None
     eng = _engine_for(url)
-    folder = load.snapshot_dir(eng)
+    folder = snapshot_dir(eng)
     last = (done.stderr.strip().splitlines() or ["unknown error"])[-1]
-    problem = load.snapshot_problem(eng) or load.SnapshotError(
+    problem = snapshot_problem(eng) or SnapshotError(
         folder, "its refresh failed (" + last.replace(str(folder.parent), "…")[-300:] + ")"
     )
     _FAILED[url] = (token, problem)
@@ -201,7 +213,7 @@ def _rebuilt(url: str) -> None:
         _state.clear()
 
 
-def _key(problem: load.SnapshotError | None) -> tuple[type, str] | None:
+def _key(problem: SnapshotError | None) -> tuple[type, str] | None:
     return None if problem is None else (type(problem), str(problem))
 
 
@@ -229,19 +241,19 @@ def data_token() -> str:
         elif not known:
             st.warning(_banner(problem), icon=":material/database:")
     _SHOWN.key = _key(problem)
-    load.bypass_snapshot(eng, problem)
+    bypass_snapshot(eng, problem)
     if problem is None:
         return token
-    if isinstance(problem, load.SnapshotBroken):
+    if isinstance(problem, SnapshotBroken):
         _rebuild_later(url, token)
     return f"{token}:pushdown"
 
 
-def _banner(problem: load.SnapshotError) -> str:
+def _banner(problem: SnapshotError) -> str:
     """What the pages say while they read around the snapshot."""
-    if isinstance(problem, load.SnapshotBroken):
+    if isinstance(problem, SnapshotBroken):
         then = "it will be rebuilt"
-    elif isinstance(problem, load.SnapshotUnwritable):
+    elif isinstance(problem, SnapshotUnwritable):
         then = "check the folder (LOOKOUT_SNAPSHOT_DIR) and its disk"
     else:
         then = "it will be refreshed again when the data changes"
@@ -266,7 +278,7 @@ def _snapshot_notice(url: str) -> str:
 
 @st.cache_data(ttl=3600, max_entries=32, show_spinner="Computing the week…")
 def _weekly_view(
-    url: str, filters: load.Filters, week: date, count: str, token: str
+    url: str, filters: Filters, week: date, count: str, token: str
 ) -> trends.WeeklyView:
     cube = load.load_cube(_engine_for(url), filters)
     return trends.weekly_view(cube, week=week, count=count)  # type: ignore[arg-type]
@@ -282,14 +294,14 @@ def _reading(what: str, hint: str = _CHECK) -> Iterator[str]:
     (the snapshot's fault, not the database's, when the snapshot failed).
 
     A snapshot found broken while reading is read around by the analytics themselves
-    (:func:`analytics.sources.load.bypass_snapshot`); the banner is shown here, once.
+    (:func:`analytics.sources.snapshot.bypass_snapshot`); the banner is shown here, once.
     """
     url = db.database_url()
     try:
         yield url
     except DataUnavailable:
         raise
-    except load.SnapshotError as exc:
+    except SnapshotError as exc:
         raise DataUnavailable(f"{what}: {exc}. Run `python -m analytics refresh --full`.") from exc
     except Exception as exc:  # noqa: BLE001 - the page shows a banner, not a traceback
         raise DataUnavailable(
@@ -302,14 +314,14 @@ def _reading(what: str, hint: str = _CHECK) -> Iterator[str]:
         st.warning(_banner(after), icon=":material/database:")
 
 
-def _bypassed(url: str) -> load.SnapshotError | None:
+def _bypassed(url: str) -> SnapshotError | None:
     try:
-        return load.snapshot_bypassed(_engine_for(url))
+        return snapshot_bypassed(_engine_for(url))
     except Exception:  # noqa: BLE001 - an unusable URL is reported by the read itself
         return None
 
 
-def weekly_view(filters: load.Filters, week: date, count: str, *, role: Role) -> trends.WeeklyView:
+def weekly_view(filters: Filters, week: date, count: str, *, role: Role) -> trends.WeeklyView:
     """Every number of the Weekly Trends page, cached per filter set and data version."""
     access.require(role, "aggregates")
     with _reading("Cannot read the data") as url:
@@ -349,14 +361,12 @@ def alert_precision(*, role: Role) -> pl.DataFrame:
 
 @st.cache_data(ttl=600, max_entries=16, show_spinner="Clustering case narratives…")
 def _emerging(
-    url: str, filters: load.Filters, as_of: datetime, token: str, role: Role
+    url: str, filters: Filters, as_of: datetime, token: str, role: Role
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     return monitor.emerging_view(_engine_for(url), filters, as_of=as_of, role=role)
 
 
-def emerging(
-    filters: load.Filters, as_of: datetime, *, role: Role
-) -> tuple[pl.DataFrame, pl.DataFrame]:
+def emerging(filters: Filters, as_of: datetime, *, role: Role) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Narrative clusters and their (masked) cases, cached per filters and data version."""
     with _reading("Cannot read the case narratives") as url:
         return _emerging(url, filters, as_of, data_token(), role)
@@ -384,9 +394,9 @@ def ring_cases(accounts: list[int], *, role: Role) -> pl.DataFrame:
         return _ring_cases(url, tuple(sorted(accounts)), data_token(), role)
 
 
-def no_filters() -> load.Filters:
+def no_filters() -> Filters:
     """Filters that keep everything."""
-    return load.Filters()
+    return Filters()
 
 
 def week_end(week: date | None) -> datetime:
@@ -513,7 +523,7 @@ def account(account_id: int, as_of: datetime, *, role: Role) -> dict[str, Any]:
 
 @st.cache_data(ttl=600, max_entries=16, show_spinner="Writing the brief…")
 def _brief(
-    url: str, filters: load.Filters, week: date, audience: reports.Audience, token: str, role: Role
+    url: str, filters: Filters, week: date, audience: reports.Audience, token: str, role: Role
 ) -> reports.Brief:
     return reports.build_brief(
         _engine_for(url), week=week, audience=audience, filters=filters, role=role
@@ -521,7 +531,7 @@ def _brief(
 
 
 def brief(
-    filters: load.Filters, week: date, audience: reports.Audience, note: str, *, role: Role
+    filters: Filters, week: date, audience: reports.Audience, note: str, *, role: Role
 ) -> reports.Brief:
     """The weekly brief for ``audience`` with the user's note (cached without the note)."""
     undated = replace(filters, start=None, end=None)

@@ -17,9 +17,17 @@ import streamlit as st
 
 from analytics import access
 from analytics.access import Viewer
+from analytics.core.filters import (
+    CHOICES,
+    DIMENSIONS,
+    Filters,
+    ignored_values,
+    parse_day,
+    whole_number,
+)
 from analytics.present import exports
 from analytics.present.theme import format_number
-from analytics.sources import cases, load
+from analytics.sources import cases
 from ui import data, session
 from ui.filters import Selection, humanise, link_params, page_param, set_page_param
 
@@ -51,7 +59,7 @@ class Context:
 
 
 def _day(raw: str) -> date | None:
-    return load.parse_day(raw) if raw else None
+    return parse_day(raw) if raw else None
 
 
 def context(
@@ -63,7 +71,7 @@ def context(
     if cluster:
         clusters, texts = data.emerging(selection.filters, as_of, role=viewer.role)
         known = clusters["cluster_id"].to_list()
-        number = load.whole_number(cluster)
+        number = whole_number(cluster)
         if number is not None and number in known:
             row = clusters.filter(pl.col("cluster_id") == number).row(0, named=True)
             ids = texts.filter(pl.col("cluster_id") == number)["case_id"].to_list()
@@ -84,7 +92,7 @@ def context(
         dims, ignored = _slice_dims(slice_key)
         if ignored:
             st.caption(
-                f"The anomaly's slice also names {load.ignored_values(ignored)}, which cases "
+                f"The anomaly's slice also names {ignored_values(ignored)}, which cases "
                 "do not have: showing the cases of its other dimensions."
             )
         start, end = start or base.filters.start, end or base.filters.end
@@ -98,7 +106,7 @@ def context(
     return None
 
 
-def _undated(f: load.Filters) -> load.Filters:
+def _undated(f: Filters) -> Filters:
     return replace(f, start=None, end=None)
 
 
@@ -107,7 +115,7 @@ def _slice_dims(slice_key: str) -> tuple[dict[str, str], list[str]]:
     ignored: list[str] = []
     for part in slice_key.split("|"):
         name, _, value = part.partition("=")
-        if name in load.DIMENSIONS and value in load.CHOICES[name]:
+        if name in DIMENSIONS and value in CHOICES[name]:
             dims[name] = value
         elif part and part != "all":
             ignored.append(part)

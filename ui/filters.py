@@ -15,8 +15,7 @@ from typing import Any
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from analytics.metrics.trends import iso_week, parse_week, weeks_between
-from analytics.sources.load import (
+from analytics.core.filters import (
     CHOICES,
     DIMENSIONS,
     Filters,
@@ -24,6 +23,7 @@ from analytics.sources.load import (
     parse_filters,
     whole_number,
 )  # fmt: skip
+from analytics.metrics.trends import iso_week, parse_week, weeks_between
 from ui import data
 
 __all__ = [

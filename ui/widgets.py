@@ -12,9 +12,9 @@ import streamlit as st
 
 from analytics import reports
 from analytics.core.db import Role
+from analytics.core.filters import whole_number
 from analytics.present import detector_charts, exports
 from analytics.present.theme import format_number
-from analytics.sources.load import whole_number
 from analytics.views import monitor
 from ui import data, explorer, nav
 from ui.filters import humanise, page_param, set_page_param

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from analytics.core import db
 from analytics.core.db import Role
-from analytics.sources import ingest, load
+from analytics.sources import ingest, ingest_checks, load, snapshot_refresh
 
 __all__ = ["app", "main", "fail"]
 
@@ -156,7 +156,7 @@ def import_cmd(
     engine = _engine_or_fail(db.database_url())
     try:
         summary = ingest.import_file(engine, table, file, quarantine=quarantine)
-    except ingest.ImportRejected as exc:
+    except ingest_checks.ImportRejected as exc:
         fail(str(exc))
     typer.echo(summary.describe())
     if summary.inserted or summary.updated:
@@ -169,7 +169,7 @@ def _refresh_after_import(engine: Engine) -> None:
     if load.loader_for(engine) != "snapshot":
         return
     try:
-        typer.echo(load.refresh(engine).describe())
+        typer.echo(snapshot_refresh.refresh(engine).describe())
     except Exception as exc:  # noqa: BLE001 - the import succeeded: warn in one line
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _first_line(exc)
         typer.echo(
@@ -189,7 +189,7 @@ def refresh(
     """Bring the Parquet snapshot of the configured database up to date."""
     engine = _engine_or_fail(db.database_url())
     try:
-        summary = load.refresh(engine, full=full)
+        summary = snapshot_refresh.refresh(engine, full=full)
     except OSError as exc:
         fail(f"cannot write the snapshot: {exc.strerror or exc}")
     typer.echo(summary.describe())
@@ -343,7 +343,7 @@ def _refresh_snapshot(engine: Engine) -> None:
     if load.loader_for(engine) != "snapshot":
         return
     try:
-        typer.echo(load.refresh(engine).describe())
+        typer.echo(snapshot_refresh.refresh(engine).describe())
     except OSError as exc:
         fail(f"data written, but the snapshot could not be refreshed: {exc.strerror or exc}")
 

@@ -17,8 +17,10 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Engine
 
+from analytics.core.filters import Filters
 from analytics.detectors import accounts, clusters, rings
 from analytics.sources import load
+from analytics.sources.pushdown import case_texts
 
 __all__ = [
     "WARM_UP_DAYS",
@@ -185,7 +187,7 @@ def emerging_replay(
     start = datetime.fromisoformat(scam["start"])
     end = datetime.fromisoformat(scam["end"] or scam["start"])
     first = start - timedelta(days=before)
-    cases = load.case_texts(engine, load.Filters(), start=first - history, end=end)
+    cases = case_texts(engine, Filters(), start=first - history, end=end)
     owner = pl.DataFrame(
         [(cid, str(s["kind"])) for s in scenarios for cid in s.get("case_ids") or []],
         schema={"case_id": pl.Int64, "scenario": pl.String},

@@ -44,6 +44,7 @@ from sqlalchemy import Engine, select
 
 from analytics.core.db import Event
 from analytics.sources import load
+from analytics.sources.frames import VIOLATIONS
 
 __all__ = [
     "IDENTIFIER_KINDS",
@@ -305,7 +306,7 @@ def _member_facts(
     reported = before["subject_account_id"].cast(pl.Int64).unique().implode()
     actioned = (
         before.filter(
-            pl.col("resolution").cast(pl.String).is_in(list(load.VIOLATIONS)),
+            pl.col("resolution").cast(pl.String).is_in(list(VIOLATIONS)),
             pl.col("resolved_at") < as_of,
         )["subject_account_id"]
         .cast(pl.Int64)

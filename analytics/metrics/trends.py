@@ -1,6 +1,6 @@
 """Trend metrics: weekly KPIs by any dimension, week-over-week tests, top movers.
 
-Everything here takes a :class:`analytics.sources.load.Cube` (or its frames) and returns
+Everything here takes a :class:`analytics.sources.frames.Cube` (or its frames) and returns
 Polars frames. Weeks are ISO weeks (Monday to Sunday, UTC); a week that ends after
 the newest record (``cube.as_of``) is *provisional*.
 
@@ -35,8 +35,9 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
+from analytics.core.filters import DIMENSIONS
 from analytics.metrics.stats import ALPHA, duration_test, fdr, poisson_test, proportion_test
-from analytics.sources.load import DIMENSIONS, VIOLATIONS, Cube
+from analytics.sources.frames import VIOLATIONS, Cube
 
 __all__ = [
     "AGE_BUCKETS",
@@ -888,13 +889,8 @@ def weekly_view(cube: Cube, *, week: date, count: Count = "cases") -> WeeklyView
 
 def _example_cube() -> Cube:
     """A three-case cube for the docstring examples."""
-    from analytics.sources.load import (
-        _CASE_COLUMNS,
-        _EXPOSURE_COLUMNS,
-        Filters,
-        _conform,
-        empty_frame,
-    )
+    from analytics.core.filters import Filters
+    from analytics.sources.frames import CASE_COLUMNS, EXPOSURE_COLUMNS, conform, empty_frame
 
     t = datetime(2026, 11, 10, 9)
     cases = pl.DataFrame(
@@ -916,8 +912,8 @@ def _example_cube() -> Cube:
     )
     return Cube(
         filters=Filters(start=date(2026, 11, 9), end=date(2026, 11, 22)),
-        cases=_conform(cases, _CASE_COLUMNS),
-        exposure=empty_frame(_EXPOSURE_COLUMNS),
+        cases=conform(cases, CASE_COLUMNS),
+        exposure=empty_frame(EXPOSURE_COLUMNS),
         active=pl.DataFrame(
             {"week": [date(2026, 11, 9), date(2026, 11, 16)], "accounts": [100, 0]}
         ),

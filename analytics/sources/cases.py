@@ -28,7 +28,9 @@ from sqlalchemy.orm import aliased
 from analytics import access
 from analytics.access import privacy
 from analytics.core.db import Account, Case, CaseAction, CaseStatus, Event, Role, Severity
-from analytics.sources import load, search
+from analytics.core.filters import DIMENSIONS, Filters, ignored_values, whole_number
+from analytics.sources import search
+from analytics.sources.frames import empty_frame, read_frame
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -83,7 +85,7 @@ class CaseQuery:
     'severity'
     """
 
-    filters: load.Filters = field(default_factory=load.Filters)
+    filters: Filters = field(default_factory=Filters)
     text: str = ""
     status: tuple[str, ...] = ()
     case_ids: tuple[int, ...] | None = None
@@ -107,7 +109,7 @@ class CasePage:
 
 
 def parse_case_query(
-    params: Mapping[str, str], filters: load.Filters | None = None
+    params: Mapping[str, str], filters: Filters | None = None
 ) -> tuple[CaseQuery, list[str]]:
     """A :class:`CaseQuery` from text parameters (a URL's), dropping what is invalid.
 
@@ -128,7 +130,7 @@ def parse_case_query(
     status = tuple(dict.fromkeys(v for v in raw if v in STATUSES))
     bad = [v for v in dict.fromkeys(raw) if v not in status]
     if bad:
-        notes.append(f"Ignored status {load.ignored_values(bad)}: not a known status.")
+        notes.append(f"Ignored status {ignored_values(bad)}: not a known status.")
     sort_text = str(params.get("sort", "") or "").strip()
     descending = True
     sort = "opened_at"
@@ -148,13 +150,13 @@ def parse_case_query(
         numbers[key] = None
         if not value:
             continue
-        number = load.whole_number(value)
+        number = whole_number(value)
         if number is not None:
             numbers[key] = number if high is None else min(number, high)
         else:
             notes.append(f"Ignored {label} {value[:40]!r}: not a whole number from 1.")
     query = CaseQuery(
-        filters=filters or load.Filters(),
+        filters=filters or Filters(),
         text=text,
         status=status,
         account_id=numbers["account"],
@@ -169,7 +171,7 @@ def parse_case_query(
 def _where(engine: Engine, query: CaseQuery, subject: Any) -> list[ColumnElement[bool]]:
     f = query.filters
     where: list[ColumnElement[bool]] = []
-    for dim in load.DIMENSIONS:
+    for dim in DIMENSIONS:
         values = f.where(dim)
         if values:
             col = subject.specialty if dim == "specialty" else getattr(Case, dim)
@@ -251,7 +253,7 @@ def search_cases(engine: Engine, query: CaseQuery, *, role: Role | str) -> CaseP
     )  # fmt: skip
     if needs_subject:
         stmt = stmt.outerjoin(subject, subject.id == Case.subject_account_id)
-    rows = load.read_frame(engine, stmt, _LIST_COLUMNS)
+    rows = read_frame(engine, stmt, _LIST_COLUMNS)
     return CasePage(rows=_masked(rows, "description"), total=total, page=page, pages=pages)
 
 
@@ -295,7 +297,7 @@ def _case(
     with engine.connect() as conn:
         row = conn.execute(select(Case.__table__).where(Case.id == case_id)).mappings().first()
     if row is None:
-        return None, load.empty_frame(_ACTION_COLUMNS)
+        return None, empty_frame(_ACTION_COLUMNS)
     found = {k: v.value if isinstance(v, enum.Enum) else v for k, v in row.items()}
     if masked:
         found["description"] = privacy.scrub(pl.Series([found["description"]]))[0]
@@ -311,7 +313,7 @@ def _case(
         .where(CaseAction.case_id == case_id)
         .order_by(CaseAction.ts, CaseAction.id)
     )
-    actions = load.read_frame(engine, stmt, _ACTION_COLUMNS)
+    actions = read_frame(engine, stmt, _ACTION_COLUMNS)
     return found, _masked(actions, "detail") if masked else actions
 
 
@@ -365,7 +367,7 @@ def account_events(
     )  # fmt: skip
     if end is not None:
         stmt = stmt.where(Event.ts < end)
-    return load.read_frame(engine, stmt, _EVENT_COLUMNS)
+    return read_frame(engine, stmt, _EVENT_COLUMNS)
 
 
 _ACCOUNT_CASE_COLUMNS: dict[str, Any] = {
@@ -394,7 +396,7 @@ def account_cases(engine: Engine, account_id: int, *, role: Role | str) -> pl.Da
     )
     both = union_all(about, reported).subquery()
     stmt = select(both).order_by(both.c.opened_at.desc(), both.c.case_id.desc())
-    frame = load.read_frame(engine, stmt, _ACCOUNT_CASE_COLUMNS)
+    frame = read_frame(engine, stmt, _ACCOUNT_CASE_COLUMNS)
     return _masked(frame.select(list(_ACCOUNT_CASE_COLUMNS)), "description")
 
 
@@ -440,7 +442,7 @@ def linked_accounts(
             .where(col.in_(mine.scalar_subquery()), Event.ts >= start, Event.ts < end)
             .group_by(Event.account_id, col)
         )  # fmt: skip
-        parts.append(load.read_frame(engine, stmt, _LINK_COLUMNS).with_columns(kind=pl.lit(kind)))
+        parts.append(read_frame(engine, stmt, _LINK_COLUMNS).with_columns(kind=pl.lit(kind)))
     uses = pl.concat(parts)
     ident = ["kind", "identifier"]
     linking = (

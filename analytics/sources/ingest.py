@@ -1,12 +1,14 @@
-"""Import accounts, events, cases, case actions and annotations from CSV or Parquet.
+"""Import a CSV or Parquet file into a table: read it, upsert the good rows, quarantine the bad.
 
-A file is read with every column as text, checked column by column in Polars
-(presence, types, vocabularies, lengths, ranges, foreign keys, duplicate ids),
-and split in two: the good rows are upserted by ``id`` in one transaction, the
-bad rows go to a quarantine CSV with the 1-based data row number and every
-reason that applies. Problems with the file as a whole (unknown table, missing
-or unreadable file, wrong format, missing or unknown columns) raise
-:class:`ImportRejected` with a one-line message and change nothing.
+Accounts, events, cases, case actions and annotations can be imported. A file is read
+with every column as text, checked column by column in Polars (presence, types,
+vocabularies, lengths, ranges, foreign keys, duplicate ids:
+:mod:`analytics.sources.ingest_checks`), and split in two: the good rows are upserted
+by ``id`` in one transaction, the bad rows go to a quarantine CSV with the 1-based
+data row number and every reason that applies. Problems with the file as a whole
+(unknown table, missing or unreadable file, wrong format, missing or unknown columns)
+raise :class:`~analytics.sources.ingest_checks.ImportRejected` with a one-line message
+and change nothing.
 
 The write transaction is kept short, so that sign-ins and audit rows written
 meanwhile wait a moment instead of failing ("database is locked" on SQLite):
@@ -39,27 +41,20 @@ Conventions:
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import (
     BigInteger,
-    Boolean,
-    DateTime,
     Enum,
-    Float,
-    Integer,
     MetaData,
-    SmallInteger,
     String,
     Table,
     and_,
@@ -78,65 +73,26 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.schema import Column
 
 from analytics.core import db
-
-__all__ = [
-    "BATCH_SIZE",
-    "IMPORTABLE_TABLES",
-    "ImportRejected",
-    "ImportSummary",
-    "import_file",
-]
-
-IMPORTABLE_TABLES: Final[tuple[str, ...]] = (
-    "accounts",
-    "events",
-    "cases",
-    "case_actions",
-    "annotations",
+from analytics.sources.ingest_checks import (
+    LOOKUP_CHUNK,
+    REASON,
+    ROW,
+    ColumnSpec,
+    ImportRejected,
+    add_file_reasons,
+    check_header,
+    check_values,
+    column_specs,
+    orm_table,
 )
-"""Tables a file may be imported into; ``feedback`` and ``audit_log`` are written by the app."""
+
+__all__ = ["BATCH_SIZE", "ImportSummary", "import_file"]
 
 BATCH_SIZE: Final = 5_000
 """Rows per ``executemany`` call when loading the staging table."""
 
-_LOOKUP_CHUNK: Final = 1_000  # ids per ``IN (...)`` query
-_SHOWN_CHARS: Final = 40  # characters of a bad value quoted in a reason
-_EARLIEST: Final = datetime(1990, 1, 1)
-_END: Final = datetime(2101, 1, 1)  # exclusive: 2100 is the last accepted year
-_STATE_COLUMNS: Final = frozenset({"region"})
-_VALUE_RANGES: Final[dict[tuple[str, str], tuple[int, int]]] = {("events", "rating"): (1, 5)}
-_INT_BOUNDS: Final = {
-    16: (-(2**15), 2**15 - 1),
-    32: (-(2**31), 2**31 - 1),
-    64: (-(2**63), 2**63 - 1),
-}
-_BOOLEANS: Final = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-_INTEGER = r"^[+-]?[0-9]+(?:\.0*)?$"
-_ISO_8601 = (
-    r"^(?<date>[0-9]{4}-[0-9]{2}-[0-9]{2})"
-    r"(?:[Tt ](?<hour>[0-9]{2}):(?<minute>[0-9]{2})"
-    r"(?::(?<second>[0-9]{2})(?<fraction>\.[0-9]{1,9})?)?"
-    r"(?:[Zz]|(?<sign>[+-])(?<off_hour>[0-9]{2})(?::?(?<off_minute>[0-9]{2}))?)?)?$"
-)
-_DUPLICATED_HEADER = re.compile(r"^(?P<name>.+)_duplicated_[0-9]+$")
-
-_ROW: Final = "__row"
-_REASONS: Final = "__reasons"
-_REASON: Final = "__reason"
 _EXISTS: Final = "__exists"
 _OLD: Final = "__old"
-
-_Kind = Literal["int", "bool", "float", "datetime", "enum", "state", "text"]
-
-
-class ImportRejected(Exception):
-    """The file as a whole cannot be imported; the message is one line and names no row content.
-
-    Examples
-    --------
-    >>> str(ImportRejected("data.txt: wrong format, expected a .csv or .parquet file"))
-    'data.txt: wrong format, expected a .csv or .parquet file'
-    """
 
 
 @dataclass(frozen=True)
@@ -168,19 +124,6 @@ class ImportSummary:
         return f"{line} (see {self.quarantine_path})" if self.quarantine_path else line
 
 
-@dataclass(frozen=True)
-class _Column:
-    """How one table column is parsed and checked."""
-
-    name: str
-    kind: _Kind
-    nullable: bool
-    length: int | None = None
-    choices: tuple[str, ...] = ()
-    bounds: tuple[int, int] | None = None
-    references: str | None = None
-
-
 def import_file(
     engine: Engine, table: str, path: Path | str, *, quarantine: Path | str | None = None
 ) -> ImportSummary:
@@ -191,7 +134,7 @@ def import_file(
     engine
         Database with the Lookout schema (see :func:`analytics.core.db.init_db`).
     table
-        One of :data:`IMPORTABLE_TABLES`.
+        One of :data:`~analytics.sources.ingest_checks.IMPORTABLE_TABLES`.
     path
         A ``.csv`` or ``.parquet`` file whose columns are named as in the table;
         ``id`` and every non-nullable column are required.
@@ -232,20 +175,20 @@ def import_file(
     >>> import shutil; shutil.rmtree(folder)
     """
     path = Path(path)
-    columns = _columns(table)
+    columns = column_specs(table)
     target = Path(quarantine) if quarantine is not None else _default_quarantine(path)
     _check_quarantine_target(target, path)
     raw = _load(path, columns)
     top_before = _max_id(engine, table)
     present = [c for c in columns if c.name in raw.columns]
-    checked = _check_values(raw, present)
+    checked = check_values(raw, present)
     with engine.connect() as conn:  # reads only: no write lock is held here
-        checked = _add_file_reasons(conn, checked, present, table=table)
-        good = checked.filter(pl.col(_REASON).is_null()).drop(_REASON)
-        changed = _changed_rows(conn, _table(table), good)
+        checked = add_file_reasons(conn, checked, present, table=table)
+        good = checked.filter(pl.col(REASON).is_null()).drop(REASON)
+        changed = _changed_rows(conn, orm_table(table), good)
         conn.rollback()
         bad = _quarantine_rows(raw, checked)
-        written = _write(conn, _table(table), changed, present, quarantine=(raw, bad, target))
+        written = _write(conn, orm_table(table), changed, present, quarantine=(raw, bad, target))
     bad = written.bad
     if written.inserted or written.updated:
         db.set_meta(engine, "non_demo_data", True)
@@ -268,52 +211,7 @@ def import_file(
 
 def _max_id(engine: Engine, table: str) -> int | None:
     with engine.connect() as conn:
-        return conn.execute(select(func.max(_table(table).c.id))).scalar()
-
-
-# --- the table's columns --------------------------------------------------------------------
-
-
-def _columns(table: str) -> list[_Column]:
-    """The checks for every column of an importable table."""
-    if table not in IMPORTABLE_TABLES:
-        valid = ", ".join(IMPORTABLE_TABLES)
-        if table in db.TABLES:
-            raise ImportRejected(f"table {table!r} is written only by the app; importable: {valid}")
-        raise ImportRejected(f"unknown table {table!r}; importable tables: {valid}")
-    return [_column(table, col) for col in _table(table).columns]
-
-
-def _column(table: str, col: Column[Any]) -> _Column:
-    """Describe one ORM column: its kind, nullability, length, vocabulary, range, reference."""
-    kind, length, choices, bounds = _kind_of(col)
-    if col.name in _STATE_COLUMNS:
-        kind, choices = "state", db.US_STATES
-    bounds = _VALUE_RANGES.get((table, col.name), bounds)
-    references = next((fk.column.table.name for fk in col.foreign_keys), None)
-    nullable = bool(col.nullable) and not col.primary_key
-    return _Column(col.name, kind, nullable, length, choices, bounds, references)
-
-
-def _kind_of(
-    col: Column[Any],
-) -> tuple[_Kind, int | None, tuple[str, ...], tuple[int, int] | None]:
-    """Kind, maximum length, allowed values and integer bounds of a column type."""
-    kind = col.type
-    if isinstance(kind, Enum):
-        return "enum", None, tuple(kind.enums), None
-    if isinstance(kind, Boolean):
-        return "bool", None, (), None
-    if isinstance(kind, DateTime):
-        return "datetime", None, (), None
-    if isinstance(kind, Float):
-        return "float", None, (), None
-    if isinstance(kind, Integer):
-        bits = 16 if isinstance(kind, SmallInteger) else 64 if isinstance(kind, BigInteger) else 32
-        return "int", None, (), _INT_BOUNDS[bits]
-    if isinstance(kind, String):
-        return "text", kind.length, (), None
-    raise TypeError(f"column {col.name}: unsupported type {kind!r}")  # a schema change
+        return conn.execute(select(func.max(orm_table(table).c.id))).scalar()
 
 
 def _default_quarantine(path: Path) -> Path:
@@ -323,16 +221,16 @@ def _default_quarantine(path: Path) -> Path:
 # --- reading ----------------------------------------------------------------------------------
 
 
-def _load(path: Path, columns: list[_Column]) -> pl.DataFrame:
+def _load(path: Path, columns: list[ColumnSpec]) -> pl.DataFrame:
     """Read the file as text, check its header, number the rows and drop blank ones."""
     frame = _read(path)
     names = [name.strip() for name in frame.columns]
-    _check_header(names, columns)
+    check_header(names, columns)
     frame = frame.rename(dict(zip(frame.columns, names, strict=True)))
     text = [pl.when(pl.col(c) != "").then(pl.col(c)).alias(c) for c in frame.columns]
-    frame = frame.select(text).with_row_index(_ROW, offset=1)
-    blank = pl.all_horizontal(pl.exclude(_ROW).is_null())
-    return frame.filter(~blank).with_columns(pl.col(_ROW).cast(pl.Int64))
+    frame = frame.select(text).with_row_index(ROW, offset=1)
+    blank = pl.all_horizontal(pl.exclude(ROW).is_null())
+    return frame.filter(~blank).with_columns(pl.col(ROW).cast(pl.Int64))
 
 
 def _read(path: Path) -> pl.DataFrame:
@@ -432,252 +330,6 @@ def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
     return col.cast(pl.String)
 
 
-def _check_header(names: list[str], columns: list[_Column]) -> None:
-    """Reject duplicate, unknown and missing required columns, all in one line."""
-    known = {c.name for c in columns}
-    problems = []
-    # What a reader makes of a repeated column (CSV: ``email``, ``email_duplicated_0``);
-    # such a name without its original is an unknown column, refused like any other.
-    repeats = {
-        n: m["name"] for n in names if (m := _DUPLICATED_HEADER.match(n)) and m["name"] in names
-    }
-    duplicated = sorted(set(repeats.values()) | {n for n in names if names.count(n) > 1})
-    if duplicated:
-        problems.append(f"duplicate columns: {', '.join(duplicated)}")
-    missing = [c.name for c in columns if not c.nullable and c.name not in names]
-    if missing:
-        problems.append(f"missing required columns: {', '.join(missing)}")
-    unknown = [n for n in names if n not in known and n not in repeats]
-    if unknown:
-        shown = ", ".join(repr(n) for n in unknown)
-        expected = ", ".join(c.name for c in columns)
-        problems.append(f"unknown columns: {shown} (the columns of this table are: {expected})")
-    if problems:
-        raise ImportRejected("; ".join(problems))
-
-
-# --- checking values --------------------------------------------------------------------------
-
-
-def _check_values(raw: pl.DataFrame, columns: list[_Column]) -> pl.DataFrame:
-    """``__row``, every column parsed (null when missing or invalid) and ``__reasons`` per row.
-
-    Three passes, so that each parse (the timestamp one is costly) runs once per column:
-    the cleaned text, then the parsed values, then the reasons that compare the two.
-    """
-    cleaned = raw.select(pl.col(_ROW), *(_cleaned(spec).alias(_text(spec)) for spec in columns))
-    parsed = cleaned.with_columns(
-        _PARSERS[spec.kind](pl.col(_text(spec)), spec).alias(spec.name) for spec in columns
-    )
-    reasons = [reason for spec in columns for reason in _value_reasons(spec)]
-    return parsed.select(
-        pl.col(_ROW),
-        *(spec.name for spec in columns),
-        pl.concat_list(reasons).list.drop_nulls().alias(_REASONS),
-    )
-
-
-def _text(spec: _Column) -> str:
-    return f"__text_{spec.name}"
-
-
-def _cleaned(spec: _Column) -> pl.Expr:
-    """The text to parse: free text as written, other values stripped, blank as null."""
-    value = pl.col(spec.name)
-    if spec.kind == "text":
-        return value
-    stripped = value.str.strip_chars()
-    return pl.when(stripped != "").then(stripped)
-
-
-def _value_reasons(spec: _Column) -> list[pl.Expr]:
-    """Reason expressions of one column: missing, unparseable, out of range or too long."""
-    value, parsed = pl.col(_text(spec)), pl.col(spec.name)
-    reasons: list[pl.Expr] = []
-    if not spec.nullable:
-        reasons.append(pl.when(value.is_null()).then(pl.lit(f"{spec.name}: missing value")))
-    if spec.kind != "text":
-        problem = _PROBLEMS[spec.kind](spec)
-        reasons.append(
-            pl.when(value.is_not_null() & parsed.is_null()).then(_quote(spec.name, value, problem))
-        )
-    return reasons + _limit_reasons(spec, value, parsed)
-
-
-def _limit_reasons(spec: _Column, value: pl.Expr, parsed: pl.Expr) -> list[pl.Expr]:
-    """Reasons for values that parse but fall outside the column's range or length."""
-    name = spec.name
-    if spec.kind == "int" and spec.bounds is not None:
-        low, high = spec.bounds
-        outside = parsed.is_not_null() & ~parsed.is_between(low, high)
-        message = [
-            pl.lit(f"{name}: "),
-            parsed.cast(pl.String),
-            pl.lit(f" is not between {low} and {high}"),
-        ]
-        return [pl.when(outside).then(pl.concat_str(message))]
-    if spec.kind == "datetime":
-        outside = parsed.is_not_null() & ~parsed.is_between(_EARLIEST, _END, closed="left")
-        return [pl.when(outside).then(_quote(name, value, "is outside 1990..2100"))]
-    if spec.kind == "text":
-        reasons: list[pl.Expr] = [
-            pl.when(value.str.contains("\x00", literal=True)).then(
-                pl.lit(f"{name}: contains a NUL character")
-            )
-        ]
-        if spec.length is not None:
-            size = value.str.len_chars()
-            message = [
-                pl.lit(f"{name}: "),
-                size.cast(pl.String),
-                pl.lit(f" characters, more than {spec.length}"),
-            ]
-            reasons.append(pl.when(size > spec.length).then(pl.concat_str(message)))
-        return reasons
-    return []
-
-
-def _quote(name: str, value: pl.Expr, problem: str) -> pl.Expr:
-    """``"<name>: '<value>' <problem>"``, the value cut to a few dozen characters."""
-    cut = value.str.len_chars() > _SHOWN_CHARS
-    shown = pl.when(cut).then(pl.concat_str([value.str.slice(0, _SHOWN_CHARS), pl.lit("...")]))
-    return pl.concat_str([pl.lit(f"{name}: '"), shown.otherwise(value), pl.lit(f"' {problem}")])
-
-
-def _parse_int(value: pl.Expr, _spec: _Column) -> pl.Expr:
-    """Whole numbers, also written ``5.0`` (as spreadsheets and pandas do); null otherwise."""
-    digits = value.str.extract(r"^([+-]?[0-9]+)", 1).cast(pl.Int64, strict=False)
-    return pl.when(value.str.contains(_INTEGER)).then(digits)
-
-
-def _parse_float(value: pl.Expr, _spec: _Column) -> pl.Expr:
-    number = value.cast(pl.Float64, strict=False)
-    return pl.when(number.is_finite()).then(number)
-
-
-def _parse_bool(value: pl.Expr, _spec: _Column) -> pl.Expr:
-    lowered = value.str.to_lowercase()
-    return lowered.replace_strict(_BOOLEANS, default=None, return_dtype=pl.Boolean)
-
-
-def _parse_choice(value: pl.Expr, spec: _Column) -> pl.Expr:
-    return pl.when(value.is_in(list(spec.choices))).then(value)
-
-
-def _parse_state(value: pl.Expr, spec: _Column) -> pl.Expr:
-    upper = value.str.to_uppercase()
-    return pl.when(upper.is_in(list(spec.choices))).then(upper)
-
-
-def _parse_text(value: pl.Expr, _spec: _Column) -> pl.Expr:
-    return value
-
-
-def _parse_timestamp(value: pl.Expr, _spec: _Column) -> pl.Expr:
-    """ISO 8601 text to a naive UTC datetime (microseconds); null when not ISO 8601."""
-    part = value.str.extract_groups(_ISO_8601).struct.field
-    hour, minute, second = (part(n).fill_null("00") for n in ("hour", "minute", "second"))
-    fraction = pl.concat_str([part("fraction").str.slice(1).fill_null(""), pl.lit("000000")])
-    clock = [part("date"), pl.lit(" "), hour, pl.lit(":"), minute, pl.lit(":"), second]
-    text = pl.concat_str([*clock, pl.lit("."), fraction.str.slice(0, 6)])
-    local = text.str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S%.f", strict=False)
-    off_hour = part("off_hour").cast(pl.Int64).fill_null(0)
-    off_minute = part("off_minute").cast(pl.Int64).fill_null(0)
-    offset = off_hour * 60 + off_minute
-    offset = pl.when(part("sign") == "-").then(-offset).otherwise(offset)
-    valid = (
-        (hour.cast(pl.Int64) <= 23)
-        & (minute.cast(pl.Int64) <= 59)
-        & (second.cast(pl.Int64) <= 59)  # no leap seconds: chrono would roll them over
-        & (off_hour <= 23)
-        & (off_minute <= 59)
-    )
-    return pl.when(valid).then(local - pl.duration(minutes=offset))
-
-
-_PARSERS: Final[dict[_Kind, Callable[[pl.Expr, _Column], pl.Expr]]] = {
-    "int": _parse_int,
-    "float": _parse_float,
-    "bool": _parse_bool,
-    "datetime": _parse_timestamp,
-    "enum": _parse_choice,
-    "state": _parse_state,
-    "text": _parse_text,
-}
-
-_PROBLEMS: Final[dict[_Kind, Callable[[_Column], str]]] = {
-    "int": lambda _: "is not an integer",
-    "float": lambda _: "is not a number",
-    "bool": lambda _: "is not a boolean (true/false/1/0/yes/no)",
-    "datetime": lambda _: "is not an ISO 8601 timestamp",
-    "enum": lambda spec: f"is not one of {', '.join(spec.choices)}",
-    "state": lambda _: "is not a US state code",
-    "text": lambda _: "is not text",
-}
-
-
-# --- checks across rows: duplicate ids, foreign keys ----------------------------------------
-
-
-def _add_file_reasons(
-    conn: Connection, checked: pl.DataFrame, columns: list[_Column], *, table: str
-) -> pl.DataFrame:
-    """Add duplicate-id and foreign-key reasons; fold all reasons into one ``__reason`` text."""
-    first = pl.col(_ROW).min().over("id")
-    later = pl.col("id").is_not_null() & (pl.col(_ROW) != first)
-    duplicate = pl.when(later).then(
-        pl.concat_str(
-            [pl.lit("duplicate id in file (first at row "), first.cast(pl.String), pl.lit(")")]
-        )
-    )
-    checked = checked.with_columns(pl.concat_list([pl.col(_REASONS), duplicate]).list.drop_nulls())
-    good_ids = checked.filter(pl.col(_REASONS).list.len() == 0).get_column("id")
-    references = [
-        _reference_reason(
-            conn, checked, spec, same_file=good_ids if spec.references == table else None
-        )
-        for spec in columns
-        if spec.references is not None
-    ]
-    reasons = pl.concat_list([pl.col(_REASONS), *references]).list.drop_nulls()
-    reason = pl.when(reasons.list.len() > 0).then(reasons.list.join("; "))
-    return checked.with_columns(reason.alias(_REASON)).drop(_REASONS)
-
-
-def _reference_reason(
-    conn: Connection, checked: pl.DataFrame, spec: _Column, *, same_file: pl.Series | None
-) -> pl.Expr:
-    """A reason for ids that exist neither in the referenced table nor among ``same_file``."""
-    assert spec.references is not None
-    wanted = checked.get_column(spec.name).drop_nulls().unique().to_list()
-    found = _existing_ids(conn, _table(spec.references), wanted)
-    if same_file is not None:
-        found = pl.concat([found, same_file.drop_nulls()])
-    col = pl.col(spec.name)
-    missing = col.is_not_null() & ~col.is_in(found.implode())
-    message = [
-        pl.lit(f"{spec.name}: "),
-        col.cast(pl.String),
-        pl.lit(f" not found in {spec.references}"),
-    ]
-    return pl.when(missing).then(pl.concat_str(message))
-
-
-def _existing_ids(conn: Connection, table: Table, ids: list[int]) -> pl.Series:
-    """The subset of ``ids`` present in ``table``."""
-    found: list[int] = []
-    for start in range(0, len(ids), _LOOKUP_CHUNK):
-        chunk = ids[start : start + _LOOKUP_CHUNK]
-        found.extend(conn.scalars(select(table.c.id).where(table.c.id.in_(chunk))).all())
-    return pl.Series("id", found, dtype=pl.Int64)
-
-
-def _table(name: str) -> Table:
-    table = db.TABLES[name].__table__
-    assert isinstance(table, Table)
-    return table
-
-
 # --- writing --------------------------------------------------------------------------------
 
 
@@ -695,7 +347,7 @@ def _changed_rows(conn: Connection, table: Table, good: pl.DataFrame) -> pl.Data
     """The good rows (with ``__row``) whose id is new or whose values differ from the stored row."""
     if good.is_empty():
         return good
-    values = good.drop(_ROW)
+    values = good.drop(ROW)
     status = _classify(values, _fetch_existing(conn, table, values))
     return good.filter(status != "same")
 
@@ -704,7 +356,7 @@ def _write(
     conn: Connection,
     table: Table,
     rows: pl.DataFrame,
-    columns: list[_Column],
+    columns: list[ColumnSpec],
     *,
     quarantine: tuple[pl.DataFrame, pl.DataFrame, Path],
 ) -> _Written:
@@ -723,8 +375,8 @@ def _write(
         _begin_write(conn, table)
         late = _late_reference_reasons(conn, staging, columns, table=table)
         bad = _with_late_rows(raw, bad, late)
-        kept = rows.filter(~pl.col(_ROW).is_in(late.get_column(_ROW).implode()))
-        updated = _merge(conn, table, staging, [c for c in rows.columns if c != _ROW])
+        kept = rows.filter(~pl.col(ROW).is_in(late.get_column(ROW).implode()))
+        updated = _merge(conn, table, staging, [c for c in rows.columns if c != ROW])
         if bad.height:
             _write_quarantine(bad, target)
         conn.commit()
@@ -751,11 +403,11 @@ def _stage(conn: Connection, table: Table, rows: pl.DataFrame) -> Table:
     staging = Table(
         name,
         MetaData(),
-        Column(_ROW, BigInteger, nullable=False),
+        Column(ROW, BigInteger, nullable=False),
         *(
             Column(c, _staged_type(table.c[c]), primary_key=c == "id")
             for c in rows.columns
-            if c != _ROW
+            if c != ROW
         ),
         prefixes=["TEMPORARY"],
     )
@@ -795,7 +447,7 @@ def _begin_write(conn: Connection, table: Table) -> None:
 
 
 def _late_reference_reasons(
-    conn: Connection, staging: Table, columns: list[_Column], *, table: Table
+    conn: Connection, staging: Table, columns: list[ColumnSpec], *, table: Table
 ) -> pl.DataFrame:
     """``__row`` and ``__reason`` of staged rows whose parent row is gone; removed from staging.
 
@@ -807,25 +459,25 @@ def _late_reference_reasons(
         if spec.references is None or spec.name not in staging.c:
             continue
         value = staging.c[spec.name]
-        parent = _table(spec.references)
+        parent = orm_table(spec.references)
         missing = and_(value.is_not(None), ~exists().where(parent.c.id == value))
         if parent.name == table.name:  # a reference into the same table: staged rows count
             other = staging.alias("other")
             missing = and_(missing, ~exists().where(other.c.id == value))
-        found = conn.execute(select(staging.c[_ROW], value).where(missing)).all()
+        found = conn.execute(select(staging.c[ROW], value).where(missing)).all()
         if found:
             conn.execute(delete(staging).where(missing))
             reasons.append(
                 pl.DataFrame(
                     [(r, f"{spec.name}: {v} not found in {spec.references}") for r, v in found],
-                    schema={_ROW: pl.Int64, _REASON: pl.String},
+                    schema={ROW: pl.Int64, REASON: pl.String},
                     orient="row",
                 )
             )
     if not reasons:
-        return pl.DataFrame(schema={_ROW: pl.Int64, _REASON: pl.String})
+        return pl.DataFrame(schema={ROW: pl.Int64, REASON: pl.String})
     every = pl.concat(reasons)
-    return every.group_by(_ROW, maintain_order=True).agg(pl.col(_REASON).str.join("; "))
+    return every.group_by(ROW, maintain_order=True).agg(pl.col(REASON).str.join("; "))
 
 
 def _with_late_rows(raw: pl.DataFrame, bad: pl.DataFrame, late: pl.DataFrame) -> pl.DataFrame:
@@ -868,8 +520,8 @@ def _fetch_existing(conn: Connection, table: Table, good: pl.DataFrame) -> pl.Da
     ]
     ids = good.get_column("id").to_list()
     rows: list[Any] = []
-    for start in range(0, len(ids), _LOOKUP_CHUNK):
-        chunk = ids[start : start + _LOOKUP_CHUNK]
+    for start in range(0, len(ids), LOOKUP_CHUNK):
+        chunk = ids[start : start + LOOKUP_CHUNK]
         rows.extend(conn.execute(select(*columns).where(table.c.id.in_(chunk))).all())
     return pl.DataFrame(rows, schema=good.schema, orient="row")
 
@@ -900,12 +552,12 @@ def _batches(rows: pl.DataFrame) -> Iterator[list[dict[str, Any]]]:
 
 def _quarantine_rows(raw: pl.DataFrame, checked: pl.DataFrame) -> pl.DataFrame:
     """``row``, ``reason`` and the original text of every rejected row, in file order."""
-    reasons = checked.select(_ROW, _REASON).filter(pl.col(_REASON).is_not_null())
-    originals = [c for c in raw.columns if c != _ROW]
+    reasons = checked.select(ROW, REASON).filter(pl.col(REASON).is_not_null())
+    originals = [c for c in raw.columns if c != ROW]
     return (
-        reasons.join(raw, on=_ROW, how="inner")
-        .sort(_ROW)
-        .select(pl.col(_ROW).alias("row"), pl.col(_REASON).alias("reason"), *originals)
+        reasons.join(raw, on=ROW, how="inner")
+        .sort(ROW)
+        .select(pl.col(ROW).alias("row"), pl.col(REASON).alias("reason"), *originals)
     )
 
 

@@ -16,10 +16,12 @@ from sqlalchemy import Engine, func, insert, select
 from analytics import access
 from analytics.access import privacy
 from analytics.core.db import Case, Event, Feedback, Role, Verdict
+from analytics.core.filters import DIMENSIONS, Filters
 from analytics.detectors import anomalies, clusters, rings
 from analytics.metrics import rootcause
 from analytics.sources import load
-from analytics.sources.load import _conform, empty_frame
+from analytics.sources.frames import conform, empty_frame
+from analytics.sources.pushdown import case_texts
 
 __all__ = [
     "HISTORY_DAYS",
@@ -84,7 +86,7 @@ def scan_history(
     For automated detections (cases from rules and models, by category and source) it
     is the other way round: a fall alerts.
     """
-    cube = load.load_cube(engine, load.Filters(start=start, end=end - timedelta(days=1)))
+    cube = load.load_cube(engine, Filters(start=start, end=end - timedelta(days=1)))
     notes = cube.annotations
     case_series = anomalies.daily_slices(cube.cases, start=start, end=end)
     events = load.events_daily(engine, start=start, end=end)
@@ -120,7 +122,7 @@ def scan_history(
 
 
 def emerging_view(
-    engine: Engine, filters: load.Filters, *, as_of: datetime, role: Role | str
+    engine: Engine, filters: Filters, *, as_of: datetime, role: Role | str
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Narrative clusters of the :data:`NARRATIVE_DAYS` before ``as_of`` for the filters'
     dimensions, and their cases with descriptions masked.
@@ -135,7 +137,7 @@ def emerging_view(
     """
     access.require(role, "cases")
     start = as_of - timedelta(days=NARRATIVE_DAYS)
-    texts = load.case_texts(engine, filters, start=start, end=as_of)
+    texts = case_texts(engine, filters, start=start, end=as_of)
     found, members = clusters.find_emerging(
         texts, as_of=as_of, history=timedelta(days=NARRATIVE_DAYS)
     )
@@ -196,7 +198,7 @@ def read_feedback(engine: Engine) -> pl.DataFrame:
         "user_name": pl.String,
         "created_at": pl.Datetime("us"),
     }
-    return empty_frame(schema) if frame.is_empty() else _conform(frame, schema)
+    return empty_frame(schema) if frame.is_empty() else conform(frame, schema)
 
 
 def alert_precision(feedback: pl.DataFrame, *, confidence: float = 0.95) -> pl.DataFrame:
@@ -455,8 +457,8 @@ def incident_reason(incident: dict[str, object], series: pl.DataFrame) -> str:
 
 
 def _cases(engine: Engine, *, start: date, end: date, dims: dict[str, str]) -> pl.DataFrame:
-    case_dims = {k: v for k, v in dims.items() if k in load.DIMENSIONS}
-    filters = load.Filters(
+    case_dims = {k: v for k, v in dims.items() if k in DIMENSIONS}
+    filters = Filters(
         start=start, end=end - timedelta(days=1), **{k: (v,) for k, v in case_dims.items()}
     )
     cube = load.load_cube(engine, filters)

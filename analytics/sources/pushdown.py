@@ -1,0 +1,260 @@
+"""SQL pushdown: the cube and the other frames read by queries in which the filters and the
+first aggregation run in the database (SQLAlchemy Core, any dialect)."""
+
+from __future__ import annotations
+
+import time
+from datetime import date, datetime
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Date, Engine, case, distinct, false, func, or_, select, true
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql.functions import FunctionElement
+
+from analytics.core.db import Account, Annotation, Case, Event
+from analytics.core.filters import DIMENSIONS, Filters
+from analytics.sources.fingerprint import fingerprint, fingerprint_as_of
+from analytics.sources.frames import (
+    ACCOUNT_COLUMNS,
+    ACTIVE_COLUMNS,
+    ANNOTATION_COLUMNS,
+    CASE_COLUMNS,
+    EVENT_COLUMNS,
+    EVENTS_DAILY_COLUMNS,
+    EXPOSURE_COLUMNS,
+    EXPOSURE_KINDS,
+    VIOLATIONS,
+    Cube,
+    case_facts,
+    read_frame,
+)
+
+__all__ = [
+    "ACCOUNTS_QUERY",
+    "CASES_QUERY",
+    "case_texts",
+    "cube_from_database",
+    "database_tables",
+    "events_daily_from_database",
+]
+
+#: Every account with the columns the snapshot keeps.
+ACCOUNTS_QUERY = select(*[getattr(Account, c) for c in ACCOUNT_COLUMNS])
+#: Every case with its stored columns (the specialty and the repeat flag are derived).
+CASES_QUERY = select(
+    *[getattr(Case, c) for c in CASE_COLUMNS if c not in ("specialty", "repeat_offender")]
+)
+
+
+class _day(FunctionElement[date]):
+    """The calendar day of a timestamp, as a DATE, on any dialect."""
+
+    type = Date()
+    inherit_cache = True
+    name = "lookout_day"
+
+
+class _week(FunctionElement[date]):
+    """The Monday of a timestamp's ISO week, as a DATE."""
+
+    type = Date()
+    inherit_cache = True
+    name = "lookout_week"
+
+
+@compiles(_day)
+def _day_default(element: _day, compiler: Any, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS DATE)"
+
+
+@compiles(_day, "sqlite")
+def _day_sqlite(element: _day, compiler: Any, **kw: Any) -> str:
+    return f"date({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_week)
+def _week_default(element: _week, compiler: Any, **kw: Any) -> str:
+    return f"CAST(date_trunc('week', {compiler.process(element.clauses, **kw)}) AS DATE)"
+
+
+@compiles(_week, "sqlite")
+def _week_sqlite(element: _week, compiler: Any, **kw: Any) -> str:
+    return f"date({compiler.process(element.clauses, **kw)}, 'weekday 0', '-6 days')"
+
+
+def _in(column: Any, values: tuple[str, ...]) -> list[ColumnElement[bool]]:
+    return [column.in_(values)] if values else []
+
+
+def _event_where(filters: Filters, target: Any, lo: datetime, hi: datetime) -> list[Any]:
+    return [
+        Event.ts >= lo,
+        Event.ts < hi,
+        *_in(Event.region, filters.region),
+        *_in(Event.platform, filters.platform),
+        *_in(target.specialty, filters.specialty),
+    ]
+
+
+def cube_from_database(engine: Engine, filters: Filters, lo: datetime, hi: datetime) -> Cube:
+    """The cube for ``filters`` over ``[lo, hi)``, aggregated by the database."""
+    timings: dict[str, float] = {}
+    target = aliased(Account, name="target")
+    t0 = time.perf_counter()
+    day = _day(Event.ts).label("day")
+    dims = (Event.kind, Event.region, Event.platform, target.specialty)
+    exposure_q = (
+        select(day, *dims, func.count().label("events"))
+        .select_from(Event)
+        .outerjoin(target, target.id == Event.target_account_id)
+        .where(Event.kind.in_(EXPOSURE_KINDS), *_event_where(filters, target, lo, hi))
+        .group_by(day, *dims)
+    )
+    exposure = read_frame(engine, exposure_q, EXPOSURE_COLUMNS)
+    t1 = time.perf_counter()
+    week = _week(Event.ts).label("week")
+    active_q = (
+        select(week, func.count(distinct(Event.account_id)).label("accounts"))
+        .select_from(Event)
+        .outerjoin(target, target.id == Event.target_account_id)
+        .where(*_event_where(filters, target, lo, hi))
+        .group_by(week)
+    )
+    active = read_frame(engine, active_q, ACTIVE_COLUMNS)
+    t2 = time.perf_counter()
+    cases = read_frame(engine, _cases_query(filters, lo, hi), CASE_COLUMNS)
+    t3 = time.perf_counter()
+    annotations = read_frame(
+        engine,
+        select(*[getattr(Annotation, c) for c in ANNOTATION_COLUMNS]).order_by(Annotation.start_at),
+        ANNOTATION_COLUMNS,
+    )
+    timings.update(exposure=t1 - t0, active=t2 - t1, cases=t3 - t2)
+    return Cube(
+        filters=filters,
+        cases=cases.sort("id"),
+        exposure=exposure.sort(pl.all()),
+        active=active.sort("week"),
+        annotations=annotations,
+        as_of=fingerprint_as_of(fingerprint(engine)),
+        loader="pushdown",
+        timings=timings,
+    )
+
+
+def _cases_query(filters: Filters, lo: datetime, hi: datetime) -> Select:
+    """Case rows in the window with the subject's specialty and the repeat-offender flag."""
+    subject = aliased(Account, name="subject")
+    first = (
+        select(
+            Case.subject_account_id.label("subject_id"),
+            func.min(Case.resolved_at).label("first_violation"),
+        )
+        .where(Case.resolution.in_(VIOLATIONS))
+        .group_by(Case.subject_account_id)
+        .subquery("first")
+    )
+    repeat = case((first.c.first_violation <= Case.opened_at, true()), else_=false()).label(
+        "repeat_offender"
+    )
+    columns = [getattr(Case, c) for c in CASE_COLUMNS if c not in ("specialty", "repeat_offender")]
+    where = [
+        condition
+        for d in DIMENSIONS
+        for condition in _in(
+            subject.specialty if d == "specialty" else getattr(Case, d), filters.where(d)
+        )
+    ]
+    return (
+        select(*columns, subject.specialty, repeat)
+        .select_from(Case)
+        .outerjoin(subject, subject.id == Case.subject_account_id)
+        .outerjoin(first, first.c.subject_id == Case.subject_account_id)
+        .where(
+            Case.opened_at < hi,
+            or_(Case.opened_at >= lo, Case.resolved_at.is_(None), Case.resolved_at >= lo),
+            *where,
+        )
+    )
+
+
+_TEXT_COLUMNS: dict[str, Any] = {
+    "case_id": pl.Int64,
+    "opened_at": pl.Datetime("us"),
+    "category": pl.String,
+    "region": pl.String,
+    "platform": pl.String,
+    "source": pl.String,
+    "specialty": pl.String,
+    "subject_account_id": pl.Int64,
+    "description": pl.String,
+}
+
+
+def case_texts(engine: Engine, filters: Filters, *, start: datetime, end: datetime) -> pl.DataFrame:
+    """Cases opened in ``[start, end)`` that match the filters' dimensions, with their
+    descriptions (raw: mask them before showing them). Columns of ``_TEXT_COLUMNS``."""
+    subject = aliased(Account, name="subject")
+    where = [
+        condition
+        for d in DIMENSIONS
+        for condition in _in(
+            subject.specialty if d == "specialty" else getattr(Case, d), filters.where(d)
+        )
+    ]
+    stmt = (
+        select(
+            Case.id.label("case_id"), Case.opened_at, Case.category, Case.region,
+            Case.platform, Case.source, subject.specialty, Case.subject_account_id,
+            Case.description,
+        )
+        .select_from(Case)
+        .outerjoin(subject, subject.id == Case.subject_account_id)
+        .where(Case.opened_at >= start, Case.opened_at < end, *where)
+    )  # fmt: skip
+    return read_frame(engine, stmt, _TEXT_COLUMNS)
+
+
+def events_daily_from_database(engine: Engine, start: date, end: date) -> pl.DataFrame:
+    """Events of every kind per day, region and platform for days in ``[start, end)``:
+    one GROUP BY in the database."""
+    lo = datetime.combine(start, datetime.min.time())
+    hi = datetime.combine(end, datetime.min.time())
+    day = _day(Event.ts).label("day")
+    stmt = (
+        select(day, Event.kind, Event.region, Event.platform, func.count().label("events"))
+        .where(Event.ts >= lo, Event.ts < hi)
+        .group_by(day, Event.kind, Event.region, Event.platform)
+    )
+    return read_frame(engine, stmt, EVENTS_DAILY_COLUMNS).sort(pl.all())
+
+
+def database_tables(engine: Engine) -> dict[str, pl.LazyFrame]:
+    """The frames of :func:`analytics.sources.load.snapshot_frames` (``events``,
+    ``accounts``, ``cases``), read from the database when collected
+    (through SQLAlchemy: the app's process never loads connectorx's SQLite)."""
+
+    def accounts() -> pl.DataFrame:
+        return read_frame(engine, ACCOUNTS_QUERY, ACCOUNT_COLUMNS)
+
+    def cases() -> pl.DataFrame:
+        return case_facts(read_frame(engine, CASES_QUERY, CASE_COLUMNS), accounts())
+
+    def events() -> pl.DataFrame:
+        target = aliased(Account, name="target")
+        cols = [getattr(Event, c) for c in EVENT_COLUMNS if c != "specialty"]
+        stmt = (
+            select(*cols, target.specialty)
+            .select_from(Event)
+            .outerjoin(target, target.id == Event.target_account_id)
+        )
+        return read_frame(engine, stmt, EVENT_COLUMNS)
+
+    return {
+        "events": pl.defer(events, schema=EVENT_COLUMNS),
+        "accounts": pl.defer(accounts, schema=ACCOUNT_COLUMNS),
+        "cases": pl.defer(cases, schema=CASE_COLUMNS),
+    }
