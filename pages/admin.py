@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 import streamlit as st
 
-from analytics import access
 from analytics.present import exports
+from analytics.views import admin
 from ui import auth, data, widgets
 
 st.title("Admin")
@@ -17,7 +17,7 @@ viewer = auth.require("audit")
 st.subheader("Users")
 st.caption("Add, remove and change roles with `python -m analytics users …` on the server.")
 try:
-    users = exports.neutralise(access.list_users(data.engine(), viewer.role))
+    users = exports.neutralise(data.users(role=viewer.role))
     st.dataframe(users, hide_index=True, width="stretch")
 except Exception as exc:  # noqa: BLE001 - a banner, never a traceback
     st.error(f"Cannot read the users ({type(exc).__name__}).")
@@ -27,7 +27,7 @@ left, middle, right = st.columns([2, 2, 3])
 who = left.text_input("User contains", max_chars=64, key="admin_user")
 action = middle.selectbox(
     "Action",
-    ["", *access.AUDIT_ACTIONS],
+    admin.ACTION_CHOICES,
     format_func=lambda a: a or "All",
     key="admin_action",
 )  # fmt: skip
@@ -35,14 +35,9 @@ today = datetime.now().date()
 span = right.date_input(
     "Between", (today - timedelta(days=30), today), format="YYYY-MM-DD", key="admin_span"
 )
-start = end = None
-if isinstance(span, tuple) and len(span) == 2:
-    start = datetime.combine(span[0], datetime.min.time())
-    end = datetime.combine(span[1], datetime.min.time()) + timedelta(days=1)
+days = (span[0], span[1]) if isinstance(span, tuple) and len(span) == 2 else None
 try:
-    log = access.audit_frame(
-        data.engine(), viewer.role, user=who.strip(), action=action, start=start, end=end
-    )
+    log = data.audit_log(role=viewer.role, user=who, action=action, days=days)
 except Exception as exc:  # noqa: BLE001
     st.error(f"Cannot read the audit log ({type(exc).__name__}).")
     st.stop()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import streamlit as st
 
+from analytics.core.filters import Filters
 from analytics.present import detector_charts, exports
 from ui import auth, data, explorer, filters, widgets
 
@@ -23,62 +22,50 @@ st.caption(
 )
 as_of = data.week_end(selection.week if selection else None)
 try:
-    clusters, cases = data.emerging(
-        selection.filters if selection else data.no_filters(), as_of, role=viewer.role
-    )
+    topics = data.emerging(selection.filters if selection else Filters(), as_of, role=viewer.role)
 except data.DataUnavailable as exc:
     st.error(str(exc))
     st.stop()
 
-emerging = clusters.filter(clusters["is_emerging"])
-new = emerging.filter(emerging["status"] == "new")
+new, again = topics.counts()
 a, b, c, d = st.columns(4)
-a.metric("Cases read", f"{cases.height:,}", help=f"Opened in the 90 days before {as_of:%d %b %Y}")
-b.metric("Topics", f"{clusters.height:,}")
-c.metric("New topics emerging", f"{new.height:,}", help="Under one case a week was expected")
-d.metric(
-    "Growing again",
-    f"{emerging.height - new.height:,}",
-    help="Topics with a past that grew significantly in the last 7 days",
+a.metric(
+    "Cases read", f"{topics.cases.height:,}", help=f"Opened in the 90 days before {as_of:%d %b %Y}"
 )
-if clusters.is_empty():
+b.metric("Topics", f"{topics.clusters.height:,}")
+c.metric("New topics emerging", f"{new:,}", help="Under one case a week was expected")
+d.metric(
+    "Growing again", f"{again:,}",
+    help="Topics with a past that grew significantly in the last 7 days",
+)  # fmt: skip
+if topics.clusters.is_empty():
     st.info("No case narratives match these filters in the 90 days before this week's end.")
     st.stop()
 
 st.markdown("**Topics, emerging first** (select one to see its story and its cases)")
 picked = st.dataframe(
-    widgets.cluster_rows(clusters, cases),
-    hide_index=True,
-    on_select="rerun",
-    selection_mode="single-row",
-    key="emerging_table",
-    width="stretch",
-    height=390,
-    column_config=widgets.cluster_columns(),
-)
+    topics.rows(), hide_index=True, on_select="rerun", selection_mode="single-row",
+    key="emerging_table", width="stretch", height=390, column_config=widgets.cluster_columns(),
+)  # fmt: skip
 left, right = st.columns([3, 2])
 with right:
-    chosen = widgets.selected_cluster(clusters, picked)
+    chosen = widgets.selected_cluster(topics, picked)
     mapped = st.plotly_chart(
         detector_charts.cluster_map(
-            clusters, title="Topic map (similar topics sit close)", selected=chosen
+            topics.clusters, title="Topic map (similar topics sit close)", selected=chosen
         ),
-        theme=None,
-        on_select="rerun",
-        selection_mode="points",
-        key="emerging_map",
-        config=widgets.chart_config("emerging_map"),
-        width="stretch",
-    )
-chosen = widgets.selected_cluster(clusters, picked, mapped)
+        theme=None, on_select="rerun", selection_mode="points", key="emerging_map",
+        config=widgets.chart_config("emerging_map"), width="stretch",
+    )  # fmt: skip
+chosen = widgets.selected_cluster(topics, picked, mapped)
 with left:
-    widgets.cluster_story(clusters, chosen, last_day=(as_of - timedelta(days=1)).date())
-widgets.cluster_cases(cases, chosen)
+    widgets.cluster_story(topics.topic(chosen), tested=topics.clusters.height)
+widgets.cluster_cases(topics, chosen)
 
 st.divider()
 st.header("Rings of linked accounts")
 try:
-    rings, members, edges = data.rings(as_of, role=viewer.role)
+    rings = data.rings(as_of, role=viewer.role)
 except data.DataUnavailable as exc:
     st.error(str(exc))
     st.stop()
@@ -87,26 +74,21 @@ st.caption(
     f"{as_of:%d %b %Y} (identifiers shared by over 500 accounts are hubs and link nobody). "
     "Growing: new members against the 14 days before, and mostly young accounts."
 )
-if rings.is_empty():
+if rings.rings.is_empty():
     st.info("No ring of three or more linked accounts in this window. Pick another week.")
     st.stop()
 picked_ring = st.dataframe(
-    rings,
-    hide_index=True,
-    on_select="rerun",
-    selection_mode="single-row",
-    key="emerging_rings",
-    width="stretch",
-    column_config=widgets.ring_columns(),
-)
+    rings.rings, hide_index=True, on_select="rerun", selection_mode="single-row",
+    key="emerging_rings", width="stretch", column_config=widgets.ring_columns(),
+)  # fmt: skip
 ring_id = widgets.selected_ring(rings, picked_ring)
-mine = members.filter(members["ring_id"] == ring_id)
+mine = rings.members_of(ring_id)
 left, right = st.columns([3, 2])
 with left:
-    widgets.chart(
-        detector_charts.ring_network(edges, mine, title=f"Ring {ring_id}", ring_id=ring_id),
-        key="emerging_ring_network",
+    network = detector_charts.ring_network(
+        rings.edges, mine, title=f"Ring {ring_id}", ring_id=ring_id
     )
+    widgets.chart(network, key="emerging_ring_network")
 with right:
     st.markdown(f"**Members** ({mine.height})")
     st.dataframe(mine.drop("ring_id"), hide_index=True, width="stretch", height=360)

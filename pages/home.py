@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from analytics import access
-from ui import auth, data
+from analytics.views import overview
+from ui import auth, data, session
 
 st.title("Lookout")
 st.caption("Trust & Safety trend analytics for the marketplace.")
@@ -22,8 +22,7 @@ except Exception as exc:  # noqa: BLE001 - shown as a banner, never a traceback
     )
     st.stop()
 
-counts: dict[str, int] = info["counts"]
-if not any(counts[t] for t in ("accounts", "events", "cases")):
+if not any(info.counts.get(t) for t in ("accounts", "events", "cases")):
     st.info(
         "The database is empty. Load the demo with `python -m analytics seed` "
         "or import your data with `python -m analytics import TABLE FILE`."
@@ -31,12 +30,9 @@ if not any(counts[t] for t in ("accounts", "events", "cases")):
 viewer = auth.require("suppressed")
 
 st.subheader("Rows per table")
-items = list(counts.items())
-if not access.allowed(viewer.role, "aggregates"):
-    # The number of all cases, less the product brief's weekly totals, would give back
-    # a week whose total is hidden (below 10): the product role sees no exact counts here.
+items = list(overview.shown_counts(info, role=viewer.role).items())
+if not items:
     st.caption("Row counts are shown to roles that see unsuppressed aggregates.")
-    items = []
 for first in range(0, len(items), 4):  # four to a row: 1,000,000 fits at 1280 px
     for col, (table, n) in zip(st.columns(4), items[first : first + 4], strict=False):
         col.metric(table.replace("_", " ").capitalize(), f"{n:,}")
@@ -48,26 +44,24 @@ def _fmt(ts: datetime | None) -> str:
 
 st.subheader("Date range and freshness")
 left, right = st.columns(2)
-left.metric("Events from", _fmt(info["first_event"]))
-left.metric("Newest event", _fmt(info["last_event"]))
-right.metric("Cases from", _fmt(info["first_case"]))
-right.metric("Newest case", _fmt(info["last_case"]))
+left.metric("Events from", _fmt(info.first_event))
+left.metric("Newest event", _fmt(info.last_event))
+right.metric("Cases from", _fmt(info.first_case))
+right.metric("Newest case", _fmt(info.last_case))
 
-if info["newest"]:
-    age_h = (datetime.now(UTC).replace(tzinfo=None) - info["newest"]).total_seconds() / 3600
-    age = f"{age_h:,.0f} hours" if age_h < 72 else f"{age_h / 24:,.0f} days"
+if info.newest:
+    age = overview.freshness(info.newest, datetime.now(UTC).replace(tzinfo=None))
     st.caption(f"Freshness: the newest record is {age} old.")
 
-if counts["cases"] and access.allowed(viewer.role, "cases"):
+if info.counts.get("cases") and session.may("cases"):
     st.page_link(
         "pages/cases.py", label="Browse and search every case", icon=":material/manage_search:"
     )
 
 st.subheader("Database")
 st.code(label, language=None)
-if info["demo"]:
-    demo = info["demo"]
+if info.demo:
     st.caption(
-        f"Demo data: scale {demo['scale']}, seed {demo['seed']}, "
-        f"{demo['days']} days ending {demo['end']}."
+        f"Demo data: scale {info.demo.scale}, seed {info.demo.seed}, "
+        f"{info.demo.days} days ending {info.demo.end}."
     )

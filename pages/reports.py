@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import streamlit as st
 
-from analytics import access, reports
+from analytics import reports
 from analytics.reports import Audience
-from ui import auth, data, filters, widgets
+from ui import auth, data, filters, session, widgets
 
 st.title("Reports")
 widgets.require_data()
@@ -19,9 +19,9 @@ if selection is None:
 left, right = st.columns([2, 3])
 with left:
     audiences = {"leadership": "Leadership", "product": "Product teams"}
-    if not access.allowed(viewer.role, "aggregates"):  # the product role: its brief only
+    if not session.may("aggregates"):  # the product role: its brief only
         audiences = {"product": "Product teams"}
-    choice = filters.page_choice("audience", audiences, label="Audience")
+    choice = filters.PageState("reports").choice("audience", audiences, label="Audience")
 with right:
     note = st.text_area(
         "Your note (opens the brief; plain text)", max_chars=2000, key="reports_note", height=90
@@ -29,7 +29,7 @@ with right:
 audience: Audience = "product" if choice == "product" else "leadership"
 week = selection.week
 if audience == "product":  # complete weeks only: a running week differs day to day
-    week = reports.product_week(selection.week, data.overview()["newest"])
+    week = reports.product_week(selection.week, data.overview().newest)
     if week != selection.week - timedelta(days=selection.week.weekday()):
         st.info(
             f"The product brief covers complete weeks only: this is the week of "

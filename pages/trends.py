@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import streamlit as st
 
-from analytics.metrics.trends import iso_week
 from analytics.present import trend_charts
+from analytics.views import selection as calendar
+from analytics.views import trends
 from ui import auth, data, explorer, filters, widgets
 
 st.title("Weekly trends")
@@ -21,11 +20,7 @@ if selection is None:
         "database is explained on the Overview page."
     )
     st.stop()
-count = filters.page_choice(
-    "count",
-    {"cases": "Cases", "subjects": "Distinct subjects", "reporters": "Distinct reporters"},
-    label="Count",
-)
+count = filters.PageState("trends").choice("count", trends.COUNTS, label="Count")
 try:
     view = data.weekly_view(selection.filters, selection.week, count, role=viewer.role)
 except data.DataUnavailable as exc:
@@ -39,7 +34,7 @@ if view.empty:
     )
     st.stop()
 
-week_label = iso_week(view.week)
+week_label = calendar.week_name(view.week)
 if bool(view.kpis["provisional"].any()):
     st.warning(
         f"{week_label} is still in progress (data up to {view.as_of:%d %b %H:%M} UTC): "
@@ -52,30 +47,19 @@ st.caption(
 )
 widgets.kpi_cards(view.kpis)
 
-unit_label = {"cases": "new cases", "subjects": "distinct subjects", "reporters": "reporters"}
+unit = {"cases": "new cases", "subjects": "distinct subjects", "reporters": "reporters"}[count]
 st.subheader("Volume")
 left, right = st.columns(2)
-with left:
-    widgets.chart(
-        trend_charts.daily_trend(
-            view.daily, view.annotations, title="Per day", y_title=unit_label[count]
-        ),
-        key="daily",
-    )
-with right:
-    widgets.chart(
-        trend_charts.weekly_trend(
-            view.series("new_cases"),
-            view.annotations,
-            title="Per week",
-            y_title=unit_label[count],
-            focus=view.week,
-        ),
-        key="weekly",
-    )
-widgets.chart(
-    trend_charts.category_heatmap(view.categories, title="Categories by week"), key="heatmap"
+daily = trend_charts.daily_trend(view.daily, view.annotations, title="Per day", y_title=unit)
+weekly = trend_charts.weekly_trend(
+    view.series("new_cases"), view.annotations, title="Per week", y_title=unit, focus=view.week
 )
+with left:
+    widgets.chart(daily, key="daily")
+with right:
+    widgets.chart(weekly, key="weekly")
+heatmap = trend_charts.category_heatmap(view.categories, title="Categories by week")
+widgets.chart(heatmap, key="heatmap")
 
 st.subheader(f"Top movers in {week_label}")
 st.caption(
@@ -83,38 +67,32 @@ st.caption(
     "control false discoveries across all slices."
 )
 widgets.movers_table(view.movers)
+monday, sunday = trends.week_days(view.week)
 explorer.link(
     f"Open the cases of {week_label} in Case Explorer",
-    opened_from=view.week.isoformat(),
-    opened_to=(view.week + timedelta(days=6)).isoformat(),
-)
+    opened_from=monday.isoformat(), opened_to=sunday.isoformat(),
+)  # fmt: skip
 
 st.subheader("Response and backlog")
 left, right = st.columns(2)
+sla = trend_charts.rate_lines(
+    view.sla, title="SLA breach rate by severity", y_title="breached", group="severity"
+)
+proactive = trend_charts.rate_lines(
+    view.series("proactive_rate"), title="Proactive rate", y_title="of violations"
+)
 with left:
-    widgets.chart(
-        trend_charts.rate_lines(
-            view.sla, title="SLA breach rate by severity", y_title="breached", group="severity"
-        ),
-        key="sla",
-    )
-    widgets.chart(
-        trend_charts.duration_lines(view.durations, title="Hours to respond and resolve"),
-        key="durations",
-    )
+    widgets.chart(sla, key="sla")
+    durations = trend_charts.duration_lines(view.durations, title="Hours to respond and resolve")
+    widgets.chart(durations, key="durations")
 with right:
     widgets.chart(
         trend_charts.backlog_bars(view.backlog, title="Open backlog by age"), key="backlog"
     )
-    widgets.chart(
-        trend_charts.rate_lines(
-            view.series("proactive_rate"), title="Proactive rate", y_title="of violations"
-        ),
-        key="proactive",
-    )
+    widgets.chart(proactive, key="proactive")
 
 st.subheader("Prevalence by category")
-widgets.chart(
-    trend_charts.prevalence_bars(view.prevalence, title=f"Cases per 1,000 exposures, {week_label}"),
-    key="prevalence",
+prevalence = trend_charts.prevalence_bars(
+    view.prevalence, title=f"Cases per 1,000 exposures, {week_label}"
 )
+widgets.chart(prevalence, key="prevalence")

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
 from analytics.core import db
+from analytics.views.overview import dataset_overview
 
 
 def _account(i: int, **kw: object) -> db.Account:
@@ -185,17 +186,17 @@ def test_meta_round_trip(engine) -> None:
 
 
 def test_overview_of_empty_and_filled_database(engine) -> None:
-    info = db.dataset_overview(engine)
-    assert info["last_event"] is None and info["counts"]["events"] == 0
+    info = dataset_overview(engine)
+    assert info.last_event is None and info.counts["events"] == 0
     with Session(engine) as s:
         s.add(_account(1))
         s.flush()
         for i, day in enumerate((3, 9)):
             s.add(_event(i + 1, ts=datetime(2026, 1, day)))
         s.commit()
-    info = db.dataset_overview(engine)
-    assert (info["first_event"], info["last_event"]) == (datetime(2026, 1, 3), datetime(2026, 1, 9))
-    assert info["counts"]["events"] == 2 and info["last_case"] is None
+    info = dataset_overview(engine)
+    assert (info.first_event, info.last_event) == (datetime(2026, 1, 3), datetime(2026, 1, 9))
+    assert info.counts["events"] == 2 and info.last_case is None
 
 
 def test_timestamps_are_naive_utc(engine) -> None:

@@ -1,4 +1,11 @@
-"""The three layers, one direction: checked by parsing the code."""
+"""The layers, one direction: checked by parsing the code.
+
+``analytics`` never imports Streamlit or ``ui``; ``ui`` runs only the views
+(:mod:`analytics.views`), access, presentation, the core vocabulary and the briefs
+(plus, in ``ui/data.py``, the snapshot's state for its banners); pages run only ``ui``
+and those. Imports under ``if TYPE_CHECKING:`` name types for annotations and run
+nothing, so they are not counted.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +19,89 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _imports(path: Path) -> list[tuple[str, list[str]]]:
-    """(module, names) of every import in a file."""
+def _imports(path: Path, *, typing: bool = True) -> list[tuple[str, list[str]]]:
+    """(module, names) of every import in a file (without ``typing``: not those under
+    ``if TYPE_CHECKING:``)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    skipped: set[int] = set()
+    if not typing:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and ast.unparse(node.test) in (
+                "TYPE_CHECKING",
+                "typing.TYPE_CHECKING",
+            ):
+                skipped |= {id(n) for child in node.body for n in ast.walk(child)}
     found: list[tuple[str, list[str]]] = []
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.Import):
             found += [(alias.name, []) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module:
             found.append((node.module, [alias.name for alias in node.names]))
     return found
+
+
+def _reached(path: Path) -> set[str]:
+    """The ``analytics`` and ``ui`` modules a file runs (a name imported from a package
+    that is one of its modules counts as that module)."""
+    reached: set[str] = set()
+    for module, names in _imports(path, typing=False):
+        if not module.startswith(("analytics", "ui")):
+            continue
+        package = hasattr(importlib.import_module(module), "__path__")
+        subs = [n for n in names if package and importlib.util.find_spec(f"{module}.{n}")]
+        reached |= {f"{module}.{n}" for n in subs}
+        if not subs or len(subs) < len(names):
+            reached.add(module)
+    return reached
+
+
+def _within(module: str, allowed: tuple[str, ...]) -> bool:
+    return any(module == a or module.startswith(a + ".") for a in allowed)
+
+
+#: What ``ui`` may run: the views, access (sign-in, the viewer), presentation (charts,
+#: formatting, exports), the core vocabulary (roles, filters) and the briefs.
+UI_MAY = ("analytics.views", "analytics.access", "analytics.present", "analytics.core",
+          "analytics.reports", "ui")  # fmt: skip
+#: ``ui/data.py`` also sets up the engines and watches the snapshot's state for its
+#: banners (refresh, rebuild, read around it).
+SNAPSHOT_STATE = ("analytics.sources.snapshot", "analytics.sources.fingerprint",
+                  "analytics.sources.load")  # fmt: skip
+#: What pages may run: ``ui`` and the views, presentation, core vocabulary and briefs.
+PAGES_MAY = ("ui", "analytics.views", "analytics.present", "analytics.core", "analytics.reports")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "ui").glob("*.py")), ids=lambda p: p.name)
+def test_ui_only_caches_and_draws_what_the_views_compute(path: Path) -> None:
+    allowed = UI_MAY + (SNAPSHOT_STATE if path.name == "data.py" else ())
+    wrong = sorted(m for m in _reached(path) if not _within(m, allowed))
+    assert not wrong, f"ui/{path.name} runs {wrong}: ui caches and draws, analytics.views computes"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "pages").glob("*.py")), ids=lambda p: p.name)
+def test_pages_run_only_ui_and_the_views(path: Path) -> None:
+    wrong = sorted(m for m in _reached(path) if not _within(m, PAGES_MAY))
+    assert not wrong, f"pages/{path.name} runs {wrong}: pages draw through ui and the views"
+
+
+_PUBLIC = [
+    *sorted((ROOT / "ui").glob("*.py")),
+    *sorted((ROOT / "analytics" / "views").glob("*.py")),
+]
+
+
+@pytest.mark.parametrize("path", _PUBLIC, ids=lambda p: str(p.relative_to(ROOT)))
+def test_ui_and_views_modules_say_what_they_export(path: Path) -> None:
+    if path.name == "__init__.py":
+        return
+    name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    module = importlib.import_module(name)
+    exported = getattr(module, "__all__", None)
+    assert exported is not None, f"{name} has no __all__"
+    assert not [n for n in exported if not hasattr(module, n)], f"{name}.__all__ names nothing"
+    assert module.__doc__, f"{name} has no docstring"
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from analytics.core import db
 from analytics.core.db import Account, Case, DatasetMeta
 from analytics.sources.cases import CaseQuery, search_cases
+from analytics.views.overview import dataset_overview
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -203,7 +204,7 @@ def test_the_sqlite_reader_still_reads_searches_and_reflects(sqlite_reader) -> N
     assert page.total == 1
     assert search_cases(sqlite_reader, CaseQuery(text="nothing"), role="associate").total == 0
     assert db.table_counts(sqlite_reader)["cases"] == 1
-    assert db.dataset_overview(sqlite_reader)["first_case"] == datetime(2026, 1, 1)
+    assert dataset_overview(sqlite_reader).first_case == datetime(2026, 1, 1)
     with sqlite_reader.connect() as conn:
         got = conn.exec_driver_sql(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3) "

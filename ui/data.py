@@ -1,4 +1,11 @@
-"""Cached access to the database for the pages."""
+"""Cached access to the data for the pages: wrappers around :mod:`analytics.views`.
+
+Each wrapper caches a view function per database, data version and argument (the
+engines are made here once per process), and turns any failure to read into a
+:class:`DataUnavailable` for the page's banner. The snapshot's state is watched here
+too: a stale snapshot is refreshed before the pages read it, and one that cannot be
+used is read around, with a banner saying so. No number is computed here.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +16,20 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import streamlit as st
 from sqlalchemy.engine import Engine, make_url
 
 from analytics import access, reports
+from analytics.access import Viewer
 from analytics.core import db
 from analytics.core.db import Role
 from analytics.core.filters import Filters
-from analytics.metrics import trends
-from analytics.sources import cases, load
+from analytics.sources import load
 from analytics.sources.fingerprint import data_fingerprint
 from analytics.sources.snapshot import (
     SnapshotBroken,
@@ -34,26 +41,49 @@ from analytics.sources.snapshot import (
     snapshot_is_fresh,
     snapshot_problem,
 )
-from analytics.views import monitor
+from analytics.views import admin, anomalies, feedback, selection
+from analytics.views import cases as case_views
+from analytics.views import emerging as emerging_views
+from analytics.views import trends as trends_view
+from analytics.views.anomalies import Evidence, Incident
+from analytics.views.cases import AccountView, ExplorerQuery
+from analytics.views.emerging import RingView, TopicsView
+from analytics.views.overview import Overview, dataset_overview, empty_overview
+from analytics.views.selection import DataSpan
+
+if TYPE_CHECKING:
+    from analytics.metrics.trends import WeeklyView
+    from analytics.sources.cases import CasePage, CaseQuery
 
 __all__ = [
     "DataUnavailable",
     "account",
+    "account_timeline",
+    "alert_precision",
+    "audit",
+    "audit_log",
     "brief",
     "brief_files",
     "case_detail",
     "case_page",
-    "account_timeline",
-    "evidence",
-    "incidents",
-    "readiness",
-    "record_feedback",
+    "data_span",
     "data_token",
     "database_label",
+    "emerging",
     "engine",
+    "evidence",
+    "explorer_query",
+    "incidents",
     "overview",
+    "readiness",
+    "record_feedback",
+    "reveal",
+    "ring_cases",
+    "rings",
+    "users",
+    "week_end",
     "weekly_view",
-    "weeks_of",
+    "writer",
 ]
 
 
@@ -90,9 +120,7 @@ def writer() -> Engine:
     return _writer_for(db.database_url())
 
 
-def audit(
-    viewer: access.Viewer, action: str, *, target: str | None = None, filters: Any = None
-) -> None:
+def audit(viewer: Viewer, action: str, *, target: str | None = None, filters: Any = None) -> None:
     """Append to the audit log (a failure to write it is shown, never swallowed)."""
     shown = filters
     if isinstance(filters, Filters):
@@ -106,36 +134,31 @@ def database_label() -> str:
 
 
 @st.cache_data(ttl=60, max_entries=8, show_spinner="Reading the database…")
-def _overview(url: str) -> dict[str, Any]:
+def _overview(url: str) -> Overview:
     parsed = make_url(url)
     path = parsed.database if parsed.get_backend_name() == "sqlite" else None
     if path and path != ":memory:" and not Path(path).exists():
-        # No file yet: nothing to read (the reader never creates one).
-        return {
-            "counts": dict.fromkeys(db.TABLES, 0), "first_event": None, "last_event": None,
-            "first_case": None, "last_case": None, "newest": None, "demo": None,
-        }  # fmt: skip
-    return db.dataset_overview(_engine_for(url))
+        return empty_overview()  # no file yet: the reader never creates one
+    return dataset_overview(_engine_for(url))
 
 
-def overview() -> dict[str, Any]:
+def overview() -> Overview:
     """Row counts, date range and freshness (cached for a minute per database)."""
     return _overview(db.database_url())
 
 
-def weeks_of(info: dict[str, Any]) -> tuple[date, date, date] | None:
-    """First day, last day and the latest complete week's Monday, or None without cases."""
-    if not info["first_case"] or not info["newest"]:
-        return None
-    first, newest = info["first_case"].date(), info["newest"]
-    this_monday = newest.date() - timedelta(days=newest.date().weekday())
-    end_of_week = datetime.combine(this_monday + timedelta(days=7), datetime.min.time())
-    complete = (
-        this_monday
-        if newest >= end_of_week - timedelta(seconds=1)
-        else (this_monday - timedelta(days=7))
-    )
-    return first, newest.date(), max(complete, first - timedelta(days=first.weekday()))
+def data_span() -> DataSpan | None:
+    """The days with cases and the default focus week, or None without cases."""
+    return selection.data_span(overview())
+
+
+def week_end(week: date | None) -> datetime:
+    """The ``as_of`` of a focus week (:func:`analytics.views.selection.week_end`)."""
+    return selection.week_end(overview(), week)
+
+
+def _newest_day() -> date:
+    return selection.newest_day(overview())
 
 
 def _on_snapshot(eng: Engine) -> bool:
@@ -276,14 +299,6 @@ def _snapshot_notice(url: str) -> str:
     return _banner(problem) if problem is not None else ""
 
 
-@st.cache_data(ttl=3600, max_entries=32, show_spinner="Computing the week…")
-def _weekly_view(
-    url: str, filters: Filters, week: date, count: str, token: str
-) -> trends.WeeklyView:
-    cube = load.load_cube(_engine_for(url), filters)
-    return trends.weekly_view(cube, week=week, count=count)  # type: ignore[arg-type]
-
-
 _CHECK = " Check that the database is reachable and that LOOKOUT_DATABASE_URL is right."
 
 
@@ -321,24 +336,27 @@ def _bypassed(url: str) -> SnapshotError | None:
         return None
 
 
-def weekly_view(filters: Filters, week: date, count: str, *, role: Role) -> trends.WeeklyView:
+@st.cache_data(ttl=3600, max_entries=32, show_spinner="Computing the week…")
+def _weekly_view(
+    url: str, filters: Filters, week: date, count: str, token: str, role: Role
+) -> WeeklyView:
+    return trends_view.weekly_view(
+        _engine_for(url), filters, week=week, count=trends_view.count_of(count), role=role
+    )
+
+
+def weekly_view(filters: Filters, week: date, count: str, *, role: Role) -> WeeklyView:
     """Every number of the Weekly Trends page, cached per filter set and data version."""
-    access.require(role, "aggregates")
     with _reading("Cannot read the data") as url:
-        return _weekly_view(url, filters, week, count, data_token())
-
-
-def _newest_day() -> date:
-    newest = overview()["newest"]
-    return (newest + timedelta(days=1)).date() if newest else date.today()
+        return _weekly_view(url, filters, week, count, data_token(), role)
 
 
 @st.cache_data(ttl=600, max_entries=8, show_spinner="Scanning every slice…")
 def _incidents(url: str, end: date, token: str, role: Role, per_month: float) -> pl.DataFrame:
-    return monitor.recent_incidents(_engine_for(url), end=end, role=role, per_month=per_month)
+    return anomalies.recent_incidents(_engine_for(url), end=end, role=role, per_month=per_month)
 
 
-def incidents(*, role: Role, per_month: float = monitor.DEFAULT_SENSITIVITY) -> pl.DataFrame:
+def incidents(*, role: Role, per_month: float = anomalies.DEFAULT_SENSITIVITY) -> pl.DataFrame:
     """Current incidents with a budget of ``per_month`` false alerts per slice per month
     (cached per data version, feedback and budget)."""
     with _reading("Cannot scan the data") as url:
@@ -347,37 +365,34 @@ def incidents(*, role: Role, per_month: float = monitor.DEFAULT_SENSITIVITY) -> 
 
 
 @st.cache_data(ttl=600, max_entries=8, show_spinner=False)
-def _alert_precision(url: str, version: int) -> pl.DataFrame:
-    return monitor.alert_precision(monitor.read_feedback(_engine_for(url)))
+def _alert_precision(url: str, version: int, role: Role) -> pl.DataFrame:
+    return feedback.measured_precision(_engine_for(url), role=role)
 
 
 def alert_precision(*, role: Role) -> pl.DataFrame:
     """The measured precision of the alerts per metric, from the feedback (cached per
     feedback version)."""
-    access.require(role, "cases")
     with _reading("Cannot read the feedback") as url:
-        return _alert_precision(url, _feedback_version())
+        return _alert_precision(url, _feedback_version(), role)
 
 
 @st.cache_data(ttl=600, max_entries=16, show_spinner="Clustering case narratives…")
-def _emerging(
-    url: str, filters: Filters, as_of: datetime, token: str, role: Role
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    return monitor.emerging_view(_engine_for(url), filters, as_of=as_of, role=role)
+def _emerging(url: str, filters: Filters, as_of: datetime, token: str, role: Role) -> TopicsView:
+    return emerging_views.emerging_view(_engine_for(url), filters, as_of=as_of, role=role)
 
 
-def emerging(filters: Filters, as_of: datetime, *, role: Role) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Narrative clusters and their (masked) cases, cached per filters and data version."""
+def emerging(filters: Filters, as_of: datetime, *, role: Role) -> TopicsView:
+    """Narrative topics and their (masked) cases, cached per filters and data version."""
     with _reading("Cannot read the case narratives") as url:
         return _emerging(url, filters, as_of, data_token(), role)
 
 
 @st.cache_data(ttl=600, max_entries=16, show_spinner="Linking accounts…")
-def _rings(url: str, as_of: datetime, token: str, role: Role) -> tuple[pl.DataFrame, ...]:
-    return monitor.ring_view(_engine_for(url), as_of=as_of, role=role)
+def _rings(url: str, as_of: datetime, token: str, role: Role) -> RingView:
+    return emerging_views.ring_view(_engine_for(url), as_of=as_of, role=role)
 
 
-def rings(as_of: datetime, *, role: Role) -> tuple[pl.DataFrame, ...]:
+def rings(as_of: datetime, *, role: Role) -> RingView:
     """Rings, their members and edges as of ``as_of`` (cached per data version)."""
     with _reading("Cannot link accounts") as url:
         return _rings(url, as_of, data_token(), role)
@@ -385,7 +400,7 @@ def rings(as_of: datetime, *, role: Role) -> tuple[pl.DataFrame, ...]:
 
 @st.cache_data(ttl=300, max_entries=32, show_spinner=False)
 def _ring_cases(url: str, accounts: tuple[int, ...], token: str, role: Role) -> pl.DataFrame:
-    return monitor.ring_cases(_engine_for(url), list(accounts), role=role)
+    return emerging_views.ring_cases(_engine_for(url), list(accounts), role=role)
 
 
 def ring_cases(accounts: list[int], *, role: Role) -> pl.DataFrame:
@@ -394,41 +409,24 @@ def ring_cases(accounts: list[int], *, role: Role) -> pl.DataFrame:
         return _ring_cases(url, tuple(sorted(accounts)), data_token(), role)
 
 
-def no_filters() -> Filters:
-    """Filters that keep everything."""
-    return Filters()
-
-
-def week_end(week: date | None) -> datetime:
-    """The ``as_of`` of a focus week: midnight after it, or after the newest day with
-    data when that comes first (or when no week is chosen)."""
-    newest = datetime.combine(_newest_day(), datetime.min.time())
-    if week is None:
-        return newest
-    return min(newest, datetime.combine(week + timedelta(days=7), datetime.min.time()))
-
-
 def _feedback_version() -> int:
-    return monitor.feedback_version(engine())
+    return feedback.feedback_version(engine())
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner="Loading the incident…")
 def _evidence(
-    url: str, incident: dict[str, Any], end: date, token: str, role: Role, per_month: float
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    eng = _engine_for(url)
-    return (
-        monitor.incident_series(eng, incident, end=end, per_month=per_month),
-        monitor.incident_root_cause(eng, incident, end=end),
-        monitor.incident_cases(eng, incident, end=end, role=role),
+    url: str, incident: Incident, end: date, token: str, role: Role, per_month: float
+) -> Evidence:
+    return anomalies.incident_evidence(
+        _engine_for(url), incident, end=end, role=role, per_month=per_month
     )
 
 
 def evidence(
-    incident: dict[str, Any], *, role: Role, per_month: float = monitor.DEFAULT_SENSITIVITY
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """An incident's scored series (its band at the level of the budget), root cause
-    and cases."""
+    incident: Incident, *, role: Role, per_month: float = anomalies.DEFAULT_SENSITIVITY
+) -> Evidence:
+    """An incident's scored series (its band at the level of the budget), the reason it
+    was raised, its root cause and its cases."""
     return _evidence(db.database_url(), incident, _newest_day(), data_token(), role, per_month)
 
 
@@ -436,7 +434,7 @@ def evidence(
 def _timeline(
     url: str, account_id: int, token: str, role: Role
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    return monitor.account_timeline(_engine_for(url), account_id, role=role)
+    return anomalies.account_timeline(_engine_for(url), account_id, role=role)
 
 
 def account_timeline(account_id: int, *, role: Role) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -444,16 +442,16 @@ def account_timeline(account_id: int, *, role: Role) -> tuple[pl.DataFrame, pl.D
     return _timeline(db.database_url(), account_id, data_token(), role)
 
 
-def record_feedback(incident: dict[str, Any], verdict: str, *, user: str) -> None:
+def record_feedback(incident: Incident, verdict: str, *, viewer: Viewer) -> None:
     """Store a verdict; the incident list recomputes with it (its cache key changes)."""
-    monitor.record_feedback(
+    feedback.record_feedback(
         writer(),
-        user=user,
-        metric=str(incident["metric"]),
-        slice_key=str(incident["slice"]),
-        alert_start=incident["start"],
+        viewer=viewer,
+        metric=incident.metric,
+        slice_key=incident.slice,
+        alert_start=incident.start,
         verdict=verdict,
-        value=incident["peak_value"],
+        value=incident.peak_value,
     )
 
 
@@ -468,7 +466,7 @@ def readiness() -> tuple[str, str]:
             f"Cannot read the database at `{label}` ({type(exc).__name__}). Check that the "
             "server is running and that LOOKOUT_DATABASE_URL is right."
         )
-    if not any(info["counts"][t] for t in ("events", "cases")):
+    if not info.has_data:
         return "empty", (
             "The database has no cases or events yet. Load the demo with "
             "`python -m analytics seed` or import your data with "
@@ -477,22 +475,38 @@ def readiness() -> tuple[str, str]:
     return "ok", _snapshot_notice(db.database_url())
 
 
+def explorer_query(
+    params: dict[str, str], shown: Filters, loaded: Filters, as_of: datetime, *, role: Role
+) -> ExplorerQuery:
+    """The Case Explorer's list for its page parameters under the filters ``shown``; a
+    topic or a ring named in them is looked up in the week's topics (of the ``loaded``
+    filters, as the Emerging Threats page reads them) and rings, both cached."""
+    with _reading("Cannot search the cases"):
+        return case_views.explorer_query(
+            params,
+            shown,
+            topics=lambda: emerging(loaded, as_of, role=role),
+            rings=lambda: rings(as_of, role=role),
+            role=role,
+        )
+
+
 @st.cache_data(ttl=300, max_entries=64, show_spinner="Searching cases…")
-def _case_page(url: str, query: cases.CaseQuery, token: str, role: Role) -> cases.CasePage:
-    return cases.search_cases(_engine_for(url), query, role=role)
+def _case_page(url: str, query: CaseQuery, token: str, role: Role) -> CasePage:
+    return case_views.case_list(_engine_for(url), query, role=role)
 
 
-def case_page(query: cases.CaseQuery, *, role: Role) -> cases.CasePage:
+def case_page(found: ExplorerQuery, *, role: Role) -> CasePage:
     """One page of the Case Explorer's list (cached per query and data version)."""
     with _reading("Cannot search the cases") as url:
-        return _case_page(url, query, data_token(), role)
+        return _case_page(url, found.query, data_token(), role)
 
 
 @st.cache_data(ttl=300, max_entries=64, show_spinner=False)
 def _case_detail(
     url: str, case_id: int, token: str, role: Role
 ) -> tuple[dict[str, Any] | None, pl.DataFrame]:
-    return cases.case_detail(_engine_for(url), case_id, role=role)
+    return case_views.case_detail(_engine_for(url), case_id, role=role)
 
 
 def case_detail(case_id: int, *, role: Role) -> tuple[dict[str, Any] | None, pl.DataFrame]:
@@ -501,20 +515,18 @@ def case_detail(case_id: int, *, role: Role) -> tuple[dict[str, Any] | None, pl.
         return _case_detail(url, case_id, data_token(), role)
 
 
+def reveal(case_id: int, viewer: Viewer) -> tuple[dict[str, Any] | None, pl.DataFrame]:
+    """A case unmasked, for a role that may reveal; audited before it is read (no cache)."""
+    with _reading("Cannot reveal the case") as url:
+        return case_views.reveal_case(_engine_for(url), writer(), case_id, viewer=viewer)
+
+
 @st.cache_data(ttl=300, max_entries=32, show_spinner="Reading the account…")
-def _account(url: str, account_id: int, as_of: datetime, token: str, role: Role) -> dict[str, Any]:
-    eng = _engine_for(url)
-    start = as_of - timedelta(days=2 * monitor.RING_DAYS)
-    return {
-        "profile": cases.account_profile(eng, account_id, role=role),
-        "events": cases.account_events(eng, account_id, role=role, end=as_of),
-        "cases": cases.account_cases(eng, account_id, role=role),
-        "linked": cases.linked_accounts(eng, account_id, role=role, start=start, end=as_of),
-        "window": (start, as_of),
-    }
+def _account(url: str, account_id: int, as_of: datetime, token: str, role: Role) -> AccountView:
+    return case_views.account_view(_engine_for(url), account_id, as_of=as_of, role=role)
 
 
-def account(account_id: int, as_of: datetime, *, role: Role) -> dict[str, Any]:
+def account(account_id: int, as_of: datetime, *, role: Role) -> AccountView:
     """An account (identity masked), its events before ``as_of``, its cases and the
     accounts linked to it in the 28 days before ``as_of``."""
     with _reading("Cannot read the account") as url:
@@ -546,7 +558,13 @@ def brief_files(_brief: reports.Brief, key: tuple[Any, ...]) -> tuple[str, str]:
     return reports.render_html(_brief), reports.render_markdown(_brief)
 
 
-def reveal(case_id: int, viewer: access.Viewer) -> tuple[dict[str, Any] | None, pl.DataFrame]:
-    """A case unmasked, for a role that may reveal; audited before it is read (no cache)."""
-    with _reading("Cannot reveal the case") as url:
-        return cases.reveal_case(_engine_for(url), writer(), case_id, viewer=viewer)
+def users(*, role: Role) -> pl.DataFrame:
+    """Every user without their password hash (not cached: it changes by hand)."""
+    return admin.users(engine(), role=role)
+
+
+def audit_log(
+    *, role: Role, user: str, action: str, days: tuple[date, date] | None
+) -> pl.DataFrame:
+    """The audit log as the Admin page filters it (not cached: it grows with every view)."""
+    return admin.audit_log(engine(), role=role, user=user, action=action, days=days)

@@ -1,131 +1,78 @@
-"""The Case Explorer's pieces: what a link asks for, the case list, a case, an account.
+"""The Case Explorer's pieces, drawn: links to it, the case list, a case, an account.
 
 Other pages link to the Case Explorer (:func:`link`) with the global filters and one
-*context* in the URL: ``cluster`` (a topic of the Emerging Threats page), ``ring`` (a
-ring of linked accounts), or ``slice`` with ``opened_from``/``opened_to`` (an anomaly).
-``case`` and ``account`` open a case and an account below the list.
+*context* (:data:`analytics.views.cases.CONTEXT_KEYS`, as ``cases.cluster``,
+``cases.ring``, ``cases.slice``...); :func:`analytics.views.cases.explorer_query` reads
+it. ``cases.case`` and ``cases.account`` open a case and an account below the list.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import date, datetime
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
 import streamlit as st
 
 from analytics import access
 from analytics.access import Viewer
-from analytics.core.filters import (
-    CHOICES,
-    DIMENSIONS,
-    Filters,
-    ignored_values,
-    parse_day,
-    whole_number,
-)
 from analytics.present import exports
 from analytics.present.theme import format_number
-from analytics.sources import cases
+from analytics.views.cases import CONTEXT_KEYS, ExplorerQuery
 from ui import data, session
-from ui.filters import Selection, humanise, link_params, page_param, set_page_param
+from ui.filters import PageState, humanise, link_params
 
-__all__ = ["Context", "account_view", "case_list", "case_view", "context", "link"]
+if TYPE_CHECKING:
+    from analytics.sources.cases import CasePage
 
-_CONTEXT_KEYS = ("cluster", "ring", "slice", "opened_from", "opened_to")
+__all__ = [
+    "CASES",
+    "account_view",
+    "case_list",
+    "case_view",
+    "clear_context",
+    "context",
+    "link",
+    "pager",
+]
+
+#: The Case Explorer's own state in the URL and the session (``cases.*``).
+CASES = PageState("cases")
 _EXPLORER = "pages/cases.py"
 
 
-def link(label: str, *, key: str | None = None, **params: object) -> None:
-    """A link to the Case Explorer that keeps the global filters and adds ``params``;
-    nothing for a viewer whose role may not open it."""
+def link(label: str, **params: object) -> None:
+    """A link to the Case Explorer that keeps the global filters and sets ``params``
+    (its own, :data:`CASES`); nothing for a viewer whose role may not open it."""
     if not session.may("cases"):
         return
     st.page_link(
         _EXPLORER,
         label=label,
         icon=":material/manage_search:",
-        query_params=link_params(**params),
+        query_params=link_params(CASES.page, **params),
     )
 
 
-@dataclass(frozen=True)
-class Context:
-    """What the link restricted the list to, in words, and the query it gives."""
-
-    label: str
-    query: cases.CaseQuery
-
-
-def _day(raw: str) -> date | None:
-    return parse_day(raw) if raw else None
-
-
-def context(
-    selection: Selection, base: cases.CaseQuery, as_of: datetime, viewer: Viewer
-) -> Context | None:
-    """The restriction a link asked for (a topic, a ring or an anomaly's slice), applied
-    to ``base``; None when the URL asks for none. Unusable values get a warning."""
-    cluster, ring, slice_key = (page_param(k) for k in ("cluster", "ring", "slice"))
-    if cluster:
-        clusters, texts = data.emerging(selection.filters, as_of, role=viewer.role)
-        known = clusters["cluster_id"].to_list()
-        number = whole_number(cluster)
-        if number is not None and number in known:
-            row = clusters.filter(pl.col("cluster_id") == number).row(0, named=True)
-            ids = texts.filter(pl.col("cluster_id") == number)["case_id"].to_list()
-            query = replace(base, case_ids=tuple(ids), filters=_undated(base.filters))
-            return Context(f"Topic {cluster} of the week: {row['terms']}", query)
-        st.warning(f"Ignored topic {cluster[:20]!r}: not a topic of this week and filters.")
-    if ring:
-        _rings, members, _edges = data.rings(as_of, role=viewer.role)
-        mine = members.filter(pl.col("ring_id").cast(pl.String) == ring)
-        if not mine.is_empty():
-            accounts = tuple(int(a) for a in mine["account_id"].to_list())
-            query = replace(base, subject_ids=accounts, filters=_undated(base.filters))
-            label = f"Ring {ring} of the week: cases about its {len(accounts)} accounts"
-            return Context(label, query)
-        st.warning(f"Ignored ring {ring[:20]!r}: not a ring of this week.")
-    start, end = _day(page_param("opened_from")), _day(page_param("opened_to"))
-    if slice_key or start or end:
-        dims, ignored = _slice_dims(slice_key)
-        if ignored:
-            st.caption(
-                f"The anomaly's slice also names {ignored_values(ignored)}, which cases "
-                "do not have: showing the cases of its other dimensions."
-            )
-        start, end = start or base.filters.start, end or base.filters.end
-        f = replace(base.filters, start=start, end=end, **{k: (v,) for k, v in dims.items()})
-        what = f"The anomaly {slice_key[:80]}:" if slice_key else "Cases"
-        if start and end and start > end:
-            st.warning("Ignored the opening dates: they end before they start.")
-            start, end = base.filters.start, base.filters.end
-        when = f" opened {start:%d %b}–{end:%d %b %Y}" if start and end else ""
-        return Context(what + when, replace(base, filters=f))
-    return None
-
-
-def _undated(f: Filters) -> Filters:
-    return replace(f, start=None, end=None)
-
-
-def _slice_dims(slice_key: str) -> tuple[dict[str, str], list[str]]:
-    dims: dict[str, str] = {}
-    ignored: list[str] = []
-    for part in slice_key.split("|"):
-        name, _, value = part.partition("=")
-        if name in DIMENSIONS and value in CHOICES[name]:
-            dims[name] = value
-        elif part and part != "all":
-            ignored.append(part)
-    return dims, list(dict.fromkeys(ignored))
+def context(found: ExplorerQuery) -> None:
+    """What the list shows: the notes on values ignored, and the restriction a link asked
+    for with a button that clears it."""
+    for warning in found.warnings:
+        st.warning(warning)
+    for note in found.notes:
+        st.caption(note)
+    if found.context is None:
+        return
+    info, clear = st.columns([5, 1])
+    info.info(found.context, icon=":material/filter_alt:")
+    if clear.button("Show all cases", key="cases_clear", width="stretch"):
+        clear_context()
+        st.rerun()
 
 
 def clear_context() -> None:
     """Forget the link's restriction (and the open case and account)."""
-    for key in (*_CONTEXT_KEYS, "case", "account", "page"):
-        set_page_param(key, "")
+    for key in (*CONTEXT_KEYS, "case", "account", "page"):
+        CASES.set(key, "")
 
 
 _LIST_COLUMNS: dict[str, Any] = {
@@ -144,7 +91,7 @@ _LIST_COLUMNS: dict[str, Any] = {
 }
 
 
-def case_list(page: cases.CasePage) -> int | None:
+def case_list(page: CasePage) -> int | None:
     """The page of cases as a table; returns the case picked in it, if any."""
     picked = st.dataframe(
         exports.neutralise(page.rows),
@@ -160,7 +107,7 @@ def case_list(page: cases.CasePage) -> int | None:
     return int(page.rows["case_id"][rows[0]]) if rows else None
 
 
-def pager(page: cases.CasePage) -> None:
+def pager(page: CasePage) -> None:
     """Previous / next buttons and where we are; the page number lives in the URL."""
     left, middle, right = st.columns([1, 4, 1])
     first = page.total and (page.page - 1) * page.rows.height + 1
@@ -169,10 +116,10 @@ def pager(page: cases.CasePage) -> None:
         + (f" (cases {first:,}–{first + page.rows.height - 1:,})" if page.total else "")
     )
     if left.button("Previous", disabled=page.page <= 1, key="cases_prev", width="stretch"):
-        set_page_param("page", str(page.page - 1))
+        CASES.set("page", str(page.page - 1))
         st.rerun()
     if right.button("Next", disabled=page.page >= page.pages, key="cases_next", width="stretch"):
-        set_page_param("page", str(page.page + 1))
+        CASES.set("page", str(page.page + 1))
         st.rerun()
 
 
@@ -227,9 +174,8 @@ def case_view(case_id: int, viewer: Viewer) -> None:
     if actions.is_empty():
         st.caption("No action recorded yet.")
     else:
-        hours = ((pl.col("ts") - found["opened_at"]).dt.total_minutes() / 60).round(1)
         st.dataframe(
-            exports.neutralise(actions.with_columns(after_hours=hours)),
+            exports.neutralise(actions),
             hide_index=True,
             width="stretch",
             column_config={
@@ -244,37 +190,38 @@ def case_view(case_id: int, viewer: Viewer) -> None:
         if account_id is None:
             column.caption(f"{role}: none")
         elif column.button(f"Open {role.lower()} account {account_id}", key=f"cases_open_{role}"):
-            set_page_param("account", str(account_id))
+            CASES.set("account", str(account_id))
             st.rerun()
 
 
 def account_view(account_id: int, as_of: datetime, viewer: Viewer) -> None:
     """An account: who (masked), its ring, linked accounts, events and cases."""
     found = data.account(account_id, as_of, role=viewer.role)
-    profile = found["profile"]
+    profile = found.profile
     if profile is None:
         st.warning(f"There is no account {account_id}.")
         return
-    st.subheader(f"Account {account_id} · {humanise(profile['kind'])} · {profile['region']}")
-    age = (as_of - profile["created_at"]).days
+    st.subheader(f"Account {account_id} · {humanise(profile.kind)} · {profile.region}")
     a, b, c, d = st.columns(4)
-    a.metric("Created", f"{profile['created_at']:%d %b %Y}", help=f"{age:,} days before as-of")
-    b.metric("Status", humanise(profile["status"]))
-    c.metric("Verified", "yes" if profile["verified"] else "no")
-    d.metric("Name (masked)", profile["display_name"] or "–", help=profile["email"] or None)
-    _rings, members, _edges = data.rings(as_of, role=viewer.role)
-    ring = members.filter(pl.col("account_id") == account_id)
-    if not ring.is_empty():
-        ring_id = int(ring["ring_id"][0])
+    a.metric(
+        "Created",
+        f"{profile.created_at:%d %b %Y}",
+        help=f"{found.age_days:,} days before as-of",
+    )
+    b.metric("Status", humanise(profile.status))
+    c.metric("Verified", "yes" if profile.verified else "no")
+    d.metric("Name (masked)", profile.display_name or "–", help=profile.email or None)
+    ring_id = data.rings(as_of, role=viewer.role).ring_of(account_id)
+    if ring_id is not None:
         st.info(f"Member of ring {ring_id} in the 14 days before {as_of:%d %b %Y}.")
         st.page_link(
             "pages/emerging.py",
             label=f"Open ring {ring_id} in Emerging threats",
             icon=":material/hub:",
-            query_params=link_params(ring=ring_id),
+            query_params=link_params("emerging", ring=ring_id),
         )
-    linked = found["linked"]
-    start, end = found["window"]
+    linked = found.linked
+    start, end = found.start, found.end
     st.markdown(
         f"**Linked accounts** ({linked.height}: sharing a device or IP, each used at "
         f"least twice, {start:%d %b}–{end:%d %b %Y}; shared hubs left out)"
@@ -294,13 +241,13 @@ def account_view(account_id: int, as_of: datetime, viewer: Viewer) -> None:
         )
         rows = picked.selection.get("rows") if picked else None
         if rows:
-            set_page_param("account", str(linked["account_id"][rows[0]]))
+            CASES.set("account", str(linked["account_id"][rows[0]]))
             st.rerun()
     left, right = st.columns(2)
-    events = found["events"]
+    events = found.events
     left.markdown(f"**Latest events** ({events.height:,}, before {as_of:%d %b %Y})")
     left.dataframe(events, hide_index=True, width="stretch", height=320)
-    history = found["cases"]
+    history = found.cases
     right.markdown(f"**Cases about it or reported by it** ({history.height:,})")
     right.dataframe(
         exports.neutralise(history),

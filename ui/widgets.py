@@ -3,89 +3,95 @@
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
-from typing import Any
+from collections.abc import Mapping
+from datetime import date
+from typing import Any, Literal
 
 import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
 from analytics import reports
+from analytics.access import Viewer
 from analytics.core.db import Role
 from analytics.core.filters import whole_number
 from analytics.present import detector_charts, exports
-from analytics.present.theme import format_number
-from analytics.views import monitor
+from analytics.present.theme import Unit, format_number
+from analytics.views import anomalies, feedback, trends
+from analytics.views.anomalies import Incident
+from analytics.views.emerging import RingView, Topic, TopicsView
 from ui import data, explorer, nav
-from ui.filters import humanise, page_param, set_page_param
+from ui.filters import PageState, humanise
 
 __all__ = [
     "DEFAULT_SENSITIVITY",
     "SENSITIVITY_OPTIONS",
     "alert_precision",
+    "brief_preview",
     "chart",
+    "chart_config",
     "cluster_cases",
     "cluster_columns",
-    "cluster_rows",
-    "ring_columns",
-    "selected_cluster",
-    "selected_ring",
+    "cluster_story",
     "drill_down",
-    "filter_incidents",
     "incident_columns",
     "kpi_cards",
     "movers_table",
+    "plain",
     "require_data",
-    "root_cause_rows",
+    "ring_columns",
+    "selected_cluster",
+    "selected_incident",
+    "selected_ring",
+    "verdicts",
 ]
 
 #: The Anomalies page's sensitivity choices: URL value -> label (false alerts per slice
-#: per month), from :data:`analytics.views.monitor.SENSITIVITY`.
+#: per month), from :data:`analytics.views.anomalies.SENSITIVITY`.
 SENSITIVITY_OPTIONS: dict[str, str] = {
-    f"{v:g}": {0.25: "¼", 0.5: "½"}.get(v, f"{v:g}") for v in monitor.SENSITIVITY
+    f"{v:g}": {0.25: "¼", 0.5: "½"}.get(v, f"{v:g}") for v in anomalies.SENSITIVITY
 }
-DEFAULT_SENSITIVITY = f"{monitor.DEFAULT_SENSITIVITY:g}"
+DEFAULT_SENSITIVITY = f"{anomalies.DEFAULT_SENSITIVITY:g}"
+#: The Emerging Threats page's own state in the URL and the session (``emerging.*``).
+EMERGING = PageState("emerging")
 
-_DELTA_UNIT = {"count": "count", "percent": "points", "hours": "hours", "per_1000": "per_1000"}
+_COLOUR: dict[str, Literal["normal", "inverse"]] = {"up": "normal", "down": "inverse"}
 
 
-def _delta(row: dict[str, object]) -> str | None:
+def _delta(row: Mapping[str, Any]) -> str | None:
     delta = row["delta"]
     if delta is None:
         return None
-    unit = str(row["unit"])
-    sign = "+" if float(delta) >= 0 else "-"  # type: ignore[arg-type]
-    size = abs(float(delta))  # type: ignore[arg-type]
-    if unit == "percent":
-        text = f"{size * 100:.1f} pp"
-    else:
-        text = format_number(size, unit=_DELTA_UNIT[unit])  # type: ignore[arg-type]
+    unit: Unit = row["unit"]
+    sign = "+" if float(delta) >= 0 else "-"
+    size = abs(float(delta))
+    text = f"{size * 100:.1f} pp" if unit == "percent" else format_number(size, unit=unit)
     verdict = "significant" if row["significant"] else "noise"
     return f"{sign}{text} · {verdict}"
 
 
-def _help(row: dict[str, object]) -> str:
-    unit = str(row["unit"])
+def _help(row: Mapping[str, Any]) -> str:
+    unit: Unit = row["unit"]
     parts = [
-        f"Previous week: {format_number(row['previous'], unit=unit)} "  # type: ignore[arg-type]
-        f"(p = {float(row['p_previous']):.3f}, "  # type: ignore[arg-type]
+        f"Previous week: {format_number(row['previous'], unit=unit)} "
+        f"(p = {float(row['p_previous']):.3f}, "
         f"{'significant' if row['significant'] else 'noise'}).",
-        f"4-week mean: {format_number(row['baseline'], unit=unit)} "  # type: ignore[arg-type]
-        f"(p = {float(row['p_baseline']):.3f}, "  # type: ignore[arg-type]
+        f"4-week mean: {format_number(row['baseline'], unit=unit)} "
+        f"(p = {float(row['p_baseline']):.3f}, "
         f"{'significant' if row['significant_baseline'] else 'noise'}).",
     ]
     if row["completeness"] is not None:
         parts.append(
-            f"{float(row['completeness']):.0%} of the week's cases are far enough along "  # type: ignore[arg-type]
+            f"{float(row['completeness']):.0%} of the week's cases are far enough along "
             "to count: the value can still move."
         )
     return " ".join(parts)
 
 
-def _value(row: dict[str, object]) -> str:
+def _value(row: Mapping[str, Any]) -> str:
     if row["unit"] == "per_1000":  # the unit is in the label
-        return format_number(row["value"], unit="count", digits=2)  # type: ignore[arg-type]
-    return format_number(row["value"], unit=row["unit"])  # type: ignore[arg-type]
+        return format_number(row["value"], unit="count", digits=2)
+    return format_number(row["value"], unit=row["unit"])
 
 
 def kpi_cards(frame: pl.DataFrame, *, per_row: int = 4) -> None:
@@ -94,23 +100,21 @@ def kpi_cards(frame: pl.DataFrame, *, per_row: int = 4) -> None:
     for start in range(0, len(rows), per_row):
         cols = st.columns(per_row)
         for col, row in zip(cols, rows[start : start + per_row], strict=False):
-            better = row["better"]
-            colour = "off"
+            colour: Literal["normal", "inverse", "off"] = "off"
             if row["significant"]:
-                colour = {"up": "normal", "down": "inverse"}.get(str(better), "off")
+                colour = _COLOUR.get(str(row["better"]), "off")
             label = str(row["label"])
             col.metric(
                 label,
                 _value(row),
                 delta=_delta(row),
-                delta_color=colour,  # type: ignore[arg-type]
+                delta_color=colour,
                 help=_help(row),
                 border=True,
             )
-    partial = frame.filter(pl.col("completeness") < 0.9)
-    if partial.height:
-        names = ", ".join(str(n).lower() for n in partial["label"])
-        share = float(partial["completeness"].min())  # type: ignore[arg-type]
+    moving = trends.still_moving(frame)
+    if moving is not None:
+        names, share = ", ".join(n.lower() for n in moving[0]), moving[1]
         st.caption(
             f"Still moving: {names} see as little as {share:.0%} of the week's cases so far; "
             "the rest are not yet responded to or resolved."
@@ -182,16 +186,6 @@ def incident_columns() -> dict[str, Any]:
     }
 
 
-def root_cause_rows(explained: pl.DataFrame, *, top: int = 10) -> pl.DataFrame:
-    """The selected values of the best dimensions, labelled for a bar chart."""
-    best = explained.filter(pl.col("selected"))
-    if best.is_empty():
-        best = explained.sort("surprise", descending=True).head(top)
-    return best.head(top).select(
-        value=pl.col("dimension") + "=" + pl.col("value"), change=pl.col("change")
-    )
-
-
 def drill_down(cases: pl.DataFrame, chosen: Any, *, role: Role) -> None:
     """The cases underneath (narrowed to the days picked on the chart) and an account."""
     st.markdown("**Cases underneath**")
@@ -199,11 +193,11 @@ def drill_down(cases: pl.DataFrame, chosen: Any, *, role: Role) -> None:
         st.caption("Event slices have no cases of their own: open an account below.")
         return
     days = _picked_days(chosen)
+    cases = anomalies.cases_on(cases, days)
     if days:
-        cases = cases.filter(pl.col("opened_at").dt.date().is_in(days))
         st.caption(f"Narrowed to {len(days)} day(s) picked on the chart.")
     st.dataframe(exports.neutralise(cases), hide_index=True, width="stretch", height=260)
-    subjects = cases["subject_account_id"].drop_nulls().unique().sort().to_list()
+    subjects = anomalies.subjects_of(cases)
     if not subjects:
         return
     account = st.selectbox("Open an account", subjects, key="anomalies_account")
@@ -245,18 +239,30 @@ def require_data() -> None:
         st.warning(message, icon=":material/database:")
 
 
+def verdicts(incident: Incident, viewer: Viewer) -> None:
+    """The three verdict buttons; a verdict is stored and the page reruns with it (the
+    toast that says so is shown by the next run, see ``anomalies_recorded``)."""
+    st.markdown("**Your verdict**")
+    labels = {"confirmed": "Confirmed", "expected": "Expected", "not_useful": "Not useful"}
+    for verdict, label in labels.items():
+        if st.button(label, key=f"anomalies_verdict_{verdict}", width="stretch"):
+            data.record_feedback(incident, verdict, viewer=viewer)
+            st.session_state["anomalies_recorded"] = (
+                f"Recorded: {label.lower()} for {incident.slice}."
+            )
+            st.rerun()
+
+
 def alert_precision(precision: pl.DataFrame, metric: str) -> None:
     """The measured precision of ``metric``'s alerts (from verdicts), and every metric's
     in an expander."""
-    mine = precision.filter(pl.col("metric") == metric)
-    if mine.is_empty():
+    mine = feedback.precision_of(precision, metric)
+    if mine is None:
         st.caption("No verdict on these alerts yet: verdicts measure how often they help.")
         return
-    row = mine.row(0, named=True)
     st.caption(
-        f"Measured precision of {humanise(metric).lower()} alerts: {row['precision']:.0%} "
-        f"confirmed of {row['judged']:,} judged (95% interval {row['low']:.0%}–"
-        f"{row['high']:.0%})."
+        f"Measured precision of {humanise(metric).lower()} alerts: {mine.precision:.0%} "
+        f"confirmed of {mine.judged:,} judged (95% interval {mine.low:.0%}–{mine.high:.0%})."
     )
     with st.expander("Precision by metric"):
         st.dataframe(
@@ -274,42 +280,6 @@ def alert_precision(precision: pl.DataFrame, metric: str) -> None:
                 "high": st.column_config.NumberColumn("95% high", format="percent"),
             },
         )
-
-
-def filter_incidents(incidents: pl.DataFrame, *, source: str, text: str) -> pl.DataFrame:
-    """Incidents of one source ("all" for both) whose slice contains ``text`` (literal)."""
-    shown = incidents if source == "all" else incidents.filter(pl.col("source") == source)
-    if text:
-        shown = shown.filter(pl.col("slice").str.contains(text, literal=True))
-    return shown
-
-
-def cluster_rows(clusters: pl.DataFrame, cases: pl.DataFrame) -> pl.DataFrame:
-    """The topic table: one row per topic with its status, phrase, sparkline, emergence
-    sentence, counts, category mix and one masked example (its newest case)."""
-    example = cases.group_by("cluster_id").agg(example=pl.col("description").first())
-    mix = pl.col("category_mix").list.eval(
-        pl.element().struct.field("category")
-        + " "
-        + (pl.element().struct.field("share") * 100).round(0).cast(pl.Int64).cast(pl.String)
-        + "%"
-    )
-    status = pl.col("status").replace_strict(
-        {"steady": "", "new": "New", "growing again": "Growing again"}, default=""
-    )
-    return clusters.join(example, on="cluster_id", how="left", maintain_order="left").select(
-        "cluster_id",
-        status.alias("status"),
-        "label",
-        "spark",
-        "summary",
-        "recent_count",
-        "expected",
-        "first_flagged",
-        "terms",
-        mix=mix.list.join(" · "),
-        example=pl.col("example"),
-    )
 
 
 def cluster_columns() -> dict[str, Any]:
@@ -334,10 +304,10 @@ def cluster_columns() -> dict[str, Any]:
     }
 
 
-def selected_cluster(clusters: pl.DataFrame, *events: Any) -> int:
-    """The cluster picked on the map or in the table, else the one in the URL, else the
-    top one; kept in the URL (``cluster``) so a link reproduces the view."""
-    ids = clusters["cluster_id"].to_list()
+def selected_cluster(view: TopicsView, *events: Any) -> int:
+    """The topic picked on the map or in the table, else the one in the URL, else the
+    top one; kept in the URL (``emerging.cluster``) so a link reproduces the view."""
+    ids = view.ids
     chosen: int | None = None
     for event in events:
         try:
@@ -352,53 +322,48 @@ def selected_cluster(clusters: pl.DataFrame, *events: Any) -> int:
             custom = points[0]["customdata"]
             chosen = int(custom[0] if isinstance(custom, list) else custom)
     if chosen is None:
-        wanted = page_param("cluster")
-        number = whole_number(wanted)
+        number = whole_number(EMERGING.param("cluster"))
         chosen = number if number is not None and number in ids else ids[0]
-    set_page_param("cluster", str(chosen))
+    EMERGING.set("cluster", str(chosen))
     return chosen
 
 
-def cluster_story(clusters: pl.DataFrame, cluster_id: int, *, last_day: date) -> None:
-    """The selected topic: its phrase, emergence sentence and daily history."""
-    row = clusters.filter(pl.col("cluster_id") == cluster_id).row(0, named=True)
-    st.subheader(f"Topic {cluster_id}: {row['label']}")
-    if row["is_emerging"]:
-        since = row["first_flagged"]
-        when = "today" if since == last_day else f"since {since:%-d %b %Y}"
-        kind = "New" if row["status"] == "new" else "Growing again"
-        st.markdown(f"**{kind}, emerging {when}.** {row['summary']}.")
+def cluster_story(topic: Topic, *, tested: int) -> None:
+    """The selected topic: its phrase, emergence sentence and daily history (``tested``:
+    how many topics were tested)."""
+    st.subheader(f"Topic {topic.cluster_id}: {topic.label}")
+    if topic.is_emerging:
+        since = topic.first_flagged
+        when = "today" if since == topic.last_day else f"since {since:%-d %b %Y}"
+        kind = "New" if topic.status == "new" else "Growing again"
+        st.markdown(f"**{kind}, emerging {when}.** {topic.summary}.")
     else:
-        st.markdown(f"**Not emerging.** {row['summary']}.")
-    if row.get("strands"):
-        strands = " · ".join(
-            f"{s['label']} ({format_number(s['recent_count'])} cases)" for s in row["strands"]
-        )
+        st.markdown(f"**Not emerging.** {topic.summary}.")
+    if topic.strands:
+        strands = " · ".join(f"{label} ({format_number(n)} cases)" for label, n in topic.strands)
         st.markdown(f"**Its strands in the last 7 days:** {strands}.")
     st.caption(
-        f"Distinctive terms: {row['terms']}. Growth tested against its own past, corrected "
-        f"for how much topics vary week to week and for the {clusters.height} topics tested "
-        f"(q = {row['q_value']:.2g})."
+        f"Distinctive terms: {topic.terms}. Growth tested against its own past, corrected "
+        f"for how much topics vary week to week and for the {tested} topics tested "
+        f"(q = {topic.q_value:.2g})."
     )
-    history = row["history"]
-    days = pl.date_range(last_day - timedelta(days=len(history) - 1), last_day, eager=True)
     chart(
         detector_charts.topic_history(
-            pl.DataFrame({"day": days, "cases": history}),
-            first_flagged=row["first_flagged"],
+            topic.history,
+            first_flagged=topic.first_flagged,
             title="Cases per day over the 90 days read",
         ),
         key="emerging_topic_history",
     )
 
 
-def cluster_cases(cases: pl.DataFrame, cluster_id: int) -> None:
+def cluster_cases(view: TopicsView, cluster_id: int) -> None:
     """The list of the selected topic's cases (masked), with a link to Case Explorer."""
-    mine = cases.filter(pl.col("cluster_id") == cluster_id)
+    mine = view.topic_cases(cluster_id)
     st.markdown(f"**Its cases** ({mine.height:,}, newest first; descriptions masked)")
     explorer.link(f"Open the {mine.height:,} cases in Case Explorer", cluster=cluster_id)
     st.dataframe(
-        exports.neutralise(mine.drop("cluster_id")),
+        exports.neutralise(mine),
         hide_index=True,
         width="stretch",
         height=300,
@@ -436,19 +401,32 @@ def ring_columns() -> dict[str, Any]:
     }
 
 
-def selected_ring(rings: pl.DataFrame, event: Any) -> int:
-    """The ring picked in the table, else the one in the URL (``ring``), else the top one."""
-    ids = rings["ring_id"].to_list()
+def selected_ring(view: RingView, event: Any) -> int:
+    """The ring picked in the table, else the one in the URL (``emerging.ring``), else
+    the top one."""
+    ids = view.ids
     rows = event.selection.get("rows") if event is not None else None
-    wanted = page_param("ring")
+    wanted = whole_number(EMERGING.param("ring"))
     if rows:
         chosen = ids[rows[0]]
-    elif whole_number(wanted) in ids:
-        chosen = int(wanted)
+    elif wanted is not None and wanted in ids:
+        chosen = wanted
     else:
         chosen = ids[0]
-    set_page_param("ring", str(chosen))
+    EMERGING.set("ring", str(chosen))
     return chosen
+
+
+def selected_incident(alerted: pl.DataFrame, event: Any, state: PageState) -> Incident:
+    """The incident picked in the table, else the one in the URL (``incident``), else the
+    top one; kept in the URL so a link reproduces the view."""
+    rows = event.selection.rows if event else []
+    keys = alerted["slice"].to_list()
+    wanted = state.param("incident")
+    index = rows[0] if rows else (keys.index(wanted) if wanted in keys else 0)
+    incident = Incident.of(alerted.row(index, named=True))
+    state.set("incident", incident.slice)
+    return incident
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$])")

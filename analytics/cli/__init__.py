@@ -199,7 +199,7 @@ def refresh(
 def evaluate() -> None:
     """Score the anomaly scan against the demo's injected scenarios (the manifest)."""
     from analytics.demo import evaluation
-    from analytics.views import monitor
+    from analytics.views import anomalies
 
     engine = _engine_or_fail(db.database_url())
     truth = db.get_meta(engine, "ground_truth")
@@ -207,7 +207,7 @@ def evaluate() -> None:
         fail("this database has no ground truth: seed the demo first (python -m analytics seed)")
     start = date.fromisoformat(truth["dataset"]["window_start"][:10])
     end = date.fromisoformat(truth["dataset"]["end"])
-    incidents = monitor.scan_history(engine, start=start, end=end)
+    incidents = anomalies.scan_history(engine, start=start, end=end)
     matched = evaluation.match_scenarios(incidents, truth["scenarios"])
     days = (end - start).days - evaluation.WARM_UP_DAYS
     table, summary = evaluation.scenario_table(matched, truth["scenarios"], days=days)

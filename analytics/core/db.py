@@ -96,7 +96,6 @@ __all__ = [
     "bulk_append",
     "make_reader",
     "QUERY_TIMEOUT_S",
-    "dataset_overview",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -934,24 +933,3 @@ def bulk_append(engine: Engine, table: str, frame: pl.DataFrame) -> int:
         for batch in frame.iter_slices(10_000):
             conn.execute(insert(target), batch.to_dicts())
     return frame.height
-
-
-def dataset_overview(engine: Engine) -> dict[str, Any]:
-    """Row counts, the data's date range and freshness, and the demo facts if any.
-
-    Returns a dict with ``counts`` (table -> rows), ``first_event``, ``last_event``,
-    ``first_case``, ``last_case``, ``newest`` (the newest of the two; datetimes or
-    None) and ``demo`` (dict or None).
-    """
-    counts = table_counts(engine)
-    out: dict[str, Any] = dict(
-        counts=counts, first_event=None, last_event=None, first_case=None, last_case=None
-    )
-    if counts["events"] or counts["cases"]:
-        with engine.connect() as conn:
-            ev = conn.execute(select(func.min(Event.ts), func.max(Event.ts))).one()
-            cs = conn.execute(select(func.min(Case.opened_at), func.max(Case.opened_at))).one()
-        out.update(first_event=ev[0], last_event=ev[1], first_case=cs[0], last_case=cs[1])
-    out["newest"] = max((t for t in (out["last_event"], out["last_case"]) if t), default=None)
-    out["demo"] = get_meta(engine, "demo")
-    return out

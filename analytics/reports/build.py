@@ -10,7 +10,6 @@ from sqlalchemy import Engine
 
 from analytics import access
 from analytics.access.suppression import SUPPRESSED_TEXT, SUPPRESSION_THRESHOLD
-from analytics.core import db
 from analytics.core.db import Role
 from analytics.core.filters import Filters
 from analytics.metrics import trends
@@ -39,6 +38,7 @@ from analytics.reports.service import service_section
 from analytics.reports.signals import anomalies_section, emerging_section, known_events_section
 from analytics.sources import load
 from analytics.views.anomalies import recent_incidents
+from analytics.views.overview import dataset_overview
 
 __all__ = ["HISTORY_WEEKS", "build_brief"]
 
@@ -137,15 +137,15 @@ def _week_end(monday: date, newest: datetime | None) -> datetime:
 def _no_data(engine: Engine, monday: date, filters: Filters, *, product: bool) -> Section:
     """The section of a week without cases; the product version names no count (the
     number of all cases, less the weekly totals, would give back a small week's)."""
-    info = db.dataset_overview(engine)
+    info = dataset_overview(engine)
     label = trends.iso_week(monday)
     scope = "" if filters.is_empty() else " matching these filters"
     sentences = [f"No cases{scope} were opened in {label} ({format_period(monday)})."]
-    count = "" if product else f"{info['counts']['cases']:,} "
-    if info["first_case"] and info["newest"]:
+    count = "" if product else f"{info.counts['cases']:,} "
+    if info.first_case and info.last_case and info.newest:
         sentences.append(
             f"The data holds {count}cases opened from "
-            f"{format_day(info['first_case'].date())} to {format_day(info['last_case'].date())}; "
+            f"{format_day(info.first_case.date())} to {format_day(info.last_case.date())}; "
             "pick a week in that range."
         )
     else:

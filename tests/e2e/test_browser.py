@@ -220,7 +220,7 @@ def test_an_associate_goes_through_every_page(sqlite_app, page) -> None:
     assert box is not None
 
     def incident() -> str:
-        return parse_qs(urlparse(pg.url).query)["incident"][0]
+        return parse_qs(urlparse(pg.url).query)["anomalies.incident"][0]
 
     top = incident()  # shown first, before any choice
     pg.mouse.click(box["x"] + 16, box["y"] + 35 + 35 + 17)  # the second row's selection box
@@ -248,7 +248,7 @@ def test_an_associate_goes_through_every_page(sqlite_app, page) -> None:
     why = pg.get_by_text("Detector:").first
     before = why.inner_text()
     pg.get_by_text("¼", exact=True).click()
-    pg.wait_for_url("**sensitivity=0.25**")
+    pg.wait_for_url("**anomalies.sensitivity=0.25**")
     _settle(pg)
     after = pg.get_by_text("Detector:").first.inner_text()
     assert before != after and "% band" in after
@@ -261,7 +261,7 @@ def test_an_associate_goes_through_every_page(sqlite_app, page) -> None:
     shots.take(pg, "emerging")
     wanted = int(link.inner_text().split("Open the ")[1].split(" cases")[0].replace(",", ""))
     link.click()
-    pg.wait_for_url("**/cases?**cluster=**")
+    pg.wait_for_url("**/cases?**cases.cluster=**")
     _settle(pg)
     expect(pg.get_by_text(f"{wanted:,} cases · page 1")).to_be_visible()
     shots.take(pg, "cases")
@@ -326,10 +326,10 @@ DEEP_LINKS = [
     ("lee", "/trends?category=spam", "Weekly trends"),
     ("ada", "/trends?category=spam", "Weekly trends"),
     ("pat", "/trends?category=spam", "refused"),
-    ("ann", "/cases?case=7", "Case 7 ·"),
-    ("lee", "/cases?case=7", "Case 7 ·"),
-    ("ada", "/cases?case=7", "refused"),
-    ("pat", "/cases?case=7", "refused"),
+    ("ann", "/cases?cases.case=7", "Case 7 ·"),
+    ("lee", "/cases?cases.case=7", "Case 7 ·"),
+    ("ada", "/cases?cases.case=7", "refused"),
+    ("pat", "/cases?cases.case=7", "refused"),
     ("pat", "/reports?category=spam", "Reports"),
 ]
 

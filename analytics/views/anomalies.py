@@ -1,50 +1,59 @@
-"""The associates' monitoring view: recent incidents, one incident's evidence, feedback.
+"""The Anomalies page: current incidents across every slice, one incident's evidence, feedback.
 
-Reads through :mod:`analytics.sources.load` and scores with
-:mod:`analytics.detectors.anomalies`; the
-Anomalies page only renders what these functions return.
+:func:`recent_incidents` runs the production scan (:func:`scan_history`, every slice of
+cases, events and automated detections, daily and weekly, scored by
+:mod:`analytics.detectors.anomalies`); an :class:`Incident` is one row of it.
+:func:`incident_evidence` gives what the page shows of one incident: its scored series
+with the band, the sentence that says why it was raised, its root cause
+(:mod:`analytics.metrics.rootcause`) and the cases underneath. Verdicts on incidents
+(:mod:`analytics.views.feedback`) quiet a pattern in later scans.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, select
 
 from analytics import access
-from analytics.access import privacy
-from analytics.core.db import Case, Event, Feedback, Role, Verdict
+from analytics.core.db import Case, Event, Role
 from analytics.core.filters import DIMENSIONS, Filters
-from analytics.detectors import anomalies, clusters, rings
+from analytics.detectors import anomalies
 from analytics.metrics import rootcause
 from analytics.sources import load
-from analytics.sources.frames import conform, empty_frame
-from analytics.sources.pushdown import case_texts
+from analytics.views.feedback import read_feedback
 
 __all__ = [
+    "DEFAULT_SENSITIVITY",
+    "DETECTOR_WORDS",
     "HISTORY_DAYS",
-    "NARRATIVE_DAYS",
-    "account_timeline",
-    "alert_precision",
-    "emerging_view",
-    "feedback_version",
+    "QUIET_COLUMNS",
     "RECENT_DAYS",
     "SENSITIVITY",
-    "DEFAULT_SENSITIVITY",
+    "SOURCES",
+    "TABLE_COLUMNS",
+    "Evidence",
+    "Incident",
+    "IncidentTables",
+    "account_timeline",
+    "cases_on",
     "detector_spec",
     "incident_cases",
     "incident_days",
+    "incident_evidence",
     "incident_reason",
     "incident_root_cause",
     "incident_series",
-    "read_feedback",
+    "incident_tables",
     "recent_incidents",
-    "record_feedback",
+    "root_cause_rows",
     "scan_history",
-    "ring_cases",
-    "ring_view",
+    "slice_dims",
+    "subjects_of",
 ]
 
 #: Days of history each scan scores (enough for the seasonal baseline to settle).
@@ -55,16 +64,53 @@ SENSITIVITY: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
 DEFAULT_SENSITIVITY = 1.0
 #: Incidents whose last day falls in this many days before the newest data are current.
 RECENT_DAYS = 30
-#: Days of case narratives the emerging-threat clusters are built from.
-NARRATIVE_DAYS = 90
-#: Days of events a ring is built from (and as many before, for its growth).
-RING_DAYS = 14
-#: Days of daily volume in a cluster's sparkline.
-_SPARK_DAYS = 30
-
+#: What the scan reads: URL value -> label ("all" for every source).
+SOURCES: dict[str, str] = {
+    "all": "All",
+    "cases": "Cases",
+    "events": "Events",
+    "detections": "Detections",
+}
+#: The columns of the page's incident tables (alerted, and the quiet ones' extra).
+TABLE_COLUMNS: tuple[str, ...] = (
+    "slice", "source", "freq", "start", "end", "days", "peak_value", "peak_expected", "score",
+)  # fmt: skip
+QUIET_COLUMNS: tuple[str, ...] = (*TABLE_COLUMNS, "direction", "explained_by", "suppressed")
 
 #: Sources of automated detections, whose falls alert.
 _AUTOMATED = ("automated_rule", "ml_model")
+
+
+@dataclass(frozen=True)
+class Incident:
+    """One incident of the scan: a run of alerted points of one slice's series."""
+
+    slice: str
+    source: str  # cases | events | detections
+    freq: str  # daily | weekly
+    metric: str
+    start: datetime
+    end: datetime
+    peak_ts: datetime
+    peak_value: float
+    days: int = 1
+    direction: str = "up"
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> Incident:
+        """From a row of :func:`recent_incidents` (or :func:`scan_history`)."""
+        return cls(
+            slice=str(row["slice"]),
+            source=str(row.get("source") or "cases"),
+            freq=str(row.get("freq") or "daily"),
+            metric=str(row.get("metric") or ""),
+            start=row["start"],
+            end=row["end"],
+            peak_ts=row["peak_ts"],
+            peak_value=float(row.get("peak_value") or 0.0),
+            days=int(row.get("days") or 1),
+            direction=str(row.get("direction") or "up"),
+        )
 
 
 def scan_history(
@@ -84,7 +130,8 @@ def scan_history(
     Rises in case and event volume are alerts; their falls are scanned too (one-sided,
     their own false discovery control) and kept as incidents to show, never alerted.
     For automated detections (cases from rules and models, by category and source) it
-    is the other way round: a fall alerts.
+    is the other way round: a fall alerts. The batch scan itself, without a role: the
+    pages read :func:`recent_incidents`, the CLI's evaluation reads this.
     """
     cube = load.load_cube(engine, Filters(start=start, end=end - timedelta(days=1)))
     notes = cube.annotations
@@ -97,11 +144,12 @@ def scan_history(
         automated, start=start, end=end, dims=("category", "source"), depth=1
     )
     found = []
-    for source, series, alert_on in (
+    scans: tuple[tuple[str, pl.DataFrame, Literal["up", "down"]], ...] = (
         ("cases", case_series, "up"),
         ("events", event_series, "up"),
         ("detections", detection_series, "down"),
-    ):
+    )
+    for source, series, alert_on in scans:
         for freq, frame, period, seasons in (
             ("daily", series, 7, 6),
             ("weekly", anomalies.weekly_sums(series), 1, 4),
@@ -111,7 +159,7 @@ def scan_history(
                 annotations=notes,
                 feedback=feedback,
                 metric=f"{source}_{freq}",
-                alert_on=alert_on,  # type: ignore[arg-type]
+                alert_on=alert_on,
                 period=period,
                 seasons=seasons,
                 false_alerts=false_alerts,
@@ -119,175 +167,6 @@ def scan_history(
             )
             found.append(incidents.with_columns(source=pl.lit(source), freq=pl.lit(freq)))
     return pl.concat(found, how="diagonal_relaxed")
-
-
-def emerging_view(
-    engine: Engine, filters: Filters, *, as_of: datetime, role: Role | str
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Narrative clusters of the :data:`NARRATIVE_DAYS` before ``as_of`` for the filters'
-    dimensions, and their cases with descriptions masked.
-
-    ``clusters`` is :func:`analytics.detectors.clusters.find_emerging`'s, plus ``history`` (new
-    cases per day over the window, oldest first; its last day is the day before
-    ``as_of``), ``spark`` (the last 30 of them), ``terms`` (the top terms joined) and
-    ``strands`` (an emerging topic's strands, :func:`analytics.detectors.clusters.find_strands`:
-    ``label`` and ``recent_count`` each; null for the others).
-    ``cases``: ``case_id``, ``cluster_id``, ``opened_at``, ``category``, ``region``,
-    ``subject_account_id`` and the masked ``description``, newest first.
-    """
-    access.require(role, "cases")
-    start = as_of - timedelta(days=NARRATIVE_DAYS)
-    texts = case_texts(engine, filters, start=start, end=as_of)
-    found, members = clusters.find_emerging(
-        texts, as_of=as_of, history=timedelta(days=NARRATIVE_DAYS)
-    )
-    first = (as_of - timedelta(days=NARRATIVE_DAYS)).date()
-    days = pl.DataFrame(
-        {"day": pl.date_range(first, as_of.date(), "1d", closed="left", eager=True)}
-    )
-    grid = found.select("cluster_id").join(days, how="cross")
-    daily = clusters.cluster_daily(members, texts)
-    history = (
-        grid.join(daily, on=["cluster_id", "day"], how="left")
-        .sort("cluster_id", "day")
-        .group_by("cluster_id", maintain_order=True)
-        .agg(history=pl.col("cases").fill_null(0))
-    )
-    strands = (
-        clusters.find_strands(texts, found, members)
-        .group_by("cluster_id", maintain_order=True)
-        .agg(strands=pl.struct("label", "recent_count"))
-    )
-    found = (
-        found.join(history, on="cluster_id", how="left", maintain_order="left")
-        .join(strands, on="cluster_id", how="left", maintain_order="left")
-        .with_columns(
-            spark=pl.col("history").list.tail(_SPARK_DAYS),
-            terms=pl.col("top_terms").list.join(", "),
-        )
-    )
-    cases = (
-        members.join(texts, on="case_id")
-        .select(
-            "case_id", "cluster_id", "opened_at", "category", "region", "subject_account_id",
-            description=privacy.scrub_expr(pl.col("description")),
-        )
-        .sort("opened_at", descending=True)
-    )  # fmt: skip
-    return found, cases
-
-
-def feedback_version(engine: Engine) -> int:
-    """The newest feedback id (0 without any): changes whenever a verdict is recorded."""
-    with engine.connect() as conn:
-        return int(conn.execute(select(func.max(Feedback.id))).scalar() or 0)
-
-
-def read_feedback(engine: Engine) -> pl.DataFrame:
-    """Every verdict recorded on an alert (oldest first)."""
-    columns = [Feedback.metric, Feedback.slice_key, Feedback.alert_start, Feedback.verdict]
-    stmt = select(*columns, Feedback.value_at_feedback, Feedback.user_name, Feedback.created_at)
-    with engine.connect() as conn:
-        frame = pl.read_database(stmt.order_by(Feedback.id), conn, infer_schema_length=None)
-    schema: dict[str, Any] = {
-        "metric": pl.String,
-        "slice_key": pl.String,
-        "alert_start": pl.Datetime("us"),
-        "verdict": pl.String,
-        "value_at_feedback": pl.Float64,
-        "user_name": pl.String,
-        "created_at": pl.Datetime("us"),
-    }
-    return empty_frame(schema) if frame.is_empty() else conform(frame, schema)
-
-
-def alert_precision(feedback: pl.DataFrame, *, confidence: float = 0.95) -> pl.DataFrame:
-    """The measured precision of the alerts of each metric: of the alerts associates
-    judged, the share they confirmed (an alert judged twice counts once, by its newest
-    verdict; "expected" and "not useful" are alerts nobody needed), with a Wilson
-    interval at ``confidence``.
-
-    Parameters
-    ----------
-    feedback
-        From :func:`read_feedback`: ``metric``, ``slice_key``, ``alert_start``,
-        ``verdict``, ``created_at``.
-
-    Returns
-    -------
-    pl.DataFrame
-        ``metric``, ``judged``, ``confirmed``, ``expected``, ``not_useful``,
-        ``precision``, ``low``, ``high``; one row per metric, most judged first.
-
-    Examples
-    --------
-    >>> from datetime import datetime
-    >>> t = datetime(2026, 4, 1)
-    >>> fb = pl.DataFrame({
-    ...     "metric": ["new_cases"] * 4 + ["events"],
-    ...     "slice_key": ["a", "a", "b", "c", "d"],
-    ...     "alert_start": [t] * 5,
-    ...     "verdict": ["not_useful", "confirmed", "confirmed", "expected", "not_useful"],
-    ...     "created_at": [datetime(2026, 4, 2, h) for h in (1, 2, 1, 1, 1)],
-    ... })
-    >>> alert_precision(fb).select("metric", "judged", "confirmed", "precision").rows()
-    [('new_cases', 3, 2, 0.6666666666666666), ('events', 1, 0, 0.0)]
-    """
-    from scipy.stats import binomtest
-
-    latest = (
-        feedback.sort("created_at")
-        .group_by("metric", "slice_key", "alert_start", maintain_order=True)
-        .agg(pl.col("verdict").last())
-    )
-    counts = (
-        latest.group_by("metric")
-        .agg(
-            judged=pl.len(),
-            **{v.value: (pl.col("verdict") == v.value).sum() for v in Verdict},
-        )
-        .with_columns(precision=pl.col("confirmed") / pl.col("judged"))
-        .sort(["judged", "metric"], descending=[True, False])
-        .cast({"judged": pl.Int64, **{v.value: pl.Int64 for v in Verdict}})
-    )
-    bounds = [
-        binomtest(int(k), int(n)).proportion_ci(confidence, method="wilson")
-        for k, n in zip(counts["confirmed"], counts["judged"], strict=True)
-    ]  # one per metric: a handful of rows
-    return counts.select(
-        "metric", "judged", "confirmed", "expected", "not_useful", "precision"
-    ).with_columns(
-        low=pl.Series([b.low for b in bounds], dtype=pl.Float64),
-        high=pl.Series([b.high for b in bounds], dtype=pl.Float64),
-    )
-
-
-def record_feedback(
-    engine: Engine,
-    *,
-    user: str,
-    metric: str,
-    slice_key: str,
-    alert_start: datetime,
-    verdict: str,
-    value: float | None,
-    note: str | None = None,
-) -> None:
-    """Store an associate's verdict on an incident (expected, not_useful, confirmed)."""
-    Verdict(verdict)  # ValueError for anything else
-    with engine.begin() as conn:
-        conn.execute(
-            insert(Feedback).values(
-                created_at=datetime.now().replace(microsecond=0),
-                user_name=user[:64],
-                metric=metric[:64],
-                slice_key=slice_key[:400],
-                alert_start=alert_start,
-                verdict=verdict,
-                value_at_feedback=value,
-                note=(note or None) and note[:2000],
-            )
-        )
 
 
 def _sensitivity(per_month: float) -> float:
@@ -325,7 +204,38 @@ def recent_incidents(
     )
 
 
-def _dims(slice_key: str) -> dict[str, str]:
+@dataclass(frozen=True)
+class IncidentTables:
+    """The page's two incident tables: the alerted ones, and the others (explained,
+    dismissed, or falls)."""
+
+    alerted: pl.DataFrame
+    quiet: pl.DataFrame
+
+
+def incident_tables(incidents: pl.DataFrame, *, source: str, text: str) -> IncidentTables:
+    """Incidents of one source ("all" for every source) whose slice contains ``text``
+    (literally), alerted ones apart.
+
+    >>> t = datetime(2026, 4, 1)
+    >>> found = pl.DataFrame({"slice": ["region=FL", "region=CA"], "source": ["cases"] * 2,
+    ...                       "alerted": [True, False]})
+    >>> tables = incident_tables(found, source="cases", text="FL")
+    >>> tables.alerted["slice"].to_list(), tables.quiet.height
+    (['region=FL'], 0)
+    """
+    shown = incidents if source == "all" else incidents.filter(pl.col("source") == source)
+    if text:
+        shown = shown.filter(pl.col("slice").str.contains(text, literal=True))
+    return IncidentTables(shown.filter(pl.col("alerted")), shown.filter(~pl.col("alerted")))
+
+
+def slice_dims(slice_key: str) -> dict[str, str]:
+    """The dimension values a slice key names (``all`` names none).
+
+    >>> slice_dims("category=spam|region=FL"), slice_dims("all")
+    ({'category': 'spam', 'region': 'FL'}, {})
+    """
     return {} if slice_key == "all" else dict(p.split("=", 1) for p in slice_key.split("|"))
 
 
@@ -341,11 +251,18 @@ def detector_spec(freq: str) -> tuple[str, dict[str, object]]:
     )
 
 
+def _events_daily(engine: Engine, *, start: date, end: date) -> pl.DataFrame:
+    return load.events_daily(engine, start=start, end=end).with_columns(
+        pl.col(c).cast(pl.String) for c in ("kind", "region", "platform")
+    )
+
+
 def incident_series(
     engine: Engine,
-    incident: dict[str, object],
+    incident: Incident,
     *,
     end: date,
+    role: Role | str,
     per_month: float = DEFAULT_SENSITIVITY,
 ) -> pl.DataFrame:
     """The incident's slice as a daily (or weekly) series scored by the scan's detector,
@@ -353,13 +270,13 @@ def incident_series(
 
     Columns of :func:`analytics.detectors.anomalies.score_series`.
     """
+    access.require(role, "aggregates")
     start = end - timedelta(days=HISTORY_DAYS)
-    dims = _dims(str(incident["slice"]))
-    if incident["source"] == "events":
-        frame = load.events_daily(engine, start=start, end=end).with_columns(
-            pl.col(c).cast(pl.String) for c in ("kind", "region", "platform")
+    dims = slice_dims(incident.slice)
+    if incident.source == "events":
+        picked = _events_daily(engine, start=start, end=end).filter(
+            *[pl.col(k) == v for k, v in dims.items()]
         )
-        picked = frame.filter(*[pl.col(k) == v for k, v in dims.items()])
         daily = picked.group_by(pl.col("day").cast(pl.Datetime("us")).alias("ts")).agg(
             value=pl.col("events").sum().cast(pl.Float64)
         )
@@ -373,7 +290,7 @@ def incident_series(
     days = pl.DataFrame({"ts": pl.datetime_range(lo, hi, "1d", closed="left", eager=True)})
     series = days.join(daily, on="ts", how="left").with_columns(pl.col("value").fill_null(0.0))
     budget = _sensitivity(per_month)
-    if incident["freq"] == "weekly":
+    if incident.freq == "weekly":
         weekly = anomalies.weekly_sums(series.with_columns(slice=pl.lit("one")))
         return anomalies.score_series(
             weekly.select("ts", "value"),
@@ -400,24 +317,23 @@ DETECTOR_WORDS: dict[str, str] = {
 }
 
 
-def incident_reason(incident: dict[str, object], series: pl.DataFrame) -> str:
+def incident_reason(incident: Incident, series: pl.DataFrame) -> str:
     """Why an incident was raised, in one plain paragraph of numbers: the peak against
     its expected value and band, its p-value, the detector and what it compares with.
 
     Parameters
     ----------
     incident
-        A row of :func:`recent_incidents`.
+        An incident of :func:`recent_incidents`.
     series
         Its scored series (:func:`incident_series`): ``ts``, ``value``, ``expected``,
         ``lower``, ``upper`` (the band at the level ``10 ** -threshold``), ``p_value``.
 
     Examples
     --------
-    >>> from datetime import datetime
     >>> peak = datetime(2026, 4, 14)
-    >>> inc = {"slice": "category=spam", "source": "cases", "freq": "daily", "days": 1,
-    ...        "start": peak, "end": peak, "peak_ts": peak, "direction": "up"}
+    >>> inc = Incident(slice="category=spam", source="cases", freq="daily", metric="cases_daily",
+    ...                start=peak, end=peak, peak_ts=peak, peak_value=6.0)
     >>> series = pl.DataFrame({"ts": [peak], "value": [6.0], "expected": [0.5],
     ...                        "lower": [0.0], "upper": [3.0], "p_value": [2e-6],
     ...                        "threshold": [1.5]})
@@ -427,9 +343,9 @@ def incident_reason(incident: dict[str, object], series: pl.DataFrame) -> str:
     over the previous 6 weeks, with count noise (negative binomial) fitted to the slice's own
     past. Alerted after false-discovery control across every slice scanned that day.
     """
-    freq = str(incident.get("freq") or "daily")
-    unit = "events" if incident.get("source") == "events" else "cases"
-    peak = incident["peak_ts"]
+    freq = incident.freq
+    unit = "events" if incident.source == "events" else "cases"
+    peak = incident.peak_ts
     found = series.filter(pl.col("ts") == peak)
     when = f"Week of {peak:%d %b %Y}" if freq == "weekly" else f"{peak:%a %d %b %Y}"
     if found.is_empty():
@@ -443,10 +359,9 @@ def incident_reason(incident: dict[str, object], series: pl.DataFrame) -> str:
         level = 10 ** -float(row["threshold"]) if row.get("threshold") is not None else 0.001
         band = f" ({100 * (1 - level):.3g}% band {row['lower']:,.0f}–{row['upper']:,.0f})"
     p = "" if row.get("p_value") is None else f" (p = {row['p_value']:.1g})"
-    days = int(incident.get("days") or 1)  # type: ignore[call-overload]
     span = ""
-    if days > 1:
-        span = f" It lasted {days} {'weeks' if freq == 'weekly' else 'days'}."
+    if incident.days > 1:
+        span = f" It lasted {incident.days} {'weeks' if freq == 'weekly' else 'days'}."
     return (
         f"{when}: {value:,.0f} {unit} against {expected:,.1f} expected{band}, "
         f"a {move} of {abs(change):,.1f}{p}.{span} "
@@ -466,26 +381,27 @@ def _cases(engine: Engine, *, start: date, end: date, dims: dict[str, str]) -> p
     return cube.cases.filter(pl.col("opened_at") >= lo)
 
 
-def incident_root_cause(engine: Engine, incident: dict[str, object], *, end: date) -> pl.DataFrame:
+def incident_root_cause(
+    engine: Engine, incident: Incident, *, end: date, role: Role | str
+) -> pl.DataFrame:
     """Which dimension values explain the incident's peak day (Adtributor-style).
 
     Each leaf cell's expected count on the peak day is its mean on the same weekday of
     the four weeks before. Case slices break down by the case dimensions not fixed by
     the slice; event slices by region and platform.
     """
-    peak = incident["peak_ts"]
-    assert isinstance(peak, datetime)
-    dims = _dims(str(incident["slice"]))
+    access.require(role, "aggregates")
+    peak = incident.peak_ts
+    dims = slice_dims(incident.slice)
     first = (peak - timedelta(weeks=4)).date()
     # Daily incidents: the peak day against the same weekday of the 4 weeks before;
     # weekly ones: the peak week against the 4 weeks before.
-    weekly = incident["freq"] == "weekly"
+    weekly = incident.freq == "weekly"
     width = timedelta(days=7 if weekly else 1)
     periods = [peak - timedelta(weeks=w) for w in range(5)]
-    if incident["source"] == "events":
+    if incident.source == "events":
         frame = (
-            load.events_daily(engine, start=first, end=(peak + width).date())
-            .with_columns(pl.col(c).cast(pl.String) for c in ("kind", "region", "platform"))
+            _events_daily(engine, start=first, end=(peak + width).date())
             .filter(*[pl.col(k) == v for k, v in dims.items()])
             .select(
                 pl.col("day").cast(pl.Datetime("us")).alias("ts"), "region", "platform", "events"
@@ -515,29 +431,39 @@ def incident_root_cause(engine: Engine, incident: dict[str, object], *, end: dat
     return rootcause.explain(cells, dims=free)
 
 
-def incident_days(incident: dict[str, object]) -> tuple[date, date]:
+def root_cause_rows(explained: pl.DataFrame, *, top: int = 10) -> pl.DataFrame:
+    """The selected values of the best dimensions (else the most surprising ones),
+    labelled ``dimension=value`` with their ``change``, for a bar chart."""
+    best = explained.filter(pl.col("selected"))
+    if best.is_empty():
+        best = explained.sort("surprise", descending=True).head(top)
+    return best.head(top).select(
+        value=pl.col("dimension") + "=" + pl.col("value"), change=pl.col("change")
+    )
+
+
+def incident_days(incident: Incident) -> tuple[date, date]:
     """The first and last day an incident covers (a weekly point covers its 7 days).
 
-    >>> incident_days({"start": datetime(2026, 11, 9), "end": datetime(2026, 11, 16),
-    ...                "freq": "weekly"})
+    >>> t, u = datetime(2026, 11, 9), datetime(2026, 11, 16)
+    >>> incident_days(Incident(slice="all", source="cases", freq="weekly", metric="",
+    ...                        start=t, end=u, peak_ts=t, peak_value=1.0))
     (datetime.date(2026, 11, 9), datetime.date(2026, 11, 22))
     """
-    start, last = incident["start"], incident["end"]
-    assert isinstance(start, datetime) and isinstance(last, datetime)
-    span = timedelta(days=7 if incident["freq"] == "weekly" else 1)
-    return start.date(), (last + span).date() - timedelta(days=1)
+    span = timedelta(days=7 if incident.freq == "weekly" else 1)
+    return incident.start.date(), (incident.end + span).date() - timedelta(days=1)
 
 
 def incident_cases(
-    engine: Engine, incident: dict[str, object], *, end: date, role: Role | str
+    engine: Engine, incident: Incident, *, end: date, role: Role | str
 ) -> pl.DataFrame:
     """The cases underneath a case-slice incident (its days), newest first; no text."""
     access.require(role, "cases")
-    if incident["source"] != "cases":
+    if incident.source != "cases":
         return pl.DataFrame()
     first, last = incident_days(incident)
     after = last + timedelta(days=1)
-    cases = _cases(engine, start=first, end=after, dims=_dims(str(incident["slice"])))
+    cases = _cases(engine, start=first, end=after, dims=slice_dims(incident.slice))
     return (
         cases.filter(pl.col("opened_at") < datetime.combine(after, datetime.min.time()))
         .select(
@@ -552,6 +478,54 @@ def incident_cases(
             "subject_account_id",
         )
         .sort("opened_at", descending=True)
+    )
+
+
+def cases_on(cases: pl.DataFrame, days: list[date]) -> pl.DataFrame:
+    """The cases opened on ``days`` (all of them when no day is given)."""
+    return cases.filter(pl.col("opened_at").dt.date().is_in(days)) if days else cases
+
+
+def subjects_of(cases: pl.DataFrame) -> list[int]:
+    """The accounts the cases are about, in order, each once."""
+    return [int(a) for a in cases["subject_account_id"].drop_nulls().unique().sort().to_list()]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the page shows of one incident: its scored ``series`` (with the band), the
+    ``reason`` it was raised, its root cause (``causes``, in one sentence ``cause_summary``
+    and as ``cause_bars``) and the ``cases`` underneath."""
+
+    series: pl.DataFrame
+    reason: str
+    causes: pl.DataFrame
+    cause_summary: str
+    cause_bars: pl.DataFrame
+    cases: pl.DataFrame
+
+
+def incident_evidence(
+    engine: Engine,
+    incident: Incident,
+    *,
+    end: date,
+    role: Role | str,
+    per_month: float = DEFAULT_SENSITIVITY,
+) -> Evidence:
+    """An incident's evidence (:class:`Evidence`) with its band at the level of a budget
+    of ``per_month`` false alerts per slice per month; the role must see cases."""
+    access.require(role, "cases")
+    series = incident_series(engine, incident, end=end, role=role, per_month=per_month)
+    causes = incident_root_cause(engine, incident, end=end, role=role)
+    empty = causes.is_empty()
+    return Evidence(
+        series=series,
+        reason=incident_reason(incident, series),
+        causes=causes,
+        cause_summary="" if empty else rootcause.summary(causes),
+        cause_bars=pl.DataFrame() if empty else root_cause_rows(causes),
+        cases=incident_cases(engine, incident, end=end, role=role),
     )
 
 
@@ -581,37 +555,3 @@ def account_timeline(
         events = pl.read_database(events_q, conn, infer_schema_length=None)
         cases = pl.read_database(cases_q, conn, infer_schema_length=None)
     return events, cases
-
-
-def ring_view(
-    engine: Engine, *, as_of: datetime, role: Role | str
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Rings of linked accounts in the :data:`RING_DAYS` before ``as_of``: ``rings``
-    (growing first, then by score), ``members`` and the ``edges`` that link them
-    (:mod:`analytics.detectors.rings`). No personal data: account ids and hashes only."""
-    access.require(role, "cases")
-    window = timedelta(days=RING_DAYS)
-    links = rings.ring_links(engine, start=as_of - 2 * window, end=as_of)
-    people, cases = rings.ring_facts(engine)
-    found, members = rings.find_rings(
-        links, as_of=as_of, window=window, accounts=people, cases=cases
-    )
-    edges = rings.ring_edges(links, members, as_of=as_of, window=window)
-    found = found.sort(["is_growing", "score", "ring_id"], descending=[True, True, False])
-    return found, members, edges
-
-
-def ring_cases(engine: Engine, account_ids: list[int], *, role: Role | str) -> pl.DataFrame:
-    """Cases about the given accounts, newest first, descriptions masked."""
-    access.require(role, "cases")
-    stmt = (
-        select(Case.id.label("case_id"), Case.opened_at, Case.category, Case.status,
-               Case.subject_account_id, Case.description)
-        .where(Case.subject_account_id.in_(account_ids))
-        .order_by(Case.opened_at.desc())
-    )  # fmt: skip
-    with engine.connect() as conn:
-        frame = pl.read_database(stmt, conn, infer_schema_length=None)
-    if frame.is_empty():
-        return frame
-    return frame.with_columns(description=privacy.scrub_expr(pl.col("description")))
