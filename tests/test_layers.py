@@ -151,3 +151,12 @@ def test_the_app_never_imports_the_demo_generator(path: Path) -> None:
         assert not any(m == "analytics.demo" or m.startswith("analytics.demo.") for m in reached), (
             f"{path.relative_to(ROOT)} imports the demo generator ({module})"
         )
+
+
+def test_the_project_root_is_the_repository() -> None:
+    """Default database, snapshots and ground truth live under the repository's ``data/``
+    (a module moved one package deeper once pointed them at ``analytics/data/``)."""
+    from analytics.core import db
+
+    assert db.PROJECT_ROOT == ROOT
+    assert (db.PROJECT_ROOT / "app.py").is_file()

@@ -98,7 +98,7 @@ __all__ = [
     "QUERY_TIMEOUT_S",
 ]
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_ROOT / 'data' / 'lookout.db'}"
 
 
