@@ -25,20 +25,11 @@ st.caption(
 )
 left, middle, right = st.columns([3, 3, 2])
 with middle:
-    per_month = float(
-        state.choice(
-            "sensitivity",
-            widgets.SENSITIVITY_OPTIONS,
-            label="False alerts per slice per month",
-            default=widgets.DEFAULT_SENSITIVITY,
-            help=(
-                "How many false alerts you accept per slice per month on ordinary noise "
-                "(each slice's own budget). Fewer means only larger moves alert. When many "
-                "slices are scanned, the false-discovery control across them (1%) is "
-                "usually the stricter of the two."
-            ),
-        )
-    )
+    budget = state.choice(
+        "sensitivity", widgets.SENSITIVITY_OPTIONS, label="False alerts per slice per month",
+        default=widgets.DEFAULT_SENSITIVITY, help=widgets.SENSITIVITY_HELP,
+    )  # fmt: skip
+    per_month = float(budget)
 try:
     incidents = data.incidents(role=viewer.role, per_month=per_month)
 except data.DataUnavailable as exc:

@@ -25,6 +25,7 @@ from ui.filters import PageState, humanise
 
 __all__ = [
     "DEFAULT_SENSITIVITY",
+    "SENSITIVITY_HELP",
     "SENSITIVITY_OPTIONS",
     "alert_precision",
     "brief_preview",
@@ -52,6 +53,11 @@ SENSITIVITY_OPTIONS: dict[str, str] = {
     f"{v:g}": {0.25: "¼", 0.5: "½"}.get(v, f"{v:g}") for v in anomalies.SENSITIVITY
 }
 DEFAULT_SENSITIVITY = f"{anomalies.DEFAULT_SENSITIVITY:g}"
+SENSITIVITY_HELP = (
+    "How many false alerts you accept per slice per month on ordinary noise (each slice's "
+    "own budget). Fewer means only larger moves alert. When many slices are scanned, the "
+    "false-discovery control across them (1%) is usually the stricter of the two."
+)
 #: The Emerging Threats page's own state in the URL and the session (``emerging.*``).
 EMERGING = PageState("emerging")
 
