@@ -17,7 +17,7 @@ from analytics.core import db
 from analytics.core.db import AuditLog, Role, User
 from analytics.core.filters import Filters
 from analytics.sources import cases
-from analytics.views import monitor
+from analytics.views import anomalies, emerging
 from tests.helpers import SMALL_DEMO_END, app_as, small_demo
 from ui import nav
 
@@ -48,11 +48,11 @@ CALLS = {
     "linked_accounts": lambda e, r: cases.linked_accounts(
         e, 1, role=r, start=AS_OF - timedelta(days=28), end=AS_OF
     ),
-    "emerging_view": lambda e, r: monitor.emerging_view(e, Filters(), as_of=AS_OF, role=r),
-    "ring_view": lambda e, r: monitor.ring_view(e, as_of=RING_AS_OF, role=r),
-    "ring_cases": lambda e, r: monitor.ring_cases(e, [1, 2], role=r),
-    "account_timeline": lambda e, r: monitor.account_timeline(e, 1, role=r),
-    "recent_incidents": lambda e, r: monitor.recent_incidents(e, end=SMALL_DEMO_END, role=r),
+    "emerging_view": lambda e, r: emerging.emerging_view(e, Filters(), as_of=AS_OF, role=r),
+    "ring_view": lambda e, r: emerging.ring_view(e, as_of=RING_AS_OF, role=r),
+    "ring_cases": lambda e, r: emerging.ring_cases(e, [1, 2], role=r),
+    "account_timeline": lambda e, r: anomalies.account_timeline(e, 1, role=r),
+    "recent_incidents": lambda e, r: anomalies.recent_incidents(e, end=SMALL_DEMO_END, role=r),
     "leadership_brief": lambda e, r: reports.build_brief(
         e, week=date(2026, 4, 20), audience="leadership", role=r
     ),
@@ -273,7 +273,7 @@ def test_role_matrix_of_the_pages(monkeypatch, small_db, role: Role) -> None:
 def test_product_reports_offer_only_the_product_brief(monkeypatch, small_db) -> None:
     monkeypatch.setenv("LOOKOUT_DATABASE_URL", small_db)
     at = app_as("product")
-    at.query_params["audience"] = "leadership"
+    at.query_params["reports.audience"] = "leadership"
     at.switch_page("pages/reports.py")
     at.run()
     assert not at.exception
@@ -286,7 +286,7 @@ def test_a_case_view_and_its_reveal_are_audited(monkeypatch, small_db) -> None:
     engine = db.make_engine(small_db)
     views, reveals = _audit_rows(engine, "case_view"), _audit_rows(engine, "reveal")
     at = app_as("associate")
-    at.query_params["case"] = "7"
+    at.query_params["cases.case"] = "7"
     at.switch_page("pages/cases.py")
     at.run()
     assert _audit_rows(engine, "case_view") == views + 1
@@ -295,7 +295,7 @@ def test_a_case_view_and_its_reveal_are_audited(monkeypatch, small_db) -> None:
     assert _audit_rows(engine, "reveal") == reveals + 1
     assert any("revealed" in c.value for c in at.caption)
     leader = app_as("leadership")
-    leader.query_params["case"] = "7"
+    leader.query_params["cases.case"] = "7"
     leader.switch_page("pages/cases.py")
     leader.run()
     assert "cases_reveal" not in {b.key for b in leader.button}

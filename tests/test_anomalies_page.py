@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
+from analytics.access import Viewer
 from analytics.core import db
-from analytics.core.db import Feedback
-from analytics.views import monitor
+from analytics.core.db import Feedback, Role
+from analytics.views import feedback
 from tests.helpers import app_as, open_page, small_demo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,15 +87,15 @@ def test_a_link_reproduces_the_filter_and_the_selected_incident(monkeypatch, sma
     target = slices[-1]
     monkeypatch.setenv("LOOKOUT_DATABASE_URL", small_db)
     linked = app_as(timeout=240)
-    linked.query_params["incident"] = target
-    linked.query_params["find"] = target.split("|")[0]
+    linked.query_params["anomalies.incident"] = target
+    linked.query_params["anomalies.find"] = target.split("|")[0]
     linked.switch_page("pages/anomalies.py")
     linked.run()
     assert not linked.exception
     assert any(target in h.value for h in linked.subheader)
     shown = set(linked.dataframe[0].value["slice"])
     assert target in shown and all(target.split("|")[0] in s for s in shown)
-    assert linked.query_params["incident"] == target
+    assert linked.query_params["anomalies.incident"] == target
 
 
 def test_verdicts_give_a_measured_precision_per_metric(monkeypatch, tmp_path):
@@ -109,8 +110,9 @@ def test_verdicts_give_a_measured_precision_per_metric(monkeypatch, tmp_path):
         metric, start = conn.execute(select(Feedback.metric, Feedback.alert_start)).one()
     for key, verdict in [("a", "not_useful"), ("a", "confirmed"), ("b", "confirmed"),
                          ("c", "not_useful")]:  # fmt: skip
-        monitor.record_feedback(engine, user="ann", metric=metric, slice_key=f"test={key}",
-                                alert_start=start, verdict=verdict, value=1.0)  # fmt: skip
+        feedback.record_feedback(engine, viewer=Viewer("ann", Role.associate), metric=metric,
+                                 slice_key=f"test={key}", alert_start=start, verdict=verdict,
+                                 value=1.0)  # fmt: skip
     engine.dispose()
     at = _page(monkeypatch, url)
     assert not at.exception
@@ -151,15 +153,15 @@ def test_the_sensitivity_is_a_budget_in_false_alerts_per_month_kept_in_the_url(
     default = _page(monkeypatch, small_db)
     assert not default.exception
     control = next(c for c in default.segmented_control if "per month" in c.label)
-    assert control.value == "1" and "sensitivity" not in default.query_params
-    strict = _page_with(monkeypatch, small_db, {"sensitivity": "0.25"})
+    assert control.value == "1" and "anomalies.sensitivity" not in default.query_params
+    strict = _page_with(monkeypatch, small_db, {"anomalies.sensitivity": "0.25"})
     assert not strict.exception
     assert next(c for c in strict.segmented_control if "per month" in c.label).value == "0.25"
-    assert strict.query_params["sensitivity"] == "0.25"
+    assert strict.query_params["anomalies.sensitivity"] == "0.25"
     assert _band(strict) > _band(default)
-    loose = _page_with(monkeypatch, small_db, {"sensitivity": "4"})
+    loose = _page_with(monkeypatch, small_db, {"anomalies.sensitivity": "4"})
     assert _band(loose) <= _band(default)  # the level is capped at 0.2 a point
-    bad = _page_with(monkeypatch, small_db, {"sensitivity": "1e9"})
+    bad = _page_with(monkeypatch, small_db, {"anomalies.sensitivity": "1e9"})
     assert not bad.exception
     assert any("Ignored sensitivity" in w.value for w in bad.warning)
     assert _band(bad) == _band(default)

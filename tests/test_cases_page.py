@@ -23,7 +23,13 @@ def small_db(tmp_path_factory) -> str:
 
 
 def _page(monkeypatch, url: str, script: str = "pages/cases.py", **params: str) -> AppTest:
-    return open_page(monkeypatch, url, script, params=params)
+    """Open ``script`` with ``params`` in the URL; ``cases_q`` stands for ``cases.q`` (a
+    page's own keys are prefixed by it)."""
+    named = {k.replace("_", ".", 1) if k.startswith(_PAGES) else k: v for k, v in params.items()}
+    return open_page(monkeypatch, url, script, params=named)
+
+
+_PAGES = ("cases_", "anomalies_", "emerging_")
 
 
 def _links(at: AppTest) -> dict[str, dict[str, str]]:
@@ -51,7 +57,11 @@ def _truth(url: str, kind: str) -> dict:
 
 def test_search_filters_and_pages(monkeypatch, small_db) -> None:
     at = _page(
-        monkeypatch, small_db, q="insurance verification", start="2026-04-01", end="2026-05-01"
+        monkeypatch,
+        small_db,
+        cases_q="insurance verification",
+        start="2026-04-01",
+        end="2026-05-01",
     )
     assert not at.exception
     rows = at.dataframe[0].value
@@ -61,10 +71,10 @@ def test_search_filters_and_pages(monkeypatch, small_db) -> None:
     assert rows.shape[0] == min(total, 50)
     assert rows["description"].str.contains("(?i)insurance").all()
     assert rows["opened_at"].is_monotonic_decreasing
-    assert at.query_params["q"] == "insurance verification"
+    assert at.query_params["cases.q"] == "insurance verification"
     # Narrower: only open cases.
-    at.multiselect(key="filter_page_status").set_value(["open"]).run()
-    assert at.query_params["status"] == "open"
+    at.multiselect(key="cases.status").set_value(["open"]).run()
+    assert at.query_params["cases.status"] == "open"
     assert set(at.dataframe[0].value["status"]) <= {"open"}
 
 
@@ -73,7 +83,7 @@ def test_paging_keeps_the_page_in_the_url(monkeypatch, small_db) -> None:
     first = at.dataframe[0].value["case_id"].tolist()
     assert len(first) == 50 and _total(at) > 100
     at.button(key="cases_next").click().run()
-    assert at.query_params["page"] == "2"
+    assert at.query_params["cases.page"] == "2"
     second = at.dataframe[0].value["case_id"].tolist()
     assert len(second) == 50 and not set(first) & set(second) and max(second) < min(first)
 
@@ -81,20 +91,20 @@ def test_paging_keeps_the_page_in_the_url(monkeypatch, small_db) -> None:
 def test_a_case_and_an_account(monkeypatch, small_db) -> None:
     ring = _truth(small_db, "fake_review_ring")
     case_id = ring["case_ids"][0]
-    at = _page(monkeypatch, small_db, case=str(case_id), week="2026-W08")
+    at = _page(monkeypatch, small_db, cases_case=str(case_id), week="2026-W08")
     assert not at.exception
     assert any(h.value.startswith(f"Case {case_id} · Fake review") for h in at.subheader)
     assert at.text[0].value  # the description, as plain text
     subject = next(b for b in at.button if b.key == "cases_open_Subject")
     subject.click().run()
-    account = int(at.query_params["account"])
+    account = int(at.query_params["cases.account"])
     assert account in ring["account_ids"]
     assert any(h.value.startswith(f"Account {account} ·") for h in at.subheader)
     assert any("Member of ring" in i.value for i in at.info)
     linked = next(d.value for d in at.dataframe if "devices" in d.value.columns)
     assert set(linked["account_id"]) == set(ring["account_ids"]) - {account}
     to_ring = [dict(parse_qsl(lk.proto.query_string)) for lk in at.get("page_link")]
-    assert any(p.get("ring") and p.get("week") == "2026-W08" for p in to_ring)
+    assert any(p.get("emerging.ring") and p.get("week") == "2026-W08" for p in to_ring)
 
 
 def test_markup_in_a_description_is_shown_as_text(monkeypatch, tmp_path) -> None:
@@ -111,7 +121,7 @@ def test_markup_in_a_description_is_shown_as_text(monkeypatch, tmp_path) -> None
         )  # fmt: skip
         s.commit()
     engine.dispose()
-    at = _page(monkeypatch, url, case="999999", q="zebrafish")
+    at = _page(monkeypatch, url, cases_case="999999", cases_q="zebrafish")
     assert not at.exception
     assert at.dataframe[0].value["case_id"].tolist() == [999_999]
     masked = hostile.replace("http://evil.example)", "[URL]")  # links are masked
@@ -123,18 +133,18 @@ def test_a_topic_links_to_exactly_its_cases(monkeypatch, small_db) -> None:
     emerging = _page(monkeypatch, small_db, script="pages/emerging.py")
     topic = emerging.dataframe[0].value.iloc[0]
     cluster_cases = emerging.dataframe[1].value
-    ((label, params),) = [(k, v) for k, v in _links(emerging).items() if "cluster" in v]
-    assert params["cluster"] == str(int(topic["cluster_id"]))
+    ((label, params),) = [(k, v) for k, v in _links(emerging).items() if "cases.cluster" in v]
+    assert params["cases.cluster"] == str(int(topic["cluster_id"]))
     at = _page(monkeypatch, small_db, **params)
     assert not at.exception
-    assert any(f"Topic {params['cluster']}" in i.value for i in at.info)
+    assert any(f"Topic {params['cases.cluster']}" in i.value for i in at.info)
     assert _total(at) == cluster_cases.shape[0]
     assert set(at.dataframe[0].value["case_id"]) == set(cluster_cases["case_id"].head(50))
 
 
 def test_a_ring_links_to_the_cases_about_its_accounts(monkeypatch, small_db) -> None:
     emerging = _page(monkeypatch, small_db, script="pages/emerging.py", week="2026-W08")
-    ((_, params),) = [(k, v) for k, v in _links(emerging).items() if "ring" in v]
+    ((_, params),) = [(k, v) for k, v in _links(emerging).items() if "cases.ring" in v]
     assert params["week"] == "2026-W08"
     at = _page(monkeypatch, small_db, **params)
     assert not at.exception
@@ -146,13 +156,13 @@ def test_a_ring_links_to_the_cases_about_its_accounts(monkeypatch, small_db) -> 
 
 def test_an_anomaly_links_to_its_slice_and_days(monkeypatch, small_db) -> None:
     anomalies = _page(monkeypatch, small_db, script="pages/anomalies.py")
-    ((_, params),) = [(k, v) for k, v in _links(anomalies).items() if "slice" in v]
+    ((_, params),) = [(k, v) for k, v in _links(anomalies).items() if "cases.slice" in v]
     at = _page(monkeypatch, small_db, **params)
     assert not at.exception
     rows = at.dataframe[0].value
     days = rows["opened_at"].dt.date.astype(str)
-    assert days.between(params["opened_from"], params["opened_to"]).all()
-    for part in params["slice"].split("|"):
+    assert days.between(params["cases.opened_from"], params["cases.opened_to"]).all()
+    for part in params["cases.slice"].split("|"):
         name, _, value = part.partition("=")
         if name in rows.columns:
             assert (rows[name] == value).all()
@@ -162,14 +172,14 @@ def test_hostile_parameters_give_notes_not_errors(monkeypatch, small_db) -> None
     at = _page(
         monkeypatch,
         small_db,
-        q="'; DROP TABLE cases; --" * 40,
-        status="bogus",
-        sort="<script>",
-        page="-3",
-        case="abc",
-        account="99999999999999999999",
-        cluster="x",
-        ring="1 OR 1=1",
+        cases_q="'; DROP TABLE cases; --" * 40,
+        cases_status="bogus",
+        cases_sort="<script>",
+        cases_page="-3",
+        cases_case="abc",
+        cases_account="99999999999999999999",
+        cases_cluster="x",
+        cases_ring="1 OR 1=1",
     )
     assert not at.exception
     warnings = " ".join(w.value for w in at.warning)
@@ -184,7 +194,7 @@ def test_following_a_link_in_the_same_session_keeps_the_week(monkeypatch, small_
     """A page switch used to start the sidebar's week at the newest week again, so a
     topic's link opened the topic of another week."""
     at = _page(monkeypatch, small_db, script="pages/emerging.py", week="2026-W16")
-    ((label, params),) = [(k, v) for k, v in _links(at).items() if "cluster" in v]
+    ((label, params),) = [(k, v) for k, v in _links(at).items() if "cases.cluster" in v]
     for key, value in params.items():
         at.query_params[key] = value
     at.switch_page("pages/cases.py")
@@ -192,3 +202,23 @@ def test_following_a_link_in_the_same_session_keeps_the_week(monkeypatch, small_
     assert not at.exception
     assert at.session_state["filter_selection"].week.isoformat() == "2026-04-13"
     assert _total(at) == int(label.split("Open the ")[1].split(" cases")[0].replace(",", ""))
+
+
+def test_a_page_choice_never_travels_as_a_global_filter(monkeypatch, small_db) -> None:
+    """The Anomalies page's own Source choice (cases, events, detections) shared the URL
+    key ``source`` with the global filter of the cases' source: its link to the Case
+    Explorer carried ``source=cases`` as a filter ("Ignored source 'cases': not a known
+    value"). Page state is now prefixed by its page, so only the global filters and
+    what the link sets travel."""
+    anomalies = _page(monkeypatch, small_db, script="pages/anomalies.py", region="FL")
+    source = next(c for c in anomalies.segmented_control if c.label == "Source")
+    source.set_value("cases").run()
+    assert not anomalies.exception
+    ((_, params),) = [(k, v) for k, v in _links(anomalies).items() if "cases.slice" in v]
+    assert params.get("source") != "cases" and "cases" not in params.values()
+    assert params["region"] == "FL"  # the global filters do travel
+    at = _page(monkeypatch, small_db, **params)
+    assert not at.exception
+    assert not [w.value for w in at.warning if "Ignored source" in w.value]
+    assert at.multiselect(key="filter_source").value == []
+    assert at.multiselect(key="filter_region").value == ["FL"]

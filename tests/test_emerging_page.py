@@ -40,7 +40,7 @@ def test_the_page_ranks_topics_and_lists_the_cases_of_one(monkeypatch, small_db)
     assert int(metrics["New topics emerging"]) == (topics["status"] == "New").sum()
     assert int(metrics["Growing again"]) == (topics["status"] == "Growing again").sum()
     chosen = int(topics["cluster_id"].iloc[0])
-    assert at.query_params["cluster"] == str(chosen)
+    assert at.query_params["emerging.cluster"] == str(chosen)
     assert any(f"Topic {chosen}: {top['label']}" == h.value for h in at.subheader)
     # The chosen topic's story: new, since when, the sentence, and its daily history.
     story = next(m.value for m in at.markdown if m.value.startswith("**New, emerging"))
@@ -60,16 +60,16 @@ def test_the_page_ranks_topics_and_lists_the_cases_of_one(monkeypatch, small_db)
 def test_a_link_reproduces_the_selected_topic(monkeypatch, small_db):
     first = _page(monkeypatch, small_db)
     other = int(first.dataframe[0].value["cluster_id"].iloc[3])
-    at = _page(monkeypatch, small_db, cluster=str(other))
+    at = _page(monkeypatch, small_db, **{"emerging.cluster": str(other)})
     assert not at.exception
     assert any(f"Topic {other}:" in h.value for h in at.subheader)
 
 
 def test_a_bad_cluster_in_the_url_falls_back_to_the_top_topic(monkeypatch, small_db):
-    at = _page(monkeypatch, small_db, cluster="<script>")
+    at = _page(monkeypatch, small_db, **{"emerging.cluster": "<script>"})
     assert not at.exception
     top = int(at.dataframe[0].value["cluster_id"].iloc[0])
-    assert at.query_params["cluster"] == str(top)
+    assert at.query_params["emerging.cluster"] == str(top)
 
 
 def _ring_truth(url: str) -> list[int]:
@@ -91,7 +91,7 @@ def test_the_ring_week_shows_the_review_ring_with_its_members_and_cases(monkeypa
     )
     top = rings.iloc[0]
     assert bool(top["is_growing"]) and int(top["size"]) == 12
-    assert at.query_params["ring"] == str(int(top["ring_id"]))
+    assert at.query_params["emerging.ring"] == str(int(top["ring_id"]))
     members = next(d.value for d in at.dataframe if "age_days" in d.value.columns)
     assert sorted(members["account_id"].astype(int)) == _ring_truth(small_db)
     assert "emerging_ring_network" in {c.key for c in at.get("plotly_chart")}

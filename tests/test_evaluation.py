@@ -10,7 +10,7 @@ import pytest
 from analytics import demo
 from analytics.core import db
 from analytics.demo import evaluation
-from analytics.views import monitor
+from analytics.views import anomalies
 
 END = date(2026, 5, 1)
 
@@ -26,7 +26,7 @@ def small(tmp_path_factory):
 def test_scenarios_are_matched_and_only_rises_alert(small):
     engine, truth = small
     start = date.fromisoformat(truth["dataset"]["window_start"][:10])
-    incidents = monitor.scan_history(engine, start=start, end=END)
+    incidents = anomalies.scan_history(engine, start=start, end=END)
     assert set(incidents["source"]) <= {"cases", "events", "detections"}
     assert {"cases", "events"} <= set(incidents["source"])
     assert set(incidents["freq"]) == {"daily", "weekly"}

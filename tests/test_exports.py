@@ -98,7 +98,7 @@ def test_audit_log_export_neutralises_a_formula_typed_as_a_sign_in_name(
 def test_case_list_export_neutralises_a_formula_in_a_description(
     monkeypatch, hostile_db, downloads
 ) -> None:
-    at = open_page(monkeypatch, hostile_db, "pages/cases.py", params={"sort": "-opened_at"})
+    at = open_page(monkeypatch, hostile_db, "pages/cases.py", params={"cases.sort": "-opened_at"})
     assert not at.exception
     text = _export(downloads, "lookout-cases")
     cells = [c for row in _cells(text) for c in row]

@@ -66,8 +66,22 @@ def _role(page: str) -> str:
     return "admin" if page.endswith("admin.py") else "associate"
 
 
+#: The keys each page keeps for itself: the URL has them prefixed by the page
+#: (``cases.q``), the tests here name them short.
+PAGE_KEYS = {
+    "cases": CASE_KEYS,
+    "anomalies": ("source", "find", "incident", "sensitivity"),
+    "emerging": ("cluster", "ring"),
+    "reports": ("audience",),
+    "trends": ("count",),
+}
+
+
 def _open(monkeypatch, url: str, page: str, params: dict[str, str] | None = None) -> AppTest:
-    return open_page(monkeypatch, url, page, role=_role(page), timeout=120, params=params)
+    stem = Path(page).stem
+    own = PAGE_KEYS.get(stem, ())
+    named = {f"{stem}.{k}" if k in own else k: v for k, v in (params or {}).items()}
+    return open_page(monkeypatch, url, page, role=_role(page), timeout=120, params=named)
 
 
 def _rendered(at: AppTest) -> str:
@@ -337,8 +351,8 @@ def test_hostile_reports_audience(monkeypatch, demo, audience) -> None:
 
 
 TEXT_BOXES = [
-    ("pages/cases.py", "filter_page_q"),
-    ("pages/anomalies.py", "filter_page_find"),
+    ("pages/cases.py", "cases.q"),
+    ("pages/anomalies.py", "anomalies.find"),
     ("pages/admin.py", "admin_user"),
     ("pages/reports.py", "reports_note"),
 ]
@@ -565,11 +579,11 @@ def _bug(reason: str) -> pytest.MarkDecorator:
 
 
 INT_CRASH = "a digit string that isdigit() accepts but int() refuses raises ValueError"
-_CLUSTER = _bug(f"ui/widgets.py:297 selected_cluster: {INT_CRASH}")
-_RING = _bug(f"ui/widgets.py:360 selected_ring: {INT_CRASH}")
-_CONTEXT = _bug(f"ui/explorer.py:64 context (the topic): {INT_CRASH}")
+_CLUSTER = _bug(f"ui/widgets.py:313 selected_cluster: {INT_CRASH}")
+_RING = _bug(f"ui/widgets.py:410 selected_ring: {INT_CRASH}")
+_CONTEXT = _bug(f"analytics/views/cases.py:128 explorer_query (the topic): {INT_CRASH}")
 _PAGE = _bug(f"analytics/sources/cases.py:147 parse_case_query: {INT_CRASH}")
-_NUMBER = _bug(f"ui/filters.py:307 page_number: {INT_CRASH}")
+_NUMBER = _bug(f"ui/filters.py:205 PageState.number: {INT_CRASH}")
 HUGE = "9" * 4301  # int() refuses more than 4,300 digits
 
 
@@ -599,9 +613,9 @@ def test_odd_digit_strings_are_ignored(monkeypatch, demo, page, params) -> None:
 _UNBOUNDED = "notes about dropped URL values are neither cut short nor bounded in number: "
 _LONG_DIM = _bug(_UNBOUNDED + "analytics/core/filters.py:126 parse_filters echoes the whole value")
 _MANY_DIM = _bug(_UNBOUNDED + "analytics/core/filters.py:126 parse_filters, one per dropped value")
-_MANY_STATUS = _bug(_UNBOUNDED + "ui/filters.py:291 page_multiselect, one per dropped value")
+_MANY_STATUS = _bug(_UNBOUNDED + "ui/filters.py:255 PageState.multiselect, one per dropped value")
 _MANY_PARTS = _bug(
-    _UNBOUNDED + "ui/explorer.py:84 lists every unknown part of the slice (explorer.py:107)"
+    _UNBOUNDED + "analytics/views/cases.py:150 lists every unknown part of the slice (cases.py:95)"
 )
 
 

@@ -45,7 +45,7 @@ def test_the_leadership_brief_of_the_scam_week(monkeypatch, small_db) -> None:
 
 
 def test_the_product_brief_hides_text_ids_and_small_counts(monkeypatch, small_db) -> None:
-    at = _page(monkeypatch, small_db, week="2026-W08", audience="product")
+    at = _page(monkeypatch, small_db, week="2026-W08", **{"reports.audience": "product"})
     assert not at.exception
     assert "2026-W08 (product)" in at.caption[0].value
     shown = _shown(at)
@@ -73,7 +73,7 @@ def test_a_note_opens_the_brief_as_plain_text(monkeypatch, small_db) -> None:
 
 
 def test_a_bad_audience_in_the_url_falls_back_to_leadership(monkeypatch, small_db) -> None:
-    at = _page(monkeypatch, small_db, audience="<script>")
+    at = _page(monkeypatch, small_db, **{"reports.audience": "<script>"})
     assert not at.exception
     assert any("Ignored audience" in w.value for w in at.warning)
     assert "(leadership)" in at.caption[0].value
@@ -81,7 +81,12 @@ def test_a_bad_audience_in_the_url_falls_back_to_leadership(monkeypatch, small_d
 
 def test_the_product_brief_says_the_sidebar_filters_are_not_applied(monkeypatch, small_db) -> None:
     at = _page(
-        monkeypatch, small_db, week="2026-W17", audience="product", platform="ios", region="FL"
+        monkeypatch,
+        small_db,
+        week="2026-W17",
+        platform="ios",
+        region="FL",
+        **{"reports.audience": "product"},
     )
     assert not at.exception
     notes = [i.value for i in at.info]

@@ -59,7 +59,7 @@ def test_sign_out_forgets_the_previous_users_cases(monkeypatch, small_db) -> Non
     monkeypatch.setenv("LOOKOUT_DATABASE_URL", small_db)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240).run().run()
     _sign_in(at, "ann", "ann's long password")
-    at.query_params["case"] = CASE
+    at.query_params["cases.case"] = CASE
     at.switch_page("pages/cases.py")
     at.run()
     at.button(key="cases_reveal").click().run()
@@ -71,7 +71,7 @@ def test_sign_out_forgets_the_previous_users_cases(monkeypatch, small_db) -> Non
     assert "cases_revealed" not in at.session_state
     assert "cases_audited" not in at.session_state
     _sign_in(at, "lee", "lee's long password")
-    at.query_params["case"] = CASE
+    at.query_params["cases.case"] = CASE
     at.switch_page("pages/cases.py")
     at.run()
     assert not at.exception
@@ -119,7 +119,7 @@ def test_a_session_with_a_viewer_but_without_the_cookie_is_signed_out(
     """A session id replayed from another browser carries the session's state but not
     the browser's cookie: the viewer and every per-user key are dropped."""
     monkeypatch.setattr(session, "connected", lambda: True)  # as over a WebSocket
-    at = open_page(monkeypatch, small_db, "pages/cases.py", params={"case": CASE})
+    at = open_page(monkeypatch, small_db, "pages/cases.py", params={"cases.case": CASE})
     assert not at.exception
     assert session.KEY not in at.session_state
     assert any(t.value == "Lookout" for t in at.title)  # the sign-in form instead

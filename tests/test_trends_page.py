@@ -83,7 +83,7 @@ def test_query_params_round_trip(monkeypatch, small_db):
         week="2026-W16",
         category="spam,harassment",
         region="CA",
-        count="subjects",
+        **{"trends.count": "subjects"},
     )
     assert not at.exception
     assert not at.warning
@@ -98,7 +98,7 @@ def test_query_params_round_trip(monkeypatch, small_db):
         week=(datetime(2026, 4, 13), datetime(2026, 4, 20)),
     )
     assert _metrics(at)["New cases"] == f"{expected:,}"
-    for key, value in (("week", "2026-W16"), ("region", "CA"), ("count", "subjects")):
+    for key, value in (("week", "2026-W16"), ("region", "CA"), ("trends.count", "subjects")):
         assert at.query_params[key] == value
 
 
