@@ -19,12 +19,12 @@ from bench.harness import Table, peak_rss_mib, run_child
 
 
 def _child(url: str) -> None:
-    from analytics.core import db
+    from analytics.core import database
     from analytics.core.filters import Filters
     from analytics.detectors import clusters
     from analytics.sources.pushdown import case_texts
 
-    engine = db.make_engine(url)
+    engine = database.make_engine(url)
     cases = case_texts(engine, Filters(), start=datetime(1970, 1, 1), end=datetime(2100, 1, 1))
     first, last = cases["opened_at"].min(), cases["opened_at"].max()
     assert isinstance(first, datetime) and isinstance(last, datetime), "no cases to cluster"

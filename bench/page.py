@@ -67,7 +67,7 @@ def lookout(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.time()
     import polars as pl
 
-    from analytics.core import db
+    from analytics.core import database
     from analytics.core.filters import Filters
     from analytics.metrics.trends import weekly_view
     from analytics.sources.load import load_cube
@@ -75,7 +75,7 @@ def lookout(args: argparse.Namespace) -> dict[str, Any]:
     t1 = time.time()
     dims = {k: tuple(v) for k, v in _filters(args.filter).items()}
     filters = Filters(start=args.start, end=args.end, **dims)
-    engine = db.make_engine(args.database)
+    engine = database.make_engine(args.database)
     cube = load_cube(engine, filters, loader=args.loader)
     t2 = time.time()
     view = weekly_view(cube, week=args.week)
@@ -162,13 +162,13 @@ def warm(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")  # quiet "No runtime found"
     import streamlit as st
 
-    from analytics.core import db
+    from analytics.core import database
     from analytics.core.filters import Filters
     from analytics.metrics.trends import WeeklyView, weekly_view
     from analytics.sources.load import load_cube
 
     def compute(url: str, filters: Filters, week: date) -> WeeklyView:
-        return weekly_view(load_cube(db.make_engine(url), filters), week=week)
+        return weekly_view(load_cube(database.make_engine(url), filters), week=week)
 
     cached = st.cache_data(max_entries=8, show_spinner=False)(compute)
     dims = {k: tuple(v) for k, v in _filters(args.filter).items()}

@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from analytics import demo
-from analytics.core import db
+from analytics.core import database
 
 __all__ = ["DEMO", "ensure_database", "ensure_seeded", "reachable"]
 
@@ -58,9 +58,9 @@ def ensure_seeded(url: str, scale: str) -> float | None:
     Returns the seconds spent seeding, or None when the data was already there.
     Never overwrites a database holding non-demo data (``SeedRefused``).
     """
-    engine = db.make_engine(url)
+    engine = database.make_engine(url)
     try:
-        info = db.get_meta(engine, "demo") if demo.database_state(engine) == "demo" else None
+        info = database.get_meta(engine, "demo") if demo.database_state(engine) == "demo" else None
         wanted = dict(DEMO, scale=scale)
         if info is not None and all(info.get(k) == v for k, v in wanted.items()):
             return None

@@ -19,8 +19,8 @@ from pathlib import Path
 import polars as pl
 from sqlalchemy import select
 
-from analytics.core import db
-from analytics.core.db import Event
+from analytics.core import database
+from analytics.core.models import Event
 from bench import postgres
 from bench.harness import Table, median, peak_rss_mib, run_child, seconds
 
@@ -54,8 +54,8 @@ def _uri(url: str, reader: str) -> str:
     >>> _uri("postgresql+psycopg://u@h:5432/d", "connectorx")
     'postgresql://u@h:5432/d'
     """
-    engine = db.make_engine(url)
-    path = db.sqlite_path(engine)
+    engine = database.make_engine(url)
+    path = database.sqlite_path(engine)
     if path is not None:
         # connectorx: sqlite:// + absolute path; Polars strips "sqlite:///" for ADBC.
         return ("sqlite:///" if reader == "adbc" else "sqlite://") + str(Path(path).resolve())
@@ -64,7 +64,7 @@ def _uri(url: str, reader: str) -> str:
 
 def read(reader: str, url: str) -> pl.DataFrame:
     """Read the events table with one reader."""
-    engine = db.make_engine(url)
+    engine = database.make_engine(url)
     stmt = select(*[getattr(Event, c) for c in _COLUMNS])
     if reader == "sqlalchemy":
         with engine.connect() as conn:

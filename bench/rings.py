@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from analytics.core import db
+from analytics.core import database
 from analytics.detectors import rings
 from analytics.sources import load
 from bench import postgres
@@ -44,10 +44,10 @@ def _cases(truth: dict) -> list[tuple[str, datetime, timedelta]]:
 def run(url: str = "sqlite:///data/large.db", *, repeat: int = 3) -> Table:
     """Time reading and ring finding on the large demo at ``url``; one row per case."""
     seeded = postgres.ensure_seeded(url, "large")
-    engine = db.make_engine(url)
-    truth = db.get_meta(engine, "ground_truth")
+    engine = database.make_engine(url)
+    truth = database.get_meta(engine, "ground_truth")
     if not truth:
-        raise RuntimeError(f"{db.safe_url(url)} holds no demo ground truth")
+        raise RuntimeError(f"{database.safe_url(url)} holds no demo ground truth")
     loader = load.loader_for(engine)
     table = Table(
         f"Rings of linked accounts, large demo ({loader} loader; target {TARGET:.0f} s)",

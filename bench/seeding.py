@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from analytics.core import db
+from analytics.core import database
 from bench.harness import run_watched
 
 __all__ = ["run", "time_seed"]
@@ -46,7 +46,7 @@ def time_seed(url: str, scale: str, manifest: Path) -> dict[str, Any]:
     done, seconds, peak_mib = run_watched(cmd, env=env)
     if done.returncode != 0:
         raise RuntimeError(done.stderr.strip().splitlines()[-1])
-    rows = db.table_counts(db.make_engine(url))["events"]
+    rows = database.table_counts(database.make_engine(url))["events"]
     return {"seconds": seconds, "peak_mib": peak_mib, "rows": f"{rows:,} events"}
 
 
@@ -59,7 +59,7 @@ def run(*, scale: str, postgres: str | None) -> list[dict[str, Any]]:
         results.append({"name": f"seed {scale}, SQLite", **row})
         if postgres:
             schema = f"bench_{uuid.uuid4().hex[:8]}"
-            admin = db.make_engine(postgres)
+            admin = database.make_engine(postgres)
             with admin.begin() as conn:
                 conn.execute(text(f'CREATE SCHEMA "{schema}"'))
             try:

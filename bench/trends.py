@@ -28,8 +28,8 @@ from typing import Any
 import polars as pl
 from sqlalchemy import func, select
 
-from analytics.core import db
-from analytics.core.db import Case, Event
+from analytics.core import database
+from analytics.core.models import Case, Event
 from analytics.sources.snapshot import snapshot_dir, snapshot_is_fresh
 from analytics.sources.snapshot_refresh import refresh
 from bench import postgres
@@ -143,7 +143,7 @@ def _agreement(ours: dict[str, Any], theirs: dict[str, Any]) -> str:
 
 def _ensure_snapshot(url: str) -> str:
     """Bring the snapshot up to date before timing, so no cold run includes a rebuild."""
-    engine = db.make_engine(url)
+    engine = database.make_engine(url)
     try:
         if snapshot_is_fresh(engine):
             return "The snapshot was up to date before the runs."
@@ -162,7 +162,7 @@ def cold_and_pandas(
     numbers per scenario and the mismatches found.
     """
     note = _ensure_snapshot(url)
-    engine = db.make_engine(url)
+    engine = database.make_engine(url)
     folder = str(snapshot_dir(engine))
     engine.dispose()
     cold = Table(
@@ -304,9 +304,9 @@ def append_day(engine: Any) -> tuple[int, int, date]:
     stamps = ("opened_at", "first_response_at", "resolved_at", "appealed_at")
     new_events = _shift(events, ["ts"], top_event + 1)
     new_cases = _shift(cases, stamps, top_case + 1)
-    db.bulk_append(engine, "events", new_events)
-    db.bulk_append(engine, "cases", new_cases)
-    db.bump_data_version(engine, events_rewritten=False)
+    database.bulk_append(engine, "events", new_events)
+    database.bulk_append(engine, "cases", new_cases)
+    database.bump_data_version(engine, events_rewritten=False)
     return new_events.height, new_cases.height, day.date() + timedelta(days=1)
 
 
@@ -330,7 +330,7 @@ def refresh_on_copy(source: Path) -> tuple[Table, list[str]]:
     start = time.perf_counter()
     shutil.copyfile(source, copy)
     copied = time.perf_counter() - start
-    engine = db.make_engine(f"sqlite:///{copy}")
+    engine = database.make_engine(f"sqlite:///{copy}")
     folder = snapshot_dir(engine)
     try:
         full = refresh(engine)
@@ -400,7 +400,7 @@ def on_postgres(
         table.add(_name(url), "seed the large demo (setup)", "–", seconds(seeded, 0),
                   "–", "–", "–", 1, "–")  # fmt: skip
     problems: list[str] = []
-    engine = db.make_engine(url)
+    engine = database.make_engine(url)
     with tempfile.TemporaryDirectory(prefix="lookout-bench-") as root:
         summary = refresh(engine, full=True, root=Path(root))
         engine.dispose()
@@ -459,7 +459,7 @@ def run(
     if "warm" in parts:
         tables.append(warm(sqlite_url))
     if "refresh" in parts:
-        path = db.sqlite_path(db.make_engine(sqlite_url))
+        path = database.sqlite_path(database.make_engine(sqlite_url))
         if path is None:
             raise ValueError("the refresh benchmark needs a SQLite file")
         table, found = refresh_on_copy(Path(path))

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 
-from analytics.core.db import init_db, make_engine
+from analytics.core.database import make_engine
+from analytics.core.models import init_db
 
 PG_URL = os.environ.get(
     "LOOKOUT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

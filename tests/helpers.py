@@ -8,7 +8,7 @@ from pathlib import Path
 from scipy.stats import binomtest, fisher_exact
 
 from analytics import demo
-from analytics.core import db
+from analytics.core import database
 
 #: The small demo every page test uses ends here (a Friday, so its last week is partial).
 SMALL_DEMO_END = date(2026, 5, 1)
@@ -35,7 +35,7 @@ def small_demo(folder: Path) -> str:
     """Seed the small demo (seed 7, 240 days to :data:`SMALL_DEMO_END`) into a new SQLite
     file in ``folder``; return its URL."""
     url = f"sqlite:///{folder / 'lookout.db'}"
-    engine = db.make_engine(url)
+    engine = database.make_engine(url)
     demo.seed_database(engine, scale="small", seed=7, days=240, end=SMALL_DEMO_END)
     engine.dispose()
     return url
@@ -46,7 +46,7 @@ def app_as(role: str = "associate", *, name: str = "tester", timeout: int = 240)
     from streamlit.testing.v1 import AppTest
 
     from analytics.access import Viewer
-    from analytics.core.db import Role
+    from analytics.core.models import Role
     from ui.auth import KEY
 
     at = AppTest.from_file(

@@ -13,9 +13,9 @@ from streamlit.testing.v1 import AppTest
 
 from analytics import access, reports
 from analytics.access import AccessDenied, SignInFailed, Viewer
-from analytics.core import db
-from analytics.core.db import AuditLog, Role, User
+from analytics.core import database, models
 from analytics.core.filters import Filters
+from analytics.core.models import AuditLog, Role, User
 from analytics.sources import cases
 from analytics.views import anomalies, emerging
 from tests.helpers import SMALL_DEMO_END, app_as, small_demo
@@ -33,7 +33,7 @@ def small_db(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def reader(small_db):
-    engine = db.make_reader(small_db)
+    engine = database.make_reader(small_db)
     yield engine
     engine.dispose()
 
@@ -95,10 +95,12 @@ def test_what_leadership_gets_is_masked(reader) -> None:
 
 
 def test_reveal_needs_the_associate_role_and_is_audited(small_db, reader) -> None:
-    writer = db.make_engine(small_db)
+    writer = database.make_engine(small_db)
     with writer.connect() as conn:
         case_id, raw = conn.execute(
-            select(db.Case.id, db.Case.description).where(db.Case.description.like("%@%"))
+            select(models.Case.id, models.Case.description).where(
+                models.Case.description.like("%@%")
+            )
         ).first()
     boss = Viewer("lee", Role.leadership)
     with pytest.raises(AccessDenied):
@@ -136,10 +138,10 @@ def test_audit_rows_cannot_be_changed_or_deleted(engine) -> None:
 
 
 def test_a_reader_cannot_write(db_url) -> None:
-    engine = db.make_engine(db_url)
-    db.init_db(engine)
+    engine = database.make_engine(db_url)
+    models.init_db(engine)
     engine.dispose()
-    reader = db.make_reader(db_url)
+    reader = database.make_reader(db_url)
     with pytest.raises(Exception, match="(?i)read-?only"), reader.begin() as conn:
         conn.execute(text("INSERT INTO audit_log (ts, user_name, role, action) VALUES "
                           "('2026-01-01', 'x', 'y', 'z')"))  # fmt: skip
@@ -283,7 +285,7 @@ def test_product_reports_offer_only_the_product_brief(monkeypatch, small_db) -> 
 
 def test_a_case_view_and_its_reveal_are_audited(monkeypatch, small_db) -> None:
     monkeypatch.setenv("LOOKOUT_DATABASE_URL", small_db)
-    engine = db.make_engine(small_db)
+    engine = database.make_engine(small_db)
     views, reveals = _audit_rows(engine, "case_view"), _audit_rows(engine, "reveal")
     at = app_as("associate")
     at.query_params["cases.case"] = "7"
@@ -304,7 +306,7 @@ def test_a_case_view_and_its_reveal_are_audited(monkeypatch, small_db) -> None:
 
 def test_local_sign_in_form(monkeypatch, small_db) -> None:
     monkeypatch.setenv("LOOKOUT_DATABASE_URL", small_db)
-    engine = db.make_engine(small_db)
+    engine = database.make_engine(small_db)
     access.add_user(engine, "pat", "product", "a long enough secret")
     engine.dispose()
     # The first run registers the pages; AppTest then runs the page they resolve to.
@@ -323,7 +325,7 @@ def test_local_sign_in_form(monkeypatch, small_db) -> None:
 
 def test_the_embedded_demo_signs_in_a_demo_associate(monkeypatch, small_db) -> None:
     monkeypatch.delenv("LOOKOUT_DATABASE_URL", raising=False)
-    monkeypatch.setattr(db, "DEFAULT_DATABASE_URL", small_db)
+    monkeypatch.setattr(database, "DEFAULT_DATABASE_URL", small_db)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240).run()
     assert not at.exception
     assert any("Demo: signed in automatically" in i.value for i in at.info)

@@ -10,7 +10,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from analytics import demo
-from analytics.core.db import EventKind, init_db, make_engine
+from analytics.core.database import make_engine
+from analytics.core.models import EventKind, init_db
 from analytics.detectors.accounts import (
     FEATURES,
     METHODS,

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
 from analytics.access import Viewer
-from analytics.core import db
-from analytics.core.db import Feedback, Role
+from analytics.core import database
+from analytics.core.models import Feedback, Role
 from analytics.views import feedback
 from tests.helpers import app_as, open_page, small_demo
 
@@ -28,7 +28,7 @@ def _page(monkeypatch, url: str) -> AppTest:
 
 
 def _feedback_rows(url: str) -> list[tuple[str, str, str]]:
-    engine = db.make_engine(url)
+    engine = database.make_engine(url)
     with engine.connect() as conn:
         rows = conn.execute(select(Feedback.slice_key, Feedback.verdict, Feedback.user_name))
         out = [tuple(r) for r in rows]
@@ -58,7 +58,7 @@ def test_feedback_is_stored_and_quiets_the_incident(monkeypatch, small_db):
     # The dismissed pattern is no longer among the alerted incidents of that slice.
     still = at.dataframe[0].value
     assert first not in set(still["slice"]) or still.shape[0] == 0
-    engine = db.make_engine(small_db)
+    engine = database.make_engine(small_db)
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(Feedback)).scalar_one() == 1
     engine.dispose()
@@ -105,7 +105,7 @@ def test_verdicts_give_a_measured_precision_per_metric(monkeypatch, tmp_path):
     at = _page(monkeypatch, url)
     assert any("No verdict on these alerts yet" in c.value for c in at.caption)
     at.button(key="anomalies_verdict_confirmed").click().run()
-    engine = db.make_engine(url)
+    engine = database.make_engine(url)
     with engine.connect() as conn:
         metric, start = conn.execute(select(Feedback.metric, Feedback.alert_start)).one()
     for key, verdict in [("a", "not_useful"), ("a", "confirmed"), ("b", "confirmed"),

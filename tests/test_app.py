@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics.core import db
+from analytics.core import database
 from tests.helpers import app_as, small_demo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +28,7 @@ def test_home_shows_counts_range_and_masked_url(monkeypatch, small_db: str) -> N
     at = _run(monkeypatch, small_db)
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
-    counts = db.table_counts(db.make_engine(small_db))
+    counts = database.table_counts(database.make_engine(small_db))
     assert metrics["Accounts"] == f"{counts['accounts']:,}"
     assert metrics["Events"] == f"{counts['events']:,}"
     assert metrics["Cases"] == f"{counts['cases']:,}"

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
-from analytics.core import db
+from analytics.core import models
 from analytics.core.filters import Filters
 from analytics.sources import cases
 from analytics.sources.cases import CaseQuery, parse_case_query, search_cases
@@ -18,20 +18,20 @@ from analytics.sources.cases import CaseQuery, parse_case_query, search_cases
 T0 = datetime(2026, 3, 2, 9, 0)  # a Monday
 
 
-def _account(i: int, **kw) -> db.Account:
+def _account(i: int, **kw) -> models.Account:
     values = dict(
         id=i,
-        kind=db.AccountKind.patient,
+        kind=models.AccountKind.patient,
         created_at=T0 - timedelta(days=30),
         region="CA",
         specialty=None,
         verified=False,
-        status=db.AccountStatus.active,
+        status=models.AccountStatus.active,
         display_name=f"Ana Lopez {i}",
         email=f"ana{i}@mail.example.com",
     )
     values.update(kw)
-    return db.Account(**values)
+    return models.Account(**values)
 
 
 # id: (day, category, severity, status, region, subject, reporter, description)
@@ -75,20 +75,20 @@ def _fill(engine) -> None:
     with Session(engine) as s:
         s.add_all(
             [_account(i) for i in (1, 2, 3, 4)]
-            + [_account(5, kind=db.AccountKind.provider, specialty="dentistry", region="NY")]
+            + [_account(5, kind=models.AccountKind.provider, specialty="dentistry", region="NY")]
         )
         s.flush()
         for cid, (day, cat, sev, status, region, subject, reporter, text) in CASES.items():
             s.add(
-                db.Case(
+                models.Case(
                     id=cid,
                     opened_at=T0 + timedelta(days=day),
-                    source=db.CaseSource.user_report,
-                    category=db.Category(cat),
-                    severity=db.Severity(sev),
-                    status=db.CaseStatus(status),
+                    source=models.CaseSource.user_report,
+                    category=models.Category(cat),
+                    severity=models.Severity(sev),
+                    status=models.CaseStatus(status),
                     region=region,
-                    platform=db.Platform.web,
+                    platform=models.Platform.web,
                     subject_account_id=subject,
                     reporter_account_id=reporter,
                     description=text,
@@ -99,12 +99,13 @@ def _fill(engine) -> None:
         s.flush()
         s.add_all(
             [
-                db.CaseAction(id=1, case_id=3, ts=T0 + timedelta(days=2, hours=2), actor="amy",
-                              action=db.ActionKind.first_response, detail="Called 415-555-1638"),
-                db.CaseAction(id=2, case_id=3, ts=T0 + timedelta(days=3), actor="amy",
-                              action=db.ActionKind.resolved, detail=None),
-                db.CaseAction(id=3, case_id=3, ts=T0 + timedelta(days=2, hours=1), actor="bot",
-                              action=db.ActionKind.assigned, detail=None),
+                models.CaseAction(id=1, case_id=3, ts=T0 + timedelta(days=2, hours=2),
+                                  actor="amy", action=models.ActionKind.first_response,
+                                  detail="Called 415-555-1638"),
+                models.CaseAction(id=2, case_id=3, ts=T0 + timedelta(days=3), actor="amy",
+                                  action=models.ActionKind.resolved, detail=None),
+                models.CaseAction(id=3, case_id=3, ts=T0 + timedelta(days=2, hours=1),
+                                  actor="bot", action=models.ActionKind.assigned, detail=None),
             ]
         )  # fmt: skip
         s.commit()
@@ -171,8 +172,10 @@ def test_descriptions_are_masked_and_markup_stays_text(filled) -> None:
 
 def test_the_index_follows_inserts_updates_and_deletes(filled) -> None:
     with filled.begin() as conn:
-        conn.execute(update(db.Case).where(db.Case.id == 1).values(description="Parking dispute"))
-        conn.execute(delete(db.Case).where(db.Case.id == 4))
+        conn.execute(
+            update(models.Case).where(models.Case.id == 1).values(description="Parking dispute")
+        )
+        conn.execute(delete(models.Case).where(models.Case.id == 4))
     assert _ids(filled, text="refund") == [3]
     assert _ids(filled, text="parking") == [1]
     assert _ids(filled, text="chargeback") == []
@@ -207,9 +210,9 @@ def _events(engine, rows: list[tuple[int, int, int, str, str]]) -> None:
     with Session(engine) as s:
         for eid, account, day, device, ip in rows:
             s.add(
-                db.Event(
+                models.Event(
                     id=eid, ts=T0 + timedelta(days=day), account_id=account,
-                    kind=db.EventKind.login, platform=db.Platform.web, region="CA",
+                    kind=models.EventKind.login, platform=models.Platform.web, region="CA",
                     device_hash=device, ip_hash=ip,
                 )
             )  # fmt: skip

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
-from analytics.core import db
+from analytics.core import database, models
 from tests.helpers import open_page, small_demo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,9 +47,9 @@ def _total(at: AppTest) -> int:
 
 
 def _truth(url: str, kind: str) -> dict:
-    engine = db.make_engine(url)
+    engine = database.make_engine(url)
     try:
-        truth = db.get_meta(engine, "ground_truth")
+        truth = database.get_meta(engine, "ground_truth")
     finally:
         engine.dispose()
     return next(s for s in truth["scenarios"] if s["kind"] == kind)
@@ -109,14 +109,15 @@ def test_a_case_and_an_account(monkeypatch, small_db) -> None:
 
 def test_markup_in_a_description_is_shown_as_text(monkeypatch, tmp_path) -> None:
     url = small_demo(tmp_path)
-    engine = db.make_engine(url)
+    engine = database.make_engine(url)
     hostile = "<script>alert('zebrafish')</script> **bold** [link](http://evil.example) <img src=x>"
     with Session(engine) as s:
         s.add(
-            db.Case(
-                id=999_999, opened_at=datetime(2026, 4, 30, 12), source=db.CaseSource.user_report,
-                category=db.Category.other, severity=db.Severity.low, status=db.CaseStatus.open,
-                region="CA", platform=db.Platform.web, subject_account_id=1, description=hostile,
+            models.Case(
+                id=999_999, opened_at=datetime(2026, 4, 30, 12),
+                source=models.CaseSource.user_report, category=models.Category.other,
+                severity=models.Severity.low, status=models.CaseStatus.open, region="CA",
+                platform=models.Platform.web, subject_account_id=1, description=hostile,
             )
         )  # fmt: skip
         s.commit()
@@ -185,8 +186,8 @@ def test_hostile_parameters_give_notes_not_errors(monkeypatch, small_db) -> None
     warnings = " ".join(w.value for w in at.warning)
     assert "status 'bogus'" in warnings and "sort" in warnings
     assert "topic 'x'" in warnings and "ring '1 OR 1=1'" in warnings
-    engine = db.make_engine(small_db)
-    assert db.table_counts(engine)["cases"] > 0
+    engine = database.make_engine(small_db)
+    assert database.table_counts(engine)["cases"] > 0
     engine.dispose()
 
 

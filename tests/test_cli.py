@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from analytics.core import db
+from analytics.core import database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,7 +63,7 @@ def test_seed_writes_manifest_and_respects_if_empty(db_url: str, tmp_path: Path)
         "policy_change",
         "ingestion_outage",
     ]
-    assert truth == db.get_meta(db.make_engine(db_url), "ground_truth")
+    assert truth == database.get_meta(database.make_engine(db_url), "ground_truth")
     again = _cli(db_url, "seed", "--if-empty", *args, "--manifest", str(tmp_path / "x.json"))
     assert again.returncode == 0 and "not seeding" in again.stdout
     assert not (tmp_path / "x.json").exists()
@@ -72,7 +72,7 @@ def test_seed_writes_manifest_and_respects_if_empty(db_url: str, tmp_path: Path)
 def test_seed_refuses_non_demo_data(sqlite_url: str, tmp_path: Path) -> None:
     args = ["--scale", "small", "--days", "240", "--manifest", str(tmp_path / "t.json")]
     assert _cli(sqlite_url, "seed", *args).returncode == 0
-    db.set_meta(db.make_engine(sqlite_url), "non_demo_data", True)
+    database.set_meta(database.make_engine(sqlite_url), "non_demo_data", True)
     assert "--force" in _one_line_error(_cli(sqlite_url, "seed", *args))
     assert _cli(sqlite_url, "seed", *args, "--force").returncode == 0
 

@@ -14,55 +14,57 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
-from analytics.core import db
+from analytics.core import database, models
 from analytics.views.overview import dataset_overview
 
 
-def _account(i: int, **kw: object) -> db.Account:
+def _account(i: int, **kw: object) -> models.Account:
     base: dict[str, object] = dict(
         id=i,
-        kind=db.AccountKind.patient,
+        kind=models.AccountKind.patient,
         created_at=datetime(2025, 1, 2, 3, 4, 5, 600_000),
         region="CA",
         specialty=None,
         verified=True,
-        status=db.AccountStatus.active,
+        status=models.AccountStatus.active,
         display_name=f"Person {i}",
         email=f"p{i}@example.com",
     )
     base.update(kw)
-    return db.Account(**base)
+    return models.Account(**base)
 
 
-def _event(i: int, **kw: object) -> db.Event:
+def _event(i: int, **kw: object) -> models.Event:
     base: dict[str, object] = dict(
-        id=i, ts=datetime(2025, 1, 1), account_id=1, kind=db.EventKind.login,
-        platform=db.Platform.web, region="CA", device_hash="d", ip_hash="i",
+        id=i, ts=datetime(2025, 1, 1), account_id=1, kind=models.EventKind.login,
+        platform=models.Platform.web, region="CA", device_hash="d", ip_hash="i",
     )  # fmt: skip
     base.update(kw)
-    return db.Event(**base)
+    return models.Event(**base)
 
 
 def test_init_db_is_idempotent(db_url: str) -> None:
-    engine = db.make_engine(db_url)
-    first = db.init_db(engine)
-    assert set(first) == set(db.TABLES) | {"dataset_meta", "users"}
-    assert db.init_db(engine) == []
-    assert db.table_counts(engine) == {t: 0 for t in db.TABLES}
+    engine = database.make_engine(db_url)
+    first = models.init_db(engine)
+    assert set(first) == set(models.TABLES) | {"dataset_meta", "users"}
+    assert models.init_db(engine) == []
+    assert database.table_counts(engine) == {t: 0 for t in models.TABLES}
 
 
 def test_round_trip_every_table(engine) -> None:
     ts = datetime(2026, 3, 1, 12, 30, 15, 250_000)
     with Session(engine) as s:
-        s.add_all([_account(1), _account(2, kind=db.AccountKind.provider, specialty="dentistry")])
+        s.add_all(
+            [_account(1), _account(2, kind=models.AccountKind.provider, specialty="dentistry")]
+        )
         s.flush()
         s.add(
-            db.Event(
+            models.Event(
                 id=10,
                 ts=ts,
                 account_id=1,
-                kind=db.EventKind.review_posted,
-                platform=db.Platform.ios,
+                kind=models.EventKind.review_posted,
+                platform=models.Platform.ios,
                 region="CA",
                 device_hash="ab" * 8,
                 ip_hash="cd" * 8,
@@ -71,72 +73,74 @@ def test_round_trip_every_table(engine) -> None:
             )
         )
         s.add(
-            db.Case(
+            models.Case(
                 id=5,
                 opened_at=ts,
-                source=db.CaseSource.user_report,
-                category=db.Category.fake_review,
-                severity=db.Severity.high,
-                status=db.CaseStatus.resolved,
+                source=models.CaseSource.user_report,
+                category=models.Category.fake_review,
+                severity=models.Severity.high,
+                status=models.CaseStatus.resolved,
                 region="CA",
-                platform=db.Platform.web,
+                platform=models.Platform.web,
                 subject_account_id=1,
                 reporter_account_id=2,
                 assignee="associate-01",
                 description="Five-star reviews from new accounts, call 555-0100.",
                 first_response_at=ts,
                 resolved_at=ts,
-                resolution=db.Resolution.content_removed,
+                resolution=models.Resolution.content_removed,
                 appealed_at=None,
                 appeal_outcome=None,
             )
         )
         s.flush()
         s.add(
-            db.CaseAction(
+            models.CaseAction(
                 id=1,
                 case_id=5,
                 ts=ts,
                 actor="associate-01",
-                action=db.ActionKind.resolved,
+                action=models.ActionKind.resolved,
                 detail="content_removed",
             )
         )
         s.add(
-            db.Annotation(
+            models.Annotation(
                 start_at=ts,
-                kind=db.AnnotationKind.policy_change,
+                kind=models.AnnotationKind.policy_change,
                 title="Policy",
-                category=db.Category.harassment,
+                category=models.Category.harassment,
                 created_by="lead",
             )
         )
         s.add(
-            db.Feedback(
+            models.Feedback(
                 created_at=ts,
                 user_name="a",
                 metric="cases",
                 slice_key="category=spam",
                 alert_start=ts,
-                verdict=db.Verdict.confirmed,
+                verdict=models.Verdict.confirmed,
             )
         )
         s.add(
-            db.AuditLog(ts=ts, user_name="a", role="associate", action="view_case", target="case:5")
+            models.AuditLog(
+                ts=ts, user_name="a", role="associate", action="view_case", target="case:5"
+            )
         )
         s.commit()
     with Session(engine) as s:
-        ev = s.get(db.Event, 10)
+        ev = s.get(models.Event, 10)
         assert ev is not None
         assert (ev.ts, ev.kind, ev.platform, ev.rating) == (ts, "review_posted", "ios", 5)
-        case = s.get(db.Case, 5)
+        case = s.get(models.Case, 5)
         assert case is not None
-        assert case.category is db.Category.fake_review
+        assert case.category is models.Category.fake_review
         assert case.description.endswith("555-0100.")
         assert case.appeal_outcome is None
-        acc = s.get(db.Account, 2)
+        acc = s.get(models.Account, 2)
         assert acc is not None and acc.specialty == "dentistry" and acc.verified is True
-    assert db.table_counts(engine) == {
+    assert database.table_counts(engine) == {
         "accounts": 2,
         "events": 1,
         "cases": 1,
@@ -150,7 +154,7 @@ def test_round_trip_every_table(engine) -> None:
 def test_enum_values_are_checked_by_the_database(engine) -> None:
     with engine.begin() as conn:
         conn.execute(
-            db.Account.__table__.insert(),
+            models.Account.__table__.insert(),
             [
                 dict(
                     id=1,
@@ -169,7 +173,7 @@ def test_enum_values_are_checked_by_the_database(engine) -> None:
     with pytest.raises(IntegrityError), engine.begin() as conn:
         conn.execute(text("UPDATE accounts SET status = :s WHERE id = 1"), {"s": "deleted"})
     with pytest.raises(StatementError), engine.begin() as conn:
-        conn.execute(db.Account.__table__.update().values(kind="robot"))
+        conn.execute(models.Account.__table__.update().values(kind="robot"))
 
 
 def test_foreign_keys_are_enforced(engine) -> None:
@@ -179,10 +183,10 @@ def test_foreign_keys_are_enforced(engine) -> None:
 
 
 def test_meta_round_trip(engine) -> None:
-    assert db.get_meta(engine, "demo") is None
-    db.set_meta(engine, "demo", {"scale": "small", "seed": 1})
-    db.set_meta(engine, "demo", {"scale": "small", "seed": 2})
-    assert db.get_meta(engine, "demo") == {"scale": "small", "seed": 2}
+    assert database.get_meta(engine, "demo") is None
+    database.set_meta(engine, "demo", {"scale": "small", "seed": 1})
+    database.set_meta(engine, "demo", {"scale": "small", "seed": 2})
+    assert database.get_meta(engine, "demo") == {"scale": "small", "seed": 2}
 
 
 def test_overview_of_empty_and_filled_database(engine) -> None:
@@ -204,14 +208,14 @@ def test_timestamps_are_naive_utc(engine) -> None:
         s.add(_account(1))
         s.commit()
     with engine.connect() as conn:
-        got = conn.execute(select(db.Account.created_at)).scalar_one()
+        got = conn.execute(select(models.Account.created_at)).scalar_one()
     assert got == datetime(2025, 1, 2, 3, 4, 5, 600_000) and got.tzinfo is None
 
 
 def test_safe_url_hides_password() -> None:
-    assert db.safe_url("postgresql+psycopg://u:pw@h/db") == "postgresql+psycopg://u:***@h/db"
-    assert "pw" not in db.safe_url("postgresql://u:pw@h:5432/db?sslmode=require")
-    assert db.safe_url("not a url at all") == "<unparseable database URL>"
+    assert database.safe_url("postgresql+psycopg://u:pw@h/db") == "postgresql+psycopg://u:***@h/db"
+    assert "pw" not in database.safe_url("postgresql://u:pw@h:5432/db?sslmode=require")
+    assert database.safe_url("not a url at all") == "<unparseable database URL>"
 
 
 # ------------------------------------------------- a SQLite file replaced while open
@@ -240,9 +244,9 @@ def _meta_on_disk(path: Path) -> dict[str, str]:
 def live_file(tmp_path) -> Iterator[tuple[Path, Engine]]:
     """A SQLite file with a writer that has written to it (its connection still pooled)."""
     path = tmp_path / "lookout.db"
-    writer = db.make_engine(f"sqlite:///{path}")
-    db.init_db(writer)
-    db.set_meta(writer, "restored", "no")
+    writer = database.make_engine(f"sqlite:///{path}")
+    models.init_db(writer)
+    database.set_meta(writer, "restored", "no")
     yield path, writer
     writer.dispose()
 
@@ -250,23 +254,23 @@ def live_file(tmp_path) -> Iterator[tuple[Path, Engine]]:
 def test_writes_after_the_file_is_replaced_reach_the_new_file(live_file, tmp_path) -> None:
     path, writer = live_file
     backup = _copy_of(path, tmp_path / "backup.db")
-    db.set_meta(writer, "lost_with_the_old_file", 1)
+    database.set_meta(writer, "lost_with_the_old_file", 1)
     os.replace(backup, path)  # mv backup.db lookout.db
-    db.set_meta(writer, "signed_in", "ann")
+    database.set_meta(writer, "signed_in", "ann")
     assert _meta_on_disk(path) == {"restored": '"no"', "signed_in": '"ann"'}
 
 
 def test_the_reader_reads_the_replaced_file(live_file, tmp_path) -> None:
     path, writer = live_file
-    restored = db.make_engine(f"sqlite:///{tmp_path / 'backup.db'}")
-    db.init_db(restored)
-    db.set_meta(restored, "restored", "yes")
+    restored = database.make_engine(f"sqlite:///{tmp_path / 'backup.db'}")
+    models.init_db(restored)
+    database.set_meta(restored, "restored", "yes")
     restored.dispose()
-    reader = db.make_reader(f"sqlite:///{path}")
+    reader = database.make_reader(f"sqlite:///{path}")
     try:
-        assert db.get_meta(reader, "restored") == "no"
+        assert database.get_meta(reader, "restored") == "no"
         os.replace(tmp_path / "backup.db", path)
-        assert db.get_meta(reader, "restored") == "yes"
+        assert database.get_meta(reader, "restored") == "yes"
     finally:
         reader.dispose()
 
@@ -276,14 +280,14 @@ def test_the_reader_never_reads_the_old_files_log_as_the_new_file(live_file, tmp
     a reader reconnecting first must not take its pages for the new file's."""
     path, writer = live_file
     backup = _copy_of(path, tmp_path / "backup.db")
-    db.set_meta(writer, "restored", "old file, in its log")
-    reader = db.make_reader(f"sqlite:///{path}")
+    database.set_meta(writer, "restored", "old file, in its log")
+    reader = database.make_reader(f"sqlite:///{path}")
     try:
-        assert db.get_meta(reader, "restored") == "old file, in its log"
+        assert database.get_meta(reader, "restored") == "old file, in its log"
         os.replace(backup, path)
-        assert db.get_meta(reader, "restored") == "no"
-        db.set_meta(writer, "signed_in", "ann")
-        assert db.get_meta(reader, "signed_in") == "ann"
+        assert database.get_meta(reader, "restored") == "no"
+        database.set_meta(writer, "signed_in", "ann")
+        assert database.get_meta(reader, "signed_in") == "ann"
     finally:
         reader.dispose()
     writer.dispose()

@@ -13,7 +13,7 @@ from scipy.stats import chi2_contingency
 from sqlalchemy import inspect, text
 
 from analytics import demo
-from analytics.core import db
+from analytics.core import database, models
 from analytics.demo.tuning import CASE_MIX
 
 END = date(2026, 11, 24)
@@ -167,7 +167,7 @@ def test_handling_has_long_tails_breaches_and_appeals(small: demo.DemoData) -> N
     assert set(c["appeal_outcome"].drop_nulls().unique().to_list()) >= {"upheld", "overturned"}
     recent = c.filter(pl.col("opened_at") > datetime(2026, 11, 22))
     assert recent.filter(pl.col("status") != "resolved").height > 0
-    assert set(c["source"].unique().to_list()) == {s.value for s in db.CaseSource}
+    assert set(c["source"].unique().to_list()) == {s.value for s in models.CaseSource}
 
 
 def test_category_mix_differs_by_region_and_platform(medium: demo.DemoData) -> None:
@@ -207,12 +207,12 @@ def test_days_too_short_and_unknown_scale_are_refused() -> None:
 def test_seed_database_writes_everything(engine) -> None:
     truth = demo.seed_database(engine, scale="small", seed=5, days=240, end=END)
     data = demo.generate(scale="small", seed=5, days=240, end=END)
-    counts = db.table_counts(engine)
+    counts = database.table_counts(engine)
     assert counts["accounts"] == data.accounts.height
     assert counts["cases"] == data.cases.height
     assert counts["events"] == sum(c.height for c in data.event_chunks())
     assert counts["events"] == truth["dataset"]["rows"]["events"]
-    assert db.get_meta(engine, "ground_truth") == truth
+    assert database.get_meta(engine, "ground_truth") == truth
     with engine.connect() as conn:
         row = conn.execute(text("SELECT description, opened_at FROM cases WHERE id = 1")).one()
         orphans = conn.execute(
@@ -231,7 +231,9 @@ def test_seed_database_writes_everything(engine) -> None:
         "ix_events_account_ts",
     }
     with engine.connect() as conn:
-        opened = conn.execute(db.Case.__table__.select().where(db.Case.id == 1)).one().opened_at
+        opened = (
+            conn.execute(models.Case.__table__.select().where(models.Case.id == 1)).one().opened_at
+        )
     assert opened == data.cases["opened_at"][0]
 
 
@@ -240,17 +242,17 @@ def test_seed_refuses_non_demo_data_unless_forced(engine) -> None:
     assert demo.database_state(engine) == "demo"
     with engine.begin() as conn:
         conn.execute(
-            db.AuditLog.__table__.insert(),
+            models.AuditLog.__table__.insert(),
             [dict(ts=datetime(2026, 1, 1), user_name="lead", role="admin", action="login")],
         )
     demo.seed_database(engine, scale="small", seed=6, days=240, end=END)  # demo over demo: fine
-    db.set_meta(engine, "non_demo_data", True)
+    database.set_meta(engine, "non_demo_data", True)
     assert demo.database_state(engine) == "data"
     with pytest.raises(demo.SeedRefused, match="--force"):
         demo.seed_database(engine, scale="small", seed=6, days=240, end=END)
     demo.seed_database(engine, scale="small", seed=6, days=240, end=END, force=True)
     assert demo.database_state(engine) == "demo"
-    assert db.table_counts(engine)["audit_log"] == 1
+    assert database.table_counts(engine)["audit_log"] == 1
 
 
 def test_scale_sizes_are_ordered() -> None:

@@ -36,14 +36,14 @@ from sqlalchemy.engine import Engine
 
 from analytics import reports
 from analytics.access.suppression import SUPPRESSION_THRESHOLD
-from analytics.core import db
+from analytics.core import database, models
 from analytics.core.filters import DIMENSIONS, Filters
 from analytics.metrics import trends
 from tests.helpers import small_demo
 
 T = SUPPRESSION_THRESHOLD
-CATEGORIES = [c.value for c in db.Category]
-PLATFORMS = [p.value for p in db.Platform]
+CATEGORIES = [c.value for c in models.Category]
+PLATFORMS = [p.value for p in models.Platform]
 NAMES = {c.replace("_", " ").capitalize(): c for c in CATEGORIES}
 WEEK = timedelta(weeks=1)
 #: Weeks of the issue's attack: the review ring, the takeover wave, the new scam.
@@ -66,7 +66,7 @@ Equation = tuple[dict[Cell, float], float]
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterable[Engine]:
-    eng = db.make_engine(small_demo(tmp_path_factory.mktemp("differencing")))
+    eng = database.make_engine(small_demo(tmp_path_factory.mktemp("differencing")))
     yield eng
     eng.dispose()
 
@@ -75,7 +75,9 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterable[Engine]:
 def truth(engine: Engine) -> dict[Cell, int]:
     """New cases per week, category and platform, straight from the database."""
     with engine.connect() as conn:
-        rows = conn.execute(select(db.Case.opened_at, db.Case.category, db.Case.platform)).all()
+        rows = conn.execute(
+            select(models.Case.opened_at, models.Case.category, models.Case.platform)
+        ).all()
     counts: dict[Cell, int] = {}
     for opened, category, platform in rows:
         monday = opened.date() - timedelta(days=opened.weekday())

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics.core import db
+from analytics.core import database
 from tests.helpers import open_page, small_demo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,9 +73,9 @@ def test_a_bad_cluster_in_the_url_falls_back_to_the_top_topic(monkeypatch, small
 
 
 def _ring_truth(url: str) -> list[int]:
-    engine = db.make_engine(url)
+    engine = database.make_engine(url)
     try:
-        truth = db.get_meta(engine, "ground_truth")
+        truth = database.get_meta(engine, "ground_truth")
     finally:
         engine.dispose()
     (ring,) = [s for s in truth["scenarios"] if s["kind"] == "fake_review_ring"]

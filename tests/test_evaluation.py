@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from analytics import demo
-from analytics.core import db
+from analytics.core import database
 from analytics.demo import evaluation
 from analytics.views import anomalies
 
@@ -17,7 +17,7 @@ END = date(2026, 5, 1)
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    engine = db.make_engine(f"sqlite:///{tmp_path_factory.mktemp('eval') / 'lookout.db'}")
+    engine = database.make_engine(f"sqlite:///{tmp_path_factory.mktemp('eval') / 'lookout.db'}")
     truth = demo.seed_database(engine, scale="small", seed=7, days=240, end=END)
     yield engine, truth
     engine.dispose()

@@ -15,8 +15,8 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
 from analytics import access
 from analytics.access import SignInFailed
-from analytics.core import db
-from analytics.core.db import Case
+from analytics.core import database
+from analytics.core.models import Case
 from analytics.present import exports
 from tests.helpers import open_page, small_demo
 
@@ -65,7 +65,7 @@ def hostile_db(tmp_path_factory) -> str:
     """The small demo where a signed-out stranger typed a formula as a sign-in name and
     a reporter wrote one as a case description."""
     url = small_demo(tmp_path_factory.mktemp("exports"))
-    engine = db.make_engine(url)
+    engine = database.make_engine(url)
     with pytest.raises(SignInFailed):
         access.sign_in(engine, ATTACK, "whatever")
     with engine.begin() as conn:

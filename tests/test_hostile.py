@@ -31,7 +31,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
-from analytics.core import db
+from analytics.core import database, models
 from tests.helpers import SMALL_DEMO_END, open_page, small_demo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,7 +118,7 @@ def _assert_graceful(at: AppTest) -> None:
 def _fingerprint(url: str) -> dict[str, Any]:
     """What hostile input must not change: the schema objects, the rows of every table but
     the audit log (page views append to it), the newest case, and every case's text."""
-    engine = db.make_reader(url)
+    engine = database.make_reader(url)
     try:
         with engine.connect() as conn:
             schema = sorted(
@@ -127,10 +127,10 @@ def _fingerprint(url: str) -> dict[str, Any]:
             )
             counts = {
                 table.name: conn.execute(select(func.count()).select_from(table)).scalar_one()
-                for table in db.Base.metadata.sorted_tables
+                for table in models.Base.metadata.sorted_tables
                 if table.name != "audit_log"
             }
-            newest = conn.execute(select(func.max(db.Case.id))).scalar_one()
+            newest = conn.execute(select(func.max(models.Case.id))).scalar_one()
             digest = hashlib.sha256()
             for row in conn.execute(text("SELECT id, status, description FROM cases ORDER BY id")):
                 digest.update(repr(tuple(row)).encode())
@@ -243,8 +243,8 @@ def _params(keys: tuple[str, ...]) -> st.SearchStrategy[dict[str, str]]:
 def test_an_empty_database_gets_guidance_to_seed(monkeypatch, tmp_path, page, made) -> None:
     path = tmp_path / "empty.db"
     if made == "init_db":
-        engine = db.make_engine(f"sqlite:///{path}")
-        db.init_db(engine)
+        engine = database.make_engine(f"sqlite:///{path}")
+        models.init_db(engine)
         engine.dispose()
     at = _open(monkeypatch, f"sqlite:///{path}", page)
     assert not at.exception
@@ -393,13 +393,14 @@ MARKUP_DESCRIPTION = "<script>alert('x')</script><img src=x onerror=alert(1)>"
 
 def test_markup_in_a_description_is_shown_as_text(monkeypatch, tmp_path) -> None:
     url = small_demo(tmp_path)
-    engine = db.make_engine(url)
+    engine = database.make_engine(url)
     with Session(engine) as s:
         s.add(
-            db.Case(
-                id=999_998, opened_at=datetime(2026, 4, 30, 12), source=db.CaseSource.user_report,
-                category=db.Category.other, severity=db.Severity.low, status=db.CaseStatus.open,
-                region="CA", platform=db.Platform.web, subject_account_id=1,
+            models.Case(
+                id=999_998, opened_at=datetime(2026, 4, 30, 12),
+                source=models.CaseSource.user_report, category=models.Category.other,
+                severity=models.Severity.low, status=models.CaseStatus.open,
+                region="CA", platform=models.Platform.web, subject_account_id=1,
                 description=MARKUP_DESCRIPTION,
             )
         )  # fmt: skip
@@ -434,22 +435,22 @@ WRITES = [
 
 @pytest.fixture
 def sqlite_db(sqlite_url) -> str:
-    engine = db.make_engine(sqlite_url)
-    db.init_db(engine)
+    engine = database.make_engine(sqlite_url)
+    models.init_db(engine)
     engine.dispose()
     return sqlite_url
 
 
 @pytest.fixture
 def pg_db(pg_url) -> str:
-    engine = db.make_engine(pg_url)
-    db.init_db(engine)
+    engine = database.make_engine(pg_url)
+    models.init_db(engine)
     engine.dispose()
     return pg_url
 
 
 def test_a_slow_query_on_sqlite_is_interrupted(sqlite_db) -> None:
-    reader = db.make_reader(sqlite_db, timeout_s=0.5)
+    reader = database.make_reader(sqlite_db, timeout_s=0.5)
     try:
         started = time.monotonic()
         with pytest.raises(OperationalError, match="interrupted"), reader.connect() as conn:
@@ -462,7 +463,7 @@ def test_a_slow_query_on_sqlite_is_interrupted(sqlite_db) -> None:
 
 
 def test_a_slow_query_on_postgresql_is_cancelled(pg_db) -> None:
-    reader = db.make_reader(pg_db, timeout_s=0.5)
+    reader = database.make_reader(pg_db, timeout_s=0.5)
     try:
         started = time.monotonic()
         with pytest.raises(OperationalError, match="statement timeout"), reader.connect() as conn:
@@ -476,25 +477,25 @@ def test_a_slow_query_on_postgresql_is_cancelled(pg_db) -> None:
 
 @pytest.mark.parametrize("statement", WRITES)
 def test_the_sqlite_reader_refuses_writes(sqlite_db, statement) -> None:
-    engine = db.make_engine(sqlite_db)
-    before = db.table_counts(engine), sorted(inspect(engine).get_table_names())
+    engine = database.make_engine(sqlite_db)
+    before = database.table_counts(engine), sorted(inspect(engine).get_table_names())
     engine.dispose()
-    reader = db.make_reader(sqlite_db)
+    reader = database.make_reader(sqlite_db)
     try:
         with pytest.raises(OperationalError, match="readonly"), reader.connect() as conn:
             conn.exec_driver_sql(statement)
             conn.commit()
     finally:
         reader.dispose()
-    engine = db.make_engine(sqlite_db)
-    assert (db.table_counts(engine), sorted(inspect(engine).get_table_names())) == before
-    assert db.get_meta(engine, "intruder") is None
+    engine = database.make_engine(sqlite_db)
+    assert (database.table_counts(engine), sorted(inspect(engine).get_table_names())) == before
+    assert database.get_meta(engine, "intruder") is None
     engine.dispose()
 
 
 def test_the_sqlite_reader_never_creates_a_file(tmp_path) -> None:
     path = tmp_path / "missing.db"
-    reader = db.make_reader(f"sqlite:///{path}")
+    reader = database.make_reader(f"sqlite:///{path}")
     with pytest.raises(OperationalError), reader.connect():
         pass
     reader.dispose()
@@ -503,17 +504,17 @@ def test_the_sqlite_reader_never_creates_a_file(tmp_path) -> None:
 
 @pytest.mark.parametrize("statement", WRITES)
 def test_the_postgresql_reader_refuses_writes(pg_db, statement) -> None:
-    reader = db.make_reader(pg_db)
+    reader = database.make_reader(pg_db)
     try:
         with pytest.raises(DBAPIError, match="read-only transaction"), reader.connect() as conn:
             conn.exec_driver_sql(statement)
             conn.commit()
     finally:
         reader.dispose()
-    engine = db.make_engine(pg_db)
-    assert set(db.TABLES) <= set(inspect(engine).get_table_names())
+    engine = database.make_engine(pg_db)
+    assert set(models.TABLES) <= set(inspect(engine).get_table_names())
     assert not inspect(engine).has_table("intruder")
-    assert db.get_meta(engine, "intruder") is None
+    assert database.get_meta(engine, "intruder") is None
     engine.dispose()
 
 
@@ -565,7 +566,7 @@ def test_the_overview_shows_the_database_url_without_its_password(monkeypatch, p
     at = _open(monkeypatch, url, "pages/home.py")
     assert not at.exception
     assert any("python -m analytics seed" in i.value for i in at.info)
-    assert [c.value for c in at.code] == [db.safe_url(url)]
+    assert [c.value for c in at.code] == [database.safe_url(url)]
     assert at.code[0].value.startswith("postgresql+psycopg://postgres:***@127.0.0.1:5432/")
     assert "topsecret" not in _rendered(at)
 

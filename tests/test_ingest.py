@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from analytics.core import db
+from analytics.core import database, models
 from analytics.sources import ingest
 from analytics.sources.ingest import ImportSummary, import_file
 from analytics.sources.ingest_checks import ImportRejected
@@ -118,7 +118,7 @@ def summary(table: str, read: int, *counts: int, quarantine: Path | None = None)
 
 
 def stored(engine: Engine, table: str, *columns: str) -> list[tuple[object, ...]]:
-    t = db.TABLES[table].__table__
+    t = models.TABLES[table].__table__
     with engine.connect() as conn:
         rows = conn.execute(select(*(t.c[c] for c in columns)).order_by(t.c.id)).all()
     return [tuple(r) for r in rows]
@@ -126,7 +126,9 @@ def stored(engine: Engine, table: str, *columns: str) -> list[tuple[object, ...]
 
 def count(engine: Engine, table: str) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(db.TABLES[table])).scalar_one())
+        return int(
+            conn.execute(select(func.count()).select_from(models.TABLES[table])).scalar_one()
+        )
 
 
 def quarantined(path: Path) -> list[tuple[str, str, str]]:
@@ -165,7 +167,7 @@ def test_good_and_bad_accounts(engine: Engine, tmp_path: Path) -> None:
         (4, False, 'Eve "E" Doe'),
         (5, True, "Dr\nKim"),
     ]
-    assert db.get_meta(engine, "non_demo_data") is True
+    assert database.get_meta(engine, "non_demo_data") is True
 
 
 def test_reimport_changes_nothing(engine: Engine, tmp_path: Path) -> None:
@@ -487,8 +489,8 @@ def test_summary_line() -> None:
 def test_file_level_problems_raise(
     tmp_path: Path, table: str, name: str, content: str | bytes, message: str
 ) -> None:
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'x.db'}")
-    db.init_db(engine)
+    engine = database.make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    models.init_db(engine)
     if isinstance(content, bytes):
         (tmp_path / name).write_bytes(content)
     else:
@@ -642,14 +644,18 @@ def account_rows(draw: st.DrawFn) -> tuple[list[Field], int | None]:
     id_field, n = draw(ids())
     row = [
         id_field,
-        draw(fields(st.sampled_from([k.value for k in db.AccountKind]), ["fake", "Patient", ""])),
+        draw(
+            fields(st.sampled_from([k.value for k in models.AccountKind]), ["fake", "Patient", ""])
+        ),
         draw(st.one_of(timestamps(), fields(st.nothing(), ["yesterday", "2024-02-30", ""]))),
         draw(fields(st.sampled_from(["CA", "ny", "TX"]), ["ZZ", "California", ""])),
         draw(fields(st.sampled_from(["", "dentistry"]), ["s" * 33])),
         draw(fields(st.sampled_from(["true", "FALSE", "1", "0", "Yes", "no"]), ["maybe", "2", ""])),
         draw(
             st.one_of(
-                st.sampled_from([s.value for s in db.AccountStatus]).map(lambda t: Field(t, True)),
+                st.sampled_from([s.value for s in models.AccountStatus]).map(
+                    lambda t: Field(t, True)
+                ),
                 st.sampled_from(["deleted", " "]).map(lambda t: Field(t, False)),
             )
         ),  # never empty, so that no generated row is a blank line
@@ -677,9 +683,9 @@ def test_any_rows_balance(
             eol=eol,
             quote_all=quote_all,
         )
-        engine = db.make_engine(f"sqlite:///{folder / 'p.db'}")
+        engine = database.make_engine(f"sqlite:///{folder / 'p.db'}")
         try:
-            db.init_db(engine)
+            models.init_db(engine)
             first = import_file(engine, "accounts", path)
             in_table = count(engine, "accounts")
             again = import_file(engine, "accounts", path)
@@ -722,7 +728,7 @@ def accounts_file(path: Path, ids: range, **changes: str) -> Path:
 
 
 def test_sqlite_writers_wait_for_the_lock(tmp_path: Path) -> None:
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    engine = database.make_engine(f"sqlite:///{tmp_path / 'w.db'}")
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 30_000
     engine.dispose()
@@ -740,8 +746,8 @@ def test_sign_ins_and_audit_go_on_while_an_import_runs(
     from analytics import access
 
     url = f"sqlite:///{tmp_path / 'busy.db'}"
-    engine = db.make_engine(url)
-    db.init_db(engine)
+    engine = database.make_engine(url)
+    models.init_db(engine)
     access.add_user(engine, "ana", "associate", "correct horse battery")
     path = accounts_file(tmp_path / "accounts.csv", range(1, 1201))
     monkeypatch.setattr(ingest, "BATCH_SIZE", 100)
@@ -751,7 +757,7 @@ def test_sign_ins_and_audit_go_on_while_an_import_runs(
     signed_in: list[str] = []
 
     def sign_ins(first_rounds_done: threading.Event) -> None:
-        app = db.make_engine(url)  # the app's own engine, as in another process
+        app = database.make_engine(url)  # the app's own engine, as in another process
         go.wait(timeout=120)
         done = 0
         try:
@@ -800,7 +806,7 @@ def test_sign_ins_and_audit_go_on_while_an_import_runs(
     assert result == [summary("accounts", 1200, 1200, 0, 0, 0)]
     assert count(engine, "accounts") == 1200
     with engine.connect() as conn:
-        audited = conn.execute(select(func.count()).select_from(db.TABLES["audit_log"]))
+        audited = conn.execute(select(func.count()).select_from(models.TABLES["audit_log"]))
         assert audited.scalar_one() == 2 * len(signed_in)  # a sign-in and a case view each
     engine.dispose()
 
@@ -866,7 +872,7 @@ def test_a_parent_removed_during_the_import_sends_its_rows_to_quarantine(
     def stage_then_remove_account_3(conn: object, table: object, rows: pl.DataFrame) -> object:
         staging = stage(conn, table, rows)  # type: ignore[arg-type]
         with engine.begin() as other:  # another session, after the foreign keys were checked
-            accounts = db.TABLES["accounts"].__table__
+            accounts = models.TABLES["accounts"].__table__
             other.execute(accounts.delete().where(accounts.c.id == 3))
         return staging
 
@@ -1027,6 +1033,6 @@ def test_cli_import_warns_when_the_snapshot_refresh_fails(
         "(ComputeError: cannot append: schema mismatch); it will be rebuilt on the next "
         "read, or run `python -m analytics refresh --full`"
     ]
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'cli.db'}")
+    engine = database.make_engine(f"sqlite:///{tmp_path / 'cli.db'}")
     assert count(engine, "accounts") == 5
     engine.dispose()

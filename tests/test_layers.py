@@ -156,7 +156,7 @@ def test_the_app_never_imports_the_demo_generator(path: Path) -> None:
 def test_the_project_root_is_the_repository() -> None:
     """Default database, snapshots and ground truth live under the repository's ``data/``
     (a module moved one package deeper once pointed them at ``analytics/data/``)."""
-    from analytics.core import db
+    from analytics.core import database
 
-    assert db.PROJECT_ROOT == ROOT
-    assert (db.PROJECT_ROOT / "app.py").is_file()
+    assert database.PROJECT_ROOT == ROOT
+    assert (database.PROJECT_ROOT / "app.py").is_file()

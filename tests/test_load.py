@@ -12,9 +12,9 @@ from polars.testing import assert_frame_equal
 from sqlalchemy import select, update
 
 from analytics import demo
-from analytics.core import db
-from analytics.core.db import Case, Event
+from analytics.core import database
 from analytics.core.filters import Filters, parse_filters
+from analytics.core.models import Case, Event
 from analytics.sources import load
 from analytics.sources.frames import Cube
 from analytics.sources.load import load_cube
@@ -97,15 +97,15 @@ def _append_a_day(engine) -> tuple[int, int]:
         .filter(pl.col("opened_at") > last)
         .with_columns(*(pl.col(c) + day for c in dt_cols), pl.col("id") + cases["id"].max())
     )
-    db.bulk_append(engine, "events", new_events)
-    db.bulk_append(engine, "cases", new_cases)
+    database.bulk_append(engine, "events", new_events)
+    database.bulk_append(engine, "cases", new_cases)
     with engine.begin() as conn:  # a case of the old data gets resolved
         conn.execute(
             update(Case)
             .where(Case.id == int(cases.filter(pl.col("resolved_at").is_null())["id"][0]))
             .values(resolved_at=datetime(2026, 11, 24, 12), resolution="warning", status="resolved")
         )
-    db.bump_data_version(engine, events_rewritten=False)
+    database.bump_data_version(engine, events_rewritten=False)
     return new_events.height, new_cases.height
 
 
@@ -149,7 +149,7 @@ def test_a_reseed_rebuilds_and_a_rewritten_event_forces_a_full_refresh(seeded, t
     assert again.mode == "full"
     fresh = load_cube(seeded, WINDOW, loader="snapshot", root=tmp_path)
     _assert_same(fresh, load_cube(seeded, WINDOW, loader="pushdown"))
-    db.bump_data_version(seeded, events_rewritten=True)
+    database.bump_data_version(seeded, events_rewritten=True)
     assert refresh(seeded, root=tmp_path).mode == "full"
 
 
@@ -164,17 +164,17 @@ def test_a_stale_or_damaged_snapshot_is_rebuilt_not_trusted(seeded, tmp_path):
 
 
 def test_each_database_has_its_own_snapshot(tmp_path):
-    a = db.make_engine(f"sqlite:///{tmp_path / 'a.db'}")
-    b = db.make_engine(f"sqlite:///{tmp_path / 'b.db'}")
-    pg = db.make_engine("postgresql+psycopg://u:secret@host/db")
+    a = database.make_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    b = database.make_engine(f"sqlite:///{tmp_path / 'b.db'}")
+    pg = database.make_engine("postgresql+psycopg://u:secret@host/db")
     dirs = {snapshot_dir(e, root=tmp_path) for e in (a, b, pg)}
     assert len(dirs) == 3
     assert "secret" not in "".join(str(d) for d in dirs)
 
 
 def test_loader_choice(monkeypatch):
-    sqlite = db.make_engine("sqlite://")
-    pg = db.make_engine("postgresql+psycopg://u@host/db")
+    sqlite = database.make_engine("sqlite://")
+    pg = database.make_engine("postgresql+psycopg://u@host/db")
     assert load.loader_for(sqlite) == "snapshot"
     assert load.loader_for(pg) == "pushdown"
     monkeypatch.setenv("LOOKOUT_LOADER", "pushdown")

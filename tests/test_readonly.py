@@ -15,8 +15,8 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from analytics.core import db
-from analytics.core.db import Account, Case, DatasetMeta
+from analytics.core import database, models
+from analytics.core.models import Account, Case, DatasetMeta
 from analytics.sources.cases import CaseQuery, search_cases
 from analytics.views.overview import dataset_overview
 
@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def pg_writer(pg_url) -> Iterator[str]:
-    engine = db.make_engine(pg_url)
-    db.init_db(engine)
+    engine = database.make_engine(pg_url)
+    models.init_db(engine)
     engine.dispose()
     return pg_url
 
@@ -38,7 +38,7 @@ def reader_role(pg_writer) -> Iterator[str]:
     """A unique role name (roles are cluster-wide), dropped with its grants afterwards."""
     role = f"lookout_reader_{uuid.uuid4().hex[:10]}"
     yield role
-    engine = db.make_engine(pg_writer)
+    engine = database.make_engine(pg_writer)
     with engine.begin() as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('lookout grant-reader'))"))
         if conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).first():
@@ -62,18 +62,18 @@ def _turn_read_only_off_and_insert(reader) -> None:
 def test_the_configured_postgresql_reader_signs_in_as_a_role_that_may_only_read(
     monkeypatch, pg_writer, reader_role
 ) -> None:
-    writer = db.make_engine(pg_writer)
-    assert db.grant_reader(writer, reader_role).startswith("t_")
+    writer = database.make_engine(pg_writer)
+    assert database.grant_reader(writer, reader_role).startswith("t_")
     with writer.begin() as conn:  # a table made after the grant can be read too
         conn.exec_driver_sql("CREATE TABLE later (id integer)")
         conn.execute(insert(DatasetMeta).values(key="seen", value='"yes"'))
     monkeypatch.setenv("LOOKOUT_DATABASE_URL", pg_writer)
     monkeypatch.setenv("LOOKOUT_READER_DATABASE_URL", _as(pg_writer, reader_role))
-    reader = db.make_reader()  # as the pages make it
+    reader = database.make_reader()  # as the pages make it
     try:
         assert reader.url.username == reader_role
-        assert db.get_meta(reader, "seen") == "yes"
-        assert db.table_counts(reader)["cases"] == 0
+        assert database.get_meta(reader, "seen") == "yes"
+        assert database.table_counts(reader)["cases"] == 0
         with reader.connect() as conn:
             assert conn.exec_driver_sql("SELECT count(*) FROM later").scalar_one() == 0
         with pytest.raises(DBAPIError, match="permission denied"):
@@ -86,33 +86,33 @@ def test_the_configured_postgresql_reader_signs_in_as_a_role_that_may_only_read(
                 c.commit()
     finally:
         reader.dispose()
-    assert db.get_meta(writer, "intruder") is None
+    assert database.get_meta(writer, "intruder") is None
     writer.dispose()
 
 
 def test_the_writers_role_as_reader_could_write(pg_writer) -> None:
     """Why the separate role: read-only is only a session default the session may undo."""
-    reader = db.make_reader(pg_writer)
+    reader = database.make_reader(pg_writer)
     try:
         _turn_read_only_off_and_insert(reader)
-        assert db.get_meta(reader, "intruder") == 1
+        assert database.get_meta(reader, "intruder") == 1
     finally:
         reader.dispose()
 
 
 def test_grant_reader_refuses_a_role_that_may_do_more(pg_writer) -> None:
-    writer = db.make_engine(pg_writer)
+    writer = database.make_engine(pg_writer)
     for role in ("postgres", make_url(pg_writer).username or "postgres"):
         with pytest.raises(ValueError, match="may do more than read"):
-            db.grant_reader(writer, role)
+            database.grant_reader(writer, role)
     writer.dispose()
 
 
 def test_grant_reader_quotes_the_role_and_password(pg_writer, reader_role) -> None:
     role = f'{reader_role}"; DROP TABLE cases; --'
-    writer = db.make_engine(pg_writer)
+    writer = database.make_engine(pg_writer)
     try:
-        db.grant_reader(writer, role, password="it's; DROP TABLE cases")
+        database.grant_reader(writer, role, password="it's; DROP TABLE cases")
         with writer.connect() as conn:
             assert conn.execute(select(func.count()).select_from(Case)).scalar_one() == 0
             assert conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role})
@@ -139,9 +139,9 @@ def test_grant_reader_command(pg_writer, reader_role) -> None:
     assert done.returncode == 0, done.stderr
     assert reader_role in done.stdout and "LOOKOUT_READER_DATABASE_URL" in done.stdout
     assert "a long reader password" not in done.stdout + done.stderr
-    reader = db.make_reader(_as(pg_writer, reader_role))  # trust auth: no password asked
+    reader = database.make_reader(_as(pg_writer, reader_role))  # trust auth: no password asked
     try:
-        assert db.table_counts(reader)["events"] == 0
+        assert database.table_counts(reader)["events"] == 0
     finally:
         reader.dispose()
 
@@ -151,8 +151,8 @@ def test_grant_reader_command(pg_writer, reader_role) -> None:
 
 @pytest.fixture
 def sqlite_reader(sqlite_url):
-    engine = db.make_engine(sqlite_url)
-    db.init_db(engine)
+    engine = database.make_engine(sqlite_url)
+    models.init_db(engine)
     with engine.begin() as conn:
         conn.execute(
             insert(Account).values(
@@ -168,7 +168,7 @@ def sqlite_reader(sqlite_url):
             )
         )  # fmt: skip
     engine.dispose()
-    reader = db.make_reader(sqlite_url)
+    reader = database.make_reader(sqlite_url)
     yield reader
     reader.dispose()
 
@@ -203,7 +203,7 @@ def test_the_sqlite_reader_still_reads_searches_and_reflects(sqlite_reader) -> N
     page = search_cases(sqlite_reader, CaseQuery(text="refund"), role="associate")
     assert page.total == 1
     assert search_cases(sqlite_reader, CaseQuery(text="nothing"), role="associate").total == 0
-    assert db.table_counts(sqlite_reader)["cases"] == 1
+    assert database.table_counts(sqlite_reader)["cases"] == 1
     assert dataset_overview(sqlite_reader).first_case == datetime(2026, 1, 1)
     with sqlite_reader.connect() as conn:
         got = conn.exec_driver_sql(

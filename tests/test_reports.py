@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 
 from analytics import demo, reports
 from analytics.access.suppression import SUPPRESSED_TEXT, TOTAL_LABEL, suppress
-from analytics.core import db
+from analytics.core import database, models
 from analytics.core.filters import Filters
 from analytics.metrics import trends
 from analytics.metrics.stats import ALPHA
@@ -49,7 +49,7 @@ def demo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def engine(demo_url: str):
-    eng = db.make_engine(demo_url)
+    eng = database.make_engine(demo_url)
     yield eng
     eng.dispose()
 
@@ -76,7 +76,7 @@ def rendered(briefs: dict[tuple[str, str], Brief]) -> dict[tuple[str, str], tupl
 
 @pytest.fixture(scope="module")
 def truth(engine: Engine) -> dict[str, dict]:
-    return {s["kind"]: s for s in db.get_meta(engine, "ground_truth")["scenarios"]}
+    return {s["kind"]: s for s in database.get_meta(engine, "ground_truth")["scenarios"]}
 
 
 def _cube(engine: Engine, monday: date) -> Cube:
@@ -286,7 +286,7 @@ def test_html_escapes_what_it_is_given(engine):
 @pytest.fixture(scope="module")
 def descriptions(engine: Engine) -> list[str]:
     with engine.connect() as conn:
-        texts = conn.execute(select(db.Case.description)).scalars().all()
+        texts = conn.execute(select(models.Case.description)).scalars().all()
     return [t for t in texts if t]
 
 
@@ -517,7 +517,7 @@ def test_the_product_brief_ignores_filters_and_says_so(engine, briefs):
 
 
 def test_the_brief_is_the_same_on_postgresql(pg_url: str, engine: Engine, briefs) -> None:
-    pg = db.make_engine(pg_url)
+    pg = database.make_engine(pg_url)
     demo.seed_database(pg, scale="small", seed=7, days=240, end=SMALL_DEMO_END)
     try:
         there = build_brief(

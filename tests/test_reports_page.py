@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from analytics.core import db
+from analytics.core import database, models
 from tests.helpers import open_page, small_demo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,12 +50,12 @@ def test_the_product_brief_hides_text_ids_and_small_counts(monkeypatch, small_db
     assert "2026-W08 (product)" in at.caption[0].value
     shown = _shown(at)
     assert "hidden" in shown
-    engine = db.make_engine(small_db)
+    engine = database.make_engine(small_db)
     with engine.connect() as conn:
-        texts = conn.execute(select(db.Case.description)).scalars().all()
+        texts = conn.execute(select(models.Case.description)).scalars().all()
     engine.dispose()
     assert not any(t[:40] in shown for t in texts)
-    truth = db.get_meta(db.make_engine(small_db), "ground_truth")
+    truth = database.get_meta(database.make_engine(small_db), "ground_truth")
     ring = next(s for s in truth["scenarios"] if s["kind"] == "fake_review_ring")
     assert not any(str(a) in shown.split() for a in ring["account_ids"])
     for frame in at.dataframe:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from sqlalchemy import insert
 
-from analytics.core import db
+from analytics.core import database, models
 from analytics.demo import evaluation
 from analytics.detectors.rings import LINK_COLUMNS, find_rings, ring_edges, ring_links
 from analytics.sources import load
@@ -385,8 +385,8 @@ def _insert(engine) -> None:
         for n, (a, ts, dev, ip) in enumerate(spots, start=1)
     ]
     with engine.begin() as conn:
-        conn.execute(insert(db.Account), people)
-        conn.execute(insert(db.Event), events)
+        conn.execute(insert(models.Account), people)
+        conn.execute(insert(models.Event), events)
 
 
 def test_ring_links_reads_the_window_from_either_loader(engine, tmp_path) -> None:
@@ -408,8 +408,8 @@ def test_ring_links_reads_the_window_from_either_loader(engine, tmp_path) -> Non
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory):
-    engine = db.make_engine(small_demo(tmp_path_factory.mktemp("rings-demo")))
-    yield engine, db.get_meta(engine, "ground_truth")
+    engine = database.make_engine(small_demo(tmp_path_factory.mktemp("rings-demo")))
+    yield engine, database.get_meta(engine, "ground_truth")
     engine.dispose()
 
 

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, select, text
 
-from analytics.core import db
-from analytics.core.db import Case
+from analytics.core import database
+from analytics.core.models import Case
 from analytics.sources import search
 from analytics.sources.search import Term, describe, parse_query
 
@@ -68,7 +68,7 @@ _DOCS = [
 
 @pytest.fixture(scope="module")
 def fts() -> sqlite3.Connection:
-    """An FTS5 table built like :data:`analytics.core.db.SEARCH_TABLE` (same tokenizer)."""
+    """An FTS5 table built like :data:`analytics.core.models.SEARCH_TABLE` (same tokenizer)."""
     con = sqlite3.connect(":memory:")
     con.execute(
         "CREATE VIRTUAL TABLE t USING fts5(d, tokenize='porter unicode61 remove_diacritics 2')"
@@ -129,7 +129,7 @@ _PG: dict[str, object] = {}
 
 def _pg_engine(url: str):  # noqa: ANN202 - one engine for the whole hypothesis run
     if "engine" not in _PG:
-        engine = db.make_engine(url)
+        engine = database.make_engine(url)
         try:
             with engine.connect() as conn:
                 conn.execute(text("SELECT 1"))

@@ -12,8 +12,8 @@ from streamlit.testing.v1 import AppTest
 
 from analytics import access
 from analytics.access import Viewer
-from analytics.core import db
-from analytics.core.db import AuditLog, Role
+from analytics.core import database
+from analytics.core.models import AuditLog, Role
 from tests.helpers import open_page, small_demo
 from ui import session
 
@@ -24,7 +24,7 @@ CASE = "7"
 @pytest.fixture(scope="module")
 def small_db(tmp_path_factory) -> str:
     url = small_demo(tmp_path_factory.mktemp("session"))
-    engine = db.make_engine(url)
+    engine = database.make_engine(url)
     access.add_user(engine, "ann", "associate", "ann's long password")
     access.add_user(engine, "lee", "leadership", "lee's long password")
     engine.dispose()
@@ -32,7 +32,7 @@ def small_db(tmp_path_factory) -> str:
 
 
 def _audited(url: str, user: str, action: str) -> int:
-    engine = db.make_engine(url)
+    engine = database.make_engine(url)
     with engine.connect() as conn:
         found = conn.execute(
             select(func.count())

@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
 from analytics import demo
-from analytics.core import db
-from analytics.core.db import Case
+from analytics.core import database, models
 from analytics.core.filters import Filters
+from analytics.core.models import Case
 from analytics.sources import load
 from analytics.sources.load import load_cube
 from analytics.sources.snapshot import (
@@ -45,8 +45,8 @@ def seeded(engine):
 
 @pytest.fixture
 def seeded_sqlite(sqlite_url):
-    engine = db.make_engine(sqlite_url)
-    db.init_db(engine)
+    engine = database.make_engine(sqlite_url)
+    models.init_db(engine)
     demo.seed_database(engine, scale="small", seed=11, days=240, end=END)
     yield engine
     engine.dispose()
@@ -195,7 +195,7 @@ WEEK = (datetime(2026, 4, 20), datetime(2026, 4, 27))  # the week the trends pag
 
 
 def _new_cases(url: str, *where) -> str:
-    engine = db.make_engine(url)
+    engine = database.make_engine(url)
     with engine.connect() as conn:
         n = conn.execute(
             select(func.count()).where(Case.opened_at >= WEEK[0], Case.opened_at < WEEK[1], *where)
@@ -235,7 +235,7 @@ def test_every_page_works_with_an_unwritable_snapshot_folder(monkeypatch, tmp_pa
 def _built_snapshot(monkeypatch, tmp_path: Path) -> tuple[str, Path]:
     url = small_demo(tmp_path)
     monkeypatch.setenv("LOOKOUT_SNAPSHOT_DIR", str(tmp_path / "snapshots"))
-    engine = db.make_engine(url)
+    engine = database.make_engine(url)
     folder = refresh(engine).folder
     engine.dispose()
     return url, folder
@@ -262,14 +262,14 @@ def test_a_page_on_a_broken_part_reads_the_database_and_the_snapshot_rebuilds_it
         assert {m.label: m.value for m in at.metric}["New cases"] == florida
     finally:
         assert rebuild is not None and rebuild.wait() == 0  # a background rebuild: wait here
-    engine = db.make_engine(url)
+    engine = database.make_engine(url)
     assert snapshot_problem(engine) is None and snapshot_is_fresh(engine)
     engine.dispose()
     at.run()
     _assert_fine(at)
     assert not _banners(at)
     assert {m.label: m.value for m in at.metric}["New cases"] == florida
-    assert snapshot_bypassed(db.make_engine(url)) is None
+    assert snapshot_bypassed(database.make_engine(url)) is None
 
 
 def test_a_corrupt_cases_file_is_blamed_on_the_snapshot_not_the_database(monkeypatch, tmp_path):
@@ -286,6 +286,6 @@ def test_a_corrupt_cases_file_is_blamed_on_the_snapshot_not_the_database(monkeyp
     if rebuild is not None:
         assert rebuild.wait() == 0
     else:
-        engine = db.make_engine(url)
+        engine = database.make_engine(url)
         assert isinstance(snapshot_problem(engine), SnapshotBroken)  # marked for the rebuild
         engine.dispose()

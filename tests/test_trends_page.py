@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import distinct, func, select
 from streamlit.testing.v1 import AppTest
 
-from analytics.core import db
-from analytics.core.db import Case
+from analytics.core import database, models
+from analytics.core.models import Case
 from tests.helpers import open_page, small_demo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +25,7 @@ def small_db(tmp_path_factory) -> str:
 
 
 def _count(url: str, *where, what=None, week=WEEK) -> int:
-    engine = db.make_engine(url)
+    engine = database.make_engine(url)
     with engine.connect() as conn:
         n = conn.execute(
             select(what if what is not None else func.count()).where(
@@ -114,13 +114,13 @@ def test_invalid_query_params_are_dropped_with_a_note(monkeypatch, small_db):
 
 
 def test_an_empty_selection_shows_an_empty_state(monkeypatch, small_db):
-    engine = db.make_engine(small_db)
+    engine = database.make_engine(small_db)
     with engine.connect() as conn:
         used = set(conn.execute(select(Case.region, Case.category).distinct()).all())
     engine.dispose()
     region, category = next(
         (r, c)
-        for r in db.US_STATES
+        for r in models.US_STATES
         for c in ("hate_speech", "credential_misrepresentation")
         if (r, c) not in used
     )

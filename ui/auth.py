@@ -30,8 +30,8 @@ import streamlit as st
 
 from analytics import access
 from analytics.access import Viewer
-from analytics.core import db
-from analytics.core.db import Role
+from analytics.core import database
+from analytics.core.models import Role
 from ui import data, nav, session
 from ui.session import KEY
 from ui.widgets import plain
@@ -46,7 +46,7 @@ def demo_mode() -> bool:
     if os.environ.get("LOOKOUT_DATABASE_URL"):
         return False
     try:
-        return db.get_meta(data.writer(), "demo") is not None
+        return database.get_meta(data.writer(), "demo") is not None
     except Exception:  # noqa: BLE001 - an unreadable database is not a demo
         return False
 

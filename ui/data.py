@@ -26,9 +26,9 @@ from sqlalchemy.engine import Engine, make_url
 
 from analytics import access, reports
 from analytics.access import Viewer
-from analytics.core import db
-from analytics.core.db import Role
+from analytics.core import database
 from analytics.core.filters import Filters
+from analytics.core.models import Role
 from analytics.sources import load
 from analytics.sources.fingerprint import data_fingerprint
 from analytics.sources.snapshot import (
@@ -94,30 +94,31 @@ class DataUnavailable(RuntimeError):
 @st.cache_resource(max_entries=4)
 def _engine_for(url: str) -> Engine:
     """The pages' reader: read-only, with a query timeout
-    (:func:`analytics.core.db.make_reader`)."""
+    (:func:`analytics.core.database.make_reader`)."""
     parsed = make_url(url)
     if parsed.get_backend_name() in ("sqlite", "postgresql") and parsed.database not in (
         None,
         "",
         ":memory:",
     ):
-        return db.make_reader(db.reader_database_url(url))  # LOOKOUT_READER_DATABASE_URL
-    return db.make_engine(url)
+        # the reader's URL: LOOKOUT_READER_DATABASE_URL when set
+        return database.make_reader(database.reader_database_url(url))
+    return database.make_engine(url)
 
 
 @st.cache_resource(max_entries=4)
 def _writer_for(url: str) -> Engine:
-    return db.make_engine(url)
+    return database.make_engine(url)
 
 
 def engine() -> Engine:
     """The read-only engine of the configured database (one per process)."""
-    return _engine_for(db.database_url())
+    return _engine_for(database.database_url())
 
 
 def writer() -> Engine:
     """The engine that writes feedback, users and the audit log; nothing else uses it."""
-    return _writer_for(db.database_url())
+    return _writer_for(database.database_url())
 
 
 def audit(viewer: Viewer, action: str, *, target: str | None = None, filters: Any = None) -> None:
@@ -130,7 +131,7 @@ def audit(viewer: Viewer, action: str, *, target: str | None = None, filters: An
 
 def database_label() -> str:
     """The active database URL with its password hidden."""
-    return db.safe_url(db.database_url())
+    return database.safe_url(database.database_url())
 
 
 @st.cache_data(ttl=60, max_entries=8, show_spinner="Reading the database…")
@@ -144,7 +145,7 @@ def _overview(url: str) -> Overview:
 
 def overview() -> Overview:
     """Row counts, date range and freshness (cached for a minute per database)."""
-    return _overview(db.database_url())
+    return _overview(database.database_url())
 
 
 def data_span() -> DataSpan | None:
@@ -249,7 +250,7 @@ def data_token() -> str:
     refresh failed) is bypassed: the pages read the database directly (pushdown) with
     the banner of :func:`readiness`, and a broken snapshot is rebuilt in the background.
     """
-    url = db.database_url()
+    url = database.database_url()
     _rebuilt(url)
     fresh, token, problem = _state(url)
     eng = _engine_for(url)
@@ -311,7 +312,7 @@ def _reading(what: str, hint: str = _CHECK) -> Iterator[str]:
     A snapshot found broken while reading is read around by the analytics themselves
     (:func:`analytics.sources.snapshot.bypass_snapshot`); the banner is shown here, once.
     """
-    url = db.database_url()
+    url = database.database_url()
     try:
         yield url
     except DataUnavailable:
@@ -320,7 +321,7 @@ def _reading(what: str, hint: str = _CHECK) -> Iterator[str]:
         raise DataUnavailable(f"{what}: {exc}. Run `python -m analytics refresh --full`.") from exc
     except Exception as exc:  # noqa: BLE001 - the page shows a banner, not a traceback
         raise DataUnavailable(
-            f"{what} at {db.safe_url(url)} ({type(exc).__name__}).{hint}"
+            f"{what} at {database.safe_url(url)} ({type(exc).__name__}).{hint}"
         ) from exc
     after = _bypassed(url)
     if after is not None and _key(after) != getattr(_SHOWN, "key", None):
@@ -427,7 +428,9 @@ def evidence(
 ) -> Evidence:
     """An incident's scored series (its band at the level of the budget), the reason it
     was raised, its root cause and its cases."""
-    return _evidence(db.database_url(), incident, _newest_day(), data_token(), role, per_month)
+    return _evidence(
+        database.database_url(), incident, _newest_day(), data_token(), role, per_month
+    )
 
 
 @st.cache_data(ttl=300, max_entries=32, show_spinner=False)
@@ -439,7 +442,7 @@ def _timeline(
 
 def account_timeline(account_id: int, *, role: Role) -> tuple[pl.DataFrame, pl.DataFrame]:
     """An account's latest events and its cases."""
-    return _timeline(db.database_url(), account_id, data_token(), role)
+    return _timeline(database.database_url(), account_id, data_token(), role)
 
 
 def record_feedback(incident: Incident, verdict: str, *, viewer: Viewer) -> None:
@@ -472,7 +475,7 @@ def readiness() -> tuple[str, str]:
             "`python -m analytics seed` or import your data with "
             "`python -m analytics import TABLE FILE`."
         )
-    return "ok", _snapshot_notice(db.database_url())
+    return "ok", _snapshot_notice(database.database_url())
 
 
 def explorer_query(

@@ -13,8 +13,8 @@ import streamlit as st
 
 from analytics import reports
 from analytics.access import Viewer
-from analytics.core.db import Role
 from analytics.core.filters import whole_number
+from analytics.core.models import Role
 from analytics.present import detector_charts, exports
 from analytics.present.theme import Unit, format_number
 from analytics.views import anomalies, feedback, trends

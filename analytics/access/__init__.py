@@ -1,6 +1,6 @@
 """Who may see what, local accounts, and the audit trail.
 
-Roles (:class:`analytics.core.db.Role`) and what each may do (:data:`GRANTS`):
+Roles (:class:`analytics.core.models.Role`) and what each may do (:data:`GRANTS`):
 
 - **admin**: aggregates, users and the audit log; no case lists or text;
 - **leadership**: aggregates and case lists, text masked;
@@ -34,7 +34,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, case, delete, insert, or_, select, update
 
-from analytics.core.db import AuditLog, Role, User
+from analytics.core.models import AuditLog, Role, User
 
 __all__ = [
     "AUDIT_ACTIONS",

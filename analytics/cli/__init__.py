@@ -18,8 +18,8 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.engine import Engine
 
-from analytics.core import db
-from analytics.core.db import Role
+from analytics.core import database, models
+from analytics.core.models import Role
 from analytics.sources import ingest, ingest_checks, load, snapshot_refresh
 
 __all__ = ["app", "main", "fail"]
@@ -47,15 +47,17 @@ def fail(message: str, code: int = 2) -> NoReturn:
 @app.command("init-db")
 def init_db_cmd() -> None:
     """Create the schema in the configured database (idempotent)."""
-    url = db.database_url()
+    url = database.database_url()
     try:
-        created = db.init_db(db.make_engine(url))
+        created = models.init_db(database.make_engine(url))
     except Exception as exc:  # noqa: BLE001 - reported as one line
-        fail(f"cannot initialise {db.safe_url(url)}: {type(exc).__name__}: {_first_line(exc)}")
+        fail(
+            f"cannot initialise {database.safe_url(url)}: {type(exc).__name__}: {_first_line(exc)}"
+        )
     if created:
-        typer.echo(f"created tables: {', '.join(created)} in {db.safe_url(url)}")
+        typer.echo(f"created tables: {', '.join(created)} in {database.safe_url(url)}")
     else:
-        typer.echo(f"schema up to date in {db.safe_url(url)}")
+        typer.echo(f"schema up to date in {database.safe_url(url)}")
 
 
 class ScaleName(StrEnum):
@@ -74,7 +76,7 @@ def seed(
     ] = None,
     manifest: Annotated[
         Path, typer.Option(help="Where to write the ground-truth manifest (JSON).")
-    ] = db.PROJECT_ROOT / "data" / "ground_truth.json",
+    ] = database.PROJECT_ROOT / "data" / "ground_truth.json",
     force: Annotated[bool, typer.Option(help="Replace data that is not demo data.")] = False,
     if_empty: Annotated[
         bool, typer.Option("--if-empty", help="Only seed when the database has no data.")
@@ -84,10 +86,10 @@ def seed(
     from analytics import demo
 
     end_date = _parse_date(end) if end else None
-    url = db.database_url()
+    url = database.database_url()
     engine = _engine_or_fail(url)
     if if_empty and demo.database_state(engine) != "empty":
-        typer.echo(f"{db.safe_url(url)} already holds data; not seeding.")
+        typer.echo(f"{database.safe_url(url)} already holds data; not seeding.")
         return
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), transient=True
@@ -116,7 +118,7 @@ def seed(
         fail(f"cannot write manifest {manifest}: {exc.strerror or exc}")
     rows = truth["dataset"]["rows"]
     typer.echo(
-        f"seeded {scale.value} demo into {db.safe_url(url)}: "
+        f"seeded {scale.value} demo into {database.safe_url(url)}: "
         + ", ".join(f"{n:,} {t}" for t, n in rows.items())
         + f"; manifest {manifest}"
     )
@@ -132,10 +134,10 @@ def _parse_date(text: str) -> date:
 
 def _engine_or_fail(url: str) -> Engine:
     try:
-        engine = db.make_engine(url)
-        db.init_db(engine)
+        engine = database.make_engine(url)
+        models.init_db(engine)
     except Exception as exc:  # noqa: BLE001 - reported as one line
-        fail(f"cannot open {db.safe_url(url)}: {type(exc).__name__}: {_first_line(exc)}")
+        fail(f"cannot open {database.safe_url(url)}: {type(exc).__name__}: {_first_line(exc)}")
     return engine
 
 
@@ -153,7 +155,7 @@ def import_cmd(
     ] = None,
 ) -> None:
     """Upsert rows from a CSV or Parquet file by id; rejected rows go to a quarantine CSV."""
-    engine = _engine_or_fail(db.database_url())
+    engine = _engine_or_fail(database.database_url())
     try:
         summary = ingest.import_file(engine, table, file, quarantine=quarantine)
     except ingest_checks.ImportRejected as exc:
@@ -187,7 +189,7 @@ def refresh(
     ] = False,
 ) -> None:
     """Bring the Parquet snapshot of the configured database up to date."""
-    engine = _engine_or_fail(db.database_url())
+    engine = _engine_or_fail(database.database_url())
     try:
         summary = snapshot_refresh.refresh(engine, full=full)
     except OSError as exc:
@@ -201,8 +203,8 @@ def evaluate() -> None:
     from analytics.demo import evaluation
     from analytics.views import anomalies
 
-    engine = _engine_or_fail(db.database_url())
-    truth = db.get_meta(engine, "ground_truth")
+    engine = _engine_or_fail(database.database_url())
+    truth = database.get_meta(engine, "ground_truth")
     if not truth:
         fail("this database has no ground truth: seed the demo first (python -m analytics seed)")
     start = date.fromisoformat(truth["dataset"]["window_start"][:10])
@@ -281,7 +283,7 @@ def report(
     if out is None:
         fail("--out is required: the file to write")
     _check_writable(out)
-    url = db.database_url()
+    url = database.database_url()
     engine = _engine_or_fail(url)
     try:
         brief = reports.build_brief(
@@ -293,7 +295,7 @@ def report(
         )
     except Exception as exc:  # noqa: BLE001 - reported as one line
         reason = f"{type(exc).__name__}: {_first_line(exc)}"
-        fail(f"cannot build the brief from {db.safe_url(url)}: {reason}")
+        fail(f"cannot build the brief from {database.safe_url(url)}: {reason}")
     text = reports.render_html(brief) if fmt == "html" else reports.render_markdown(brief)
     try:
         out.write_text(text, encoding="utf-8")
@@ -303,7 +305,7 @@ def report(
     empty = "" if brief.has_data else " (no data for that week)"
     typer.echo(
         f"wrote the {audience} brief for {brief.label}{empty} to {out} "
-        f"({fmt}, {len(text.encode()):,} bytes) from {db.safe_url(url)}"
+        f"({fmt}, {len(text.encode()):,} bytes) from {database.safe_url(url)}"
     )
 
 
@@ -388,7 +390,7 @@ def users_add(
     password = None
     if not oidc:
         password = _password(sys.stdin.readline().rstrip("\n") if password_stdin else None)
-    engine = _engine_or_fail(db.database_url())
+    engine = _engine_or_fail(database.database_url())
     try:
         access.add_user(engine, name, role, password)
     except ValueError as exc:
@@ -402,7 +404,7 @@ def users_remove(name: Annotated[str, typer.Argument()]) -> None:
     from analytics import access
 
     try:
-        access.remove_user(_engine_or_fail(db.database_url()), name)
+        access.remove_user(_engine_or_fail(database.database_url()), name)
     except ValueError as exc:
         fail(str(exc))
     typer.echo(f"removed {name!r}")
@@ -416,7 +418,7 @@ def users_set_role(
     from analytics import access
 
     try:
-        access.set_role(_engine_or_fail(db.database_url()), name, role)
+        access.set_role(_engine_or_fail(database.database_url()), name, role)
     except ValueError as exc:
         fail(str(exc))
     typer.echo(f"{name!r} is now {role}")
@@ -427,7 +429,7 @@ def users_list() -> None:
     """List users: name, role, how they sign in, lock state (never hashes)."""
     from analytics import access
 
-    users = access.list_users(_engine_or_fail(db.database_url()), Role.admin)
+    users = access.list_users(_engine_or_fail(database.database_url()), Role.admin)
     if users.is_empty():
         typer.echo("no users yet: add one with `python -m analytics users add NAME --role ROLE`")
         return
@@ -446,18 +448,19 @@ def grant_reader_cmd(
     ] = False,
 ) -> None:
     """Create (or update) a PostgreSQL role that may only read Lookout's schema."""
-    url = db.database_url()
+    url = database.database_url()
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     try:
-        schema = db.grant_reader(db.make_engine(url), role, password=password)
+        schema = database.grant_reader(database.make_engine(url), role, password=password)
     except ValueError as exc:
         fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - reported as one line
         fail(
-            f"cannot grant {role!r} in {db.safe_url(url)}: {type(exc).__name__}: {_first_line(exc)}"
+            f"cannot grant {role!r} in {database.safe_url(url)}: "
+            f"{type(exc).__name__}: {_first_line(exc)}"
         )
     typer.echo(
-        f"{role} may read schema {schema} of {db.safe_url(url)}; set "
+        f"{role} may read schema {schema} of {database.safe_url(url)}; set "
         f"LOOKOUT_READER_DATABASE_URL to this database's URL signing in as {role}"
     )
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from analytics.core.db import SPECIALTIES, US_STATES, CaseSource, Category, Platform, Severity
+from analytics.core.models import SPECIALTIES, US_STATES, CaseSource, Category, Platform, Severity
 
 __all__ = [
     "CHOICES",

@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 from faker import Faker
 
-from analytics.core.db import SPECIALTIES, US_STATES, AccountKind
+from analytics.core.models import SPECIALTIES, US_STATES, AccountKind
 from analytics.demo.calendar import DAY, Calendar
 from analytics.demo.sampling import code_labels, sample_days
 from analytics.demo.tuning import PLATFORMS, POP, Scale

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from analytics.core.db import US_STATES, ActionKind, AppealOutcome, CaseStatus
+from analytics.core.models import US_STATES, ActionKind, AppealOutcome, CaseStatus
 from analytics.demo.calendar import DAY, Calendar
 from analytics.demo.narratives import describe
 from analytics.demo.sampling import Pool, choice_rows, code_labels, draw, time_of_day, timestamp

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from analytics.core import db
+from analytics.core import models
 from analytics.demo.accounts import account_status, draw_accounts
 from analytics.demo.calendar import DAY, scenario_days, window_calendar
 from analytics.demo.cases import case_actions, draw_cases
@@ -43,7 +43,7 @@ class DemoData:
 
 
 def _columns(table: str) -> list[str]:
-    return [c.name for c in db.Base.metadata.tables[table].columns]
+    return [c.name for c in models.Base.metadata.tables[table].columns]
 
 
 def generate(*, scale: str, seed: int, days: int = 730, end: date | None = None) -> DemoData:

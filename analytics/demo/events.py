@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from analytics.core.db import US_STATES
+from analytics.core.models import US_STATES
 from analytics.demo.calendar import DAY, Calendar
 from analytics.demo.sampling import (
     Pool,

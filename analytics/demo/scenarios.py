@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from analytics.core.db import AnnotationKind, Category
+from analytics.core.models import AnnotationKind, Category
 from analytics.demo.calendar import Calendar, scenario_days
 from analytics.demo.tuning import Scale
 

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.schema import CreateIndex
 
-from analytics.core import db
+from analytics.core import database, models
 from analytics.demo.dataset import generate
 
 __all__ = ["SeedRefused", "database_state", "seed_database"]
@@ -28,22 +28,24 @@ class SeedRefused(Exception):
 
 def database_state(engine: Engine) -> str:
     """``"empty"``, ``"demo"`` (only demo data) or ``"data"`` (holds non-demo data)."""
-    counts = db.table_counts(engine)
+    counts = database.table_counts(engine)
     if not any(counts[t] for t in ("accounts", "events", "cases")):
         return "empty"
-    if db.get_meta(engine, "demo") is not None and not db.get_meta(engine, "non_demo_data"):
+    if database.get_meta(engine, "demo") is not None and not database.get_meta(
+        engine, "non_demo_data"
+    ):
         return "demo"
     return "data"
 
 
 def _recreate_tables(engine: Engine) -> None:
     """Drop and re-create the demo tables, without secondary indexes (added after load)."""
-    meta = db.Base.metadata
+    meta = models.Base.metadata
     tables = [meta.tables[t] for t in _DEMO_TABLES]
     with engine.begin() as conn:
         meta.drop_all(conn, tables=tables + [meta.tables["dataset_meta"]])
-    db.init_db(engine)
-    db.drop_search_index(engine)
+    models.init_db(engine)
+    models.drop_search_index(engine)
     with engine.begin() as conn:
         for t in tables:
             for ix in t.indexes:
@@ -51,8 +53,8 @@ def _recreate_tables(engine: Engine) -> None:
 
 
 def _create_indexes(engine: Engine) -> None:
-    indexes = [ix for t in _DEMO_TABLES for ix in db.Base.metadata.tables[t].indexes]
-    path = db.sqlite_path(engine)
+    indexes = [ix for t in _DEMO_TABLES for ix in models.Base.metadata.tables[t].indexes]
+    path = database.sqlite_path(engine)
     if path is None:
         with engine.begin() as conn:
             for ix in indexes:
@@ -90,10 +92,10 @@ def seed_database(
     The audit log and users are kept. The manifest is stored in ``dataset_meta``
     under ``ground_truth`` so that evaluation always reads the truth of this database.
     """
-    db.init_db(engine)
+    models.init_db(engine)
     if database_state(engine) == "data" and not force:
         raise SeedRefused(
-            f"{db.safe_url(str(engine.url))} holds data that is not the demo's; "
+            f"{database.safe_url(str(engine.url))} holds data that is not the demo's; "
             "refusing to overwrite it (use --force to replace it with demo data)"
         )
     say = progress or (lambda step, done, total: None)
@@ -104,7 +106,7 @@ def seed_database(
     written: dict[str, int] = {}
     for i, name in enumerate(("accounts", "cases", "case_actions", "annotations")):
         say(f"writing {name}", i + 1, total)
-        written[name] = db.bulk_append(engine, name, getattr(data, name))
+        written[name] = database.bulk_append(engine, name, getattr(data, name))
     written["events"] = 0
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = None
@@ -112,15 +114,15 @@ def seed_database(
             if pending is not None:
                 written["events"] += pending.result()
             say("writing events", 5 + i, total)
-            pending = pool.submit(db.bulk_append, engine, "events", chunk)
+            pending = pool.submit(database.bulk_append, engine, "events", chunk)
         if pending is not None:
             written["events"] += pending.result()
     say("building indexes", total - 1, total)
     _create_indexes(engine)
-    db.build_search_index(engine)
+    models.build_search_index(engine)
     data.manifest["dataset"]["rows"] = written
-    db.set_meta(engine, "demo", data.info)
-    db.set_meta(engine, "ground_truth", data.manifest)
-    db.bump_data_version(engine, events_rewritten=True)
+    database.set_meta(engine, "demo", data.info)
+    database.set_meta(engine, "ground_truth", data.manifest)
+    database.bump_data_version(engine, events_rewritten=True)
     say("done", total, total)
     return data.manifest

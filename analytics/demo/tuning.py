@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analytics.core.db import CaseSource, Category, EventKind, Platform, Resolution, Severity
+from analytics.core.models import CaseSource, Category, EventKind, Platform, Resolution, Severity
 
 __all__ = [
     "ACTIONS",

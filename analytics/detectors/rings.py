@@ -42,7 +42,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from sqlalchemy import Engine, select
 
-from analytics.core.db import Event
+from analytics.core.models import Event
 from analytics.sources import load
 from analytics.sources.frames import VIOLATIONS
 
@@ -128,7 +128,7 @@ def ring_links(
     Examples
     --------
     >>> from sqlalchemy import create_engine
-    >>> from analytics.core.db import init_db
+    >>> from analytics.core.models import init_db
     >>> engine = create_engine("sqlite://")
     >>> _ = init_db(engine)
     >>> ring_links(engine, start=datetime(2026, 1, 1), end=datetime(2026, 1, 15),

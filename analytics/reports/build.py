@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 
 from analytics import access
 from analytics.access.suppression import SUPPRESSED_TEXT, SUPPRESSION_THRESHOLD
-from analytics.core.db import Role
 from analytics.core.filters import Filters
+from analytics.core.models import Role
 from analytics.metrics import trends
 from analytics.metrics.stats import ALPHA
 from analytics.present.formatting import format_day, format_moment, format_period

@@ -62,7 +62,7 @@ from analytics.access.suppression import (
     TOTAL_LABEL,
     suppress,
 )
-from analytics.core import db
+from analytics.core import models
 from analytics.metrics import trends
 from analytics.metrics.stats import fdr, poisson_test
 from analytics.present.formatting import format_count, format_day
@@ -134,7 +134,7 @@ def category_grid(view: trends.WeeklyView) -> pl.DataFrame:
     """New cases per week and category, every category of every week (zeros included):
     ``week``, ``category``, ``cases``."""
     weeks = view.weekly.select("week").unique()
-    grid = weeks.join(pl.DataFrame({"category": [c.value for c in db.Category]}), how="cross")
+    grid = weeks.join(pl.DataFrame({"category": [c.value for c in models.Category]}), how="cross")
     counts = view.categories.select(
         "week", pl.col("category").cast(pl.String), pl.col("value").cast(pl.Int64).alias("cases")
     )

@@ -17,8 +17,8 @@ import plotly.graph_objects as go
 import polars as pl
 
 from analytics.access.suppression import SUPPRESSED_TEXT, SUPPRESSION_THRESHOLD
-from analytics.core.db import Role
 from analytics.core.filters import DIMENSIONS, Filters
+from analytics.core.models import Role
 from analytics.metrics import trends
 from analytics.present.formatting import CELL_FORMATS, format_moment, format_period
 

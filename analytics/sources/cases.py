@@ -27,8 +27,8 @@ from sqlalchemy.orm import aliased
 
 from analytics import access
 from analytics.access import privacy
-from analytics.core.db import Account, Case, CaseAction, CaseStatus, Event, Role, Severity
 from analytics.core.filters import DIMENSIONS, Filters, ignored_values, whole_number
+from analytics.core.models import Account, Case, CaseAction, CaseStatus, Event, Role, Severity
 from analytics.sources import search
 from analytics.sources.frames import empty_frame, read_frame
 
@@ -211,8 +211,8 @@ def search_cases(engine: Engine, query: CaseQuery, *, role: Role | str) -> CaseP
     Descriptions are masked. Sorting breaks ties by case id (same direction), so pages
     never overlap; a page past the end is clamped to the last one.
 
-    >>> from analytics.core import db
-    >>> e = db.make_engine("sqlite://"); _ = db.init_db(e)
+    >>> from analytics.core import database, models
+    >>> e = database.make_engine("sqlite://"); _ = models.init_db(e)
     >>> search_cases(e, CaseQuery(text="refund"), role="associate").total
     0
     """
@@ -272,8 +272,8 @@ def case_detail(
     and to resolution) and its actions timeline, oldest first; ``(None, empty)`` when
     there is no such case.
 
-    >>> from analytics.core import db
-    >>> e = db.make_engine("sqlite://"); _ = db.init_db(e)
+    >>> from analytics.core import database, models
+    >>> e = database.make_engine("sqlite://"); _ = models.init_db(e)
     >>> case_detail(e, 1, role="leadership")[0] is None
     True
     """

@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import Engine, func, inspect, select
 
-from analytics.core import db
-from analytics.core.db import Account, Annotation, Case, Event
+from analytics.core import database
+from analytics.core.models import Account, Annotation, Case, Event
 
 __all__ = ["data_fingerprint", "fingerprint", "fingerprint_as_of"]
 
@@ -40,7 +40,7 @@ def fingerprint(engine: Engine) -> dict[str, Any]:
         for name, aggregates in probes.items():
             if name in tables:
                 fp[name] = [conn.execute(select(agg)).scalar() for agg in aggregates]
-    fp["data_version"] = db.get_meta(engine, "data_version")
+    fp["data_version"] = database.get_meta(engine, "data_version")
     return _json_round(fp)
 
 

@@ -16,8 +16,8 @@ import polars as pl
 from sqlalchemy import Engine
 from sqlalchemy.sql import Select
 
-from analytics.core.db import EventKind, Resolution
 from analytics.core.filters import CHOICES, Filters
+from analytics.core.models import EventKind, Resolution
 
 __all__ = [
     "ACCOUNT_COLUMNS",

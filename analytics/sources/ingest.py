@@ -72,7 +72,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.schema import Column
 
-from analytics.core import db
+from analytics.core import database
 from analytics.sources.ingest_checks import (
     LOOKUP_CHUNK,
     REASON,
@@ -132,7 +132,7 @@ def import_file(
     Parameters
     ----------
     engine
-        Database with the Lookout schema (see :func:`analytics.core.db.init_db`).
+        Database with the Lookout schema (see :func:`analytics.core.models.init_db`).
     table
         One of :data:`~analytics.sources.ingest_checks.IMPORTABLE_TABLES`.
     path
@@ -158,9 +158,10 @@ def import_file(
     Examples
     --------
     >>> import tempfile
+    >>> from analytics.core import models
     >>> folder = Path(tempfile.mkdtemp())
-    >>> engine = db.make_engine(f"sqlite:///{folder / 'doc.db'}")
-    >>> _ = db.init_db(engine)
+    >>> engine = database.make_engine(f"sqlite:///{folder / 'doc.db'}")
+    >>> _ = models.init_db(engine)
     >>> _ = (folder / "notes.csv").write_text(
     ...     "id,start_at,kind,title,created_by\\n"
     ...     "1,2024-07-04,holiday,Independence Day,ana\\n"
@@ -191,11 +192,11 @@ def import_file(
         written = _write(conn, orm_table(table), changed, present, quarantine=(raw, bad, target))
     bad = written.bad
     if written.inserted or written.updated:
-        db.set_meta(engine, "non_demo_data", True)
+        database.set_meta(engine, "non_demo_data", True)
         # Events are append-only for snapshots: changed rows, or new rows below the
         # highest id a snapshot has seen, make snapshots rebuild their events.
         below = top_before is not None and min(written.ids, default=top_before + 1) <= top_before
-        db.bump_data_version(
+        database.bump_data_version(
             engine, events_rewritten=table == "events" and bool(written.updated or below)
         )
     return ImportSummary(

@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.schema import Column
 
-from analytics.core import db
+from analytics.core import models
 
 __all__ = [
     "IMPORTABLE_TABLES",
@@ -119,7 +119,7 @@ def column_specs(table: str) -> list[ColumnSpec]:
     """The checks for every column of an importable table."""
     if table not in IMPORTABLE_TABLES:
         valid = ", ".join(IMPORTABLE_TABLES)
-        if table in db.TABLES:
+        if table in models.TABLES:
             raise ImportRejected(f"table {table!r} is written only by the app; importable: {valid}")
         raise ImportRejected(f"unknown table {table!r}; importable tables: {valid}")
     return [_column(table, col) for col in orm_table(table).columns]
@@ -129,7 +129,7 @@ def _column(table: str, col: Column[Any]) -> ColumnSpec:
     """Describe one ORM column: its kind, nullability, length, vocabulary, range, reference."""
     kind, length, choices, bounds = _kind_of(col)
     if col.name in _STATE_COLUMNS:
-        kind, choices = "state", db.US_STATES
+        kind, choices = "state", models.US_STATES
     bounds = _VALUE_RANGES.get((table, col.name), bounds)
     references = next((fk.column.table.name for fk in col.foreign_keys), None)
     nullable = bool(col.nullable) and not col.primary_key
@@ -399,6 +399,6 @@ def _existing_ids(conn: Connection, table: Table, ids: list[int]) -> pl.Series:
 
 def orm_table(name: str) -> Table:
     """The SQLAlchemy table of an importable (or any) table name."""
-    table = db.TABLES[name].__table__
+    table = models.TABLES[name].__table__
     assert isinstance(table, Table)
     return table

@@ -14,8 +14,8 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.functions import FunctionElement
 
-from analytics.core.db import Account, Annotation, Case, Event
 from analytics.core.filters import DIMENSIONS, Filters
+from analytics.core.models import Account, Annotation, Case, Event
 from analytics.sources.fingerprint import fingerprint, fingerprint_as_of
 from analytics.sources.frames import (
     ACCOUNT_COLUMNS,

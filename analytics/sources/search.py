@@ -14,7 +14,7 @@ operators with nothing beside them and punctuation are dropped, not rejected.
 :func:`match_clause` turns the groups into a SQL condition on ``cases`` for the engine's
 dialect, with the text always a bound parameter:
 
-- SQLite: the FTS5 index (:data:`analytics.core.db.SEARCH_TABLE`), every term a quoted FTS5
+- SQLite: the FTS5 index (:data:`analytics.core.models.SEARCH_TABLE`), every term a quoted FTS5
   string, so no user input is ever read as FTS5 syntax;
 - PostgreSQL: ``websearch_to_tsquery('english', ...)`` over the GIN-indexed
   ``to_tsvector('english', description)``;
@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, Engine, and_, column, func, literal_column, not_, or_, select
 from sqlalchemy import table as sql_table
 
-from analytics.core import db
-from analytics.core.db import Case
+from analytics.core import models
+from analytics.core.models import Case
 
 __all__ = ["MAX_QUERY_CHARS", "MAX_TERMS", "Term", "describe", "match_clause", "parse_query"]
 
@@ -169,9 +169,9 @@ def match_clause(engine: Engine, text: str) -> ColumnElement[bool] | None:
         return None
     dialect = engine.dialect.name
     if dialect == "sqlite":
-        fts = sql_table(db.SEARCH_TABLE, column("rowid"))
+        fts = sql_table(models.SEARCH_TABLE, column("rowid"))
         matched = select(fts.c.rowid).where(
-            literal_column(db.SEARCH_TABLE).op("MATCH")(_fts5(groups))
+            literal_column(models.SEARCH_TABLE).op("MATCH")(_fts5(groups))
         )
         return Case.id.in_(matched)
     if dialect == "postgresql":

@@ -25,7 +25,7 @@ import polars as pl
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL
 
-from analytics.core import db
+from analytics.core import database
 from analytics.core.filters import DIMENSIONS, Filters
 from analytics.sources.fingerprint import fingerprint, fingerprint_as_of
 from analytics.sources.frames import (
@@ -62,7 +62,7 @@ __all__ = [
 
 #: The layout's version: bump when the snapshot gains or changes a file.
 SNAPSHOT_FORMAT = 2
-_ROOT = db.PROJECT_ROOT / "data" / "snapshots"
+_ROOT = database.PROJECT_ROOT / "data" / "snapshots"
 
 
 class SnapshotError(RuntimeError):
@@ -161,8 +161,8 @@ def snapshot_dir(engine: Engine, *, root: Path | None = None) -> Path:
     u = engine.url  # URL.set(username=None) would keep the user: build it without one
     bare = URL.create(u.drivername, host=u.host, port=u.port, database=u.database, query=u.query)
     url = bare.render_as_string(hide_password=False)
-    if engine.dialect.name == "sqlite" and db.sqlite_path(engine):
-        url = "sqlite:///" + str(Path(db.sqlite_path(engine) or "").resolve())
+    if engine.dialect.name == "sqlite" and database.sqlite_path(engine):
+        url = "sqlite:///" + str(Path(database.sqlite_path(engine) or "").resolve())
     key = hashlib.sha256(url.encode()).hexdigest()[:16]
     base = root or Path(os.environ.get("LOOKOUT_SNAPSHOT_DIR") or _ROOT)
     return base / key

@@ -22,8 +22,8 @@ import polars as pl
 from sqlalchemy import Engine, func, select
 from sqlalchemy.sql import Select
 
-from analytics.core import db
-from analytics.core.db import Annotation, Event
+from analytics.core import database
+from analytics.core.models import Annotation, Event
 from analytics.sources.fingerprint import fingerprint
 from analytics.sources.frames import (
     ACCOUNT_COLUMNS,
@@ -148,7 +148,7 @@ def _refresh_locked(engine: Engine, folder: Path, *, full: bool) -> RefreshSumma
         folder,
         {
             "format": SNAPSHOT_FORMAT,
-            "database": db.safe_url(engine.url.render_as_string(hide_password=False)),
+            "database": database.safe_url(engine.url.render_as_string(hide_password=False)),
             "refreshed_at": datetime.now().isoformat(timespec="seconds"),
             "fingerprint": fp,
             "events": n_events,
@@ -197,7 +197,7 @@ class _Reader:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.uri: str | None = None
-        path = db.sqlite_path(engine)
+        path = database.sqlite_path(engine)
         if path is not None:
             self.uri = "sqlite://" + str(Path(path).resolve())
         elif engine.dialect.name == "postgresql":

@@ -12,7 +12,7 @@ import polars as pl
 from sqlalchemy import Engine
 
 from analytics import access
-from analytics.core.db import Role
+from analytics.core.models import Role
 
 __all__ = ["ACTION_CHOICES", "audit_log", "users"]
 

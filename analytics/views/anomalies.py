@@ -20,8 +20,8 @@ import polars as pl
 from sqlalchemy import Engine, select
 
 from analytics import access
-from analytics.core.db import Case, Event, Role
 from analytics.core.filters import DIMENSIONS, Filters
+from analytics.core.models import Case, Event, Role
 from analytics.detectors import anomalies
 from analytics.metrics import rootcause
 from analytics.sources import load

@@ -21,7 +21,6 @@ from sqlalchemy import Engine
 
 from analytics import access
 from analytics.access import Viewer
-from analytics.core.db import Role
 from analytics.core.filters import (
     CHOICES,
     DIMENSIONS,
@@ -30,6 +29,7 @@ from analytics.core.filters import (
     parse_day,
     whole_number,
 )
+from analytics.core.models import Role
 from analytics.sources import cases
 from analytics.views.emerging import RING_DAYS, RingView, TopicsView
 

@@ -17,8 +17,8 @@ from sqlalchemy import Engine, select
 
 from analytics import access
 from analytics.access import privacy
-from analytics.core.db import Case, Role
 from analytics.core.filters import Filters
+from analytics.core.models import Case, Role
 from analytics.detectors import clusters, rings
 from analytics.sources.pushdown import case_texts
 

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, func, insert, select
 
 from analytics import access
 from analytics.access import Viewer
-from analytics.core.db import Feedback, Role, Verdict
+from analytics.core.models import Feedback, Role, Verdict
 from analytics.sources.frames import conform, empty_frame
 
 __all__ = [

@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from analytics import access
-from analytics.core import db
-from analytics.core.db import Case, Event, Role
+from analytics.core import database, models
+from analytics.core.models import Case, Event, Role
 
 __all__ = [
     "DemoFacts",
@@ -58,7 +58,7 @@ class DemoFacts:
 class Overview:
     """Row counts per table, the data's date range and freshness, the demo's settings."""
 
-    counts: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys(db.TABLES, 0))
+    counts: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys(models.TABLES, 0))
     first_event: datetime | None = None
     last_event: datetime | None = None
     first_case: datetime | None = None
@@ -91,7 +91,7 @@ def dataset_overview(engine: Engine) -> Overview:
     Read before anyone signs in (it says whether there is data at all); the counts are
     shown through :func:`shown_counts`.
     """
-    counts = db.table_counts(engine)
+    counts = database.table_counts(engine)
     first_event = last_event = first_case = last_case = None
     if counts["events"] or counts["cases"]:
         with engine.connect() as conn:
@@ -101,7 +101,7 @@ def dataset_overview(engine: Engine) -> Overview:
             first_case, last_case = conn.execute(
                 select(func.min(Case.opened_at), func.max(Case.opened_at))
             ).one()
-    meta = db.get_meta(engine, "demo")
+    meta = database.get_meta(engine, "demo")
     return Overview(
         counts=counts,
         first_event=first_event,

@@ -14,8 +14,8 @@ import polars as pl
 from sqlalchemy import Engine
 
 from analytics import access
-from analytics.core.db import Role
 from analytics.core.filters import Filters
+from analytics.core.models import Role
 from analytics.metrics import trends
 from analytics.sources import load
 

@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import select, text
 
 from analytics import access, demo
-from analytics.core import db
+from analytics.core import database, models
 from tests.conftest import PG_URL
 from tests.helpers import SMALL_DEMO_END, small_demo
 
@@ -84,7 +84,7 @@ def _serve(url: str, folder: Path) -> Iterator[str]:
 
 
 def _add_users(url: str) -> None:
-    engine = db.make_engine(url)
+    engine = database.make_engine(url)
     access.add_user(engine, "ann", "associate", PASSWORD)
     access.add_user(engine, "pat", "product", PASSWORD)
     access.add_user(engine, "ada", "admin", PASSWORD)
@@ -239,7 +239,7 @@ def test_an_associate_goes_through_every_page(sqlite_app, page) -> None:
     shots.take(pg, "anomalies")
     pg.get_by_role("button", name="Not useful").click()
     expect(pg.get_by_text("Recorded: not useful")).to_be_visible()
-    engine = db.make_engine(url)
+    engine = database.make_engine(url)
     with engine.connect() as conn:
         verdicts = conn.execute(text("SELECT user_name, verdict FROM feedback")).all()
     engine.dispose()
@@ -281,9 +281,9 @@ def test_an_associate_goes_through_every_page(sqlite_app, page) -> None:
         pg.get_by_role("button", name="Download HTML").click()
     html = Path(got.value.path()).read_text(encoding="utf-8")
     assert html.lstrip().lower().startswith("<!doctype html")
-    engine = db.make_engine(url)
+    engine = database.make_engine(url)
     with engine.connect() as conn:
-        texts = conn.execute(select(db.Case.description)).scalars().all()
+        texts = conn.execute(select(models.Case.description)).scalars().all()
         audited = dict(
             conn.execute(text("SELECT action, count(*) FROM audit_log GROUP BY action")).all()
         )
@@ -446,7 +446,7 @@ def postgres_app(tmp_path_factory) -> Iterator[tuple[str, str, str]]:
     from sqlalchemy.engine import make_url
 
     schema = f"e2e_{uuid.uuid4().hex[:10]}"
-    admin = db.make_engine(PG_URL)
+    admin = database.make_engine(PG_URL)
     try:
         with admin.begin() as conn:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
@@ -456,7 +456,7 @@ def postgres_app(tmp_path_factory) -> Iterator[tuple[str, str, str]]:
         pytest.skip("PostgreSQL not reachable")
     url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
     url_text = url.render_as_string(hide_password=False)
-    engine = db.make_engine(url_text)
+    engine = database.make_engine(url_text)
     demo.seed_database(engine, scale="small", seed=7, days=240, end=SMALL_DEMO_END)
     engine.dispose()
     _add_users(url_text)
@@ -481,7 +481,7 @@ def test_the_page_survives_a_database_that_goes_away(postgres_app, browser, requ
     _open(pg, "Case Explorer")
     expect(pg.get_by_text("cases · page 1")).to_be_visible()
     shots.take(pg, "cases-before")
-    admin = db.make_engine(PG_URL)
+    admin = database.make_engine(PG_URL)
     with admin.begin() as conn:  # the tables vanish from under the running app
         conn.execute(text(f'ALTER SCHEMA "{schema}" RENAME TO "{schema}_gone"'))
     try:

@@ -1,0 +1,475 @@
+"""The database's tables: their vocabulary, typed SQLAlchemy 2.x ORM models, and creating them.
+
+All timestamps are stored as naive UTC ``DateTime`` values (SQLite has no time
+zone type; PostgreSQL uses ``timestamp without time zone``). Enumerated columns
+are ``VARCHAR`` with a ``CHECK`` constraint, so the database itself rejects a
+value outside the vocabulary whichever path wrote it. :func:`init_db` creates the
+tables, the full-text index of case descriptions and the guard that keeps the audit
+log append-only; connecting to it is :mod:`analytics.core.database`'s job.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    inspect,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "AccountKind",
+    "AccountStatus",
+    "EventKind",
+    "Platform",
+    "CaseSource",
+    "Category",
+    "Severity",
+    "CaseStatus",
+    "Resolution",
+    "AppealOutcome",
+    "ActionKind",
+    "AnnotationKind",
+    "Verdict",
+    "Role",
+    "User",
+    "US_STATES",
+    "SPECIALTIES",
+    "Base",
+    "Account",
+    "Event",
+    "Case",
+    "CaseAction",
+    "Annotation",
+    "Feedback",
+    "AuditLog",
+    "DatasetMeta",
+    "TABLES",
+    "SEARCH_TABLE",
+    "init_db",
+    "build_search_index",
+    "drop_search_index",
+]
+
+
+class AccountKind(enum.StrEnum):
+    patient = "patient"
+    provider = "provider"
+    practice = "practice"
+
+
+class AccountStatus(enum.StrEnum):
+    active = "active"
+    suspended = "suspended"
+    banned = "banned"
+
+
+class EventKind(enum.StrEnum):
+    signup = "signup"
+    login = "login"
+    login_failed = "login_failed"
+    booking_created = "booking_created"
+    booking_cancelled = "booking_cancelled"
+    no_show = "no_show"
+    review_posted = "review_posted"
+    message_sent = "message_sent"
+    profile_updated = "profile_updated"
+    payment_failed = "payment_failed"
+    report_filed = "report_filed"
+
+
+class Platform(enum.StrEnum):
+    web = "web"
+    ios = "ios"
+    android = "android"
+
+
+class CaseSource(enum.StrEnum):
+    user_report = "user_report"
+    provider_report = "provider_report"
+    automated_rule = "automated_rule"
+    ml_model = "ml_model"
+    internal_escalation = "internal_escalation"
+
+
+class Category(enum.StrEnum):
+    fake_review = "fake_review"
+    review_extortion = "review_extortion"
+    harassment = "harassment"
+    hate_speech = "hate_speech"
+    spam = "spam"
+    fraudulent_booking = "fraudulent_booking"
+    no_show_abuse = "no_show_abuse"
+    impersonation = "impersonation"
+    credential_misrepresentation = "credential_misrepresentation"
+    account_takeover = "account_takeover"
+    payment_fraud = "payment_fraud"
+    health_info_exposure = "health_info_exposure"
+    off_platform_solicitation = "off_platform_solicitation"
+    other = "other"
+
+
+class Severity(enum.StrEnum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+
+class CaseStatus(enum.StrEnum):
+    open = "open"
+    in_review = "in_review"
+    resolved = "resolved"
+
+
+class Resolution(enum.StrEnum):
+    no_violation = "no_violation"
+    warning = "warning"
+    content_removed = "content_removed"
+    account_suspended = "account_suspended"
+    account_banned = "account_banned"
+    referred_externally = "referred_externally"
+
+
+class AppealOutcome(enum.StrEnum):
+    pending = "pending"
+    upheld = "upheld"
+    overturned = "overturned"
+
+
+class ActionKind(enum.StrEnum):
+    assigned = "assigned"
+    first_response = "first_response"
+    escalated = "escalated"
+    resolved = "resolved"
+    appeal_opened = "appeal_opened"
+    appeal_decided = "appeal_decided"
+    note = "note"
+
+
+class AnnotationKind(enum.StrEnum):
+    policy_change = "policy_change"
+    product_launch = "product_launch"
+    outage = "outage"
+    holiday = "holiday"
+    other = "other"
+
+
+class Verdict(enum.StrEnum):
+    expected = "expected"
+    not_useful = "not_useful"
+    confirmed = "confirmed"
+
+
+US_STATES: tuple[str, ...] = (
+    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "DC", "FL", "GA", "HI", "ID",
+    "IL", "IN", "IA", "KS", "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO",
+    "MT", "NE", "NV", "NH", "NJ", "NM", "NY", "NC", "ND", "OH", "OK", "OR", "PA",
+    "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV", "WI", "WY",
+)  # fmt: skip
+
+SPECIALTIES: tuple[str, ...] = (
+    "primary_care", "dentistry", "dermatology", "psychiatry", "pediatrics",
+    "obgyn", "orthopedics", "cardiology", "ophthalmology", "chiropractic",
+    "physical_therapy", "urgent_care",
+)  # fmt: skip
+
+
+def _enum(e: type[enum.StrEnum], name: str) -> Enum:
+    return Enum(
+        e,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        validate_strings=True,
+        length=max(len(v.value) for v in e) + 4,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+# BIGINT on PostgreSQL; INTEGER on SQLite so that the primary key is the rowid.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class Account(Base):
+    """A patient, provider or practice on the marketplace."""
+
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    kind: Mapped[AccountKind] = mapped_column(_enum(AccountKind, "account_kind"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    region: Mapped[str] = mapped_column(String(2), index=True)
+    specialty: Mapped[str | None] = mapped_column(String(32), index=True)
+    verified: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[AccountStatus] = mapped_column(_enum(AccountStatus, "account_status"))
+    display_name: Mapped[str] = mapped_column(String(120))
+    email: Mapped[str | None] = mapped_column(String(200))
+
+
+class Event(Base):
+    """Something an account did; also the exposure that prevalence divides by."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    ts: Mapped[datetime] = mapped_column(DateTime)
+    account_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts.id"))
+    kind: Mapped[EventKind] = mapped_column(_enum(EventKind, "event_kind"))
+    platform: Mapped[Platform] = mapped_column(_enum(Platform, "platform"))
+    region: Mapped[str] = mapped_column(String(2))
+    device_hash: Mapped[str] = mapped_column(String(32))
+    ip_hash: Mapped[str] = mapped_column(String(32))
+    target_account_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("accounts.id"))
+    rating: Mapped[int | None] = mapped_column(SmallInteger)
+
+    __table_args__ = (
+        Index("ix_events_ts", "ts"),
+        Index("ix_events_account_ts", "account_id", "ts"),
+    )
+
+
+class Case(Base):
+    """One report or detection and its handling."""
+
+    __tablename__ = "cases"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    opened_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    source: Mapped[CaseSource] = mapped_column(_enum(CaseSource, "case_source"), index=True)
+    category: Mapped[Category] = mapped_column(_enum(Category, "category"), index=True)
+    severity: Mapped[Severity] = mapped_column(_enum(Severity, "severity"))
+    status: Mapped[CaseStatus] = mapped_column(_enum(CaseStatus, "case_status"), index=True)
+    region: Mapped[str] = mapped_column(String(2), index=True)
+    platform: Mapped[Platform] = mapped_column(_enum(Platform, "platform"))
+    subject_account_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts.id"), index=True)
+    reporter_account_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("accounts.id"))
+    assignee: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text)
+    first_response_at: Mapped[datetime | None] = mapped_column(DateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    resolution: Mapped[Resolution | None] = mapped_column(_enum(Resolution, "resolution"))
+    appealed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    appeal_outcome: Mapped[AppealOutcome | None] = mapped_column(
+        _enum(AppealOutcome, "appeal_outcome")
+    )
+
+
+class CaseAction(Base):
+    """A step in a case's handling, for its timeline."""
+
+    __tablename__ = "case_actions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("cases.id"), index=True)
+    ts: Mapped[datetime] = mapped_column(DateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[ActionKind] = mapped_column(_enum(ActionKind, "action_kind"))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class Annotation(Base):
+    """A known event (policy change, launch, outage, holiday) that explains movement."""
+
+    __tablename__ = "annotations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    start_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    end_at: Mapped[datetime | None] = mapped_column(DateTime)
+    kind: Mapped[AnnotationKind] = mapped_column(_enum(AnnotationKind, "annotation_kind"))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[Category | None] = mapped_column(_enum(Category, "category"))
+    region: Mapped[str | None] = mapped_column(String(2))
+    created_by: Mapped[str] = mapped_column(String(64))
+
+
+class Feedback(Base):
+    """An associate's verdict on an alert."""
+
+    __tablename__ = "feedback"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    user_name: Mapped[str] = mapped_column(String(64))
+    metric: Mapped[str] = mapped_column(String(64))
+    slice_key: Mapped[str] = mapped_column(String(400), index=True)
+    alert_start: Mapped[datetime] = mapped_column(DateTime)
+    verdict: Mapped[Verdict] = mapped_column(_enum(Verdict, "verdict"))
+    value_at_feedback: Mapped[float | None] = mapped_column(Float)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditLog(Base):
+    """Append-only trail: who viewed, revealed or exported what."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ts: Mapped[datetime] = mapped_column(DateTime, index=True)
+    user_name: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str | None] = mapped_column(String(400))
+    filters: Mapped[str | None] = mapped_column(Text)
+
+
+class Role(enum.StrEnum):
+    """What a signed-in person may see (see :mod:`analytics.access`)."""
+
+    admin = "admin"
+    leadership = "leadership"
+    associate = "associate"
+    product = "product"
+
+
+class User(Base):
+    """A person who may sign in: local accounts carry an argon2 hash; people signing in
+    through the identity provider are matched by ``name`` (their email) for their role."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[Role] = mapped_column(_enum(Role, "user_role"))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class DatasetMeta(Base):
+    """Key-value facts about the data set: its origin and the demo ground truth."""
+
+    __tablename__ = "dataset_meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+TABLES: dict[str, type[Base]] = {
+    "accounts": Account,
+    "events": Event,
+    "cases": Case,
+    "case_actions": CaseAction,
+    "annotations": Annotation,
+    "feedback": Feedback,
+    "audit_log": AuditLog,
+}
+
+
+def init_db(engine: Engine) -> list[str]:
+    """Create every missing table and index; idempotent. Returns the tables created."""
+    before = set(inspect(engine).get_table_names())
+    Base.metadata.create_all(engine)
+    for table in Base.metadata.sorted_tables:  # indexes added to tables made earlier
+        for index in table.indexes:
+            index.create(engine, checkfirst=True)
+    after = set(inspect(engine).get_table_names())
+    build_search_index(engine)
+    _protect_audit_log(engine)
+    return sorted(t for t in after - before if not t.startswith(SEARCH_TABLE))
+
+
+#: SQLite's full-text index of case descriptions (FTS5, external content: the text
+#: stays in ``cases``; triggers keep the index in step with every insert, update, delete).
+SEARCH_TABLE = "cases_fts"
+#: PostgreSQL's full-text index: a GIN index over the English ``tsvector`` of the text.
+_PG_SEARCH_INDEX = "ix_cases_description_fts"
+_SQLITE_SEARCH_DDL = (
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {SEARCH_TABLE} USING fts5(description, "
+    "content='cases', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2')",
+    f"CREATE TRIGGER IF NOT EXISTS {SEARCH_TABLE}_ai AFTER INSERT ON cases BEGIN "
+    f"INSERT INTO {SEARCH_TABLE}(rowid, description) VALUES (new.id, new.description); END",
+    f"CREATE TRIGGER IF NOT EXISTS {SEARCH_TABLE}_ad AFTER DELETE ON cases BEGIN "
+    f"INSERT INTO {SEARCH_TABLE}({SEARCH_TABLE}, rowid, description) "
+    "VALUES ('delete', old.id, old.description); END",
+    f"CREATE TRIGGER IF NOT EXISTS {SEARCH_TABLE}_au AFTER UPDATE OF description ON cases "
+    f"BEGIN INSERT INTO {SEARCH_TABLE}({SEARCH_TABLE}, rowid, description) "
+    "VALUES ('delete', old.id, old.description); "
+    f"INSERT INTO {SEARCH_TABLE}(rowid, description) VALUES (new.id, new.description); END",
+)
+
+
+_AUDIT_GUARD = "audit_log is append-only"
+
+
+def _protect_audit_log(engine: Engine) -> None:
+    """Make the database itself refuse to change or delete audit rows (idempotent)."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            for verb in ("UPDATE", "DELETE"):
+                conn.exec_driver_sql(
+                    f"CREATE TRIGGER IF NOT EXISTS audit_log_no_{verb.lower()} BEFORE {verb} "
+                    f"ON audit_log BEGIN SELECT RAISE(ABORT, '{_AUDIT_GUARD}'); END"
+                )
+        elif engine.dialect.name == "postgresql":
+            conn.exec_driver_sql(
+                "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger "
+                f"LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '{_AUDIT_GUARD}'; END $$"
+            )
+            conn.exec_driver_sql(
+                "CREATE OR REPLACE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE "
+                "OR TRUNCATE ON audit_log FOR EACH STATEMENT "
+                "EXECUTE FUNCTION audit_log_append_only()"
+            )
+
+
+def build_search_index(engine: Engine) -> bool:
+    """Create the full-text index of case descriptions if it is missing; idempotent.
+
+    SQLite: an FTS5 table kept in step by triggers, filled from the existing cases when
+    it is new. PostgreSQL: a GIN index on ``to_tsvector('english', description)``.
+    Other databases search with ``LIKE`` and need nothing. Returns True when it built one.
+    """
+    if engine.dialect.name == "sqlite":
+        with engine.begin() as conn:
+            exists = conn.exec_driver_sql(
+                "SELECT 1 FROM sqlite_master WHERE name = ?", (SEARCH_TABLE,)
+            ).first()
+            for ddl in _SQLITE_SEARCH_DDL:
+                conn.exec_driver_sql(ddl)
+            if not exists:
+                conn.exec_driver_sql(
+                    f"INSERT INTO {SEARCH_TABLE}({SEARCH_TABLE}) VALUES ('rebuild')"
+                )
+        return not exists
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            exists = conn.exec_driver_sql(
+                "SELECT 1 FROM pg_indexes WHERE indexname = %s", (_PG_SEARCH_INDEX,)
+            ).first()
+            conn.exec_driver_sql(
+                f"CREATE INDEX IF NOT EXISTS {_PG_SEARCH_INDEX} ON cases "
+                "USING gin (to_tsvector('english', description))"
+            )
+        return not exists
+    return False
+
+
+def drop_search_index(engine: Engine) -> None:
+    """Drop the full-text index and its triggers (before a bulk load; rebuild after)."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            for suffix in ("ai", "ad", "au"):
+                conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {SEARCH_TABLE}_{suffix}")
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {SEARCH_TABLE}")
+        elif engine.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {_PG_SEARCH_INDEX}")
