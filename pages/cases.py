@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from analytics.present import exports
+from analytics.present.formatting import humanise
 from analytics.views import cases
 from ui import auth, data, explorer, filters, widgets
 
@@ -23,7 +24,7 @@ with left:
         "q", label='Search descriptions (words, "a phrase", -leave out, OR)', max_chars=500
     )
 with middle:
-    statuses = {s: filters.humanise(s) for s in cases.status_choices()}
+    statuses = {s: humanise(s) for s in cases.status_choices()}
     status = state.multiselect("status", statuses, label="Status")
 with right:
     sort = state.select("sort", cases.SORTS, label="Sort")

@@ -15,14 +15,8 @@ import pytest
 
 from analytics.present import detector_charts, trend_charts
 from analytics.present.detector_charts import attribution_bars
-from analytics.present.theme import (
-    DIVERGING,
-    NO_DATA,
-    PALETTE,
-    SEQUENTIAL,
-    TEMPLATE,
-    format_number,
-)
+from analytics.present.formatting import format_number
+from analytics.present.theme import DIVERGING, NO_DATA, PALETTE, SEQUENTIAL, TEMPLATE
 from analytics.present.trend_charts import (
     AGE_BUCKETS,
     backlog_bars,

@@ -16,10 +16,10 @@ import streamlit as st
 from analytics import access
 from analytics.access import Viewer
 from analytics.present import exports
-from analytics.present.theme import format_number
+from analytics.present.formatting import format_number, humanise
 from analytics.views.cases import CONTEXT_KEYS, ExplorerQuery
 from ui import data, session
-from ui.filters import PageState, humanise, link_params
+from ui.filters import PageState, link_params
 
 if TYPE_CHECKING:
     from analytics.sources.cases import CasePage

@@ -25,6 +25,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from analytics.core.filters import CHOICES, DIMENSIONS, Filters, ignored_values, whole_number
+from analytics.present.formatting import humanise
 from analytics.views import selection as sel
 from ui import data
 
@@ -32,7 +33,6 @@ __all__ = [
     "PageState",
     "Selection",
     "draw",
-    "humanise",
     "link_params",
     "sidebar",
 ]
@@ -56,11 +56,6 @@ class Selection:
     filters: Filters
     shown: Filters
     notes: tuple[str, ...] = ()
-
-
-def humanise(value: str) -> str:
-    """``fake_review`` -> ``Fake review``; state codes stay upper case."""
-    return value if value.isupper() else value.replace("_", " ").capitalize()
 
 
 def sidebar(span: sel.DataSpan) -> Selection:

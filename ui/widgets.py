@@ -16,12 +16,12 @@ from analytics.access import Viewer
 from analytics.core.filters import whole_number
 from analytics.core.models import Role
 from analytics.present import detector_charts, exports
-from analytics.present.theme import Unit, format_number
+from analytics.present.formatting import Unit, format_number, humanise
 from analytics.views import anomalies, feedback, trends
 from analytics.views.anomalies import Incident
 from analytics.views.emerging import RingView, Topic, TopicsView
 from ui import data, explorer, nav
-from ui.filters import PageState, humanise
+from ui.filters import PageState
 
 __all__ = [
     "DEFAULT_SENSITIVITY",

@@ -14,12 +14,11 @@ from datetime import date, datetime
 import plotly.graph_objects as go
 import polars as pl
 
+from analytics.present.formatting import Unit, format_number
 from analytics.present.theme import (
     GRID,
     MUTED,
     PALETTE,
-    Unit,
-    format_number,
     no_data_figure,
     require_columns,
     titled_figure,

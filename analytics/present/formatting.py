@@ -8,17 +8,18 @@ column's format to its formatter. A missing value reads ``–``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import polars as pl
 
 from analytics.metrics.stats import ALPHA
-from analytics.present.theme import Unit, format_number
 
 __all__ = [
     "CELL_FORMATS",
+    "Unit",
     "describe_change",
     "describe_test",
     "format_change",
@@ -27,6 +28,7 @@ __all__ = [
     "format_day",
     "format_mean",
     "format_moment",
+    "format_number",
     "format_p",
     "format_period",
     "format_relative",
@@ -39,6 +41,63 @@ __all__ = [
 
 #: The unit of rates per 1,000: written as plain numbers (their label says so).
 _PER_1000 = "per_1000"
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+#: How a number is read: a count, a fraction shown as percent, hours, or a rate per 1,000.
+Unit = Literal["count", "percent", "hours", "per_1000"]
+_UNITS: dict[str, int] = {"count": 0, "percent": 1, "hours": 1, "per_1000": 2}
+
+
+def format_number(
+    value: float | None, *, unit: Unit | None = None, digits: int | None = None
+) -> str:
+    """Human text for a number: thousands separators and the unit.
+
+    Parameters
+    ----------
+    value
+        The number; ``None``, NaN and infinities give ``"–"``.
+    unit
+        ``"count"`` (the default when ``None``), ``"percent"`` (``value`` is a
+        fraction, 0.123 is 12.3%), ``"hours"`` (shown in days from 48 h on) or
+        ``"per_1000"``.
+    digits
+        Decimal places; by default 0 for counts, 1 for percent and hours, 2 per 1,000.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> format_number(12345)
+    '12,345'
+    >>> format_number(0.1234, unit="percent")
+    '12.3%'
+    >>> format_number(4.25, unit="hours"), format_number(74.4, unit="hours")
+    ('4.2 h', '3.1 d')
+    >>> format_number(1.234, unit="per_1000"), format_number(None)
+    ('1.23 per 1k', '–')
+    """
+    unit = unit or "count"
+    if unit not in _UNITS:
+        raise ValueError(f"unknown unit {unit!r}; expected one of {sorted(_UNITS)}")
+    if value is None or not math.isfinite(value):
+        return "–"
+    places = _UNITS[unit] if digits is None else digits
+    suffix = ""
+    if unit == "percent":
+        value, suffix = value * 100, "%"
+    elif unit == "hours":
+        value, suffix = (value / 24, " d") if abs(value) >= 48 else (value, " h")
+    elif unit == "per_1000":
+        suffix = " per 1k"
+    if round(value, places) == 0:
+        value = 0.0  # no "-0.0"
+    return f"{value:,.{places}f}{suffix}"
 
 
 # --------------------------------------------------------------------------- numbers
@@ -223,14 +282,15 @@ def format_date(value: object) -> str:
 
 
 def humanise(label: object) -> str:
-    """A code as words: ``fake_review`` -> ``Fake review`` (later letters lower case);
-    ``–`` when missing.
+    """A code as words: ``fake_review`` -> ``Fake review``; the first letter upper case,
+    later letters as they are (``FL`` and ``Total`` stay); ``–`` when missing. The one
+    rule for every label on a page, chart or brief (:func:`humanised` is its column form).
 
-    >>> humanise("fake_review"), humanise("Total"), humanise(None)
-    ('Fake review', 'Total', '–')
+    >>> humanise("fake_review"), humanise("Total"), humanise("FL"), humanise(None)
+    ('Fake review', 'Total', 'FL', '–')
     """
-    text = "–" if label is None else str(label)
-    return text.replace("_", " ").capitalize()
+    text = "–" if label is None else str(label).replace("_", " ")
+    return text[:1].upper() + text[1:]
 
 
 def humanised(label: pl.Expr) -> pl.Expr:

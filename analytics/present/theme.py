@@ -16,14 +16,15 @@ these figures with ``st.plotly_chart(fig, theme=None)``.
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import plotly.graph_objects as go
 import plotly.io as pio
 import polars as pl
+
+from analytics.present.formatting import Unit, format_number, humanise
 
 __all__ = [
     "DIVERGING",
@@ -33,18 +34,13 @@ __all__ = [
     "PALETTE",
     "SEQUENTIAL",
     "TEMPLATE",
-    "Unit",
     "add_events",
-    "format_number",
-    "humanise",
     "no_data_figure",
     "number_texts",
     "require_columns",
     "titled_figure",
     "value_axis",
 ]
-
-Unit = Literal["count", "percent", "hours", "per_1000"]
 
 PALETTE: tuple[str, ...] = (
     "#0072B2",  # blue: the app's primary colour
@@ -95,7 +91,6 @@ _EVENT_COLOURS = {
     "emerging": PALETTE[3],
 }
 _TITLED_TOP_MARGIN = 76
-_UNITS: dict[str, int] = {"count": 0, "percent": 1, "hours": 1, "per_1000": 2}
 
 
 def _register_template() -> None:
@@ -125,55 +120,6 @@ def _register_template() -> None:
 
 
 _register_template()
-
-
-def format_number(
-    value: float | None, *, unit: Unit | None = None, digits: int | None = None
-) -> str:
-    """Human text for a number: thousands separators and the unit.
-
-    Parameters
-    ----------
-    value
-        The number; ``None``, NaN and infinities give ``"–"``.
-    unit
-        ``"count"`` (the default when ``None``), ``"percent"`` (``value`` is a
-        fraction, 0.123 is 12.3%), ``"hours"`` (shown in days from 48 h on) or
-        ``"per_1000"``.
-    digits
-        Decimal places; by default 0 for counts, 1 for percent and hours, 2 per 1,000.
-
-    Returns
-    -------
-    str
-
-    Examples
-    --------
-    >>> format_number(12345)
-    '12,345'
-    >>> format_number(0.1234, unit="percent")
-    '12.3%'
-    >>> format_number(4.25, unit="hours"), format_number(74.4, unit="hours")
-    ('4.2 h', '3.1 d')
-    >>> format_number(1.234, unit="per_1000"), format_number(None)
-    ('1.23 per 1k', '–')
-    """
-    unit = unit or "count"
-    if unit not in _UNITS:
-        raise ValueError(f"unknown unit {unit!r}; expected one of {sorted(_UNITS)}")
-    if value is None or not math.isfinite(value):
-        return "–"
-    places = _UNITS[unit] if digits is None else digits
-    suffix = ""
-    if unit == "percent":
-        value, suffix = value * 100, "%"
-    elif unit == "hours":
-        value, suffix = (value / 24, " d") if abs(value) >= 48 else (value, " h")
-    elif unit == "per_1000":
-        suffix = " per 1k"
-    if round(value, places) == 0:
-        value = 0.0  # no "-0.0"
-    return f"{value:,.{places}f}{suffix}"
 
 
 def titled_figure(title: str) -> go.Figure:
@@ -209,12 +155,6 @@ def require_columns(frame: pl.DataFrame, columns: Sequence[str]) -> None:
     missing = [name for name in columns if name not in frame.columns]
     if missing:
         raise ValueError(f"frame lacks column(s) {missing}; it has {frame.columns}")
-
-
-def humanise(label: object) -> str:
-    """``"fake_review"`` -> ``"Fake review"``; keeps the case of later letters."""
-    text = "–" if label is None else str(label).replace("_", " ")
-    return text[:1].upper() + text[1:]
 
 
 def number_texts(

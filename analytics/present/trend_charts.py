@@ -13,13 +13,11 @@ from typing import Any
 import plotly.graph_objects as go
 import polars as pl
 
+from analytics.present.formatting import Unit, format_number, humanise
 from analytics.present.theme import (
     PALETTE,
     SEQUENTIAL,
-    Unit,
     add_events,
-    format_number,
-    humanise,
     no_data_figure,
     number_texts,
     require_columns,
