@@ -18,6 +18,7 @@ import polars as pl
 from sqlalchemy import Engine
 
 from analytics.core.filters import Filters
+from analytics.core.slices import parse_slice
 from analytics.detectors import accounts, clusters, rings
 from analytics.sources import load
 from analytics.sources.pushdown import case_texts
@@ -36,12 +37,6 @@ WARM_UP_DAYS = 42
 
 _AFTER = timedelta(days=7)
 _OPEN_ENDED = timedelta(days=28)
-
-
-def _slice_dict(key: str) -> dict[str, str]:
-    if key == "all":
-        return {}
-    return dict(part.split("=", 1) for part in key.split("|"))
 
 
 def _compatible(incident: Mapping[str, str], scenario: Mapping[str, str]) -> bool:
@@ -87,7 +82,7 @@ def _scenario_of(
     """The scenario an incident detects; with ``echo``, the one whose dates it overlaps
     on a slice that contains the scenario's (an aggregate such as "all" or "platform=web"
     that moved because the scenario did)."""
-    piece = _slice_dict(row["slice"])
+    piece = parse_slice(row["slice"])
     span = timedelta(days=7 if row["freq"] == "weekly" else 1)
     for scenario in scenarios:
         begin = datetime.fromisoformat(scenario["start"])

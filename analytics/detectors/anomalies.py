@@ -37,7 +37,6 @@ __all__ = [
     "scan_both_ways",
     "score_frame",
     "score_series",
-    "slice_key",
     "weekly_sums",
 ]
 
@@ -155,17 +154,6 @@ SCAN_DIMS: tuple[str, ...] = ("category", "region", "platform", "source", "speci
 DISMISSING = ("expected", "not_useful")
 
 
-def slice_key(values: dict[str, str]) -> str:
-    """A stable text key for a slice: ``"all"`` or ``"category=spam|region=FL"``.
-
-    >>> slice_key({"region": "FL", "category": "spam"})
-    'category=spam|region=FL'
-    >>> slice_key({})
-    'all'
-    """
-    return "|".join(f"{k}={values[k]}" for k in sorted(values)) or "all"
-
-
 def daily_slices(
     cases: pl.DataFrame,
     *,
@@ -177,7 +165,7 @@ def daily_slices(
     """New cases per day for every slice one to ``depth`` dimensions deep, and overall.
 
     Every slice gets every day of ``[start, end)``, zero-filled. Columns: ``slice``
-    (:func:`slice_key`), the dimension columns (null where not part of the slice),
+    (:func:`analytics.core.slices.slice_key`), the dimension columns (null where not part of the slice),
     ``ts`` (Datetime, midnight) and ``value`` (Float64).
 
     >>> from datetime import datetime

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, select
 
 from analytics import access
 from analytics.core.filters import DIMENSIONS, Filters
+from analytics.core.slices import parse_slice
 from analytics.core.models import Case, Event, Role
 from analytics.detectors import anomalies
 from analytics.metrics import rootcause
@@ -52,7 +53,6 @@ __all__ = [
     "recent_incidents",
     "root_cause_rows",
     "scan_history",
-    "slice_dims",
     "subjects_of",
 ]
 
@@ -230,15 +230,6 @@ def incident_tables(incidents: pl.DataFrame, *, source: str, text: str) -> Incid
     return IncidentTables(shown.filter(pl.col("alerted")), shown.filter(~pl.col("alerted")))
 
 
-def slice_dims(slice_key: str) -> dict[str, str]:
-    """The dimension values a slice key names (``all`` names none).
-
-    >>> slice_dims("category=spam|region=FL"), slice_dims("all")
-    ({'category': 'spam', 'region': 'FL'}, {})
-    """
-    return {} if slice_key == "all" else dict(p.split("=", 1) for p in slice_key.split("|"))
-
-
 def detector_spec(freq: str) -> tuple[str, dict[str, object]]:
     """The detector the scan judges a slice's daily or weekly counts with.
 
@@ -272,7 +263,7 @@ def incident_series(
     """
     access.require(role, "aggregates")
     start = end - timedelta(days=HISTORY_DAYS)
-    dims = slice_dims(incident.slice)
+    dims = parse_slice(incident.slice)
     if incident.source == "events":
         picked = _events_daily(engine, start=start, end=end).filter(
             *[pl.col(k) == v for k, v in dims.items()]
@@ -392,7 +383,7 @@ def incident_root_cause(
     """
     access.require(role, "aggregates")
     peak = incident.peak_ts
-    dims = slice_dims(incident.slice)
+    dims = parse_slice(incident.slice)
     first = (peak - timedelta(weeks=4)).date()
     # Daily incidents: the peak day against the same weekday of the 4 weeks before;
     # weekly ones: the peak week against the 4 weeks before.
@@ -463,7 +454,7 @@ def incident_cases(
         return pl.DataFrame()
     first, last = incident_days(incident)
     after = last + timedelta(days=1)
-    cases = _cases(engine, start=first, end=after, dims=slice_dims(incident.slice))
+    cases = _cases(engine, start=first, end=after, dims=parse_slice(incident.slice))
     return (
         cases.filter(pl.col("opened_at") < datetime.combine(after, datetime.min.time()))
         .select(
