@@ -21,8 +21,8 @@ from sqlalchemy import Engine, select
 
 from analytics import access
 from analytics.core.filters import DIMENSIONS, Filters
-from analytics.core.slices import parse_slice
 from analytics.core.models import Case, Event, Role
+from analytics.core.slices import parse_slice
 from analytics.detectors import anomalies
 from analytics.metrics import rootcause
 from analytics.sources import load
