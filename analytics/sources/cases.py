@@ -31,6 +31,7 @@ from analytics.core.filters import DIMENSIONS, Filters, ignored_values, whole_nu
 from analytics.core.models import Account, Case, CaseAction, CaseStatus, Event, Role, Severity
 from analytics.sources import search
 from analytics.sources.frames import empty_frame, read_frame
+from analytics.sources.pushdown import case_dimension
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -174,8 +175,7 @@ def _where(engine: Engine, query: CaseQuery, subject: Any) -> list[ColumnElement
     for dim in DIMENSIONS:
         values = f.where(dim)
         if values:
-            col = subject.specialty if dim == "specialty" else getattr(Case, dim)
-            where.append(col.in_(values))
+            where.append(case_dimension(dim, subject).in_(values))
     if f.start is not None:
         where.append(Case.opened_at >= datetime.combine(f.start, datetime.min.time()))
     if f.end is not None:

@@ -33,6 +33,7 @@ from analytics.sources.frames import (
 )
 
 __all__ = [
+    "case_dimension",
     "ACCOUNTS_QUERY",
     "CASES_QUERY",
     "case_texts",
@@ -83,6 +84,13 @@ def _week_default(element: _week, compiler: Any, **kw: Any) -> str:
 @compiles(_week, "sqlite")
 def _week_sqlite(element: _week, compiler: Any, **kw: Any) -> str:
     return f"date({compiler.process(element.clauses, **kw)}, 'weekday 0', '-6 days')"
+
+
+def case_dimension(dim: str, subject: Any) -> Any:
+    """The SQL column of a case's dimension ``dim``: the case's own column, except
+    ``specialty``, which is the subject account's (``subject``: an alias of
+    :class:`~analytics.core.models.Account` joined as the case's subject)."""
+    return subject.specialty if dim == "specialty" else getattr(Case, dim)
 
 
 def _in(column: Any, values: tuple[str, ...]) -> list[ColumnElement[bool]]:
@@ -164,9 +172,7 @@ def _cases_query(filters: Filters, lo: datetime, hi: datetime) -> Select:
     where = [
         condition
         for d in DIMENSIONS
-        for condition in _in(
-            subject.specialty if d == "specialty" else getattr(Case, d), filters.where(d)
-        )
+        for condition in _in(case_dimension(d, subject), filters.where(d))
     ]
     return (
         select(*columns, subject.specialty, repeat)
@@ -201,9 +207,7 @@ def case_texts(engine: Engine, filters: Filters, *, start: datetime, end: dateti
     where = [
         condition
         for d in DIMENSIONS
-        for condition in _in(
-            subject.specialty if d == "specialty" else getattr(Case, d), filters.where(d)
-        )
+        for condition in _in(case_dimension(d, subject), filters.where(d))
     ]
     stmt = (
         select(
