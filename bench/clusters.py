@@ -21,7 +21,7 @@ from bench.harness import Table, peak_rss_mib, run_child
 def _child(url: str) -> None:
     from analytics.core import database
     from analytics.core.filters import Filters
-    from analytics.detectors import clusters
+    from analytics.detectors import clusters, strands
     from analytics.sources.pushdown import case_texts
 
     engine = database.make_engine(url)
@@ -41,7 +41,7 @@ def _child(url: str) -> None:
     for _ in range(3):
         tick = time.perf_counter()
         day_found, day_members = clusters.find_emerging(newest, as_of=as_of, history=day_history)
-        clusters.find_strands(newest, day_found, day_members)
+        strands.find_strands(newest, day_found, day_members)
         calls.append(time.perf_counter() - tick)
     report = {
         "day_cases": newest.height,

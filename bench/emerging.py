@@ -233,7 +233,7 @@ Detector = Callable[[pl.DataFrame, datetime], list[list[int]]]
 
 class Lookout:
     """:func:`analytics.detectors.clusters.find_emerging` and
-    :func:`~analytics.detectors.clusters.find_strands`
+    :func:`~analytics.detectors.strands.find_strands`
     with their defaults, run as a daily monitor would: it keeps what it flagged in the
     last :data:`KEPT_DAYS` days and passes it back (``flagged_before``), so a topic is
     flagged once, on the first day it emerges, and a strand of it when it is new. A flag
@@ -246,7 +246,8 @@ class Lookout:
         self.next_flag = 0
 
     def __call__(self, window: pl.DataFrame, as_of: datetime) -> list[list[int]]:
-        from analytics.detectors.clusters import find_emerging, find_strands
+        from analytics.detectors.clusters import find_emerging
+        from analytics.detectors.strands import find_strands
 
         cases = window.select(
             pl.col("id").alias("case_id"), "opened_at", pl.col("text").alias("description")

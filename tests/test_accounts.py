@@ -12,11 +12,10 @@ from polars.testing import assert_frame_equal
 from analytics import demo
 from analytics.core.database import make_engine
 from analytics.core.models import EventKind, init_db
-from analytics.detectors.accounts import (
-    FEATURES,
+from analytics.detectors.account_features import FEATURES, account_features
+from analytics.detectors.account_scores import (
     METHODS,
     AccountScorer,
-    account_features,
     precision_at_k,
     score_accounts,
 )

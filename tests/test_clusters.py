@@ -10,15 +10,9 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from analytics.detectors import clusters as clusters_module
-from analytics.detectors.clusters import (
-    CLUSTER_SCHEMA,
-    MEMBER_SCHEMA,
-    STRAND_SCHEMA,
-    cluster_daily,
-    find_emerging,
-    find_strands,
-)
+from analytics.detectors import topics
+from analytics.detectors.clusters import CLUSTER_SCHEMA, MEMBER_SCHEMA, cluster_daily, find_emerging
+from analytics.detectors.strands import STRAND_SCHEMA, find_strands
 
 AS_OF = datetime(2026, 6, 1)
 
@@ -294,7 +288,7 @@ def test_the_emergence_sentence_and_phrase_label():
     assert new["status"] == "new" and stable["status"] == "steady"
 
 
-@pytest.mark.parametrize("association", [0.0, clusters_module.STYLE_ASSOCIATION])
+@pytest.mark.parametrize("association", [0.0, topics.STYLE_ASSOCIATION])
 def test_topics_follow_what_texts_are_about_not_who_wrote_them(monkeypatch, association):
     # Half of every category's texts come from one reporter's template. With the style
     # terms dropped (the default) no topic is described by the template's words;
@@ -307,7 +301,7 @@ def test_topics_follow_what_texts_are_about_not_who_wrote_them(monkeypatch, asso
         .then(pl.lit(template) + pl.col("description"))
         .otherwise(pl.col("description"))
     )
-    monkeypatch.setattr(clusters_module, "STYLE_ASSOCIATION", association)
+    monkeypatch.setattr(topics, "STYLE_ASSOCIATION", association)
     clusters, _ = find_emerging(cases, as_of=AS_OF, n_clusters=6)
     words = {"reporting", "behalf", "elderly", "mother", "asked", "write"}
     styled = sum(bool(words & set(terms)) for terms in clusters["top_terms"].to_list())

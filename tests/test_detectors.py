@@ -456,7 +456,7 @@ def test_conformal_tail_matches_a_plain_loop(seed):
 
 
 def test_conformal_rows_without_queries_change_nothing_and_judged_marks_history():
-    from analytics.detectors.calibration import _judged, conformal_pvalues
+    from analytics.detectors.calibration import conformal_pvalues, judged_cells
 
     rng = np.random.default_rng(7)
     stat = rng.poisson(1.0, (8, 200)).astype(float)
@@ -468,7 +468,7 @@ def test_conformal_rows_without_queries_change_nothing_and_judged_marks_history(
     part = conformal_pvalues(sparse, **options)
     np.testing.assert_array_equal(part[1::2], full[1::2])
     assert np.isnan(part[::2]).all()
-    np.testing.assert_array_equal(_judged(past, window=120, min_history=40), ~np.isnan(full))
+    np.testing.assert_array_equal(judged_cells(past, window=120, min_history=40), ~np.isnan(full))
 
 
 # ---------------------------------------------------------------------------

@@ -19,7 +19,9 @@ from sqlalchemy import Engine
 
 from analytics.core.filters import Filters
 from analytics.core.slices import parse_slice
-from analytics.detectors import accounts, clusters, rings
+from analytics.detectors import clusters, rings
+from analytics.detectors.account_features import account_features
+from analytics.detectors.account_scores import precision_at_k, score_accounts
 from analytics.sources import load
 from analytics.sources.pushdown import case_texts
 
@@ -242,14 +244,14 @@ def account_table(
     start = min(datetime.fromisoformat(s["start"]) for s in named)
     end = max(datetime.fromisoformat(s["end"] or s["start"]) for s in named)
     frames = load.snapshot_frames(engine)
-    features = accounts.account_features(
+    features = account_features(
         frames["events"],
         frames["accounts"].collect(),
         frames["cases"].collect(),
         start=start,
         end=end,
     )
-    scored = accounts.score_accounts(features)
+    scored = score_accounts(features)
     groups = [(str(s["kind"]), set(s["account_ids"])) for s in named]
     groups.append((" + ".join(g for g, _ in groups), set().union(*(ids for _, ids in groups))))
     return pl.DataFrame(
@@ -257,7 +259,7 @@ def account_table(
             {
                 "accounts": name,
                 "truth": len(ids),
-                "precision": accounts.precision_at_k(scored, ids, k=k),
+                "precision": precision_at_k(scored, ids, k=k),
             }
             for name, ids in groups
         ]

@@ -53,15 +53,13 @@ from typing import Any
 from analytics.detectors.blocks import BlockDetector
 from analytics.detectors.calibration import conformal_pvalues, point_alpha
 from analytics.detectors.counts import CountDetector
-from analytics.detectors.estimators import (
-    EnsembleDetector,
-    ShiftDetector,
-    SpikeDetector,
-    StuckDetector,
-)
+from analytics.detectors.ensemble import EnsembleDetector
 from analytics.detectors.levels import LevelDetector
 from analytics.detectors.ranges import RangeDetector
 from analytics.detectors.rules import IncidentRule
+from analytics.detectors.shifts import ShiftDetector
+from analytics.detectors.spikes import SpikeDetector
+from analytics.detectors.stuck import StuckDetector
 
 __all__ = [
     "DEFAULT",

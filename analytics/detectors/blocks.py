@@ -2,7 +2,7 @@
 
 A sub-hourly series is cut into consecutive blocks of ``span_minutes`` (an hour of
 5-minute points is 12), and each block's mean is judged like a point by
-:class:`~analytics.detectors.estimators.SpikeDetector` on the grid of block means:
+:class:`~analytics.detectors.spikes.SpikeDetector` on the grid of block means:
 a causal seasonal baseline of earlier blocks, a trailing robust scale, a conformal
 p-value among the series' own earlier blocks, at the per-block level the budget gives
 at the block's length. Averaging is what it adds: a slow drift or a cluster of bursts
@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from analytics.detectors.calibration import point_alpha
-from analytics.detectors.estimators import Direction, SpikeDetector, _Detector
+from analytics.detectors.estimator import BaseDetector, Direction
+from analytics.detectors.spikes import SpikeDetector
 
 __all__ = ["BlockDetector", "block_means"]
 
@@ -48,9 +49,9 @@ def _on_last_point(blocks: np.ndarray, k: int, width: int) -> np.ndarray:
     return out
 
 
-class BlockDetector(_Detector):
+class BlockDetector(BaseDetector):
     """Spikes and dips of the means over blocks of ``span_minutes`` (an hour), judged
-    as :class:`~analytics.detectors.estimators.SpikeDetector` judges points, on the grid
+    as :class:`~analytics.detectors.spikes.SpikeDetector` judges points, on the grid
     of block means.
 
     A series sampled every ``span_minutes / 2`` or slower has no blocks and is not
@@ -60,14 +61,14 @@ class BlockDetector(_Detector):
     Parameters
     ----------
     false_alerts, per_days, direction, gap
-        As :class:`~analytics.detectors.estimators.SpikeDetector` (``gap`` in points
+        As :class:`~analytics.detectors.spikes.SpikeDetector` (``gap`` in points
         of the series, not blocks).
     span_minutes : the length of a block.
     level_window : blocks in the trailing median level (48: two days of hours; on
         nab-dev 24-168 all found more windows than the point detectors alone, 48 with
         no more false runs).
     seasons, scale_window, window, min_history
-        As :class:`~analytics.detectors.estimators.SpikeDetector`, counted in blocks.
+        As :class:`~analytics.detectors.spikes.SpikeDetector`, counted in blocks.
 
     Examples
     --------
@@ -77,7 +78,7 @@ class BlockDetector(_Detector):
 
     >>> from datetime import datetime, timedelta
     >>> import polars as pl
-    >>> from analytics.detectors.estimators import SpikeDetector
+    >>> from analytics.detectors.spikes import SpikeDetector
     >>> values = np.random.default_rng(0).normal(10.0, 1.0, 12 * 24 * 14)
     >>> values[3000:3024] += 1.0
     >>> ts = [datetime(2026, 1, 1) + timedelta(minutes=5 * i) for i in range(values.size)]

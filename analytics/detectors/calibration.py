@@ -19,7 +19,7 @@ import numpy as np
 
 from analytics.detectors._grid import in_threads
 
-__all__ = ["conformal_pvalues", "point_alpha", "record_tail"]
+__all__ = ["conformal_pvalues", "judged_cells", "point_alpha", "record_tail"]
 
 #: Statistics are clipped to this magnitude (an infinite or huge value ranks first
 #: anyway, and a bounded one keeps the tail fit finite).
@@ -195,7 +195,7 @@ def record_tail(
     return out, np.where(known, moved, crit)
 
 
-def _judged(
+def judged_cells(
     reference: np.ndarray, *, window: int, min_history: int, refresh: int = 16
 ) -> np.ndarray:
     """Where :func:`conformal_pvalues` judges a cell against ``reference`` (its row has

@@ -39,7 +39,7 @@ import numpy as np
 import polars as pl
 from scipy import stats as _stats
 
-from analytics.detectors.estimators import Direction, _Detector
+from analytics.detectors.estimator import BaseDetector, Direction
 
 __all__ = ["CountDetector", "infer_period", "score_frame"]
 
@@ -455,7 +455,7 @@ def _period_for(step: timedelta) -> int:
     return max(1, round(timedelta(days=1) / step))
 
 
-class CountDetector(_Detector):
+class CountDetector(BaseDetector):
     """Counts against a causal robust seasonal baseline, with negative-binomial noise.
 
     The model of the module docstring as an estimator. ``period`` points per cycle

@@ -25,7 +25,7 @@ import numpy as np
 
 from analytics.detectors.baseline import moving, robust_scale
 from analytics.detectors.calibration import conformal_pvalues
-from analytics.detectors.estimators import Direction, _Detector, _oriented, _standardise
+from analytics.detectors.estimator import BaseDetector, Direction, oriented, standardise
 
 __all__ = ["LevelDetector", "level_name"]
 
@@ -59,7 +59,7 @@ def _resolution(y: np.ndarray, window: int) -> np.ndarray:
     return bn.move_min(step, min(window, y.shape[1]), min_count=1, axis=-1)
 
 
-class LevelDetector(_Detector):
+class LevelDetector(BaseDetector):
     """Level shifts: the median of the last ``recent_minutes`` against the median of
     the ``past_hours`` before them, over the robust scale of those past points (at
     least the series' resolution), ranked among the series' own earlier values.
@@ -70,7 +70,7 @@ class LevelDetector(_Detector):
     Parameters
     ----------
     false_alerts, per_days, direction, gap
-        As :class:`~analytics.detectors.estimators.SpikeDetector`.
+        As :class:`~analytics.detectors.spikes.SpikeDetector`.
     recent_minutes : the span of the recent median.
     past_hours : the span of the past median and scale before it.
     tail : the share of the past statistics the tail beyond them is fitted to.
@@ -80,7 +80,7 @@ class LevelDetector(_Detector):
         one jitter step, broke their records on nab-dev). Seventh round: 0.5-2 all
         removed the same 2 false runs of the ensemble and no window.
     window, min_history
-        As :class:`~analytics.detectors.estimators.SpikeDetector`.
+        As :class:`~analytics.detectors.spikes.SpikeDetector`.
 
     Examples
     --------
@@ -91,7 +91,7 @@ class LevelDetector(_Detector):
 
     >>> from datetime import datetime, timedelta
     >>> import polars as pl
-    >>> from analytics.detectors.estimators import SpikeDetector
+    >>> from analytics.detectors.spikes import SpikeDetector
     >>> values = np.random.default_rng(0).normal(10.0, 1.0, 12 * 24 * 14)
     >>> values[900] += 60.0
     >>> values[901:] += 3.0
@@ -160,7 +160,7 @@ class LevelDetector(_Detector):
         # The past ends where the recent window starts.
         expected = _lagged(level, m - 1)
         scale = np.fmax(_lagged(scale, m - 1), _lagged(_resolution(y, past), m))
-        stat = _oriented(_standardise(recent - expected, scale), self.direction)
+        stat = oriented(standardise(recent - expected, scale), self.direction)
         stat = np.where(np.isnan(y), np.nan, stat)
         p, crit = conformal_pvalues(
             stat, window=self.window, min_history=self.min_history, level=alpha, tail=self.tail

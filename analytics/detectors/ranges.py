@@ -30,7 +30,7 @@ import bottleneck as bn
 import numpy as np
 
 from analytics.detectors.calibration import conformal_pvalues, record_tail
-from analytics.detectors.estimators import Direction, _Detector
+from analytics.detectors.estimator import BaseDetector, Direction
 from analytics.detectors.levels import _lagged
 
 __all__ = ["RangeDetector"]
@@ -47,14 +47,14 @@ def _excess(y: np.ndarray, hi: np.ndarray, lo: np.ndarray, direction: str) -> np
     return np.where(np.isnan(y) | np.isnan(spread), np.nan, stat)
 
 
-class RangeDetector(_Detector):
+class RangeDetector(BaseDetector):
     """New records: a value beyond the range of the last ``span`` points, by a share
     of that range, ranked among the series' own earlier values of that share.
 
     Parameters
     ----------
     false_alerts, per_days, direction, gap
-        As :class:`~analytics.detectors.estimators.SpikeDetector`.
+        As :class:`~analytics.detectors.spikes.SpikeDetector`.
     span : the past points whose highest and lowest values make the range.
     tail : the share of the past statistics the tail beyond them is fitted to.
     record_index, record_floor : beyond the largest earlier statistic (at least
@@ -72,7 +72,7 @@ class RangeDetector(_Detector):
         0.02-0.1 did the same, index 4 lost ``ec2_network_in_5abac7``'s record, floors
         0.15 and 0.2 lost the grok spike.
     window, min_history
-        As :class:`~analytics.detectors.estimators.SpikeDetector` (``min_history`` is
+        As :class:`~analytics.detectors.spikes.SpikeDetector` (``min_history`` is
         also the fewest points a range is taken over: 288, a day of 5-minute points, so
         that the records of a file's first hours, over a range of a few points, are not
         what later records are ranked among; with 50 ``grok_asg_anomaly``'s first-hour
@@ -88,7 +88,7 @@ class RangeDetector(_Detector):
 
     >>> from datetime import datetime, timedelta
     >>> import polars as pl
-    >>> from analytics.detectors.estimators import SpikeDetector
+    >>> from analytics.detectors.spikes import SpikeDetector
     >>> rng = np.random.default_rng(5)
     >>> values = rng.normal(1.0, 0.1, 2000)
     >>> bursts = rng.choice(1900, 60, replace=False)

@@ -20,6 +20,7 @@ from analytics.access import privacy
 from analytics.core.filters import Filters
 from analytics.core.models import Case, Role
 from analytics.detectors import clusters, rings
+from analytics.detectors.strands import find_strands
 from analytics.sources.pushdown import case_texts
 
 __all__ = [
@@ -71,7 +72,7 @@ class TopicsView:
     (new cases per day over the window, oldest first; its last day is the day before
     ``as_of``), ``spark`` (the last 30 of them), ``terms`` (the top terms joined) and
     ``strands`` (an emerging topic's strands,
-    :func:`analytics.detectors.clusters.find_strands`: ``label`` and ``recent_count``
+    :func:`analytics.detectors.strands.find_strands`: ``label`` and ``recent_count``
     each; null for the others). ``cases``: ``case_id``, ``cluster_id``, ``opened_at``,
     ``category``, ``region``, ``subject_account_id`` and the masked ``description``,
     newest first.
@@ -172,7 +173,7 @@ def emerging_view(
         .agg(history=pl.col("cases").fill_null(0))
     )
     strands = (
-        clusters.find_strands(texts, found, members)
+        find_strands(texts, found, members)
         .group_by("cluster_id", maintain_order=True)
         .agg(strands=pl.struct("label", "recent_count"))
     )
