@@ -69,7 +69,7 @@ def lookout(args: argparse.Namespace) -> dict[str, Any]:
 
     from analytics.core import database
     from analytics.core.filters import Filters
-    from analytics.metrics.trends import weekly_view
+    from analytics.metrics.weekly import weekly_view
     from analytics.sources.load import load_cube
 
     t1 = time.time()
@@ -164,7 +164,7 @@ def warm(args: argparse.Namespace) -> dict[str, Any]:
 
     from analytics.core import database
     from analytics.core.filters import Filters
-    from analytics.metrics.trends import WeeklyView, weekly_view
+    from analytics.metrics.weekly import WeeklyView, weekly_view
     from analytics.sources.load import load_cube
 
     def compute(url: str, filters: Filters, week: date) -> WeeklyView:

@@ -13,12 +13,12 @@ import plotly.io as pio
 import polars as pl
 import pytest
 
+from analytics.metrics.trends import AGE_BUCKETS
 from analytics.present import detector_charts, trend_charts
 from analytics.present.detector_charts import attribution_bars
 from analytics.present.formatting import format_number
 from analytics.present.theme import DIVERGING, NO_DATA, PALETTE, SEQUENTIAL, TEMPLATE
 from analytics.present.trend_charts import (
-    AGE_BUCKETS,
     backlog_bars,
     category_heatmap,
     daily_trend,

@@ -37,8 +37,8 @@ from sqlalchemy.engine import Engine
 from analytics import reports
 from analytics.access.suppression import SUPPRESSION_THRESHOLD
 from analytics.core import database, models
+from analytics.core.calendar import parse_week
 from analytics.core.filters import DIMENSIONS, Filters
-from analytics.metrics import trends
 from tests.helpers import small_demo
 
 T = SUPPRESSION_THRESHOLD
@@ -121,9 +121,7 @@ def every_week(engine: Engine, truth: dict[Cell, int]) -> dict[date, Any]:
 def filtered(engine: Engine) -> dict[tuple[str, Filters], Any]:
     """The product briefs of the attacked weeks under every filter of :data:`FILTERS`."""
     return {
-        (label, f): _product(engine, trends.parse_week(label), f)
-        for label in ATTACKED
-        for f in FILTERS
+        (label, f): _product(engine, parse_week(label), f) for label in ATTACKED for f in FILTERS
     }
 
 
@@ -238,15 +236,15 @@ def recovered_by_subtraction(briefs: dict[tuple[str, Filters], Any], truth) -> l
 def test_the_issues_subtraction_recovers_nothing(engine, truth, filtered) -> None:
     briefs = dict(filtered)
     for label in ATTACKED:
-        briefs[label, Filters()] = _product(engine, trends.parse_week(label))
+        briefs[label, Filters()] = _product(engine, parse_week(label))
     assert recovered_by_subtraction(briefs, truth) == []
 
 
 def test_every_filter_gives_the_whole_platforms_brief(engine, filtered) -> None:
     for label in ATTACKED:
-        whole = _product(engine, trends.parse_week(label))
+        whole = _product(engine, parse_week(label))
         for f in [*FILTERS, Filters(region=("FL",)), Filters(source=("ml_model",))]:
-            brief = filtered.get((label, f)) or _product(engine, trends.parse_week(label), f)
+            brief = filtered.get((label, f)) or _product(engine, parse_week(label), f)
             assert brief.filters == Filters() and brief.ignored_filters == f
             assert equations(brief) == equations(whole)
             for a, b in zip(brief.sections, whole.sections, strict=True):

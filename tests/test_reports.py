@@ -24,8 +24,10 @@ from sqlalchemy.engine import Engine
 from analytics import demo, reports
 from analytics.access.suppression import SUPPRESSED_TEXT, TOTAL_LABEL, suppress
 from analytics.core import database, models
+from analytics.core.calendar import parse_week
 from analytics.core.filters import Filters
-from analytics.metrics import trends
+from analytics.metrics.kpis import kpis
+from analytics.metrics.movers import top_movers
 from analytics.metrics.stats import ALPHA
 from analytics.reports import Brief, Table, build_brief, render_html, render_markdown
 from analytics.sources import load
@@ -59,7 +61,7 @@ def briefs(engine: Engine) -> dict[tuple[str, str], Brief]:
     return {
         (label, audience): build_brief(
             engine,
-            week=trends.parse_week(label),
+            week=parse_week(label),
             audience=audience,
             note="<b>Monday</b> review",
             role="leadership",
@@ -110,9 +112,9 @@ def _without_plotly(page: str) -> str:
 
 @pytest.mark.parametrize("label", [TAKEOVER, SCAM])
 def test_leadership_brief_lists_the_weeks_significant_movers(engine, briefs, rendered, label):
-    monday = trends.parse_week(label)
+    monday = parse_week(label)
     cube = _cube(engine, monday)
-    movers = {b: trends.top_movers(cube, week=monday, baseline=b) for b in ("previous", "4w")}
+    movers = {b: top_movers(cube, week=monday, baseline=b) for b in ("previous", "4w")}
     significant = {s for m in movers.values() for s in m.filter(pl.col("q_value") < ALPHA)["slice"]}
     expected = {
         TAKEOVER: {"category=account_takeover"},
@@ -172,7 +174,7 @@ def test_scam_week_shows_the_new_topic_with_its_terms(briefs, truth):
 
 
 def test_ring_week_shows_the_review_ring(engine, briefs, truth):
-    monday = trends.parse_week(RING)
+    monday = parse_week(RING)
     found = emerging.ring_view(engine, as_of=monday + timedelta(days=7), role="leadership")
     rings, members = found.rings, found.members
     ring = rings.row(0, named=True)
@@ -198,16 +200,16 @@ def test_every_sentence_states_a_number(briefs):
 
 
 def test_the_headline_states_the_kpis_with_their_tests(engine, briefs):
-    monday = trends.parse_week(TAKEOVER)
-    kpis = trends.kpis(_cube(engine, monday), week=monday)
-    new = kpis.filter(pl.col("key") == "new_cases").row(0, named=True)
+    monday = parse_week(TAKEOVER)
+    cards = kpis(_cube(engine, monday), week=monday)
+    new = cards.filter(pl.col("key") == "new_cases").row(0, named=True)
     first = briefs[TAKEOVER, "leadership"].section("headline").sentences[0]
     assert first == (
         f"New cases: {new['value']:.0f}, down 5.0% on the previous week's "
         f"{new['previous']:.0f} (not significant, p = {new['p_previous']:.3f}); 4-week mean "
         f"{new['baseline']:.0f} (not significant, p = {new['p_baseline']:.3f})."
     )
-    significant = kpis.filter(pl.col("significant") | pl.col("significant_baseline"))
+    significant = cards.filter(pl.col("significant") | pl.col("significant_baseline"))
     assert significant["label"].to_list() == ["First response (median)"]
     headline = briefs[TAKEOVER, "leadership"].section("headline").sentences
     assert any(s.startswith("First response (median): 8.5 h, down 54.8%") for s in headline)
@@ -270,7 +272,7 @@ def test_html_is_one_self_contained_file(briefs, rendered, key):
 def test_html_escapes_what_it_is_given(engine):
     brief = build_brief(
         engine,
-        week=trends.parse_week(SCAM),
+        week=parse_week(SCAM),
         audience="product",
         note='</p><script src="https://evil.example/x.js"></script>',
         role="product",
@@ -317,7 +319,7 @@ def test_product_brief_has_no_account_ids(engine, briefs, rendered, label):
         for table in section.tables:
             for column in table.frame.columns:
                 assert not re.search(r"account|case|ring|\bid\b|_id", column, re.I), column
-    monday = trends.parse_week(label)
+    monday = parse_week(label)
     found = emerging.ring_view(engine, as_of=monday + timedelta(days=7), role="leadership")
     rings, members = found.rings, found.members
     ids = set(members["account_id"]) | set(rings["ring_id"])
@@ -362,7 +364,7 @@ def test_product_totals_are_exact_and_protect_their_hidden_cells(engine, briefs,
     table = brief.section("movers").tables[0]
     body = table.frame.filter(pl.col("Category") != TOTAL_LABEL)
     total = table.frame.filter(pl.col("Category") == TOTAL_LABEL).row(0, named=True)
-    monday = trends.parse_week(label)
+    monday = parse_week(label)
     truth = _cube(engine, monday).cases.with_columns(week=pl.col("opened_at").dt.truncate("1w"))
     weekly = dict(truth.group_by(pl.col("week").dt.date()).len().iter_rows())
     assert total["This week"] == weekly[monday]
@@ -464,9 +466,9 @@ def test_suppression_cannot_be_undone(data) -> None:
 def test_a_week_without_data_says_so_and_renders(engine, audience, label):
     if audience == "product" and label == "2026-W30":  # after the data: not complete yet
         with pytest.raises(reports.IncompleteWeek, match="complete weeks only"):
-            build_brief(engine, week=trends.parse_week(label), audience=audience, role="product")
+            build_brief(engine, week=parse_week(label), audience=audience, role="product")
         return
-    brief = build_brief(engine, week=trends.parse_week(label), audience=audience, role="leadership")
+    brief = build_brief(engine, week=parse_week(label), audience=audience, role="leadership")
     assert not brief.has_data
     assert [s.key for s in brief.sections] == ["no_data"]
     count = "2,131 " if audience == "leadership" else ""  # the product brief names no count
@@ -486,7 +488,7 @@ def test_a_week_without_data_says_so_and_renders(engine, audience, label):
 def test_filters_narrow_the_numbers_and_are_named(engine):
     brief = build_brief(
         engine,
-        week=trends.parse_week(SCAM),
+        week=parse_week(SCAM),
         audience="leadership",
         filters=Filters(category=("other",)),
         role="leadership",
@@ -498,7 +500,7 @@ def test_filters_narrow_the_numbers_and_are_named(engine):
 def test_the_product_brief_ignores_filters_and_says_so(engine, briefs):
     asked = Filters(category=("other",), platform=("ios", "web"))
     brief = build_brief(
-        engine, week=trends.parse_week(SCAM), audience="product", filters=asked, role="product"
+        engine, week=parse_week(SCAM), audience="product", filters=asked, role="product"
     )
     assert brief.filters == Filters() and brief.ignored_filters == asked
     assert brief.meta()[-2:] == [
@@ -520,9 +522,7 @@ def test_the_brief_is_the_same_on_postgresql(pg_url: str, engine: Engine, briefs
     pg = database.make_engine(pg_url)
     demo.seed_database(pg, scale="small", seed=7, days=240, end=SMALL_DEMO_END)
     try:
-        there = build_brief(
-            pg, week=trends.parse_week(TAKEOVER), audience="leadership", role="leadership"
-        )
+        there = build_brief(pg, week=parse_week(TAKEOVER), audience="leadership", role="leadership")
     finally:
         pg.dispose()
     here = briefs[TAKEOVER, "leadership"]

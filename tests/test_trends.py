@@ -1,5 +1,5 @@
-"""Trend metrics of analytics.metrics.trends, checked against numbers worked out by hand
-on tiny cubes."""
+"""Trend metrics of analytics.metrics (trends, kpis, movers, weekly), checked against numbers
+worked out by hand on tiny cubes."""
 
 from __future__ import annotations
 
@@ -14,21 +14,19 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from scipy.stats import false_discovery_control
 
+from analytics.core.calendar import iso_week, parse_week
 from analytics.core.filters import Filters
+from analytics.metrics.kpis import KPIS, kpis
+from analytics.metrics.movers import top_movers
 from analytics.metrics.trends import (
     AGE_BUCKETS,
-    KPIS,
-    _example_cube,
     backlog,
     daily_volume,
-    iso_week,
-    kpis,
-    parse_week,
+    example_cube,
     prevalence_by_category,
-    top_movers,
     weekly_metrics,
-    weekly_view,
 )
+from analytics.metrics.weekly import weekly_view
 from analytics.sources.frames import (
     ACTIVE_COLUMNS,
     ANNOTATION_COLUMNS,
@@ -800,7 +798,7 @@ def test_parse_week_rejects_week_53_of_a_52_week_year() -> None:
 
 
 def test_top_movers_refuse_a_baseline_the_cube_does_not_hold() -> None:
-    cube = _example_cube()  # window starts 2026-11-09: no week before it is loaded
+    cube = example_cube()  # window starts 2026-11-09: no week before it is loaded
     with pytest.raises(ValueError, match="does not cover the week of 2026-11-02"):
         top_movers(cube, week=date(2026, 11, 9))
     with pytest.raises(ValueError, match="4 week"):

@@ -52,7 +52,7 @@ from analytics.views.overview import Overview, dataset_overview, empty_overview
 from analytics.views.selection import DataSpan
 
 if TYPE_CHECKING:
-    from analytics.metrics.trends import WeeklyView
+    from analytics.metrics.weekly import WeeklyView
     from analytics.sources.cases import CasePage, CaseQuery
 
 __all__ = [

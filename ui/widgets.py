@@ -101,7 +101,7 @@ def _value(row: Mapping[str, Any]) -> str:
 
 
 def kpi_cards(frame: pl.DataFrame, *, per_row: int = 4) -> None:
-    """One ``st.metric`` per KPI row (see :func:`analytics.metrics.trends.kpis`)."""
+    """One ``st.metric`` per KPI row (see :func:`analytics.metrics.kpis.kpis`)."""
     rows = frame.to_dicts()
     for start in range(0, len(rows), per_row):
         cols = st.columns(per_row)
@@ -128,7 +128,7 @@ def kpi_cards(frame: pl.DataFrame, *, per_row: int = 4) -> None:
 
 
 def movers_table(frame: pl.DataFrame, *, rows: int = 20) -> None:
-    """The top movers as a table (see :func:`analytics.metrics.trends.top_movers`)."""
+    """The top movers as a table (see :func:`analytics.metrics.movers.top_movers`)."""
     shown = frame.head(rows).select(
         "slice",
         "current",

@@ -267,12 +267,12 @@ def report(
     """Write the weekly brief of a week: headline KPIs, movers, anomalies, emerging threats,
     SLA and backlog, known events."""
     from analytics import reports
-    from analytics.metrics import trends
+    from analytics.core.calendar import parse_week
 
     if not week:
         fail("--week is required: an ISO week such as 2026-W47")
     try:
-        monday = trends.parse_week(week)
+        monday = parse_week(week)
     except ValueError as exc:
         fail(f"--week: {exc}")
     if audience not in reports.AUDIENCES:

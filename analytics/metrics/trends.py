@@ -1,8 +1,8 @@
-"""Trend metrics: weekly KPIs by any dimension, week-over-week tests, top movers.
+"""Trend metrics: every weekly metric by any dimension, daily volume, backlog by age.
 
 Everything here takes a :class:`analytics.sources.frames.Cube` (or its frames) and returns
-Polars frames. Weeks are ISO weeks (Monday to Sunday, UTC); a week that ends after
-the newest record (``cube.as_of``) is *provisional*.
+Polars frames. Weeks are ISO weeks (Monday to Sunday, UTC, :mod:`analytics.core.calendar`);
+a week that ends after the newest record (``cube.as_of``) is *provisional*.
 
 Definitions (per week of opening):
 
@@ -22,44 +22,41 @@ Definitions (per week of opening):
 - **backlog**: cases open at the end of each week, by age;
 - **appeal rate**: appeals / violations; **overturn rate**: overturned / decided appeals;
 - **repeat-offender rate**: cases whose subject had a violation resolved before.
+
+The KPI cards with their tests are :mod:`analytics.metrics.kpis`, the top movers
+:mod:`analytics.metrics.movers`, and everything the Weekly Trends page shows at once
+:mod:`analytics.metrics.weekly`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from itertools import combinations
 from typing import Literal
 
-import numpy as np
 import polars as pl
 
+from analytics.core.calendar import WEEK, weeks_between
 from analytics.core.filters import DIMENSIONS
-from analytics.metrics.stats import ALPHA, duration_test, fdr, poisson_test, proportion_test
+from analytics.metrics.stats import ALPHA, poisson_test
 from analytics.sources.frames import VIOLATIONS, Cube
 
 __all__ = [
     "AGE_BUCKETS",
     "COUNT_MODES",
     "EXPOSURE_OF",
-    "KPIS",
     "SLA_HOURS",
-    "Kpi",
+    "Count",
     "backlog",
+    "case_flags",
     "category_weekly",
+    "counted",
     "daily_volume",
     "duration_weekly",
-    "iso_week",
-    "kpis",
-    "parse_week",
+    "example_cube",
     "prevalence_by_category",
     "sla_weekly",
-    "top_movers",
-    "WeeklyView",
     "weekly_metrics",
-    "weekly_view",
-    "weeks_between",
 ]
 
 Count = Literal["cases", "subjects", "reporters"]
@@ -95,51 +92,13 @@ _EXPOSURE_LABEL = {
     "active_accounts": "active accounts",
     "events": "bookings, reviews and messages",
 }
-#: Age buckets of open cases (same labels as :data:`analytics.present.trend_charts.AGE_BUCKETS`).
+#: Age buckets of open cases (:func:`backlog`), youngest first; the backlog chart draws them so.
 AGE_BUCKETS: tuple[str, ...] = ("< 1 day", "1–3 days", "3–7 days", "7–30 days", "> 30 days")
 _AUTOMATED = ("automated_rule", "ml_model")
 _EVENT_DIMS = ("region", "platform", "specialty")
-_WEEK = timedelta(days=7)
 
 
 # --------------------------------------------------------------------------- weeks
-
-
-def iso_week(day: date) -> str:
-    """The ISO week label of a day.
-
-    >>> iso_week(date(2026, 11, 16))
-    '2026-W47'
-    """
-    year, week, _ = day.isocalendar()
-    return f"{year}-W{week:02d}"
-
-
-def parse_week(label: str) -> date:
-    """The Monday of an ISO week label; ``ValueError`` for anything else.
-
-    >>> parse_week("2026-W47")
-    datetime.date(2026, 11, 16)
-    """
-    problem = ValueError(f"{label[:20]!r} is not an ISO week such as 2026-W47")
-    try:
-        monday = datetime.strptime(label.strip() + "-1", "%G-W%V-%u").date()
-    except ValueError:
-        raise problem from None
-    year, week = label.strip().split("-W")
-    if monday.isocalendar()[:2] != (int(year), int(week)):  # e.g. W53 of a 52-week year
-        raise problem
-    return monday
-
-
-def weeks_between(first: date, last: date) -> list[date]:
-    """Mondays of the weeks from the one holding ``first`` to the one holding ``last``.
-
-    >>> weeks_between(date(2026, 11, 18), date(2026, 11, 30))
-    [datetime.date(2026, 11, 16), datetime.date(2026, 11, 23), datetime.date(2026, 11, 30)]
-    """
-    start = first - timedelta(days=first.weekday())
-    return [start + _WEEK * i for i in range((last - start).days // 7 + 1)]
 
 
 def _window_weeks(cube: Cube) -> pl.DataFrame:
@@ -155,7 +114,7 @@ def _window_weeks(cube: Cube) -> pl.DataFrame:
 def _provisional(cube: Cube, column: str = "week") -> pl.Expr:
     if cube.as_of is None:
         return pl.lit(False)
-    return (pl.col(column).cast(pl.Datetime("us")) + _WEEK) > cube.as_of
+    return (pl.col(column).cast(pl.Datetime("us")) + WEEK) > cube.as_of
 
 
 # --------------------------------------------------------------------------- case flags
@@ -197,12 +156,14 @@ def _memo(cube: Cube, key: tuple[object, ...], compute: Callable[[], pl.DataFram
     return cube.memo[key]
 
 
-def _flagged(cube: Cube) -> pl.LazyFrame:
-    """The cube's cases with their flags, computed once."""
+def case_flags(cube: Cube) -> pl.LazyFrame:
+    """The cube's cases with the per-case facts the metrics add up (``week``, ``day``,
+    ``automated``, ``violation``, ``breached``, ``ttfr_h``...), computed once."""
     return _memo(cube, ("flags",), lambda: _flags(cube.cases.lazy(), cube.as_of).collect()).lazy()
 
 
-def _counted(count: Count) -> pl.Expr:
+def counted(count: Count) -> pl.Expr:
+    """What a group's volume is: its cases, or its distinct subjects or reporters."""
     if count not in COUNT_MODES:
         raise ValueError(f"count must be one of {', '.join(COUNT_MODES)}, not {count!r}")
     column = COUNT_MODES[count]
@@ -212,7 +173,7 @@ def _counted(count: Count) -> pl.Expr:
 def _sums(count: Count) -> list[pl.Expr]:
     violation, automated = pl.col("violation"), pl.col("automated")
     return [
-        _counted(count).cast(pl.Int64).alias("new_cases"),
+        counted(count).cast(pl.Int64).alias("new_cases"),
         pl.len().cast(pl.Int64).alias("cases"),
         pl.col("resolved").sum().alias("resolved"),
         violation.sum().alias("violations"),
@@ -319,7 +280,7 @@ def weekly_metrics(cube: Cube, *, by: str | None = None, count: Count = "cases")
     durations in hours (``ttfr_median_h``, ``ttfr_p90_h``, ``ttr_median_h``,
     ``ttr_p90_h``) and ``provisional``.
 
-    >>> cube = _example_cube()
+    >>> cube = example_cube()
     >>> weekly_metrics(cube).select("week", "new_cases", "action_rate", "provisional").rows()
     [(datetime.date(2026, 11, 9), 2, 0.5, False), (datetime.date(2026, 11, 16), 1, None, True)]
     """
@@ -332,7 +293,7 @@ def _weekly_metrics(cube: Cube, *, by: str | None, count: Count) -> pl.DataFrame
         raise ValueError(f"by must be one of {', '.join(DIMENSIONS)}, not {by!r}")
     weeks = _window_weeks(cube)
     keys = ["week", *([by] if by else [])]
-    flagged = _flagged(cube).filter(pl.col("week").is_in(weeks["week"].implode()))
+    flagged = case_flags(cube).filter(pl.col("week").is_in(weeks["week"].implode()))
     if by:
         flagged = flagged.filter(pl.col(by).is_not_null()).with_columns(pl.col(by).cast(pl.String))
     sums = flagged.group_by(keys).agg(_sums(count)).collect()
@@ -368,7 +329,7 @@ def _weekly_metrics(cube: Cube, *, by: str | None, count: Count) -> pl.DataFrame
 def daily_volume(cube: Cube, *, count: Count = "cases") -> pl.DataFrame:
     """New cases per day with a trailing 7-day average; days up to ``as_of``.
 
-    >>> daily_volume(_example_cube()).select("day", "value").rows()[:2]
+    >>> daily_volume(example_cube()).select("day", "value").rows()[:2]
     [(datetime.date(2026, 11, 9), 1.0), (datetime.date(2026, 11, 10), 0.0)]
     """
     weeks = _window_weeks(cube)
@@ -387,9 +348,9 @@ def daily_volume(cube: Cube, *, count: Count = "cases") -> pl.DataFrame:
         last = min(last, cube.as_of.date())
     days = pl.DataFrame({"day": pl.date_range(first, last, "1d", eager=True)})
     counts = (
-        _flagged(cube)
+        case_flags(cube)
         .group_by("day")
-        .agg(_counted(count).cast(pl.Float64).alias("value"))
+        .agg(counted(count).cast(pl.Float64).alias("value"))
         .collect()
     )
     return (
@@ -442,7 +403,7 @@ def prevalence_by_category(cube: Cube, *, week: date) -> pl.DataFrame:
     """
     weekly = weekly_metrics(cube, by="category")
     now = weekly.filter(pl.col("week") == week)
-    before = weekly.filter(pl.col("week") == week - _WEEK).select(
+    before = weekly.filter(pl.col("week") == week - WEEK).select(
         "category", prev_cases="cases", prev_exposure="exposure", prev_per_1000="prevalence"
     )
     both = now.join(before, on="category", how="left").with_columns(
@@ -476,11 +437,11 @@ def _backlog(cube: Cube) -> pl.DataFrame:
     schema = {"week_end": pl.Date, "age_bucket": pl.String, "open": pl.Int64}
     if weeks.is_empty():
         return pl.DataFrame(schema=schema)
-    ends = weeks["week"] + _WEEK  # Mondays at 00:00: the instant each week ends
+    ends = weeks["week"] + WEEK  # Mondays at 00:00: the instant each week ends
     last_end = ends.max()
     as_of = pl.lit(cube.as_of or datetime.max, dtype=pl.Datetime("us"))
     opened = pl.col("opened_at")
-    first = opened.dt.truncate("1w").dt.date() + _WEEK
+    first = opened.dt.truncate("1w").dt.date() + WEEK
     last = (
         pl.when(pl.col("resolved_at").is_null())
         .then(pl.lit(last_end))
@@ -506,7 +467,7 @@ def _backlog(cube: Cube) -> pl.DataFrame:
         .select("opened_at", week_end=pl.date_ranges("first", "last", "1w"))
         .explode("week_end")
         .filter(pl.col("week_end").is_in(ends.implode()))
-        .filter(pl.col("week_end").cast(pl.Datetime("us")) <= as_of + _WEEK)
+        .filter(pl.col("week_end").cast(pl.Datetime("us")) <= as_of + WEEK)
         .group_by("week_end", bucket.alias("age_bucket"))
         .agg(open=pl.len().cast(pl.Int64))
         .collect()
@@ -522,373 +483,11 @@ def _backlog(cube: Cube) -> pl.DataFrame:
     )
 
 
-# --------------------------------------------------------------------------- KPIs
-
-
-@dataclass(frozen=True)
-class Kpi:
-    """A headline metric: its column, label, unit, test and which way is good."""
-
-    key: str
-    label: str
-    unit: Literal["count", "percent", "hours", "per_1000"]
-    test: Literal["count", "rate", "proportion", "duration"]
-    better: Literal["up", "down", "none"]
-    num: str = ""
-    den: str = ""
-    completeness: str | None = None
-
-
-#: The KPI cards of the weekly page, in order.
-KPIS: tuple[Kpi, ...] = (
-    Kpi("new_cases", "New cases", "count", "count", "down"),
-    Kpi("prevalence", "Per 1k active accounts", "per_1000", "rate", "down",
-        "cases", "exposure"),
-    Kpi("proactive_rate", "Proactive rate", "percent", "proportion", "up", "proactive",
-        "violations", "resolved_share"),
-    Kpi("action_rate", "Action rate", "percent", "proportion", "none", "violations", "resolved",
-        "resolved_share"),
-    Kpi("precision", "Automated precision", "percent", "proportion", "up",
-        "automated_violations", "automated_resolved", "resolved_share"),
-    Kpi("ttfr_median_h", "First response (median)", "hours", "duration", "down",
-        completeness="responded_share"),
-    Kpi("ttr_median_h", "Resolution (median)", "hours", "duration", "down",
-        completeness="resolved_share"),
-    Kpi("sla_breach_rate", "SLA breach rate", "percent", "proportion", "down", "breached", "due"),
-    Kpi("backlog", "Open backlog", "count", "count", "down"),
-    Kpi("overturn_rate", "Appeals overturned", "percent", "proportion", "down", "overturned",
-        "appeal_decided"),
-    Kpi("repeat_rate", "Repeat offenders", "percent", "proportion", "down", "repeat", "cases"),
-)  # fmt: skip
-
-
-def kpis(cube: Cube, *, week: date, count: Count = "cases") -> pl.DataFrame:
-    """The KPI cards for ``week``: value, previous week, trailing 4-week mean, tests.
-
-    Columns: ``key``, ``label``, ``unit``, ``better``, ``value``, ``previous``,
-    ``baseline`` (mean of the 4 weeks before), ``delta``, ``delta_pct``,
-    ``p_previous``, ``p_baseline``, ``significant`` and ``significant_baseline``
-    (p < :data:`ALPHA`), ``direction`` (up, down, flat), ``completeness`` (share of the
-    week's cases the metric can already see, for resolution-dependent metrics) and
-    ``provisional``.
-
-    >>> out = kpis(_example_cube(), week=date(2026, 11, 16))
-    >>> out.filter(pl.col("key") == "new_cases").select("value", "previous", "direction").row(0)
-    (1.0, 2.0, 'down')
-    """
-    # Each earlier week is seen as it stood the same time after its own end (its cases
-    # resolved by then, its backlog then): a week still being worked is never compared
-    # with weeks that had months to close their cases.
-    # Only that week's cases are needed for it; the backlog at a past week's end does
-    # not change with what was learnt later, so it comes from the cube itself.
-    seen = [_same_age(cube, weeks=k, week=week - k * _WEEK) for k in range(5)]
-    stock = _backlog_by_week(cube)
-    frames = [
-        weekly_metrics(c, count=count)
-        .filter(pl.col("week") == week - k * _WEEK)
-        .join(stock, on="week", how="left")
-        .with_columns(pl.col("backlog").fill_null(0))
-        for k, c in enumerate(seen)
-    ]
-    this, prev = frames[0], frames[1]
-    base = pl.concat(frames[1:], how="diagonal_relaxed")
-    durations = pl.concat(
-        [
-            _flagged(c).filter(pl.col("week") == week - k * _WEEK).select("week", "ttfr_h", "ttr_h")
-            .collect()
-            for k, c in enumerate(seen)
-        ]
-    )  # fmt: skip
-    rows = []
-    for kpi in KPIS:
-        rows.append(_kpi_row(kpi, this, prev, base, durations, week, count))
-    out = pl.DataFrame(rows, orient="row", schema=_KPI_SCHEMA)
-    return out.with_columns(
-        delta=pl.col("value") - pl.col("previous"),
-        delta_pct=pl.when(pl.col("previous") != 0)
-        .then((pl.col("value") - pl.col("previous")) / pl.col("previous").abs())
-        .otherwise(None),
-        significant=pl.col("p_previous") < ALPHA,
-        significant_baseline=pl.col("p_baseline") < ALPHA,
-        direction=pl.when(pl.col("value") > pl.col("previous"))
-        .then(pl.lit("up"))
-        .when(pl.col("value") < pl.col("previous"))
-        .then(pl.lit("down"))
-        .otherwise(pl.lit("flat")),
-    )
-
-
-def _same_age(cube: Cube, *, weeks: int, week: date) -> Cube:
-    """The cases opened in ``week`` as they stood ``weeks`` weeks before the newest record.
-
-    Responses, resolutions and appeals after that moment are hidden.
-    """
-    if weeks == 0 or cube.as_of is None:
-        return cube
-    at = cube.as_of - weeks * _WEEK
-    known = pl.col("resolved_at") <= at
-    first = datetime.combine(week, datetime.min.time())
-    opened = pl.col("opened_at").is_between(first, first + _WEEK, closed="left")
-    cases = cube.cases.filter(opened).with_columns(
-        resolved_at=pl.when(known).then(pl.col("resolved_at")),
-        resolution=pl.when(known).then(pl.col("resolution")),
-        first_response_at=pl.when(pl.col("first_response_at") <= at).then(
-            pl.col("first_response_at")
-        ),
-        appealed_at=pl.when(pl.col("appealed_at") <= at).then(pl.col("appealed_at")),
-        appeal_outcome=pl.when(pl.col("appealed_at") <= at).then(pl.col("appeal_outcome")),
-    )
-    return replace(cube, cases=cases, as_of=at, memo={})
-
-
-def _backlog_by_week(cube: Cube) -> pl.DataFrame:
-    """Open cases at the end of each week (``week``, ``backlog``)."""
-    return (
-        backlog(cube)
-        .group_by(pl.col("week_end") - timedelta(days=6))
-        .agg(backlog=pl.col("open").sum())
-        .rename({"week_end": "week"})
-    )
-
-
-_KPI_SCHEMA = {
-    "key": pl.String,
-    "label": pl.String,
-    "unit": pl.String,
-    "better": pl.String,
-    "value": pl.Float64,
-    "previous": pl.Float64,
-    "baseline": pl.Float64,
-    "p_previous": pl.Float64,
-    "p_baseline": pl.Float64,
-    "completeness": pl.Float64,
-    "provisional": pl.Boolean,
-}
-
-
-def _first(frame: pl.DataFrame, column: str) -> float | None:
-    if frame.is_empty() or column not in frame.columns:
-        return None
-    value = frame[column][0]
-    return None if value is None else float(value)
-
-
-def _total(frame: pl.DataFrame, column: str) -> float:
-    return float(frame[column].sum()) if column and not frame.is_empty() else 0.0
-
-
-def _kpi_row(
-    kpi: Kpi,
-    this: pl.DataFrame,
-    prev: pl.DataFrame,
-    base: pl.DataFrame,
-    durations: pl.DataFrame,
-    week: date,
-    count: Count,
-) -> tuple[object, ...]:
-    value, previous = _first(this, kpi.key), _first(prev, kpi.key)
-    weeks = base.height
-    means = base[kpi.key].drop_nulls() if kpi.key in base.columns else pl.Series([])
-    baseline = float(means.mean()) if means.len() else None  # type: ignore[arg-type]
-    if kpi.test == "count":
-        x1, x0, xb = (_total(f, kpi.key) for f in (this, prev, base))
-        p_prev = poisson_test([x1], [1], [x0], [1])[0]
-        p_base = poisson_test([x1], [1], [xb], [max(weeks, 1)])[0] if weeks else 1.0
-    elif kpi.test in ("rate", "proportion"):
-        test = poisson_test if kpi.test == "rate" else proportion_test
-        num = "new_cases" if kpi.test == "rate" and count != "cases" else kpi.num
-        a1, n1 = _total(this, num), _total(this, kpi.den)
-        p_prev = test([a1], [n1], [_total(prev, num)], [_total(prev, kpi.den)])[0]
-        p_base = test([a1], [n1], [_total(base, num)], [_total(base, kpi.den)])[0]
-    else:
-        column = kpi.key.split("_")[0] + "_h"
-        sample = durations.filter(pl.col("week") == week)[column]
-        p_prev = duration_test(sample, durations.filter(pl.col("week") == week - _WEEK)[column])
-        pooled = durations.filter(pl.col("week") < week, pl.col("week") >= week - 4 * _WEEK)
-        p_base = duration_test(sample, pooled[column])
-    provisional = bool(this["provisional"][0]) if this.height else False
-    complete = _first(this, kpi.completeness) if kpi.completeness else None
-    return (
-        kpi.key,
-        kpi.label,
-        kpi.unit,
-        kpi.better,
-        value,
-        previous,
-        baseline,
-        float(np.nan_to_num(p_prev, nan=1.0)),
-        float(np.nan_to_num(p_base, nan=1.0)),
-        complete,
-        provisional,
-    )
-
-
-# --------------------------------------------------------------------------- movers
-
-
-def top_movers(
-    cube: Cube,
-    *,
-    week: date,
-    count: Count = "cases",
-    depth: int = 2,
-    baseline: Literal["previous", "4w"] = "previous",
-    dims: tuple[str, ...] = DIMENSIONS,
-) -> pl.DataFrame:
-    """Every slice one or ``depth`` dimensions deep, ranked by significant change.
-
-    Each slice's count in ``week`` is tested against the previous week (or the sum of
-    the 4 weeks before, ``baseline="4w"``) with an exact Poisson test; q-values control
-    the false discovery rate across all slices. Columns: ``slice`` (label), the
-    dimension columns (null where not part of the slice), ``depth``, ``current``,
-    ``expected`` (the previous week or the 4-week mean), ``abs_change``,
-    ``rel_change``, ``share_of_change`` (of the total change of the week), ``p_value``,
-    ``q_value``, ``significant``. Significant slices come first, then by size of change.
-
-    >>> movers = top_movers(_example_cube(), week=date(2026, 11, 16), depth=1)
-    >>> movers.select("slice", "current", "expected").rows()[:2]
-    [('category=spam', 0.0, 2.0), ('platform=web', 0.0, 2.0)]
-    """
-    prior = 4 if baseline == "4w" else 1
-    first = week - prior * _WEEK
-    if first < cube.filters.window()[0].date():
-        raise ValueError(
-            f"the cube does not cover the week of {first}: load the {prior} week(s) "
-            f"before {week} to compare with them"
-        )
-    flagged = (
-        _flagged(cube)
-        .filter(pl.col("week") >= first, pl.col("week") <= week)
-        .with_columns(now=pl.col("week") == week)
-    )
-    pieces = []
-    for k in range(1, depth + 1):
-        for combo in combinations(dims, k):
-            pieces.append(
-                flagged.filter(*[pl.col(d).is_not_null() for d in combo])
-                .group_by(*[pl.col(d).cast(pl.String) for d in combo])
-                .agg(
-                    current=_counted_where(count, pl.col("now")),
-                    before=_counted_where(count, ~pl.col("now")),
-                )
-                .with_columns(
-                    depth=pl.lit(k),
-                    slice=pl.concat_str(
-                        [pl.lit(f"{d}=") + pl.col(d) for d in combo], separator=" · "
-                    ),
-                )
-            )
-    empty = pl.DataFrame(schema={d: pl.String for d in dims}).lazy()
-    frames = pl.concat([empty, *pieces], how="diagonal").collect() if pieces else empty.collect()
-    totals = flagged.group_by("now").agg(n=_counted(count)).collect()
-    total_now = float(totals.filter(pl.col("now"))["n"].sum())
-    total_before = float(totals.filter(~pl.col("now"))["n"].sum()) / prior
-    p = poisson_test(
-        frames["current"], [1] * frames.height, frames["before"], [prior] * frames.height
-    )
-    total_change = total_now - total_before
-    out = frames.with_columns(
-        current=pl.col("current").cast(pl.Float64),
-        expected=pl.col("before").cast(pl.Float64) / prior,
-        p_value=pl.Series(p),
-        q_value=pl.Series(fdr(p)),
-    ).with_columns(
-        abs_change=pl.col("current") - pl.col("expected"),
-        rel_change=pl.when(pl.col("expected") > 0)
-        .then((pl.col("current") - pl.col("expected")) / pl.col("expected"))
-        .otherwise(None),
-        share_of_change=(pl.col("current") - pl.col("expected")) / total_change
-        if total_change
-        else pl.lit(None, pl.Float64),
-        significant=pl.col("q_value") < ALPHA,
-    )
-    return out.sort(
-        ["significant", pl.col("abs_change").abs(), "depth", "slice"],
-        descending=[True, True, False, False],
-    ).select(
-        "slice",
-        *dims,
-        "depth",
-        "current",
-        "expected",
-        "abs_change",
-        "rel_change",
-        "share_of_change",
-        "p_value",
-        "q_value",
-        "significant",
-    )
-
-
-def _counted_where(count: Count, condition: pl.Expr) -> pl.Expr:
-    column = COUNT_MODES[count]
-    if column is None:
-        return condition.sum().cast(pl.Int64)
-    return pl.col(column).filter(condition).drop_nulls().n_unique().cast(pl.Int64)
-
-
-# --------------------------------------------------------------------------- the page
-
-
-@dataclass(frozen=True)
-class WeeklyView:
-    """Every number of the Weekly Trends page for one week, filter set and count mode."""
-
-    week: date
-    count: str
-    kpis: pl.DataFrame
-    weekly: pl.DataFrame
-    daily: pl.DataFrame
-    categories: pl.DataFrame
-    movers: pl.DataFrame
-    sla: pl.DataFrame
-    backlog: pl.DataFrame
-    durations: pl.DataFrame
-    prevalence: pl.DataFrame
-    annotations: pl.DataFrame
-    as_of: datetime | None
-
-    def series(self, metric: str) -> pl.DataFrame:
-        """One weekly metric as ``week``, ``value``, ``provisional`` (for a chart)."""
-        return self.weekly.select(
-            "week", pl.col(metric).cast(pl.Float64).alias("value"), "provisional"
-        )
-
-    @property
-    def empty(self) -> bool:
-        """True when the selection holds no case at all."""
-        return int(self.weekly["cases"].sum()) == 0
-
-
-def weekly_view(cube: Cube, *, week: date, count: Count = "cases") -> WeeklyView:
-    """Compute everything the Weekly Trends page shows, from one cube.
-
-    >>> view = weekly_view(_example_cube(), week=date(2026, 11, 16))
-    >>> view.empty, view.kpis.height, view.weekly.height
-    (False, 11, 2)
-    """
-    return WeeklyView(
-        week=week,
-        count=count,
-        kpis=kpis(cube, week=week, count=count),
-        weekly=weekly_metrics(cube, count=count),
-        daily=daily_volume(cube, count=count),
-        categories=category_weekly(cube, count=count),
-        movers=top_movers(cube, week=week, count=count),
-        sla=sla_weekly(cube),
-        backlog=backlog(cube),
-        durations=duration_weekly(cube),
-        prevalence=prevalence_by_category(cube, week=week),
-        annotations=cube.annotations,
-        as_of=cube.as_of,
-    )
-
-
 # --------------------------------------------------------------------------- examples
 
 
-def _example_cube() -> Cube:
-    """A three-case cube for the docstring examples."""
+def example_cube() -> Cube:
+    """A three-case cube for the docstring examples of the metrics."""
     from analytics.core.filters import Filters
     from analytics.sources.frames import CASE_COLUMNS, EXPOSURE_COLUMNS, conform, empty_frame
 
@@ -896,7 +495,7 @@ def _example_cube() -> Cube:
     cases = pl.DataFrame(
         {
             "id": [1, 2, 3],
-            "opened_at": [t - timedelta(days=1), t + timedelta(days=1), t + _WEEK],
+            "opened_at": [t - timedelta(days=1), t + timedelta(days=1), t + WEEK],
             "source": ["user_report", "ml_model", "user_report"],
             "category": ["spam", "spam", "harassment"],
             "severity": ["low", "high", "medium"],
@@ -918,5 +517,5 @@ def _example_cube() -> Cube:
             {"week": [date(2026, 11, 9), date(2026, 11, 16)], "accounts": [100, 0]}
         ),
         annotations=pl.DataFrame(),
-        as_of=t + _WEEK + timedelta(hours=1),
+        as_of=t + WEEK + timedelta(hours=1),
     )

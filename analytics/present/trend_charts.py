@@ -13,6 +13,7 @@ from typing import Any
 import plotly.graph_objects as go
 import polars as pl
 
+from analytics.metrics.trends import AGE_BUCKETS
 from analytics.present.formatting import Unit, format_number, humanise
 from analytics.present.theme import (
     PALETTE,
@@ -26,7 +27,6 @@ from analytics.present.theme import (
 )
 
 __all__ = [
-    "AGE_BUCKETS",
     "backlog_bars",
     "category_heatmap",
     "daily_trend",
@@ -35,9 +35,6 @@ __all__ = [
     "rate_lines",
     "weekly_trend",
 ]
-
-AGE_BUCKETS: tuple[str, ...] = ("< 1 day", "1–3 days", "3–7 days", "7–30 days", "> 30 days")
-"""Backlog age buckets, youngest first; note the en dashes."""
 
 _AGE_COLOURS = ("#FDE8C4", "#F9C27A", "#E69F00", "#D55E00", "#7A2E00")
 _BAR_OPACITY = 0.45

@@ -1,7 +1,7 @@
 """Weekly insight briefs: one week's numbers written up for leadership or for product.
 
 :func:`build_brief` reads a week through the existing loaders and analytics
-(:mod:`analytics.metrics.trends`, :mod:`analytics.views.anomalies`,
+(:mod:`analytics.metrics.weekly`, :mod:`analytics.views.anomalies`,
 :mod:`analytics.views.emerging`) and returns a :class:`Brief`: the week, the audience and
 its sections, each a list of sentences that state the numbers behind them, tables and
 plotly figures. :func:`render_html` writes it as one

@@ -10,10 +10,11 @@ from sqlalchemy import Engine
 
 from analytics import access
 from analytics.access.suppression import SUPPRESSED_TEXT, SUPPRESSION_THRESHOLD
+from analytics.core.calendar import WEEK, is_complete, iso_week, midnight, week_end
 from analytics.core.filters import Filters
 from analytics.core.models import Role
-from analytics.metrics import trends
 from analytics.metrics.stats import ALPHA
+from analytics.metrics.weekly import weekly_view
 from analytics.present.formatting import format_day, format_moment, format_period
 from analytics.reports.disclosure import category_grid, category_table, protect_weeks
 from analytics.reports.headline import (
@@ -25,13 +26,10 @@ from analytics.reports.headline import (
 from analytics.reports.model import (
     AUDIENCES,
     READER,
-    WEEK,
     Audience,
     Brief,
     IncompleteWeek,
     Section,
-    is_complete,
-    midnight,
     product_week,
 )
 from analytics.reports.service import service_section
@@ -86,7 +84,7 @@ def build_brief(
             f"the product brief covers complete weeks only; the week of {monday:%d %b %Y} "
             f"is still being counted (the newest complete week starts {newest:%d %b %Y})"
         )
-    as_of = _week_end(monday, cube.as_of)
+    as_of = week_end(monday, cube.as_of)
     opened = cube.cases.filter(
         pl.col("opened_at").is_between(midnight(monday), midnight(monday + WEEK), closed="left")
     )
@@ -106,7 +104,7 @@ def build_brief(
 
     if opened.is_empty():
         return brief((_no_data(engine, monday, chosen, product=product),))
-    view = trends.weekly_view(cube, week=monday)
+    view = weekly_view(cube, week=monday)
     cells, totals = protect_weeks(category_grid(view))
     table = category_table(cells, totals, monday) if product else None
     incidents = recent_incidents(engine, end=as_of.date(), role=READER)
@@ -125,20 +123,11 @@ def build_brief(
     return brief(sections)
 
 
-def _week_end(monday: date, newest: datetime | None) -> datetime:
-    """The focus week's ``as_of``: midnight after it, or after the newest day with data
-    when that comes first (as the pages do)."""
-    end = midnight(monday + WEEK)
-    if newest is None:
-        return end
-    return min(end, midnight(newest.date() + timedelta(days=1)))
-
-
 def _no_data(engine: Engine, monday: date, filters: Filters, *, product: bool) -> Section:
     """The section of a week without cases; the product version names no count (the
     number of all cases, less the weekly totals, would give back a small week's)."""
     info = dataset_overview(engine)
-    label = trends.iso_week(monday)
+    label = iso_week(monday)
     scope = "" if filters.is_empty() else " matching these filters"
     sentences = [f"No cases{scope} were opened in {label} ({format_period(monday)})."]
     count = "" if product else f"{info.counts['cases']:,} "

@@ -63,10 +63,12 @@ from analytics.access.suppression import (
     suppress,
 )
 from analytics.core import models
+from analytics.core.calendar import WEEK
 from analytics.metrics import trends
+from analytics.metrics.kpis import KPIS
 from analytics.metrics.stats import fdr, poisson_test
+from analytics.metrics.weekly import WeeklyView
 from analytics.present.formatting import format_count, format_day
-from analytics.reports.model import WEEK
 from analytics.sources.frames import Cube
 
 __all__ = [
@@ -130,7 +132,7 @@ def protect_weeks(cells: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     )
 
 
-def category_grid(view: trends.WeeklyView) -> pl.DataFrame:
+def category_grid(view: WeeklyView) -> pl.DataFrame:
     """New cases per week and category, every category of every week (zeros included):
     ``week``, ``category``, ``cases``."""
     weeks = view.weekly.select("week").unique()
@@ -247,7 +249,7 @@ def product_backlog_sentence(backlog: pl.DataFrame, week: date) -> str:
     )
 
 
-def product_rates(view: trends.WeeklyView, cube: Cube) -> tuple[list[dict[str, Any]], list[str]]:
+def product_rates(view: WeeklyView, cube: Cube) -> tuple[list[dict[str, Any]], list[str]]:
     """KPI rows the product brief may show, and the labels of those left out.
 
     A rate is shown when, in the week and in the week before, at least
@@ -257,7 +259,7 @@ def product_rates(view: trends.WeeklyView, cube: Cube) -> tuple[list[dict[str, A
     """
     weekly = trends.weekly_metrics(cube)
     weeks = weekly.filter(pl.col("week").is_in([view.week, view.week - WEEK]))
-    kpis = {k.key: k for k in trends.KPIS}
+    kpis = {k.key: k for k in KPIS}
     shown, left_out = [], []
     for row in view.kpis.filter(pl.col("key").is_in(_PRODUCT_RATES)).to_dicts():
         kpi = kpis[row["key"]]

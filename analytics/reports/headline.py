@@ -8,8 +8,10 @@ from typing import Any
 import polars as pl
 
 from analytics.access.suppression import SUPPRESSED_TEXT, SUPPRESSION_THRESHOLD, TOTAL_LABEL
-from analytics.metrics import trends
+from analytics.core.calendar import WEEK, iso_week
+from analytics.metrics.movers import top_movers
 from analytics.metrics.stats import ALPHA, poisson_test
+from analytics.metrics.weekly import WeeklyView
 from analytics.present import trend_charts
 from analytics.present.formatting import (
     describe_change,
@@ -31,7 +33,7 @@ from analytics.reports.disclosure import (
     product_backlog_sentence,
     product_rates,
 )
-from analytics.reports.model import TABLE_ROWS, WEEK, Section, Table
+from analytics.reports.model import TABLE_ROWS, Section, Table
 from analytics.sources.frames import Cube
 
 __all__ = [
@@ -51,10 +53,10 @@ _FIGURES = dict.fromkeys(
 )
 
 
-def headline_section(view: trends.WeeklyView) -> Section:
+def headline_section(view: WeeklyView) -> Section:
     """The leadership Headline: every KPI against the previous week and the 4-week mean,
     the significant changes in words, and the weekly and daily trend charts."""
-    label = trends.iso_week(view.week)
+    label = iso_week(view.week)
     rows = view.kpis.to_dicts()
     sentences = _provisional(view, label)
     sentences.append(kpi_sentence(rows[0], baseline=True))
@@ -91,7 +93,7 @@ def headline_section(view: trends.WeeklyView) -> Section:
     return Section("headline", "Headline", tuple(sentences), (table,), figures)
 
 
-def _provisional(view: trends.WeeklyView, label: str) -> list[str]:
+def _provisional(view: WeeklyView, label: str) -> list[str]:
     if bool(view.kpis["provisional"].any()) and view.as_of is not None:
         return [
             f"{label} is still in progress (data up to {format_moment(view.as_of)}): its numbers "
@@ -101,7 +103,7 @@ def _provisional(view: trends.WeeklyView, label: str) -> list[str]:
 
 
 def kpi_sentence(row: Mapping[str, Any], *, baseline: bool) -> str:
-    """A KPI row of :attr:`analytics.metrics.trends.WeeklyView.kpis` in words: its value,
+    """A KPI row of :attr:`analytics.metrics.weekly.WeeklyView.kpis` in words: its value,
     its change on the previous week with the test and, with ``baseline``, the 4-week mean
     with its test."""
     unit = str(row["unit"])
@@ -143,12 +145,12 @@ def _kpi_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
 
 
 def product_headline_section(
-    view: trends.WeeklyView, cube: Cube, table: pl.DataFrame, totals: pl.DataFrame
+    view: WeeklyView, cube: Cube, table: pl.DataFrame, totals: pl.DataFrame
 ) -> Section:
     """The product headline: the week's total of new cases (shown when at least the
     threshold), the protected backlog at the week's end, and rates with enough cases on
     both sides of them."""
-    label = trends.iso_week(view.week)
+    label = iso_week(view.week)
     rows = table.filter(pl.col("category") != TOTAL_LABEL)
     total = table.filter(pl.col("category") == TOTAL_LABEL).row(0, named=True)
     backlog = product_backlog(view.backlog, view.week)
@@ -236,10 +238,10 @@ def _count_p(this: float | None, prev: float | None) -> float | None:
     return float(poisson_test([this], [1], [prev], [1])[0])
 
 
-def movers_section(view: trends.WeeklyView, cube: Cube) -> Section:
+def movers_section(view: WeeklyView, cube: Cube) -> Section:
     """The leadership Top movers: every slice one or two dimensions deep against the
     previous week and the 4-week mean, with q-values across slices."""
-    four = trends.top_movers(cube, week=view.week, baseline="4w")
+    four = top_movers(cube, week=view.week, baseline="4w")
     table = _mover_table(view.movers, four)
     significant = table.filter(pl.col("significant"))
     tested = four.height

@@ -17,23 +17,20 @@ import plotly.graph_objects as go
 import polars as pl
 
 from analytics.access.suppression import SUPPRESSED_TEXT, SUPPRESSION_THRESHOLD
+from analytics.core.calendar import WEEK, is_complete, iso_week
 from analytics.core.filters import DIMENSIONS, Filters
 from analytics.core.models import Role
-from analytics.metrics import trends
 from analytics.present.formatting import CELL_FORMATS, format_moment, format_period
 
 __all__ = [
     "AUDIENCES",
     "READER",
     "TABLE_ROWS",
-    "WEEK",
     "Audience",
     "Brief",
     "IncompleteWeek",
     "Section",
     "Table",
-    "is_complete",
-    "midnight",
     "product_week",
 ]
 
@@ -44,31 +41,11 @@ AUDIENCES: tuple[str, ...] = get_args(Audience)
 READER = Role.leadership
 #: The most rows a table of a brief shows.
 TABLE_ROWS = 15
-#: One week.
-WEEK = timedelta(days=7)
 
 
 class IncompleteWeek(ValueError):
     """A product brief asked for a week still being counted: read on two days, its exact
     totals would differ by the cases of one day, a count that may be below the threshold."""
-
-
-def is_complete(monday: date, newest: datetime | None) -> bool:
-    """Whether the data (newest record ``newest``) runs to the end of the week of ``monday``.
-
-    >>> is_complete(date(2026, 4, 20), datetime(2026, 4, 26, 23, 59, 59))
-    True
-    """
-    return newest is not None and newest >= midnight(monday + WEEK) - timedelta(seconds=1)
-
-
-def midnight(day: date) -> datetime:
-    """The moment ``day`` begins.
-
-    >>> midnight(date(2026, 4, 20))
-    datetime.datetime(2026, 4, 20, 0, 0)
-    """
-    return datetime.combine(day, datetime.min.time())
 
 
 def product_week(week: date, newest: datetime | None) -> date:
@@ -175,7 +152,7 @@ class Brief:
     @property
     def label(self) -> str:
         """The ISO week, e.g. ``2026-W47``."""
-        return trends.iso_week(self.week)
+        return iso_week(self.week)
 
     @property
     def title(self) -> str:

@@ -9,7 +9,9 @@ from typing import Any
 import polars as pl
 
 from analytics.access.suppression import SUPPRESSION_THRESHOLD, TOTAL_LABEL
+from analytics.core.calendar import WEEK
 from analytics.metrics import trends
+from analytics.metrics.weekly import WeeklyView
 from analytics.present import trend_charts
 from analytics.present.formatting import (
     describe_change,
@@ -26,7 +28,7 @@ from analytics.reports.disclosure import (
     product_rates,
 )
 from analytics.reports.headline import kpi_sentence
-from analytics.reports.model import WEEK, Section, Table
+from analytics.reports.model import Section, Table
 from analytics.sources.frames import Cube
 
 __all__ = ["service_section"]
@@ -34,7 +36,7 @@ __all__ = ["service_section"]
 _SEVERITIES = ("critical", "high", "medium", "low")
 
 
-def service_section(view: trends.WeeklyView, cube: Cube, *, product: bool) -> Section:
+def service_section(view: WeeklyView, cube: Cube, *, product: bool) -> Section:
     """SLA and backlog: the breach rate, by severity too, response and resolution times,
     and open cases by age; for product only what :mod:`analytics.reports.disclosure`
     allows."""
@@ -90,7 +92,7 @@ def service_section(view: trends.WeeklyView, cube: Cube, *, product: bool) -> Se
 
 
 def _product_service(
-    view: trends.WeeklyView,
+    view: WeeklyView,
     severity: pl.DataFrame,
     now: pl.DataFrame,
     before: pl.DataFrame,

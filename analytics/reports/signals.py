@@ -11,8 +11,9 @@ import polars as pl
 from sqlalchemy import Engine
 
 from analytics.access.suppression import SUPPRESSED_TEXT, SUPPRESSION_THRESHOLD, suppress
+from analytics.core.calendar import WEEK, iso_week, midnight
 from analytics.core.filters import Filters
-from analytics.metrics import rootcause, trends
+from analytics.metrics import rootcause
 from analytics.present import detector_charts
 from analytics.present.formatting import (
     describe_test,
@@ -24,7 +25,7 @@ from analytics.present.formatting import (
     humanise,
 )
 from analytics.reports.disclosure import count_or_hidden, protect_topics
-from analytics.reports.model import READER, TABLE_ROWS, WEEK, Section, Table, midnight
+from analytics.reports.model import READER, TABLE_ROWS, Section, Table
 from analytics.views.anomalies import Incident, incident_root_cause, incident_series
 from analytics.views.emerging import NARRATIVE_DAYS, RING_DAYS, emerging_view, ring_view
 
@@ -40,7 +41,7 @@ def anomalies_section(
     """New anomalies: the week's alerted incidents over every slice, the lead of each
     family with its root cause (for product by score and shares of the change, no
     counts), and, for leadership, the top incident's band."""
-    label = trends.iso_week(monday)
+    label = iso_week(monday)
     mine = _week_incidents(incidents, monday)
     alerted = mine.filter(pl.col("alerted"))
     explained = mine.filter(pl.col("explained_by").is_not_null())

@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
+from analytics.core import calendar
+from analytics.core.calendar import WEEK, is_complete, iso_week, midnight, parse_week, weeks_between
 from analytics.core.filters import DIMENSIONS, Filters, parse_filters
-from analytics.metrics.trends import iso_week, parse_week, weeks_between
 from analytics.views.overview import Overview
 
 __all__ = [
@@ -79,12 +80,7 @@ def data_span(info: Overview) -> DataSpan | None:
         return None
     first = info.first_case.date()
     this_monday = newest.date() - timedelta(days=newest.date().weekday())
-    end_of_week = datetime.combine(this_monday + timedelta(days=7), datetime.min.time())
-    complete = (
-        this_monday
-        if newest >= end_of_week - timedelta(seconds=1)
-        else (this_monday - timedelta(days=7))
-    )
+    complete = this_monday if is_complete(this_monday, newest) else this_monday - WEEK
     return DataSpan(first, newest.date(), max(complete, first - timedelta(days=first.weekday())))
 
 
@@ -96,16 +92,16 @@ def newest_day(info: Overview) -> date:
 
 def week_end(info: Overview, week: date | None) -> datetime:
     """The ``as_of`` of a focus week: midnight after it, or after the newest day with
-    data when that comes first (or when no week is chosen).
+    data when that comes first (or when no week is chosen); without data, today's
+    midnight when that comes first (:func:`analytics.core.calendar.week_end`).
 
     >>> info = Overview(counts={"cases": 1}, last_case=datetime(2026, 4, 30, 23))
     >>> week_end(info, date(2026, 4, 20)), week_end(info, date(2026, 4, 27))
     (datetime.datetime(2026, 4, 27, 0, 0), datetime.datetime(2026, 5, 1, 0, 0))
     """
-    newest = datetime.combine(newest_day(info), datetime.min.time())
     if week is None:
-        return newest
-    return min(newest, datetime.combine(week + timedelta(days=7), datetime.min.time()))
+        return midnight(newest_day(info))
+    return calendar.week_end(week, info.newest, today=date.today())
 
 
 def week_name(monday: date) -> str:

@@ -1,7 +1,7 @@
 """The Weekly Trends page: every number of one focus week under the global filters.
 
 :func:`weekly_view` loads the cube of the filters' window and computes
-:class:`analytics.metrics.trends.WeeklyView` (KPIs with tested deltas, volume,
+:class:`analytics.metrics.weekly.WeeklyView` (KPIs with tested deltas, volume,
 categories, top movers, SLA, backlog, prevalence) for a role that may see unsuppressed
 aggregates.
 """
@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from analytics import access
 from analytics.core.filters import Filters
 from analytics.core.models import Role
-from analytics.metrics import trends
+from analytics.metrics import trends, weekly
 from analytics.sources import load
 
 __all__ = ["COUNTS", "count_of", "still_moving", "week_days", "weekly_view"]
@@ -42,12 +42,12 @@ def count_of(value: str) -> trends.Count:
 
 def weekly_view(
     engine: Engine, filters: Filters, *, week: date, count: trends.Count, role: Role | str
-) -> trends.WeeklyView:
+) -> weekly.WeeklyView:
     """Every number of the Weekly Trends page for the ISO week holding ``week``;
     ``count`` is what the volumes count (cases, distinct subjects or reporters)."""
     access.require(role, "aggregates")
     cube = load.load_cube(engine, filters)
-    return trends.weekly_view(cube, week=week, count=count)
+    return weekly.weekly_view(cube, week=week, count=count)
 
 
 def week_days(monday: date) -> tuple[date, date]:

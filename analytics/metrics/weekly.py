@@ -1,0 +1,79 @@
+"""Every number of the Weekly Trends page for one week, computed from one cube."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import polars as pl
+
+from analytics.metrics.kpis import kpis
+from analytics.metrics.movers import top_movers
+from analytics.metrics.trends import (
+    Count,
+    backlog,
+    category_weekly,
+    daily_volume,
+    duration_weekly,
+    prevalence_by_category,
+    sla_weekly,
+    weekly_metrics,
+)
+from analytics.sources.frames import Cube
+
+__all__ = ["WeeklyView", "weekly_view"]
+
+
+@dataclass(frozen=True)
+class WeeklyView:
+    """Every number of the Weekly Trends page for one week, filter set and count mode."""
+
+    week: date
+    count: str
+    kpis: pl.DataFrame
+    weekly: pl.DataFrame
+    daily: pl.DataFrame
+    categories: pl.DataFrame
+    movers: pl.DataFrame
+    sla: pl.DataFrame
+    backlog: pl.DataFrame
+    durations: pl.DataFrame
+    prevalence: pl.DataFrame
+    annotations: pl.DataFrame
+    as_of: datetime | None
+
+    def series(self, metric: str) -> pl.DataFrame:
+        """One weekly metric as ``week``, ``value``, ``provisional`` (for a chart)."""
+        return self.weekly.select(
+            "week", pl.col(metric).cast(pl.Float64).alias("value"), "provisional"
+        )
+
+    @property
+    def empty(self) -> bool:
+        """True when the selection holds no case at all."""
+        return int(self.weekly["cases"].sum()) == 0
+
+
+def weekly_view(cube: Cube, *, week: date, count: Count = "cases") -> WeeklyView:
+    """Compute everything the Weekly Trends page shows, from one cube.
+
+    >>> from analytics.metrics.trends import example_cube
+    >>> view = weekly_view(example_cube(), week=date(2026, 11, 16))
+    >>> view.empty, view.kpis.height, view.weekly.height
+    (False, 11, 2)
+    """
+    return WeeklyView(
+        week=week,
+        count=count,
+        kpis=kpis(cube, week=week, count=count),
+        weekly=weekly_metrics(cube, count=count),
+        daily=daily_volume(cube, count=count),
+        categories=category_weekly(cube, count=count),
+        movers=top_movers(cube, week=week, count=count),
+        sla=sla_weekly(cube),
+        backlog=backlog(cube),
+        durations=duration_weekly(cube),
+        prevalence=prevalence_by_category(cube, week=week),
+        annotations=cube.annotations,
+        as_of=cube.as_of,
+    )
