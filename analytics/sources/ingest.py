@@ -46,11 +46,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 from sqlalchemy import (
     BigInteger,
     Enum,
@@ -85,6 +83,9 @@ from analytics.sources.ingest_checks import (
     column_specs,
     orm_table,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["BATCH_SIZE", "ImportSummary", "import_file"]
 
@@ -273,6 +274,9 @@ def _read_csv(path: Path) -> pl.DataFrame:
 def _read_parquet(path: Path) -> pl.DataFrame:
     """Read with pyarrow, check the column types, then convert: Polars' own reader panics
     (printing a Rust backtrace) on some valid files, e.g. a fixed-offset time zone."""
+    import pyarrow as pa  # only Parquet imports need it (a third of a second to import)
+    import pyarrow.parquet as pq
+
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, ValueError):
@@ -297,6 +301,8 @@ def _arrow_plain(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
     """A Parquet column Polars can turn into text: time zones made UTC (same instants),
     dictionaries decoded; anything that is not a number, a boolean, text, a date or a
     timestamp is refused."""
+    import pyarrow as pa
+
     kind = column.type
     if pa.types.is_dictionary(kind):
         return _arrow_plain(name, column.cast(kind.value_type))

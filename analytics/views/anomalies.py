@@ -23,7 +23,6 @@ from analytics import access
 from analytics.core.filters import DIMENSIONS, Filters
 from analytics.core.models import Case, Event, Role
 from analytics.core.slices import parse_slice
-from analytics.detectors import anomalies
 from analytics.metrics import rootcause
 from analytics.sources import load
 from analytics.views.feedback import read_feedback
@@ -133,6 +132,8 @@ def scan_history(
     is the other way round: a fall alerts. The batch scan itself, without a role: the
     pages read :func:`recent_incidents`, the CLI's evaluation reads this.
     """
+    from analytics.detectors import anomalies  # the detectors (and scipy) on first use
+
     cube = load.load_cube(engine, Filters(start=start, end=end - timedelta(days=1)))
     notes = cube.annotations
     case_series = anomalies.daily_slices(cube.cases, start=start, end=end)
@@ -261,6 +262,8 @@ def incident_series(
 
     Columns of :func:`analytics.detectors.anomalies.score_series`.
     """
+    from analytics.detectors import anomalies
+
     access.require(role, "aggregates")
     start = end - timedelta(days=HISTORY_DAYS)
     dims = parse_slice(incident.slice)
@@ -381,6 +384,8 @@ def incident_root_cause(
     the four weeks before. Case slices break down by the case dimensions not fixed by
     the slice; event slices by region and platform.
     """
+    from analytics.detectors.anomalies import SCAN_DIMS
+
     access.require(role, "aggregates")
     peak = incident.peak_ts
     dims = parse_slice(incident.slice)
@@ -402,7 +407,7 @@ def incident_root_cause(
         counts = frame.rename({"events": "n"})
     else:
         cases = _cases(engine, start=first, end=(peak + width).date(), dims=dims)
-        free = [d for d in anomalies.SCAN_DIMS if d not in dims]
+        free = [d for d in SCAN_DIMS if d not in dims]
         counts = cases.select(
             pl.col("opened_at").dt.truncate("1d").alias("ts"),
             *[pl.col(d).cast(pl.String).fill_null("(none)") for d in free],

@@ -19,8 +19,6 @@ from analytics import access
 from analytics.access import privacy
 from analytics.core.filters import Filters
 from analytics.core.models import Case, Role
-from analytics.detectors import clusters, rings
-from analytics.detectors.strands import find_strands
 from analytics.sources.pushdown import case_texts
 
 __all__ = [
@@ -154,6 +152,9 @@ def emerging_view(
 ) -> TopicsView:
     """Narrative topics of the :data:`NARRATIVE_DAYS` before ``as_of`` for the filters'
     dimensions, and their cases with descriptions masked (:class:`TopicsView`)."""
+    from analytics.detectors import clusters  # the detectors (and scikit-learn) on first use
+    from analytics.detectors.strands import find_strands
+
     access.require(role, "cases")
     start = as_of - timedelta(days=NARRATIVE_DAYS)
     texts = case_texts(engine, filters, start=start, end=as_of)
@@ -223,6 +224,8 @@ class RingView:
 def ring_view(engine: Engine, *, as_of: datetime, role: Role | str) -> RingView:
     """Rings of linked accounts in the :data:`RING_DAYS` before ``as_of``
     (:class:`RingView`). No personal data: account ids and hashes only."""
+    from analytics.detectors import rings  # the detectors (and scipy) on first use
+
     access.require(role, "cases")
     window = timedelta(days=RING_DAYS)
     links = rings.ring_links(engine, start=as_of - 2 * window, end=as_of)
