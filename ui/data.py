@@ -24,7 +24,7 @@ import polars as pl
 import streamlit as st
 from sqlalchemy.engine import Engine, make_url
 
-from analytics import access, reports
+from analytics import access
 from analytics.access import Viewer
 from analytics.core import database
 from analytics.core.filters import Filters
@@ -52,6 +52,7 @@ from analytics.views.overview import Overview, dataset_overview, empty_overview
 from analytics.views.selection import DataSpan
 
 if TYPE_CHECKING:
+    from analytics import reports
     from analytics.metrics.weekly import WeeklyView
     from analytics.sources.cases import CasePage, CaseQuery
 
@@ -540,6 +541,8 @@ def account(account_id: int, as_of: datetime, *, role: Role) -> AccountView:
 def _brief(
     url: str, filters: Filters, week: date, audience: reports.Audience, token: str, role: Role
 ) -> reports.Brief:
+    from analytics import reports  # the brief's charts and sections: the Reports page only
+
     return reports.build_brief(
         _engine_for(url), week=week, audience=audience, filters=filters, role=role
     )
@@ -558,6 +561,8 @@ def brief(
 @st.cache_data(ttl=600, max_entries=16, show_spinner="Rendering the files…")
 def brief_files(_brief: reports.Brief, key: tuple[Any, ...]) -> tuple[str, str]:
     """The brief as one HTML file and as Markdown (cached per ``key``)."""
+    from analytics import reports
+
     return reports.render_html(_brief), reports.render_markdown(_brief)
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import date
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from analytics import reports
 from analytics.access import Viewer
 from analytics.core.filters import whole_number
 from analytics.core.models import Role
@@ -22,6 +21,9 @@ from analytics.views.anomalies import Incident
 from analytics.views.emerging import RingView, Topic, TopicsView
 from ui import data, explorer, nav
 from ui.filters import PageState
+
+if TYPE_CHECKING:
+    from analytics import reports
 
 __all__ = [
     "DEFAULT_SENSITIVITY",

@@ -27,14 +27,16 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, case, delete, insert, or_, select, update
 
 from analytics.core.models import AuditLog, Role, User
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
 
 __all__ = [
     "AUDIT_ACTIONS",
@@ -76,8 +78,15 @@ AUDIT_ACTIONS: tuple[str, ...] = (
 )  # fmt: skip
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
-_HASHER = PasswordHasher()
 _MIN_PASSWORD = 10
+
+
+@cache
+def _hasher() -> PasswordHasher:
+    """The argon2id hasher, imported on first use: only signing in and adding users hash."""
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()
 
 
 class AccessDenied(PermissionError):
@@ -161,7 +170,7 @@ def add_user(engine: Engine, name: str, role: Role | str, password: str | None) 
     name, role = _check_name(name), role_of(role)
     if password is not None and len(password) < _MIN_PASSWORD:
         raise ValueError(f"a password has at least {_MIN_PASSWORD} characters")
-    hashed = None if password is None else _HASHER.hash(password)
+    hashed = None if password is None else _hasher().hash(password)
     with engine.begin() as conn:
         if conn.execute(select(User.id).where(User.name == name)).first():
             raise ValueError(f"user {name!r} exists already")
@@ -244,7 +253,7 @@ def sign_in(engine: Engine, name: str, password: str, *, now: datetime | None = 
         elif attempt is None:
             _audit(conn, name, user.role, "login_refused", "locked", None, now)
     if user is None or attempt is None:
-        _HASHER.hash(password or "x")  # same work as a real check: names cannot be probed
+        _hasher().hash(password or "x")  # same work as a real check: names cannot be probed
         raise SignInFailed(REFUSAL)
     good = _verify(user.password_hash, password)  # outside any transaction: no lock held
     with engine.begin() as conn:
@@ -283,8 +292,10 @@ def _count_attempt(conn: Any, user_id: int, now: datetime) -> int | None:
 def _verify(stored: str | None, password: str) -> bool:
     if not stored:
         return False  # an identity-provider account has no password
+    from argon2.exceptions import InvalidHashError, VerificationError
+
     try:
-        return bool(_HASHER.verify(stored, password))
+        return bool(_hasher().verify(stored, password))
     except (VerificationError, InvalidHashError):
         return False
 

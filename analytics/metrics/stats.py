@@ -2,13 +2,19 @@
 
 Every test is exact and two-sided by doubling the smaller tail ("central" method),
 so that a whole column of slices is tested in one call.
+
+``scipy.stats`` (about a second to import) is imported inside each test, so that
+importing this module (for :data:`ALPHA`, say) costs nothing. The distributions are
+scipy.stats' own: the public ``scipy.special.bdtr``/``bdtrc`` are not the code
+``scipy.stats.binom`` runs (a private boost function) and differ from it in the last
+bits for most inputs (and give NaN below zero); the hypergeometric tails and
+Mann-Whitney have no public function outside ``scipy.stats``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats as _stats
 
 __all__ = ["ALPHA", "duration_test", "fdr", "poisson_test", "proportion_test"]
 
@@ -34,14 +40,16 @@ def poisson_test(x1: _Array, t1: _Array, x0: _Array, t0: _Array) -> np.ndarray:
     >>> poisson_test([30, 10, 0], [1, 1, 1], [10, 10, 0], [1, 1, 1]).round(4)
     array([0.0022, 1.    , 1.    ])
     """
+    from scipy import stats
+
     x1, t1, x0, t0 = (np.asarray(a, dtype=float) for a in (x1, t1, x0, t0))
     n = x1 + x0
     with np.errstate(divide="ignore", invalid="ignore"):
         p = t1 / (t1 + t0)
     ok = (n > 0) & (t1 > 0) & (t0 > 0) & np.isfinite(p)
     p = np.where(ok, p, 0.5)
-    lower = _stats.binom.cdf(x1, n, p)
-    upper = _stats.binom.sf(x1 - 1, n, p)
+    lower = stats.binom.cdf(x1, n, p)
+    upper = stats.binom.sf(x1 - 1, n, p)
     return np.where(ok, _two_sided(lower, upper), 1.0)
 
 
@@ -53,11 +61,13 @@ def proportion_test(a1: _Array, n1: _Array, a0: _Array, n0: _Array) -> np.ndarra
     >>> [round(float(p), 4) for p in proportion_test([45, 5], [100, 10], [20, 5], [100, 10])]
     [0.0003, 1.0]
     """
+    from scipy import stats
+
     a1, n1, a0, n0 = (np.asarray(a, dtype=float) for a in (a1, n1, a0, n0))
     ok = (n1 > 0) & (n0 > 0)
     total, hits = n1 + n0, a1 + a0
-    lower = _stats.hypergeom.cdf(a1, total, hits, n1)
-    upper = _stats.hypergeom.sf(a1 - 1, total, hits, n1)
+    lower = stats.hypergeom.cdf(a1, total, hits, n1)
+    upper = stats.hypergeom.sf(a1 - 1, total, hits, n1)
     return np.where(ok, _two_sided(lower, upper), 1.0)
 
 
@@ -76,7 +86,9 @@ def duration_test(x: _Array, y: _Array) -> float:
     a, b = a[np.isfinite(a)], b[np.isfinite(b)]
     if a.size == 0 or b.size == 0:
         return 1.0
-    return float(_stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
+    from scipy import stats
+
+    return float(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
 
 
 def fdr(p_values: _Array) -> np.ndarray:
@@ -88,4 +100,6 @@ def fdr(p_values: _Array) -> np.ndarray:
     p = np.asarray(p_values, dtype=float)
     if p.size == 0:
         return p
-    return np.asarray(_stats.false_discovery_control(p, method="bh"))
+    from scipy import stats
+
+    return np.asarray(stats.false_discovery_control(p, method="bh"))
