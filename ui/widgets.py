@@ -415,6 +415,7 @@ def selected_ring(view: RingView, event: Any) -> int:
     ids = view.ids
     rows = event.selection.get("rows") if event is not None else None
     wanted = whole_number(EMERGING.param("ring"))
+    chosen: int
     if rows:
         chosen = ids[rows[0]]
     elif wanted is not None and wanted in ids:

@@ -286,7 +286,8 @@ def _count_attempt(conn: Any, user_id: int, now: datetime) -> int | None:
         )
         .returning(User.failed_logins)
     )
-    return conn.execute(stmt).scalar()
+    failures: int | None = conn.execute(stmt).scalar()
+    return failures
 
 
 def _verify(stored: str | None, password: str) -> bool:

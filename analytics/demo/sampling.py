@@ -47,7 +47,8 @@ def choice_rows(rng: np.random.Generator, probs: np.ndarray, rows: np.ndarray) -
     cum = cum / cum[:, -1:]
     u = rng.random(len(rows))
     out = (u[:, None] > cum[rows]).sum(axis=1)
-    return np.minimum(out, probs.shape[1] - 1)
+    picked: np.ndarray = np.minimum(out, probs.shape[1] - 1)
+    return picked
 
 
 def draw(rng: np.random.Generator, lam: np.ndarray) -> tuple[np.ndarray, ...]:

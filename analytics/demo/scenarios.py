@@ -132,7 +132,11 @@ def _iso(cal: Calendar, day: float) -> str:
 
 
 def build_manifest(
-    cal: Calendar, scen: Scenarios, cases: pl.DataFrame, annotations: pl.DataFrame, meta: dict
+    cal: Calendar,
+    scen: Scenarios,
+    cases: pl.DataFrame,
+    annotations: pl.DataFrame,
+    meta: dict[str, Any],
 ) -> dict[str, Any]:
     """The ground truth: ``meta`` (the data set) and, for each scenario, its kind,
     description, dates, slices, and the accounts and cases it involves."""

@@ -46,7 +46,8 @@ class Grid:
 
     def take(self, grid: np.ndarray) -> np.ndarray:
         """The cells of ``grid`` (same shape as :attr:`values`) at the laid-out points."""
-        return grid.reshape(-1)[self.cells]
+        cells: np.ndarray = grid.reshape(-1)[self.cells]
+        return cells
 
 
 def keyed(frame: pl.DataFrame) -> pl.DataFrame:

@@ -25,6 +25,7 @@ import polars as pl
 
 from analytics.detectors import DEFAULT, from_spec, point_alpha
 from analytics.detectors.counts import CountDetector, infer_period, score_frame
+from analytics.detectors.estimator import BaseDetector
 
 __all__ = [
     "DISMISSING",
@@ -380,7 +381,7 @@ def scan(
     return points, incidents
 
 
-def _scan_scores(model: Any, series: pl.DataFrame, *, period: int) -> pl.DataFrame:
+def _scan_scores(model: BaseDetector, series: pl.DataFrame, *, period: int) -> pl.DataFrame:
     """Every point of every slice with ``expected``, ``lower``, ``upper``, ``p_value``,
     ``score``, ``direction``, ``status`` and ``_level`` (the slice's per-point level),
     sorted by slice, then time.

@@ -323,7 +323,8 @@ def _pick(ordered: np.ndarray, at: np.ndarray, m: int) -> np.ndarray:
     """The keys at positions ``at`` (clipped to the ``m`` columns) of each row."""
     at = np.minimum(np.maximum(at, 0), m - 1)
     if at.ndim == 1:
-        return ordered[np.arange(len(ordered)), at]
+        picked: np.ndarray = ordered[np.arange(len(ordered)), at]
+        return picked
     return np.take_along_axis(ordered, at, axis=1)
 
 

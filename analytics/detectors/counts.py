@@ -128,7 +128,8 @@ def _moving(
     lagged = np.empty_like(grid)
     lagged[:, :1] = np.nan
     lagged[:, 1:] = grid[:, :-1]
-    return move(lagged, window, min_count=min(least, window), axis=1)
+    moved: np.ndarray = move(lagged, window, min_count=min(least, window), axis=1)
+    return moved
 
 
 def _baseline(

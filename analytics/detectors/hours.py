@@ -26,7 +26,8 @@ def _earlier(cumulative: np.ndarray, days: int) -> np.ndarray:
     before[:, 1:] = cumulative[:, :-1]
     dropped = np.zeros_like(cumulative)
     dropped[:, days + 1 :] = cumulative[:, : -days - 1]
-    return before - dropped
+    earlier: np.ndarray = before - dropped
+    return earlier
 
 
 def quiet_hours(

@@ -56,7 +56,8 @@ def _resolution(y: np.ndarray, window: int) -> np.ndarray:
     step = np.full(y.shape, np.nan)
     step[:, 1:] = np.abs(np.diff(y, axis=1))
     step = np.where(step > 0, step, np.nan)
-    return bn.move_min(step, min(window, y.shape[1]), min_count=1, axis=-1)
+    smallest: np.ndarray = bn.move_min(step, min(window, y.shape[1]), min_count=1, axis=-1)
+    return smallest
 
 
 class LevelDetector(BaseDetector):

@@ -25,7 +25,8 @@ _Array = npt.ArrayLike
 
 
 def _two_sided(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-    return np.minimum(1.0, 2.0 * np.minimum(lower, upper))
+    p: np.ndarray = np.minimum(1.0, 2.0 * np.minimum(lower, upper))
+    return p
 
 
 def poisson_test(x1: _Array, t1: _Array, x0: _Array, t0: _Array) -> np.ndarray:

@@ -61,5 +61,6 @@ def fingerprint_as_of(fp: Mapping[str, Any]) -> datetime | None:
     return max(parsed) if parsed else None
 
 
-def _json_round(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
+def _json_round(value: dict[str, Any]) -> dict[str, Any]:
+    rounded: dict[str, Any] = json.loads(json.dumps(value, default=str))
+    return rounded

@@ -163,7 +163,9 @@ def conform(frame: pl.DataFrame, columns: Mapping[str, Any]) -> pl.DataFrame:
     return frame.select(exprs)
 
 
-def read_frame(engine: Engine, stmt: Select, columns: Mapping[str, Any]) -> pl.DataFrame:
+def read_frame(
+    engine: Engine, stmt: Select[*tuple[Any, ...]], columns: Mapping[str, Any]
+) -> pl.DataFrame:
     """Run a Core statement (bound parameters) into a frame of the canonical schema."""
     with engine.connect() as conn:
         frame = pl.read_database(stmt, conn, infer_schema_length=None)

@@ -153,7 +153,7 @@ def cube_from_database(engine: Engine, filters: Filters, lo: datetime, hi: datet
     )
 
 
-def _cases_query(filters: Filters, lo: datetime, hi: datetime) -> Select:
+def _cases_query(filters: Filters, lo: datetime, hi: datetime) -> Select[*tuple[Any, ...]]:
     """Case rows in the window with the subject's specialty and the repeat-offender flag."""
     subject = aliased(Account, name="subject")
     first = (

@@ -205,7 +205,11 @@ class _Reader:
             self.uri = url.render_as_string(hide_password=False)
 
     def query(
-        self, stmt: Select, columns: Mapping[str, Any], *, partition_on: str | None = None
+        self,
+        stmt: Select[*tuple[Any, ...]],
+        columns: Mapping[str, Any],
+        *,
+        partition_on: str | None = None,
     ) -> pl.DataFrame:
         if self.uri is None:
             frame = pl.read_database(stmt, self.engine, infer_schema_length=None)
