@@ -37,7 +37,6 @@ from typing import Any, Literal
 import bottleneck as _bn
 import numpy as np
 import polars as pl
-from scipy import stats as _stats
 
 from analytics.detectors.estimator import BaseDetector, Direction
 
@@ -266,6 +265,8 @@ def _count_tails(
     the ``tails`` asked for are computed; without a band, only beyond one standard
     deviation (the others stay at 1).
     """
+    from scipy import stats as _stats  # about a second: only when counts are judged
+
     n = value.shape[0]
     up = np.ones(n) if "up" in tails else np.empty(0)
     down = np.ones(n) if "down" in tails else np.empty(0)
@@ -328,6 +329,8 @@ def _tails(
     history: int,
 ) -> pl.DataFrame:
     """p-values, band and verdicts from the noise model (scipy on whole columns)."""
+    from scipy import stats as _stats
+
     tails = ("up", "down") if direction == "both" else (direction,)
     if count and not band:
         return _verdicts(
@@ -511,6 +514,8 @@ class CountDetector(BaseDetector):
         return bool(known.size) and bool(np.all((known >= 0) & (known == np.round(known))))
 
     def _score_grid(self, y: np.ndarray, step: timedelta, alpha: np.ndarray) -> dict[str, Any]:
+        from scipy import stats as _stats
+
         n_series, width = y.shape
         period = self.period or _period_for(step)
         padded = -(-width // period) * period
