@@ -27,7 +27,7 @@ from analytics.detectors.baseline import moving, robust_scale
 from analytics.detectors.calibration import conformal_pvalues
 from analytics.detectors.estimator import BaseDetector, Direction, oriented, standardise
 
-__all__ = ["LevelDetector", "level_name"]
+__all__ = ["LevelDetector", "lagged", "level_name"]
 
 
 def level_name(minutes: float) -> str:
@@ -40,7 +40,7 @@ def level_name(minutes: float) -> str:
     return "level" if minutes == 60 else f"level {minutes / 60:g}h"
 
 
-def _lagged(grid: np.ndarray, k: int) -> np.ndarray:
+def lagged(grid: np.ndarray, k: int) -> np.ndarray:
     """The grid moved ``k`` cells later along the last axis (NaN in front)."""
     if k == 0:
         return grid
@@ -159,8 +159,8 @@ class LevelDetector(BaseDetector):
         level = moving(y, "median", past, past // 2)  # the points strictly before
         scale = robust_scale(y - level, past, past // 4, fallback=self.window)
         # The past ends where the recent window starts.
-        expected = _lagged(level, m - 1)
-        scale = np.fmax(_lagged(scale, m - 1), _lagged(_resolution(y, past), m))
+        expected = lagged(level, m - 1)
+        scale = np.fmax(lagged(scale, m - 1), lagged(_resolution(y, past), m))
         stat = oriented(standardise(recent - expected, scale), self.direction)
         stat = np.where(np.isnan(y), np.nan, stat)
         p, crit = conformal_pvalues(

@@ -31,7 +31,7 @@ import numpy as np
 
 from analytics.detectors.calibration import conformal_pvalues, record_tail
 from analytics.detectors.estimator import BaseDetector, Direction
-from analytics.detectors.levels import _lagged
+from analytics.detectors.levels import lagged
 
 __all__ = ["RangeDetector"]
 
@@ -139,8 +139,8 @@ class RangeDetector(BaseDetector):
     def _score_grid(self, y: np.ndarray, step: timedelta, alpha: np.ndarray) -> dict[str, Any]:
         span = min(self.span, y.shape[1])
         least = min(max(1, self.min_history), span)
-        hi = _lagged(bn.move_max(y, span, min_count=least, axis=-1), 1)  # strictly before
-        lo = _lagged(bn.move_min(y, span, min_count=least, axis=-1), 1)
+        hi = lagged(bn.move_max(y, span, min_count=least, axis=-1), 1)  # strictly before
+        lo = lagged(bn.move_min(y, span, min_count=least, axis=-1), 1)
         stat = _excess(y, hi, lo, self.direction)
         p, crit = conformal_pvalues(
             stat, window=self.window, min_history=self.min_history, level=alpha, tail=self.tail
