@@ -160,3 +160,17 @@ def test_the_project_root_is_the_repository() -> None:
 
     assert database.PROJECT_ROOT == ROOT
     assert (database.PROJECT_ROOT / "app.py").is_file()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for folder in ("analytics", "ui", "pages") for p in sorted((ROOT / folder).rglob("*.py"))],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_no_module_reaches_into_another_for_a_private_name(path: Path) -> None:
+    """What one module needs from another is public there (in its ``__all__``), so a
+    module's private names can change without breaking its neighbours."""
+    for module, names in _imports(path):
+        if module.startswith(("analytics", "ui")):
+            private = [n for n in names if n.startswith("_")]
+            assert not private, f"{path.relative_to(ROOT)} imports {private} from {module}"

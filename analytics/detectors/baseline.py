@@ -17,7 +17,7 @@ import numpy as np
 
 from analytics.detectors._grid import in_threads
 
-__all__ = ["moving", "robust_scale", "seasonal_baseline"]
+__all__ = ["moving", "robust_scale", "seasonal_baseline", "seasonal_offset"]
 
 
 def moving(grid: np.ndarray, how: Literal["mean", "median"], window: int, least: int) -> np.ndarray:
@@ -69,9 +69,9 @@ def shared_offsets() -> Iterator[None]:
 
     >>> y = np.tile(np.r_[1.0, 5.0, 1.0, 1.0], (2, 10))
     >>> with shared_offsets():
-    ...     a = _seasonal_offset(y, 4, 3)
-    ...     b = _seasonal_offset(y, 4, 3)
-    >>> a is b, _seasonal_offset(y, 4, 3) is a
+    ...     a = seasonal_offset(y, 4, 3)
+    ...     b = seasonal_offset(y, 4, 3)
+    >>> a is b, seasonal_offset(y, 4, 3) is a
     (True, False)
     """
     token = _OFFSETS.set({})
@@ -88,7 +88,7 @@ _OFFSETS: ContextVar[dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] |
 )
 
 
-def _seasonal_offset(y: np.ndarray, period: int, seasons: int) -> np.ndarray:
+def seasonal_offset(y: np.ndarray, period: int, seasons: int) -> np.ndarray:
     """Offset of each phase of a cycle of ``period`` points: the median, over the last
     ``seasons`` earlier cycles, of the value minus the mean of the cycle before it."""
     shared = _OFFSETS.get()
@@ -133,7 +133,7 @@ def seasonal_baseline(
     least = max(1, level_window // 2)
     candidates = [moving(y, "median", level_window, least)]
     for period in periods:
-        offset = _seasonal_offset(y, period, seasons)
+        offset = seasonal_offset(y, period, seasons)
         candidates.append(moving(y - offset, "median", level_window, least) + offset)
     if len(candidates) == 1:
         return candidates[0], np.zeros(y.shape, np.int64)

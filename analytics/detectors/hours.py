@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import numpy as np
 
-from analytics.detectors.baseline import _seasonal_offset, moving
+from analytics.detectors.baseline import moving, seasonal_offset
 
 __all__ = ["daily_quiet", "quiet_hours"]
 
@@ -122,7 +122,7 @@ def daily_quiet(
     if per_day < 4 or abs(per_day - round(per_day)) > 1e-6 or y.shape[1] < 2 * per_day:
         return 1.0
     period = round(per_day)
-    offset = _seasonal_offset(y, period, seasons)
+    offset = seasonal_offset(y, period, seasons)
     expected = moving(y - offset, "median", level_window, max(1, level_window // 2)) + offset
     half = max(1, round(timedelta(hours=1) / step))
     return quiet_hours(y - expected, period, days=days, half=half)
