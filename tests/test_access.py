@@ -12,7 +12,7 @@ from sqlalchemy import delete, func, select, text, update
 from streamlit.testing.v1 import AppTest
 
 from analytics import access, reports
-from analytics.access import AccessDenied, SignInFailed, Viewer
+from analytics.access import AccessDenied, SignInFailed, Viewer, users
 from analytics.core import database, models
 from analytics.core.filters import Filters
 from analytics.core.models import AuditLog, Role, User
@@ -193,7 +193,7 @@ def test_lockout_holds_against_concurrent_guesses(engine) -> None:
     ever checked, and the right one sent after them is refused."""
     access.add_user(engine, "ann", "associate", "correct horse battery")
     checked: list[str] = []
-    real_verify = access._verify
+    real_verify = users._verify
 
     def counting_verify(stored: str | None, password: str) -> bool:
         checked.append(password)
@@ -211,7 +211,7 @@ def test_lockout_holds_against_concurrent_guesses(engine) -> None:
         return "in"
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(access, "_verify", counting_verify)
+        patch.setattr(users, "_verify", counting_verify)
         with ThreadPoolExecutor(len(guesses)) as pool:
             outcomes = list(pool.map(guess, guesses))
         assert outcomes == ["refused"] * len(guesses)
