@@ -174,3 +174,30 @@ def test_no_module_reaches_into_another_for_a_private_name(path: Path) -> None:
         if module.startswith(("analytics", "ui")):
             private = [n for n in names if n.startswith("_")]
             assert not private, f"{path.relative_to(ROOT)} imports {private} from {module}"
+
+
+#: The analytics packages in order: each imports only packages before it.
+PACKAGES = (
+    "core", "access", "sources", "metrics", "present", "detectors", "views", "reports", "demo",
+    "cli",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "analytics").rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_analytics_packages_import_one_way(path: Path) -> None:
+    """``analytics/__init__.py`` lists the packages; a package reaching one after it
+    (a detector importing a view, say) would make the layers a tangle."""
+    parts = path.relative_to(ROOT / "analytics").parts
+    if len(parts) == 1:
+        return  # analytics/__init__.py, __main__.py
+    mine = PACKAGES.index(parts[0])
+    for module, names in _imports(path):
+        reached = [module] if module != "analytics" else [f"analytics.{n}" for n in names]
+        for name in reached:
+            bits = name.split(".")
+            if bits[0] == "analytics" and len(bits) > 1 and bits[1] != parts[0]:
+                assert PACKAGES.index(bits[1]) < mine, (
+                    f"{path.relative_to(ROOT)} ({parts[0]}) imports {name}, which comes after it"
+                )
