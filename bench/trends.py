@@ -167,14 +167,16 @@ def cold_and_pandas(
     engine.dispose()
     cold = Table(
         f"Weekly Trends page, cold (fresh process, snapshot loader, {_name(url)})",
-        ("filters", "total s", "start-up", "imports", "load", "compute", "to exit s",
-         "peak RSS MiB", f"≤ {COLD_TARGET:.0f} s"),
+        ("filters", "total s", "start-up", "imports", "first-use imports", "load", "compute",
+         "to exit s", "peak RSS MiB", f"≤ {COLD_TARGET:.0f} s"),
     )  # fmt: skip
     cold.notes += [
         f"Median of {repeat} fresh processes (`python -m bench.page lookout`). Total: from"
-        " spawning the process to the page's last number (start-up + imports + load + compute);"
-        " to exit: wall time until the process has exited (adds teardown and gathering the"
-        " numbers compared below). Each part is the median of its own.",
+        " spawning the process to the page's last number (start-up + imports + first-use"
+        " imports + load + compute); to exit: wall time until the process has exited (adds"
+        " teardown and gathering the numbers compared below). Each part is the median of its"
+        " own. Imports: the page's modules; first-use imports: what its computation imports"
+        " when first called (named below), timed apart.",
         f"Page: week {WEEK} of the window {START}..{END} (26 weeks): KPIs with tests, weekly"
         " series, daily volume, categories, SLA, backlog, durations, prevalence, movers.",
         note,
@@ -205,6 +207,7 @@ def cold_and_pandas(
             seconds(total),
             seconds(ours.part("startup")),
             seconds(ours.part("imports")),
+            seconds(ours.part("first_use")),
             seconds(ours.part("load")),
             seconds(ours.part("compute")),
             seconds(ours.wall()),
@@ -212,6 +215,8 @@ def cold_and_pandas(
             _met(total, COLD_TARGET),
         )
         numbers[scenario.label] = ours.checks()
+        if scenario is SCENARIOS[0]:
+            cold.notes.append(_loaded(ours.reports[0]["loaded"]))
         if not pandas:
             continue
         inner = ours.part("load") + ours.part("compute")
@@ -231,6 +236,20 @@ def cold_and_pandas(
             agreement,
         )
     return cold, (versus if pandas else None), numbers, problems
+
+
+def _loaded(loaded: dict[str, list[str]]) -> str:
+    """A note naming the heavy packages loaded by the page's imports, its first-use
+    imports, and any package first loaded while loading and computing.
+
+    >>> _loaded({"imports": ["numpy", "polars"], "first_use": ["scipy.stats"], "computing": []})
+    'Loaded by the imports: numpy, polars; first use: scipy.stats; first loaded while loading and computing: none.'
+    """  # noqa: E501
+    return (
+        f"Loaded by the imports: {', '.join(loaded['imports'])}; first use:"
+        f" {', '.join(loaded['first_use'])}; first loaded while loading and computing:"
+        f" {', '.join(loaded['computing']) or 'none'}."
+    )
 
 
 def _name(url: str) -> str:
