@@ -1,11 +1,12 @@
-# Lookout: `make run` starts the app, `make test` runs the tests. Both set up everything first.
+# Lookout: `make run` starts the app, `make test` runs the tests, `make check` the quick
+# checks (lint, types, the tests not marked slow). All set up everything first.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup seed lint bench clean browser
+.PHONY: run test check setup seed lint bench clean browser
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +38,11 @@ browser:
 
 test: lint browser
 	LOOKOUT_CHROMIUM=$(CHROMIUM) $(VENV)/bin/pytest -n 2 --dist loadgroup -q
+
+# The quick loop while working: everything `make test` runs but the tests marked slow
+# (the browser, the command line in new processes, the long computations).
+check: lint
+	$(VENV)/bin/pytest -n 2 --dist loadgroup -q -m "not slow"
 
 bench: setup
 	$(PY) -m bench

@@ -18,7 +18,7 @@ from analytics.core.filters import Filters
 from analytics.core.models import AuditLog, Role, User
 from analytics.sources import cases
 from analytics.views import anomalies, emerging
-from tests.helpers import SMALL_DEMO_END, app_as, small_demo
+from tests.helpers import HANG_S, SMALL_DEMO_END, app_as, copy_small_demo
 from ui import nav
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,8 +27,9 @@ RING_AS_OF = datetime(2026, 2, 23)
 
 
 @pytest.fixture(scope="module")
-def small_db(tmp_path_factory) -> str:
-    return small_demo(tmp_path_factory.mktemp("access"))
+def small_db(small_demo_file, tmp_path_factory) -> str:
+    """A copy of the small demo: these tests add users and append to the audit log."""
+    return copy_small_demo(small_demo_file, tmp_path_factory.mktemp("access"))
 
 
 @pytest.fixture(scope="module")
@@ -252,7 +253,7 @@ def test_role_matrix_of_the_pages(monkeypatch, small_db, role: Role) -> None:
         else:
             # Run the page file on its own, as Streamlit may on a first request: the page
             # itself refuses a role that may not use it.
-            at = AppTest.from_file(str(ROOT / page), default_timeout=240)
+            at = AppTest.from_file(str(ROOT / page), default_timeout=HANG_S)
             at.session_state["lookout_viewer"] = Viewer("someone", role)
         at.run()
         assert not at.exception, (role, page)
@@ -310,7 +311,7 @@ def test_local_sign_in_form(monkeypatch, small_db) -> None:
     access.add_user(engine, "pat", "product", "a long enough secret")
     engine.dispose()
     # The first run registers the pages; AppTest then runs the page they resolve to.
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240).run().run()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=HANG_S).run().run()
     assert not at.exception
     assert not any("Demo" in i.value for i in at.info)  # never the demo on another URL
     at.text_input(key="sign_in_name").set_value("pat")
@@ -326,7 +327,7 @@ def test_local_sign_in_form(monkeypatch, small_db) -> None:
 def test_the_embedded_demo_signs_in_a_demo_associate(monkeypatch, small_db) -> None:
     monkeypatch.delenv("LOOKOUT_DATABASE_URL", raising=False)
     monkeypatch.setattr(database, "DEFAULT_DATABASE_URL", small_db)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240).run()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=HANG_S).run()
     assert not at.exception
     assert any("Demo: signed in automatically" in i.value for i in at.info)
     assert at.session_state["lookout_viewer"].via == "demo"

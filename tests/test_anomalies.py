@@ -411,6 +411,7 @@ def test_a_slice_alerts_only_within_both_its_budget_and_the_discovery_control():
     assert points.filter("alert")["p_value"].max() < 0.001
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("family", "low", "high"),
     [

@@ -12,15 +12,10 @@ from streamlit.testing.v1 import AppTest
 from analytics.access import Viewer
 from analytics.core import database
 from analytics.core.models import Feedback, Role
-from analytics.views import feedback
-from tests.helpers import app_as, open_page, small_demo
+from analytics.views import anomalies, feedback
+from tests.helpers import SMALL_DEMO_END, app_as, open_page
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def small_db(tmp_path_factory) -> str:
-    return small_demo(tmp_path_factory.mktemp("anomalies"))
 
 
 def _page(monkeypatch, url: str) -> AppTest:
@@ -40,7 +35,16 @@ def test_the_page_lists_incidents_with_evidence(monkeypatch, small_db):
     at = _page(monkeypatch, small_db)
     assert not at.exception
     incidents = at.dataframe[0].value
-    assert incidents.shape[0] >= 1
+    # Exactly the alerted incidents of the scan at the end of the data (as a set: two of
+    # the small demo's tie on their score, and ties come in either order).
+    engine = database.make_engine(small_db)
+    try:
+        scan = anomalies.recent_incidents(engine, end=SMALL_DEMO_END, role=Role.associate)
+    finally:
+        engine.dispose()
+    expected = scan.filter("alerted")["slice"].to_list()
+    assert expected and sorted(incidents["slice"]) == sorted(expected)
+    assert list(incidents["score"]) == sorted(incidents["score"], reverse=True)  # best first
     first = incidents.iloc[0]["slice"]
     assert any(first in h.value for h in at.subheader)
     charts = {c.key for c in at.get("plotly_chart")}
@@ -49,16 +53,16 @@ def test_the_page_lists_incidents_with_evidence(monkeypatch, small_db):
     assert verdicts == ["Confirmed", "Expected", "Not useful"]
 
 
-def test_feedback_is_stored_and_quiets_the_incident(monkeypatch, small_db):
-    at = _page(monkeypatch, small_db)
+def test_feedback_is_stored_and_quiets_the_incident(monkeypatch, own_small_db):
+    at = _page(monkeypatch, own_small_db)
     first = at.dataframe[0].value.iloc[0]["slice"]
     at.button(key="anomalies_verdict_not_useful").click().run()
     assert not at.exception
-    assert (first, "not_useful", "tester") in _feedback_rows(small_db)  # who said it
+    assert (first, "not_useful", "tester") in _feedback_rows(own_small_db)  # who said it
     # The dismissed pattern is no longer among the alerted incidents of that slice.
     still = at.dataframe[0].value
     assert first not in set(still["slice"]) or still.shape[0] == 0
-    engine = database.make_engine(small_db)
+    engine = database.make_engine(own_small_db)
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(Feedback)).scalar_one() == 1
     engine.dispose()
@@ -67,13 +71,13 @@ def test_feedback_is_stored_and_quiets_the_incident(monkeypatch, small_db):
 @pytest.mark.parametrize("page", ["pages/anomalies.py", "pages/trends.py"])
 def test_pages_explain_an_empty_or_unreachable_database(monkeypatch, tmp_path, page):
     monkeypatch.setenv("LOOKOUT_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
-    at = app_as(timeout=120)
+    at = app_as()
     at.switch_page(page)
     at.run()
     assert not at.exception
     assert "python -m analytics seed" in at.info[0].value
     monkeypatch.setenv("LOOKOUT_DATABASE_URL", "postgresql+psycopg://nobody:secret@127.0.0.1:1/x")
-    at = app_as(timeout=120)
+    at = app_as()
     at.switch_page(page)
     at.run()
     assert not at.exception
@@ -86,7 +90,7 @@ def test_a_link_reproduces_the_filter_and_the_selected_incident(monkeypatch, sma
     slices = list(at.dataframe[0].value["slice"])
     target = slices[-1]
     monkeypatch.setenv("LOOKOUT_DATABASE_URL", small_db)
-    linked = app_as(timeout=240)
+    linked = app_as()
     linked.query_params["anomalies.incident"] = target
     linked.query_params["anomalies.find"] = target.split("|")[0]
     linked.switch_page("pages/anomalies.py")
@@ -98,10 +102,10 @@ def test_a_link_reproduces_the_filter_and_the_selected_incident(monkeypatch, sma
     assert linked.query_params["anomalies.incident"] == target
 
 
-def test_verdicts_give_a_measured_precision_per_metric(monkeypatch, tmp_path):
+def test_verdicts_give_a_measured_precision_per_metric(monkeypatch, own_small_db):
     """The top incident confirmed, two more alerts of its metric judged (one dismissed,
     then confirmed: its newest verdict counts), one dismissed: 3 of 4 confirmed."""
-    url = small_demo(tmp_path)
+    url = own_small_db
     at = _page(monkeypatch, url)
     assert any("No verdict on these alerts yet" in c.value for c in at.caption)
     at.button(key="anomalies_verdict_confirmed").click().run()

@@ -4,23 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from analytics.core import database
-from tests.helpers import app_as, small_demo
+from tests.helpers import app_as
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def small_db(tmp_path_factory) -> str:
-    return small_demo(tmp_path_factory.mktemp("app"))
-
-
 def _run(monkeypatch, url: str) -> AppTest:
     monkeypatch.setenv("LOOKOUT_DATABASE_URL", url)
-    at = app_as(timeout=60)
+    at = app_as()
     return at.run()
 
 

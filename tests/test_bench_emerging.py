@@ -13,6 +13,7 @@ import pytest
 
 from bench import emerging
 from bench.emerging import StreamError, label_days, load, replay, score, surges
+from tests.helpers import HANG_S
 
 DAY0 = date(2026, 1, 1)
 
@@ -125,13 +126,14 @@ def test_a_flag_mostly_of_other_items_does_not_match_a_surge(tmp_path):
     assert score(stream, flags, days=days)["caught"] == 0
 
 
+@pytest.mark.slow
 def test_the_command_refuses_bad_arguments_with_exit_2(tmp_path):
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "bench", "emerging", *args],
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=HANG_S,
             check=False,
         )
 

@@ -7,19 +7,14 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-import pytest
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
 from analytics.core import database, models
-from tests.helpers import open_page, small_demo
+from tests.helpers import open_page
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def small_db(tmp_path_factory) -> str:
-    return small_demo(tmp_path_factory.mktemp("cases"))
 
 
 def _page(monkeypatch, url: str, script: str = "pages/cases.py", **params: str) -> AppTest:
@@ -46,6 +41,27 @@ def _total(at: AppTest) -> int:
     return int(line.split(" cases")[0].replace(",", ""))
 
 
+def _opened(
+    url: str, first: str, last: str, *, match: str | None = None, status: str | None = None
+) -> set[int]:
+    """Ids of the cases opened from day ``first`` to day ``last``, whose description
+    matches ``match`` and whose status is ``status``, found with SQL of its own (the
+    full-text index queried directly), not through the app's search."""
+    sql = "SELECT id FROM cases WHERE date(opened_at) BETWEEN :first AND :last"
+    if match is not None:
+        fts = models.SEARCH_TABLE
+        sql += f" AND id IN (SELECT rowid FROM {fts} WHERE {fts} MATCH :q)"
+    if status is not None:
+        sql += " AND status = :status"
+    engine = database.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            params = {"first": first, "last": last, "q": match, "status": status}
+            return set(conn.execute(text(sql), params).scalars())
+    finally:
+        engine.dispose()
+
+
 def _truth(url: str, kind: str) -> dict:
     engine = database.make_engine(url)
     try:
@@ -66,9 +82,11 @@ def test_search_filters_and_pages(monkeypatch, small_db) -> None:
     assert not at.exception
     rows = at.dataframe[0].value
     total = _total(at)
-    scam = _truth(small_db, "new_scam")
-    assert 10 <= total <= len(scam["case_ids"]) + 5
-    assert rows.shape[0] == min(total, 50)
+    found = _opened(small_db, "2026-04-01", "2026-05-01", match="insurance verification")
+    assert total == len(found) and rows.shape[0] == min(total, 50)
+    # Every one is the new scam's (its vocabulary); not all of the scam's say both words.
+    scam = set(_truth(small_db, "new_scam")["case_ids"])
+    assert found and found < scam
     assert rows["description"].str.contains("(?i)insurance").all()
     assert rows["opened_at"].is_monotonic_decreasing
     assert at.query_params["cases.q"] == "insurance verification"
@@ -76,22 +94,27 @@ def test_search_filters_and_pages(monkeypatch, small_db) -> None:
     at.multiselect(key="cases.status").set_value(["open"]).run()
     assert at.query_params["cases.status"] == "open"
     assert set(at.dataframe[0].value["status"]) <= {"open"}
+    still_open = _opened(
+        small_db, "2026-04-01", "2026-05-01", match="insurance verification", status="open"
+    )
+    assert _total(at) == len(still_open)
 
 
 def test_paging_keeps_the_page_in_the_url(monkeypatch, small_db) -> None:
     at = _page(monkeypatch, small_db, start="2026-01-01", end="2026-05-01")
     first = at.dataframe[0].value["case_id"].tolist()
-    assert len(first) == 50 and _total(at) > 100
+    assert len(first) == 50 and _total(at) == len(_opened(small_db, "2026-01-01", "2026-05-01"))
     at.button(key="cases_next").click().run()
     assert at.query_params["cases.page"] == "2"
     second = at.dataframe[0].value["case_id"].tolist()
     assert len(second) == 50 and not set(first) & set(second) and max(second) < min(first)
 
 
-def test_a_case_and_an_account(monkeypatch, small_db) -> None:
-    ring = _truth(small_db, "fake_review_ring")
+def test_a_case_and_an_account(monkeypatch, own_small_db) -> None:
+    """Opening a case appends to the audit log: a private copy of the demo."""
+    ring = _truth(own_small_db, "fake_review_ring")
     case_id = ring["case_ids"][0]
-    at = _page(monkeypatch, small_db, cases_case=str(case_id), week="2026-W08")
+    at = _page(monkeypatch, own_small_db, cases_case=str(case_id), week="2026-W08")
     assert not at.exception
     assert any(h.value.startswith(f"Case {case_id} · Fake review") for h in at.subheader)
     assert at.text[0].value  # the description, as plain text
@@ -107,8 +130,8 @@ def test_a_case_and_an_account(monkeypatch, small_db) -> None:
     assert any(p.get("emerging.ring") and p.get("week") == "2026-W08" for p in to_ring)
 
 
-def test_markup_in_a_description_is_shown_as_text(monkeypatch, tmp_path) -> None:
-    url = small_demo(tmp_path)
+def test_markup_in_a_description_is_shown_as_text(monkeypatch, own_small_db) -> None:
+    url = own_small_db
     engine = database.make_engine(url)
     hostile = "<script>alert('zebrafish')</script> **bold** [link](http://evil.example) <img src=x>"
     with Session(engine) as s:
@@ -151,8 +174,17 @@ def test_a_ring_links_to_the_cases_about_its_accounts(monkeypatch, small_db) -> 
     assert not at.exception
     ring = _truth(small_db, "fake_review_ring")
     shown = at.dataframe[0].value
-    assert shown.shape[0] >= len(ring["case_ids"])
     assert set(shown["subject_account_id"]) <= set(ring["account_ids"])
+    # Every case about the ring's accounts (the page found the ring whole), of any date.
+    engine = database.make_engine(small_db)
+    try:
+        with engine.connect() as conn:
+            about = conn.execute(
+                select(func.count()).where(models.Case.subject_account_id.in_(ring["account_ids"]))
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert _total(at) == about and about >= len(ring["case_ids"])
 
 
 def test_an_anomaly_links_to_its_slice_and_days(monkeypatch, small_db) -> None:

@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from analytics.core import database
+from tests.helpers import HANG_S
 
 ROOT = Path(__file__).resolve().parent.parent
+# Each test starts the command line in a new Python process (seconds of imports each).
+pytestmark = pytest.mark.slow
 
 
 def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -23,7 +26,7 @@ def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=HANG_S,
         check=False,
     )
 
@@ -137,12 +140,10 @@ def test_evaluate_without_ground_truth_is_one_line(sqlite_url: str) -> None:
     assert "seed the demo first" in _one_line_error(_cli(sqlite_url, "evaluate"))
 
 
-def test_a_product_brief_of_a_running_week_is_refused(tmp_path: Path) -> None:
+def test_a_product_brief_of_a_running_week_is_refused(small_db: str, tmp_path: Path) -> None:
     """The small demo ends on a Friday: its last week is still being counted, and two
     product briefs of it read on two days could be subtracted (issue 14, item 2)."""
-    from tests.helpers import small_demo
-
-    url = small_demo(tmp_path)
+    url = small_db
     out = tmp_path / "brief.html"
     done = _cli(url, "report", "--week", "2026-W18", "--audience", "product", "--out", str(out))
     assert done.returncode == 2

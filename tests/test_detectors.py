@@ -190,6 +190,7 @@ def _families(n_series: int, n_points: int) -> dict[str, np.ndarray]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["spike", "ensemble"])
 def test_false_alerts_on_noise_match_the_budget_within_a_factor_of_two(name):
     n_series, n_points = 1000, 400

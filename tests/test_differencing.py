@@ -39,7 +39,10 @@ from analytics.access.suppression import SUPPRESSION_THRESHOLD
 from analytics.core import database, models
 from analytics.core.calendar import parse_week
 from analytics.core.filters import DIMENSIONS, Filters
-from tests.helpers import small_demo
+
+# The product brief of every week of the demo, under every filter: minutes of work, done
+# once, on one worker (under `pytest -n 2` each worker would build the module's briefs).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("differencing")]
 
 T = SUPPRESSION_THRESHOLD
 CATEGORIES = [c.value for c in models.Category]
@@ -65,8 +68,8 @@ Equation = tuple[dict[Cell, float], float]
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterable[Engine]:
-    eng = database.make_engine(small_demo(tmp_path_factory.mktemp("differencing")))
+def engine(small_db: str) -> Iterable[Engine]:
+    eng = database.make_engine(small_db)
     yield eng
     eng.dispose()
 

@@ -18,7 +18,7 @@ from analytics.access import SignInFailed
 from analytics.core import database
 from analytics.core.models import Case
 from analytics.present import exports
-from tests.helpers import open_page, small_demo
+from tests.helpers import copy_small_demo, open_page
 
 ATTACK = "=cmd|' /C calc'!A0"
 
@@ -61,10 +61,10 @@ def downloads(monkeypatch) -> list[tuple[str, bytes]]:
 
 
 @pytest.fixture(scope="module")
-def hostile_db(tmp_path_factory) -> str:
+def hostile_db(small_demo_file, tmp_path_factory) -> str:
     """The small demo where a signed-out stranger typed a formula as a sign-in name and
     a reporter wrote one as a case description."""
-    url = small_demo(tmp_path_factory.mktemp("exports"))
+    url = copy_small_demo(small_demo_file, tmp_path_factory.mktemp("exports"))
     engine = database.make_engine(url)
     with pytest.raises(SignInFailed):
         access.sign_in(engine, ATTACK, "whatever")

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
 from analytics.core import database, models
-from tests.helpers import SMALL_DEMO_END, open_page, small_demo
+from tests.helpers import HANG_S, SMALL_DEMO_END, copy_small_demo, open_page
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,7 +81,7 @@ def _open(monkeypatch, url: str, page: str, params: dict[str, str] | None = None
     stem = Path(page).stem
     own = PAGE_KEYS.get(stem, ())
     named = {f"{stem}.{k}" if k in own else k: v for k, v in (params or {}).items()}
-    return open_page(monkeypatch, url, page, role=_role(page), timeout=120, params=named)
+    return open_page(monkeypatch, url, page, role=_role(page), params=named)
 
 
 def _rendered(at: AppTest) -> str:
@@ -148,10 +148,11 @@ class Demo:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Iterator[Demo]:
-    """The small demo, shared by the module's read-only tests, with its fingerprint taken
-    after a first page view (which may build the snapshot)."""
-    url = small_demo(tmp_path_factory.mktemp("hostile"))
+def demo(small_demo_file, tmp_path_factory) -> Iterator[Demo]:
+    """A copy of the small demo, shared by the module's tests (their page views append to
+    the audit log), with its fingerprint taken after a first page view (which may build
+    the snapshot)."""
+    url = copy_small_demo(small_demo_file, tmp_path_factory.mktemp("hostile"))
     with pytest.MonkeyPatch.context() as mp:
         warm = _open(mp, url, "pages/cases.py")
         assert not warm.exception
@@ -307,6 +308,7 @@ def test_fixed_nasty_values_in_the_other_pages(monkeypatch, demo, page, params) 
     _check(monkeypatch, demo, page, params)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", ["pages/trends.py", "pages/cases.py"])
 @_examples(4)
 @given(params=_params(GLOBAL_KEYS))
@@ -316,6 +318,7 @@ def test_hostile_global_filters(monkeypatch, demo, page, params) -> None:
     _check(monkeypatch, demo, page, params)
 
 
+@pytest.mark.slow
 @_examples(8)
 @given(params=_params(CASE_KEYS + ("start", "end", "category")))
 @example(params={"q": '"unterminated OR -', "sort": "--severity", "page": "0", "case": "0"})
@@ -326,6 +329,7 @@ def test_hostile_case_explorer_parameters(monkeypatch, demo, params) -> None:
     _check(monkeypatch, demo, "pages/cases.py", params)
 
 
+@pytest.mark.slow
 @_examples(6)
 @given(params=_params(("source", "find", "incident")))
 @example(params={"source": "events", "find": "region=", "incident": "(?i).*"})
@@ -333,6 +337,7 @@ def test_hostile_anomalies_parameters(monkeypatch, demo, params) -> None:
     _check(monkeypatch, demo, "pages/anomalies.py", params)
 
 
+@pytest.mark.slow
 @_examples(5)
 @given(params=_params(("cluster", "ring")), week=st.sampled_from([RING_WEEK, ""]))
 @example(params={"cluster": "0", "ring": "0"}, week=RING_WEEK)
@@ -340,6 +345,7 @@ def test_hostile_emerging_parameters(monkeypatch, demo, params, week) -> None:
     _check(monkeypatch, demo, "pages/emerging.py", {**params, "week": week} if week else params)
 
 
+@pytest.mark.slow
 @_examples(3)
 @given(audience=HOSTILE)
 @example(audience="product")
@@ -365,6 +371,7 @@ def typed(monkeypatch, demo, request) -> tuple[AppTest, str]:
     return _open(monkeypatch, demo.url, page), key
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "typed", TEXT_BOXES, indirect=True, ids=lambda b: f"{Path(b[0]).stem}-{b[1]}"
 )
@@ -391,8 +398,8 @@ def test_hostile_text_in_the_search_boxes(demo, typed, value) -> None:
 MARKUP_DESCRIPTION = "<script>alert('x')</script><img src=x onerror=alert(1)>"
 
 
-def test_markup_in_a_description_is_shown_as_text(monkeypatch, tmp_path) -> None:
-    url = small_demo(tmp_path)
+def test_markup_in_a_description_is_shown_as_text(monkeypatch, own_small_db) -> None:
+    url = own_small_db
     engine = database.make_engine(url)
     with Session(engine) as s:
         s.add(
@@ -455,7 +462,9 @@ def test_a_slow_query_on_sqlite_is_interrupted(sqlite_db) -> None:
         started = time.monotonic()
         with pytest.raises(OperationalError, match="interrupted"), reader.connect() as conn:
             conn.exec_driver_sql(_ENDLESS).scalar_one()
-        assert 0.4 < time.monotonic() - started < 3
+        # Not before its deadline. How soon after depends on the machine's load, so no
+        # upper bound: that it was interrupted at all is the test (the query runs minutes).
+        assert time.monotonic() - started > 0.4
         with reader.connect() as conn:  # the next query has its own deadline
             assert conn.exec_driver_sql("SELECT count(*) FROM cases").scalar_one() == 0
     finally:
@@ -468,7 +477,9 @@ def test_a_slow_query_on_postgresql_is_cancelled(pg_db) -> None:
         started = time.monotonic()
         with pytest.raises(OperationalError, match="statement timeout"), reader.connect() as conn:
             conn.exec_driver_sql("SELECT pg_sleep(5)")
-        assert 0.4 < time.monotonic() - started < 3
+        # Not before its deadline; cancelled by the server's statement timeout (the match
+        # above), whatever the load, so no upper bound.
+        assert time.monotonic() - started > 0.4
         with reader.connect() as conn:
             assert conn.exec_driver_sql("SELECT count(*) FROM cases").scalar_one() == 0
     finally:
@@ -528,7 +539,7 @@ def _cli(url: str, *argv: str) -> subprocess.CompletedProcess[str]:
         env={**os.environ, "LOOKOUT_DATABASE_URL": url},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=HANG_S,
         check=False,
     )
 
@@ -536,6 +547,7 @@ def _cli(url: str, *argv: str) -> subprocess.CompletedProcess[str]:
 REPORT = ("report", "--week", "2026-W01", "--audience", "product", "--out", "/nonexistent/x.html")
 
 
+@pytest.mark.slow
 def test_the_command_line_never_prints_the_password(pg_url, tmp_path) -> None:
     """``topsecret`` is ignored by the server (trust) but must never be printed. The URL
     keeps the private schema of ``pg_url``, so nothing is created in ``public``."""
@@ -552,6 +564,7 @@ def test_the_command_line_never_prints_the_password(pg_url, tmp_path) -> None:
             assert "postgres:***@127.0.0.1" in said, (argv, said)
 
 
+@pytest.mark.slow
 def test_the_command_line_hides_the_password_of_an_unreachable_database() -> None:
     url = "postgresql+psycopg://nobody:topsecret@127.0.0.1:1/x"
     for argv in (("init-db",), REPORT):

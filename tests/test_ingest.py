@@ -27,6 +27,7 @@ from analytics.core import database, models
 from analytics.sources import ingest
 from analytics.sources.ingest import ImportSummary, import_file
 from analytics.sources.ingest_checks import ImportRejected
+from tests.helpers import HANG_S
 
 ACCOUNT_COLUMNS = [
     "id",
@@ -521,10 +522,11 @@ def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         env=env,
         cwd=PROJECT_ROOT,
-        timeout=120,
+        timeout=HANG_S,
     )
 
 
+@pytest.mark.slow
 def test_cli_imports_and_summarises(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "accounts.csv", ACCOUNT_COLUMNS, GOOD_ACCOUNTS + BAD_ACCOUNTS)
 
@@ -558,6 +560,7 @@ def file_problems(tmp: Path) -> dict[str, tuple[list[str], str]]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "problem",
     ["unknown table", "missing file", "wrong extension", "garbage parquet", "missing column"],
@@ -665,6 +668,7 @@ def account_rows(draw: st.DrawFn) -> tuple[list[Field], int | None]:
     return row, n
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(
     rows=st.lists(account_rows(), max_size=25),
@@ -930,6 +934,7 @@ UNSUPPORTED = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.fixed_bug("a Duration column exited 1 (InvalidOperationError) instead of 2")
 @pytest.mark.parametrize("kind", list(UNSUPPORTED))
 def test_parquet_with_an_unsupported_type(tmp_path: Path, kind: str) -> None:
@@ -943,6 +948,7 @@ def test_parquet_with_an_unsupported_type(tmp_path: Path, kind: str) -> None:
     assert lines[0].startswith(f"error: column created_at: unsupported Parquet type {kind}")
 
 
+@pytest.mark.slow
 def test_cli_parquet_with_a_fixed_offset_prints_no_panic(tmp_path: Path) -> None:
     stamps = pa.array([10**9, 11 * 10**8], pa.timestamp("s", tz="-03:00"))
     path = parquet_with(tmp_path / "accounts.parquet", stamps)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -20,15 +20,18 @@ from analytics.sources.frames import Cube
 from analytics.sources.load import load_cube
 from analytics.sources.snapshot import SNAPSHOT_FORMAT, snapshot_dir, snapshot_is_fresh
 from analytics.sources.snapshot_refresh import refresh
+from tests.helpers import SMALL_DEMO_END
 
-END = date(2026, 11, 24)
-WINDOW = Filters(start=date(2026, 9, 1), end=date(2026, 11, 23))
+END = SMALL_DEMO_END
+WINDOW = Filters(start=END - timedelta(days=84), end=END - timedelta(days=1))
+#: When :func:`_append_a_day` resolves a case of the old data.
+RESOLVED = datetime.combine(END, time(12))
 FILTER_SETS = [
     WINDOW,
     Filters(start=WINDOW.start, end=WINDOW.end, category=("fake_review", "spam"), region=("FL",)),
     Filters(start=WINDOW.start, end=WINDOW.end, specialty=("dermatology", "dentistry")),
     Filters(
-        start=date(2026, 10, 1),
+        start=END - timedelta(days=54),
         end=WINDOW.end,
         platform=("ios",),
         severity=("high", "critical"),
@@ -39,7 +42,9 @@ FILTER_SETS = [
 
 @pytest.fixture
 def seeded(engine):
-    demo.seed_database(engine, scale="small", seed=11, days=240, end=END)
+    """A private small demo, for the tests that write to it; the others read the shared
+    one (``small_engine``)."""
+    demo.seed_database(engine, scale="small", seed=7, days=240, end=END)
     return engine
 
 
@@ -50,26 +55,26 @@ def _assert_same(a: Cube, b: Cube) -> None:
 
 
 @pytest.mark.parametrize("filters", FILTER_SETS, ids=["all", "cat+region", "specialty", "mixed"])
-def test_snapshot_and_pushdown_give_the_same_cube(seeded, filters, tmp_path):
-    snap = load_cube(seeded, filters, loader="snapshot", root=tmp_path)
-    push = load_cube(seeded, filters, loader="pushdown")
+def test_snapshot_and_pushdown_give_the_same_cube(small_engine, filters, tmp_path):
+    snap = load_cube(small_engine, filters, loader="snapshot", root=tmp_path)
+    push = load_cube(small_engine, filters, loader="pushdown")
     assert snap.loader == "snapshot" and push.loader == "pushdown"
     assert snap.cases.height > 0 and snap.exposure.height > 0 and snap.active.height > 0
     _assert_same(snap, push)
 
 
-def test_filters_restrict_every_frame(seeded, tmp_path):
-    cube = load_cube(seeded, FILTER_SETS[1], loader="snapshot", root=tmp_path)
+def test_filters_restrict_every_frame(small_engine, tmp_path):
+    cube = load_cube(small_engine, FILTER_SETS[1], loader="snapshot", root=tmp_path)
     assert set(cube.cases["category"].cast(pl.String)) == {"fake_review", "spam"}
     assert set(cube.cases["region"].cast(pl.String)) == {"FL"}
     assert set(cube.exposure["region"].cast(pl.String)) == {"FL"}
-    everything = load_cube(seeded, WINDOW, loader="snapshot", root=tmp_path)
+    everything = load_cube(small_engine, WINDOW, loader="snapshot", root=tmp_path)
     assert cube.active["accounts"].sum() < everything.active["accounts"].sum()
 
 
-def test_cases_include_older_cases_still_open_in_the_window(seeded, tmp_path):
+def test_cases_include_older_cases_still_open_in_the_window(small_engine, tmp_path):
     lo, _ = WINDOW.window()
-    cube = load_cube(seeded, WINDOW, loader="snapshot", root=tmp_path)
+    cube = load_cube(small_engine, WINDOW, loader="snapshot", root=tmp_path)
     older = cube.cases.filter(pl.col("opened_at") < lo)
     assert older.height > 0
     assert older.filter(pl.col("resolved_at") < lo).is_empty()
@@ -103,7 +108,7 @@ def _append_a_day(engine) -> tuple[int, int]:
         conn.execute(
             update(Case)
             .where(Case.id == int(cases.filter(pl.col("resolved_at").is_null())["id"][0]))
-            .values(resolved_at=datetime(2026, 11, 24, 12), resolution="warning", status="resolved")
+            .values(resolved_at=RESOLVED, resolution="warning", status="resolved")
         )
     database.bump_data_version(engine, events_rewritten=False)
     return new_events.height, new_cases.height
@@ -138,7 +143,7 @@ def test_incremental_refresh_equals_a_full_rebuild(seeded, tmp_path):
     full_frames = _snapshot_frames(snapshot_dir(seeded, root=tmp_path / "full"))
     for name, frame in full_frames.items():
         assert_frame_equal(inc_frames[name], frame, check_row_order=True)
-    resolved = inc_frames["cases"].filter(pl.col("resolved_at") == datetime(2026, 11, 24, 12))
+    resolved = inc_frames["cases"].filter(pl.col("resolved_at") == RESOLVED)
     assert resolved.height == 1
 
 
@@ -153,14 +158,14 @@ def test_a_reseed_rebuilds_and_a_rewritten_event_forces_a_full_refresh(seeded, t
     assert refresh(seeded, root=tmp_path).mode == "full"
 
 
-def test_a_stale_or_damaged_snapshot_is_rebuilt_not_trusted(seeded, tmp_path):
-    refresh(seeded, root=tmp_path)
-    folder = snapshot_dir(seeded, root=tmp_path)
+def test_a_stale_or_damaged_snapshot_is_rebuilt_not_trusted(small_engine, tmp_path):
+    refresh(small_engine, root=tmp_path)
+    folder = snapshot_dir(small_engine, root=tmp_path)
     (folder / "state.json").write_text("{not json")
-    assert not snapshot_is_fresh(seeded, root=tmp_path)
-    cube = load_cube(seeded, WINDOW, loader="snapshot", root=tmp_path)
+    assert not snapshot_is_fresh(small_engine, root=tmp_path)
+    cube = load_cube(small_engine, WINDOW, loader="snapshot", root=tmp_path)
     assert json.loads((folder / "state.json").read_text())["format"] == SNAPSHOT_FORMAT
-    _assert_same(cube, load_cube(seeded, WINDOW, loader="pushdown"))
+    _assert_same(cube, load_cube(small_engine, WINDOW, loader="pushdown"))
 
 
 def test_each_database_has_its_own_snapshot(tmp_path):
@@ -213,9 +218,9 @@ def test_window_covers_whole_weeks():
         Filters().window()
 
 
-def test_daily_events_of_every_kind_agree_between_loaders(seeded, tmp_path):
-    args = dict(start=date(2026, 9, 1), end=date(2026, 11, 24))
-    snap = load.events_daily(seeded, loader="snapshot", root=tmp_path, **args)
-    push = load.events_daily(seeded, loader="pushdown", **args)
+def test_daily_events_of_every_kind_agree_between_loaders(small_engine, tmp_path):
+    args = dict(start=WINDOW.start, end=END)
+    snap = load.events_daily(small_engine, loader="snapshot", root=tmp_path, **args)
+    push = load.events_daily(small_engine, loader="pushdown", **args)
     assert snap.height > 0 and "login_failed" in set(snap["kind"].cast(pl.String))
     assert_frame_equal(snap, push)

@@ -19,6 +19,7 @@ from analytics.core import database, models
 from analytics.core.models import Account, Case, DatasetMeta
 from analytics.sources.cases import CaseQuery, search_cases
 from analytics.views.overview import dataset_overview
+from tests.helpers import HANG_S
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -125,6 +126,7 @@ def test_grant_reader_quotes_the_role_and_password(pg_writer, reader_role) -> No
         writer.dispose()
 
 
+@pytest.mark.slow
 def test_grant_reader_command(pg_writer, reader_role) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "analytics", "grant-reader", reader_role, "--password-stdin"],
@@ -133,7 +135,7 @@ def test_grant_reader_command(pg_writer, reader_role) -> None:
         input="a long reader password\n",
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=HANG_S,
         check=False,
     )
     assert done.returncode == 0, done.stderr

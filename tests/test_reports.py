@@ -21,7 +21,7 @@ from polars.testing import assert_frame_equal
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from analytics import demo, reports
+from analytics import reports
 from analytics.access.suppression import SUPPRESSED_TEXT, TOTAL_LABEL, suppress
 from analytics.core import database, models
 from analytics.core.calendar import parse_week
@@ -33,7 +33,10 @@ from analytics.reports import Brief, Table, build_brief, render_html, render_mar
 from analytics.sources import load
 from analytics.sources.frames import Cube
 from analytics.views import emerging
-from tests.helpers import SMALL_DEMO_END, small_demo
+from tests.helpers import HANG_S
+
+# On one worker: under `pytest -n 2` each worker would build the module's briefs.
+pytestmark = pytest.mark.xdist_group("reports")
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Weeks of the small demo's scenarios: the review ring, the takeover wave, the new scam.
@@ -45,13 +48,8 @@ _RESOURCE = re.compile(r"""(?:src|href)\s*=\s*\\?["']?\s*https?:""", re.IGNORECA
 
 
 @pytest.fixture(scope="module")
-def demo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return small_demo(tmp_path_factory.mktemp("reports"))
-
-
-@pytest.fixture(scope="module")
-def engine(demo_url: str):
-    eng = database.make_engine(demo_url)
+def engine(small_db: str):
+    eng = database.make_engine(small_db)
     yield eng
     eng.dispose()
 
@@ -518,9 +516,8 @@ def test_the_product_brief_ignores_filters_and_says_so(engine, briefs):
 # --------------------------------------------------------------------------- PostgreSQL
 
 
-def test_the_brief_is_the_same_on_postgresql(pg_url: str, engine: Engine, briefs) -> None:
-    pg = database.make_engine(pg_url)
-    demo.seed_database(pg, scale="small", seed=7, days=240, end=SMALL_DEMO_END)
+def test_the_brief_is_the_same_on_postgresql(small_pg: str, engine: Engine, briefs) -> None:
+    pg = database.make_engine(small_pg)
     try:
         there = build_brief(pg, week=parse_week(TAKEOVER), audience="leadership", role="leadership")
     finally:
@@ -543,7 +540,7 @@ def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
         env=dict(os.environ, LOOKOUT_DATABASE_URL=url),
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=HANG_S,
         check=False,
     )
 
@@ -557,11 +554,12 @@ def _one_line_error(done: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("fmt", "start"), [("html", "<!DOCTYPE html>"), ("md", "# Lookout")])
-def test_cli_writes_the_brief(demo_url: str, tmp_path: Path, fmt: str, start: str) -> None:
+def test_cli_writes_the_brief(small_db: str, tmp_path: Path, fmt: str, start: str) -> None:
     out = tmp_path / f"brief.{fmt}"
     args = ["--week", SCAM, "--audience", "product", "--out", str(out), "--format", fmt]
-    done = _cli(demo_url, *args, "--note", "For the Monday review")
+    done = _cli(small_db, *args, "--note", "For the Monday review")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1
@@ -571,16 +569,18 @@ def test_cli_writes_the_brief(demo_url: str, tmp_path: Path, fmt: str, start: st
     assert f"Lookout weekly brief — {SCAM} (product)" in text and "For the Monday review" in text
 
 
-def test_cli_says_when_the_week_has_no_data(demo_url: str, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_cli_says_when_the_week_has_no_data(small_db: str, tmp_path: Path) -> None:
     out = tmp_path / "empty.md"
     done = _cli(
-        demo_url, "--week", EMPTY, "--audience", "leadership", "--out", str(out), "--format", "md"
+        small_db, "--week", EMPTY, "--audience", "leadership", "--out", str(out), "--format", "md"
     )
     assert done.returncode == 0, done.stderr
     assert "(no data for that week)" in done.stdout
     assert f"No cases were opened in {EMPTY}" in out.read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -593,23 +593,25 @@ def test_cli_says_when_the_week_has_no_data(demo_url: str, tmp_path: Path) -> No
         (["--out", "{tmp}"], "it is a folder"),
     ],
 )
-def test_cli_bad_input_is_one_line(demo_url: str, tmp_path: Path, args, message) -> None:
+def test_cli_bad_input_is_one_line(small_db: str, tmp_path: Path, args, message) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     given = {"--week": SCAM, "--audience": "leadership", "--out": str(tmp_path / "b.html")}
     given.update(dict(zip(args[::2], args[1::2], strict=True)))
     flat = [x for k, v in given.items() for x in (k, v.format(file=blocker, tmp=tmp_path))]
-    line = _one_line_error(_cli(demo_url, *flat))
+    line = _one_line_error(_cli(small_db, *flat))
     assert message in line
     assert not (tmp_path / "b.html").exists()
 
 
-def test_cli_missing_options_are_one_line(demo_url: str) -> None:
-    assert "--week is required" in _one_line_error(_cli(demo_url))
-    line = _one_line_error(_cli(demo_url, "--week", SCAM, "--out", "x.html"))
+@pytest.mark.slow
+def test_cli_missing_options_are_one_line(small_db: str) -> None:
+    assert "--week is required" in _one_line_error(_cli(small_db))
+    line = _one_line_error(_cli(small_db, "--week", SCAM, "--out", "x.html"))
     assert "--audience is required" in line
 
 
+@pytest.mark.slow
 def test_cli_never_shows_the_password() -> None:
     url = "postgresql+psycopg://u:topsecret@127.0.0.1:1/x"
     line = _one_line_error(

@@ -4,23 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from analytics.core import database, models
-from tests.helpers import open_page, small_demo
+from tests.helpers import open_page
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def small_db(tmp_path_factory) -> str:
-    return small_demo(tmp_path_factory.mktemp("reports"))
-
-
 def _page(monkeypatch, url: str, **params: str) -> AppTest:
-    return open_page(monkeypatch, url, "pages/reports.py", timeout=240, params=params)
+    return open_page(monkeypatch, url, "pages/reports.py", params=params)
 
 
 def _shown(at: AppTest) -> str:

@@ -17,7 +17,6 @@ from analytics.core import database, models
 from analytics.demo import evaluation
 from analytics.detectors.rings import LINK_COLUMNS, find_rings, ring_edges, ring_links
 from analytics.sources import load
-from tests.helpers import small_demo
 
 AS_OF = datetime(2026, 3, 15)
 WEEK = timedelta(days=7)
@@ -407,8 +406,8 @@ def test_ring_links_reads_the_window_from_either_loader(engine, tmp_path) -> Non
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory):
-    engine = database.make_engine(small_demo(tmp_path_factory.mktemp("rings-demo")))
+def demo(small_db: str):
+    engine = database.make_engine(small_db)
     yield engine, database.get_meta(engine, "ground_truth")
     engine.dispose()
 

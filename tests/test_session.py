@@ -14,7 +14,7 @@ from analytics import access
 from analytics.access import Viewer
 from analytics.core import database
 from analytics.core.models import AuditLog, Role
-from tests.helpers import open_page, small_demo
+from tests.helpers import HANG_S, copy_small_demo, open_page
 from ui import session
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,8 +22,9 @@ CASE = "7"
 
 
 @pytest.fixture(scope="module")
-def small_db(tmp_path_factory) -> str:
-    url = small_demo(tmp_path_factory.mktemp("session"))
+def small_db(small_demo_file, tmp_path_factory) -> str:
+    """A copy of the small demo with two users: these tests sign in and open cases."""
+    url = copy_small_demo(small_demo_file, tmp_path_factory.mktemp("session"))
     engine = database.make_engine(url)
     access.add_user(engine, "ann", "associate", "ann's long password")
     access.add_user(engine, "lee", "leadership", "lee's long password")
@@ -57,7 +58,7 @@ def test_sign_out_forgets_the_previous_users_cases(monkeypatch, small_db) -> Non
     audited under their name, and nothing of the reveal (which their role may not do)
     is left: no traceback, the text masked."""
     monkeypatch.setenv("LOOKOUT_DATABASE_URL", small_db)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240).run().run()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=HANG_S).run().run()
     _sign_in(at, "ann", "ann's long password")
     at.query_params["cases.case"] = CASE
     at.switch_page("pages/cases.py")

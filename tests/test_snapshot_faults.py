@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pickle
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -15,8 +15,7 @@ from polars.testing import assert_frame_equal
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from analytics import demo
-from analytics.core import database, models
+from analytics.core import database
 from analytics.core.filters import Filters
 from analytics.core.models import Case
 from analytics.sources import load
@@ -30,24 +29,24 @@ from analytics.sources.snapshot import (
     snapshot_problem,
 )
 from analytics.sources.snapshot_refresh import refresh
-from tests.helpers import open_page, small_demo
+from tests.helpers import SMALL_DEMO_END, open_page
 
-END = date(2026, 11, 24)
-WINDOW = Filters(start=date(2026, 9, 1), end=date(2026, 11, 23))
-DAYS = dict(start=date(2026, 9, 1), end=date(2026, 11, 24))
-
-
-@pytest.fixture
-def seeded(engine):
-    demo.seed_database(engine, scale="small", seed=11, days=240, end=END)
-    return engine
+END = SMALL_DEMO_END
+WINDOW = Filters(start=END - timedelta(days=84), end=END - timedelta(days=1))
+DAYS = dict(start=WINDOW.start, end=END)
 
 
 @pytest.fixture
-def seeded_sqlite(sqlite_url):
-    engine = database.make_engine(sqlite_url)
-    models.init_db(engine)
-    demo.seed_database(engine, scale="small", seed=11, days=240, end=END)
+def seeded(small_engine):
+    """The shared small demo on SQLite, then on PostgreSQL: these tests break snapshots
+    (under their own ``root``), never the database."""
+    return small_engine
+
+
+@pytest.fixture
+def seeded_sqlite(small_db):
+    """The shared small demo on SQLite (read only, as :func:`seeded`)."""
+    engine = database.make_engine(small_db)
     yield engine
     engine.dispose()
 
@@ -216,8 +215,10 @@ def _assert_fine(at: AppTest) -> None:
 
 
 @pytest.mark.parametrize("page", list(PAGES))
-def test_every_page_works_with_an_unwritable_snapshot_folder(monkeypatch, tmp_path, page):
-    url = small_demo(tmp_path)
+def test_every_page_works_with_an_unwritable_snapshot_folder(
+    monkeypatch, tmp_path, own_small_db, page
+):
+    url = own_small_db  # a URL of its own: no page result cached by another test
     monkeypatch.setenv("LOOKOUT_SNAPSHOT_DIR", str(_unwritable_root(tmp_path)))
     script, role = PAGES[page]
     at = open_page(monkeypatch, url, script, role=role)
@@ -229,11 +230,10 @@ def test_every_page_works_with_an_unwritable_snapshot_folder(monkeypatch, tmp_pa
     if page == "trends":
         assert {m.label: m.value for m in at.metric}["New cases"] == _new_cases(url)
     if page == "cases":
-        assert at.dataframe and len(at.dataframe[0].value) > 0
+        assert at.dataframe and len(at.dataframe[0].value) == 50  # a full first page
 
 
-def _built_snapshot(monkeypatch, tmp_path: Path) -> tuple[str, Path]:
-    url = small_demo(tmp_path)
+def _built_snapshot(monkeypatch, tmp_path: Path, url: str) -> tuple[str, Path]:
     monkeypatch.setenv("LOOKOUT_SNAPSHOT_DIR", str(tmp_path / "snapshots"))
     engine = database.make_engine(url)
     folder = refresh(engine).folder
@@ -242,11 +242,11 @@ def _built_snapshot(monkeypatch, tmp_path: Path) -> tuple[str, Path]:
 
 
 def test_a_page_on_a_broken_part_reads_the_database_and_the_snapshot_rebuilds_itself(
-    monkeypatch, tmp_path
+    monkeypatch, tmp_path, own_small_db
 ):
     from ui import data
 
-    url, folder = _built_snapshot(monkeypatch, tmp_path)
+    url, folder = _built_snapshot(monkeypatch, tmp_path, own_small_db)
     _garbage(folder / "events" / "part-00000.parquet")
     # A region filter makes the page count active accounts from the event parts.
     at = open_page(monkeypatch, url, "pages/trends.py", params={"region": "FL"})
@@ -272,10 +272,12 @@ def test_a_page_on_a_broken_part_reads_the_database_and_the_snapshot_rebuilds_it
     assert snapshot_bypassed(database.make_engine(url)) is None
 
 
-def test_a_corrupt_cases_file_is_blamed_on_the_snapshot_not_the_database(monkeypatch, tmp_path):
+def test_a_corrupt_cases_file_is_blamed_on_the_snapshot_not_the_database(
+    monkeypatch, tmp_path, own_small_db
+):
     from ui import data
 
-    url, folder = _built_snapshot(monkeypatch, tmp_path)
+    url, folder = _built_snapshot(monkeypatch, tmp_path, own_small_db)
     _scramble_the_middle(folder / "cases.parquet")  # found only when the rows are read
     at = open_page(monkeypatch, url, "pages/trends.py")
     _assert_fine(at)

@@ -5,23 +5,17 @@ from __future__ import annotations
 from datetime import date, datetime
 from pathlib import Path
 
-import pytest
 from sqlalchemy import distinct, func, select
 from streamlit.testing.v1 import AppTest
 
 from analytics.core import database, models
 from analytics.core.models import Case
-from tests.helpers import open_page, small_demo
+from tests.helpers import open_page
 
 ROOT = Path(__file__).resolve().parent.parent
 # The small demo ends 2026-05-01 00:00 (a Friday): 2026-W18 is in progress, so the
 # page opens on 2026-W17 (Monday 20 April).
 WEEK = (datetime(2026, 4, 20), datetime(2026, 4, 27))
-
-
-@pytest.fixture(scope="module")
-def small_db(tmp_path_factory) -> str:
-    return small_demo(tmp_path_factory.mktemp("trends"))
 
 
 def _count(url: str, *where, what=None, week=WEEK) -> int:
@@ -37,7 +31,7 @@ def _count(url: str, *where, what=None, week=WEEK) -> int:
 
 
 def _page(monkeypatch, url: str, **params: str) -> AppTest:
-    return open_page(monkeypatch, url, "pages/trends.py", timeout=180, params=params)
+    return open_page(monkeypatch, url, "pages/trends.py", params=params)
 
 
 def _metrics(at: AppTest) -> dict[str, str]:

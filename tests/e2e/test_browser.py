@@ -25,12 +25,12 @@ from sqlalchemy import select, text
 from analytics import access, demo
 from analytics.core import database, models
 from tests.conftest import PG_URL
-from tests.helpers import SMALL_DEMO_END, small_demo
+from tests.helpers import SMALL_DEMO_END, copy_small_demo
 
 playwright = pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
-pytestmark = pytest.mark.xdist_group("e2e")
+pytestmark = [pytest.mark.xdist_group("e2e"), pytest.mark.slow]
 expect.set_options(timeout=30_000)  # a loaded 2-core machine: a page can take seconds
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,9 +93,9 @@ def _add_users(url: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def sqlite_app(tmp_path_factory) -> Iterator[tuple[str, str]]:
+def sqlite_app(small_demo_file, tmp_path_factory) -> Iterator[tuple[str, str]]:
     folder = tmp_path_factory.mktemp("e2e")
-    url = small_demo(folder)
+    url = copy_small_demo(small_demo_file, folder)  # a copy: the app signs users in
     _add_users(url)
     for base in _serve(url, folder):
         yield base, url
