@@ -166,8 +166,8 @@ def daily_slices(
     """New cases per day for every slice one to ``depth`` dimensions deep, and overall.
 
     Every slice gets every day of ``[start, end)``, zero-filled. Columns: ``slice``
-    (:func:`analytics.core.slices.slice_key`), the dimension columns (null where not part of the slice),
-    ``ts`` (Datetime, midnight) and ``value`` (Float64).
+    (:func:`analytics.core.slices.slice_key`), the dimension columns (null where not part
+    of the slice), ``ts`` (Datetime, midnight) and ``value`` (Float64).
 
     >>> from datetime import datetime
     >>> cases = pl.DataFrame({"opened_at": [datetime(2026, 1, 1, 9)], "category": ["spam"],

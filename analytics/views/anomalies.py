@@ -200,8 +200,10 @@ def recent_incidents(
         per_days=30.0,
     )
     since = datetime.combine(end - timedelta(days=RECENT_DAYS), datetime.min.time())
+    # Ties of score are broken by metric, slice and start, so the list (and the incident
+    # the page opens first) is the same on every run.
     return incidents.filter(pl.col("end") >= since).sort(
-        "alerted", "score", descending=[True, True]
+        "alerted", "score", "metric", "slice", "start", descending=[True, True, False, False, False]
     )
 
 
