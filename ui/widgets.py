@@ -15,7 +15,7 @@ from analytics.access import Viewer
 from analytics.core.filters import whole_number
 from analytics.core.models import Role
 from analytics.present import detector_charts, exports
-from analytics.present.formatting import Unit, format_number, humanise
+from analytics.present.formatting import Unit, format_delta, format_number, humanise
 from analytics.views import anomalies, feedback, trends
 from analytics.views.anomalies import Incident
 from analytics.views.emerging import RingView, Topic, TopicsView
@@ -70,12 +70,8 @@ def _delta(row: Mapping[str, Any]) -> str | None:
     delta = row["delta"]
     if delta is None:
         return None
-    unit: Unit = row["unit"]
-    sign = "+" if float(delta) >= 0 else "-"
-    size = abs(float(delta))
-    text = f"{size * 100:.1f} pp" if unit == "percent" else format_number(size, unit=unit)
     verdict = "significant" if row["significant"] else "noise"
-    return f"{sign}{text} · {verdict}"
+    return f"{format_delta(float(delta), row['unit'])} · {verdict}"
 
 
 def _help(row: Mapping[str, Any]) -> str:

@@ -25,6 +25,7 @@ __all__ = [
     "format_change",
     "format_count",
     "format_date",
+    "format_delta",
     "format_day",
     "format_mean",
     "format_moment",
@@ -173,6 +174,18 @@ def describe_change(value: float | None, previous: float | None, unit: str) -> s
     if previous == 0:
         return f"{way} {format_value(abs(value), unit)} from 0"
     return f"{way} {abs(value - previous) / abs(previous) * 100:.1f}%"
+
+
+def format_delta(delta: float, unit: Unit) -> str:
+    """An absolute change in its unit, signed (a KPI card's delta): ``+14``, ``-4.4 pp``
+    (percent KPIs move in points), ``+3.1 h``.
+
+    >>> format_delta(14, "count"), format_delta(-0.044, "percent"), format_delta(3.1, "hours")
+    ('+14', '-4.4 pp', '+3.1 h')
+    """
+    sign = "+" if delta >= 0 else "-"
+    size = abs(delta)
+    return sign + (f"{size * 100:.1f} pp" if unit == "percent" else format_number(size, unit=unit))
 
 
 def format_change(value: float | None, previous: float | None, unit: str) -> str:
