@@ -56,7 +56,12 @@ def test_the_page_renders_the_week_with_cards_charts_and_movers(monkeypatch, sma
         "prevalence",
     }
     assert len(at.dataframe) == 1
-    assert any("noise" in (m.delta or "") or "significant" in (m.delta or "") for m in at.metric)
+    # The New cases card's delta: this week's count minus last week's, counted apart.
+    change = _count(small_db) - _count(small_db, week=(datetime(2026, 4, 13), WEEK[0]))
+    delta = next(m.delta for m in at.metric if m.label == "New cases")
+    number, _, verdict = delta.partition(" · ")
+    assert number == f"{'+' if change >= 0 else '-'}{abs(change):,}"
+    assert verdict in ("significant", "noise")
 
 
 def test_a_filter_change_changes_the_numbers_and_the_url(monkeypatch, small_db):
