@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,13 @@ def test_the_page_lists_incidents_with_evidence(monkeypatch, small_db):
         engine.dispose()
     expected = scan.filter("alerted")["slice"].to_list()
     assert expected and list(incidents["slice"]) == expected
+    # "To" is the last day each covers: a weekly incident's week runs to its Sunday.
+    alerted = scan.filter("alerted")
+    last = [
+        end.date() + timedelta(days=6 if freq == "weekly" else 0)
+        for end, freq in zip(alerted["end"], alerted["freq"], strict=True)
+    ]
+    assert [d.date() if hasattr(d, "date") else d for d in incidents["last_day"]] == last
     assert list(incidents["score"]) == sorted(incidents["score"], reverse=True)  # best first
     first = incidents.iloc[0]["slice"]
     assert any(first in h.value for h in at.subheader)

@@ -177,7 +177,7 @@ def incident_columns() -> dict[str, Any]:
         "source": st.column_config.TextColumn("Source"),
         "freq": st.column_config.TextColumn("Scale"),
         "start": st.column_config.DatetimeColumn("From", format="D MMM YYYY"),
-        "end": st.column_config.DatetimeColumn("To", format="D MMM YYYY"),
+        "last_day": st.column_config.DateColumn("To", format="D MMM YYYY"),
         "days": st.column_config.NumberColumn("Points"),
         "peak_value": st.column_config.NumberColumn("Peak", format="localized"),
         "peak_expected": st.column_config.NumberColumn("Expected", format="%.1f"),

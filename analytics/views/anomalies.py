@@ -72,7 +72,8 @@ SOURCES: dict[str, str] = {
 }
 #: The columns of the page's incident tables (alerted, and the quiet ones' extra).
 TABLE_COLUMNS: tuple[str, ...] = (
-    "slice", "source", "freq", "start", "end", "days", "peak_value", "peak_expected", "score",
+    "slice", "source", "freq", "start", "last_day", "days", "peak_value", "peak_expected",
+    "score",
 )  # fmt: skip
 QUIET_COLUMNS: tuple[str, ...] = (*TABLE_COLUMNS, "direction", "explained_by", "suppressed")
 
@@ -218,15 +219,21 @@ class IncidentTables:
 
 def incident_tables(incidents: pl.DataFrame, *, source: str, text: str) -> IncidentTables:
     """Incidents of one source ("all" for every source) whose slice contains ``text``
-    (literally), alerted ones apart.
+    (literally), alerted ones apart; ``last_day`` is the last day each covers (a weekly
+    incident's last point is a Monday and covers that week, to its Sunday).
 
-    >>> t = datetime(2026, 4, 1)
+    >>> t = datetime(2026, 11, 16)
     >>> found = pl.DataFrame({"slice": ["region=FL", "region=CA"], "source": ["cases"] * 2,
+    ...                       "freq": ["weekly", "daily"], "end": [t, t],
     ...                       "alerted": [True, False]})
     >>> tables = incident_tables(found, source="cases", text="FL")
     >>> tables.alerted["slice"].to_list(), tables.quiet.height
     (['region=FL'], 0)
+    >>> str(tables.alerted["last_day"][0])
+    '2026-11-22'
     """
+    covered = pl.when(pl.col("freq") == "weekly").then(6).otherwise(0)
+    incidents = incidents.with_columns(last_day=pl.col("end").dt.date() + pl.duration(days=covered))
     shown = incidents if source == "all" else incidents.filter(pl.col("source") == source)
     if text:
         shown = shown.filter(pl.col("slice").str.contains(text, literal=True))
