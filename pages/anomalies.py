@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from analytics.present import detector_charts
+from analytics.present.formatting import format_days
 from analytics.views import anomalies
 from ui import auth, data, explorer, filters, widgets
 
@@ -62,8 +63,7 @@ if alerted.is_empty():
 
 incident = widgets.selected_incident(alerted, picked, state)
 first, last = anomalies.incident_days(incident)
-days = f"{first:%d %b}" if first == last else f"{first:%d %b}–{last:%d %b}"
-st.subheader(f"{incident.slice} · {days}")
+st.subheader(f"{incident.slice} · {format_days(first, last)}")
 explorer.link(
     "Open its cases in Case Explorer",
     slice=incident.slice, opened_from=first.isoformat(), opened_to=last.isoformat(),

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from analytics.access import Viewer
 from analytics.core import database
 from analytics.core.models import Feedback, Role
+from analytics.present.formatting import format_days
 from analytics.views import anomalies, feedback
 from tests.helpers import SMALL_DEMO_END, app_as, open_page
 
@@ -54,7 +55,8 @@ def test_the_page_lists_incidents_with_evidence(monkeypatch, small_db):
     assert [d.date() if hasattr(d, "date") else d for d in incidents["last_day"]] == last
     assert list(incidents["score"]) == sorted(incidents["score"], reverse=True)  # best first
     first = incidents.iloc[0]["slice"]
-    assert any(first in h.value for h in at.subheader)
+    days = format_days(alerted["start"][0].date(), last[0])  # the days the first covers
+    assert f"{first} · {days}" in [h.value for h in at.subheader]
     charts = {c.key for c in at.get("plotly_chart")}
     assert "anomalies_chart" in charts
     verdicts = [b.label for b in at.button if b.key.startswith("anomalies_verdict")]

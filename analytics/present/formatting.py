@@ -27,6 +27,7 @@ __all__ = [
     "format_date",
     "format_delta",
     "format_day",
+    "format_days",
     "format_mean",
     "format_moment",
     "format_number",
@@ -254,6 +255,28 @@ def format_period(monday: date) -> str:
     if monday.year != sunday.year:
         first = format_day(monday)
     return f"{first}–{format_day(sunday)}"
+
+
+def format_days(first: date, last: date) -> str:
+    """The days ``first`` to ``last``, without a year unless they span two: ``16 Nov``,
+    ``16–22 Nov``, ``30 Mar–5 Apr``, ``29 Dec 2025–4 Jan 2026``.
+
+    >>> format_days(date(2026, 11, 16), date(2026, 11, 16))
+    '16 Nov'
+    >>> format_days(date(2026, 11, 16), date(2026, 11, 22))
+    '16–22 Nov'
+    >>> format_days(date(2026, 3, 30), date(2026, 4, 5))
+    '30 Mar–5 Apr'
+    >>> format_days(date(2025, 12, 29), date(2026, 1, 4))
+    '29 Dec 2025–4 Jan 2026'
+    """
+    if first == last:
+        return f"{first.day} {first:%b}"
+    if first.year != last.year:
+        return f"{format_day(first)}–{format_day(last)}"
+    if first.month == last.month:
+        return f"{first.day}–{last.day} {last:%b}"
+    return f"{first.day} {first:%b}–{last.day} {last:%b}"
 
 
 def format_moment(moment: datetime) -> str:
