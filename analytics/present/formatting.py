@@ -36,9 +36,12 @@ __all__ = [
     "format_relative",
     "format_share",
     "format_span",
+    "format_slice",
     "format_value",
     "humanise",
     "humanised",
+    "significance",
+    "significance_note",
 ]
 
 #: The unit of rates per 1,000: written as plain numbers (their label says so).
@@ -317,27 +320,98 @@ def format_date(value: object) -> str:
 # --------------------------------------------------------------------------- labels
 
 
+#: Codes whose words are not the code with spaces: abbreviations and brand names.
+_WORDS: Mapping[str, str] = {
+    "obgyn": "OB-GYN",
+    "ios": "iOS",
+    "ml_model": "ML model",
+    "no_show": "No-show",
+    "no_show_abuse": "No-show abuse",
+    "sla": "SLA",
+    "p90": "p90",
+}
+
+
 def humanise(label: object) -> str:
     """A code as words: ``fake_review`` -> ``Fake review``; the first letter upper case,
-    later letters as they are (``FL`` and ``Total`` stay); ``–`` when missing. The one
-    rule for every label on a page, chart or brief (:func:`humanised` is its column form).
+    later letters as they are (``FL`` and ``Total`` stay); abbreviations and brands as
+    they are written (``obgyn`` -> ``OB-GYN``, ``ios`` -> ``iOS``); ``–`` when missing.
+    The one rule for every label on a page, chart or brief (:func:`humanised` is its
+    column form).
 
     >>> humanise("fake_review"), humanise("Total"), humanise("FL"), humanise(None)
     ('Fake review', 'Total', 'FL', '–')
+    >>> humanise("obgyn"), humanise("ios"), humanise("ml_model")
+    ('OB-GYN', 'iOS', 'ML model')
     """
-    text = "–" if label is None else str(label).replace("_", " ")
+    if label is None:
+        return "–"
+    if str(label) in _WORDS:
+        return _WORDS[str(label)]
+    text = str(label).replace("_", " ")
     return text[:1].upper() + text[1:]
 
 
 def humanised(label: pl.Expr) -> pl.Expr:
-    """``fake_review`` -> ``Fake review``, vectorised (later letters keep their case,
-    so ``Total`` stays ``Total``; nulls stay null).
+    """``fake_review`` -> ``Fake review``, vectorised, with the same special words as
+    :func:`humanise` (later letters keep their case, so ``Total`` stays ``Total``;
+    nulls stay null).
 
-    >>> pl.select(humanised(pl.lit("fake_review"))).item()
-    'Fake review'
+    >>> pl.Series(["fake_review", "obgyn", None]).to_frame("c").select(humanised(pl.col("c")))[
+    ...     "c"
+    ... ].to_list()
+    ['Fake review', 'OB-GYN', None]
     """
     text = label.str.replace_all("_", " ")
-    return text.str.slice(0, 1).str.to_uppercase() + text.str.slice(1)
+    plain = text.str.slice(0, 1).str.to_uppercase() + text.str.slice(1)
+    return label.replace_strict(dict(_WORDS), default=plain, return_dtype=pl.String)
+
+
+#: How a slice of everything reads.
+ALL_LABEL = "All"
+
+
+def format_slice(key: str) -> str:
+    """A slice key (``category=other|specialty=obgyn``) in words: its values, humanised,
+    joined by a middle dot (``Other · OB-GYN``); the whole (``all``) reads ``All``. A key
+    that does not parse is shown as it is, never raised.
+
+    >>> format_slice("category=other|specialty=obgyn")
+    'Other · OB-GYN'
+    >>> format_slice("platform=ios"), format_slice("all"), format_slice("odd")
+    ('iOS', 'All', 'odd')
+    """
+    if key == "all":
+        return ALL_LABEL
+    parts = [part.partition("=") for part in key.split("|")]
+    if not all(sep for _, sep, _ in parts):
+        return key
+    return " · ".join(humanise(value) for _, _, value in parts)
+
+
+def significance(p: float | None, *, alpha: float = ALPHA) -> str:
+    """A test's verdict in words only (its number goes on hover,
+    :func:`significance_note`): ``significant``, ``not significant`` or ``not tested``.
+
+    >>> significance(0.003), significance(0.41), significance(None)
+    ('significant', 'not significant', 'not tested')
+    """
+    if p is None:
+        return "not tested"
+    return "significant" if p < alpha else "not significant"
+
+
+def significance_note(p: float | None, name: str = "p") -> str:
+    """The number behind :func:`significance`, for a tooltip: ``q = 0.003``,
+    ``p < 0.001``, or ``not tested``.
+
+    >>> significance_note(0.003, "q"), significance_note(1e-9), significance_note(None)
+    ('q = 0.003', 'p < 0.001', 'not tested')
+    """
+    if p is None:
+        return "not tested"
+    shown = format_p(p)
+    return f"{name} {shown}" if shown.startswith("<") else f"{name} = {shown}"
 
 
 # --------------------------------------------------------------------------- table cells
