@@ -42,6 +42,7 @@ __all__ = [
     "humanised",
     "significance",
     "significance_note",
+    "sliced",
 ]
 
 #: The unit of rates per 1,000: written as plain numbers (their label says so).
@@ -372,21 +373,35 @@ ALL_LABEL = "All"
 
 
 def format_slice(key: str) -> str:
-    """A slice key (``category=other|specialty=obgyn``) in words: its values, humanised,
-    joined by a middle dot (``Other · OB-GYN``); the whole (``all``) reads ``All``. A key
-    that does not parse is shown as it is, never raised.
+    """A slice key (``category=other|specialty=obgyn``, or the movers' ``category=other ·
+    specialty=obgyn``) in words: its values, humanised, joined by a middle dot (``Other ·
+    OB-GYN``); the whole (``all``) reads ``All``. A key that does not parse is shown as it
+    is, never raised.
 
     >>> format_slice("category=other|specialty=obgyn")
     'Other · OB-GYN'
+    >>> format_slice("source=ml_model · platform=ios")
+    'ML model · iOS'
     >>> format_slice("platform=ios"), format_slice("all"), format_slice("odd")
     ('iOS', 'All', 'odd')
     """
     if key == "all":
         return ALL_LABEL
-    parts = [part.partition("=") for part in key.split("|")]
+    parts = [part.partition("=") for part in key.replace(" · ", "|").split("|")]
     if not all(sep for _, sep, _ in parts):
         return key
     return " · ".join(humanise(value) for _, _, value in parts)
+
+
+def sliced(key: pl.Expr) -> pl.Expr:
+    """:func:`format_slice` as an expression, for a table's slice column (nulls stay null).
+
+    >>> pl.DataFrame({"s": ["category=other|specialty=obgyn", "all", None]}).select(
+    ...     sliced(pl.col("s"))
+    ... )["s"].to_list()
+    ['Other · OB-GYN', 'All', None]
+    """
+    return key.map_elements(format_slice, return_dtype=pl.String, skip_nulls=True)
 
 
 def significance(p: float | None, *, alpha: float = ALPHA) -> str:
