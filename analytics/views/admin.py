@@ -13,8 +13,9 @@ from sqlalchemy import Engine
 
 from analytics import access
 from analytics.core.models import Role
+from analytics.present.formatting import humanised
 
-__all__ = ["ACTION_CHOICES", "audit_log", "users"]
+__all__ = ["ACTION_CHOICES", "audit_log", "readable", "users"]
 
 #: The actions the audit log can be narrowed to ("" for every action).
 ACTION_CHOICES: tuple[str, ...] = ("", *access.AUDIT_ACTIONS)
@@ -40,3 +41,13 @@ def audit_log(
         start = datetime.combine(days[0], time.min)
         end = datetime.combine(days[1], time.min) + timedelta(days=1)
     return access.audit_frame(engine, role, user=user.strip(), action=action, start=start, end=end)
+
+
+def readable(log: pl.DataFrame) -> pl.DataFrame:
+    """The audit log as the page shows it: each action in words (``login_failed`` ->
+    ``Login failed``); the CSV export keeps the codes.
+
+    >>> readable(pl.DataFrame({"action": ["login_failed", "export"]}))["action"].to_list()
+    ['Login failed', 'Export']
+    """
+    return log.with_columns(humanised(pl.col("action")))
