@@ -47,6 +47,7 @@ __all__ = [
     "EXPOSURE_OF",
     "SLA_HOURS",
     "Count",
+    "as_it_stood",
     "backlog",
     "case_flags",
     "category_weekly",
@@ -125,10 +126,15 @@ def _hours(start: str, end: str | pl.Expr) -> pl.Expr:
     return (finish - pl.col(start)).dt.total_microseconds() / 3.6e9
 
 
-def _flags(cases: pl.LazyFrame, as_of: datetime | None) -> pl.LazyFrame:
-    """Per-case facts the metrics are sums, counts and percentiles of."""
+def _flags(cases: pl.LazyFrame, as_of: datetime | pl.Expr | None) -> pl.LazyFrame:
+    """Per-case facts the metrics are sums, counts and percentiles of; ``as_of`` may be
+    an expression (each case seen at its own moment, :func:`as_it_stood`)."""
     sla = pl.col("severity").cast(pl.String).replace_strict(SLA_HOURS, return_dtype=pl.Float64)
-    now = pl.lit(as_of or datetime.max, dtype=pl.Datetime("us"))
+    now = (
+        as_of
+        if isinstance(as_of, pl.Expr)
+        else pl.lit(as_of or datetime.max, dtype=pl.Datetime("us"))
+    )
     ttfr = _hours("opened_at", "first_response_at")
     waited = _hours("opened_at", now)
     responded = pl.col("first_response_at").is_not_null()
@@ -265,10 +271,14 @@ def _exposure_label(by: str | None) -> pl.Expr:
 # --------------------------------------------------------------------------- weekly
 
 
-def weekly_metrics(cube: Cube, *, by: str | None = None, count: Count = "cases") -> pl.DataFrame:
+def weekly_metrics(
+    cube: Cube, *, by: str | None = None, count: Count = "cases", age: timedelta | None = None
+) -> pl.DataFrame:
     """Every metric per week (and per value of ``by``), weeks without cases included.
 
-    Computed once per cube and remembered.
+    Computed once per cube and remembered. With ``age``, each week as it stood ``age``
+    after its Monday (:func:`as_it_stood`: the cases opened, responded to, resolved and
+    appealed by then), every week at the same age at once; exposure is the week's own.
 
     Columns: ``week`` (Monday), ``by`` when given, the counts (``new_cases``, ``cases``,
     ``resolved``, ``violations``, ``proactive``, ``automated_resolved``,
@@ -284,16 +294,48 @@ def weekly_metrics(cube: Cube, *, by: str | None = None, count: Count = "cases")
     >>> weekly_metrics(cube).select("week", "new_cases", "action_rate", "provisional").rows()
     [(datetime.date(2026, 11, 9), 2, 0.5, False), (datetime.date(2026, 11, 16), 1, None, True)]
     """
-    return _memo(cube, ("weekly", by, count), lambda: _weekly_metrics(cube, by=by, count=count))
+    return _memo(
+        cube,
+        ("weekly", by, count, *([age] if age is not None else [])),
+        lambda: _weekly_metrics(cube, by=by, count=count, age=age),
+    )
 
 
-def _weekly_metrics(cube: Cube, *, by: str | None, count: Count) -> pl.DataFrame:
+def as_it_stood(cases: pl.LazyFrame, at: pl.Expr) -> pl.LazyFrame:
+    """The cases opened by ``at`` as they stood then (``at`` may differ per case):
+    responses, resolutions and appeals after it are hidden.
+
+    >>> cases = example_cube().cases.lazy()
+    >>> seen = as_it_stood(cases, pl.lit(datetime(2026, 11, 10, 12)))
+    >>> seen.select("id", "resolved_at").collect().rows()
+    [(1, None)]
+    """
+    known = pl.col("resolved_at") <= at
+    appealed = pl.col("appealed_at") <= at
+    return cases.filter(pl.col("opened_at") <= at).with_columns(
+        resolved_at=pl.when(known).then(pl.col("resolved_at")),
+        resolution=pl.when(known).then(pl.col("resolution")),
+        first_response_at=pl.when(pl.col("first_response_at") <= at).then(
+            pl.col("first_response_at")
+        ),
+        appealed_at=pl.when(appealed).then(pl.col("appealed_at")),
+        appeal_outcome=pl.when(appealed).then(pl.col("appeal_outcome")),
+    )
+
+
+def _weekly_metrics(
+    cube: Cube, *, by: str | None, count: Count, age: timedelta | None = None
+) -> pl.DataFrame:
     """The uncached body of :func:`weekly_metrics`."""
     if by is not None and by not in DIMENSIONS:
         raise ValueError(f"by must be one of {', '.join(DIMENSIONS)}, not {by!r}")
     weeks = _window_weeks(cube)
     keys = ["week", *([by] if by else [])]
-    flagged = case_flags(cube).filter(pl.col("week").is_in(weeks["week"].implode()))
+    flags = case_flags(cube)
+    if age is not None:
+        at = pl.col("opened_at").dt.truncate("1w") + age
+        flags = _flags(as_it_stood(cube.cases.lazy(), at), at)
+    flagged = flags.filter(pl.col("week").is_in(weeks["week"].implode()))
     if by:
         flagged = flagged.filter(pl.col(by).is_not_null()).with_columns(pl.col(by).cast(pl.String))
     sums = flagged.group_by(keys).agg(_sums(count)).collect()

@@ -9,6 +9,7 @@ import polars as pl
 
 from analytics.metrics.kpis import kpis
 from analytics.metrics.movers import top_movers
+from analytics.metrics.nowcast import daily_nowcast, weekly_nowcast, with_projection
 from analytics.metrics.trends import (
     Count,
     backlog,
@@ -41,11 +42,26 @@ class WeeklyView:
     prevalence: pl.DataFrame
     annotations: pl.DataFrame
     as_of: datetime | None
+    #: The recent weeks' metrics so far and projected (:mod:`analytics.metrics.nowcast`).
+    nowcast: pl.DataFrame
+    #: The unfinished day's new cases so far and projected.
+    nowcast_daily: pl.DataFrame
+    #: The recent weeks' SLA breach rate by severity so far and projected.
+    nowcast_severity: pl.DataFrame
 
     def series(self, metric: str) -> pl.DataFrame:
-        """One weekly metric as ``week``, ``value``, ``provisional`` (for a chart)."""
-        return self.weekly.select(
-            "week", pl.col(metric).cast(pl.Float64).alias("value"), "provisional"
+        """One weekly metric as ``week``, ``value``, ``provisional`` and its projection
+        (``projected``, ``low``, ``high``; ``complete`` is false while the week is not
+        complete enough to draw as a real value), for a chart."""
+        projection = self.nowcast.filter(pl.col("key") == metric).select(
+            "week", "projected", "low", "high", "complete"
+        )
+        return (
+            self.weekly.select(
+                "week", pl.col(metric).cast(pl.Float64).alias("value"), "provisional"
+            )
+            .join(projection, on="week", how="left")
+            .with_columns(pl.col("complete").fill_null(~pl.col("provisional")))
         )
 
     @property
@@ -62,10 +78,11 @@ def weekly_view(cube: Cube, *, week: date, count: Count = "cases") -> WeeklyView
     >>> view.empty, view.kpis.height, view.weekly.height
     (False, 11, 2)
     """
+    projected = weekly_nowcast(cube, count=count)
     return WeeklyView(
         week=week,
         count=count,
-        kpis=kpis(cube, week=week, count=count),
+        kpis=with_projection(kpis(cube, week=week, count=count), projected, week=week),
         weekly=weekly_metrics(cube, count=count),
         daily=daily_volume(cube, count=count),
         categories=category_weekly(cube, count=count),
@@ -76,4 +93,7 @@ def weekly_view(cube: Cube, *, week: date, count: Count = "cases") -> WeeklyView
         prevalence=prevalence_by_category(cube, week=week),
         annotations=cube.annotations,
         as_of=cube.as_of,
+        nowcast=projected,
+        nowcast_daily=daily_nowcast(cube, count=count),
+        nowcast_severity=weekly_nowcast(cube, by="severity", keys=("sla_breach_rate",)),
     )
