@@ -7,7 +7,7 @@ import streamlit as st
 from analytics.present import trend_charts
 from analytics.views import selection as calendar
 from analytics.views import trends
-from ui import auth, data, explorer, filters, widgets
+from ui import auth, data, events, explorer, filters, widgets
 
 st.title("Weekly trends")
 widgets.require_data()
@@ -58,6 +58,7 @@ with left:
     widgets.chart(daily, key="daily")
 with right:
     widgets.chart(weekly, key="weekly")
+events.link("Add a known event", first_day=trends.week_days(view.week)[0])
 heatmap = trend_charts.category_heatmap(view.categories, title="Categories by week")
 widgets.chart(heatmap, key="heatmap")
 

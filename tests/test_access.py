@@ -233,6 +233,7 @@ PAGES = {
     "Emerging threats": "pages/emerging.py",
     "Case Explorer": "pages/cases.py",
     "Reports": "pages/reports.py",
+    "Known events": "pages/events.py",
     "Admin": "pages/admin.py",
 }
 SEES = {

@@ -67,6 +67,7 @@ __all__ = [
     "brief_files",
     "case_detail",
     "case_page",
+    "data_changed",
     "data_span",
     "data_token",
     "database_label",
@@ -564,6 +565,14 @@ def brief_files(_brief: reports.Brief, key: tuple[Any, ...]) -> tuple[str, str]:
     from analytics import reports
 
     return reports.render_html(_brief), reports.render_markdown(_brief)
+
+
+def data_changed() -> None:
+    """Forget the cached data token after the app itself wrote data (a known event), so
+    the next page reads it: every cache keyed on the token (the weekly view, the brief,
+    the scan) recomputes, and a snapshot is refreshed first."""
+    _state.clear()
+    _overview.clear()
 
 
 def users(*, role: Role) -> pl.DataFrame:

@@ -24,6 +24,7 @@ PAGES: tuple[tuple[str, str, str, str], ...] = (
     ("pages/emerging.py", "Emerging threats", "new_releases", "cases"),
     ("pages/cases.py", "Case Explorer", "manage_search", "cases"),
     ("pages/reports.py", "Reports", "summarize", "suppressed"),
+    ("pages/events.py", "Known events", "event_note", "annotate"),
     ("pages/admin.py", "Admin", "admin_panel_settings", "audit"),
 )
 

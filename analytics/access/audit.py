@@ -22,6 +22,7 @@ __all__ = ["AUDIT_ACTIONS", "audit", "audit_frame", "utc_now", "write_audit"]
 #: What the audit log records.
 AUDIT_ACTIONS: tuple[str, ...] = (
     "login", "login_failed", "login_refused", "case_view", "reveal", "export", "report_download",
+    "annotation_add", "annotation_edit", "annotation_end",
 )  # fmt: skip
 
 

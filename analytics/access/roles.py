@@ -24,12 +24,15 @@ __all__ = ["CAPABILITIES", "GRANTS", "AccessDenied", "Viewer", "allowed", "requi
 #: What can be granted: ``aggregates`` (trend numbers, anomalies, topics as counts),
 #: ``suppressed`` (aggregates with small counts hidden: the product brief),
 #: ``cases`` (case lists, accounts, rings: identifiers and masked text),
-#: ``reveal`` (a case's unmasked text), ``users`` and ``audit`` (administration).
-CAPABILITIES: tuple[str, ...] = ("aggregates", "suppressed", "cases", "reveal", "users", "audit")
+#: ``reveal`` (a case's unmasked text), ``users`` and ``audit`` (administration),
+#: ``annotate`` (add, edit and end known events: launches, outages, policy changes).
+CAPABILITIES: tuple[str, ...] = (
+    "aggregates", "suppressed", "cases", "reveal", "users", "audit", "annotate",
+)  # fmt: skip
 GRANTS: dict[Role, frozenset[str]] = {
     Role.admin: frozenset({"aggregates", "suppressed", "users", "audit"}),
-    Role.leadership: frozenset({"aggregates", "suppressed", "cases"}),
-    Role.associate: frozenset({"aggregates", "suppressed", "cases", "reveal"}),
+    Role.leadership: frozenset({"aggregates", "suppressed", "cases", "annotate"}),
+    Role.associate: frozenset({"aggregates", "suppressed", "cases", "reveal", "annotate"}),
     Role.product: frozenset({"suppressed"}),
 }
 #: What the audit log records.
@@ -83,6 +86,8 @@ def require(role: Role | str, capability: str) -> None:
     analytics.access.roles.AccessDenied: the product role may not see case lists, accounts or rings
     """
     if not allowed(role, capability):
+        if capability == "annotate":
+            raise AccessDenied(f"the {role_of(role).value} role may not add or change known events")
         what = {
             "aggregates": "unsuppressed aggregates",
             "suppressed": "aggregates",
