@@ -1,28 +1,34 @@
-"""Anomalies: what is abnormal right now, why, and who is behind it."""
+"""Anomalies: what is abnormal in the focus week, why, and who is behind it."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from analytics.present import detector_charts
-from analytics.present.formatting import format_days
+from analytics.present.formatting import format_days, format_period, format_slice
 from analytics.views import anomalies
+from ui import anomalies as page
 from ui import auth, data, explorer, filters, widgets
 
 st.title("Anomalies")
 widgets.require_data()
 viewer = auth.require("cases")
+chosen_filters = filters.draw()
+if chosen_filters is None:
+    st.stop()
+week = chosen_filters.week
 state = filters.PageState("anomalies")
 if recorded := st.session_state.pop("anomalies_recorded", None):
     # Shown in the run after the rerun that a verdict asks for: a toast sent just before
     # st.rerun() can be lost when the rerun starts before the browser drew it.
     st.toast(recorded)
 st.caption(
-    "Every slice of cases (by category, region, platform, source, specialty, one and two "
-    "deep) and of events (by kind, region, platform), daily and weekly, scored against its "
+    f"Incidents still open or that ended in the focus week ({format_period(week)}), over "
+    "every slice of cases (by category, region, platform, source, specialty, one and two "
+    "deep) and of events (by kind, region, platform), daily and weekly, each against its "
     "own seasonal baseline; false discoveries controlled across slices; known events "
-    "explain, and your feedback quiets a pattern until it grows. Rises in volume alert; "
-    "for automated detections a fall alerts."
+    "explain, and your feedback quiets a pattern until it grows. Rises in volume alert; for "
+    "automated detections a fall alerts. The sidebar's week and filters apply."
 )
 left, middle, right = st.columns([3, 3, 2])
 with middle:
@@ -32,16 +38,17 @@ with middle:
     )  # fmt: skip
     per_month = float(budget)
 try:
-    incidents = data.incidents(role=viewer.role, per_month=per_month)
+    found = page.incidents(week, role=viewer.role, per_month=per_month)
 except data.DataUnavailable as exc:
     st.error(str(exc))
     st.stop()
 with left:
     source = state.choice("source", anomalies.SOURCES, label="Source")
 with right:
-    text = state.text("find", label="Slice contains (e.g. region=FL)")
-tables = anomalies.incident_tables(incidents, source=source, text=text)
-alerted, quiet = tables.alerted, tables.quiet
+    text = state.text("find", label="Slice contains (e.g. FL or spam)")
+current = anomalies.within_filters(found, chosen_filters.shown)
+tables = anomalies.incident_tables(current, source=source, text=text)
+alerted, quiet = anomalies.incident_rows(tables.alerted), anomalies.incident_rows(tables.quiet)
 if alerted.is_empty():
     st.success(
         "No current anomaly matches these filters."
@@ -49,30 +56,32 @@ if alerted.is_empty():
         else "No current anomaly: every slice is within its expected range."
     )
 picked = st.dataframe(
-    alerted.select(anomalies.TABLE_COLUMNS), hide_index=True, on_select="rerun",
+    alerted, column_order=anomalies.TABLE_COLUMNS, hide_index=True, on_select="rerun",
     selection_mode="single-row", key="anomalies_table", width="stretch",
-    column_config=widgets.incident_columns(),
+    column_config=page.incident_columns(),
 )  # fmt: skip
 with st.expander(f"Not alerted: explained, dismissed, or falls ({quiet.height})"):
     st.dataframe(
-        quiet.select(anomalies.QUIET_COLUMNS), hide_index=True, width="stretch",
-        column_config=widgets.incident_columns(),
+        quiet, column_order=anomalies.QUIET_COLUMNS, hide_index=True, width="stretch",
+        column_config=page.incident_columns(),
     )  # fmt: skip
+as_of = page.as_of(week)
 if alerted.is_empty():
+    page.accounts_section(page.review(None, week, role=viewer.role), viewer, as_of)
     st.stop()
 
 incident = widgets.selected_incident(alerted, picked, state)
 first, last = anomalies.incident_days(incident)
-st.subheader(f"{incident.slice} · {format_days(first, last)}")
+st.subheader(f"{format_slice(incident.slice)} · {format_days(first, last)}")
 explorer.link(
     "Open its cases in Case Explorer",
     slice=incident.slice, opened_from=first.isoformat(), opened_to=last.isoformat(),
 )  # fmt: skip
-found = data.evidence(incident, role=viewer.role, per_month=per_month)
-st.markdown(found.reason)
+evidence = page.evidence(incident, week, role=viewer.role, per_month=per_month)
+st.markdown(evidence.reason, help=evidence.reason_note)
 chosen = st.plotly_chart(
     detector_charts.anomaly_band(
-        found.series, title="Value and expected band (select points to drill down)"
+        evidence.series, title="Value and expected band (select points to drill down)"
     ),
     theme=None, on_select="rerun", selection_mode=("points", "box"), key="anomalies_chart",
     config=widgets.chart_config("anomalies_chart"), width="stretch",
@@ -80,16 +89,15 @@ chosen = st.plotly_chart(
 left, right = st.columns([3, 2])
 with left:
     st.markdown("**What explains it**")
-    if found.causes.is_empty():
+    if evidence.causes.is_empty():
         st.caption("The slice cannot be broken down further.")
     else:
-        st.caption(found.cause_summary)
-        bars = detector_charts.attribution_bars(
-            found.cause_bars, title="", label="value", value="change"
-        )
-        widgets.chart(bars, key="anomalies_causes")
+        st.caption(evidence.cause_summary)
+        if not evidence.cause_rows.is_empty():
+            page.cause_rows(evidence.cause_rows)
 with right:
     widgets.verdicts(incident, viewer)
     widgets.alert_precision(data.alert_precision(role=viewer.role), incident.metric)
 
-widgets.drill_down(found.cases, chosen, role=viewer.role)
+page.cases_underneath(evidence.cases, page.picked_days(chosen), incident)
+page.accounts_section(page.review(incident, week, role=viewer.role), viewer, as_of)

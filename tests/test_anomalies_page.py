@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
+import polars as pl
 import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from analytics.access import Viewer
+from analytics.access import Viewer, privacy
 from analytics.core import database
-from analytics.core.models import Feedback, Role
-from analytics.present.formatting import format_days
-from analytics.views import anomalies, feedback
+from analytics.core.models import Case, Feedback, Role
+from analytics.present.formatting import format_days, format_slice
+from analytics.views import anomalies, feedback, selection
+from analytics.views.overview import dataset_overview
 from tests.helpers import SMALL_DEMO_END, app_as, open_page
+from ui import widgets
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,34 +36,121 @@ def _feedback_rows(url: str) -> list[tuple[str, str, str]]:
     return out  # type: ignore[return-value]
 
 
-def test_the_page_lists_incidents_with_evidence(monkeypatch, small_db):
+def _week_and_scan(url: str) -> tuple[date, pl.DataFrame]:
+    """The page's default focus week and the incidents current in it (the scan itself)."""
+    engine = database.make_engine(url)
+    try:
+        span = selection.data_span(dataset_overview(engine))
+        assert span is not None
+        week = span.default_week
+        scan = anomalies.current_incidents(
+            engine, week=week, newest=SMALL_DEMO_END, role=Role.associate
+        )
+    finally:
+        engine.dispose()
+    return week, scan
+
+
+def _shown(frame, columns) -> list[object]:  # noqa: ANN001
+    return [v for c in columns for v in frame[c].tolist()]
+
+
+def test_the_page_lists_the_current_incidents_in_words(monkeypatch, small_db):
     at = _page(monkeypatch, small_db)
     assert not at.exception
     incidents = at.dataframe[0].value
-    # Exactly the alerted incidents of the scan at the end of the data, in the same order
-    # (two of the small demo's tie on their score: the tie is broken by metric and slice).
-    engine = database.make_engine(small_db)
-    try:
-        scan = anomalies.recent_incidents(engine, end=SMALL_DEMO_END, role=Role.associate)
-    finally:
-        engine.dispose()
-    expected = scan.filter("alerted")["slice"].to_list()
-    assert expected and list(incidents["slice"]) == expected
-    # "To" is the last day each covers: a weekly incident's week runs to its Sunday.
+    week, scan = _week_and_scan(small_db)
     alerted = scan.filter("alerted")
-    last = [
-        end.date() + timedelta(days=6 if freq == "weekly" else 0)
-        for end, freq in zip(alerted["end"], alerted["freq"], strict=True)
+    # Exactly the alerted incidents current in the focus week, in the scan's order (two
+    # of the small demo's tie on their score: the tie is broken by metric and slice).
+    assert alerted.height and list(incidents["slice"]) == alerted["slice"].to_list()
+    # Current: still open, or ended within the focus week (never weeks old).
+    assert all(d >= week for d in alerted["last_day"])
+    assert all(d.date() >= week for d in incidents["last_day"])
+    # In words: slices as "Other · Dentistry", days as "20–26 Apr", no key, no None.
+    assert list(incidents["Slice"]) == [format_slice(k) for k in alerted["slice"]]
+    assert list(incidents["Days"]) == [
+        format_days(s.date(), d) for s, d in zip(alerted["start"], alerted["last_day"], strict=True)
     ]
-    assert [d.date() if hasattr(d, "date") else d for d in incidents["last_day"]] == last
-    assert list(incidents["score"]) == sorted(incidents["score"], reverse=True)  # best first
-    first = incidents.iloc[0]["slice"]
-    days = format_days(alerted["start"][0].date(), last[0])  # the days the first covers
-    assert f"{first} · {days}" in [h.value for h in at.subheader]
+    assert set(incidents["Status"]) <= {"ongoing", "ended"}
+    words = [str(v) for v in _shown(incidents, ["Slice", "Source", "Scale", "Days", "Status"])]
+    assert not any("=" in w or "_" in w or w == "None" for w in words), words
+    assert list(incidents["Score"]) == sorted(incidents["Score"], reverse=True)  # best first
+    first = alerted.row(0, named=True)
+    heading = (
+        f"{format_slice(first['slice'])} · {format_days(first['start'].date(), first['last_day'])}"
+    )
+    assert heading in [h.value for h in at.subheader]
     charts = {c.key for c in at.get("plotly_chart")}
     assert "anomalies_chart" in charts
     verdicts = [b.label for b in at.button if b.key.startswith("anomalies_verdict")]
     assert verdicts == ["Confirmed", "Expected", "Not useful"]
+
+
+def test_the_current_rule_follows_the_focus_week(monkeypatch, small_db):
+    """An earlier focus week shows the incidents as they stood at its end: none ends
+    before its Monday, none after its Sunday."""
+    week = date(2026, 3, 23)
+    at = _page_with(monkeypatch, small_db, {"week": "2026-W13"})
+    assert not at.exception
+    shown = at.dataframe[0].value
+    for last in shown["last_day"]:
+        day = last.date() if hasattr(last, "date") else last
+        assert week <= day <= week + timedelta(days=6)
+    assert any("23–29 Mar" in c.value for c in at.caption)
+
+
+def test_cases_underneath_show_their_masked_descriptions(monkeypatch, small_db):
+    at = _page(monkeypatch, small_db)
+    table = at.table[0].value
+    assert "Description (masked)" in table.columns and len(table) > 0
+    ids = [int(c) for c in table["Case"]]
+    engine = database.make_engine(small_db)
+    with engine.connect() as conn:
+        texts = dict(conn.execute(select(Case.id, Case.description).where(Case.id.in_(ids))).all())
+    engine.dispose()
+    masked = privacy.scrub(pl.Series([texts[i] for i in ids])).to_list()
+    shown = [" ".join(m.split()) for m in masked]
+    # The whole description, masked as the Case Explorer masks it (Markdown escaped).
+    assert list(table["Description (masked)"]) == [widgets.plain(m) for m in shown]
+    assert not any(v == "None" for v in table["Account"])
+
+
+def test_accounts_to_review_are_labelled_and_linked(monkeypatch, small_db):
+    at = _page(monkeypatch, small_db)
+    assert "Accounts to review" in [h.value for h in at.subheader]
+    accounts = next(d.value for d in at.dataframe if "why" in d.value.columns)
+    assert len(accounts) > 0
+    assert list(accounts["score"]) == sorted(accounts["score"], reverse=True)
+    for account, link in zip(accounts["account_id"], accounts["link"], strict=True):
+        assert link.startswith("cases?") and f"cases.account={account}" in link
+    # The picker names each account by kind, region and score, never by a bare id.
+    picker = at.selectbox(key="anomalies_account")
+    labels = list(picker.options)  # as shown: the formatted labels
+    assert labels and all(
+        re.fullmatch(r"Account \d+ · \w+ · \w+ · score [\d.]+", x) for x in labels
+    )
+    # The picked account opens below, with its reasons and a link to the Case Explorer.
+    assert any(c.value.startswith("Why: ") for c in at.caption)
+    links = [p for p in at.get("page_link") if "account" in p.proto.label]
+    assert links, [p.proto.label for p in at.get("page_link")]
+
+
+@pytest.mark.parametrize(("role", "opens"), [("leadership", True), ("product", False)])
+def test_roles(monkeypatch, small_db, role, opens):
+    """Leadership opens the page (accounts and cases masked); product may not."""
+    at = (
+        _page(monkeypatch, small_db)
+        if role == "associate"
+        else open_page(monkeypatch, small_db, "pages/anomalies.py", role=role)
+    )
+    assert not at.exception
+    refused = any("cannot open this page" in e.value for e in at.error)
+    assert refused == (not opens)
+    if opens:
+        assert "Accounts to review" in [h.value for h in at.subheader]
+    else:
+        assert not at.dataframe
 
 
 def test_feedback_is_stored_and_quiets_the_incident(monkeypatch, own_small_db):
@@ -106,7 +196,7 @@ def test_a_link_reproduces_the_filter_and_the_selected_incident(monkeypatch, sma
     linked.switch_page("pages/anomalies.py")
     linked.run()
     assert not linked.exception
-    assert any(target in h.value for h in linked.subheader)
+    assert any(h.value.startswith(format_slice(target) + " · ") for h in linked.subheader)
     shown = set(linked.dataframe[0].value["slice"])
     assert target in shown and all(target.split("|")[0] in s for s in shown)
     assert linked.query_params["anomalies.incident"] == target
@@ -145,7 +235,10 @@ def test_the_selected_incident_says_why_in_numbers(monkeypatch, small_db):
     why = [m.value for m in at.markdown if "Detector:" in m.value]
     assert len(why) == 1
     assert re.search(r": [\d,]+ (cases|events) against [\d,.]+ expected \([\d.]+% band ", why[0])
-    assert re.search(r"\(p = [\d.e+-]+\)", why[0])
+    # Significance in words; the p-value behind it on hover.
+    assert re.search(r", a (rise|fall) of [\d,.]+, significant\.", why[0])
+    note = next(m.help for m in at.markdown if "Detector:" in m.value)
+    assert re.match(r"p = [\d.e+-]+ \(score [\d.]+ = −log10 p\)", note), note
     heading = next(h.value for h in at.subheader if " · " in h.value)
     days = heading.split(" · ")[-1]
     first, _, last = days.partition("–")

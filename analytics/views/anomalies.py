@@ -11,8 +11,9 @@ with the band, the sentence that says why it was raised, its root cause
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
@@ -20,10 +21,19 @@ import polars as pl
 from sqlalchemy import Engine, select
 
 from analytics import access
+from analytics.access import privacy
 from analytics.core.filters import DIMENSIONS, Filters
 from analytics.core.models import Case, Event, Role
 from analytics.core.slices import parse_slice
 from analytics.metrics import rootcause
+from analytics.present.formatting import (
+    format_days,
+    format_share,
+    format_slice,
+    humanise,
+    significance,
+    significance_note,
+)
 from analytics.sources import load
 from analytics.views.feedback import read_feedback
 
@@ -41,18 +51,25 @@ __all__ = [
     "IncidentTables",
     "account_timeline",
     "cases_on",
+    "cause_table",
+    "cause_words",
+    "current_incidents",
+    "current_only",
     "detector_spec",
     "incident_cases",
     "incident_days",
     "incident_evidence",
     "incident_reason",
     "incident_root_cause",
+    "incident_rows",
     "incident_series",
     "incident_tables",
     "recent_incidents",
     "root_cause_rows",
+    "scan_end",
     "scan_history",
     "subjects_of",
+    "within_filters",
 ]
 
 #: Days of history each scan scores (enough for the seasonal baseline to settle).
@@ -70,12 +87,12 @@ SOURCES: dict[str, str] = {
     "events": "Events",
     "detections": "Detections",
 }
-#: The columns of the page's incident tables (alerted, and the quiet ones' extra).
+#: The columns of the page's incident tables in words (:func:`incident_rows`): alerted,
+#: and the quiet ones' extra.
 TABLE_COLUMNS: tuple[str, ...] = (
-    "slice", "source", "freq", "start", "last_day", "days", "peak_value", "peak_expected",
-    "score",
+    "Slice", "Source", "Scale", "Days", "Status", "Peak", "Expected", "Score",
 )  # fmt: skip
-QUIET_COLUMNS: tuple[str, ...] = (*TABLE_COLUMNS, "direction", "explained_by", "suppressed")
+QUIET_COLUMNS: tuple[str, ...] = (*TABLE_COLUMNS, "Move", "Explained by", "Dismissed earlier")
 
 #: Sources of automated detections, whose falls alert.
 _AUTOMATED = ("automated_rule", "ml_model")
@@ -208,6 +225,73 @@ def recent_incidents(
     )
 
 
+def scan_end(week: date, newest: date) -> date:
+    """The day after the last day a scan for the focus week ``week`` (a Monday) reads.
+
+    ``newest`` is the day after the newest data. While the focus week is the latest
+    complete one (or the week in progress) the scan reads to the newest data, so what is
+    open now is seen; for an earlier week it stops at the end of that week, so the page
+    shows the incidents as they stood then.
+
+    >>> scan_end(date(2026, 11, 23), date(2026, 12, 6))
+    datetime.date(2026, 12, 6)
+    >>> scan_end(date(2026, 11, 9), date(2026, 12, 6))
+    datetime.date(2026, 11, 16)
+    """
+    after = week + timedelta(days=7)
+    return newest if newest <= after + timedelta(days=7) else after
+
+
+def _last_day() -> pl.Expr:
+    """The last day an incident covers (a weekly point covers its week, to the Sunday)."""
+    covered = pl.when(pl.col("freq") == "weekly").then(6).otherwise(0)
+    return pl.col("end").dt.date() + pl.duration(days=covered)
+
+
+def current_only(incidents: pl.DataFrame, *, week: date, end: date) -> pl.DataFrame:
+    """The incidents current in the focus week ``week`` (a Monday) of a scan that read to
+    ``end`` (excluded): those still open or that ended within the week or after it, that
+    is whose last day is on or after the Monday. ``last_day`` is the last day each
+    covers; ``ongoing`` says the incident is still open (it covers the scan's last day).
+
+    >>> t = datetime
+    >>> found = pl.DataFrame({
+    ...     "slice": ["old", "ended_in_week", "weekly_open", "daily_open"],
+    ...     "freq": ["daily", "daily", "weekly", "daily"],
+    ...     "start": [t(2026, 11, 2), t(2026, 11, 20), t(2026, 11, 23), t(2026, 12, 1)],
+    ...     "end": [t(2026, 11, 5), t(2026, 11, 24), t(2026, 11, 30), t(2026, 12, 5)]})
+    >>> current = current_only(found, week=date(2026, 11, 23), end=date(2026, 12, 6))
+    >>> current.select("slice", "ongoing").rows()
+    [('ended_in_week', False), ('weekly_open', True), ('daily_open', True)]
+    """
+    last_scanned = end - timedelta(days=1)
+    return (
+        incidents.with_columns(last_day=_last_day())
+        .filter(pl.col("last_day") >= week)
+        .with_columns(ongoing=pl.col("last_day") >= last_scanned)
+    )
+
+
+def current_incidents(
+    engine: Engine,
+    *,
+    week: date,
+    newest: date,
+    role: Role | str,
+    per_month: float = DEFAULT_SENSITIVITY,
+) -> pl.DataFrame:
+    """The incidents current in the focus week ``week`` (a Monday): still open, or ended
+    within the week (:func:`current_only`), best first, from the scan of
+    :func:`recent_incidents` to :func:`scan_end` (``newest`` is the day after the newest
+    data). The Anomalies page lists these; ``new`` ones of the week began in it.
+    """
+    end = scan_end(week, newest)
+    incidents = recent_incidents(engine, end=end, role=role, per_month=per_month)
+    return current_only(incidents, week=week, end=end).with_columns(
+        new=pl.col("start").dt.date() >= week
+    )
+
+
 @dataclass(frozen=True)
 class IncidentTables:
     """The page's two incident tables: the alerted ones, and the others (explained,
@@ -219,7 +303,8 @@ class IncidentTables:
 
 def incident_tables(incidents: pl.DataFrame, *, source: str, text: str) -> IncidentTables:
     """Incidents of one source ("all" for every source) whose slice contains ``text``
-    (literally), alerted ones apart; ``last_day`` is the last day each covers (a weekly
+    (literally, in any case, as its key ``region=FL`` or its words ``FL · Web``), alerted
+    ones apart; ``last_day`` is the last day each covers (a weekly
     incident's last point is a Monday and covers that week, to its Sunday).
 
     >>> t = datetime(2026, 11, 16)
@@ -232,12 +317,84 @@ def incident_tables(incidents: pl.DataFrame, *, source: str, text: str) -> Incid
     >>> str(tables.alerted["last_day"][0])
     '2026-11-22'
     """
-    covered = pl.when(pl.col("freq") == "weekly").then(6).otherwise(0)
-    incidents = incidents.with_columns(last_day=pl.col("end").dt.date() + pl.duration(days=covered))
+    incidents = incidents.with_columns(last_day=_last_day())
     shown = incidents if source == "all" else incidents.filter(pl.col("source") == source)
     if text:
-        shown = shown.filter(pl.col("slice").str.contains(text, literal=True))
+        words = pl.Series([format_slice(k) for k in shown["slice"]], dtype=pl.String)
+        wanted = text.lower()
+        shown = shown.filter(
+            pl.col("slice").str.to_lowercase().str.contains(wanted, literal=True)
+            | words.str.to_lowercase().str.contains(wanted, literal=True)
+        )
     return IncidentTables(shown.filter(pl.col("alerted")), shown.filter(~pl.col("alerted")))
+
+
+def within_filters(incidents: pl.DataFrame, filters: Filters) -> pl.DataFrame:
+    """The incidents whose slice does not name another value of a dimension the
+    ``filters`` narrow (a slice that does not name the dimension stays: it holds them).
+
+    >>> found = pl.DataFrame({"slice": ["region=FL", "region=CA|platform=web", "kind=login"]})
+    >>> within_filters(found, Filters(region=("FL",)))["slice"].to_list()
+    ['region=FL', 'kind=login']
+    """
+    keep = [
+        pl.col("slice").str.extract(rf"(?:^|\|){dim}=([^|]*)").is_in(list(chosen)).fill_null(True)
+        for dim in DIMENSIONS
+        if (chosen := filters.where(dim))
+    ]
+    return incidents.filter(*keep) if keep else incidents
+
+
+_SOURCE_WORDS = {"cases": "Cases", "events": "Events", "detections": "Automated detections"}
+_FREQ_WORDS = {"daily": "Daily", "weekly": "Weekly"}
+
+
+def incident_rows(incidents: pl.DataFrame) -> pl.DataFrame:
+    """The incidents with the columns of :data:`TABLE_COLUMNS` and :data:`QUIET_COLUMNS`
+    in words added: the slice as ``Other · OB-GYN``, the days as ``16–22 Nov``, whether
+    it is still open, the score (−log10 p) as a number. Needs ``last_day``
+    (:func:`incident_tables`); ``ongoing`` (:func:`current_only`) is optional.
+
+    >>> t = datetime(2026, 11, 16)
+    >>> found = pl.DataFrame({"slice": ["category=other|specialty=obgyn"], "source": ["cases"],
+    ...     "freq": ["weekly"], "start": [t], "end": [t], "last_day": [date(2026, 11, 22)],
+    ...     "peak_value": [12.0], "peak_expected": [3.0], "score": [7.25], "ongoing": [True],
+    ...     "direction": ["up"], "explained_by": [None], "suppressed": [False]})
+    >>> incident_rows(found).select(TABLE_COLUMNS).row(0)
+    ('Other · OB-GYN', 'Cases', 'Weekly', '16–22 Nov', 'ongoing', 12.0, 3.0, 7.25)
+    >>> incident_rows(found).select("Move", "Explained by", "Dismissed earlier").row(0)
+    ('rise', '', False)
+    """
+    keys = incidents["slice"].to_list()
+    days = [
+        format_days(first.date(), last)
+        for first, last in zip(incidents["start"], incidents["last_day"], strict=True)
+    ]
+    ongoing = pl.col("ongoing") if "ongoing" in incidents.columns else pl.lit(False)
+    optional = {
+        "direction": pl.String,
+        "explained_by": pl.String,
+        "suppressed": pl.Boolean,
+    }
+    missing = [
+        pl.lit(None, dtype).alias(c) for c, dtype in optional.items() if c not in incidents.columns
+    ]
+    return incidents.with_columns(missing).with_columns(
+        pl.Series("Slice", [format_slice(k) for k in keys], dtype=pl.String),
+        pl.col("source").replace_strict(_SOURCE_WORDS, default=pl.col("source")).alias("Source"),
+        pl.col("freq").replace_strict(_FREQ_WORDS, default=pl.col("freq")).alias("Scale"),
+        pl.Series("Days", days, dtype=pl.String),
+        pl.when(ongoing).then(pl.lit("ongoing")).otherwise(pl.lit("ended")).alias("Status"),
+        pl.col("peak_value").cast(pl.Float64).alias("Peak"),
+        pl.col("peak_expected").cast(pl.Float64).alias("Expected"),
+        pl.col("score").cast(pl.Float64).alias("Score"),
+        pl.when(pl.col("direction") == "down")
+        .then(pl.lit("fall"))
+        .otherwise(pl.lit("rise"))
+        .alias("Move"),
+        pl.col("explained_by").cast(pl.String).fill_null("").alias("Explained by"),
+        pl.col("suppressed").fill_null(False).alias("Dismissed earlier"),
+    )
 
 
 def detector_spec(freq: str) -> tuple[str, dict[str, object]]:
@@ -322,7 +479,8 @@ DETECTOR_WORDS: dict[str, str] = {
 
 def incident_reason(incident: Incident, series: pl.DataFrame) -> str:
     """Why an incident was raised, in one plain paragraph of numbers: the peak against
-    its expected value and band, its p-value, the detector and what it compares with.
+    its expected value and band, whether that is significant (its p-value is
+    :func:`incident_note`'s), the detector and what it compares with.
 
     Parameters
     ----------
@@ -341,7 +499,7 @@ def incident_reason(incident: Incident, series: pl.DataFrame) -> str:
     ...                        "lower": [0.0], "upper": [3.0], "p_value": [2e-6],
     ...                        "threshold": [1.5]})
     >>> print(incident_reason(inc, series))  # doctest: +NORMALIZE_WHITESPACE
-    Tue 14 Apr 2026: 6 cases against 0.5 expected (96.8% band 0–3), a rise of 5.5 (p = 2e-06).
+    Tue 14 Apr 2026: 6 cases against 0.5 expected (96.8% band 0–3), a rise of 5.5, significant.
     Detector: the seasonal baseline: the recent level plus the usual offset of that weekday
     over the previous 6 weeks, with count noise (negative binomial) fitted to the slice's own
     past. Alerted after false-discovery control across every slice scanned that day.
@@ -361,7 +519,7 @@ def incident_reason(incident: Incident, series: pl.DataFrame) -> str:
     if row.get("lower") is not None and row.get("upper") is not None:
         level = 10 ** -float(row["threshold"]) if row.get("threshold") is not None else 0.001
         band = f" ({100 * (1 - level):.3g}% band {row['lower']:,.0f}–{row['upper']:,.0f})"
-    p = "" if row.get("p_value") is None else f" (p = {row['p_value']:.1g})"
+    p = "" if row.get("p_value") is None else f", {significance(float(row['p_value']))}"
     span = ""
     if incident.days > 1:
         span = f" It lasted {incident.days} {'weeks' if freq == 'weekly' else 'days'}."
@@ -436,15 +594,117 @@ def incident_root_cause(
     return rootcause.explain(cells, dims=free)
 
 
-def root_cause_rows(explained: pl.DataFrame, *, top: int = 10) -> pl.DataFrame:
-    """The selected values of the best dimensions (else the most surprising ones),
-    labelled ``dimension=value`` with their ``change``, for a bar chart."""
-    best = explained.filter(pl.col("selected"))
-    if best.is_empty():
-        best = explained.sort("surprise", descending=True).head(top)
-    return best.head(top).select(
-        value=pl.col("dimension") + "=" + pl.col("value"), change=pl.col("change")
+def incident_note(series: pl.DataFrame, peak: datetime) -> str:
+    """The number behind the significance word of :func:`incident_reason`, for a
+    tooltip: the p-value of the peak and its score (``−log10 p``).
+
+    >>> peak = datetime(2026, 4, 14)
+    >>> print(incident_note(pl.DataFrame({"ts": [peak], "p_value": [2e-6]}), peak))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    p = 2e-06 (score 5.7 = −log10 p); significant means below 0.05 after the scan's
+    false-discovery control.
+    """
+    found = series.filter(pl.col("ts") == peak) if "p_value" in series.columns else series.clear()
+    if found.is_empty() or found["p_value"][0] is None:
+        return significance_note(None)
+    p = float(found["p_value"][0])
+    score = -math.log10(p) if p > 0 else float("inf")
+    return (
+        f"p = {p:.1g} (score {score:.1f} = −log10 p); significant means below 0.05 after the "
+        "scan's false-discovery control."
     )
+
+
+def root_cause_rows(explained: pl.DataFrame, *, top: int = 10) -> pl.DataFrame:
+    """The values that stand out (:func:`analytics.metrics.rootcause.explain`'s
+    selected ones), labelled in words (``Region: FL``) with their ``change``, for a bar
+    chart; empty when no single value stands out."""
+    best = explained.filter(pl.col("selected")).head(top)
+    labels = [f"{humanise(d)}: {humanise(v)}" for d, v in best.select("dimension", "value").rows()]
+    return pl.DataFrame(
+        {"value": labels, "change": best["change"]},
+        schema={"value": pl.String, "change": pl.Float64},
+    )
+
+
+def cause_table(explained: pl.DataFrame) -> pl.DataFrame:
+    """The values that stand out, in words, one row each: ``What`` (the dimension),
+    ``Value``, ``Share of the change``, ``Usual share``, ``Actual`` and ``Expected``.
+
+    >>> cells = pl.DataFrame({"region": ["FL", "TX"], "actual": [120.0, 80.0],
+    ...                       "expected": [10.0, 90.0]})
+    >>> cause_table(rootcause.explain(cells, dims=["region"])).row(0)
+    ('Region', 'FL', '110%', '10%', 120.0, 10.0)
+    """
+    best = explained.filter(pl.col("selected"))
+    return pl.DataFrame(
+        {
+            "What": [humanise(d) for d in best["dimension"]],
+            "Value": [humanise(v) for v in best["value"]],
+            "Share of the change": [format_share(x) for x in best["share"]],
+            "Usual share": [format_share(x) for x in best["expected_share"]],
+            "Actual": best["actual"],
+            "Expected": best["expected"],
+        },
+        schema={
+            "What": pl.String,
+            "Value": pl.String,
+            "Share of the change": pl.String,
+            "Usual share": pl.String,
+            "Actual": pl.Float64,
+            "Expected": pl.Float64,
+        },
+    )
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def cause_words(explained: pl.DataFrame, *, unit: str = "cases", top: int = 3) -> str:
+    """What explains the change, in words: the values that stand out in the best ``top``
+    dimensions, each with its share of the change against its usual share; or that no
+    single value stands out (the change is spread like the usual mix), naming the
+    dimensions looked at.
+
+    >>> cells = pl.DataFrame({"region": ["FL", "FL", "TX", "TX"],
+    ...     "platform": ["ios", "web", "ios", "web"], "actual": [60.0, 60.0, 40.0, 40.0],
+    ...     "expected": [5.0, 5.0, 45.0, 45.0]})
+    >>> print(cause_words(rootcause.explain(cells, dims=["region", "platform"])))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    FL (region) stands out: 110% of the change against a usual 10% of cases (120 against
+    10 expected). No single platform stands out.
+    >>> even = cells.with_columns(actual=pl.col("expected") * 2)
+    >>> print(cause_words(rootcause.explain(even, dims=["region", "platform"])))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    No single value stands out: every region and platform moved in about its usual
+    proportion.
+    """
+    dims = explained["dimension"].unique(maintain_order=True).to_list()
+    chosen = explained.filter(pl.col("selected") & (pl.col("dimension_rank") <= top))
+    if chosen.is_empty():
+        if not dims:
+            return rootcause.NOTHING
+        return (
+            "No single value stands out: every "
+            f"{_and([humanise(d).lower() for d in dims])} moved in about its usual proportion."
+        )
+    sentences = []
+    for dimension in chosen["dimension"].unique(maintain_order=True).to_list():
+        part = chosen.filter(pl.col("dimension") == dimension)
+        names = [humanise(v) for v in part["value"]]
+        verb = "stands out" if len(names) == 1 else "stand out"
+        share, usual = float(part["share"].sum()), float(part["expected_share"].sum())
+        actual, expected = float(part["actual"].sum()), float(part["expected"].sum())
+        sentences.append(
+            f"{_and(names)} ({dimension.replace('_', ' ')}) {verb}: {format_share(share)} of the "
+            f"change against a usual {format_share(usual)} of {unit} "
+            f"({actual:,.0f} against {expected:,.0f} expected)."
+        )
+    quiet = [d for d in dims if d not in set(chosen["dimension"].to_list())]
+    if quiet:
+        sentences.append(f"No single {_and([d.replace('_', ' ') for d in quiet])} stands out.")
+    return " ".join(sentences)
 
 
 def incident_days(incident: Incident) -> tuple[date, date]:
@@ -462,14 +722,15 @@ def incident_days(incident: Incident) -> tuple[date, date]:
 def incident_cases(
     engine: Engine, incident: Incident, *, end: date, role: Role | str
 ) -> pl.DataFrame:
-    """The cases underneath a case-slice incident (its days), newest first; no text."""
+    """The cases underneath a case-slice incident (its days), newest first, each with its
+    description masked as the Case Explorer masks it (:mod:`analytics.access.privacy`)."""
     access.require(role, "cases")
     if incident.source != "cases":
         return pl.DataFrame()
     first, last = incident_days(incident)
     after = last + timedelta(days=1)
     cases = _cases(engine, start=first, end=after, dims=parse_slice(incident.slice))
-    return (
+    found = (
         cases.filter(pl.col("opened_at") < datetime.combine(after, datetime.min.time()))
         .select(
             "id",
@@ -484,6 +745,28 @@ def incident_cases(
         )
         .sort("opened_at", descending=True)
     )
+    return found.join(_descriptions(engine, found["id"].to_list()), on="id", how="left")
+
+
+#: Case ids per query when reading descriptions (below every database's parameter limit).
+_CHUNK = 900
+
+
+def _descriptions(engine: Engine, ids: list[int]) -> pl.DataFrame:
+    """``id`` and ``description`` (masked) of the cases ``ids``."""
+    frames = [pl.DataFrame(schema={"id": pl.Int64, "description": pl.String})]
+    with engine.connect() as conn:
+        for i in range(0, len(ids), _CHUNK):
+            query = select(Case.id, Case.description).where(Case.id.in_(ids[i : i + _CHUNK]))
+            frames.append(
+                pl.DataFrame(
+                    [tuple(r) for r in conn.execute(query)],
+                    schema={"id": pl.Int64, "description": pl.String},
+                    orient="row",
+                )
+            )
+    found = pl.concat(frames)
+    return found.with_columns(privacy.scrub_expr(pl.col("description")))
 
 
 def cases_on(cases: pl.DataFrame, days: list[date]) -> pl.DataFrame:
@@ -499,8 +782,9 @@ def subjects_of(cases: pl.DataFrame) -> list[int]:
 @dataclass(frozen=True)
 class Evidence:
     """What the page shows of one incident: its scored ``series`` (with the band), the
-    ``reason`` it was raised, its root cause (``causes``, in one sentence ``cause_summary``
-    and as ``cause_bars``) and the ``cases`` underneath."""
+    ``reason`` it was raised (with the p-value behind its words in ``reason_note``), its
+    root cause (``causes``; in words ``cause_summary``, the values that stand out as
+    ``cause_rows`` and ``cause_bars``) and the ``cases`` underneath, descriptions masked."""
 
     series: pl.DataFrame
     reason: str
@@ -508,6 +792,8 @@ class Evidence:
     cause_summary: str
     cause_bars: pl.DataFrame
     cases: pl.DataFrame
+    reason_note: str = ""
+    cause_rows: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
 def incident_evidence(
@@ -524,13 +810,16 @@ def incident_evidence(
     series = incident_series(engine, incident, end=end, role=role, per_month=per_month)
     causes = incident_root_cause(engine, incident, end=end, role=role)
     empty = causes.is_empty()
+    unit = "events" if incident.source == "events" else "cases"
     return Evidence(
         series=series,
         reason=incident_reason(incident, series),
         causes=causes,
-        cause_summary="" if empty else rootcause.summary(causes),
+        cause_summary="" if empty else cause_words(causes, unit=unit),
         cause_bars=pl.DataFrame() if empty else root_cause_rows(causes),
         cases=incident_cases(engine, incident, end=end, role=role),
+        reason_note=incident_note(series, incident.peak_ts),
+        cause_rows=pl.DataFrame() if empty else cause_table(causes),
     )
 
 
