@@ -437,3 +437,119 @@ def test_the_count_detector_keeps_its_budget_on_count_noise(family, low, high):
     out = from_spec(("counts", {"per_days": 30.0})).fit(frame).detect(frame)
     per_30_days = out["alert"].sum() / out["p_value"].is_not_null().sum() * 30.0
     assert low <= per_30_days <= high, per_30_days
+
+
+# --------------------------------------------------------------------------- the page's rules
+
+from analytics.core.filters import Filters  # noqa: E402
+from analytics.metrics.rootcause import explain  # noqa: E402
+from analytics.views.anomalies import (  # noqa: E402
+    cause_table,
+    cause_words,
+    current_only,
+    incident_rows,
+    incident_tables,
+    root_cause_rows,
+    scan_end,
+    within_filters,
+)
+
+
+def _incidents() -> pl.DataFrame:
+    t = datetime
+    return pl.DataFrame(
+        {
+            "slice": ["a=1", "b=1", "c=1", "d=1", "e=1", "f=1"],
+            "freq": ["daily", "daily", "weekly", "weekly", "daily", "daily"],
+            # weeks old; ended on the focus week's Monday; a week ended the Sunday before
+            # (not current); one whose week covers the focus week; two still open.
+            "start": [t(2026, 11, 2), t(2026, 11, 20), t(2026, 11, 9), t(2026, 11, 23),
+                      t(2026, 11, 30), t(2026, 11, 24)],
+            "end": [t(2026, 11, 5), t(2026, 11, 23), t(2026, 11, 16), t(2026, 11, 23),
+                    t(2026, 12, 5), t(2026, 12, 5)],
+        }
+    )  # fmt: skip
+
+
+def test_current_incidents_are_open_or_ended_within_the_focus_week():
+    week, end = date(2026, 11, 23), date(2026, 12, 6)
+    out = current_only(_incidents(), week=week, end=end)
+    assert out.select("slice", "last_day", "ongoing").rows() == [
+        ("b=1", date(2026, 11, 23), False),
+        ("d=1", date(2026, 11, 29), False),
+        ("e=1", date(2026, 12, 5), True),
+        ("f=1", date(2026, 12, 5), True),
+    ]
+    # The latest complete week (or the one in progress) reads to the newest data; an
+    # earlier week stops at its end, so nothing after it is seen.
+    assert scan_end(week, end) == end
+    assert scan_end(date(2026, 11, 30), end) == end
+    assert scan_end(date(2026, 11, 16), end) == date(2026, 11, 23)
+
+
+def test_incident_rows_are_words():
+    found = _incidents().with_columns(
+        source=pl.lit("events"), peak_value=pl.lit(5.0), peak_expected=pl.lit(1.0),
+        score=pl.lit(4.0), direction=pl.lit("down"), explained_by=pl.lit(None, pl.String),
+        suppressed=pl.lit(None, pl.Boolean), alerted=pl.lit(True),
+        slice=pl.Series(["category=other|specialty=obgyn", "platform=ios", "kind=login_failed",
+                         "all", "region=FL", "source=ml_model"]),
+    )  # fmt: skip
+    rows = incident_rows(incident_tables(found, source="all", text="").alerted)
+    assert rows["Slice"].to_list() == [
+        "Other · OB-GYN",
+        "iOS",
+        "Login failed",
+        "All",
+        "FL",
+        "ML model",
+    ]
+    assert rows["Days"].to_list() == [
+        "2–5 Nov",
+        "20–23 Nov",
+        "9–22 Nov",
+        "23–29 Nov",
+        "30 Nov–5 Dec",
+        "24 Nov–5 Dec",
+    ]
+    assert set(rows["Status"]) == {"ended"}  # without ongoing, nothing claims to be open
+    assert rows.select("Source", "Scale", "Move", "Explained by", "Dismissed earlier").row(2) == (
+        "Events", "Weekly", "fall", "", False,
+    )  # fmt: skip
+    # The search finds a slice by its key or by its words, in any case.
+    for text in ("obgyn", "OB-GYN", "specialty=obgyn"):
+        assert incident_tables(found, source="all", text=text).alerted["slice"].to_list() == [
+            "category=other|specialty=obgyn"
+        ]
+
+
+def test_the_sidebar_filters_keep_slices_that_do_not_contradict_them():
+    found = pl.DataFrame(
+        {"slice": ["region=FL|platform=web", "region=CA", "kind=login", "platform=ios"]}
+    )
+    kept = within_filters(found, Filters(region=("FL", "TX"), platform=("web",)))
+    assert kept["slice"].to_list() == ["region=FL|platform=web", "kind=login"]
+    assert within_filters(found, Filters()).height == 4
+
+
+def test_the_root_cause_in_words_names_the_value_that_stands_out():
+    cells = pl.DataFrame(
+        {
+            "region": ["FL", "FL", "TX", "TX", "CA", "CA"],
+            "platform": ["ios", "web"] * 3,
+            "actual": [60.0, 60.0, 20.0, 20.0, 20.0, 20.0],
+            "expected": [5.0, 5.0, 22.5, 22.5, 22.5, 22.5],
+        }
+    )
+    out = explain(cells, dims=["region", "platform"])
+    assert cause_words(out) == (
+        "FL (region) stands out: 110% of the change against a usual 10% of cases "
+        "(120 against 10 expected). No single platform stands out."
+    )
+    assert cause_table(out).rows() == [("Region", "FL", "110%", "10%", 120.0, 10.0)]
+    assert root_cause_rows(out).rows() == [("Region: FL", 110.0)]
+    even = explain(cells.with_columns(actual=pl.col("expected") * 3), dims=["region", "platform"])
+    assert cause_words(even, unit="events") == (
+        "No single value stands out: every region and platform moved in about its usual proportion."
+    )
+    assert cause_table(even).is_empty() and root_cause_rows(even).is_empty()
