@@ -1,4 +1,4 @@
-"""Overview: what data Lookout is looking at, and how fresh it is."""
+"""Overview: this week for the signed-in role, the things that need attention first."""
 
 from __future__ import annotations
 
@@ -6,16 +6,16 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
+from analytics.present.formatting import format_moment, humanise
 from analytics.views import overview
-from ui import auth, data, session
-
-st.title("Lookout")
-st.caption("Trust & Safety trend analytics for the marketplace.")
+from ui import auth, data, filters, session
+from ui import story as week_story
 
 label = data.database_label()
 try:
     info = data.overview()
 except Exception as exc:  # noqa: BLE001 - shown as a banner, never a traceback
+    st.title("Lookout")
     st.error(
         f"Cannot read the database at `{label}` ({type(exc).__name__}). "
         "Check that the server is running and that LOOKOUT_DATABASE_URL is right."
@@ -23,45 +23,42 @@ except Exception as exc:  # noqa: BLE001 - shown as a banner, never a traceback
     st.stop()
 
 if not any(info.counts.get(t) for t in ("accounts", "events", "cases")):
+    st.title("Lookout")
     st.info(
         "The database is empty. Load the demo with `python -m analytics seed` "
         "or import your data with `python -m analytics import TABLE FILE`."
     )
 viewer = auth.require("suppressed")
-
-st.subheader("Rows per table")
-items = list(overview.shown_counts(info, role=viewer.role).items())
-if not items:
-    st.caption("Row counts are shown to roles that see unsuppressed aggregates.")
-for first in range(0, len(items), 4):  # four to a row: 1,000,000 fits at 1280 px
-    for col, (table, n) in zip(st.columns(4), items[first : first + 4], strict=False):
-        col.metric(table.replace("_", " ").capitalize(), f"{n:,}")
-
-
-def _fmt(ts: datetime | None) -> str:
-    return ts.strftime("%Y-%m-%d %H:%M UTC") if ts else "—"
-
-
-st.subheader("Date range and freshness")
-left, right = st.columns(2)
-left.metric("Events from", _fmt(info.first_event))
-left.metric("Newest event", _fmt(info.last_event))
-right.metric("Cases from", _fmt(info.first_case))
-right.metric("Newest case", _fmt(info.last_case))
+week_story.show(filters.draw(), role=viewer.role)
 
 if info.newest:
     age = overview.freshness(info.newest, datetime.now(UTC).replace(tzinfo=None))
-    st.caption(f"Freshness: the newest record is {age} old.")
+    st.caption(f"Freshness: the newest record is {age} old ({format_moment(info.newest)}).")
 
-if info.counts.get("cases") and session.may("cases"):
-    st.page_link(
-        "pages/cases.py", label="Browse and search every case", icon=":material/manage_search:"
-    )
 
-st.subheader("Database")
-st.code(label, language=None)
-if info.demo:
-    st.caption(
-        f"Demo data: scale {info.demo.scale}, seed {info.demo.seed}, "
-        f"{info.demo.days} days ending {info.demo.end}."
-    )
+def _moment(ts: datetime | None) -> str:
+    return format_moment(ts) if ts else "–"
+
+
+with st.expander("About the data", expanded=False):
+    items = list(overview.shown_counts(info, role=viewer.role).items())
+    if not items:
+        st.caption("Row counts are shown to roles that see unsuppressed aggregates.")
+    for first in range(0, len(items), 4):  # four to a row: 1,000,000 fits at 1280 px
+        for col, (table, n) in zip(st.columns(4), items[first : first + 4], strict=False):
+            col.metric(humanise(table), f"{n:,}")
+    left, right = st.columns(2)
+    left.metric("Events from", _moment(info.first_event))
+    left.metric("Newest event", _moment(info.last_event))
+    right.metric("Cases from", _moment(info.first_case))
+    right.metric("Newest case", _moment(info.last_case))
+    if info.counts.get("cases") and session.may("cases"):
+        st.page_link(
+            "pages/cases.py", label="Browse and search every case", icon=":material/manage_search:"
+        )
+    st.code(label, language=None)
+    if info.demo:
+        st.caption(
+            f"Demo data: scale {info.demo.scale}, seed {info.demo.seed}, "
+            f"{info.demo.days} days ending {info.demo.end}."
+        )

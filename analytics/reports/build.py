@@ -34,6 +34,7 @@ from analytics.reports.model import (
 )
 from analytics.reports.service import service_section
 from analytics.reports.signals import anomalies_section, emerging_section, known_events_section
+from analytics.reports.story import week_story
 from analytics.sources import load
 from analytics.views.anomalies import recent_incidents
 from analytics.views.overview import dataset_overview
@@ -109,10 +110,18 @@ def build_brief(
     table = category_table(cells, totals, monday) if product else None
     incidents = recent_incidents(engine, end=as_of.date(), role=READER)
     week_total = opened.height
+    story = (
+        None
+        if product
+        else week_story(
+            engine, week=monday, role=role, filters=chosen, cube=cube, view=view,
+            incidents=incidents,
+        )
+    )  # fmt: skip
     sections = (
         product_headline_section(view, cube, table, totals)
         if table is not None
-        else headline_section(view),
+        else headline_section(view, story),
         product_movers_section(table, cells) if table is not None else movers_section(view, cube),
         anomalies_section(engine, incidents, monday, as_of, product=product),
         emerging_section(engine, chosen, as_of, product=product, week_total=week_total),

@@ -34,6 +34,7 @@ from analytics.reports.disclosure import (
     product_rates,
 )
 from analytics.reports.model import TABLE_ROWS, Section, Table
+from analytics.reports.story import WeekStory
 from analytics.sources.frames import Cube
 
 __all__ = [
@@ -53,12 +54,14 @@ _FIGURES = dict.fromkeys(
 )
 
 
-def headline_section(view: WeeklyView) -> Section:
-    """The leadership Headline: every KPI against the previous week and the 4-week mean,
-    the significant changes in words, and the weekly and daily trend charts."""
+def headline_section(view: WeeklyView, story: WeekStory | None = None) -> Section:
+    """The leadership Headline: the week's ``story`` first (the things that need attention,
+    most important first: the same sentences in the same order as the Overview page,
+    :mod:`analytics.reports.story`), then every KPI against the previous week and the
+    4-week mean, the significant changes in words, and the weekly and daily trend charts."""
     label = iso_week(view.week)
     rows = view.kpis.to_dicts()
-    sentences = _provisional(view, label)
+    sentences = list(story.sentences) if story is not None else _provisional(view, label)
     sentences.append(kpi_sentence(rows[0], baseline=True))
     moved = [r for r in rows[1:] if r["significant"] or r["significant_baseline"]]
     sentences += [kpi_sentence(r, baseline=True) for r in moved]
