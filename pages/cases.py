@@ -1,4 +1,5 @@
-"""Case Explorer: search, filter and page through cases; open a case and an account."""
+"""Case Explorer: search, filter and page through cases; open a case beside the list and
+an account above it."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ with middle:
 with right:
     sort = state.select("sort", cases.SORTS, label="Sort")
 params = {"q": text, "status": ",".join(status), "sort": sort}
-params |= {k: state.param(k) for k in ("page", *cases.CONTEXT_KEYS)}
+params |= {k: state.param(k) for k in ("page", "account", *cases.CONTEXT_KEYS)}
 try:
     found = data.explorer_query(params, selection.shown, selection.filters, as_of, role=viewer.role)
     explorer.context(found)
@@ -38,23 +39,27 @@ except data.DataUnavailable as exc:
     st.error(str(exc))
     st.stop()
 
-explorer.pager(page)
-if page.total == 0:
-    st.info("No case matches. Loosen the search or the filters in the sidebar.")
-picked = explorer.case_list(page)
-st.download_button(
-    "Export this page as CSV", exports.to_csv(page.rows),
-    file_name=f"lookout-cases-p{page.page}.csv", mime="text/csv", key="cases_export",
-    icon=":material/download:", on_click=data.audit, args=(viewer, "export"),
-    kwargs={"target": f"case list page {page.page}", "filters": found.query.filters},
-)  # fmt: skip
+account = state.number("account", 0)
+if account:
+    with st.expander(f"Account {account}", expanded=True):
+        explorer.account_view(account, as_of, viewer)
+listed, opened = explorer.split()
+with listed:
+    explorer.pager(page)
+    if page.total == 0:
+        st.info("No case matches. Loosen the search or the filters in the sidebar.")
+    picked = explorer.case_list(page, found)
+    st.download_button(
+        "Export this page as CSV", exports.to_csv(page.rows),
+        file_name=f"lookout-cases-p{page.page}.csv", mime="text/csv", key="cases_export",
+        icon=":material/download:", on_click=data.audit, args=(viewer, "export"),
+        kwargs={"target": f"case list page {page.page}", "filters": found.query.filters},
+    )  # fmt: skip
 if picked is not None:
     state.set("case", str(picked))
 chosen = state.number("case", 0)
-if chosen:
-    st.divider()
-    explorer.case_view(chosen, viewer)
-account = state.number("account", 0)
-if account:
-    st.divider()
-    explorer.account_view(account, as_of, viewer)
+with opened:
+    if chosen:
+        explorer.case_view(chosen, viewer)
+    else:
+        st.info("Select a case in the list to read it here.", icon=":material/arrow_back:")

@@ -7,18 +7,20 @@ import streamlit as st
 from analytics.core.filters import Filters
 from analytics.present import detector_charts, exports
 from ui import auth, data, explorer, filters, widgets
+from ui import emerging as view
 
 st.title("Emerging threats")
 widgets.require_data()
 viewer = auth.require("cases")
 selection = filters.draw()
 st.caption(
-    "Case descriptions of the last 90 days (personal data masked) grouped into topics; a "
-    "topic is emerging when its last 7 days grew significantly over its own past (a count "
-    "test allowing for how much topics vary week to week, false discoveries controlled "
-    "across all topics), by at least 3 times with at least 5 cases, and it is new "
-    "vocabulary or sits in no real category. A topic is flagged once, on the first day it "
-    "emerges. Rings are accounts linked by shared devices or IP addresses."
+    "Case descriptions of the last 90 days (personal data masked) grouped into topics, each "
+    "named by the phrase its cases use most; a topic is emerging when its last 7 days grew "
+    "significantly over its own past (a count test allowing for how much topics vary week "
+    "to week, false discoveries controlled across all topics), by at least 3 times with at "
+    "least 5 cases, and it is new vocabulary or sits in no real category. A topic is "
+    "flagged once, on the first day it emerges. Rings are accounts linked by shared devices "
+    "or IP addresses."
 )
 as_of = data.week_end(selection.week if selection else None)
 try:
@@ -43,24 +45,22 @@ if topics.clusters.is_empty():
     st.stop()
 
 st.markdown("**Topics, emerging first** (select one to see its story and its cases)")
-picked = st.dataframe(
-    topics.rows(), hide_index=True, on_select="rerun", selection_mode="single-row",
-    key="emerging_table", width="stretch", height=390, column_config=widgets.cluster_columns(),
-)  # fmt: skip
+picked = view.topics_table(topics)
 left, right = st.columns([3, 2])
 with right:
-    chosen = widgets.selected_cluster(topics, picked)
+    chosen = view.selected_topic(topics, picked)
     mapped = st.plotly_chart(
         detector_charts.cluster_map(
             topics.clusters, title="Topic map (similar topics sit close)", selected=chosen
         ),
-        theme=None, on_select="rerun", selection_mode="points", key="emerging_map",
+        theme="streamlit", on_select="rerun", selection_mode="points", key="emerging_map",
         config=widgets.chart_config("emerging_map"), width="stretch",
     )  # fmt: skip
-chosen = widgets.selected_cluster(topics, picked, mapped)
+    st.caption("Emerging topics and the largest are named; hover a bubble for the others.")
+chosen = view.selected_topic(topics, picked, mapped)
 with left:
-    widgets.cluster_story(topics.topic(chosen), tested=topics.clusters.height)
-widgets.cluster_cases(topics, chosen)
+    view.topic_story(topics.topic(chosen), tested=topics.clusters.height)
+view.topic_cases(topics, chosen)
 
 st.divider()
 st.header("Rings of linked accounts")
@@ -71,17 +71,18 @@ except data.DataUnavailable as exc:
     st.stop()
 st.caption(
     f"Accounts tied by a device or IP each used at least twice in the 14 days before "
-    f"{as_of:%d %b %Y} (identifiers shared by over 500 accounts are hubs and link nobody). "
+    f"{as_of:%-d %b %Y} (identifiers shared by over 500 accounts are hubs and link nobody). "
     "Growing: new members against the 14 days before, and mostly young accounts."
 )
 if rings.rings.is_empty():
-    st.info("No ring of three or more linked accounts in this window. Pick another week.")
+    st.info(f"No ring of three or more linked accounts in the 14 days before {as_of:%-d %b %Y}.")
+    view.rings_elsewhere(selection.week if selection else None, role=viewer.role)
     st.stop()
 picked_ring = st.dataframe(
     rings.rings, hide_index=True, on_select="rerun", selection_mode="single-row",
-    key="emerging_rings", width="stretch", column_config=widgets.ring_columns(),
+    key="emerging_rings", width="stretch", column_config=view.ring_columns(), placeholder="–",
 )  # fmt: skip
-ring_id = widgets.selected_ring(rings, picked_ring)
+ring_id = view.selected_ring(rings, picked_ring)
 mine = rings.members_of(ring_id)
 left, right = st.columns([3, 2])
 with left:
@@ -91,11 +92,14 @@ with left:
     widgets.chart(network, key="emerging_ring_network")
 with right:
     st.markdown(f"**Members** ({mine.height})")
-    st.dataframe(mine.drop("ring_id"), hide_index=True, width="stretch", height=360)
+    st.dataframe(
+        mine.drop("ring_id"), hide_index=True, width="stretch", height=360, placeholder="–"
+    )
 st.markdown("**Cases about its members** (descriptions masked)")
 explorer.link(f"Open the cases about its {mine.height} accounts in Case Explorer", ring=ring_id)
 st.dataframe(
     exports.neutralise(data.ring_cases(mine["account_id"].to_list(), role=viewer.role)),
     hide_index=True,
     width="stretch",
+    placeholder="–",
 )

@@ -3,6 +3,7 @@ and the links other pages make to it."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -12,7 +13,9 @@ from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
 from analytics.core import database, models
+from analytics.present.formatting import humanise
 from tests.helpers import open_page
+from tests.page_checks import NONE, headers_fit, rendered_text, tables_say_no_none
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,7 +96,7 @@ def test_search_filters_and_pages(monkeypatch, small_db) -> None:
     # Narrower: only open cases.
     at.multiselect(key="cases.status").set_value(["open"]).run()
     assert at.query_params["cases.status"] == "open"
-    assert set(at.dataframe[0].value["status"]) <= {"open"}
+    assert set(at.dataframe[0].value["status"]) <= {"Open"}  # in words
     still_open = _opened(
         small_db, "2026-04-01", "2026-05-01", match="insurance verification", status="open"
     )
@@ -159,9 +162,10 @@ def test_a_topic_links_to_exactly_its_cases(monkeypatch, small_db) -> None:
     cluster_cases = emerging.dataframe[1].value
     ((label, params),) = [(k, v) for k, v in _links(emerging).items() if "cases.cluster" in v]
     assert params["cases.cluster"] == str(int(topic["cluster_id"]))
+    assert f"“{topic['name']}”" in label
     at = _page(monkeypatch, small_db, **params)
     assert not at.exception
-    assert any(f"Topic {params['cases.cluster']}" in i.value for i in at.info)
+    assert any(f"The topic “{topic['name']}” of the week" in i.value for i in at.info)
     assert _total(at) == cluster_cases.shape[0]
     assert set(at.dataframe[0].value["case_id"]) == set(cluster_cases["case_id"].head(50))
 
@@ -189,7 +193,7 @@ def test_a_ring_links_to_the_cases_about_its_accounts(monkeypatch, small_db) -> 
 
 def test_an_anomaly_links_to_its_slice_and_days(monkeypatch, small_db) -> None:
     anomalies = _page(monkeypatch, small_db, script="pages/anomalies.py")
-    ((_, params),) = [(k, v) for k, v in _links(anomalies).items() if "cases.slice" in v]
+    params = next(v for v in _links(anomalies).values() if "cases.slice" in v)
     at = _page(monkeypatch, small_db, **params)
     assert not at.exception
     rows = at.dataframe[0].value
@@ -198,7 +202,7 @@ def test_an_anomaly_links_to_its_slice_and_days(monkeypatch, small_db) -> None:
     for part in params["cases.slice"].split("|"):
         name, _, value = part.partition("=")
         if name in rows.columns:
-            assert (rows[name] == value).all()
+            assert (rows[name] == humanise(value)).all()  # shown in words
 
 
 def test_hostile_parameters_give_notes_not_errors(monkeypatch, small_db) -> None:
@@ -247,7 +251,7 @@ def test_a_page_choice_never_travels_as_a_global_filter(monkeypatch, small_db) -
     source = next(c for c in anomalies.segmented_control if c.label == "Source")
     source.set_value("cases").run()
     assert not anomalies.exception
-    ((_, params),) = [(k, v) for k, v in _links(anomalies).items() if "cases.slice" in v]
+    params = next(v for v in _links(anomalies).values() if "cases.slice" in v)
     assert params.get("source") != "cases" and "cases" not in params.values()
     assert params["region"] == "FL"  # the global filters do travel
     at = _page(monkeypatch, small_db, **params)
@@ -255,3 +259,123 @@ def test_a_page_choice_never_travels_as_a_global_filter(monkeypatch, small_db) -
     assert not [w.value for w in at.warning if "Ignored source" in w.value]
     assert at.multiselect(key="filter_source").value == []
     assert at.multiselect(key="filter_region").value == ["FL"]
+
+
+# --------------------------------------------------------------- plain words (issue 18)
+
+
+def _one(url: str, sql: str) -> int:
+    engine = database.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text(sql)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def _split(at: AppTest, case_id: int) -> tuple:
+    """The list's column and the case's: two columns, the list first (left); the pager's
+    columns nest in the list's, so the case's is the next one holding the case."""
+    columns = list(at.columns)
+
+    def lists(column) -> list:
+        return [d for d in column.dataframe if "description" in d.value.columns]
+
+    def cases(column) -> list:
+        return [h for h in column.subheader if h.value.startswith(f"Case {case_id} ·")]
+
+    left = next(i for i, c in enumerate(columns) if lists(c))
+    right = next(i for i, c in enumerate(columns) if i > left and cases(c))
+    assert not cases(columns[left]) and not lists(columns[right])
+    return columns[left], columns[right]
+
+
+def test_a_case_opens_beside_the_list_with_one_status_and_no_none(
+    monkeypatch, own_small_db
+) -> None:
+    small_db = own_small_db  # opening a case writes to the audit log
+    # A case in review whose resolution is empty (it used to read "Open" in its card).
+    case_id = _one(
+        small_db,
+        "SELECT id FROM cases WHERE status = 'in_review' AND resolution IS NULL "
+        "AND date(opened_at) BETWEEN '2026-04-20' AND '2026-04-26' "
+        "ORDER BY opened_at DESC LIMIT 1",  # the newest: on the list's first page
+    )
+    at = _page(monkeypatch, small_db, cases_case=str(case_id), start="2026-04-20", end="2026-04-26")
+    assert not at.exception
+    listed, opened = _split(at, case_id)
+    heading = opened.subheader[0].value
+    facts = next(m.value for m in opened.markdown if m.value.startswith("**Status:**"))
+    assert heading.endswith(" · In review") and facts.startswith("**Status:** In review")
+    # One status: no fact says another (the resolution is no status of its own).
+    values = dict(re.findall(r"\*\*([^*]+):\*\* ([^·\n]+?)(?: ·|  \n|$)", facts))
+    assert values["Status"] == "In review" and values["Resolved"] == "Not yet"
+    assert not {"Open", "Resolved"} & set(values.values())
+    assert "**Outcome:** Not decided yet" in facts
+    # In the list, the same case reads the same.
+    table = next(d for d in listed.dataframe if "description" in d.value.columns)
+    rows = table.value.set_index("case_id")
+    assert rows.loc[case_id, "status"] == "In review"
+    # The description is read in the list: early, wide, wrapped over three lines.
+    assert list(table.proto.column_order)[:3] == ["case_id", "description", "status"]
+    assert table.proto.row_height > 64
+    # Nowhere a raw None, every header whole, labels in words.
+    assert not [t for t in rendered_text(at) if NONE.search(t)]
+    tables_say_no_none(at)
+    headers_fit(at)
+    assert not rows["category"].str.contains("_").any()
+
+
+def test_descriptions_are_masked_for_every_role_and_revealed_only_by_an_associate(
+    monkeypatch, own_small_db
+) -> None:
+    url = own_small_db
+    engine = database.make_engine(url)
+    said = "Call me at (415) 555-0134 or write to jo.doe@mail.example.com about the refund."
+    with Session(engine) as s:
+        s.add(
+            models.Case(
+                id=999_998, opened_at=datetime(2026, 4, 30, 12),
+                source=models.CaseSource.user_report, category=models.Category.other,
+                severity=models.Severity.low, status=models.CaseStatus.open, region="CA",
+                platform=models.Platform.web, subject_account_id=1, description=said,
+            )
+        )  # fmt: skip
+        s.commit()
+    engine.dispose()
+    masked = "Call me at [PHONE] or write to [EMAIL] about the refund."
+    for role, may_reveal in (("leadership", False), ("associate", True)):
+        at = open_page(
+            monkeypatch, url, "pages/cases.py", role=role,
+            params={"cases.case": "999998", "cases.q": "refund", "start": "2026-04-30"},
+        )  # fmt: skip
+        assert not at.exception, role
+        rows = at.dataframe[0].value.set_index("case_id")
+        assert rows.loc[999_998, "description"] == masked, role
+        assert [t.value for t in at.text] == [masked], role
+        assert any(b.key == "cases_reveal" for b in at.button) is may_reveal, role
+    at.button(key="cases_reveal").click().run()
+    assert [t.value for t in at.text] == [said]
+    assert at.dataframe[0].value.set_index("case_id").loc[999_998, "description"] == masked
+    assert _one(url, "SELECT count(*) FROM audit_log WHERE action = 'reveal'") == 1
+
+
+def test_an_account_link_lists_its_cases(monkeypatch, small_db) -> None:
+    """The link other pages make to one account: ``cases.account``."""
+    account = _one(
+        small_db,
+        "SELECT subject_account_id FROM cases WHERE subject_account_id IS NOT NULL "
+        "GROUP BY subject_account_id ORDER BY count(*) DESC LIMIT 1",
+    )
+    at = _page(monkeypatch, small_db, cases_account=str(account))
+    assert not at.exception
+    assert any(f"account {account}" in i.value for i in at.info)
+    about = _one(
+        small_db,
+        f"SELECT count(*) FROM cases WHERE subject_account_id = {account} "
+        f"OR reporter_account_id = {account}",
+    )
+    assert _total(at) == about > 1
+    assert any(h.value.startswith(f"Account {account} ·") for h in at.subheader)
+    assert not [t for t in rendered_text(at) if NONE.search(t)]
+    tables_say_no_none(at)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import re
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 from streamlit.testing.v1 import AppTest
 
 from analytics.core import database
+from analytics.core.calendar import parse_week
 from analytics.core.filters import Filters
 from analytics.core.models import Role
 from analytics.views import emerging
 from tests.helpers import open_page
+from tests.page_checks import NONE, headers_fit, rendered_text, tables_say_no_none
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,7 +52,10 @@ def test_the_page_ranks_topics_and_lists_the_cases_of_one(monkeypatch, small_db)
     assert int(metrics["Growing again"]) == (topics["status"] == "Growing again").sum()
     chosen = int(topics["cluster_id"].iloc[0])
     assert at.query_params["emerging.cluster"] == str(chosen)
-    assert any(f"Topic {chosen}: {top['label']}" == h.value for h in at.subheader)
+    # The topic is named by its phrase, with a capital (the id only in the small print).
+    assert top["name"] == emerging.topic_name(top["label"]) == view.topic(chosen).name
+    assert [h.value for h in at.subheader][0] == top["name"]
+    assert not top["name"].startswith("Topic ")
     # The chosen topic's story: new, since when, the sentence, and its daily history.
     story = next(m.value for m in at.markdown if m.value.startswith("**New, emerging"))
     assert top["summary"] in story
@@ -66,10 +73,11 @@ def test_the_page_ranks_topics_and_lists_the_cases_of_one(monkeypatch, small_db)
 
 def test_a_link_reproduces_the_selected_topic(monkeypatch, small_db):
     first = _page(monkeypatch, small_db)
-    other = int(first.dataframe[0].value["cluster_id"].iloc[3])
+    row = first.dataframe[0].value.iloc[3]
+    other = int(row["cluster_id"])
     at = _page(monkeypatch, small_db, **{"emerging.cluster": str(other)})
     assert not at.exception
-    assert any(f"Topic {other}:" in h.value for h in at.subheader)
+    assert at.subheader[0].value == row["name"]
 
 
 def test_a_bad_cluster_in_the_url_falls_back_to_the_top_topic(monkeypatch, small_db):
@@ -112,3 +120,80 @@ def test_a_week_without_rings_says_so(monkeypatch, small_db):
     at = _page(monkeypatch, small_db, week="2025-W40")
     assert not at.exception
     assert any("No ring" in i.value for i in at.info)
+    # No week within 12 of it (the data start 16 weeks around) has a ring either: the
+    # review ring starts in February.
+    assert any(re.fullmatch(r"No ring in the \d+ weeks around this one either\.", m.value)
+               for m in at.markdown)  # fmt: skip
+
+
+# --------------------------------------------------------------- plain words (issue 18)
+
+
+def test_topics_are_named_by_their_phrase_on_the_table_the_story_and_the_map(monkeypatch, small_db):
+    at = _page(monkeypatch, small_db)
+    assert not at.exception
+    table = at.dataframe[0]
+    topics = table.value
+    assert list(table.proto.column_order)[0] == "name"  # the name leads; no bare id shown
+    assert "cluster_id" not in table.proto.column_order
+    assert (topics["name"] == topics["label"].map(emerging.topic_name)).all()
+    top = topics.iloc[0]
+    assert top["status"] == "New" and top["name"] == emerging.topic_name(top["label"])
+    # The map names the emerging topic (and at most 8 in all) on its bubble.
+    (chart,) = [c for c in at.get("plotly_chart") if c.key == "emerging_map"]
+    traces = json.loads(chart.proto.spec)["data"]
+    labels = [t for trace in traces for t in trace["text"] if t]
+    assert top["name"] in [t.replace("<br>", " ") for t in labels]
+    assert 1 <= len(labels) <= 8
+    emerging_trace = next(t for t in traces if t["name"] == "Emerging")
+    assert all(emerging_trace["text"])  # every emerging bubble is named
+    # Long text wraps (rows of three lines) and every header is whole.
+    assert table.proto.row_height > 64
+    headers_fit(at)
+    tables_say_no_none(at)
+    assert not [t for t in rendered_text(at) if NONE.search(t)]
+
+
+def _rings_of(url: str, monday: date) -> int:
+    engine = database.make_engine(url)
+    try:
+        found = emerging.ring_view(
+            engine, as_of=datetime.combine(monday, datetime.min.time()) + timedelta(days=7),
+            role=Role.associate,
+        )  # fmt: skip
+    finally:
+        engine.dispose()
+    return found.rings.height
+
+
+def test_a_week_without_rings_names_the_weeks_that_have_them(monkeypatch, small_db):
+    # The default week (20-26 Apr 2026) has no ring; the review ring is of Feb to April.
+    at = _page(monkeypatch, small_db)
+    assert not at.exception
+    assert any("No ring of three or more" in i.value for i in at.info)
+    hint = next(m.value for m in at.markdown if m.value.startswith("Rings found in the weeks of"))
+    named = re.findall(r"(\d+ \w{3}) \((\d+)\)", hint)
+    assert len(named) == 6  # the six nearest weeks that have rings
+    links = {
+        lk.proto.label: dict(parse_qsl(lk.proto.query_string))
+        for lk in at.get("page_link")
+        if lk.proto.page == "emerging" and lk.proto.label.startswith("Week of ")
+    }
+    assert len(links) == len(named)
+    counts = dict(named)
+    for label, params in links.items():
+        monday = parse_week(params["week"])
+        day = f"{monday.day} {monday:%b}"
+        assert label.startswith(f"Week of {monday.day}") and day in counts
+        # Each week named really has that many rings, found apart from the page.
+        assert _rings_of(small_db, monday) == int(counts.pop(day)) > 0
+    assert not counts  # one link per week named
+    # A week between them that is not named has none; and a link opens its week's rings.
+    assert "9 Mar" not in hint and _rings_of(small_db, date(2026, 3, 9)) == 0
+    week = next(iter(links.values()))["week"]
+    ringed = _page(monkeypatch, small_db, week=week)
+    assert not ringed.exception
+    assert any("ring_id" in d.value.columns for d in ringed.dataframe)
+    headers_fit(ringed)
+    tables_say_no_none(ringed)
+    assert not [t for t in rendered_text(ringed) if NONE.search(t)]

@@ -3,11 +3,14 @@
 Other pages link to the Case Explorer (:func:`link`) with the global filters and one
 *context* (:data:`analytics.views.cases.CONTEXT_KEYS`, as ``cases.cluster``,
 ``cases.ring``, ``cases.slice``...); :func:`analytics.views.cases.explorer_query` reads
-it. ``cases.case`` and ``cases.account`` open a case and an account below the list.
+it. ``cases.case`` opens a case beside the list (above it on a narrow screen);
+``cases.account`` opens an account above the list and restricts the list to the cases
+about it or reported by it.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +20,14 @@ from analytics import access
 from analytics.access import Viewer
 from analytics.present import exports
 from analytics.present.formatting import format_number, humanise
-from analytics.views.cases import CONTEXT_KEYS, ExplorerQuery
+from analytics.views.cases import (
+    CONTEXT_KEYS,
+    ExplorerQuery,
+    action_rows,
+    case_facts,
+    case_status,
+    list_rows,
+)
 from ui import data, session
 from ui.filters import PageState, link_params
 
@@ -33,6 +43,7 @@ __all__ = [
     "context",
     "link",
     "pager",
+    "split",
 ]
 
 #: The Case Explorer's own state in the URL and the session (``cases.*``).
@@ -76,31 +87,56 @@ def clear_context() -> None:
 
 
 _LIST_COLUMNS: dict[str, Any] = {
-    "case_id": st.column_config.NumberColumn("Case", format="%d"),
-    "opened_at": st.column_config.DatetimeColumn("Opened", format="D MMM YYYY, HH:mm"),
-    "category": st.column_config.TextColumn("Category"),
-    "severity": st.column_config.TextColumn("Severity"),
-    "status": st.column_config.TextColumn("Status"),
-    "source": st.column_config.TextColumn("Source"),
-    "region": st.column_config.TextColumn("Region"),
-    "platform": st.column_config.TextColumn("Platform"),
-    "subject_account_id": st.column_config.NumberColumn("Subject account", format="%d"),
-    "description": st.column_config.TextColumn("Description (masked)", width="large"),
-    "role": st.column_config.TextColumn("Role"),
-    "resolution": st.column_config.TextColumn("Resolution"),
+    "case_id": st.column_config.NumberColumn("Case", format="%d", width=70),
+    "opened_at": st.column_config.DatetimeColumn("Opened", format="D MMM YYYY, HH:mm", width=140),
+    "category": st.column_config.TextColumn("Category", width=140),
+    "severity": st.column_config.TextColumn("Severity", width=95),
+    "status": st.column_config.TextColumn("Status", width=90),
+    "source": st.column_config.TextColumn("Source", width=120),
+    "region": st.column_config.TextColumn("Region", width=80),
+    "platform": st.column_config.TextColumn("Platform", width=95),
+    "subject_account_id": st.column_config.NumberColumn("Subject account", format="%d", width=150),
+    "description": st.column_config.TextColumn(
+        "Description (masked)", width=330, help="Personal data masked"
+    ),
 }
+#: The list's columns in order: the description early, so it is read, not scrolled to.
+_LIST_ORDER = ("case_id", "description", "status", "opened_at", "category", "severity",
+               "source", "region", "platform", "subject_account_id")  # fmt: skip
+#: A row of the list holds three lines of description (wrapping needs more than 64 px).
+_ROW_HEIGHT = 72
+#: Columns side by side stack on a narrow screen; the case then comes first.
+_STACKED_CASE_FIRST = """<style>
+@media (max-width: 640px) {
+  .st-key-cases_split [data-testid="stHorizontalBlock"] { flex-direction: column-reverse; }
+}
+</style>"""
 
 
-def case_list(page: CasePage) -> int | None:
-    """The page of cases as a table; returns the case picked in it, if any."""
+def split() -> tuple[Any, Any]:
+    """The list's column and the case's, side by side (list left); on a narrow screen
+    they stack with the case on top."""
+    st.html(_STACKED_CASE_FIRST)
+    with st.container(key="cases_split"):
+        left, right = st.columns([11, 9], gap="medium")
+    return left, right
+
+
+def case_list(page: CasePage, found: ExplorerQuery) -> int | None:
+    """The page of cases as a table, descriptions wrapped and masked, labels in words;
+    returns the case picked in it, if any. The table's key changes with the list, so a
+    selection never carries over to another list's row."""
     picked = st.dataframe(
-        exports.neutralise(page.rows),
+        exports.neutralise(list_rows(page.rows)),
         hide_index=True,
         on_select="rerun",
         selection_mode="single-row",
-        key=f"cases_table_{page.page}",
+        key=f"cases_table_{abs(hash((found.query, page.page))):x}",
         width="stretch",
-        height=min(38 + 35 * max(page.rows.height, 1), 560),
+        height=min(38 + (_ROW_HEIGHT + 1) * max(page.rows.height, 1), 700),
+        row_height=_ROW_HEIGHT,
+        placeholder="–",
+        column_order=[c for c in _LIST_ORDER if c in page.rows.columns],
         column_config=_LIST_COLUMNS,
     )
     rows = picked.selection.get("rows") if picked else None
@@ -123,13 +159,20 @@ def pager(page: CasePage) -> None:
         st.rerun()
 
 
-def _hours(value: float | None) -> str:
-    return format_number(value, unit="hours")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$])")
+
+
+def _facts(facts: dict[str, str]) -> str:
+    """The facts as markdown lines, two to a line (values escaped: they come from data)."""
+    escaped = {k: _MARKDOWN_SPECIAL.sub(r"\\\1", v) for k, v in facts.items()}
+    pairs = [f"**{k}:** {v}" for k, v in escaped.items()]
+    return "  \n".join(" · ".join(pairs[i : i + 2]) for i in range(0, len(pairs), 2))
 
 
 def case_view(case_id: int, viewer: Viewer) -> None:
-    """A case: its facts, its (masked) description as plain text, its actions. An
-    associate may reveal the unmasked text; every view and reveal is audited."""
+    """A case: its one status (:func:`analytics.views.cases.case_status`) in its heading
+    and facts, its (masked) description as plain text, its actions. An associate may
+    reveal the unmasked text; every view and reveal is audited."""
     mine = (viewer.name, case_id)  # per-user keys: never another user's view or reveal
     revealed = st.session_state.get("cases_revealed") == mine and access.allowed(
         viewer.role, "reveal"
@@ -145,21 +188,12 @@ def case_view(case_id: int, viewer: Viewer) -> None:
         data.audit(viewer, "case_view", target=f"case {case_id}")
         st.session_state["cases_audited"] = mine
     st.subheader(
-        f"Case {case_id} · {humanise(found['category'])} · {found['severity']} · "
-        f"{humanise(found['status'])}"
+        f"Case {case_id} · {humanise(found['category'])} · {humanise(found['severity'])} · "
+        f"{case_status(found)}"
     )
-    a, b, c, d = st.columns(4)
-    a.metric("Opened", f"{found['opened_at']:%d %b %Y}", help=f"{found['opened_at']:%H:%M} UTC")
-    b.metric("First response", _hours(found["hours_to_response"]), help="Hours after opening")
-    c.metric("Resolved", _hours(found["hours_to_resolve"]), help="Hours after opening")
-    d.metric("Resolution", humanise(found["resolution"] or "open"))
-    st.caption(
-        f"Source {humanise(found['source'])} · {found['region']} · {found['platform']} · "
-        f"assignee {found['assignee'] or 'none'}"
-        + (f" · appealed, {found['appeal_outcome'] or 'pending'}" if found["appealed_at"] else "")
-    )
+    st.markdown(_facts(case_facts(found)))
     with st.container(border=True):
-        st.text(found["description"])  # plain text: never markdown or HTML
+        st.text(found["description"] or "–")  # plain text: never markdown or HTML
     if revealed:
         st.caption("Personal data revealed: this reveal is in the audit log.")
         if st.button("Mask again", key="cases_mask"):
@@ -175,12 +209,15 @@ def case_view(case_id: int, viewer: Viewer) -> None:
         st.caption("No action recorded yet.")
     else:
         st.dataframe(
-            exports.neutralise(actions),
+            exports.neutralise(action_rows(actions)),
             hide_index=True,
             width="stretch",
+            placeholder="–",
             column_config={
-                "ts": st.column_config.DatetimeColumn("When", format="D MMM YYYY, HH:mm"),
-                "after_hours": st.column_config.NumberColumn("Hours after opening"),
+                "ts": st.column_config.DatetimeColumn("When", format="D MMM, HH:mm", width=110),
+                "after": st.column_config.TextColumn("After", width=70),
+                "actor": st.column_config.TextColumn("Who", width=110),
+                "action": st.column_config.TextColumn("What", width=120),
                 "detail": st.column_config.TextColumn("Detail (masked)", width="large"),
             },
         )
@@ -188,7 +225,7 @@ def case_view(case_id: int, viewer: Viewer) -> None:
     columns = st.columns(len(people))
     for column, (role, account_id) in zip(columns, people, strict=True):
         if account_id is None:
-            column.caption(f"{role}: none")
+            column.caption(f"{role}: no account")
         elif column.button(f"Open {role.lower()} account {account_id}", key=f"cases_open_{role}"):
             CASES.set("account", str(account_id))
             st.rerun()
@@ -227,7 +264,7 @@ def account_view(account_id: int, as_of: datetime, viewer: Viewer) -> None:
         f"least twice, {start:%d %b}–{end:%d %b %Y}; shared hubs left out)"
     )
     if linked.is_empty():
-        st.caption("None in this window.")
+        st.caption("No linked account in this window.")
     else:
         picked = st.dataframe(
             linked,
@@ -237,22 +274,16 @@ def account_view(account_id: int, as_of: datetime, viewer: Viewer) -> None:
             key="cases_linked",
             width="stretch",
             height=min(38 + 35 * linked.height, 300),
+            placeholder="–",
             column_config={"account_id": st.column_config.NumberColumn("Account", format="%d")},
         )
         rows = picked.selection.get("rows") if picked else None
         if rows:
             CASES.set("account", str(linked["account_id"][rows[0]]))
             st.rerun()
-    left, right = st.columns(2)
     events = found.events
-    left.markdown(f"**Latest events** ({events.height:,}, before {as_of:%d %b %Y})")
-    left.dataframe(events, hide_index=True, width="stretch", height=320)
-    history = found.cases
-    right.markdown(f"**Cases about it or reported by it** ({history.height:,})")
-    right.dataframe(
-        exports.neutralise(history),
-        hide_index=True,
-        width="stretch",
-        height=320,
-        column_config=_LIST_COLUMNS,
+    st.markdown(
+        f"**Latest events** ({events.height:,}, before {as_of:%d %b %Y}); its cases are "
+        "the list below"
     )
+    st.dataframe(events, hide_index=True, width="stretch", height=320, placeholder="–")

@@ -14,7 +14,7 @@ from datetime import date, datetime
 import plotly.graph_objects as go
 import polars as pl
 
-from analytics.present.formatting import Unit, format_number
+from analytics.present.formatting import Unit, format_number, humanise
 from analytics.present.theme import (
     GRID,
     MUTED,
@@ -171,27 +171,34 @@ def anomaly_band(series: pl.DataFrame, *, title: str, y_title: str = "count") ->
     return fig
 
 
-def cluster_map(frame: pl.DataFrame, *, title: str, selected: int | None = None) -> go.Figure:
+def cluster_map(
+    frame: pl.DataFrame, *, title: str, selected: int | None = None, labelled: int = 8
+) -> go.Figure:
     """Narrative clusters on a 2-D map: one bubble per cluster, sized by its cases.
 
-    Emerging clusters are vermillion, the others grey; the selected one is outlined.
-    Hovering shows the topic's ``label`` (when given), top terms and the recent and
-    earlier counts (escaped: they come from case text); ``customdata`` holds
-    the cluster id (for selection events).
+    Emerging clusters are vermillion, the others grey; the selected one is outlined. The
+    emerging bubbles, the selected one and the largest (``labelled`` in all, at least
+    every emerging one) carry their name on the map: the ``label`` (the topic's phrase)
+    with a capital, else the top terms; hovering any bubble shows its name, top terms
+    and the recent and earlier counts (escaped: they come from case text).
+    ``customdata`` holds the cluster id (for selection events).
 
     Parameters
     ----------
     frame
         ``cluster_id``, ``x``, ``y``, ``size``, ``recent_count``, ``baseline_count``,
-        ``is_emerging`` and ``terms`` (the top terms as one string).
+        ``is_emerging`` and ``terms`` (the top terms as one string); ``label`` optional.
 
     Examples
     --------
-    >>> frame = pl.DataFrame({"cluster_id": [0, 1], "x": [0.1, 0.5], "y": [0.2, -0.1],
-    ...     "size": [40, 9], "recent_count": [5, 9], "baseline_count": [35, 0],
-    ...     "is_emerging": [False, True], "terms": ["refund, booking", "insurance, call"]})
-    >>> [t.name for t in cluster_map(frame, title="Map").data]
-    ['Other clusters', 'Emerging']
+    >>> frame = pl.DataFrame({"cluster_id": [0, 1, 2], "x": [0.1, 0.5, 0.9],
+    ...     "y": [0.2, -0.1, 0.0], "size": [40, 9, 5], "recent_count": [5, 9, 1],
+    ...     "baseline_count": [35, 0, 4], "is_emerging": [False, True, False],
+    ...     "terms": ["refund, booking", "insurance, call", "spam, link"],
+    ...     "label": ["refund booking", "insurance verification", "spam links"]})
+    >>> fig = cluster_map(frame, title="Map", labelled=2)
+    >>> [(t.name, list(t.text)) for t in fig.data]
+    [('Other clusters', ['Refund booking', '']), ('Emerging', ['Insurance<br>verification'])]
     """
     if frame.is_empty():
         return no_data_figure(title)
@@ -199,6 +206,9 @@ def cluster_map(frame: pl.DataFrame, *, title: str, selected: int | None = None)
                      "is_emerging", "terms"))  # fmt: skip
     fig = titled_figure(title)
     biggest = max(int(frame["size"].max() or 1), 1)  # type: ignore[arg-type]
+    names = frame["label"] if "label" in frame.columns else frame["terms"]
+    frame = frame.with_columns(_name=names.map_elements(humanise, return_dtype=pl.String))
+    shown = _labelled(frame, selected=selected, most=labelled)
     for emerging, name, colour in (
         (False, "Other clusters", MUTED),
         (True, "Emerging", PALETTE[3]),
@@ -211,7 +221,7 @@ def cluster_map(frame: pl.DataFrame, *, title: str, selected: int | None = None)
             go.Scatter(
                 x=part["x"].to_list(),
                 y=part["y"].to_list(),
-                mode="markers",
+                mode="markers+text",
                 name=name,
                 customdata=ids,
                 marker={
@@ -224,23 +234,49 @@ def cluster_map(frame: pl.DataFrame, *, title: str, selected: int | None = None)
                     },
                 },
                 text=[
-                    f"<b>{html.escape(name)}</b> (topic {i})<br>{html.escape(terms)}<br>"
+                    _wrap(n) if i in shown else "" for i, n in zip(ids, part["_name"], strict=True)
+                ],
+                textposition="top center",
+                textfont={"size": 11},
+                hovertext=[
+                    f"<b>{html.escape(n)}</b> (topic {i})<br>{html.escape(terms)}<br>"
                     f"{format_number(r)} recent, {format_number(b)} earlier"
-                    for i, name, terms, r, b in zip(
+                    for i, n, terms, r, b in zip(
                         ids,
-                        (part["label"] if "label" in part.columns else part["terms"]).to_list(),
+                        part["_name"].to_list(),
                         part["terms"].to_list(),
                         part["recent_count"].to_list(),
                         part["baseline_count"].to_list(),
                         strict=True,
                     )
                 ],  # fmt: skip
-                hovertemplate="%{text}<extra></extra>",
+                hovertemplate="%{hovertext}<extra></extra>",
             )
         )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return fig
+
+
+def _labelled(frame: pl.DataFrame, *, selected: int | None, most: int) -> set[int]:
+    """The topics :func:`cluster_map` names on the map: every emerging one and the
+    selected one, then the largest, up to ``most``."""
+    first = frame.filter(pl.col("is_emerging") | (pl.col("cluster_id") == (selected or -1)))
+    chosen = [int(i) for i in first["cluster_id"].to_list()]
+    rest = frame.filter(~pl.col("cluster_id").is_in(chosen)).sort("size", descending=True)
+    chosen += [int(i) for i in rest["cluster_id"].head(max(most - len(chosen), 0)).to_list()]
+    return set(chosen)
+
+
+def _wrap(name: str, width: int = 18) -> str:
+    """A map label on lines of about ``width`` characters (escaped: it is case text)."""
+    lines: list[str] = []
+    for word in html.escape(name).split():
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "<br>".join(lines)
 
 
 def topic_history(

@@ -30,8 +30,9 @@ from analytics.core.filters import (
     whole_number,
 )
 from analytics.core.models import Role
+from analytics.present.formatting import format_moment, format_number, humanise, humanised
 from analytics.sources import cases
-from analytics.views.emerging import RING_DAYS, RingView, TopicsView
+from analytics.views.emerging import RING_DAYS, RingView, TopicsView, topic_name
 
 __all__ = [
     "CONTEXT_KEYS",
@@ -40,8 +41,12 @@ __all__ = [
     "AccountView",
     "ExplorerQuery",
     "account_view",
+    "action_rows",
     "case_detail",
+    "case_facts",
     "case_list",
+    "case_status",
+    "list_rows",
     "explorer_query",
     "reveal_case",
     "slice_filters",
@@ -129,8 +134,9 @@ def explorer_query(
         if number is not None and number in view.ids:
             ids = view.cases.filter(pl.col("cluster_id") == number)["case_id"].to_list()
             query = replace(base, case_ids=tuple(ids), filters=_undated(base.filters))
-            terms = view.clusters.filter(pl.col("cluster_id") == number)["terms"][0]
-            label = f"Topic {cluster} of the week: {terms}"
+            row = view.clusters.filter(pl.col("cluster_id") == number).row(0, named=True)
+            name = topic_name(row.get("label") or row["terms"])
+            label = f"The topic “{name}” of the week: its {len(ids):,} cases ({row['terms']})"
             return ExplorerQuery(query, label, tuple(warnings))
         warnings.append(f"Ignored topic {cluster[:20]!r}: not a topic of this week and filters.")
     if ring:
@@ -141,6 +147,10 @@ def explorer_query(
             label = f"Ring {ring} of the week: cases about its {len(accounts)} accounts"
             return ExplorerQuery(query, label, tuple(warnings))
         warnings.append(f"Ignored ring {ring[:20]!r}: not a ring of this week.")
+    if base.account_id is not None and not (slice_key or params.get("opened_from")):
+        query = replace(base, filters=_undated(base.filters))
+        label = f"Cases about account {base.account_id} or reported by it, of any date"
+        return ExplorerQuery(query, label, tuple(warnings))
     start = _day(str(params.get("opened_from", "") or ""))
     end = _day(str(params.get("opened_to", "") or ""))
     if not (slice_key or start or end):
@@ -159,6 +169,101 @@ def explorer_query(
         start, end = base.filters.start, base.filters.end
     when = f" opened {start:%d %b}–{end:%d %b %Y}" if start and end else ""
     return ExplorerQuery(replace(base, filters=f), what + when, tuple(warnings), tuple(notes))
+
+
+def case_status(found: Mapping[str, Any]) -> str:
+    """A case's one status in words, the same in its heading, its facts and the list:
+    ``Open``, ``In review`` or ``Resolved``; ``–`` without one.
+
+    >>> case_status({"status": "in_review", "resolution": None})
+    'In review'
+    """
+    return humanise(found.get("status"))
+
+
+def _after(hours: float | None, *, status: str) -> str:
+    return f"{format_number(hours, unit='hours')} after opening" if hours is not None else status
+
+
+def case_facts(found: Mapping[str, Any]) -> dict[str, str]:
+    """A case's facts as the page shows them, label -> words: never ``None``, labels
+    humanised, the status from :func:`case_status` (and the outcome only once resolved).
+
+    >>> from datetime import datetime
+    >>> facts = case_facts({"status": "in_review", "resolution": None,
+    ...     "opened_at": datetime(2026, 3, 3, 14, 5), "hours_to_response": 2.6,
+    ...     "hours_to_resolve": None, "category": "fake_review", "severity": "high",
+    ...     "source": "ml_model", "region": "FL", "platform": "ios", "assignee": None,
+    ...     "appealed_at": None, "appeal_outcome": None})
+    >>> facts["Status"], facts["Outcome"], facts["First response"], facts["Resolved"]
+    ('In review', 'Not decided yet', '2.6 h after opening', 'Not yet')
+    >>> facts["Source"], facts["Platform"], facts["Assignee"], facts["Appeal"]
+    ('ML model', 'iOS', 'Unassigned', 'Not appealed')
+    """
+    status = case_status(found)
+    resolved = found.get("status") == "resolved"
+    appealed = found.get("appealed_at") is not None
+    return {
+        "Status": status,
+        "Outcome": humanise(found.get("resolution")) if resolved else "Not decided yet",
+        "Opened": format_moment(found["opened_at"]) if found.get("opened_at") else "–",
+        "First response": _after(found.get("hours_to_response"), status="Not yet"),
+        "Resolved": _after(found.get("hours_to_resolve"), status="Not yet")
+        if resolved
+        else "Not yet",
+        "Category": humanise(found.get("category")),
+        "Severity": humanise(found.get("severity")),
+        "Source": humanise(found.get("source")),
+        "Region": humanise(found.get("region")),
+        "Platform": humanise(found.get("platform")),
+        "Assignee": str(found.get("assignee") or "Unassigned"),
+        "Appeal": (
+            f"Appealed: {humanise(found.get('appeal_outcome') or 'pending').lower()}"
+            if appealed
+            else "Not appealed"
+        ),
+    }
+
+
+#: The list's coded columns, shown as words.
+_CODED = ("category", "severity", "status", "source", "platform")
+
+
+def list_rows(rows: pl.DataFrame) -> pl.DataFrame:
+    """A page of the case list as shown: coded values humanised (the status as
+    :func:`case_status` writes it), nothing else changed.
+
+    >>> list_rows(pl.DataFrame({"case_id": [7], "status": ["in_review"],
+    ...     "source": ["ml_model"], "platform": ["ios"]})).row(0)
+    (7, 'In review', 'ML model', 'iOS')
+    """
+    return rows.with_columns(humanised(pl.col(c)) for c in _CODED if c in rows.columns)
+
+
+def action_rows(actions: pl.DataFrame) -> pl.DataFrame:
+    """A case's actions as shown: when, hours after opening, who, what (humanised) and
+    the (masked) detail, ``–`` where there is none.
+
+    >>> from datetime import datetime
+    >>> a = pl.DataFrame({"ts": [datetime(2026, 3, 3, 15)], "actor": ["associate-1"],
+    ...     "action": ["first_response"], "detail": [None], "after_hours": [1.0]})
+    >>> action_rows(a).row(0)[1:]
+    ('1.0 h', 'associate-1', 'First response', '–')
+    """
+    hours = pl.col("after_hours").map_elements(
+        lambda h: format_number(h, unit="hours"), return_dtype=pl.String
+    )
+    detail = pl.col("detail").cast(pl.String)
+    return actions.select(
+        "ts",
+        after=hours.fill_null("–") if "after_hours" in actions.columns else pl.lit("–"),
+        actor=pl.col("actor").cast(pl.String).fill_null("–"),
+        action=humanised(pl.col("action").cast(pl.String)).fill_null("–"),
+        detail=pl.when(detail.str.contains(r"^[a-z]+(_[a-z]+)*$"))
+        .then(humanised(detail))
+        .otherwise(detail)
+        .fill_null("–"),
+    )
 
 
 def case_list(engine: Engine, query: cases.CaseQuery, *, role: Role | str) -> cases.CasePage:

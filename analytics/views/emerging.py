@@ -9,6 +9,7 @@ masked (:mod:`analytics.access.privacy`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -19,6 +20,7 @@ from analytics import access
 from analytics.access import privacy
 from analytics.core.filters import Filters
 from analytics.core.models import Case, Role
+from analytics.present.formatting import humanise
 from analytics.sources.pushdown import case_texts
 
 __all__ = [
@@ -30,6 +32,9 @@ __all__ = [
     "emerging_view",
     "ring_cases",
     "ring_view",
+    "ring_weeks",
+    "rings_elsewhere",
+    "topic_name",
 ]
 
 #: Days of case narratives the emerging-threat clusters are built from.
@@ -40,6 +45,16 @@ RING_DAYS = 14
 _SPARK_DAYS = 30
 #: How the topic table names a topic's status.
 _STATUS = {"steady": "", "new": "New", "growing again": "Growing again"}
+
+
+def topic_name(label: str | None) -> str:
+    """A topic's name: its phrase (:func:`analytics.detectors.topic_labels.phrase_labels`)
+    with a capital, the name the page, its map and its links use.
+
+    >>> topic_name("insurance verification"), topic_name(None)
+    ('Insurance verification', '–')
+    """
+    return humanise(label.strip() if label else None)
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,11 @@ class Topic:
     q_value: float
     history: pl.DataFrame
     last_day: date
+
+    @property
+    def name(self) -> str:
+        """The topic's name, :func:`topic_name` of its phrase."""
+        return topic_name(self.label)
 
 
 @dataclass(frozen=True)
@@ -86,8 +106,9 @@ class TopicsView:
         return [int(i) for i in self.clusters["cluster_id"].to_list()]
 
     def rows(self) -> pl.DataFrame:
-        """The topic table: one row per topic with its status, phrase, sparkline, emergence
-        sentence, counts, category mix and one masked example (its newest case)."""
+        """The topic table: one row per topic with its status, ``name`` (:func:`topic_name`
+        of its phrase), phrase, sparkline, emergence sentence, counts, category mix and one
+        masked example (its newest case)."""
         example = self.cases.group_by("cluster_id").agg(example=pl.col("description").first())
         mix = pl.col("category_mix").list.eval(
             pl.element().struct.field("category")
@@ -101,13 +122,14 @@ class TopicsView:
         ).select(
             "cluster_id",
             status.alias("status"),
-            "label",
-            "spark",
-            "summary",
-            "recent_count",
-            "expected",
-            "first_flagged",
-            "terms",
+            name=pl.col("label").map_elements(topic_name, return_dtype=pl.String),
+            label=pl.col("label"),
+            spark=pl.col("spark"),
+            summary=pl.col("summary"),
+            recent_count=pl.col("recent_count"),
+            expected=pl.col("expected"),
+            first_flagged=pl.col("first_flagged"),
+            terms=pl.col("terms"),
             mix=mix.list.join(" · "),
             example=pl.col("example"),
         )
@@ -252,3 +274,56 @@ def ring_cases(engine: Engine, account_ids: list[int], *, role: Role | str) -> p
     if frame.is_empty():
         return frame
     return frame.with_columns(description=privacy.scrub_expr(pl.col("description")))
+
+
+def ring_weeks(engine: Engine, ends: Sequence[datetime], *, role: Role | str) -> pl.DataFrame:
+    """How many rings (and growing ones) each week has: one row per week end in ``ends``
+    (``as_of`` of :func:`ring_view`), with ``week`` (its Monday, seven days before),
+    ``rings`` and ``growing``, oldest first. The events are read once for all weeks."""
+    from analytics.detectors import rings  # the detectors (and scipy) on first use
+
+    access.require(role, "cases")
+    schema = pl.Schema(
+        [("week", pl.Date()), ("as_of", pl.Datetime("us")), ("rings", pl.Int64()),
+         ("growing", pl.Int64())]
+    )  # fmt: skip
+    if not ends:
+        return pl.DataFrame(schema=schema)
+    window = timedelta(days=RING_DAYS)
+    links = rings.ring_links(engine, start=min(ends) - 2 * window, end=max(ends))
+    people, cases = rings.ring_facts(engine)
+    rows = []
+    for end in sorted(set(ends)):
+        found, _ = rings.find_rings(links, as_of=end, window=window, accounts=people, cases=cases)
+        growing = int(found["is_growing"].sum()) if found.height else 0
+        rows.append((end.date() - timedelta(days=7), end, found.height, growing))
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def rings_elsewhere(weeks: pl.DataFrame, *, week: date, most: int = 6) -> tuple[str, list[date]]:
+    """Where the rings are when the focus ``week`` has none: a sentence naming the weeks
+    of ``weeks`` (:func:`ring_weeks`) that have rings, the ``most`` nearest to ``week``
+    in date order, and those weeks' Mondays (for links that select them).
+
+    >>> w = pl.DataFrame({"week": [date(2026, 11, 2), date(2026, 11, 9), date(2026, 11, 23)],
+    ...                   "rings": [0, 2, 1]})
+    >>> sentence, mondays = rings_elsewhere(w, week=date(2026, 11, 30))
+    >>> sentence, [str(m) for m in mondays]
+    ('Rings found in the weeks of 9 Nov (2) and 23 Nov (1).', ['2026-11-09', '2026-11-23'])
+    >>> rings_elsewhere(w.head(1), week=date(2026, 11, 30))[0]
+    'No ring in the 1 week around this one either.'
+    """
+    found = weeks.filter((pl.col("rings") > 0) & (pl.col("week") != week))
+    if found.is_empty():
+        n = weeks.filter(pl.col("week") != week).height
+        return f"No ring in the {n} week{'s' * (n != 1)} around this one either.", []
+    nearest = (
+        found.with_columns(far=(pl.col("week") - week).abs())
+        .sort("far", "week")
+        .head(most)
+        .sort("week")
+    )
+    parts = [f"{m.day} {m:%b} ({n})" for m, n in nearest.select("week", "rings").iter_rows()]
+    named = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    which = "week" if len(parts) == 1 else "weeks"
+    return f"Rings found in the {which} of {named}.", nearest["week"].to_list()
