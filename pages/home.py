@@ -47,11 +47,10 @@ with st.expander("About the data", expanded=False):
     for first in range(0, len(items), 4):  # four to a row: 1,000,000 fits at 1280 px
         for col, (table, n) in zip(st.columns(4), items[first : first + 4], strict=False):
             col.metric(humanise(table), f"{n:,}")
-    left, right = st.columns(2)
-    left.metric("Events from", _moment(info.first_event))
-    left.metric("Newest event", _moment(info.last_event))
-    right.metric("Cases from", _moment(info.first_case))
-    right.metric("Newest case", _moment(info.last_case))
+    st.caption(
+        f"Events from {_moment(info.first_event)} to {_moment(info.last_event)}; cases opened "
+        f"from {_moment(info.first_case)} to {_moment(info.last_case)}."
+    )
     if info.counts.get("cases") and session.may("cases"):
         st.page_link(
             "pages/cases.py", label="Browse and search every case", icon=":material/manage_search:"

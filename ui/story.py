@@ -36,7 +36,10 @@ _ICONS = {
     "incident": ":material/notifications_active:",
     "ring": ":material/hub:",
     "mover": ":material/trending_up:",
+    "fall": ":material/trending_down:",
 }
+#: How each severity reads (analytics.reports.story ranks by it).
+_SEVERITY = {1: "Act now", 2: "Watch", 3: "Note"}
 
 
 @st.cache_data(ttl=600, max_entries=16, show_spinner="Reading the week…")
@@ -76,8 +79,9 @@ def draw(story: WeekStory) -> None:
         return
     for item in story.items:
         with st.container(border=True, key=f"story_item_{item.rank}"):
+            icon = _ICONS["fall" if item.kind == "mover" and item.severity == 3 else item.kind]
             st.markdown(
-                f"{_ICONS[item.kind]} **{item.kind_label}** · {widgets.plain(item.text)}",
+                f"{icon} **{_SEVERITY[item.severity]}** · {widgets.plain(item.text)}",
                 help=item.note or None,
             )
             st.page_link(
