@@ -83,7 +83,7 @@ chosen = st.plotly_chart(
     detector_charts.anomaly_band(
         evidence.series, title="Value and expected band (select points to drill down)"
     ),
-    theme=None, on_select="rerun", selection_mode=("points", "box"), key="anomalies_chart",
+    theme="streamlit", on_select="rerun", selection_mode=("points", "box"), key="anomalies_chart",
     config=widgets.chart_config("anomalies_chart"), width="stretch",
 )  # fmt: skip
 left, right = st.columns([3, 2])

@@ -17,7 +17,14 @@ from analytics.metrics.trends import AGE_BUCKETS
 from analytics.present import detector_charts, trend_charts
 from analytics.present.detector_charts import attribution_bars
 from analytics.present.formatting import format_number
-from analytics.present.theme import DIVERGING, NO_DATA, PALETTE, SEQUENTIAL, TEMPLATE
+from analytics.present.theme import (
+    DIVERGING,
+    FOREGROUND,
+    NO_DATA,
+    PALETTE,
+    SEQUENTIAL,
+    TEMPLATE,
+)
 from analytics.present.trend_charts import (
     backlog_bars,
     category_heatmap,
@@ -83,9 +90,16 @@ def test_palette_is_okabe_ito_with_primary_blue_first() -> None:
     assert PALETTE[0] == "#0072B2"
     assert len(PALETTE) == 8
     assert len({colour.upper() for colour in PALETTE}) == len(PALETTE)
-    assert {"#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"} < set(
-        PALETTE
-    )
+    assert {"#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442"} < set(PALETTE)
+    assert PALETTE[7] == FOREGROUND  # Okabe-Ito's black: the theme's text colour
+
+
+def test_the_foreground_is_streamlits_placeholder_for_its_themes_text_colour() -> None:
+    """Streamlit swaps this colour for its light or dark theme's text colour in charts
+    drawn with theme="streamlit"; an upgrade that renames it must fail here."""
+    from streamlit.elements.lib import streamlit_plotly_theme
+
+    assert FOREGROUND == streamlit_plotly_theme.GRAY_90
 
 
 def test_scales_run_from_zero_to_one_and_diverging_is_blue_white_vermillion() -> None:

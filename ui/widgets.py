@@ -165,9 +165,10 @@ def chart_config(key: str) -> dict[str, Any]:
 
 
 def chart(figure: go.Figure, *, key: str) -> None:
-    """Show a figure in the shared template (Streamlit's own theme off); the toolbar
-    downloads it as PNG."""
-    st.plotly_chart(figure, theme=None, width="stretch", key=key, config=chart_config(key))
+    """Show a figure in the shared template, its text, axes and hover boxes in the
+    colours of the app's light or dark theme (Streamlit's theme for plotly: it follows a
+    switch of theme without a rerun); the toolbar downloads it as PNG."""
+    st.plotly_chart(figure, theme="streamlit", width="stretch", key=key, config=chart_config(key))
 
 
 def incident_columns() -> dict[str, Any]:

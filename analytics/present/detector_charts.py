@@ -230,7 +230,7 @@ def cluster_map(
                     "opacity": 0.75,
                     "line": {
                         "width": [3 if i == selected else 0.5 for i in ids],
-                        "color": "#000000",
+                        "color": PALETTE[7],
                     },
                 },
                 text=[

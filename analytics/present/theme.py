@@ -9,8 +9,11 @@ which stays distinguishable under the common forms of colour blindness. A builde
 given an empty frame returns a figure that says "No data for this selection" (see
 :func:`no_data_figure`) rather than raising.
 
-Streamlit applies its own theme to plotly charts unless told not to, so pages show
-these figures with ``st.plotly_chart(fig, theme=None)``.
+Light and dark: the app follows the browser's colour scheme, so pages show these
+figures with ``st.plotly_chart(fig, theme="streamlit")``. Streamlit then draws the
+template's text, axes, grid lines and hover boxes in its light or dark theme's colours
+(over a transparent background) and keeps everything else: the palette, the scales,
+the marks. :data:`FOREGROUND`, the palette's black, becomes the theme's text colour.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from analytics.present.formatting import Unit, format_number, humanise
 
 __all__ = [
     "DIVERGING",
+    "FOREGROUND",
     "GRID",
     "MUTED",
     "NO_DATA",
@@ -42,6 +46,12 @@ __all__ = [
     "value_axis",
 ]
 
+FOREGROUND = "#000037"
+"""The colour of text and of the palette's black: Streamlit's placeholder for its theme's
+text colour in a chart drawn with ``theme="streamlit"`` (``GRAY_90`` of
+``streamlit.elements.lib.streamlit_plotly_theme``), near-black on light and near-white
+on dark; anywhere else (the HTML brief) it is the near-black it reads as."""
+
 PALETTE: tuple[str, ...] = (
     "#0072B2",  # blue: the app's primary colour
     "#E69F00",  # orange
@@ -50,9 +60,10 @@ PALETTE: tuple[str, ...] = (
     "#CC79A7",  # reddish purple
     "#56B4E9",  # sky blue
     "#F0E442",  # yellow
-    "#000000",  # black
+    FOREGROUND,  # black on light, white on dark
 )
-"""Okabe–Ito colour-blind-safe palette, in the order series are coloured."""
+"""Okabe–Ito colour-blind-safe palette, in the order series are coloured (its black is
+:data:`FOREGROUND`, so that it shows on a dark background too)."""
 
 SEQUENTIAL: tuple[tuple[float, str], ...] = (
     (0.0, "#F4F8FB"),
@@ -80,8 +91,9 @@ _FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, 
 GRID = "#E5E5E5"
 """Light grey of grid lines, axis lines and network edges."""
 
-MUTED = "#6B6B6B"
-"""Dark grey of secondary marks: the no-data text, known events, clusters not emerging."""
+MUTED = "#7A7A7A"
+"""Mid grey of secondary marks: the no-data text, known events, clusters not emerging
+(contrast about 4.2:1 on both the light and the dark background)."""
 
 _EVENT_COLOURS = {
     "holiday": PALETTE[2],

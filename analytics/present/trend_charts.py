@@ -539,7 +539,7 @@ def prevalence_bars(frame: pl.DataFrame, *, title: str) -> go.Figure:
     significant = pl.col("significant").fill_null(False)
     styles = (
         ("not significant", ~significant, {"opacity": _BAR_OPACITY}),
-        ("significant change", significant, {"line": {"color": "#000000", "width": 1.5}}),
+        ("significant change", significant, {"line": {"color": PALETTE[7], "width": 1.5}}),
     )
     for name, keep, style in styles:
         rows = frame.filter(keep)
@@ -564,7 +564,7 @@ def prevalence_bars(frame: pl.DataFrame, *, title: str) -> go.Figure:
                 y=before["label"].to_list(),
                 mode="markers",
                 name="previous week",
-                marker={"symbol": "line-ns", "size": 16, "line": {"width": 3, "color": "#000000"}},
+                marker={"symbol": "line-ns", "size": 16, "line": {"width": 3, "color": PALETTE[7]}},
                 customdata=_per_1000_texts(before, "prev_per_1000"),
                 hovertemplate="%{y}, previous week: %{customdata}<extra></extra>",
             )
