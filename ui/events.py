@@ -73,6 +73,7 @@ def table(frame: pl.DataFrame) -> None:
         hide_index=True,
         width="stretch",
         key="events_table",
+        placeholder="ongoing",  # the only empty cells: the last day of an ongoing event
         column_config={
             "id": st.column_config.NumberColumn("#", width="small", format="%d"),
             "first_day": st.column_config.DateColumn("First day", format="D MMM YYYY"),
@@ -83,7 +84,7 @@ def table(frame: pl.DataFrame) -> None:
             "region": "Region",
             "description": st.column_config.TextColumn("Description", width="large"),
             "created_by": "Added by",
-            "ongoing": st.column_config.CheckboxColumn("Ongoing"),
+            "ongoing": None,
         },
     )
 
