@@ -57,13 +57,13 @@ if alerted.is_empty():
     )
 picked = st.dataframe(
     alerted, column_order=anomalies.TABLE_COLUMNS, hide_index=True, on_select="rerun",
-    selection_mode="single-row", key="anomalies_table", width="stretch",
+    selection_mode="single-row", key="anomalies_table", width="stretch", placeholder="–",
     column_config=page.incident_columns(),
 )  # fmt: skip
 with st.expander(f"Not alerted: explained, dismissed, or falls ({quiet.height})"):
     st.dataframe(
         quiet, column_order=anomalies.QUIET_COLUMNS, hide_index=True, width="stretch",
-        column_config=page.incident_columns(),
+        placeholder="–", column_config=page.incident_columns(),
     )  # fmt: skip
 as_of = page.as_of(week)
 if alerted.is_empty():

@@ -20,11 +20,11 @@ from analytics.access import Viewer
 from analytics.core import database
 from analytics.core.models import Role
 from analytics.present import exports
-from analytics.present.formatting import format_count, format_day, humanise
+from analytics.present.formatting import format_count, format_day, humanise, humanised
 from analytics.views import account_review, anomalies, feedback, selection
 from analytics.views.account_review import AccountsToReview
 from analytics.views.anomalies import Evidence, Incident
-from ui import data, explorer, session
+from ui import data, explorer
 from ui.filters import link_params
 from ui.widgets import plain
 
@@ -151,6 +151,7 @@ def cause_rows(rows: pl.DataFrame) -> None:
         rows,
         hide_index=True,
         width="stretch",
+        placeholder="–",
         column_config={
             "Actual": st.column_config.NumberColumn("Actual", format="localized"),
             "Expected": st.column_config.NumberColumn("Expected", format="%.1f"),
@@ -217,52 +218,69 @@ def _account_url(account_id: int) -> str:
 
 
 def accounts_section(found: AccountsToReview, viewer: Viewer, as_of: datetime) -> None:
-    """The accounts to review: their scores and reasons in words, a link to each, and
-    the one picked opened below."""
+    """The accounts to review: their scores and reasons in words (wrapped), a link to
+    each in the Case Explorer, and the one picked opened below."""
     st.subheader("Accounts to review")
     table = found.accounts
     whose = "of this incident" if found.of_incident else "active"
     st.caption(
         f"The most unusual accounts {whose}, scored over {found.days} against all "
-        f"{format_count(found.active)} accounts active then (0 is typical; the reasons are "
-        "what sets each apart, against the median account)."
+        f"{format_count(found.active)} accounts active then (0 is typical; rank 1 is the "
+        "most unusual of them all; the reasons are what sets each apart, against the median "
+        "account)."
     )
     if table.is_empty():
         st.info("No account was active in these days.")
         return
-    links = session.may("cases")
-    shown = table.with_columns(
-        pl.Series("link", [_account_url(a) for a in table["account_id"]], dtype=pl.String)
+    rows = pl.DataFrame(
+        {
+            "Account": [f"[{a}]({_account_url(a)})" for a in table["account_id"]],
+            "Kind": table["kind"],
+            "Region": table["region"],
+            "Status": table["status"],
+            "Score": [f"{x:.1f}" for x in table["score"]],
+            "Rank": [format_count(r) for r in table["rank"]],
+            "Why": [plain(w) for w in table["why"]],
+        }
     )
-    st.dataframe(
-        shown,
-        hide_index=True,
-        width="stretch",
-        column_order=["link", "kind", "region", "status", "score", "rank", "why"],
-        column_config={
-            "link": st.column_config.LinkColumn(
-                "Account", display_text=r"account=(\d+)", width="small",
-                help="Opens the account in Case Explorer",
-            )
-            if links
-            else None,
-            "kind": st.column_config.TextColumn("Kind", width="small"),
-            "region": st.column_config.TextColumn("Region", width="small"),
-            "status": st.column_config.TextColumn("Status", width="small"),
-            "score": st.column_config.NumberColumn("Score", format="%.1f", width="small"),
-            "rank": st.column_config.NumberColumn(
-                "Rank", format="%d", width="small",
-                help=f"Among the {format_count(found.active)} active accounts",
-            ),
-            "why": st.column_config.TextColumn("Why", width="large"),
-        },
-    )  # fmt: skip
+    st.table(rows, hide_index=True)
     labels = dict(zip(table["account_id"].to_list(), table["label"].to_list(), strict=True))
     account = st.selectbox(
         "Open an account", list(labels), format_func=labels.__getitem__, key="anomalies_account"
     )
     if account is not None:
         _account(int(account), table, viewer, as_of)
+
+
+#: The account's tables in words: column -> label.
+_EVENT_LABELS = {
+    "ts": "When", "kind": "Event", "platform": "Platform", "region": "Region",
+    "device_hash": "Device (hashed)", "ip_hash": "IP address (hashed)",
+    "target_account_id": "Other account", "rating": "Rating",
+}  # fmt: skip
+_CASE_LABELS = {
+    "case_id": "Case", "role": "Its role", "opened_at": "Opened", "category": "Category",
+    "severity": "Severity", "status": "Status", "resolution": "Resolution",
+    "description": "Description (masked)",
+}  # fmt: skip
+_WORDED = ("kind", "platform", "role", "category", "severity", "status", "resolution")
+
+
+def _in_words(frame: pl.DataFrame, labels: dict[str, str]) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """A frame's codes as words (``login_failed`` -> ``Login failed``, missing -> ``–``)
+    and the column labels for ``st.dataframe``."""
+    worded = frame.with_columns(
+        humanised(pl.col(c).cast(pl.String)).fill_null("–") for c in _WORDED if c in frame.columns
+    )
+    config: dict[str, Any] = {c: st.column_config.Column(label) for c, label in labels.items()}
+    for moment in ("ts", "opened_at"):
+        config[moment] = st.column_config.DatetimeColumn(
+            labels.get(moment, moment), format="D MMM YYYY, HH:mm"
+        )
+    for number in ("case_id", "target_account_id"):
+        config[number] = st.column_config.NumberColumn(labels.get(number, number), format="%d")
+    config["description"] = st.column_config.TextColumn("Description (masked)", width="large")
+    return exports.neutralise(worded), {c: v for c, v in config.items() if c in frame.columns}
 
 
 def _account(account_id: int, table: pl.DataFrame, viewer: Viewer, as_of: datetime) -> None:
@@ -275,17 +293,23 @@ def _account(account_id: int, table: pl.DataFrame, viewer: Viewer, as_of: dateti
     st.caption(f"Why: {row['why']}.")
     explorer.link(f"Open account {account_id} in Case Explorer", account=account_id)
     left, right = st.columns(2)
-    events = found.events
+    events, event_columns = _in_words(found.events, _EVENT_LABELS)
     left.markdown(f"**Latest events** ({format_count(events.height)})")
-    left.dataframe(events, hide_index=True, width="stretch", height=260)
-    history = found.cases
-    right.markdown(f"**Cases about it or reported by it** ({format_count(history.height)})")
-    right.dataframe(
-        exports.neutralise(history),
+    left.dataframe(
+        events,
         hide_index=True,
         width="stretch",
         height=260,
-        column_config={
-            "description": st.column_config.TextColumn("Description (masked)", width="large")
-        },
+        column_config=event_columns,
+        placeholder="–",
+    )
+    history, case_columns = _in_words(found.cases, _CASE_LABELS)
+    right.markdown(f"**Cases about it or reported by it** ({format_count(history.height)})")
+    right.dataframe(
+        history,
+        hide_index=True,
+        width="stretch",
+        height=260,
+        column_config=case_columns,
+        placeholder="–",
     )

@@ -601,17 +601,17 @@ def incident_note(series: pl.DataFrame, peak: datetime) -> str:
     >>> peak = datetime(2026, 4, 14)
     >>> print(incident_note(pl.DataFrame({"ts": [peak], "p_value": [2e-6]}), peak))
     ... # doctest: +NORMALIZE_WHITESPACE
-    p = 2e-06 (score 5.7 = −log10 p); significant means below 0.05 after the scan's
+    p < 0.001 (score 5.7 = −log10 p); significant means below 0.05 after the scan's
     false-discovery control.
     """
     found = series.filter(pl.col("ts") == peak) if "p_value" in series.columns else series.clear()
     if found.is_empty() or found["p_value"][0] is None:
         return significance_note(None)
     p = float(found["p_value"][0])
-    score = -math.log10(p) if p > 0 else float("inf")
+    score = f"{-math.log10(p):.1f}" if p > 0 else "above 300"
     return (
-        f"p = {p:.1g} (score {score:.1f} = −log10 p); significant means below 0.05 after the "
-        "scan's false-discovery control."
+        f"{significance_note(p)} (score {score} = −log10 p); significant means below 0.05 "
+        "after the scan's false-discovery control."
     )
 
 
