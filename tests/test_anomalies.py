@@ -553,3 +553,23 @@ def test_the_root_cause_in_words_names_the_value_that_stands_out():
         "No single value stands out: every region and platform moved in about its usual proportion."
     )
     assert cause_table(even).is_empty() and root_cause_rows(even).is_empty()
+
+
+def test_an_alert_does_not_widen_the_band_that_judges_its_continuation():
+    """A spike (× 3) on day 70, then six days at × 1.8. Counted into the noise, the spike
+    widens the band at once (upper 30 -> 36 -> 35 ...) and the rise that goes on is
+    flagged only until day 73; held out of it (the incident chart's setting), the band
+    stays as it was and every day of the rise is flagged."""
+    values = _seasonal(98)
+    for i in range(70, 77):
+        values[i] = float(round(values[i] * (3 if i == 70 else 1.8)))
+    frame = _series(values)
+    spec = {"period": 7, "seasons": 6, "false_alerts": 1.0, "per_days": 30.0}
+    counted = score_series(frame, detector=("counts", spec))
+    held = score_series(frame, detector=("counts", {**spec, "hold": 4.0}))
+    assert _flagged(counted) == [70, 71, 72, 73]
+    assert _flagged(held) == list(range(70, 77))
+    assert counted["upper"].slice(70, 3).to_list() == [30.0, 36.0, 35.0]
+    assert held["upper"].slice(70, 3).to_list() == [30.0, 32.0, 31.0]
+    # Before the spike the two agree exactly: nothing was held out yet.
+    assert_frame_equal(counted.head(71), held.head(71))

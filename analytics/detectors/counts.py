@@ -169,9 +169,14 @@ _BLOCK = 1024
 
 
 def _baseline_block(
-    value: np.ndarray, *, period: int, seasons: int, count: bool
+    value: np.ndarray, *, period: int, seasons: int, count: bool, hold: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Expected values and noise scale for a (series x time) block of :func:`_baseline`."""
+    """Expected values and noise scale for a (series x time) block of :func:`_baseline`.
+
+    ``hold`` (counts only): points whose residual lies more than ``hold`` noise standard
+    deviations from the expectation are kept out of the over-dispersion of the points
+    after them, so an alert does not widen the band that judges what follows it.
+    """
     n_series, width = value.shape
     # Counts are modelled on the square-root scale (Anscombe), where a weekly pattern
     # is close to additive whatever the level; other metrics on their own scale.
@@ -206,7 +211,12 @@ def _baseline_block(
             # the window (bursts are what it must capture), each term capped so that
             # one spike cannot blind the series for long.
             terms = np.clip((resid**2 - mu) / mu**2, -1.0, 25.0)
-            return expected, np.clip(_moving(terms, "mean", window, least), 0.0, 10.0)
+            phi = np.clip(_moving(terms, "mean", window, least), 0.0, 10.0)
+            if hold is not None:
+                z = np.abs(resid) / np.sqrt(mu + np.nan_to_num(phi) * mu**2)
+                held = np.where(z > hold, np.nan, terms)
+                phi = np.clip(_moving(held, "mean", window, least), 0.0, 10.0)
+            return expected, phi
         return expected, _moving(np.abs(resid) * 1.4826, "median", window, least)
 
 
@@ -474,6 +484,10 @@ class CountDetector(BaseDetector):
     period : points per seasonal cycle (``None``: from the sampling step).
     seasons : past cycles the seasonal offsets are the median of.
     count : judge the values as counts (``None``: when all are non-negative integers).
+    hold : for counts, keep points more than ``hold`` noise standard deviations from
+        their expectation out of the noise estimate of the points after them (``None``,
+        the default and the scan's choice: every point counts). An incident's chart uses
+        it so that its alert does not widen the band that judges its continuation.
 
     Examples
     --------
@@ -498,6 +512,7 @@ class CountDetector(BaseDetector):
         seasons: int = 6,
         count: bool | None = None,
         gap: int = 36,
+        hold: float | None = None,
     ) -> None:
         self.false_alerts = false_alerts
         self.per_days = per_days
@@ -506,6 +521,7 @@ class CountDetector(BaseDetector):
         self.seasons = seasons
         self.count = count
         self.gap = gap
+        self.hold = hold
 
     def _is_count(self, values: np.ndarray) -> bool:
         if self.count is not None:
@@ -522,7 +538,9 @@ class CountDetector(BaseDetector):
         grid = np.full((n_series, padded), np.nan)
         grid[:, :width] = y
         count = self._is_count(y)
-        expected, noise = _baseline_block(grid, period=period, seasons=self.seasons, count=count)
+        expected, noise = _baseline_block(
+            grid, period=period, seasons=self.seasons, count=count, hold=self.hold
+        )
         expected, noise = expected[:, :width], noise[:, :width]
         history = max(3 * period, 2 * self.seasons, 8)
         index = np.broadcast_to(np.arange(width), y.shape)

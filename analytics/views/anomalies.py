@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_SENSITIVITY",
     "DETECTOR_WORDS",
     "HISTORY_DAYS",
+    "HOLD",
     "QUIET_COLUMNS",
     "RECENT_DAYS",
     "SENSITIVITY",
@@ -78,6 +79,9 @@ HISTORY_DAYS = 120
 #: month (30 days) on a series of noise, and the default.
 SENSITIVITY: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
 DEFAULT_SENSITIVITY = 1.0
+#: On an incident's chart, points further than this many noise standard deviations from
+#: their expectation do not widen the band of the points after them.
+HOLD = 4.0
 #: Incidents whose last day falls in this many days before the newest data are current.
 RECENT_DAYS = 30
 #: What the scan reads: URL value -> label ("all" for every source).
@@ -426,6 +430,11 @@ def incident_series(
     """The incident's slice as a daily (or weekly) series scored by the scan's detector,
     with its band at the level of a budget of ``per_month`` false alerts per month.
 
+    Points beyond :data:`HOLD` noise standard deviations are kept out of the noise
+    estimate of the points after them: without that, an alert's own residual widened
+    the band for weeks after it, and a rise that went on after the alert was no longer
+    flagged on the chart (issue 18).
+
     Columns of :func:`analytics.detectors.anomalies.score_series`.
     """
     from analytics.detectors import anomalies
@@ -450,16 +459,13 @@ def incident_series(
     days = pl.DataFrame({"ts": pl.datetime_range(lo, hi, "1d", closed="left", eager=True)})
     series = days.join(daily, on="ts", how="left").with_columns(pl.col("value").fill_null(0.0))
     budget = _sensitivity(per_month)
-    if incident.freq == "weekly":
-        weekly = anomalies.weekly_sums(series.with_columns(slice=pl.lit("one")))
-        return anomalies.score_series(
-            weekly.select("ts", "value"),
-            detector=detector_spec("weekly"),
-            false_alerts=budget,
-            per_days=30.0,
-        )
+    freq = "weekly" if incident.freq == "weekly" else "daily"
+    name, params = detector_spec(freq)
+    held = (name, {**params, "hold": HOLD})  # the alert does not widen its own band
+    if freq == "weekly":
+        series = anomalies.weekly_sums(series.with_columns(slice=pl.lit("one")))
     return anomalies.score_series(
-        series, detector=detector_spec("daily"), false_alerts=budget, per_days=30.0
+        series.select("ts", "value"), detector=held, false_alerts=budget, per_days=30.0
     )
 
 
