@@ -217,6 +217,18 @@ def test_the_ranking_severity_then_kind_then_strength() -> None:
     )
 
 
+def test_a_week_in_progress_tells_no_fall() -> None:
+    movers = _movers(
+        ("region=CA", 1, 90.0, 40.0, 45.0, 0.001, 0.001),
+        ("region=TX", 1, 10.0, 40.0, 45.0, 0.001, 0.001),
+    )
+    given = {"kpis": EMPTY, "incidents": EMPTY, "topics": EMPTY, "rings": EMPTY}
+    done = story_items(week=WEEK, role="leadership", movers=movers, **given)
+    running = story_items(week=WEEK, role="leadership", movers=movers, in_progress=True, **given)
+    assert [i.text[:3] for i in done] == ["CA:", "TX:"]
+    assert [i.text[:3] for i in running] == ["CA:"]
+
+
 def test_each_incident_family_gives_its_best_member() -> None:
     monday = datetime(2026, 11, 16)
     row = ("kind=payment_failed", "events", "daily", monday, monday, monday, 74.0, 15.7, "up")

@@ -23,7 +23,8 @@ growing rings (:mod:`analytics.views.emerging`) and the SLA breach rate of the K
    accounts gaining members); a slice significantly up against both baselines.
 2. *watch*: the SLA breach rate or a slice significantly up against one baseline only;
    an incident that began before the week and is still going.
-3. *note*: a slice significantly down (less abuse reported, or less detected).
+3. *note*: a slice significantly down (less abuse reported, or less detected); not told
+   while the week is in progress (its missing days would read as a fall).
 
 Kinds in that order within a severity (SLA, emerging topic, incident, ring, mover), then
 the strongest evidence first (smallest p- or q-value; a ring's score). At most
@@ -259,9 +260,12 @@ def story_items(
     incidents: pl.DataFrame,
     topics: pl.DataFrame,
     rings: pl.DataFrame,
+    in_progress: bool = False,
 ) -> tuple[StoryItem, ...]:
     """The things that need attention in the week starting ``week``, most important
-    first (the module's docstring gives the ranking), at most :data:`MOST`.
+    first (the module's docstring gives the ranking), at most :data:`MOST`. In a week
+    still ``in_progress`` a slice below its baselines is not told: its missing days would
+    read as a fall.
 
     ``movers`` is :func:`join_movers`' (or :func:`product_movers`') frame; ``kpis`` holds
     the KPI rows that may be shown (:func:`analytics.metrics.kpis.kpis`; only its SLA
@@ -296,6 +300,8 @@ def story_items(
         *([] if product else _ring_items(rings, week, role)),
         *_mover_items(movers, week, role),
     ]
+    if in_progress:
+        found = [i for i in found if not (i.kind == "mover" and i.severity == 3)]
     order = list(KINDS)
     found.sort(key=lambda i: (i.severity, order.index(i.kind), -i.strength))
     kept: list[StoryItem] = []
@@ -661,6 +667,7 @@ def week_story(
         incidents=incidents,
         topics=topics,
         rings=rings,
+        in_progress=in_progress,
     )
     return WeekStory(
         week=monday,
