@@ -8,6 +8,7 @@ from analytics.present import trend_charts
 from analytics.views import selection as calendar
 from analytics.views import trends
 from ui import auth, data, events, explorer, filters, widgets
+from ui import trends as trend_ui
 
 st.title("Weekly trends")
 widgets.require_data()
@@ -36,14 +37,16 @@ if view.empty:
 
 week_label = calendar.week_name(view.week)
 if bool(view.kpis["provisional"].any()):
-    st.warning(
+    st.info(
         f"{week_label} is still in progress (data up to {view.as_of:%d %b %H:%M} UTC): "
-        "its numbers are provisional."
+        "numbers not yet complete enough show the value so far and its projection, and "
+        "are not tested."
     )
 st.caption(
-    f"{week_label} against the week before. Deltas are tested (exact Poisson or Fisher "
-    "tests, Mann-Whitney for times) and coloured only when significant; hover a card for "
-    "the 4-week baseline."
+    f"{week_label} against the week before and the 4-week mean. Changes are tested "
+    "(exact Poisson or Fisher tests, Mann-Whitney for times) and coloured only when "
+    "significant; hover a card for the numbers. A value still filling in shows its "
+    "projection, from how earlier weeks filled in, with the range 80% of them fell in."
 )
 widgets.kpi_cards(view.kpis)
 
@@ -59,15 +62,26 @@ with left:
 with right:
     widgets.chart(weekly, key="weekly")
 events.link("Add a known event", first_day=trends.week_days(view.week)[0])
-heatmap = trend_charts.category_heatmap(view.categories, title="Categories by week")
+heatmap = trend_charts.category_heatmap(
+    trends.categories_series(view), title="Categories by week (complete weeks)"
+)
 widgets.chart(heatmap, key="heatmap")
 
 st.subheader(f"Top movers in {week_label}")
+tested = trends.complete_enough(view)
 st.caption(
-    "Every slice one or two dimensions deep, tested against the previous week; q-values "
-    "control false discoveries across all slices."
+    "Every slice one or two dimensions deep, against last week and the 4-week mean; "
+    "significance is corrected for the number of slices tested."
+    + ("" if tested else " The week is not complete enough to test: counts so far.")
 )
-widgets.movers_table(view.movers)
+try:
+    movers = trend_ui.movers(
+        selection.filters, selection.week, count, role=viewer.role, tested=tested
+    )
+except data.DataUnavailable as exc:
+    st.error(str(exc))
+    st.stop()
+trend_ui.movers_table(movers)
 monday, sunday = trends.week_days(view.week)
 explorer.link(
     f"Open the cases of {week_label} in Case Explorer",
@@ -77,14 +91,17 @@ explorer.link(
 st.subheader("Response and backlog")
 left, right = st.columns(2)
 sla = trend_charts.rate_lines(
-    view.sla, title="SLA breach rate by severity", y_title="breached", group="severity"
-)
+    trends.sla_series(view), title="SLA breach rate by severity", y_title="breached",
+    group="severity",
+)  # fmt: skip
 proactive = trend_charts.rate_lines(
     view.series("proactive_rate"), title="Proactive rate", y_title="of violations"
 )
 with left:
     widgets.chart(sla, key="sla")
-    durations = trend_charts.duration_lines(view.durations, title="Hours to respond and resolve")
+    durations = trend_charts.duration_lines(
+        trends.duration_series(view), title="Hours to respond and resolve"
+    )
     widgets.chart(durations, key="durations")
 with right:
     widgets.chart(

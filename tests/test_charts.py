@@ -333,27 +333,48 @@ def test_untitled_figure_keeps_the_compact_margin() -> None:
 # --- daily_trend ------------------------------------------------------------------------------
 
 
-def test_daily_trend_traces_and_provisional_style() -> None:
+def test_daily_trend_traces_and_unfinished_days_without_projection() -> None:
     fig = daily_trend(_days(10, provisional_tail=3), title="Reports", y_title="Reports")
-    assert [trace.name for trace in fig.data] == ["daily value", "provisional", "7-day average"]
-    final, provisional, average = fig.data
-    assert isinstance(final, go.Bar) and isinstance(provisional, go.Bar)
-    assert list(final.x) == [JUL1 + timedelta(days=i) for i in range(7)]
-    assert list(provisional.x) == [JUL1 + timedelta(days=i) for i in range(7, 10)]
-    assert final.marker.pattern.shape is None
-    assert provisional.marker.pattern.shape == "/"
-    assert provisional.marker.opacity != final.marker.opacity
-    assert all(
-        text.endswith("(provisional: period not finished)") for text in provisional.customdata
-    )
-    assert isinstance(average, go.Scatter) and average.mode == "lines"
-    assert average.line.width == 3 and list(average.x) == [
-        JUL1 + timedelta(days=i) for i in range(10)
+    assert [trace.name for trace in fig.data] == [
+        "daily value",
+        "7-day average",
+        "so far (not finished)",
     ]
+    final, average, so_far = fig.data
+    assert isinstance(final, go.Bar)
+    assert list(final.x) == [JUL1 + timedelta(days=i) for i in range(7)]
+    # Unfinished days are no bar and no part of the average: hollow grey markers.
+    assert list(so_far.x) == [JUL1 + timedelta(days=i) for i in range(7, 10)]
+    assert so_far.mode == "markers" and so_far.marker.symbol == "circle-open"
+    assert all("not finished" in text for text in so_far.customdata)
+    assert isinstance(average, go.Scatter) and average.mode == "lines"
+    assert average.line.width == 3
+    assert list(average.y)[7:] == [None, None, None]
+    assert (average.customdata[0], average.customdata[6]) == ("–", "12.0")
     assert fig.layout.hovermode == "x unified"
-    assert (average.customdata[0], average.customdata[-1]) == ("–", "12.0")
     assert fig.layout.barmode == "overlay"  # bars keep full width, not grouped side by side
     assert fig.layout.yaxis.title.text == "Reports"
+
+
+def test_daily_trend_draws_the_unfinished_day_as_its_projection() -> None:
+    days = _days(8).with_columns(
+        complete=pl.Series([True] * 7 + [False]),
+        projected=pl.Series([None] * 7 + [20.0], dtype=pl.Float64),
+        low=pl.Series([None] * 7 + [18.0], dtype=pl.Float64),
+        high=pl.Series([None] * 7 + [23.0], dtype=pl.Float64),
+    )
+    fig = daily_trend(days, title="t", y_title="y")
+    bars = _trace(fig, "daily value")
+    assert JUL1 + timedelta(days=7) not in list(bars.x)  # no sliver bar
+    projected = _trace(fig, "projected")
+    assert list(projected.x) == [JUL1 + timedelta(days=7)]
+    assert list(projected.y) == [20.0]
+    assert list(projected.error_y.array) == [3.0] and list(projected.error_y.arrayminus) == [2.0]
+    assert projected.marker.symbol == "circle-open"
+    assert projected.customdata[0] == "projected 20 (range 18–23); so far 17"
+    link = _trace(fig, "projected (link)")
+    assert link.line.dash == "dot" and list(link.y) == [16.0, 20.0]
+    assert [a.text for a in fig.layout.annotations] == ["projected"]
 
 
 def test_daily_trend_sorts_days() -> None:
@@ -414,15 +435,31 @@ def test_event_title_is_escaped() -> None:
 # --- weekly_trend -----------------------------------------------------------------------------
 
 
-def test_weekly_trend_provisional_week_and_hover_units() -> None:
-    frame = _weeks(3, provisional_tail=1).with_columns(pl.Series("value", [0.1, 0.25, 0.5]))
+def test_weekly_trend_unfinished_week_is_a_projection_not_a_bar() -> None:
+    frame = _weeks(3, provisional_tail=1).with_columns(
+        pl.Series("value", [0.1, 0.25, 0.02]),
+        projected=pl.Series([None, None, 0.3]),
+        low=pl.Series([None, None, 0.2]),
+        high=pl.Series([None, None, 0.45]),
+    )
     fig = weekly_trend(frame, title="t", y_title="Share", unit="percent")
-    final, provisional = fig.data
-    assert list(final.customdata) == ["10.0%", "25.0%"]
-    assert list(provisional.customdata) == ["50.0% (provisional: period not finished)"]
-    assert provisional.name == "provisional"
-    assert provisional.marker.pattern.shape == "/" and final.marker.pattern.shape is None
+    assert [trace.name for trace in fig.data] == ["weekly value", "projected (link)", "projected"]
+    line, _, projected = fig.data
+    assert not any(isinstance(trace, go.Bar) for trace in fig.data)
+    assert line.mode == "lines+markers" and list(line.customdata) == ["10.0%", "25.0%"]
+    assert list(line.x) == [JUL1, JUL1 + timedelta(weeks=1)]  # the 2% so far is not drawn
+    assert list(projected.y) == [0.3]
+    assert projected.error_y.array[0] == pytest.approx(0.15)
+    assert projected.error_y.arrayminus[0] == pytest.approx(0.1)
+    assert list(projected.customdata) == ["projected 30.0% (range 20.0%–45.0%); so far 2.0%"]
     assert fig.layout.yaxis.tickformat == ".1~%"
+
+
+def test_weekly_trend_complete_column_overrides_provisional() -> None:
+    frame = _weeks(3, provisional_tail=1).with_columns(complete=pl.Series([True, True, True]))
+    fig = weekly_trend(frame, title="t", y_title="y")
+    assert [trace.name for trace in fig.data] == ["weekly value"]
+    assert len(fig.data[0].x) == 3
 
 
 def test_weekly_trend_places_events_on_their_week() -> None:
@@ -481,21 +518,30 @@ def test_category_heatmap_percent_hover() -> None:
 # --- rate_lines -------------------------------------------------------------------------------
 
 
-def test_rate_lines_one_line_per_group_with_open_provisional_markers() -> None:
+def test_rate_lines_one_line_per_group_with_unfinished_weeks_projected() -> None:
     w = [JUL1 + timedelta(weeks=i) for i in range(3)]
     frame = pl.DataFrame(
         {
             "week": w + w,
             "severity": ["critical"] * 3 + ["low"] * 3,
-            "value": [0.5, 0.4, 0.3, 0.2, 0.1, 0.05],
+            "value": [0.5, 0.4, 0.3, 0.2, 0.1, 0.0],
             "provisional": [False, False, True] * 2,
+            "complete": [True, True, True, True, True, False],
+            "projected": [None] * 5 + [0.12],
+            "low": [None] * 5 + [0.1],
+            "high": [None] * 5 + [0.15],
         }
     )
     fig = rate_lines(frame, title="t", y_title="Rate", group="severity")
-    assert [trace.name for trace in fig.data] == ["Critical", "Low"]
-    assert [trace.line.color for trace in fig.data] == list(PALETTE[:2])
-    assert list(fig.data[0].marker.symbol) == ["circle", "circle", "circle-open"]
-    assert list(fig.data[0].customdata) == ["50.0%", "40.0%", "30.0% (provisional)"]
+    names = [trace.name for trace in fig.data]
+    assert names == ["Critical", "Low", "Low – projected (link)", "Low – projected"]
+    assert [trace.line.color for trace in fig.data[:2]] == list(PALETTE[:2])
+    # Critical is complete enough in week 3 (its own completeness), Low is not: its 0% so
+    # far is left out of the line and drawn as the projection.
+    assert list(fig.data[0].customdata) == ["50.0%", "40.0%", "30.0%"]
+    assert list(fig.data[1].customdata) == ["20.0%", "10.0%"]
+    projected = fig.data[3]
+    assert list(projected.y) == [0.12] and projected.marker.color == PALETTE[1]
     assert fig.layout.yaxis.tickformat == ".1~%"
     assert fig.layout.hovermode == "x unified"
 
@@ -504,10 +550,34 @@ def test_rate_lines_without_group_or_provisional_column() -> None:
     frame = pl.DataFrame({"week": [JUL1, JUL1 + timedelta(weeks=1)], "value": [3.0, 4.0]})
     fig = rate_lines(frame, title="t", y_title="Hours", unit="hours")
     [line] = fig.data
-    assert list(line.marker.symbol) == ["circle", "circle"]
+    assert line.marker.symbol == "circle"
     assert list(line.customdata) == ["3.0 h", "4.0 h"]
     assert fig.layout.yaxis.tickformat is None and fig.layout.yaxis.ticksuffix == " h"
     assert fig.layout.showlegend is False
+
+
+def test_duration_lines_project_each_statistic_of_an_unfinished_week() -> None:
+    frame = pl.DataFrame(
+        {
+            "week": [JUL1, JUL1 + timedelta(weeks=1)],
+            "measure": ["Resolution"] * 2,
+            "median_h": [60.0, 30.0],
+            "p90_h": [250.0, 15.0],
+            "complete": [True, False],
+            "median_h_projected": [None, 62.0],
+            "median_h_low": [None, 58.0],
+            "median_h_high": [None, 65.0],
+            "p90_h_projected": [None, 240.0],
+            "p90_h_low": [None, 220.0],
+            "p90_h_high": [None, 260.0],
+        }
+    )
+    fig = duration_lines(frame, title="t")
+    p90 = _trace(fig, "Resolution – p90")
+    assert list(p90.y) == [250.0]  # the 15 h so far is not drawn as a real value
+    projected = _trace(fig, "Resolution – p90 – projected")
+    assert list(projected.y) == [240.0] and list(projected.error_y.array) == [20.0]
+    assert list(_trace(fig, "Resolution – median – projected").y) == [62.0]
 
 
 # --- backlog_bars -----------------------------------------------------------------------------
@@ -674,3 +744,24 @@ def test_anomaly_band_marks_only_flagged_points_and_fills_the_band() -> None:
     assert len(values.y) == 3
     empty = detector_charts.anomaly_band(series.clear(), title="t")
     assert empty.layout.annotations[0].text == NO_DATA
+
+
+def test_known_events_are_labelled_and_this_week_sits_clear_of_them() -> None:
+    """An event marker carries its short title (the whole title on hover); the "this
+    week" label sits at the foot of the chart, the event markers at its top."""
+    events = _events(
+        [
+            (datetime(2024, 7, 10, 14), None, "outage", "A very long outage title here"),
+            (datetime(2024, 7, 23), None, "holiday", "Fair"),
+        ]
+    )
+    fig = weekly_trend(_weeks(4), events, title="t", y_title="y", focus=date(2024, 7, 8))
+    markers = _trace(fig, "known events")
+    assert markers.mode == "markers+text"
+    assert list(markers.text) == ["A very long outag…", "Fair"]
+    assert "A very long outage title here" in markers.hovertext[0]
+    # neighbours on different lines; the last quarter's label to the left, not cut
+    assert list(markers.textposition) == ["middle right", "bottom left"]
+    assert set(markers.y) == {0.97}
+    [this_week] = [a for a in fig.layout.annotations if a.text == "this week"]
+    assert (this_week.y, this_week.yanchor) == (0, "bottom")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from pathlib import Path
 
@@ -59,9 +60,7 @@ def test_the_page_renders_the_week_with_cards_charts_and_movers(monkeypatch, sma
     # The New cases card's delta: this week's count minus last week's, counted apart.
     change = _count(small_db) - _count(small_db, week=(datetime(2026, 4, 13), WEEK[0]))
     delta = next(m.delta for m in at.metric if m.label == "New cases")
-    number, _, verdict = delta.partition(" · ")
-    assert number == f"{'+' if change >= 0 else '-'}{abs(change):,}"
-    assert verdict in ("significant", "noise")
+    assert delta == f"{'+' if change >= 0 else '-'}{abs(change):,} vs last week"
 
 
 def test_a_filter_change_changes_the_numbers_and_the_url(monkeypatch, small_db):
@@ -126,3 +125,64 @@ def test_an_empty_selection_shows_an_empty_state(monkeypatch, small_db):
     at = _page(monkeypatch, small_db, region=region, category=category)
     assert not at.exception
     assert "No cases match these filters" in at.info[0].value
+
+
+def _traces(at: AppTest, key: str) -> list[dict]:
+    (chart,) = [c for c in at.get("plotly_chart") if c.key == key]
+    return json.loads(chart.proto.spec)["data"]
+
+
+def test_every_card_gives_its_verdict_against_last_week_and_the_4_week_mean(monkeypatch, small_db):
+    at = _page(monkeypatch, small_db)
+    assert not at.exception
+    verdicts = [c.value for c in at.caption if "4-week mean (" in c.value]
+    # W17 is complete: the cards whose values are complete enough carry a verdict on both
+    # baselines, the others their projection; none says "noise".
+    projected = [c.value for c in at.caption if c.value.startswith("So far.")]
+    assert len(verdicts) + len(projected) == 11
+    assert verdicts and all(
+        v.startswith(("**Significant** vs ", "Not significant vs last week or"))
+        and "4-week mean" in v
+        for v in verdicts
+    )
+    assert not [m for m in at.metric if m.delta and "noise" in m.delta]
+
+
+def test_the_week_in_progress_shows_so_far_and_projected_and_is_not_tested(monkeypatch, small_db):
+    # The small demo ends Friday 1 May 00:00: W18 has four of its seven days.
+    at = _page(monkeypatch, small_db, week="2026-W18")
+    assert not at.exception
+    so_far = _count(small_db, week=(datetime(2026, 4, 27), datetime(2026, 5, 4)))
+    card = next(m for m in at.metric if m.label == "New cases")
+    assert card.value == f"{so_far:,}" and not card.delta  # no change, no test
+    projected = [c.value for c in at.caption if c.value.startswith("So far. Projected **")]
+    assert projected and all("(range " in p and p.endswith("not tested yet.") for p in projected)
+    assert "still in progress" in at.info[0].value
+    # Its movers are listed untested, without q-values.
+    movers = at.dataframe[0].value
+    assert set(movers["against"]) == {"not tested"} and "q" not in movers.columns
+    # The weekly chart draws W18 as a projection with its range, never as a real value.
+    traces = _traces(at, "weekly")
+    line = next(t for t in traces if t["name"] == "weekly value")
+    assert not any(str(x).startswith("2026-04-27") for x in line["x"])
+    mark = next(t for t in traces if t["name"] == "projected")
+    assert [str(x)[:10] for x in mark["x"]] == ["2026-04-27"]
+    assert mark["y"][0] > so_far and mark["error_y"]["array"][0] > 0
+    assert not any(t["type"] == "bar" for t in traces)
+    # The heatmap leaves the unfinished week out rather than drawing a pale column.
+    heat = _traces(at, "heatmap")[0]
+    assert not any(str(x).startswith("2026-04-27") for x in heat["x"])
+
+
+def test_the_movers_compare_with_both_baselines_in_words(monkeypatch, small_db):
+    at = _page(monkeypatch, small_db)
+    assert not at.exception
+    table = at.dataframe[0]
+    movers = table.value
+    assert {"slice", "current", "last_week", "baseline", "against", "q"} <= set(movers.columns)
+    assert "share_of_change" not in movers.columns
+    assert set(movers["against"]) <= {"both", "last week", "4-week mean", "neither"}
+    assert not any("=" in s for s in movers["slice"])  # "Other · OB-GYN", never a key
+    significant = movers[movers["against"] != "neither"]
+    assert (significant["q"] < 0.05).all()
+    assert (movers[movers["against"] == "neither"]["q"] >= 0.05).all()

@@ -15,7 +15,14 @@ from analytics.access import Viewer
 from analytics.core.filters import whole_number
 from analytics.core.models import Role
 from analytics.present import detector_charts, exports
-from analytics.present.formatting import Unit, format_delta, format_number, humanise
+from analytics.present.formatting import (
+    Unit,
+    format_delta,
+    format_number,
+    humanise,
+    significance,
+    significance_note,
+)
 from analytics.views import anomalies, feedback, trends
 from analytics.views.anomalies import Incident
 from analytics.views.emerging import RingView, Topic, TopicsView
@@ -66,24 +73,73 @@ EMERGING = PageState("emerging")
 _COLOUR: dict[str, Literal["normal", "inverse"]] = {"up": "normal", "down": "inverse"}
 
 
+def _complete(row: Mapping[str, Any]) -> bool:
+    """False for a KPI of a week not complete enough to test (it shows its projection)."""
+    return row.get("complete") is not False
+
+
+def _number(value: float | None, unit: Unit) -> str:
+    if unit == "per_1000":  # the unit is in the label
+        return format_number(value, unit="count", digits=2)
+    return format_number(value, unit=unit)
+
+
+def _range(row: Mapping[str, Any]) -> str:
+    unit: Unit = row["unit"]
+    low, high = row.get("projected_low"), row.get("projected_high")
+    if low is None or high is None:
+        return ""
+    return f" (range {_number(low, unit)}–{_number(high, unit)})"
+
+
 def _delta(row: Mapping[str, Any]) -> str | None:
+    """The change on last week (the card's arrow); none while the week fills in."""
     delta = row["delta"]
-    if delta is None:
+    if delta is None or not _complete(row):
         return None
-    verdict = "significant" if row["significant"] else "noise"
-    return f"{format_delta(float(delta), row['unit'])} · {verdict}"
+    return f"{format_delta(float(delta), row['unit'])} vs last week"
+
+
+def _verdict(row: Mapping[str, Any]) -> str:
+    """The line under a card's number: significance against both baselines in words, or
+    the projection of a value still filling in."""
+    unit: Unit = row["unit"]
+    if not _complete(row):
+        projected = row.get("projected")
+        if projected is None:
+            return "So far; too early to project. Not tested yet."
+        return f"So far. Projected **{_number(projected, unit)}**{_range(row)}; not tested yet."
+    mean = f"the 4-week mean ({_number(row['baseline'], unit)})"
+    on_week, on_mean = bool(row["significant"]), bool(row["significant_baseline"])
+    if on_week and on_mean:
+        return f"**Significant** vs last week and {mean}"
+    if on_week:
+        return f"**Significant** vs last week; not vs {mean}"
+    if on_mean:
+        return f"**Significant** vs {mean}; not vs last week"
+    return f"Not significant vs last week or {mean}"
 
 
 def _help(row: Mapping[str, Any]) -> str:
     unit: Unit = row["unit"]
+    if not _complete(row):
+        known = row.get("known_share")
+        share = f"{float(known):.0%}" if known is not None else "too little"
+        return (
+            f"Not complete enough to test: at this point a typical earlier week had {share} "
+            "of its final count (90% is needed). The projection is the value so far moved "
+            "the way earlier weeks moved from this point to their end; the range covers 80% "
+            f"of them. Previous week: {_number(row['previous'], unit)}; "
+            f"4-week mean: {_number(row['baseline'], unit)}."
+        )
     parts = [
-        f"Previous week: {format_number(row['previous'], unit=unit)} "
-        f"(p = {float(row['p_previous']):.3f}, "
-        f"{'significant' if row['significant'] else 'noise'}).",
-        f"4-week mean: {format_number(row['baseline'], unit=unit)} "
-        f"(p = {float(row['p_baseline']):.3f}, "
-        f"{'significant' if row['significant_baseline'] else 'noise'}).",
+        f"Previous week: {_number(row['previous'], unit)} "
+        f"({significance(row['p_previous'])}, {significance_note(row['p_previous'])}).",
+        f"4-week mean: {_number(row['baseline'], unit)} "
+        f"({significance(row['p_baseline'])}, {significance_note(row['p_baseline'])}).",
     ]
+    if row.get("projected") is not None and row["value"] != row["projected"]:
+        parts.append(f"Projected final value: {_number(row['projected'], unit)}{_range(row)}.")
     if row["completeness"] is not None:
         parts.append(
             f"{float(row['completeness']):.0%} of the week's cases are far enough along "
@@ -92,31 +148,33 @@ def _help(row: Mapping[str, Any]) -> str:
     return " ".join(parts)
 
 
-def _value(row: Mapping[str, Any]) -> str:
-    if row["unit"] == "per_1000":  # the unit is in the label
-        return format_number(row["value"], unit="count", digits=2)
-    return format_number(row["value"], unit=row["unit"])
+def _colour(row: Mapping[str, Any]) -> Literal["normal", "inverse", "off"]:
+    """The arrow (the change on last week) is coloured when that change is significant."""
+    if not _complete(row) or not row["significant"]:
+        return "off"
+    return _COLOUR.get(str(row["better"]), "off")
 
 
-def kpi_cards(frame: pl.DataFrame, *, per_row: int = 4) -> None:
-    """One ``st.metric`` per KPI row (see :func:`analytics.metrics.kpis.kpis`)."""
+def kpi_cards(frame: pl.DataFrame, *, per_row: int = 3) -> None:
+    """One card per KPI row (see :func:`analytics.metrics.kpis.kpis`): its number (so far,
+    while the week fills in), the change on last week, and a line with the verdict
+    against last week and the 4-week mean, or the projection and its range."""
     rows = frame.to_dicts()
     for start in range(0, len(rows), per_row):
         cols = st.columns(per_row)
         for col, row in zip(cols, rows[start : start + per_row], strict=False):
-            colour: Literal["normal", "inverse", "off"] = "off"
-            if row["significant"]:
-                colour = _COLOUR.get(str(row["better"]), "off")
-            label = str(row["label"])
-            col.metric(
-                label,
-                _value(row),
-                delta=_delta(row),
-                delta_color=colour,
-                help=_help(row),
-                border=True,
-            )
-    moving = trends.still_moving(frame)
+            with col.container(border=True):
+                st.metric(
+                    str(row["label"]),
+                    _number(row["value"], row["unit"]),
+                    delta=_delta(row),
+                    delta_color=_colour(row),
+                    help=_help(row),
+                )
+                st.caption(_verdict(row))
+    moving = trends.still_moving(
+        frame.filter(pl.col("complete")) if "complete" in frame.columns else frame
+    )
     if moving is not None:
         names, share = ", ".join(n.lower() for n in moving[0]), moving[1]
         st.caption(

@@ -48,7 +48,9 @@ __all__ = [
     "MIN_WEEKS",
     "SERIES",
     "SETTLE",
+    "attach",
     "daily_nowcast",
+    "daily_with_projection",
     "project",
     "weekly_nowcast",
     "with_projection",
@@ -152,7 +154,7 @@ def project(
     ...                         "so_far": [45.0], "provisional": [True]})
     >>> out = project(history, current, level=0.5)
     >>> out.select("so_far", "projected", "low", "high", "completeness", "complete").row(0)
-    (45.0, 90.0, 82.5, 101.25, 0.5, False)
+    (45.0, 90.0, 75.0, 112.5, 0.5, False)
     """
     keys = ["target", "key", *by]
     lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
@@ -172,8 +174,8 @@ def project(
         .agg(
             method=method.first(),
             mid=pl.col("factor").median(),
-            lo=pl.col("factor").quantile(lo_q, interpolation="linear"),
-            hi=pl.col("factor").quantile(hi_q, interpolation="linear"),
+            lo=_prediction_quantile(pl.col("factor"), lo_q),
+            hi=_prediction_quantile(pl.col("factor"), hi_q),
             completeness=pl.col("share").median(),
             weeks=pl.len().cast(pl.UInt32),
         )
@@ -218,6 +220,19 @@ def project(
         )
     )
     return out.select(*keys, *_OUT_SCHEMA).collect()
+
+
+def _prediction_quantile(values: pl.Expr, p: float) -> pl.Expr:
+    """The ``p`` quantile of a group's values at rank ``(n + 1) p`` (interpolated, held
+    within the smallest and largest): the range of a *new* week, wider than the spread of
+    the ``n`` seen (which the usual ``1 + (n - 1) p`` rank would give)."""
+    ordered = values.sort()
+    n = values.len()
+    rank = ((n + 1).cast(pl.Float64) * p).clip(1.0, n.cast(pl.Float64))
+    below = rank.floor().cast(pl.Int64) - 1
+    above = (below + 1).clip(upper_bound=n.cast(pl.Int64) - 1)
+    low, high = ordered.gather(below), ordered.gather(above)
+    return (low + (high - low) * (rank - rank.floor())).first()
 
 
 def _target_weeks(cube: Cube, weeks: pl.Series) -> list[tuple[date, timedelta]]:
@@ -423,3 +438,40 @@ def with_projection(kpis: pl.DataFrame, nowcast: pl.DataFrame, *, week: date) ->
             significant_baseline=tested & pl.col("significant_baseline"),
         )
     )
+
+
+def daily_with_projection(daily: pl.DataFrame, nowcast: pl.DataFrame) -> pl.DataFrame:
+    """The daily volume with the unfinished day's projection: ``projected``, ``low``,
+    ``high`` and ``complete`` (every earlier day is complete: its cases have all arrived).
+
+    >>> daily = pl.DataFrame({"day": [date(2026, 12, 4), date(2026, 12, 5)],
+    ...                       "value": [190.0, 40.0]})
+    >>> nowcast = pl.DataFrame({"day": [date(2026, 12, 5)], "projected": [185.0],
+    ...     "low": [170.0], "high": [200.0], "complete": [False]})
+    >>> daily_with_projection(daily, nowcast).select("day", "projected", "complete").rows()
+    [(datetime.date(2026, 12, 4), None, True), (datetime.date(2026, 12, 5), 185.0, False)]
+    """
+    return daily.join(
+        nowcast.select("day", "projected", "low", "high", "complete"), on="day", how="left"
+    ).with_columns(pl.col("complete").fill_null(True))
+
+
+def attach(
+    frame: pl.DataFrame, nowcast: pl.DataFrame, *, key: str, by: str | None = None
+) -> pl.DataFrame:
+    """``frame`` (one row per ``week`` and ``by`` value) with the projection of metric
+    ``key``: ``projected``, ``low``, ``high`` and ``complete`` (true for weeks past the
+    horizon, which have no projection).
+
+    >>> frame = pl.DataFrame({"week": [date(2026, 11, 23), date(2026, 11, 30)],
+    ...                       "value": [0.13, 0.01]})
+    >>> nowcast = pl.DataFrame({"week": [date(2026, 11, 30)], "key": ["sla_breach_rate"],
+    ...     "projected": [0.14], "low": [0.12], "high": [0.15], "complete": [False]})
+    >>> attach(frame, nowcast, key="sla_breach_rate").select("projected", "complete").rows()
+    [(None, True), (0.14, False)]
+    """
+    on = ["week", *([by] if by else [])]
+    mine = nowcast.filter(pl.col("key") == key).select(*on, "projected", "low", "high", "complete")
+    if by:
+        frame = frame.with_columns(pl.col(by).cast(pl.String))
+    return frame.join(mine, on=on, how="left").with_columns(pl.col("complete").fill_null(True))

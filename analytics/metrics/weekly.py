@@ -9,7 +9,12 @@ import polars as pl
 
 from analytics.metrics.kpis import kpis
 from analytics.metrics.movers import top_movers
-from analytics.metrics.nowcast import daily_nowcast, weekly_nowcast, with_projection
+from analytics.metrics.nowcast import (
+    daily_nowcast,
+    daily_with_projection,
+    weekly_nowcast,
+    with_projection,
+)
 from analytics.metrics.trends import (
     Count,
     backlog,
@@ -79,12 +84,13 @@ def weekly_view(cube: Cube, *, week: date, count: Count = "cases") -> WeeklyView
     (False, 11, 2)
     """
     projected = weekly_nowcast(cube, count=count)
+    today = daily_nowcast(cube, count=count)
     return WeeklyView(
         week=week,
         count=count,
         kpis=with_projection(kpis(cube, week=week, count=count), projected, week=week),
         weekly=weekly_metrics(cube, count=count),
-        daily=daily_volume(cube, count=count),
+        daily=daily_with_projection(daily_volume(cube, count=count), today),
         categories=category_weekly(cube, count=count),
         movers=top_movers(cube, week=week, count=count),
         sla=sla_weekly(cube),
@@ -94,6 +100,6 @@ def weekly_view(cube: Cube, *, week: date, count: Count = "cases") -> WeeklyView
         annotations=cube.annotations,
         as_of=cube.as_of,
         nowcast=projected,
-        nowcast_daily=daily_nowcast(cube, count=count),
+        nowcast_daily=today,
         nowcast_severity=weekly_nowcast(cube, by="severity", keys=("sla_breach_rate",)),
     )

@@ -197,7 +197,8 @@ def add_events(
     last: date,
     weekly: bool,
 ) -> None:
-    """Known events as dotted lines or shaded spans, and a hoverable marker for each.
+    """Known events as dotted lines or shaded spans, and a marker for each labelled with
+    its short title (the whole title, kind and days on hover).
 
     Only events that touch ``first``..``last`` are drawn, clipped to that range. On a
     weekly chart (x = Mondays) an event is placed on the week that contains it. Events
@@ -232,8 +233,11 @@ def add_events(
             x=list(markers),
             y=[0.97] * len(markers),
             yaxis="y2",
-            mode="markers",
+            mode="markers+text",
             name="known events",
+            text=[_short_title(rows) for rows in markers.values()],
+            textposition=_label_places(list(markers), first=first, last=last),
+            textfont={"size": 10, "color": MUTED},
             marker={
                 "symbol": "triangle-down",
                 "size": 11,
@@ -264,6 +268,34 @@ def _event_place(
     if x0 > last or x1 < first:
         return None
     return max(x0, first), min(x1, last)
+
+
+def _label_places(days: list[date], *, first: date, last: date) -> list[str]:
+    """Where each marker's label goes: right of it (left in the last quarter of the axis,
+    so it is not cut), every other one a line lower so neighbours do not overlap.
+
+    >>> _label_places([date(2026, 1, 1), date(2026, 1, 3), date(2026, 1, 30)],
+    ...               first=date(2026, 1, 1), last=date(2026, 1, 31))
+    ['middle right', 'bottom right', 'middle left']
+    """
+    span = max((last - first).days, 1)
+    return [
+        ("bottom " if i % 2 else "middle ")
+        + ("left" if (day - first).days / span > 0.75 else "right")
+        for i, day in enumerate(days)
+    ]
+
+
+def _short_title(rows: list[dict[str, Any]], width: int = 18) -> str:
+    """A marker's label: the first event's title cut to ``width`` characters, and how
+    many more events share the marker.
+
+    >>> _short_title([{"title": "Holiday season fraud push"}, {"title": "Outage"}])
+    'Holiday season fr… +1'
+    """
+    title = str(rows[0]["title"])
+    short = title if len(title) <= width else title[: width - 1].rstrip() + "…"
+    return html.escape(short) + (f" +{len(rows) - 1}" if len(rows) > 1 else "")
 
 
 def _event_colour(rows: list[dict[str, Any]]) -> str:

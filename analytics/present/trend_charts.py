@@ -1,14 +1,20 @@
 """Figure builders for trends over days and weeks.
 
-Volumes (daily and weekly, the unfinished week hatched, with known events), categories
-by week, rates, the open backlog by age, handling durations and prevalence, drawn in
-the house style of :mod:`analytics.present.theme`.
+Volumes (daily and weekly, with known events), categories by week, rates, the open
+backlog by age, handling durations and prevalence, drawn in the house style of
+:mod:`analytics.present.theme`.
+
+A period still filling in (its ``complete`` column false, or, without that column, its
+``provisional`` column true) is never drawn as a real value: it is left out of the
+lines and bars and drawn instead as its projection (``projected``, with the range
+``low``..``high`` as an error bar, a hollow marker and a dotted link from the last
+complete point, labelled "projected"; see :mod:`analytics.metrics.nowcast`), or, when
+there is no projection, as a hollow grey "so far" marker.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Any
 
 import plotly.graph_objects as go
 import polars as pl
@@ -16,6 +22,7 @@ import polars as pl
 from analytics.metrics.trends import AGE_BUCKETS
 from analytics.present.formatting import Unit, format_number, humanise
 from analytics.present.theme import (
+    MUTED,
     PALETTE,
     SEQUENTIAL,
     add_events,
@@ -38,8 +45,122 @@ __all__ = [
 
 _AGE_COLOURS = ("#FDE8C4", "#F9C27A", "#E69F00", "#D55E00", "#7A2E00")
 _BAR_OPACITY = 0.45
-_PROVISIONAL_OPACITY = 0.5  # of stripes and outline only, so lighter than a full bar
-_PROVISIONAL_PATTERN = "/"
+_PROJECTED = "projected"
+_SO_FAR = "so far (not finished)"
+
+
+def _is_complete(frame: pl.DataFrame) -> pl.Expr:
+    """True for the rows drawn as real values: ``complete`` if given, else not
+    ``provisional`` (and every row when neither column is there)."""
+    provisional = (
+        pl.col("provisional").fill_null(False) if "provisional" in frame.columns else pl.lit(False)
+    )
+    if "complete" in frame.columns:
+        return pl.coalesce(pl.col("complete"), ~provisional)
+    return ~provisional
+
+
+def _projection_columns(frame: pl.DataFrame, prefix: str = "") -> pl.DataFrame:
+    """``frame`` with ``projected``, ``low`` and ``high`` (from ``{prefix}projected``...),
+    null where the frame has none."""
+    names = {"projected": f"{prefix}projected", "low": f"{prefix}low", "high": f"{prefix}high"}
+    return frame.with_columns(
+        (pl.col(src) if src in frame.columns else pl.lit(None, pl.Float64)).alias(dst)
+        for dst, src in names.items()
+    )
+
+
+def _add_projection(
+    fig: go.Figure,
+    complete: pl.DataFrame,
+    pending: pl.DataFrame,
+    *,
+    x: str,
+    y: str,
+    unit: Unit,
+    colour: str,
+    name: str = _PROJECTED,
+    label: bool = True,
+) -> None:
+    """The unfinished points: each projection as a hollow marker with its range as an
+    error bar, linked to the last complete point by a dotted line; a point without a
+    projection as a hollow grey "so far" marker."""
+    if pending.is_empty():
+        return
+    pending = pending.sort(x)
+    shown = pending.filter(pl.col("projected").is_not_null())
+    if not shown.is_empty():
+        xs, ys = shown[x].to_list(), shown["projected"].to_list()
+        lows, highs = shown["low"].to_list(), shown["high"].to_list()
+        texts = [
+            f"projected {format_number(p, unit=unit)} "
+            f"(range {format_number(lo, unit=unit)}–{format_number(hi, unit=unit)}); "
+            f"so far {format_number(v, unit=unit)}"
+            for p, lo, hi, v in zip(ys, lows, highs, shown[y].to_list(), strict=True)
+        ]
+        before = complete.filter(pl.col(x) < xs[0]).sort(x).tail(1)
+        if not before.is_empty() and before[y][0] is not None:
+            fig.add_trace(
+                go.Scatter(
+                    x=[before[x][0], xs[0]],
+                    y=[before[y][0], ys[0]],
+                    mode="lines",
+                    name=f"{name} (link)",
+                    line={"color": colour, "width": 2, "dash": "dot"},
+                    hoverinfo="skip",
+                    showlegend=False,
+                )
+            )
+        above = [None if h is None else h - p for h, p in zip(highs, ys, strict=True)]
+        below = [None if lo is None else p - lo for lo, p in zip(lows, ys, strict=True)]
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="markers",
+                name=name,
+                marker={"symbol": "circle-open", "size": 10, "color": colour, "line": {"width": 2}},
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": above,
+                    "arrayminus": below,
+                    "color": colour,
+                    "thickness": 1.5,
+                    "width": 6,
+                },
+                customdata=texts,
+                hovertemplate="%{customdata}",
+                showlegend=False,
+            )
+        )
+        if label:
+            tops = [h if h is not None else p for h, p in zip(highs, ys, strict=True)]
+            fig.add_annotation(
+                x=xs[-1],
+                y=max(tops),
+                text=_PROJECTED,
+                showarrow=False,
+                yanchor="bottom",
+                font={"size": 11, "color": MUTED},
+            )
+    bare = pending.filter(pl.col("projected").is_null())
+    if not bare.is_empty():
+        fig.add_trace(
+            go.Scatter(
+                x=bare[x].to_list(),
+                y=bare[y].to_list(),
+                mode="markers",
+                name=_SO_FAR if name == _PROJECTED else f"{name} (so far)",
+                marker={"symbol": "circle-open", "size": 9, "color": MUTED},
+                customdata=[
+                    f"so far {text}; not finished, too early to project"
+                    for text in number_texts(bare[y].to_list(), unit)
+                ],
+                hovertemplate="%{customdata}",
+                showlegend=False,
+            )
+        )
 
 
 def daily_trend(
@@ -50,20 +171,24 @@ def daily_trend(
     y_title: str,
     unit: Unit = "count",
 ) -> go.Figure:
-    """Daily values as light bars under a bold 7-day average line, with known events.
+    """Daily values as light bars under a bold 7-day average line, with known events;
+    an unfinished day drawn as its projection.
 
     Parameters
     ----------
     daily
         One row per day: ``day`` (Date), ``value`` (Float64), ``avg7`` (Float64,
-        may be null) and ``provisional`` (Boolean, true for days of the unfinished
-        week). Provisional days are a separate bar trace named ``"provisional"``,
-        hatched and outlined instead of filled.
+        may be null) and ``provisional`` (Boolean); optionally ``complete`` (Boolean,
+        false for a day still filling in) and its projection ``projected``, ``low``,
+        ``high`` (:func:`analytics.metrics.nowcast.daily_nowcast`). Without
+        ``complete``, a provisional day counts as unfinished. An unfinished day is no
+        bar and no part of the average line: it is drawn as a ``"projected"`` marker
+        with its range (or a grey "so far" marker when there is no projection).
     annotations
         Known events: ``start_at`` (Datetime), ``end_at`` (Datetime, nullable),
         ``kind`` and ``title`` (Utf8). An event is a dotted line, or a shaded span if
-        it lasts more than a day, plus a marker in the ``"known events"`` trace whose
-        hover text is the title. Events outside the data's days are skipped.
+        it lasts more than a day, plus a labelled marker in the ``"known events"``
+        trace whose hover text is the title. Events outside the data's days are skipped.
     title, y_title
         Figure and y axis titles.
     unit
@@ -72,20 +197,25 @@ def daily_trend(
     Returns
     -------
     plotly.graph_objects.Figure
-        Traces in order: ``"daily value"``, ``"provisional"`` (if any),
-        ``"7-day average"``, ``"known events"`` (if any in range).
+        Traces in order: ``"daily value"``, ``"7-day average"``, then the unfinished
+        days (``"projected (link)"`` and ``"projected"``, or ``"so far (not
+        finished)"``), then ``"known events"`` (if any in range).
 
     Examples
     --------
     >>> daily = pl.DataFrame({
     ...     "day": [date(2024, 7, 1), date(2024, 7, 2), date(2024, 7, 3)],
-    ...     "value": [5.0, 7.0, 6.0],
-    ...     "avg7": [None, None, 6.0],
+    ...     "value": [5.0, 7.0, 3.0],
+    ...     "avg7": [None, None, 5.0],
     ...     "provisional": [False, False, True],
+    ...     "complete": [True, True, False],
+    ...     "projected": [None, None, 6.0], "low": [None, None, 5.0], "high": [None, None, 8.0],
     ... })
     >>> fig = daily_trend(daily, title="Reports", y_title="Reports per day")
     >>> [trace.name for trace in fig.data]
-    ['daily value', 'provisional', '7-day average']
+    ['daily value', '7-day average', 'projected (link)', 'projected']
+    >>> list(fig.data[-1].y), list(fig.data[-1].error_y.array)
+    ([6.0], [2.0])
     """
     if daily.is_empty():
         return no_data_figure(title)
@@ -95,23 +225,25 @@ def daily_trend(
         return no_data_figure(title)
     days: list[date] = daily["day"].to_list()
     fig = titled_figure(title)
-    final = daily.filter(~pl.col("provisional").fill_null(False))
-    provisional = daily.filter(pl.col("provisional").fill_null(False))
+    daily = _projection_columns(daily.with_columns(_done=_is_complete(daily)))
+    final = daily.filter(pl.col("_done"))
+    pending = daily.filter(~pl.col("_done"))
     _add_bars(fig, final, x="day", name="daily value", unit=unit)
-    _add_bars(fig, provisional, x="day", name="provisional", unit=unit, provisional=True)
+    average = daily.with_columns(avg7=pl.when(pl.col("_done")).then(pl.col("avg7")))
     fig.add_trace(
         go.Scatter(
-            x=daily["day"].to_list(),
-            y=daily["avg7"].to_list(),
+            x=average["day"].to_list(),
+            y=average["avg7"].to_list(),
             mode="lines",
             name="7-day average",
             line={"color": PALETTE[0], "width": 3},
             customdata=number_texts(  # an average of counts needs a decimal place
-                daily["avg7"].to_list(), unit, digits=1 if unit == "count" else None
+                average["avg7"].to_list(), unit, digits=1 if unit == "count" else None
             ),
             hovertemplate="%{customdata}",
         )
     )
+    _add_projection(fig, final, pending, x="day", y="value", unit=unit, colour=PALETTE[0])
     add_events(fig, annotations, first=days[0], last=days[-1], weekly=False)
     value_axis(fig, title=y_title, unit=unit)
     fig.update_layout(barmode="overlay", hovermode="x unified")
@@ -119,34 +251,17 @@ def daily_trend(
     return fig
 
 
-def _add_bars(
-    fig: go.Figure,
-    frame: pl.DataFrame,
-    *,
-    x: str,
-    name: str,
-    unit: Unit,
-    provisional: bool = False,
-) -> None:
-    """Bars of ``frame["value"]``; provisional ones hatched, outlined and labelled so."""
+def _add_bars(fig: go.Figure, frame: pl.DataFrame, *, x: str, name: str, unit: Unit) -> None:
+    """Light bars of ``frame["value"]``."""
     if frame.is_empty():
         return
-    texts = number_texts(frame["value"].to_list(), unit)
-    marker: dict[str, Any] = {"color": PALETTE[0], "opacity": _BAR_OPACITY}
-    if provisional:
-        texts = [f"{text} (provisional: period not finished)" for text in texts]
-        marker |= {
-            "opacity": _PROVISIONAL_OPACITY,
-            "pattern": {"shape": _PROVISIONAL_PATTERN, "fillmode": "replace"},
-            "line": {"color": PALETTE[0], "width": 1},
-        }
     fig.add_trace(
         go.Bar(
             x=frame[x].to_list(),
             y=frame["value"].to_list(),
             name=name,
-            marker=marker,
-            customdata=texts,
+            marker={"color": PALETTE[0], "opacity": _BAR_OPACITY},
+            customdata=number_texts(frame["value"].to_list(), unit),
             hovertemplate="%{customdata}",
         )
     )
@@ -161,13 +276,17 @@ def weekly_trend(
     unit: Unit = "count",
     focus: date | None = None,
 ) -> go.Figure:
-    """Weekly bars, the unfinished week hatched instead of filled, with known events.
+    """Weekly values as a line, the week still filling in as its projection, with known
+    events.
 
     Parameters
     ----------
     weekly
         One row per week: ``week`` (Date, the Monday), ``value`` (Float64) and
-        ``provisional`` (Boolean).
+        ``provisional`` (Boolean); optionally ``complete`` and the projection
+        ``projected``, ``low``, ``high`` (:meth:`analytics.metrics.weekly.WeeklyView.series`).
+        Complete weeks make the line; the others are drawn as their projection with
+        its range, labelled "projected" (a grey "so far" marker without one).
     annotations
         Known events as for :func:`daily_trend`; each is placed on the week that
         contains it and skipped if that week is outside the data.
@@ -176,24 +295,30 @@ def weekly_trend(
     unit
         How hover values and y ticks are formatted (see :func:`format_number`).
     focus
-        The Monday of the week under review: shaded behind its bar and labelled.
+        The Monday of the week under review: shaded behind it and labelled "this week"
+        at the foot of the chart (clear of the event markers at the top).
 
     Returns
     -------
     plotly.graph_objects.Figure
-        Traces: ``"weekly value"``, ``"provisional"`` (if any), ``"known events"``
-        (if any in range).
+        Traces: ``"weekly value"``, then ``"projected (link)"`` and ``"projected"`` (or
+        ``"so far (not finished)"``) if a week is unfinished, then ``"known events"`` (if
+        any in range).
 
     Examples
     --------
     >>> weekly = pl.DataFrame({
     ...     "week": [date(2024, 7, 1), date(2024, 7, 8), date(2024, 7, 15)],
-    ...     "value": [0.12, 0.10, 0.11],
+    ...     "value": [0.12, 0.10, 0.06],
     ...     "provisional": [False, False, True],
+    ...     "projected": [None, None, 0.11], "low": [None, None, 0.1],
+    ...     "high": [None, None, 0.13],
     ... })
     >>> fig = weekly_trend(weekly, title="Repeat rate", y_title="Share", unit="percent")
-    >>> list(fig.data[1].customdata)
-    ['11.0% (provisional: period not finished)']
+    >>> [trace.name for trace in fig.data]
+    ['weekly value', 'projected (link)', 'projected']
+    >>> list(fig.data[-1].customdata)
+    ['projected 11.0% (range 10.0%–13.0%); so far 6.0%']
     """
     if weekly.is_empty():
         return no_data_figure(title)
@@ -203,19 +328,26 @@ def weekly_trend(
         return no_data_figure(title)
     weeks: list[date] = weekly["week"].to_list()
     fig = titled_figure(title)
-    is_provisional = pl.col("provisional").fill_null(False)
-    _add_bars(fig, weekly.filter(~is_provisional), x="week", name="weekly value", unit=unit)
-    _add_bars(
-        fig,
-        weekly.filter(is_provisional),
-        x="week",
-        name="provisional",
-        unit=unit,
-        provisional=True,
-    )
+    weekly = _projection_columns(weekly.with_columns(_done=_is_complete(weekly)))
+    final = weekly.filter(pl.col("_done"))
+    if not final.is_empty():
+        fig.add_trace(
+            go.Scatter(
+                x=final["week"].to_list(),
+                y=final["value"].to_list(),
+                mode="lines+markers",
+                name="weekly value",
+                line={"color": PALETTE[0], "width": 2.5},
+                marker={"size": 6},
+                customdata=number_texts(final["value"].to_list(), unit),
+                hovertemplate="%{customdata}",
+            )
+        )
+    pending = weekly.filter(~pl.col("_done"))
+    _add_projection(fig, final, pending, x="week", y="value", unit=unit, colour=PALETTE[0])
     add_events(fig, annotations, first=weeks[0], last=weeks[-1], weekly=True)
     value_axis(fig, title=y_title, unit=unit)
-    fig.update_layout(barmode="overlay", hovermode="x unified")
+    fig.update_layout(hovermode="x unified", showlegend=False)
     if focus is not None and focus in weeks:
         start = datetime.combine(focus, datetime.min.time()) - timedelta(days=3.5)
         fig.add_vrect(
@@ -226,7 +358,8 @@ def weekly_trend(
             line_width=0,
             layer="below",
             annotation_text="this week",
-            annotation_position="top left",
+            annotation_position="bottom left",
+            annotation_font={"size": 11, "color": MUTED},
         )
     fig.update_xaxes(hoverformat="Week of %b %-d, %Y")
     return fig
@@ -299,14 +432,16 @@ def rate_lines(
     unit: Unit = "percent",
     group: str | None = None,
 ) -> go.Figure:
-    """Weekly lines, one per group; provisional weeks get open markers.
+    """Weekly lines, one per group; a week still filling in drawn as its projection.
 
     Parameters
     ----------
     frame
-        ``week`` (Date) and ``value`` (Float64), optionally the ``group`` column and
-        ``provisional`` (Boolean). Groups are drawn in order of first appearance,
-        coloured from :data:`PALETTE`, labelled humanised.
+        ``week`` (Date) and ``value`` (Float64), optionally the ``group`` column,
+        ``provisional`` and ``complete`` (Boolean) and the projection ``projected``,
+        ``low``, ``high``. Groups are drawn in order of first appearance, coloured from
+        :data:`PALETTE`, labelled humanised. Unfinished weeks (``complete`` false, or
+        provisional without that column) are left out of the line.
     title, y_title
         Figure and y axis titles.
     unit
@@ -318,8 +453,10 @@ def rate_lines(
     Returns
     -------
     plotly.graph_objects.Figure
-        One line trace per group. A provisional point has the marker symbol
-        ``"circle-open"`` and says "(provisional)" in its hover text.
+        One line trace per group (named after it, or ``y_title``), then, per group with
+        an unfinished week, its ``"<name> – projected"`` marker (hollow, with the range
+        as an error bar) and dotted link, or a grey ``"<name> – so far"`` marker; one
+        "projected" label.
 
     Examples
     --------
@@ -335,32 +472,41 @@ def rate_lines(
     if frame.is_empty():
         return no_data_figure(title)
     require_columns(frame, ("week", "value") + ((group,) if group else ()))
-    if "provisional" not in frame.columns:
-        frame = frame.with_columns(provisional=pl.lit(False))
+    frame = _projection_columns(frame.with_columns(_done=_is_complete(frame)))
     keys = frame[group].unique(maintain_order=True).to_list() if group else [None]
     fig = titled_figure(title)
+    pending_traces = []
     for i, key in enumerate(keys):
         rows = frame if group is None else frame.filter(pl.col(group).eq_missing(key))
         rows = rows.sort("week")
-        flags = rows["provisional"].fill_null(False).to_list()
-        texts = number_texts(rows["value"].to_list(), unit)
+        colour = PALETTE[i % len(PALETTE)]
+        name = humanise(key) if group else y_title
+        final = rows.filter(pl.col("_done"))
         fig.add_trace(
             go.Scatter(
-                x=rows["week"].to_list(),
-                y=rows["value"].to_list(),
+                x=final["week"].to_list(),
+                y=final["value"].to_list(),
                 mode="lines+markers",
-                name=humanise(key) if group else y_title,
-                line={"color": PALETTE[i % len(PALETTE)], "width": 2},
-                marker={
-                    "size": 7,
-                    "symbol": ["circle-open" if flag else "circle" for flag in flags],
-                },
-                customdata=[
-                    f"{text} (provisional)" if flag else text
-                    for text, flag in zip(texts, flags, strict=True)
-                ],
+                name=name,
+                legendgroup=name,
+                line={"color": colour, "width": 2},
+                marker={"size": 7, "symbol": "circle"},
+                customdata=number_texts(final["value"].to_list(), unit),
                 hovertemplate="%{customdata}",
             )
+        )
+        pending_traces.append((final, rows.filter(~pl.col("_done")), colour, name))
+    for n, (final, pending, colour, name) in enumerate(pending_traces):
+        _add_projection(
+            fig,
+            final,
+            pending,
+            x="week",
+            y="value",
+            unit=unit,
+            colour=colour,
+            name=f"{name} – {_PROJECTED}",
+            label=n == len(pending_traces) - 1,
         )
     value_axis(fig, title=y_title, unit=unit)
     fig.update_layout(hovermode="x unified", showlegend=group is not None)
@@ -427,13 +573,18 @@ def backlog_bars(frame: pl.DataFrame, *, title: str) -> go.Figure:
 
 
 def duration_lines(frame: pl.DataFrame, *, title: str) -> go.Figure:
-    """Median (solid) and 90th percentile (dashed) durations in hours, per measure.
+    """Median (solid) and 90th percentile (dashed) durations in hours, per measure; a
+    week still filling in drawn as its projection.
 
     Parameters
     ----------
     frame
         ``week`` (Date), ``measure`` (Utf8, e.g. "First response"), ``median_h`` and
-        ``p90_h`` (Float64, hours). Measures are drawn in order of first appearance.
+        ``p90_h`` (Float64, hours); optionally ``complete`` (Boolean) and each
+        statistic's projection ``median_h_projected``, ``median_h_low``,
+        ``median_h_high``, ``p90_h_projected``... Measures are drawn in order of first
+        appearance; unfinished weeks are left out of the lines.
+
     title
         Figure title.
 
@@ -441,7 +592,8 @@ def duration_lines(frame: pl.DataFrame, *, title: str) -> go.Figure:
     -------
     plotly.graph_objects.Figure
         Two traces per measure, ``"<measure> – median"`` then ``"<measure> – p90"``,
-        in the same colour.
+        in the same colour; then the projections of unfinished weeks
+        (``"<measure> – <stat> – projected"``).
 
     Examples
     --------
@@ -458,18 +610,22 @@ def duration_lines(frame: pl.DataFrame, *, title: str) -> go.Figure:
         return no_data_figure(title)
     require_columns(frame, ("week", "measure", "median_h", "p90_h"))
     fig = titled_figure(title)
+    frame = frame.with_columns(_done=_is_complete(frame))
     measures = frame["measure"].unique(maintain_order=True).to_list()
+    pending_traces = []
     for i, measure in enumerate(measures):
         rows = frame.filter(pl.col("measure").eq_missing(measure)).sort("week")
         colour = PALETTE[i % len(PALETTE)]
         for column, label, dash in (("median_h", "median", "solid"), ("p90_h", "p90", "dash")):
-            values = rows[column].to_list()
+            final = rows.filter(pl.col("_done"))
+            values = final[column].to_list()
+            name = f"{humanise(measure)} – {label}"
             fig.add_trace(
                 go.Scatter(
-                    x=rows["week"].to_list(),
+                    x=final["week"].to_list(),
                     y=values,
                     mode="lines+markers",
-                    name=f"{humanise(measure)} – {label}",
+                    name=name,
                     legendgroup=str(measure),
                     line={"color": colour, "width": 2, "dash": dash},
                     marker={"size": 5},
@@ -477,6 +633,23 @@ def duration_lines(frame: pl.DataFrame, *, title: str) -> go.Figure:
                     hovertemplate="%{customdata}",
                 )
             )
+            pending = _projection_columns(
+                rows.filter(~pl.col("_done")).with_columns(value=pl.col(column)), f"{column}_"
+            )
+            final = final.with_columns(value=pl.col(column))
+            pending_traces.append((final, pending, colour, name))
+    for n, (final, pending, colour, name) in enumerate(pending_traces):
+        _add_projection(
+            fig,
+            final,
+            pending,
+            x="week",
+            y="value",
+            unit="hours",
+            colour=colour,
+            name=f"{name} – {_PROJECTED}",
+            label=n == len(pending_traces) - 1,
+        )
     value_axis(fig, title="Hours", unit="hours")
     fig.update_layout(hovermode="x unified")
     fig.update_xaxes(hoverformat="Week of %b %-d, %Y")
