@@ -96,7 +96,7 @@ with left:
         if not evidence.cause_rows.is_empty():
             page.cause_rows(evidence.cause_rows)
 with right:
-    widgets.verdicts(incident, viewer)
+    page.verdicts(incident, viewer)
     widgets.alert_precision(data.alert_precision(role=viewer.role), incident.metric)
 
 page.cases_underneath(evidence.cases, page.picked_days(chosen), incident)

@@ -20,7 +20,13 @@ from analytics.access import Viewer
 from analytics.core import database
 from analytics.core.models import Role
 from analytics.present import exports
-from analytics.present.formatting import format_count, format_day, humanise, humanised
+from analytics.present.formatting import (
+    format_count,
+    format_day,
+    format_slice,
+    humanise,
+    humanised,
+)
 from analytics.views import account_review, anomalies, feedback, selection
 from analytics.views.account_review import AccountsToReview
 from analytics.views.anomalies import Evidence, Incident
@@ -41,6 +47,7 @@ __all__ = [
     "picked_days",
     "review",
     "scan_end",
+    "verdicts",
 ]
 
 #: Cases shown in words under an incident (all of them are one link away).
@@ -171,6 +178,20 @@ def picked_days(chosen: Any) -> list[date]:
         if x:
             days.add(date.fromisoformat(str(x)[:10]))
     return sorted(days)
+
+
+def verdicts(incident: Incident, viewer: Viewer) -> None:
+    """The three verdict buttons; a verdict is stored and the page reruns with it (the
+    toast that says so, naming the slice in words, is shown by the next run)."""
+    st.markdown("**Your verdict**")
+    labels = {"confirmed": "Confirmed", "expected": "Expected", "not_useful": "Not useful"}
+    for verdict, label in labels.items():
+        if st.button(label, key=f"anomalies_verdict_{verdict}", width="stretch"):
+            data.record_feedback(incident, verdict, viewer=viewer)
+            st.session_state["anomalies_recorded"] = (
+                f"Recorded: {label.lower()} for {format_slice(incident.slice)}."
+            )
+            st.rerun()
 
 
 def _masked_cell(text: object) -> str:
