@@ -747,21 +747,22 @@ def test_anomaly_band_marks_only_flagged_points_and_fills_the_band() -> None:
 
 
 def test_known_events_are_labelled_and_this_week_sits_clear_of_them() -> None:
-    """An event marker carries its short title (the whole title on hover); the "this
+    """An event marker carries its short title (the whole title on hover), neighbours on
+    different lines, a label near the right edge to the left of its marker; the "this
     week" label sits at the foot of the chart, the event markers at its top."""
     events = _events(
         [
             (datetime(2024, 7, 10, 14), None, "outage", "A very long outage title here"),
-            (datetime(2024, 7, 23), None, "holiday", "Fair"),
+            (datetime(2024, 7, 16), None, "holiday", "Fair"),
+            (datetime(2024, 7, 23), None, "holiday", "Late"),
         ]
     )
     fig = weekly_trend(_weeks(4), events, title="t", y_title="y", focus=date(2024, 7, 8))
     markers = _trace(fig, "known events")
     assert markers.mode == "markers+text"
-    assert list(markers.text) == ["A very long outag…", "Fair"]
+    assert list(markers.text) == ["A very long out…", "Fair", "Late"]
     assert "A very long outage title here" in markers.hovertext[0]
-    # neighbours on different lines; the last quarter's label to the left, not cut
-    assert list(markers.textposition) == ["middle right", "bottom left"]
+    assert list(markers.textposition) == ["middle right", "bottom right", "middle left"]
     assert set(markers.y) == {0.97}
     [this_week] = [a for a in fig.layout.annotations if a.text == "this week"]
     assert (this_week.y, this_week.yanchor) == (0, "bottom")

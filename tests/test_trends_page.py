@@ -183,6 +183,9 @@ def test_the_movers_compare_with_both_baselines_in_words(monkeypatch, small_db):
     assert "share_of_change" not in movers.columns
     assert set(movers["against"]) <= {"both", "last week", "4-week mean", "neither"}
     assert not any("=" in s for s in movers["slice"])  # "Other · OB-GYN", never a key
+    for column in ("last_week", "change_week", "change_4w"):  # no blank or "None" cells
+        assert movers[column].notna().all()
+    assert all(c == "new" or c == "–" or c.endswith("%") for c in movers["change_week"])
     significant = movers[movers["against"] != "neither"]
     assert (significant["q"] < 0.05).all()
     assert (movers[movers["against"] == "neither"]["q"] >= 0.05).all()

@@ -52,7 +52,7 @@ _QV_HELP = (
 def movers_table(frame: pl.DataFrame, *, rows: int = 20) -> None:
     """The top movers (:func:`analytics.views.trends.both_movers`) as a table whose
     headers fit at 1280 px; the q-value column only when the week was tested."""
-    shown = frame.head(rows).with_columns(pl.col("change_week", "change_4w") * 100)
+    shown = frame.head(rows)
     tested = shown["q"].is_not_null().any()
     shown = shown.drop("q_week", "q_4w", *([] if tested else ["q"]))
     st.dataframe(
@@ -63,14 +63,14 @@ def movers_table(frame: pl.DataFrame, *, rows: int = 20) -> None:
             "slice": st.column_config.TextColumn("Slice", width=170),
             "current": st.column_config.NumberColumn("This week", format="localized", width=68),
             "last_week": st.column_config.NumberColumn("Last week", format="localized", width=68),
-            "change_week": st.column_config.NumberColumn(
-                "Change", format="%+.0f%%", width=58, help="Against last week"
+            "change_week": st.column_config.TextColumn(
+                "Change", width=58, help="Against last week"
             ),
             "baseline": st.column_config.NumberColumn(
                 "4-wk mean", format="%.1f", width=72, help="Mean of the 4 weeks before"
             ),
-            "change_4w": st.column_config.NumberColumn(
-                "Change", format="%+.0f%%", width=58, help="Against the 4-week mean"
+            "change_4w": st.column_config.TextColumn(
+                "Change", width=58, help="Against the 4-week mean"
             ),
             "against": st.column_config.TextColumn("Significant vs", width=104, help=_Q_HELP),
             "q": st.column_config.NumberColumn("q", format="%.3f", width=52, help=_QV_HELP),

@@ -228,6 +228,7 @@ def add_events(
         markers.setdefault(x0, []).append(row)
     if not markers:
         return
+    labels = [_short_title(rows) for rows in markers.values()]
     fig.add_trace(
         go.Scatter(
             x=list(markers),
@@ -235,8 +236,8 @@ def add_events(
             yaxis="y2",
             mode="markers+text",
             name="known events",
-            text=[_short_title(rows) for rows in markers.values()],
-            textposition=_label_places(list(markers), first=first, last=last),
+            text=labels,
+            textposition=_label_places(list(markers), labels, first=first, last=last),
             textfont={"size": 10, "color": MUTED},
             marker={
                 "symbol": "triangle-down",
@@ -270,28 +271,38 @@ def _event_place(
     return max(x0, first), min(x1, last)
 
 
-def _label_places(days: list[date], *, first: date, last: date) -> list[str]:
+def _label_places(
+    days: list[date], labels: list[str], *, first: date, last: date, chars: float = 0.022
+) -> list[str]:
     """Where each marker's label goes: right of it (left in the last quarter of the axis,
-    so it is not cut), every other one a line lower so neighbours do not overlap.
+    so it is not cut), on the marker's line or the line below, whichever is free of the
+    labels before it (a label is about ``chars`` of the axis per character wide).
 
-    >>> _label_places([date(2026, 1, 1), date(2026, 1, 3), date(2026, 1, 30)],
-    ...               first=date(2026, 1, 1), last=date(2026, 1, 31))
-    ['middle right', 'bottom right', 'middle left']
+    >>> _label_places([date(2026, 1, 1), date(2026, 1, 3), date(2026, 1, 20)],
+    ...               ["Labor Day", "Outage", "Sale"], first=date(2026, 1, 1),
+    ...               last=date(2026, 1, 31))
+    ['middle right', 'bottom right', 'middle right']
     """
     span = max((last - first).days, 1)
-    return [
-        ("bottom " if i % 2 else "middle ")
-        + ("left" if (day - first).days / span > 0.75 else "right")
-        for i, day in enumerate(days)
-    ]
+    ends = [-1.0, -1.0]  # where the labels on each line end so far (fraction of the axis)
+    places = []
+    for day, label in zip(days, labels, strict=True):
+        x = (day - first).days / span
+        width = len(label) * chars
+        left = x > 0.75
+        start, stop = (x - width, x) if left else (x, x + width)
+        line = 0 if ends[0] < start else 1 if ends[1] < start else int(ends[1] < ends[0])
+        ends[line] = stop
+        places.append(("bottom " if line else "middle ") + ("left" if left else "right"))
+    return places
 
 
-def _short_title(rows: list[dict[str, Any]], width: int = 18) -> str:
+def _short_title(rows: list[dict[str, Any]], width: int = 16) -> str:
     """A marker's label: the first event's title cut to ``width`` characters, and how
     many more events share the marker.
 
     >>> _short_title([{"title": "Holiday season fraud push"}, {"title": "Outage"}])
-    'Holiday season fr… +1'
+    'Holiday season… +1'
     """
     title = str(rows[0]["title"])
     short = title if len(title) <= width else title[: width - 1].rstrip() + "…"

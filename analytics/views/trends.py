@@ -126,10 +126,10 @@ def both_movers(previous: pl.DataFrame, four: pl.DataFrame, *, tested: bool) -> 
 
     ``previous`` and ``four`` are :func:`analytics.metrics.movers.top_movers` with
     ``baseline="previous"`` and ``"4w"``. Columns: ``slice`` (in words, "Other ·
-    OB-GYN"), ``current``, ``last_week``, ``change_week`` (relative), ``baseline`` (the
-    4-week mean), ``change_4w``, ``against`` (:data:`AGAINST`, or "not tested" when the
-    week is not complete enough), ``q_week``, ``q_4w`` and ``q`` (the smaller of the
-    two; all null when not tested).
+    OB-GYN"), ``current``, ``last_week``, ``change_week`` (relative, as text: "+12%",
+    or "new" from nothing), ``baseline`` (the 4-week mean), ``change_4w``, ``against``
+    (:data:`AGAINST`, or "not tested" when the week is not complete enough),
+    ``q_week``, ``q_4w`` and ``q`` (the smaller of the two; all null when not tested).
     Significant slices first (most significant first), then by size of change.
 
     >>> previous = pl.DataFrame({"slice": ["category=other", "platform=ios"],
@@ -147,6 +147,7 @@ def both_movers(previous: pl.DataFrame, four: pl.DataFrame, *, tested: bool) -> 
     out = (
         four.select("slice", "current", baseline="expected", change_4w="rel_change", q_4w="q_value")
         .join(week, on="slice", how="left")
+        .with_columns(pl.col("last_week").fill_null(0.0))
         .with_columns(
             pl.col("q_week", "q_4w").fill_null(1.0)
             if tested
@@ -182,14 +183,28 @@ def both_movers(previous: pl.DataFrame, four: pl.DataFrame, *, tested: bool) -> 
             sliced(pl.col("slice")).alias("slice"),
             "current",
             "last_week",
-            "change_week",
+            _change_text("change_week", "last_week"),
             "baseline",
-            "change_4w",
+            _change_text("change_4w", "baseline"),
             "against",
             "q_week",
             "q_4w",
             q="_q",
         )
+    )
+
+
+def _change_text(change: str, before: str) -> pl.Expr:
+    """A relative change as a cell: ``+12%``, ``-40%``, ``new`` (from nothing), ``–``."""
+    percent = (pl.col(change) * 100).round(0).cast(pl.Int64)
+    signed = pl.when(percent > 0).then(pl.lit("+")).otherwise(pl.lit("")) + percent.cast(pl.String)
+    return (
+        pl.when(pl.col(change).is_not_null())
+        .then(signed + "%")
+        .when((pl.col(before) == 0) & (pl.col("current") > 0))
+        .then(pl.lit("new"))
+        .otherwise(pl.lit("–"))
+        .alias(change)
     )
 
 
