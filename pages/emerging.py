@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from analytics.core.filters import Filters
-from analytics.present import detector_charts, exports
+from analytics.present import detector_charts
 from ui import auth, data, explorer, filters, widgets
 from ui import emerging as view
 
@@ -97,9 +97,4 @@ with right:
     )
 st.markdown("**Cases about its members** (descriptions masked)")
 explorer.link(f"Open the cases about its {mine.height} accounts in Case Explorer", ring=ring_id)
-st.dataframe(
-    exports.neutralise(data.ring_cases(mine["account_id"].to_list(), role=viewer.role)),
-    hide_index=True,
-    width="stretch",
-    placeholder="–",
-)
+view.ring_cases(mine["account_id"].to_list(), role=viewer.role)

@@ -317,7 +317,7 @@ def test_a_case_opens_beside_the_list_with_one_status_and_no_none(
     rows = table.value.set_index("case_id")
     assert rows.loc[case_id, "status"] == "In review"
     # The description is read in the list: early, wide, wrapped over three lines.
-    assert list(table.proto.column_order)[:3] == ["case_id", "description", "status"]
+    assert list(table.proto.column_order)[:3] == ["case_id", "status", "description"]
     assert table.proto.row_height > 64
     # Nowhere a raw None, every header whole, labels in words.
     assert not [t for t in rendered_text(at) if NONE.search(t)]

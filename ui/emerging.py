@@ -19,6 +19,7 @@ from analytics.core.models import Role
 from analytics.present import detector_charts, exports
 from analytics.present.formatting import format_days, format_number, significance_note
 from analytics.views import emerging
+from analytics.views.cases import list_rows
 from analytics.views.emerging import RingView, Topic, TopicsView
 from ui import data, explorer, widgets
 from ui.filters import PageState, link_params
@@ -26,6 +27,7 @@ from ui.filters import PageState, link_params
 __all__ = [
     "EMERGING",
     "RING_WEEKS_AROUND",
+    "ring_cases",
     "ring_columns",
     "rings_elsewhere",
     "selected_ring",
@@ -52,7 +54,7 @@ def topic_columns() -> dict[str, Any]:
     return {
         "cluster_id": st.column_config.NumberColumn("Topic id", width=95),
         "name": st.column_config.TextColumn(
-            "Topic", width=190, pinned=True, help="The phrase its cases use most"
+            "Topic", width=190, help="The phrase its cases use most"
         ),
         "status": st.column_config.TextColumn(
             "Emerging",
@@ -155,7 +157,7 @@ def topic_cases(view: TopicsView, cluster_id: int) -> None:
     label = f"Open the {mine.height:,} cases of “{name}” in Case Explorer"
     explorer.link(label, cluster=cluster_id)
     st.dataframe(
-        exports.neutralise(mine),
+        exports.neutralise(list_rows(mine)),
         hide_index=True,
         width="stretch",
         height=38 + (_ROW_HEIGHT + 1) * min(max(mine.height, 1), 5),
@@ -262,3 +264,27 @@ def rings_elsewhere(week: date | None, *, role: Role) -> None:
             icon=":material/hub:",
             query_params={**link_params(EMERGING.page), "week": iso_week(monday)},
         )
+
+
+def ring_cases(account_ids: list[int], *, role: Role) -> None:
+    """The cases about a ring's members (masked, wrapped, labels in words)."""
+    found = data.ring_cases(account_ids, role=role)
+    st.dataframe(
+        exports.neutralise(list_rows(found)),
+        hide_index=True,
+        width="stretch",
+        row_height=_ROW_HEIGHT,
+        placeholder="–",
+        column_config={
+            "case_id": st.column_config.NumberColumn("Case", format="%d", width=70),
+            "opened_at": st.column_config.DatetimeColumn(
+                "Opened", format="D MMM YYYY, HH:mm", width=140
+            ),
+            "category": st.column_config.TextColumn("Category", width=140),
+            "status": st.column_config.TextColumn("Status", width=90),
+            "subject_account_id": st.column_config.NumberColumn(
+                "Subject account", format="%d", width=150
+            ),
+            "description": st.column_config.TextColumn("Description (masked)", width=520),
+        },
+    )

@@ -97,18 +97,21 @@ _LIST_COLUMNS: dict[str, Any] = {
     "platform": st.column_config.TextColumn("Platform", width=95),
     "subject_account_id": st.column_config.NumberColumn("Subject account", format="%d", width=150),
     "description": st.column_config.TextColumn(
-        "Description (masked)", width=330, help="Personal data masked"
+        "Description (masked)", width=250, help="Personal data masked"
     ),
 }
-#: The list's columns in order: the description early, so it is read, not scrolled to.
-_LIST_ORDER = ("case_id", "description", "status", "opened_at", "category", "severity",
+#: The list's columns in order: the status and the description first, so they are read,
+#: not scrolled to (the rest scrolls into view).
+_LIST_ORDER = ("case_id", "status", "description", "opened_at", "category", "severity",
                "source", "region", "platform", "subject_account_id")  # fmt: skip
-#: A row of the list holds three lines of description (wrapping needs more than 64 px).
-_ROW_HEIGHT = 72
+#: A row of the list holds four lines of description (wrapping needs more than 64 px).
+_ROW_HEIGHT = 80
 #: Columns side by side stack on a narrow screen; the case then comes first.
 _STACKED_CASE_FIRST = """<style>
 @media (max-width: 640px) {
-  .st-key-cases_split [data-testid="stHorizontalBlock"] { flex-direction: column-reverse; }
+  .st-key-cases_split [data-testid="stHorizontalBlock"]:not([data-testid="stColumn"] *) {
+    flex-direction: column-reverse;
+  }
 }
 </style>"""
 
@@ -144,17 +147,22 @@ def case_list(page: CasePage, found: ExplorerQuery) -> int | None:
 
 
 def pager(page: CasePage) -> None:
-    """Previous / next buttons and where we are; the page number lives in the URL."""
-    left, middle, right = st.columns([1, 4, 1])
+    """Previous / next buttons around where we are; the page number lives in the URL."""
     first = page.total and (page.page - 1) * page.rows.height + 1
-    middle.caption(
-        f"{format_number(page.total)} cases · page {page.page:,} of {page.pages:,}"
-        + (f" (cases {first:,}–{first + page.rows.height - 1:,})" if page.total else "")
-    )
-    if left.button("Previous", disabled=page.page <= 1, key="cases_prev", width="stretch"):
+    with st.container(horizontal=True, vertical_alignment="center", wrap=False):
+        back = st.button("Previous", disabled=page.page <= 1, key="cases_prev", width="content")
+        st.caption(
+            f"{format_number(page.total)} cases · page {page.page:,} of {page.pages:,}"
+            + (f" (cases {first:,}–{first + page.rows.height - 1:,})" if page.total else ""),
+            width="stretch",
+        )
+        forward = st.button(
+            "Next", disabled=page.page >= page.pages, key="cases_next", width="content"
+        )
+    if back:
         CASES.set("page", str(page.page - 1))
         st.rerun()
-    if right.button("Next", disabled=page.page >= page.pages, key="cases_next", width="stretch"):
+    if forward:
         CASES.set("page", str(page.page + 1))
         st.rerun()
 
@@ -162,11 +170,18 @@ def pager(page: CasePage) -> None:
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$])")
 
 
+#: How a case's facts are laid out: the lines, and the facts on each.
+_FACT_LINES = (("Status", "Outcome"), ("Opened",), ("First response", "Resolved"),
+               ("Category", "Severity"), ("Source", "Platform"), ("Region", "Assignee"),
+               ("Appeal",))  # fmt: skip
+
+
 def _facts(facts: dict[str, str]) -> str:
-    """The facts as markdown lines, two to a line (values escaped: they come from data)."""
+    """The facts as markdown lines (values escaped: they come from data)."""
     escaped = {k: _MARKDOWN_SPECIAL.sub(r"\\\1", v) for k, v in facts.items()}
-    pairs = [f"**{k}:** {v}" for k, v in escaped.items()]
-    return "  \n".join(" · ".join(pairs[i : i + 2]) for i in range(0, len(pairs), 2))
+    lines = [" · ".join(f"**{k}:** {escaped[k]}" for k in line if k in escaped)
+             for line in _FACT_LINES]  # fmt: skip
+    return "  \n".join(line for line in lines if line)
 
 
 def case_view(case_id: int, viewer: Viewer) -> None:

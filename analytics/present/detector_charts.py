@@ -172,15 +172,16 @@ def anomaly_band(series: pl.DataFrame, *, title: str, y_title: str = "count") ->
 
 
 def cluster_map(
-    frame: pl.DataFrame, *, title: str, selected: int | None = None, labelled: int = 8
+    frame: pl.DataFrame, *, title: str, selected: int | None = None, labelled: int = 6
 ) -> go.Figure:
     """Narrative clusters on a 2-D map: one bubble per cluster, sized by its cases.
 
     Emerging clusters are vermillion, the others grey; the selected one is outlined. The
-    emerging bubbles, the selected one and the largest (``labelled`` in all, at least
-    every emerging one) carry their name on the map: the ``label`` (the topic's phrase)
-    with a capital, else the top terms; hovering any bubble shows its name, top terms
-    and the recent and earlier counts (escaped: they come from case text).
+    emerging bubbles, the selected one and then the largest (``labelled`` in all) carry
+    their name on the map, on a pale box beside the bubble where it meets no other name
+    (a largest one with no free place is left to its hover): the ``label`` (the topic's
+    phrase) with a capital, else the top terms. Hovering any bubble shows its name, top
+    terms and the recent and earlier counts (escaped: they come from case text).
     ``customdata`` holds the cluster id (for selection events).
 
     Parameters
@@ -197,8 +198,8 @@ def cluster_map(
     ...     "terms": ["refund, booking", "insurance, call", "spam, link"],
     ...     "label": ["refund booking", "insurance verification", "spam links"]})
     >>> fig = cluster_map(frame, title="Map", labelled=2)
-    >>> [(t.name, list(t.text)) for t in fig.data]
-    [('Other clusters', ['Refund booking', '']), ('Emerging', ['Insurance<br>verification'])]
+    >>> [t.name for t in fig.data], sorted(a.text for a in fig.layout.annotations)
+    (['Other clusters', 'Emerging'], ['Insurance<br>verification', 'Refund booking'])
     """
     if frame.is_empty():
         return no_data_figure(title)
@@ -221,7 +222,7 @@ def cluster_map(
             go.Scatter(
                 x=part["x"].to_list(),
                 y=part["y"].to_list(),
-                mode="markers+text",
+                mode="markers",
                 name=name,
                 customdata=ids,
                 marker={
@@ -253,9 +254,62 @@ def cluster_map(
                 hovertemplate="%{hovertext}<extra></extra>",
             )
         )
+    for note in _name_boxes(frame, shown, biggest=biggest, selected=selected):
+        fig.add_annotation(note)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return fig
+
+
+#: The topic map's drawing area as :func:`_name_boxes` assumes it (pixels), and a name's
+#: letters (11 px text).
+_MAP_PX, _CHAR_PX, _LINE_PX = (400.0, 400.0), 6.2, 14.0
+
+
+def _name_boxes(
+    frame: pl.DataFrame, shown: set[int], *, biggest: int, selected: int | None
+) -> list[dict[str, object]]:
+    """The names on :func:`cluster_map`: for each topic in ``shown`` (emerging and
+    selected first, then by size), a box above, below, right or left of its bubble,
+    the first place that meets no box already placed; a topic that must be named (it
+    emerges or is selected) takes its first place regardless, the others none."""
+    xs, ys = frame["x"].to_list(), frame["y"].to_list()
+    x0, y0 = min(xs), min(ys)
+    xspan, yspan = (max(xs) - x0) or 1.0, (max(ys) - y0) or 1.0
+    order = frame.filter(pl.col("cluster_id").is_in(list(shown))).sort(
+        pl.col("is_emerging") | (pl.col("cluster_id") == (selected or -1)), "size",
+        descending=True,
+    )  # fmt: skip
+    placed: list[tuple[float, float, float, float]] = []
+    notes: list[dict[str, object]] = []
+    for row in order.iter_rows(named=True):
+        text = _wrap(row["_name"])
+        lines = text.split("<br>")
+        w = max(len(line) for line in lines) * _CHAR_PX + 8
+        h = len(lines) * _LINE_PX + 4
+        r = (12 + 40 * (row["size"] / biggest) ** 0.5) / 2
+        px = (row["x"] - x0) / xspan * _MAP_PX[0]
+        py = (row["y"] - y0) / yspan * _MAP_PX[1]
+        must = bool(row["is_emerging"]) or row["cluster_id"] == selected
+        spots = ((0.0, r + h / 2 + 2), (0.0, -(r + h / 2 + 2)), (r + w / 2 + 2, 0.0),
+                 (-(r + w / 2 + 2), 0.0))  # fmt: skip
+        for k, (dx, dy) in enumerate(spots):
+            box = (px + dx - w / 2, py + dy - h / 2, px + dx + w / 2, py + dy + h / 2)
+            free = all(
+                box[2] < b[0] or b[2] < box[0] or box[3] < b[1] or b[3] < box[1] for b in placed
+            )
+            if free or (must and k == len(spots) - 1):
+                if not free:
+                    dx, dy = spots[0]
+                    box = (px + dx - w / 2, py + dy - h / 2, px + dx + w / 2, py + dy + h / 2)
+                placed.append(box)
+                notes.append({
+                    "x": row["x"], "y": row["y"], "xshift": dx, "yshift": dy, "text": text,
+                    "showarrow": False, "font": {"size": 11, "color": "#222222"},
+                    "bgcolor": "rgba(255, 255, 255, 0.85)", "borderpad": 2,
+                })  # fmt: skip
+                break
+    return notes
 
 
 def _labelled(frame: pl.DataFrame, *, selected: int | None, most: int) -> set[int]:

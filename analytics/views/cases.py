@@ -181,8 +181,8 @@ def case_status(found: Mapping[str, Any]) -> str:
     return humanise(found.get("status"))
 
 
-def _after(hours: float | None, *, status: str) -> str:
-    return f"{format_number(hours, unit='hours')} after opening" if hours is not None else status
+def _after(hours: float | None) -> str:
+    return f"after {format_number(hours, unit='hours')}" if hours is not None else "Not yet"
 
 
 def case_facts(found: Mapping[str, Any]) -> dict[str, str]:
@@ -196,7 +196,7 @@ def case_facts(found: Mapping[str, Any]) -> dict[str, str]:
     ...     "source": "ml_model", "region": "FL", "platform": "ios", "assignee": None,
     ...     "appealed_at": None, "appeal_outcome": None})
     >>> facts["Status"], facts["Outcome"], facts["First response"], facts["Resolved"]
-    ('In review', 'Not decided yet', '2.6 h after opening', 'Not yet')
+    ('In review', 'Not decided yet', 'after 2.6 h', 'Not yet')
     >>> facts["Source"], facts["Platform"], facts["Assignee"], facts["Appeal"]
     ('ML model', 'iOS', 'Unassigned', 'Not appealed')
     """
@@ -207,10 +207,8 @@ def case_facts(found: Mapping[str, Any]) -> dict[str, str]:
         "Status": status,
         "Outcome": humanise(found.get("resolution")) if resolved else "Not decided yet",
         "Opened": format_moment(found["opened_at"]) if found.get("opened_at") else "–",
-        "First response": _after(found.get("hours_to_response"), status="Not yet"),
-        "Resolved": _after(found.get("hours_to_resolve"), status="Not yet")
-        if resolved
-        else "Not yet",
+        "First response": _after(found.get("hours_to_response")),
+        "Resolved": _after(found.get("hours_to_resolve")) if resolved else "Not yet",
         "Category": humanise(found.get("category")),
         "Severity": humanise(found.get("severity")),
         "Source": humanise(found.get("source")),

@@ -20,7 +20,7 @@ from analytics import access
 from analytics.access import privacy
 from analytics.core.filters import Filters
 from analytics.core.models import Case, Role
-from analytics.present.formatting import humanise
+from analytics.present.formatting import humanise, humanised
 from analytics.sources.pushdown import case_texts
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "emerging_view",
     "ring_cases",
     "ring_view",
+    "plain_summary",
     "ring_weeks",
     "rings_elsewhere",
     "topic_name",
@@ -55,6 +56,25 @@ def topic_name(label: str | None) -> str:
     ('Insurance verification', '–')
     """
     return humanise(label.strip() if label else None)
+
+
+def plain_summary() -> pl.Expr:
+    """A topic's emergence sentence (``summary``) with its main category, which ends it,
+    in words (``… in category no_show_abuse`` reads ``… in category No-show abuse``).
+
+    >>> pl.DataFrame({"summary": ["5 cases; 80% in category no_show_abuse", "2 cases"],
+    ...     "top_category": ["no_show_abuse", None]}).select(plain_summary())["summary"].to_list()
+    ['5 cases; 80% in category No-show abuse', '2 cases']
+    """
+    category = pl.col("top_category")
+    ending = pl.lit("in category ") + category
+    kept = pl.col("summary").str.len_chars() - category.str.len_chars()
+    return (
+        pl.when(category.is_not_null() & pl.col("summary").str.ends_with(ending))
+        .then(pl.col("summary").str.slice(0, kept) + humanised(category))
+        .otherwise(pl.col("summary"))
+        .alias("summary")
+    )
 
 
 @dataclass(frozen=True)
@@ -111,7 +131,7 @@ class TopicsView:
         masked example (its newest case)."""
         example = self.cases.group_by("cluster_id").agg(example=pl.col("description").first())
         mix = pl.col("category_mix").list.eval(
-            pl.element().struct.field("category")
+            humanised(pl.element().struct.field("category"))
             + " "
             + (pl.element().struct.field("share") * 100).round(0).cast(pl.Int64).cast(pl.String)
             + "%"
@@ -125,7 +145,7 @@ class TopicsView:
             name=pl.col("label").map_elements(topic_name, return_dtype=pl.String),
             label=pl.col("label"),
             spark=pl.col("spark"),
-            summary=pl.col("summary"),
+            summary=plain_summary(),
             recent_count=pl.col("recent_count"),
             expected=pl.col("expected"),
             first_flagged=pl.col("first_flagged"),
@@ -145,6 +165,7 @@ class TopicsView:
         found = self.clusters.filter(pl.col("cluster_id") == cluster_id)
         if found.is_empty():
             raise KeyError(cluster_id)
+        found = found.with_columns(plain_summary())
         row = found.row(0, named=True)
         last_day = (self.as_of - timedelta(days=1)).date()
         history = row["history"]
