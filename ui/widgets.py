@@ -12,9 +12,8 @@ import polars as pl
 import streamlit as st
 
 from analytics.access import Viewer
-from analytics.core.filters import whole_number
 from analytics.core.models import Role
-from analytics.present import detector_charts, exports
+from analytics.present import exports
 from analytics.present.formatting import (
     Unit,
     format_delta,
@@ -25,8 +24,7 @@ from analytics.present.formatting import (
 )
 from analytics.views import anomalies, feedback, trends
 from analytics.views.anomalies import Incident
-from analytics.views.emerging import RingView, Topic, TopicsView
-from ui import data, explorer, nav
+from ui import data, nav
 from ui.filters import PageState
 
 if TYPE_CHECKING:
@@ -40,19 +38,13 @@ __all__ = [
     "brief_preview",
     "chart",
     "chart_config",
-    "cluster_cases",
-    "cluster_columns",
-    "cluster_story",
     "drill_down",
     "incident_columns",
     "kpi_cards",
     "movers_table",
     "plain",
     "require_data",
-    "ring_columns",
-    "selected_cluster",
     "selected_incident",
-    "selected_ring",
     "verdicts",
 ]
 
@@ -67,8 +59,6 @@ SENSITIVITY_HELP = (
     "own budget). Fewer means only larger moves alert. When many slices are scanned, the "
     "false-discovery control across them (1%) is usually the stricter of the two."
 )
-#: The Emerging Threats page's own state in the URL and the session (``emerging.*``).
-EMERGING = PageState("emerging")
 
 _COLOUR: dict[str, Literal["normal", "inverse"]] = {"up": "normal", "down": "inverse"}
 
@@ -343,142 +333,6 @@ def alert_precision(precision: pl.DataFrame, metric: str) -> None:
                 "high": st.column_config.NumberColumn("95% high", format="percent"),
             },
         )
-
-
-def cluster_columns() -> dict[str, Any]:
-    """Column formats for the topic table."""
-    return {
-        "cluster_id": st.column_config.NumberColumn("Topic", width="small"),
-        "status": st.column_config.TextColumn(
-            "Emerging",
-            width=110,
-            help="New: under one case a week was expected. Growing again: it had cases "
-            "before and now grows. Empty: not emerging.",
-        ),
-        "label": st.column_config.TextColumn("Topic phrase", width="medium"),
-        "spark": st.column_config.LineChartColumn("Last 30 days", width="small"),
-        "summary": st.column_config.TextColumn("What changed", width="large"),
-        "recent_count": st.column_config.NumberColumn("Last 7 days", format="localized"),
-        "expected": st.column_config.NumberColumn("Expected", format="%.1f"),
-        "first_flagged": st.column_config.DateColumn("Emerging since", format="D MMM YYYY"),
-        "terms": st.column_config.TextColumn("Distinctive terms", width="medium"),
-        "mix": st.column_config.TextColumn("Categories"),
-        "example": st.column_config.TextColumn("Example (masked)", width="large"),
-    }
-
-
-def selected_cluster(view: TopicsView, *events: Any) -> int:
-    """The topic picked on the map or in the table, else the one in the URL, else the
-    top one; kept in the URL (``emerging.cluster``) so a link reproduces the view."""
-    ids = view.ids
-    chosen: int | None = None
-    for event in events:
-        try:
-            selection = event.selection
-        except AttributeError:
-            continue
-        rows = selection.get("rows") or []
-        points = selection.get("points") or []
-        if rows:
-            chosen = ids[rows[0]]
-        elif points and points[0].get("customdata") is not None:
-            custom = points[0]["customdata"]
-            chosen = int(custom[0] if isinstance(custom, list) else custom)
-    if chosen is None:
-        number = whole_number(EMERGING.param("cluster"))
-        chosen = number if number is not None and number in ids else ids[0]
-    EMERGING.set("cluster", str(chosen))
-    return chosen
-
-
-def cluster_story(topic: Topic, *, tested: int) -> None:
-    """The selected topic: its phrase, emergence sentence and daily history (``tested``:
-    how many topics were tested)."""
-    st.subheader(f"Topic {topic.cluster_id}: {topic.label}")
-    if topic.is_emerging:
-        since = topic.first_flagged
-        when = "today" if since == topic.last_day else f"since {since:%-d %b %Y}"
-        kind = "New" if topic.status == "new" else "Growing again"
-        st.markdown(f"**{kind}, emerging {when}.** {topic.summary}.")
-    else:
-        st.markdown(f"**Not emerging.** {topic.summary}.")
-    if topic.strands:
-        strands = " · ".join(f"{label} ({format_number(n)} cases)" for label, n in topic.strands)
-        st.markdown(f"**Its strands in the last 7 days:** {strands}.")
-    st.caption(
-        f"Distinctive terms: {topic.terms}. Growth tested against its own past, corrected "
-        f"for how much topics vary week to week and for the {tested} topics tested "
-        f"(q = {topic.q_value:.2g})."
-    )
-    chart(
-        detector_charts.topic_history(
-            topic.history,
-            first_flagged=topic.first_flagged,
-            title="Cases per day over the 90 days read",
-        ),
-        key="emerging_topic_history",
-    )
-
-
-def cluster_cases(view: TopicsView, cluster_id: int) -> None:
-    """The list of the selected topic's cases (masked), with a link to Case Explorer."""
-    mine = view.topic_cases(cluster_id)
-    st.markdown(f"**Its cases** ({mine.height:,}, newest first; descriptions masked)")
-    explorer.link(f"Open the {mine.height:,} cases in Case Explorer", cluster=cluster_id)
-    st.dataframe(
-        exports.neutralise(mine),
-        hide_index=True,
-        width="stretch",
-        height=300,
-        column_config={
-            "case_id": st.column_config.NumberColumn("Case", format="%d"),
-            "opened_at": st.column_config.DatetimeColumn("Opened", format="D MMM YYYY, HH:mm"),
-            "category": st.column_config.TextColumn("Category"),
-            "region": st.column_config.TextColumn("Region"),
-            "subject_account_id": st.column_config.NumberColumn("Subject account", format="%d"),
-            "description": st.column_config.TextColumn("Description", width="large"),
-        },
-    )
-
-
-def ring_columns() -> dict[str, Any]:
-    """Column formats for the ring table."""
-
-    def share(label: str) -> Any:
-        return st.column_config.ProgressColumn(label, format="percent", min_value=0, max_value=1)
-
-    return {
-        "ring_id": st.column_config.NumberColumn("Ring", format="%d"),
-        "size": st.column_config.NumberColumn("Accounts"),
-        "devices": st.column_config.NumberColumn("Devices"),
-        "ips": st.column_config.NumberColumn("IPs"),
-        "first_seen": st.column_config.DatetimeColumn("First seen", format="D MMM YYYY"),
-        "median_age_days": st.column_config.NumberColumn("Median age (days)", format="%.0f"),
-        "young_share": share("Under 7 days"),
-        "reported_share": share("Reported"),
-        "actioned_share": share("Actioned"),
-        "previous_size": st.column_config.NumberColumn("Linked before"),
-        "growth": st.column_config.NumberColumn("New"),
-        "is_growing": st.column_config.CheckboxColumn("Growing"),
-        "score": st.column_config.NumberColumn("Score", format="%.1f"),
-    }
-
-
-def selected_ring(view: RingView, event: Any) -> int:
-    """The ring picked in the table, else the one in the URL (``emerging.ring``), else
-    the top one."""
-    ids = view.ids
-    rows = event.selection.get("rows") if event is not None else None
-    wanted = whole_number(EMERGING.param("ring"))
-    chosen: int
-    if rows:
-        chosen = ids[rows[0]]
-    elif wanted is not None and wanted in ids:
-        chosen = wanted
-    else:
-        chosen = ids[0]
-    EMERGING.set("ring", str(chosen))
-    return chosen
 
 
 def selected_incident(alerted: pl.DataFrame, event: Any, state: PageState) -> Incident:
