@@ -14,12 +14,13 @@ import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import polars as pl
 import streamlit as st
 
 from analytics import access
 from analytics.access import Viewer
 from analytics.present import exports
-from analytics.present.formatting import format_number, humanise
+from analytics.present.formatting import format_number, humanise, humanised
 from analytics.views.cases import (
     CONTEXT_KEYS,
     ExplorerQuery,
@@ -301,4 +302,18 @@ def account_view(account_id: int, as_of: datetime, viewer: Viewer) -> None:
         f"**Latest events** ({events.height:,}, before {as_of:%d %b %Y}); its cases are "
         "the list below"
     )
-    st.dataframe(events, hide_index=True, width="stretch", height=320, placeholder="–")
+    st.dataframe(
+        events.with_columns(humanised(pl.col(c)) for c in ("kind", "platform")),
+        hide_index=True, width="stretch", height=320, placeholder="–",
+        column_config=_EVENT_COLUMNS,
+    )  # fmt: skip
+
+
+#: The account's events as the page shows them.
+_EVENT_COLUMNS: dict[str, Any] = {
+    "ts": st.column_config.DatetimeColumn("When (UTC)", format="D MMM YYYY, HH:mm"),
+    "kind": "Event", "platform": "Platform", "region": "Region",
+    "device_hash": "Device (hashed)", "ip_hash": "IP (hashed)",
+    "target_account_id": st.column_config.NumberColumn("Towards account", format="%d"),
+    "rating": "Rating",
+}  # fmt: skip

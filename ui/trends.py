@@ -59,6 +59,7 @@ def movers_table(frame: pl.DataFrame, *, rows: int = 20) -> None:
         shown,
         hide_index=True,
         width="stretch",
+        placeholder="–",
         column_config={
             "slice": st.column_config.TextColumn("Slice", width=170),
             "current": st.column_config.NumberColumn("This week", format="localized", width=68),
