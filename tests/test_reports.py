@@ -149,13 +149,14 @@ def test_takeover_week_names_its_anomaly_and_root_cause(briefs, truth):
     assert {"event_kind": "login_failed"} in truth["account_takeover_wave"]["slices"]
     for audience in ("leadership", "product"):
         section = briefs[TAKEOVER, audience].section("anomalies")
-        lead = next(s for s in section.sentences if s.startswith("kind=login_failed"))
+        # Slices in words: kind=login_failed|platform=web reads "Login failed · Web".
+        lead = next(s for s in section.sentences if s.startswith("Login failed"))
         assert "(events, daily, 22 Mar to 23 Mar; continuing since 22 Mar 2026)" in lead
         assert "Root cause:" in lead
     leadership = briefs[TAKEOVER, "leadership"].section("anomalies").sentences
     assert any("peak 441 on 22 Mar 2026 against 0.5 expected" in s for s in leadership)
     assert any(
-        s.startswith("kind=login|region=WI") and "platform=web explains 92% of the change" in s
+        s.startswith("Login · WI") and "Web (platform) stands out: 92% of the change" in s
         for s in leadership
     )
 
@@ -191,7 +192,7 @@ def test_ring_week_shows_the_review_ring(engine, briefs, truth):
         s.startswith(f"Ring {ring['ring_id']} (growing): {len(mine)} accounts") for s in sentences
     )
     anomalies = briefs[RING, "leadership"].section("anomalies").sentences
-    assert any(s.startswith("kind=review_posted|region=FL") for s in anomalies)
+    assert any(s.startswith("Review posted · FL") for s in anomalies)
     product = briefs[RING, "product"].section("emerging").sentences
     assert f"Ring sizes (members): {len(mine)}." in product
 

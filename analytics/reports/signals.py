@@ -13,7 +13,6 @@ from sqlalchemy import Engine
 from analytics.access.suppression import SUPPRESSED_TEXT, SUPPRESSION_THRESHOLD, suppress
 from analytics.core.calendar import WEEK, iso_week, midnight
 from analytics.core.filters import Filters
-from analytics.metrics import rootcause
 from analytics.present import detector_charts
 from analytics.present.formatting import (
     describe_test,
@@ -21,12 +20,18 @@ from analytics.present.formatting import (
     format_day,
     format_mean,
     format_share,
+    format_slice,
     format_span,
     humanise,
 )
 from analytics.reports.disclosure import count_or_hidden, protect_topics
 from analytics.reports.model import READER, TABLE_ROWS, Section, Table
-from analytics.views.anomalies import Incident, incident_root_cause, incident_series
+from analytics.views.anomalies import (
+    Incident,
+    cause_words,
+    incident_root_cause,
+    incident_series,
+)
 from analytics.views.emerging import NARRATIVE_DAYS, RING_DAYS, emerging_view, ring_view
 
 __all__ = ["anomalies_section", "emerging_section", "known_events_section"]
@@ -67,12 +72,14 @@ def anomalies_section(
         top = leads.row(0, named=True)
         series = incident_series(engine, Incident.of(top), end=end, role=READER)
         figures.append(
-            detector_charts.anomaly_band(series, title=f"{top['slice']}: value and expected band")
+            detector_charts.anomaly_band(
+                series, title=f"{format_slice(top['slice'])}: value and expected band"
+            )
         )
     tables: tuple[Table, ...] = ()
     if alerted.height:
         columns = [
-            pl.col("slice").alias("Slice"),
+            pl.col("slice").map_elements(format_slice, return_dtype=pl.String).alias("Slice"),
             pl.col("source").alias("Source"),
             pl.col("freq").alias("Scale"),
             pl.col("start").dt.date().alias("From"),
@@ -131,7 +138,7 @@ def _lead_incidents(alerted: pl.DataFrame, *, top: int = _TOP_INCIDENTS) -> pl.D
 def _incident_sentence(row: Mapping[str, Any], causes: pl.DataFrame, *, product: bool) -> str:
     span = format_span(row["start"], row["end"], str(row["freq"]))
     when = "new this week" if row["new"] else f"continuing since {format_day(row['start'].date())}"
-    text = f"{row['slice']} ({row['source']}, {row['freq']}, {span}; {when}): "
+    text = f"{format_slice(row['slice'])} ({row['source']}, {row['freq']}, {span}; {when}): "
     if product:
         text += f"score {row['score']:.1f} (−log10 p)"
     else:
@@ -148,8 +155,7 @@ def _incident_sentence(row: Mapping[str, Any], causes: pl.DataFrame, *, product:
     if product:
         return text + f". Root cause: {_cause_shares(causes)}."
     unit = "events" if row["source"] == "events" else "cases"
-    summary = rootcause.summary(causes, unit=unit)
-    return text + f". Root cause: {summary[:1].lower() + summary[1:]}"
+    return text + f". Root cause: {cause_words(causes, unit=unit)}"
 
 
 def _cause_shares(causes: pl.DataFrame) -> str:
@@ -158,7 +164,7 @@ def _cause_shares(causes: pl.DataFrame) -> str:
     >>> causes = pl.DataFrame({"dimension": ["platform", "region"], "value": ["web", "CA"],
     ...     "share": [0.97, 0.4], "selected": [True, True], "dimension_rank": [1, 2]})
     >>> _cause_shares(causes)
-    'platform=web accounts for 97% of the change'
+    'Web (platform) accounts for 97% of the change'
     """
     best = causes.filter(pl.col("selected"), pl.col("dimension_rank") == 1)
     if best.is_empty():
@@ -166,7 +172,8 @@ def _cause_shares(causes: pl.DataFrame) -> str:
     values = best["value"].to_list()
     share = float(best["share"].sum())
     verb = "accounts" if len(values) == 1 else "account"
-    return f"{best['dimension'][0]}={' + '.join(values)} {verb} for {share:.0%} of the change"
+    named = " + ".join(humanise(v) for v in values)
+    return f"{named} ({best['dimension'][0]}) {verb} for {share:.0%} of the change"
 
 
 def emerging_section(
