@@ -66,6 +66,18 @@ p.table-note { color: var(--muted); font-size: 12.5px; margin: 2px 0 10px; }
 .figure { border: 1px solid var(--line); border-radius: 6px; padding: 6px; min-width: 0; }
 footer { margin-top: 36px; color: var(--muted); font-size: 12.5px; }
 @media print { body { background: #fff; } main { padding: 0; } .figure { break-inside: avoid; } }
+@media screen and (prefers-color-scheme: dark) {
+  :root { --ink: #e8e6e3; --muted: #a8a5a0; --line: #3a3936; --accent: #56b4e9;
+          --soft: #1e2a33; }
+  body { background: #0f0e0d; }
+  main { background: #171614; }
+  .note { background: #2e2614; }
+  tr.total td { border-top-color: #5a5955; }
+  .figure :is(.xtick, .ytick, .g-xtitle, .g-ytitle, .g-gtitle, .legend, .annotation,
+             .colorbar) text { fill: var(--ink) !important; }
+  .figure :is(.gridlayer, .zerolinelayer) path { stroke: var(--line) !important; }
+  .figure path[style*="rgb(0, 0, 55)"] { stroke: var(--ink) !important; }
+}
 """
 
 

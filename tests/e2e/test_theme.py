@@ -121,6 +121,9 @@ def test_the_theme_follows_the_browser_with_readable_charts(
         page.screenshot(path=str(OUT / f"trends-{scheme}.png"))
         page.goto(f"{base}/events")
         e2e._settle(page)
+        page.get_by_text("known events", exact=False).last.wait_for()
+        page.locator("[data-testid='stDataFrame']").first.wait_for()
+        page.wait_for_timeout(1_000)
         page.screenshot(path=str(OUT / f"events-{scheme}.png"))
         events_background = _colours(page)["background"]
     finally:
@@ -139,3 +142,46 @@ def test_the_theme_follows_the_browser_with_readable_charts(
     for text in (tick, legend):
         light, dark = max(text, background), min(text, background)
         assert (light + 0.05) / (dark + 0.05) >= 3.0, (scheme, colours)
+
+
+@pytest.mark.parametrize("scheme", ["dark", "light"])
+def test_the_html_brief_follows_the_browser_and_fetches_nothing(
+    small_db, browser: Browser, tmp_path, scheme: str
+) -> None:
+    from datetime import date
+
+    from analytics import reports
+    from analytics.core import database
+
+    engine = database.make_engine(small_db)
+    brief = reports.build_brief(
+        engine, week=date(2026, 4, 20), audience="leadership", role="leadership"
+    )
+    engine.dispose()
+    path = tmp_path / "brief.html"
+    path.write_text(reports.render_html(brief))
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme=scheme)
+    page = context.new_page()
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    try:
+        page.goto(path.as_uri())
+        page.locator(".js-plotly-plot .xtick text").first.wait_for()
+        colours = page.evaluate(
+            """() => ({
+              background: getComputedStyle(document.querySelector("main")).backgroundColor,
+              body: getComputedStyle(document.querySelector("main")).color,
+              tick: getComputedStyle(document.querySelector(".js-plotly-plot .xtick text")).fill,
+            })"""
+        )
+        OUT.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(OUT / f"brief-{scheme}.png"))
+    finally:
+        context.close()
+    assert [u for u in requests if not u.startswith("file:")] == []
+    background = _luminance(colours["background"])
+    body, tick = _luminance(colours["body"]), _luminance(colours["tick"])
+    if scheme == "dark":
+        assert background < 0.05 and body > 0.6 and tick > 0.6, colours
+    else:
+        assert background > 0.9 and body < 0.1 and tick < 0.3, colours
