@@ -79,8 +79,8 @@ def table(frame: pl.DataFrame) -> None:
             "first_day": st.column_config.DateColumn("First day", format="D MMM YYYY"),
             "last_day": st.column_config.DateColumn("Last day", format="D MMM YYYY"),
             "kind": "Kind",
-            "title": st.column_config.TextColumn("Title", width="large"),
-            "category": "Category",
+            "title": st.column_config.TextColumn("Title", width="medium"),
+            "category": st.column_config.TextColumn("Category", width="medium"),
             "region": "Region",
             "description": st.column_config.TextColumn("Description", width="large"),
             "created_by": "Added by",
@@ -207,8 +207,7 @@ _ADD_KEYS = [f"events_add_{f}" for f in
 
 def add_form(viewer: Viewer, *, first_day: date) -> None:
     """The form that adds a known event, its first day ``first_day`` until changed."""
-    with st.form("events_add", border=True):
-        st.markdown("**Add a known event**")
+    with st.form("events_add", border=False):
         event = _fields("events_add", None, first_day)
         submitted = st.form_submit_button("Add event", type="primary", key="events_add_submit")
     if not submitted:
