@@ -285,6 +285,7 @@ _CASE_LABELS = {
     "description": "Description (masked)",
 }  # fmt: skip
 _WORDED = ("kind", "platform", "role", "category", "severity", "status", "resolution")
+_HASHES = ("device_hash", "ip_hash")
 
 
 def _in_words(frame: pl.DataFrame, labels: dict[str, str]) -> tuple[pl.DataFrame, dict[str, Any]]:
@@ -292,6 +293,8 @@ def _in_words(frame: pl.DataFrame, labels: dict[str, str]) -> tuple[pl.DataFrame
     and the column labels for ``st.dataframe``."""
     worded = frame.with_columns(
         humanised(pl.col(c).cast(pl.String)).fill_null("–") for c in _WORDED if c in frame.columns
+    ).with_columns(  # enough of a hash to tell two apart, without a table too wide to read
+        pl.col(c).cast(pl.String).str.slice(0, 8) for c in _HASHES if c in frame.columns
     )
     config: dict[str, Any] = {c: st.column_config.Column(label) for c, label in labels.items()}
     for moment in ("ts", "opened_at"):
@@ -300,7 +303,7 @@ def _in_words(frame: pl.DataFrame, labels: dict[str, str]) -> tuple[pl.DataFrame
         )
     for number in ("case_id", "target_account_id"):
         config[number] = st.column_config.NumberColumn(labels.get(number, number), format="%d")
-    config["description"] = st.column_config.TextColumn("Description (masked)", width="large")
+    config["description"] = st.column_config.TextColumn("Description (masked)", width="medium")
     return exports.neutralise(worded), {c: v for c, v in config.items() if c in frame.columns}
 
 
@@ -313,10 +316,9 @@ def _account(account_id: int, table: pl.DataFrame, viewer: Viewer, as_of: dateti
     st.markdown(f"**{plain(row['label'])}**{plain(name)}")
     st.caption(f"Why: {row['why']}.")
     explorer.link(f"Open account {account_id} in Case Explorer", account=account_id)
-    left, right = st.columns(2)
     events, event_columns = _in_words(found.events, _EVENT_LABELS)
-    left.markdown(f"**Latest events** ({format_count(events.height)})")
-    left.dataframe(
+    st.markdown(f"**Latest events** ({format_count(events.height)})")
+    st.dataframe(
         events,
         hide_index=True,
         width="stretch",
@@ -325,12 +327,12 @@ def _account(account_id: int, table: pl.DataFrame, viewer: Viewer, as_of: dateti
         placeholder="–",
     )
     history, case_columns = _in_words(found.cases, _CASE_LABELS)
-    right.markdown(f"**Cases about it or reported by it** ({format_count(history.height)})")
-    right.dataframe(
+    st.markdown(f"**Cases about it or reported by it** ({format_count(history.height)})")
+    st.dataframe(
         history,
         hide_index=True,
         width="stretch",
-        height=260,
+        height=min(38 + 35 * max(history.height, 1), 260),
         column_config=case_columns,
         placeholder="–",
     )
