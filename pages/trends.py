@@ -7,7 +7,7 @@ import streamlit as st
 from analytics.present import trend_charts
 from analytics.views import selection as calendar
 from analytics.views import trends
-from ui import auth, data, events, explorer, filters, widgets
+from ui import auth, charts, data, events, explorer, filters, widgets
 from ui import trends as trend_ui
 
 st.title("Weekly trends")
@@ -53,17 +53,26 @@ widgets.kpi_cards(view.kpis)
 unit = {"cases": "new cases", "subjects": "distinct subjects", "reporters": "reporters"}[count]
 st.subheader("Volume")
 left, right = st.columns(2)
-daily = trend_charts.daily_trend(view.daily, view.annotations, title="Per day", y_title=unit)
-weekly = trend_charts.weekly_trend(
-    view.series("new_cases"), view.annotations, title="Per week", y_title=unit, focus=view.week
+daily = charts.figure(
+    trend_charts.daily_trend, view.daily, view.annotations, title="Per day", y_title=unit
+)
+weekly = charts.figure(
+    trend_charts.weekly_trend,
+    view.series("new_cases"),
+    view.annotations,
+    title="Per week",
+    y_title=unit,
+    focus=view.week,
 )
 with left:
     widgets.chart(daily, key="daily")
 with right:
     widgets.chart(weekly, key="weekly")
 events.link("Add a known event", first_day=trends.week_days(view.week)[0])
-heatmap = trend_charts.category_heatmap(
-    trends.categories_series(view), title="Categories by week (complete weeks)"
+heatmap = charts.figure(
+    trend_charts.category_heatmap,
+    trends.categories_series(view),
+    title="Categories by week (complete weeks)",
 )
 widgets.chart(heatmap, key="heatmap")
 
@@ -90,27 +99,33 @@ explorer.link(
 
 st.subheader("Response and backlog")
 left, right = st.columns(2)
-sla = trend_charts.rate_lines(
-    trends.sla_series(view), title="SLA breach rate by severity", y_title="breached",
-    group="severity",
+sla = charts.figure(
+    trend_charts.rate_lines, trends.sla_series(view), title="SLA breach rate by severity",
+    y_title="breached", group="severity",
 )  # fmt: skip
-proactive = trend_charts.rate_lines(
-    view.series("proactive_rate"), title="Proactive rate", y_title="of violations"
+proactive = charts.figure(
+    trend_charts.rate_lines,
+    view.series("proactive_rate"),
+    title="Proactive rate",
+    y_title="of violations",
 )
 with left:
     widgets.chart(sla, key="sla")
-    durations = trend_charts.duration_lines(
-        trends.duration_series(view), title="Hours to respond and resolve"
+    durations = charts.figure(
+        trend_charts.duration_lines,
+        trends.duration_series(view),
+        title="Hours to respond and resolve",
     )
     widgets.chart(durations, key="durations")
 with right:
     widgets.chart(
-        trend_charts.backlog_bars(view.backlog, title="Open backlog by age"), key="backlog"
+        charts.figure(trend_charts.backlog_bars, view.backlog, title="Open backlog by age"),
+        key="backlog",
     )
     widgets.chart(proactive, key="proactive")
 
 st.subheader("Prevalence by category")
-prevalence = trend_charts.prevalence_bars(
-    view.prevalence, title=f"Cases per 1,000 exposures, {week_label}"
+prevalence = charts.figure(
+    trend_charts.prevalence_bars, view.prevalence, title=f"Cases per 1,000 exposures, {week_label}"
 )
 widgets.chart(prevalence, key="prevalence")
