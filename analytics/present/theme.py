@@ -228,7 +228,9 @@ def add_events(
         markers.setdefault(x0, []).append(row)
     if not markers:
         return
-    labels = [_short_title(rows) for rows in markers.values()]
+    titles = [_short_title(rows) for rows in markers.values()]
+    places = _label_places(list(markers), titles, first=first, last=last)
+    labels = [title if place else "" for title, place in zip(titles, places, strict=True)]
     fig.add_trace(
         go.Scatter(
             x=list(markers),
@@ -237,7 +239,7 @@ def add_events(
             mode="markers+text",
             name="known events",
             text=labels,
-            textposition=_label_places(list(markers), labels, first=first, last=last),
+            textposition=[place or "middle right" for place in places],
             textfont={"size": 10, "color": MUTED},
             marker={
                 "symbol": "triangle-down",
@@ -273,27 +275,31 @@ def _event_place(
 
 def _label_places(
     days: list[date], labels: list[str], *, first: date, last: date, chars: float = 0.022
-) -> list[str]:
+) -> list[str | None]:
     """Where each marker's label goes: right of it (left in the last quarter of the axis,
     so it is not cut), on the marker's line or the line below, whichever is free of the
-    labels before it (a label is about ``chars`` of the axis per character wide).
+    labels before it (a label is about ``chars`` of the axis per character wide); None
+    when both are taken (that label is left to the hover).
 
-    >>> _label_places([date(2026, 1, 1), date(2026, 1, 3), date(2026, 1, 20)],
-    ...               ["Labor Day", "Outage", "Sale"], first=date(2026, 1, 1),
+    >>> days = [date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 3), date(2026, 1, 30)]
+    >>> _label_places(days, ["Labor Day", "Outage", "Sale", "Fair"], first=date(2026, 1, 1),
     ...               last=date(2026, 1, 31))
-    ['middle right', 'bottom right', 'middle right']
+    ['middle right', 'bottom right', None, 'middle left']
     """
     span = max((last - first).days, 1)
     ends = [-1.0, -1.0]  # where the labels on each line end so far (fraction of the axis)
-    places = []
+    places: list[str | None] = []
     for day, label in zip(days, labels, strict=True):
         x = (day - first).days / span
         width = len(label) * chars
         left = x > 0.75
         start, stop = (x - width, x) if left else (x, x + width)
-        line = 0 if ends[0] < start else 1 if ends[1] < start else int(ends[1] < ends[0])
-        ends[line] = stop
-        places.append(("bottom " if line else "middle ") + ("left" if left else "right"))
+        free = [line for line in (0, 1) if ends[line] < start]
+        if not free:
+            places.append(None)
+            continue
+        ends[free[0]] = stop
+        places.append(("bottom " if free[0] else "middle ") + ("left" if left else "right"))
     return places
 
 
