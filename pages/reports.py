@@ -41,6 +41,12 @@ try:
 except data.DataUnavailable as exc:
     st.error(str(exc))
     st.stop()
+if len(audiences) > 1:  # the other audience's brief, meanwhile: switching to it is instant
+    other: Audience = "leadership" if audience == "product" else "product"
+    other_week = selection.week
+    if other == "product":
+        other_week = reports.product_week(selection.week, data.overview().newest)
+    data.warm_brief(selection.shown, other_week, other, role=viewer.role)
 html, markdown = data.brief_files(
     brief, (brief.label, audience, brief.filters, brief.note, brief.as_of, data.data_token())
 )

@@ -83,6 +83,7 @@ __all__ = [
     "ring_cases",
     "rings",
     "users",
+    "warm_brief",
     "week_end",
     "weekly_view",
     "writer",
@@ -557,6 +558,38 @@ def brief(
     with _reading("Cannot write the brief") as url:
         built = _brief(url, undated, week, audience, data_token(), role)
     return replace(built, note=note.strip()[:2000] or None)
+
+
+#: The briefs being computed in the background (:func:`warm_brief`), by cache key.
+_WARMING: set[tuple[Any, ...]] = set()
+_WARMING_LOCK = threading.Lock()
+
+
+def warm_brief(filters: Filters, week: date, audience: reports.Audience, *, role: Role) -> None:
+    """Compute the brief of ``audience`` in a background thread (the Reports page asks
+    for the audience it does not show), so that switching to it reads the cache. Once
+    per brief and data version; a failure is left for the page to report if it asks."""
+    from streamlit.runtime.scriptrunner_utils.script_run_context import in_cached_function
+
+    undated = replace(filters, start=None, end=None)
+    url, token = database.database_url(), data_token()
+    key = (url, undated, week, audience, token, role)
+    with _WARMING_LOCK:
+        if key in _WARMING:
+            return
+        if len(_WARMING) > 64:
+            _WARMING.clear()
+        _WARMING.add(key)
+
+    def work() -> None:
+        in_cached_function.set(True)  # no spinner: no page is waiting for it
+        try:
+            _brief(url, undated, week, audience, token, role)
+        except Exception:  # noqa: BLE001 - computed again, and reported, when asked for
+            with _WARMING_LOCK:
+                _WARMING.discard(key)
+
+    threading.Thread(target=work, name="lookout-warm-brief", daemon=True).start()
 
 
 @st.cache_data(ttl=600, max_entries=16, show_spinner="Rendering the files…")
