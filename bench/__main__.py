@@ -4,7 +4,9 @@ Usage: ``python -m bench [BENCHMARK ...] [--sqlite URL] [--postgres URL | --skip
 
 Benchmarks: ``cold``, ``pandas``, ``warm``, ``refresh``, ``postgres`` (together:
 ``trends``, the Weekly Trends page), ``readers``, ``anomalies``, ``clusters`` (on the
-medium demo), ``rings`` (on the large demo), ``seeding``, ``detectors`` (alerts scored on
+medium demo), ``rings`` (on the large demo), ``seeding``, ``browser`` (each page's first
+render in a new browser session, the Reports audience switch and the HTML brief, in
+Chromium, on ``--readers-sqlite``), ``detectors`` (alerts scored on
 labelled series: ``--nab DIR``, ``--detector NAME``) and ``emerging`` (emerging topics
 replayed on labelled text streams: ``--csv FILE --labels a,b``, ``--every N``); ``all``
 runs every one.
@@ -22,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from bench import (
     anomalies,
+    browser,
     clusters,
     detectors,
     emerging,
@@ -44,6 +47,7 @@ _GROUPS: dict[str, tuple[str, ...]] = {
         "seeding",
         "detectors",
         "emerging",
+        "browser",
     ),
 }
 _CHOICES = (*_GROUPS["all"], *_GROUPS)
@@ -180,6 +184,9 @@ def main() -> int:
             print(exc.args[0], file=sys.stderr)
             return 2
         for table in scored:
+            print(table.markdown(), end="\n\n", flush=True)
+    if "browser" in parts:
+        for table in browser.run(args.readers_sqlite, repeat=min(args.repeat, 2)):
             print(table.markdown(), end="\n\n", flush=True)
     if "emerging" in parts:
         try:
