@@ -289,7 +289,8 @@ def test_builder_applies_template_and_title(name: str) -> None:
     assert fig.layout.template.layout.font.size == 13
     assert fig.layout.title.text == "A title"
     assert len(fig.data) >= 1
-    assert not fig.layout.annotations
+    # No "no data" note (the topic map's annotations are its topics' names).
+    assert not [a for a in fig.layout.annotations if a.text == NO_DATA]
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))

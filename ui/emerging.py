@@ -152,10 +152,8 @@ def topic_story(topic: Topic, *, tested: int) -> None:
 def topic_cases(view: TopicsView, cluster_id: int) -> None:
     """The selected topic's cases (masked, wrapped), with a link to Case Explorer."""
     mine = view.topic_cases(cluster_id)
-    name = view.topic(cluster_id).name
     st.markdown(f"**Its cases** ({mine.height:,}, newest first; descriptions masked)")
-    label = f"Open the {mine.height:,} cases of “{name}” in Case Explorer"
-    explorer.link(label, cluster=cluster_id)
+    explorer.link(f"Open the {mine.height:,} cases in Case Explorer", cluster=cluster_id)
     st.dataframe(
         exports.neutralise(list_rows(mine)),
         hide_index=True,

@@ -11,7 +11,7 @@ about it or reported by it.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -20,7 +20,7 @@ import streamlit as st
 from analytics import access
 from analytics.access import Viewer
 from analytics.present import exports
-from analytics.present.formatting import format_number, humanise, humanised
+from analytics.present.formatting import format_day, format_days, format_number, humanise, humanised
 from analytics.views.cases import (
     CONTEXT_KEYS,
     ExplorerQuery,
@@ -229,6 +229,7 @@ def case_view(case_id: int, viewer: Viewer) -> None:
             hide_index=True,
             width="stretch",
             placeholder="–",
+            column_order=("ts", "action", "detail", "after", "actor"),
             column_config={
                 "ts": st.column_config.DatetimeColumn("When", format="D MMM, HH:mm", width=110),
                 "after": st.column_config.TextColumn("After", width=70),
@@ -258,7 +259,7 @@ def account_view(account_id: int, as_of: datetime, viewer: Viewer) -> None:
     a, b, c, d = st.columns(4)
     a.metric(
         "Created",
-        f"{profile.created_at:%d %b %Y}",
+        format_day(profile.created_at.date()),
         help=f"{found.age_days:,} days before as-of",
     )
     b.metric("Status", humanise(profile.status))
@@ -266,7 +267,7 @@ def account_view(account_id: int, as_of: datetime, viewer: Viewer) -> None:
     d.metric("Name (masked)", profile.display_name or "–", help=profile.email or None)
     ring_id = data.rings(as_of, role=viewer.role).ring_of(account_id)
     if ring_id is not None:
-        st.info(f"Member of ring {ring_id} in the 14 days before {as_of:%d %b %Y}.")
+        st.info(f"Member of ring {ring_id} in the 14 days before {format_day(as_of.date())}.")
         st.page_link(
             "pages/emerging.py",
             label=f"Open ring {ring_id} in Emerging threats",
@@ -277,7 +278,8 @@ def account_view(account_id: int, as_of: datetime, viewer: Viewer) -> None:
     start, end = found.start, found.end
     st.markdown(
         f"**Linked accounts** ({linked.height}: sharing a device or IP, each used at "
-        f"least twice, {start:%d %b}–{end:%d %b %Y}; shared hubs left out)"
+        f"least twice, {format_days(start.date(), (end - timedelta(days=1)).date())}; shared "
+        "hubs left out)"
     )
     if linked.is_empty():
         st.caption("No linked account in this window.")
@@ -299,8 +301,8 @@ def account_view(account_id: int, as_of: datetime, viewer: Viewer) -> None:
             st.rerun()
     events = found.events
     st.markdown(
-        f"**Latest events** ({events.height:,}, before {as_of:%d %b %Y}); its cases are "
-        "the list below"
+        f"**Latest events** ({events.height:,}, before {format_day(as_of.date())}); its "
+        "cases are the list below"
     )
     st.dataframe(
         events.with_columns(humanised(pl.col(c)) for c in ("kind", "platform")),
