@@ -64,8 +64,10 @@ _COLOUR: dict[str, Literal["normal", "inverse"]] = {"up": "normal", "down": "inv
 
 
 def _complete(row: Mapping[str, Any]) -> bool:
-    """False for a KPI of a week not complete enough to test (it shows its projection)."""
-    return row.get("complete") is not False
+    """False for a KPI of the week in progress not complete enough to test (it shows
+    its projection); an ended week still filling in is tested against earlier weeks
+    at the same age (:func:`analytics.metrics.nowcast.with_projection`)."""
+    return row.get("tested", row.get("complete")) is not False
 
 
 def _number(value: float | None, unit: Unit) -> str:

@@ -401,22 +401,31 @@ def daily_nowcast(
 
 
 def with_projection(kpis: pl.DataFrame, nowcast: pl.DataFrame, *, week: date) -> pl.DataFrame:
-    """The KPI cards of ``week`` with their projection; a KPI not complete enough is not
-    tested (its p-values are null and it is not significant).
+    """The KPI cards of ``week`` with their projection and whether each is ``tested``.
 
     Adds ``projected``, ``projected_low``, ``projected_high``, ``known_share`` (the
-    completeness of :func:`weekly_nowcast`) and ``complete``; KPIs that are not
-    projected (the backlog, a stock) and weeks past :data:`HORIZON` are complete.
+    completeness of :func:`weekly_nowcast`), ``complete`` and ``tested``; KPIs that are
+    not projected (the backlog, a stock) and weeks past :data:`HORIZON` are complete.
+    A KPI of the week in progress (``provisional``: days of it are still to come) that
+    is not complete enough is not tested (its p-values are null and it is not
+    significant). A week that has ended but is still filling in (appeals, resolutions)
+    is tested: :func:`analytics.metrics.kpis.kpis` compares it with earlier weeks as
+    they stood at the same age, so both sides are equally incomplete; its card still
+    shows the projection.
 
     >>> kpis = pl.DataFrame({"key": ["new_cases", "backlog"], "p_previous": [0.01, 0.2],
     ...     "p_baseline": [0.02, 0.3], "significant": [True, False],
-    ...     "significant_baseline": [True, False]})
+    ...     "significant_baseline": [True, False], "provisional": [True, True]})
     >>> nowcast = pl.DataFrame({"week": [date(2026, 11, 30)], "key": ["new_cases"],
     ...     "projected": [1300.0], "low": [1250.0], "high": [1390.0],
     ...     "completeness": [0.86], "complete": [False]})
     >>> out = with_projection(kpis, nowcast, week=date(2026, 11, 30))
-    >>> out.select("key", "projected", "complete", "p_previous", "significant").rows()
+    >>> out.select("key", "projected", "tested", "p_previous", "significant").rows()
     [('new_cases', 1300.0, False, None, False), ('backlog', None, True, 0.2, False)]
+    >>> ended = with_projection(kpis.with_columns(provisional=False), nowcast,
+    ...                         week=date(2026, 11, 30))
+    >>> ended.select("key", "complete", "tested", "p_previous", "significant").row(0)
+    ('new_cases', False, True, 0.01, True)
     """
     mine = nowcast.filter(pl.col("week") == week).select(
         "key",
@@ -426,11 +435,12 @@ def with_projection(kpis: pl.DataFrame, nowcast: pl.DataFrame, *, week: date) ->
         known_share="completeness",
         complete_=pl.col("complete"),
     )
-    tested = pl.col("complete")
+    tested = pl.col("tested")
     return (
         kpis.join(mine, on="key", how="left")
         .with_columns(complete=pl.col("complete_").fill_null(True))
         .drop("complete_")
+        .with_columns(tested=pl.col("complete") | ~pl.col("provisional").fill_null(False))
         .with_columns(
             p_previous=pl.when(tested).then(pl.col("p_previous")),
             p_baseline=pl.when(tested).then(pl.col("p_baseline")),
