@@ -39,6 +39,7 @@ from analytics.access.suppression import SUPPRESSION_THRESHOLD
 from analytics.core import database, models
 from analytics.core.calendar import parse_week
 from analytics.core.filters import DIMENSIONS, Filters
+from analytics.present.formatting import humanise
 
 # The product brief of every week of the demo, under every filter: minutes of work, done
 # once, on one worker (under `pytest -n 2` each worker would build the module's briefs).
@@ -47,7 +48,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("differencing")]
 T = SUPPRESSION_THRESHOLD
 CATEGORIES = [c.value for c in models.Category]
 PLATFORMS = [p.value for p in models.Platform]
-NAMES = {c.replace("_", " ").capitalize(): c for c in CATEGORIES}
+NAMES = {humanise(c): c for c in CATEGORIES}  # as the brief writes them ("No-show abuse")
 WEEK = timedelta(weeks=1)
 #: Weeks of the issue's attack: the review ring, the takeover wave, the new scam.
 ATTACKED = ("2026-W08", "2026-W13", "2026-W17")
@@ -186,7 +187,7 @@ def equations(brief: Any) -> list[Equation]:
                 out.append((cells([_monday(x)], [NAMES[label]]), value))
     for trace in brief.section("headline").figures[0].data:
         exact = "Total" in table.frame["Category"].to_list()  # the old code's: shown cells
-        if trace.type == "bar" and exact:
+        if trace.name == "weekly value" and exact:  # the weekly totals line
             for x, value in zip(trace.x, trace.y, strict=True):
                 if value is not None and not np.isnan(value):
                     out.append((cells([_monday(x)], categories), value))
@@ -206,7 +207,7 @@ def _hidden_cells(brief: Any) -> list[str]:
 
 def _shown(brief: Any, category: str) -> float | None:
     table = brief.section("movers").tables[0].frame
-    hit = table.filter(pl.col("Category") == category.replace("_", " ").capitalize())
+    hit = table.filter(pl.col("Category") == humanise(category))
     return None if hit.is_empty() else hit["This week"][0]
 
 

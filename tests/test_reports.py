@@ -167,7 +167,13 @@ def test_scam_week_shows_the_new_topic_with_its_terms(briefs, truth):
         section = briefs[SCAM, audience].section("emerging")
         topics = section.tables[0].frame["Distinctive terms"].to_list()
         assert any(len(words & set(t.split(", "))) >= 3 for t in topics), topics
-        assert any("insurance" in s and "in category other" in s for s in section.sentences)
+        # named by its phrase (the product brief's sentence gives no word list)
+        table = section.tables[0].frame
+        phrases = table.filter(pl.col("Distinctive terms").str.contains("insurance"))["Phrase"]
+        assert any(
+            any(f"“{p}”" in s for p in phrases) and "in category other" in s
+            for s in section.sentences
+        )
     section = briefs[SCAM, "leadership"].section("emerging")
     table = section.tables[0].frame
     scam = table.filter(pl.col("Distinctive terms").str.contains("insurance")).row(0, named=True)

@@ -12,9 +12,9 @@ from analytics import access
 from analytics.access.suppression import SUPPRESSED_TEXT, SUPPRESSION_THRESHOLD
 from analytics.core.calendar import WEEK, is_complete, iso_week, midnight, week_end
 from analytics.core.filters import Filters
-from analytics.core.models import Role
+from analytics.core.models import Category, Role
 from analytics.metrics.stats import ALPHA
-from analytics.metrics.weekly import weekly_view
+from analytics.metrics.weekly import WeeklyView, weekly_view
 from analytics.present.formatting import format_day, format_moment, format_period
 from analytics.reports.disclosure import category_grid, category_table, protect_weeks
 from analytics.reports.headline import (
@@ -33,10 +33,26 @@ from analytics.reports.model import (
     product_week,
 )
 from analytics.reports.service import service_section
-from analytics.reports.signals import anomalies_section, emerging_section, known_events_section
+from analytics.reports.signals import (
+    anomalies_section,
+    emerging_section,
+    known_events_section,
+    product_topics,
+)
 from analytics.reports.story import week_story
+from analytics.reports.surfaces import (
+    surface_chart,
+    surface_exposure,
+    surface_headline,
+    surface_sections,
+    surface_table,
+    surface_weeks,
+    surface_where,
+)
 from analytics.sources import load
+from analytics.sources.frames import Cube
 from analytics.views.anomalies import recent_incidents
+from analytics.views.emerging import emerging_view
 from analytics.views.overview import dataset_overview
 
 __all__ = ["HISTORY_WEEKS", "build_brief"]
@@ -110,6 +126,13 @@ def build_brief(
     table = category_table(cells, totals, monday) if product else None
     incidents = recent_incidents(engine, end=as_of.date(), role=READER)
     week_total = opened.height
+    if table is not None:  # by product surface first, T&S operations last
+        return brief(
+            _product_sections(
+                engine, view, cube, cells, totals, table, incidents, as_of=as_of,
+                week_total=week_total,
+            )
+        )  # fmt: skip
     story = (
         None
         if product
@@ -119,10 +142,8 @@ def build_brief(
         )
     )  # fmt: skip
     sections = (
-        product_headline_section(view, cube, table, totals)
-        if table is not None
-        else headline_section(view, story),
-        product_movers_section(table, cells) if table is not None else movers_section(view, cube),
+        headline_section(view, story),
+        movers_section(view, cube),
         anomalies_section(engine, incidents, monday, as_of, product=product),
         emerging_section(engine, chosen, as_of, product=product, week_total=week_total),
         service_section(view, cube, product=product),
@@ -130,6 +151,43 @@ def build_brief(
         _about(product=product, as_of=as_of, newest=cube.as_of),
     )
     return brief(sections)
+
+
+def _product_sections(
+    engine: Engine,
+    view: WeeklyView,
+    cube: Cube,
+    cells: pl.DataFrame,
+    totals: pl.DataFrame,
+    table: pl.DataFrame,
+    incidents: pl.DataFrame,
+    *,
+    as_of: datetime,
+    week_total: int,
+) -> tuple[Section, ...]:
+    """The product brief's sections: the headline (what changed on the product surfaces
+    and what to consider fixing), one section per surface
+    (:mod:`analytics.reports.surfaces`), the emerging topics, all categories, then the
+    anomalies, T&S operations and known events, and what the brief holds back."""
+    monday = view.week
+    clusters = emerging_view(engine, Filters(), as_of=as_of, role=READER).clusters
+    topics = product_topics(clusters, week_total=week_total)
+    weeks = surface_weeks(cells, surface_exposure(cube))
+    surfaces = surface_table(weeks, monday)
+    where = surface_where(cube, monday, [c.value for c in Category])
+    story = surface_headline(surfaces, where, topics)
+    return (
+        product_headline_section(view, table, totals, story=story, chart=surface_chart(weeks)),
+        *surface_sections(surfaces, weeks, where=where, topics=topics),
+        emerging_section(
+            engine, Filters(), as_of, product=True, week_total=week_total, clusters=clusters
+        ),
+        product_movers_section(table, cells),
+        anomalies_section(engine, incidents, monday, as_of, product=True),
+        service_section(view, cube, product=True),
+        known_events_section(cube.annotations, monday, incidents),
+        _about(product=True, as_of=as_of, newest=cube.as_of),
+    )
 
 
 def _no_data(engine: Engine, monday: date, filters: Filters, *, product: bool) -> Section:
@@ -173,7 +231,11 @@ def _about(*, product: bool, as_of: datetime, newest: datetime | None) -> Sectio
             "only. Rates are shown only where at least "
             f"{SUPPRESSION_THRESHOLD} cases lie on each side of them, medians where at least "
             f"{SUPPRESSION_THRESHOLD} cases underlie them; the backlog is given at the week's "
-            "end only; anomalies carry scores and shares, no counts; prevalence is not shown.",
+            "end only; anomalies carry scores and shares, no counts. Rates per 1,000 exposures "
+            "are shown only with their counts (exposures are known, so a rate is a count); a "
+            "surface is counted only when every category of it is shown, and a platform or "
+            "region is named, never counted, only when it holds most of a category's cases "
+            f"and the rest at least {SUPPRESSION_THRESHOLD}.",
         ]
     else:
         sentences.append(

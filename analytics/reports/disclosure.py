@@ -28,7 +28,13 @@ exactly (issue 14). The mechanism:
    every brief showing a week (as this week, previous week, in the 4-week mean, in the
    charts) shows it the same way, and everything derived (changes, means, tests,
    sentences) is computed from shown numbers only.
-5. *Everything else carries no count below the threshold and no exact sub-count whose
+5. *Sums of shown cells only* (:func:`protect_sums`): a group of categories (a product
+   surface, :mod:`analytics.reports.surfaces`) is counted only when every category in it
+   is shown that week, so its count, and its rate per 1,000 exposures (exposures are
+   known elsewhere, so a rate is a count), add nothing to the category table; a slice
+   (platform, region) of a category is only ever *named*, never counted, and only when it
+   holds most of the category's cases and the rest at least the threshold (:func:`top_slice`).
+6. *Everything else carries no count below the threshold and no exact sub-count whose
    complement is shown*: rates only where the counts on both sides of them are at least
    the threshold in both weeks (:func:`product_rates`, :data:`BREACH_RATE_SHOWN`; so
    neither count they could give back is small); medians only over at least that many
@@ -36,8 +42,8 @@ exactly (issue 14). The mechanism:
    seen through a later brief's window, would differ from its own brief's); topic counts
    only while the week's total minus the shown ones stays at or above the threshold
    (:func:`protect_topics`); ring sizes suppressed; anomalies by score and shares of the
-   change, never counts; no prevalence (with weekly active accounts known elsewhere it
-   would give back the total).
+   change, never counts; rates per exposure only with their shown counts (point 5: with
+   the exposures known elsewhere, a rate gives its count back).
 
 Noise calibrated to a privacy budget was the alternative; it was not chosen because
 product teams read these counts as exact and compare weeks, and a fixed table with
@@ -49,6 +55,7 @@ least and greatest values a linear program finds consistent with them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
@@ -80,8 +87,10 @@ __all__ = [
     "product_backlog",
     "product_backlog_sentence",
     "product_rates",
+    "protect_sums",
     "protect_topics",
     "protect_weeks",
+    "top_slice",
 ]
 
 # Rates the product brief may show (prevalence would give back the true total of cases).
@@ -130,6 +139,66 @@ def protect_weeks(cells: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         pl.concat(parts).select("week", "category", "cases"),
         pl.DataFrame(totals, schema=schema, orient="row"),
     )
+
+
+def protect_sums(cells: pl.DataFrame, groups: Mapping[str, Sequence[str]]) -> pl.DataFrame:
+    """Each group's weekly count as the sum of its categories' shown cells, null (hidden)
+    when any of them is hidden that week: ``week``, ``group``, ``cases``.
+
+    ``cells`` come from :func:`protect_weeks`. A group's count is then a sum of numbers
+    already shown, and whether it is hidden follows from which cells are: it tells an
+    attacker nothing the category table did not (a group with a hidden cell, added to the
+    others and subtracted from the total, would give back that cell's sum).
+
+    >>> w = date(2026, 3, 30)
+    >>> cells = pl.DataFrame({"week": [w] * 3, "category": ["spam", "harassment", "other"],
+    ...                       "cases": [40, 25, None]})
+    >>> groups = {"messaging": ["spam", "harassment"], "elsewhere": ["other"]}
+    >>> protect_sums(cells, groups).rows()
+    [(datetime.date(2026, 3, 30), 'elsewhere', None), (datetime.date(2026, 3, 30), 'messaging', 65)]
+    """
+    mapping = pl.DataFrame(
+        [(c, g) for g, members in groups.items() for c in members],
+        schema={"category": pl.String, "group": pl.String},
+        orient="row",
+    )
+    return (
+        cells.join(mapping, on="category")
+        .group_by("week", "group")
+        .agg(
+            cases=pl.when(pl.col("cases").null_count() == 0)
+            .then(pl.col("cases").sum())
+            .cast(pl.Int64)
+        )
+        .sort("week", "group")
+    )
+
+
+def top_slice(counts: pl.DataFrame, column: str) -> str | None:
+    """The value of ``column`` (platform, region...) holding most of the cases, or None.
+
+    ``counts`` has ``column`` and ``cases`` (one category in one week). A value is named
+    only when it holds more than half of the cases and the other values together at least
+    :data:`~analytics.access.suppression.SUPPRESSION_THRESHOLD` (so it holds more than
+    that too). Only the name is published, never a count or a share; what the name tells
+    (the others together are fewer than it and at least the threshold) bounds no other
+    value, and not the rest, below the threshold.
+
+    >>> counts = pl.DataFrame({"platform": ["web", "ios", "android"], "cases": [30, 8, 6]})
+    >>> top_slice(counts, "platform")
+    'web'
+    >>> top_slice(counts.with_columns(pl.col("cases") // 2), "platform") is None  # 15, 4+3
+    True
+    >>> top_slice(pl.DataFrame({"platform": ["web", "ios"], "cases": [20, 20]}), "platform")
+    """
+    if counts.is_empty():
+        return None
+    ranked = counts.sort("cases", column, descending=[True, False])
+    top = int(ranked["cases"][0])
+    rest = int(ranked["cases"].sum()) - top
+    if top <= rest or rest < SUPPRESSION_THRESHOLD:
+        return None
+    return str(ranked[column][0])
 
 
 def category_grid(view: WeeklyView) -> pl.DataFrame:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import plotly.graph_objects as go
 import polars as pl
 
 from analytics.access.suppression import SUPPRESSED_TEXT, SUPPRESSION_THRESHOLD, TOTAL_LABEL
@@ -23,16 +24,10 @@ from analytics.present.formatting import (
     format_p,
     format_relative,
     format_value,
-    humanise,
     humanised,
+    significance,
 )
-from analytics.reports.disclosure import (
-    count_or_hidden,
-    mark_hidden,
-    product_backlog,
-    product_backlog_sentence,
-    product_rates,
-)
+from analytics.reports.disclosure import mark_hidden
 from analytics.reports.model import TABLE_ROWS, Section, Table
 from analytics.reports.story import WeekStory
 from analytics.sources.frames import Cube
@@ -148,45 +143,23 @@ def _kpi_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
 
 
 def product_headline_section(
-    view: WeeklyView, cube: Cube, table: pl.DataFrame, totals: pl.DataFrame
+    view: WeeklyView,
+    table: pl.DataFrame,
+    totals: pl.DataFrame,
+    *,
+    story: Sequence[str],
+    chart: go.Figure,
 ) -> Section:
-    """The product headline: the week's total of new cases (shown when at least the
-    threshold), the protected backlog at the week's end, and rates with enough cases on
-    both sides of them."""
+    """The product headline: the week's new cases (shown when at least the threshold),
+    then ``story``, what changed on the product surfaces and what to consider fixing,
+    most significant first (:func:`analytics.reports.surfaces.surface_headline`); the
+    weekly totals and ``chart`` (the surfaces' rates). Significance in words only; no
+    table of its own (each surface's section has one)."""
     label = iso_week(view.week)
-    rows = table.filter(pl.col("category") != TOTAL_LABEL)
     total = table.filter(pl.col("category") == TOTAL_LABEL).row(0, named=True)
-    backlog = product_backlog(view.backlog, view.week)
-    open_now = backlog.filter(pl.col("age_bucket") == TOTAL_LABEL)["open"][0]
     sentences = _provisional(view, label)
     sentences.append(_total_sentence(total))
-    sentences.append(
-        f"{rows['this'].count()} of {rows.height} categories are shown this week; the others "
-        f"read {SUPPRESSED_TEXT}: fewer than {SUPPRESSION_THRESHOLD} cases, or hidden with "
-        "them so that no small count can be worked out from the total."
-    )
-    sentences.append(product_backlog_sentence(backlog, view.week))
-    rates, left_out = product_rates(view, cube)
-    sentences += [kpi_sentence(r, baseline=False) for r in rates]
-    if left_out:
-        sentences.append(
-            f"Not shown because fewer than {SUPPRESSION_THRESHOLD} cases lie on one side of "
-            "them: " + ", ".join(s.lower() for s in left_out) + "."
-        )
-    this, prev = total["this"], total["previous"]
-    frame = pl.DataFrame(
-        {
-            "Metric": ["New cases", "Open backlog at week end"] + [r["label"] for r in rates],
-            "This week": [count_or_hidden(this), count_or_hidden(open_now)]
-            + [format_value(r["value"], r["unit"]) for r in rates],
-            "Previous week": [count_or_hidden(prev), "–"]
-            + [format_value(r["previous"], r["unit"]) for r in rates],
-            "Change": [format_change(this, prev, "count"), "–"]
-            + [format_change(r["value"], r["previous"], r["unit"]) for r in rates],
-            "p (previous)": [format_p(_count_p(this, prev)), "–"]
-            + [format_p(r["p_previous"]) for r in rates],
-        }
-    )
+    sentences += story
     provisional = view.weekly.filter(pl.col("provisional"))["week"].implode()
     series = totals.select(
         "week",
@@ -200,14 +173,7 @@ def product_headline_section(
         y_title="new cases",
         focus=view.week,
     )
-    table_obj = Table(
-        "Headline",
-        frame,
-        _FIGURES,
-        note=f"Totals below {SUPPRESSION_THRESHOLD} read {SUPPRESSED_TEXT}; the backlog is "
-        "given at the week's end only.",
-    )
-    return Section("headline", "Headline", tuple(sentences), (table_obj,), (figure,))
+    return Section("headline", "Headline", tuple(sentences), (), (figure, chart))
 
 
 def _total_sentence(total: Mapping[str, Any]) -> str:
@@ -228,7 +194,7 @@ def _total_sentence(total: Mapping[str, Any]) -> str:
     if prev is not None:
         text += (
             f", {describe_change(this, prev, 'count')} on the previous week's {format_count(prev)} "
-            f"({describe_test(_count_p(this, prev))})"
+            f"({significance(_count_p(this, prev))})"
         )
     if mean is not None:
         text += f"; 4-week mean {format_mean(mean)}"
@@ -354,46 +320,31 @@ def _mover_sentence(row: Mapping[str, Any]) -> str:
 
 
 def product_movers_section(table: pl.DataFrame, cells: pl.DataFrame) -> Section:
-    """The product Top movers: the protected category table
-    (:func:`analytics.reports.disclosure.category_table`), tested on shown cells only,
-    and the category heatmap with hidden cells marked."""
+    """All categories for product: the protected category table
+    (:func:`analytics.reports.disclosure.category_table`) as counts, and the category
+    heatmap with hidden cells marked. The tests are the surfaces' (rates per exposure,
+    :mod:`analytics.reports.surfaces`): a second verdict on counts would contradict them
+    whenever exposure moved."""
     is_total = pl.col("category") == TOTAL_LABEL
     table = table.with_columns(
         rel_prev=pl.col("this") / pl.col("previous") - 1,
         rel_4w=pl.col("this") / pl.col("mean_4w") - 1,
     )
     rows = table.filter(~is_total)
-    tested = rows.filter(pl.col("q_prev").is_not_null() | pl.col("q_4w").is_not_null())
-    significant = rows.filter((pl.col("q_prev") < ALPHA) | (pl.col("q_4w") < ALPHA))
     sentences = [
-        f"{tested.height} of {rows.height} categories have shown cells to compare; tests use "
-        "the shown cells only (exact Poisson, q-values across categories)."
+        f"{rows['this'].count()} of {rows.height} categories are shown this week; the others "
+        f"read {SUPPRESSED_TEXT}: fewer than {SUPPRESSION_THRESHOLD} cases, or hidden with "
+        "them so that no small count can be worked out from the total. Changes here are of "
+        "counts; the surface sections above test rates per exposure."
     ]
-    for row in significant.to_dicts():
-        parts = []
-        if row["q_4w"] is not None:
-            parts.append(
-                f"a 4-week mean of {format_mean(row['mean_4w'])} "
-                f"({format_relative(row['rel_4w'])}, "
-                f"{describe_test(row['q_4w'], 'q')})"
-            )
-        if row["q_prev"] is not None:
-            parts.append(
-                f"{format_count(row['previous'])} the previous week "
-                f"({format_relative(row['rel_prev'])}, "
-                f"{describe_test(row['q_prev'], 'q')})"
-            )
-        sentences.append(
-            f"{humanise(row['category'])}: {format_count(row['this'])} cases against "
-            + " and ".join(parts)
-            + "."
-        )
-    if significant.is_empty():
-        sentences.append(
-            f"None of the {tested.height} categories with shown cells to compare changed "
-            f"significantly (q < {ALPHA})."
-        )
-    frame = _mover_columns(table, humanised(pl.col("category")).alias("Category"), "this")
+    frame = table.select(
+        humanised(pl.col("category")).alias("Category"),
+        pl.col("this").alias("This week"),
+        pl.col("previous").alias("Previous week"),
+        pl.col("rel_prev").alias("Change vs previous"),
+        pl.col("mean_4w").alias("4-week mean"),
+        pl.col("rel_4w").alias("Change vs 4-week mean"),
+    )
     heat = cells.select("week", "category", pl.col("cases").cast(pl.Float64).alias("value"))
     figure = mark_hidden(
         trend_charts.category_heatmap(
@@ -403,10 +354,10 @@ def product_movers_section(table: pl.DataFrame, cells: pl.DataFrame) -> Section:
     table_obj = Table(
         "Cases by category",
         frame,
-        dict(_MOVER_FORMATS),
+        {"Change vs previous": "rel", "Change vs 4-week mean": "rel"},
         suppressed=("This week", "Previous week", "4-week mean"),
         note=f"Cells below {SUPPRESSION_THRESHOLD}, and the smallest others needed to protect "
         f"them, read {SUPPRESSED_TEXT}; each week is suppressed from its own counts, the same "
         "in every brief. The 4-week mean only when all four weeks are shown.",
     )
-    return Section("movers", "Top movers", tuple(sentences), (table_obj,), (figure,))
+    return Section("movers", "All categories", tuple(sentences), (table_obj,), (figure,))

@@ -89,6 +89,14 @@ class Table:
     suppressed: tuple[str, ...] = ()
     threshold: int = SUPPRESSION_THRESHOLD
     note: str = ""
+    #: Hover text of a column's cells: a shown column -> the column of ``frame`` holding
+    #: the text (e.g. the q-value behind "significant"), itself not shown.
+    hover: Mapping[str, str] = field(default_factory=dict)
+
+    def shown_columns(self) -> list[str]:
+        """The columns a reader sees (not those holding hover text)."""
+        behind = set(self.hover.values())
+        return [c for c in self.frame.columns if c not in behind]
 
     def format_of(self, column: str) -> str:
         """How ``column`` reads (its declared format, else one from its dtype)."""
@@ -108,18 +116,18 @@ class Table:
     def text(self) -> pl.DataFrame:
         """Every cell as display text: numbers formatted, suppressed cells ``"hidden"``."""
         columns = {}
-        for name in self.frame.columns:
+        for name in self.shown_columns():
             show = CELL_FORMATS[self.format_of(name)]
             columns[name] = [
                 SUPPRESSED_TEXT if value is None and name in self.suppressed else show(value)
                 for value in self.frame[name].to_list()
             ]
-        return pl.DataFrame(columns, schema=dict.fromkeys(self.frame.columns, pl.String))
+        return pl.DataFrame(columns, schema=dict.fromkeys(columns, pl.String))
 
     def numeric_columns(self) -> list[str]:
         """Columns right-aligned when shown."""
         flush_left = ("text", "bool", "date")
-        return [c for c in self.frame.columns if self.format_of(c) not in flush_left]
+        return [c for c in self.shown_columns() if self.format_of(c) not in flush_left]
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,7 @@ def render_html(brief: Brief) -> str:
         parts.append(f'<section id="{section.key}"><h2>{esc(section.title)}</h2>')
         items = "".join(f"<li>{esc(s)}</li>" for s in section.sentences)
         parts.append(f'<ul class="sentences">{items}</ul>')
-        parts += [_html_table(t) for t in section.tables]
+        parts += [_html_table(t, heading=t.title != section.title) for t in section.tables]
         if section.figures:
             pair = " pair" if len(section.figures) > 1 else ""
             parts.append(f'<div class="figures{pair}">')
@@ -141,16 +141,19 @@ def render_html(brief: Brief) -> str:
     return "\n".join(parts)
 
 
-def _html_table(table: Table) -> str:
+def _html_table(table: Table, *, heading: bool = True) -> str:
+    """A table, its cells' hover text (:attr:`Table.hover`) as ``title`` attributes; no
+    heading of its own when it would repeat its section's."""
     esc = html.escape
     shown = table.text()
+    hover = {c: table.frame[h].to_list() for c, h in table.hover.items()}
     numeric = set(table.numeric_columns())
     head = "".join(
         f'<th class="num">{esc(c)}</th>' if c in numeric else f"<th>{esc(c)}</th>"
         for c in shown.columns
     )
     rows = []
-    for raw, row in zip(table.frame.iter_rows(), shown.iter_rows(), strict=True):
+    for i, (raw, row) in enumerate(zip(table.frame.iter_rows(), shown.iter_rows(), strict=True)):
         total = bool({TOTAL_LABEL, "Total"} & {v for v in raw if isinstance(v, str)})
         cells = []
         for name, text in zip(shown.columns, row, strict=True):
@@ -158,12 +161,15 @@ def _html_table(table: Table) -> str:
             if text == f"<{table.threshold}" and name in table.suppressed:
                 classes.append("hidden")
             attr = f' class="{" ".join(classes)}"' if classes else ""
+            if name in hover and hover[name][i]:
+                attr += f' title="{esc(str(hover[name][i]))}"'
             cells.append(f"<td{attr}>{esc(text)}</td>")
         opening = '<tr class="total">' if total else "<tr>"
         rows.append(f"{opening}{''.join(cells)}</tr>")
     note = f'<p class="table-note">{esc(table.note)}</p>' if table.note else ""
+    title = f"<h3>{esc(table.title)}</h3>" if heading else ""
     return (
-        f'<h3>{esc(table.title)}</h3><div class="table-wrap"><table><thead><tr>{head}</tr>'
+        f'{title}<div class="table-wrap"><table><thead><tr>{head}</tr>'
         f"</thead><tbody>{''.join(rows)}</tbody></table></div>{note}"
     )
 
@@ -277,8 +283,23 @@ def _md_table(table: Table) -> list[str]:
     out.append("| " + " | ".join("---:" if c in numeric else "---" for c in shown.columns) + " |")
     out += ["| " + " | ".join(_md(v) for v in row) + " |" for row in cut.iter_rows()]
     notes = [table.note] if table.note else []
+    behind = [
+        f"{row[0]}: {text}"
+        for row, text in zip(shown.iter_rows(), _hover_texts(table), strict=True)
+        if text
+    ]
+    if behind:  # the numbers behind the words, in a footnote (HTML: on hover)
+        notes.append("Tests: " + "; ".join(behind) + ".")
     if cut.height < shown.height:
         notes.append(f"{shown.height - cut.height} more rows in the HTML brief.")
     if notes:
         out += ["", f"*{_md(' '.join(notes))}*"]
     return [*out, ""]
+
+
+def _hover_texts(table: Table) -> list[str]:
+    """Each row's hover texts (:attr:`Table.hover`) joined, empty where it has none."""
+    if not table.hover:
+        return [""] * table.frame.height
+    columns = [table.frame[h].to_list() for h in table.hover.values()]
+    return ["; ".join(str(v) for v in values if v) for values in zip(*columns, strict=True)]

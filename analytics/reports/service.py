@@ -19,10 +19,9 @@ from analytics.present.formatting import (
     format_count,
     format_day,
     format_value,
+    significance,
 )
 from analytics.reports.disclosure import (
-    BREACH_RATE_SHOWN,
-    mark_hidden,
     product_backlog,
     product_backlog_sentence,
     product_rates,
@@ -39,7 +38,9 @@ _SEVERITIES = ("critical", "high", "medium", "low")
 def service_section(view: WeeklyView, cube: Cube, *, product: bool) -> Section:
     """SLA and backlog: the breach rate, by severity too, response and resolution times,
     and open cases by age; for product only what :mod:`analytics.reports.disclosure`
-    allows."""
+    allows (a short T&S operations section)."""
+    if product:
+        return _product_operations(view, cube)
     kpis = {r["key"]: r for r in view.kpis.to_dicts()}
     severity = trends.weekly_metrics(cube, by="severity")
     now = severity.filter(pl.col("week") == view.week)
@@ -47,27 +48,11 @@ def service_section(view: WeeklyView, cube: Cube, *, product: bool) -> Section:
     overall = trends.weekly_metrics(cube).filter(pl.col("week") == view.week)
     sentences = []
     sla = kpis["sla_breach_rate"]
-    if product:
-        rates, _ = product_rates(view, cube)
-        shown = {r["key"] for r in rates}
-        if "sla_breach_rate" in shown:
-            sentences.append(kpi_sentence(sla, baseline=False))
-        else:
-            sentences.append(
-                f"SLA breach rate not shown: fewer than {SUPPRESSION_THRESHOLD} cases breached "
-                "or met the SLA in this week or the previous one."
-            )
-    else:
-        due, breached = (int(overall[c].sum()) for c in ("due", "breached"))
-        sentences.append(
-            kpi_sentence(sla, baseline=False)[:-1] + f"; {breached:,} of {due:,} cases due."
-        )
-    sentences.append(_severity_sentence(now, product=product))
-    if product:
-        sentences += [kpi_sentence(r, baseline=False) for r in rates if r["unit"] == "hours"] or [
-            f"Median times not shown: fewer than {SUPPRESSION_THRESHOLD} cases underlie them."
-        ]
-        return _product_service(view, severity, now, before, sentences)
+    due, breached = (int(overall[c].sum()) for c in ("due", "breached"))
+    sentences.append(
+        kpi_sentence(sla, baseline=False)[:-1] + f"; {breached:,} of {due:,} cases due."
+    )
+    sentences.append(_severity_sentence(now))
     sentences.append(
         f"Median time to first response {format_value(kpis['ttfr_median_h']['value'], 'hours')} "
         f"({describe_test(kpis['ttfr_median_h']['p_previous'])} against the previous week's "
@@ -79,8 +64,8 @@ def service_section(view: WeeklyView, cube: Cube, *, product: bool) -> Section:
     backlog = view.backlog
     sentences.append(_backlog_sentence(backlog, view.week, kpis["backlog"]))
     tables = (
-        _sla_table(now, before, product=False),
-        _backlog_table(backlog, view.week, product=False),
+        _sla_table(now, before),
+        _backlog_table(backlog, view.week),
     )
     figures = (
         trend_charts.rate_lines(
@@ -91,85 +76,57 @@ def service_section(view: WeeklyView, cube: Cube, *, product: bool) -> Section:
     return Section("service", "SLA and backlog", tuple(sentences), tables, figures)
 
 
-def _product_service(
-    view: WeeklyView,
-    severity: pl.DataFrame,
-    now: pl.DataFrame,
-    before: pl.DataFrame,
-    sentences: list[str],
-) -> Section:
-    """SLA and backlog for product: breach rates only with enough cases on both sides,
-    the backlog at the week's end only, suppressed with its total."""
+_OPERATIONS = ("sla_breach_rate", "ttfr_median_h", "ttr_median_h")
+
+
+def _product_operations(view: WeeklyView, cube: Cube) -> Section:
+    """T&S operations for product, kept short: the SLA breach rate and the median times
+    where :func:`analytics.reports.disclosure.product_rates` allows them, and the backlog
+    at the week's end; significance in words."""
+    rates, _ = product_rates(view, cube)
+    shown = {r["key"]: r for r in rates}
+    labels = dict(view.kpis.select("key", "label").iter_rows())
+    sentences = [_operations_sentence(shown[k]) for k in _OPERATIONS if k in shown]
+    left_out = [str(labels[k]).lower() for k in _OPERATIONS if k not in shown and k in labels]
+    if left_out:
+        sentences.append(
+            f"Not shown because fewer than {SUPPRESSION_THRESHOLD} cases lie on one side of "
+            "them: " + ", ".join(left_out) + "."
+        )
     backlog = product_backlog(view.backlog, view.week)
     sentences.append(product_backlog_sentence(backlog, view.week))
-    sla_series = severity.select(
-        "week",
-        "severity",
-        pl.when(BREACH_RATE_SHOWN).then(pl.col("sla_breach_rate")).alias("value"),
-        "provisional",
-    )
-    end = view.week + timedelta(days=6)
-    bars = backlog.filter(pl.col("age_bucket") != TOTAL_LABEL).with_columns(
-        week_end=pl.lit(end, dtype=pl.Date)
-    )
-    figures = (
-        trend_charts.rate_lines(
-            sla_series, title="SLA breach rate by severity", y_title="breached", group="severity"
-        ),
-        mark_hidden(trend_charts.backlog_bars(bars, title="Open backlog by age at the week's end")),
-    )
-    tables = (
-        _sla_table(now, before, product=True),
-        _backlog_table(backlog, view.week, product=True),
-    )
-    return Section("service", "SLA and backlog", tuple(sentences), tables, figures)
+    return Section("service", "T&S operations", tuple(sentences))
 
 
-def _severity_sentence(now: pl.DataFrame, *, product: bool) -> str:
-    parts = []
-    for row in now.sort(pl.col("severity").replace_strict(_order(_SEVERITIES))).to_dicts():
-        enough = row["breached"] >= SUPPRESSION_THRESHOLD and (
-            row["due"] - row["breached"] >= SUPPRESSION_THRESHOLD
-        )
-        if product and not enough:
-            parts.append(
-                f"{row['severity']} not shown (fewer than {SUPPRESSION_THRESHOLD} breached or met)"
-            )
-        elif product:
-            parts.append(f"{row['severity']} {format_value(row['sla_breach_rate'], 'percent')}")
-        else:
-            parts.append(
-                f"{row['severity']} {format_value(row['sla_breach_rate'], 'percent')} "
-                f"({row['breached']:,} of {row['due']:,})"
-            )
+def _operations_sentence(row: Mapping[str, Any]) -> str:
+    """A KPI in words, its significance without the number.
+
+    >>> _operations_sentence({"label": "SLA breach rate", "unit": "percent", "value": 0.138,
+    ...                       "previous": 0.129, "p_previous": 0.567})
+    "SLA breach rate: 13.8%, up 0.9 pp on the previous week's 12.9% (not significant)."
+    """
+    unit = str(row["unit"])
+    value, previous = row["value"], row["previous"]
+    return (
+        f"{row['label']}: {format_value(value, unit)}, {describe_change(value, previous, unit)} "
+        f"on the previous week's {format_value(previous, unit)} "
+        f"({significance(row['p_previous'])})."
+    )
+
+
+def _severity_sentence(now: pl.DataFrame) -> str:
+    parts = [
+        f"{row['severity']} {format_value(row['sla_breach_rate'], 'percent')} "
+        f"({row['breached']:,} of {row['due']:,})"
+        for row in now.sort(pl.col("severity").replace_strict(_order(_SEVERITIES))).to_dicts()
+    ]
     return (
         "Breach rate by severity (first-response SLA 2 h critical, 12 h high, 48 h medium, "
         "120 h low): " + "; ".join(parts) + "."
     )
 
 
-def _sla_table(now: pl.DataFrame, before: pl.DataFrame, *, product: bool) -> Table:
-    if product:
-        shown = before.select(
-            "severity", prev_rate=pl.when(BREACH_RATE_SHOWN).then(pl.col("sla_breach_rate"))
-        )
-        frame = (
-            now.select("severity", rate=pl.when(BREACH_RATE_SHOWN).then(pl.col("sla_breach_rate")))
-            .join(shown, on="severity", how="left")
-            .sort(pl.col("severity").replace_strict(_order(_SEVERITIES)))
-            .select(
-                pl.col("severity").alias("Severity"),
-                pl.col("rate").alias("Breach rate"),
-                pl.col("prev_rate").alias("Previous week"),
-            )
-        )
-        return Table(
-            "SLA breach rate by severity",
-            frame,
-            {"Breach rate": "percent", "Previous week": "percent"},
-            note=f"Rates only where at least {SUPPRESSION_THRESHOLD} cases breached the SLA and "
-            f"at least {SUPPRESSION_THRESHOLD} met it.",
-        )
+def _sla_table(now: pl.DataFrame, before: pl.DataFrame) -> Table:
     joined = now.join(
         before.select("severity", prev_rate="sla_breach_rate", prev_due="due"),
         on="severity",
@@ -189,15 +146,8 @@ def _sla_table(now: pl.DataFrame, before: pl.DataFrame, *, product: bool) -> Tab
     )
 
 
-def _backlog_table(backlog: pl.DataFrame, week: date, *, product: bool) -> Table:
-    """Open cases by age at the week's end (and, for leadership, a week earlier) with a
-    total row; ``backlog`` is :func:`product_backlog`'s for the product brief."""
-    if product:
-        return Table(
-            "Open backlog by age at the week's end",
-            backlog.rename({"age_bucket": "Age", "open": "Open at week end"}),
-            suppressed=("Open at week end",),
-        )
+def _backlog_table(backlog: pl.DataFrame, week: date) -> Table:
+    """Open cases by age at the week's end and a week earlier, with a total row."""
     frame = _with_total(_backlog_pair(backlog, week), ["this", "previous"], label="age_bucket")
     names = {"age_bucket": "Age", "this": "Open at week end", "previous": "A week earlier"}
     return Table("Open backlog by age", frame.rename(names))

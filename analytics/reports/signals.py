@@ -23,6 +23,8 @@ from analytics.present.formatting import (
     format_slice,
     format_span,
     humanise,
+    significance,
+    significance_note,
 )
 from analytics.reports.disclosure import count_or_hidden, protect_topics
 from analytics.reports.model import READER, TABLE_ROWS, Section, Table
@@ -34,7 +36,7 @@ from analytics.views.anomalies import (
 )
 from analytics.views.emerging import NARRATIVE_DAYS, RING_DAYS, emerging_view, ring_view
 
-__all__ = ["anomalies_section", "emerging_section", "known_events_section"]
+__all__ = ["anomalies_section", "emerging_section", "known_events_section", "product_topics"]
 
 _BY_SCORE = ("score", "slice", "freq")  # ties broken by name: the same order on every database
 _TOP_INCIDENTS = 5
@@ -177,17 +179,28 @@ def _cause_shares(causes: pl.DataFrame) -> str:
 
 
 def emerging_section(
-    engine: Engine, filters: Filters, as_of: datetime, *, product: bool, week_total: int
+    engine: Engine,
+    filters: Filters,
+    as_of: datetime,
+    *,
+    product: bool,
+    week_total: int,
+    clusters: pl.DataFrame | None = None,
 ) -> Section:
     """Emerging clusters and rings: topics of the case narratives growing in the last 7
     days and rings of accounts linked by shared devices and IPs (for product, counts as
     :func:`analytics.reports.disclosure.protect_topics` allows and ring sizes
-    suppressed)."""
-    topics = emerging_view(engine, filters, as_of=as_of, role=READER).clusters
+    suppressed). ``clusters``: the topics of
+    :func:`analytics.views.emerging.emerging_view`, when already found."""
+    topics = (
+        emerging_view(engine, filters, as_of=as_of, role=READER).clusters
+        if clusters is None
+        else clusters
+    )
     rings = ring_view(engine, as_of=as_of, role=READER).rings
     emerging = topics.filter(pl.col("is_emerging"))
     if product:
-        emerging = protect_topics(emerging.head(TABLE_ROWS), topics, week_total=week_total)
+        emerging = product_topics(topics, week_total=week_total)
     since = as_of - timedelta(days=NARRATIVE_DAYS)
     sentences = [
         f"Emerging topics in the case narratives of {format_day(since.date())} to "
@@ -204,6 +217,13 @@ def emerging_section(
     return Section("emerging", "Emerging clusters and rings", tuple(sentences), tuple(tables))
 
 
+def product_topics(clusters: pl.DataFrame, *, week_total: int) -> pl.DataFrame:
+    """The emerging topics the product brief shows (at most :data:`TABLE_ROWS`), their
+    counts as :func:`analytics.reports.disclosure.protect_topics` allows."""
+    emerging = clusters.filter(pl.col("is_emerging")).head(TABLE_ROWS)
+    return protect_topics(emerging, clusters, week_total=week_total)
+
+
 def _topic_sentence(row: Mapping[str, Any], *, product: bool) -> str:
     recent, before = row["recent_count"], row["baseline_count"]
     terms = ", ".join(row["top_terms"])
@@ -215,15 +235,15 @@ def _topic_sentence(row: Mapping[str, Any], *, product: bool) -> str:
         )
     shown = [count_or_hidden(v) for v in (recent, before)]
     tail = (
-        f"growth ×{row['growth']:.1f}, {describe_test(row['q_value'], 'q')}"
+        f"growth ×{row['growth']:.1f}, {significance(row['q_value'])}"
         if row["growth"] is not None
         else "significant growth"
     )
+    category = row["top_category"]
+    filed = f"filed mostly in category {humanise(category).lower()}" if category else "no category"
     return (
-        f"Topic “{row['label']}” ({terms}): {shown[0]} cases in the last 7 days against "
-        f"{shown[1]} in the "
-        f"{NARRATIVE_DAYS - 7} days before ({tail}); main category "
-        f"{row['top_category'] or 'none'}."
+        f"“{row['label']}”: {shown[0]} cases in the last 7 days against {shown[1]} in the "
+        f"{NARRATIVE_DAYS - 7} days before ({tail}); {filed}."
     )
 
 
@@ -243,14 +263,20 @@ def _topic_table(emerging: pl.DataFrame, *, product: bool) -> Table:
         return Table(
             "Emerging topics", frame.with_columns(pl.col("Topic").cast(pl.String)), formats
         )
+    q = frame["q"].to_list()  # in words, the number on hover
+    frame = frame.with_columns(
+        pl.Series("q", [significance(v) for v in q], dtype=pl.String),
+        pl.Series("Tests", [significance_note(v, "q") if v is not None else "" for v in q]),
+    ).rename({"q": "Significance"})
     return Table(
         "Emerging topics",
         frame,
-        formats,
+        {"Growth ×": "mean"},
         suppressed=("Last 7 days", "Before"),
         note=f"A count reads {SUPPRESSED_TEXT} below {SUPPRESSION_THRESHOLD}, or when the "
         f"cases outside the shown topics would fall below {SUPPRESSION_THRESHOLD}; growth "
-        "and q only where both counts are shown.",
+        "and its test only where both counts are shown (q-values across topics, on hover).",
+        hover={"Significance": "Tests"},
     )
 
 

@@ -1,0 +1,679 @@
+"""The product brief by product surface: where each kind of abuse lives, how often per
+exposure, what changed and what to consider fixing.
+
+A surface (:data:`SURFACES`) is a part of the product (bookings, reviews, messaging,
+payments, accounts and sign-in) with the events that make it up
+(:class:`analytics.core.models.EventKind`) and the abuse categories that happen there.
+Each category is measured per 1,000 of its own exposure, as on the Weekly trends page
+(:data:`analytics.metrics.trends.EXPOSURE_OF`): reviews posted, bookings made (payments
+are taken at booking), messages sent, active accounts. Cases filed as ``other`` belong to
+no surface and get a group of their own.
+
+Every number here goes through :mod:`analytics.reports.disclosure`: a category's count is
+its cell of the protected category table (:func:`~analytics.reports.disclosure.protect_weeks`,
+the same in every brief), a surface's count is the sum of its categories' shown cells and is
+hidden when any of them is (:func:`~analytics.reports.disclosure.protect_sums`), a rate is
+shown only with its count (exposures are public, so a rate is a count), means and tests use
+shown numbers only, a platform or region is named only as
+:func:`~analytics.reports.disclosure.top_slice` allows, and an emerging topic by the phrase
+the brief's topic table already shows. Significance is in words; the q-values are the
+tables' hover text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import polars as pl
+
+from analytics.access.suppression import SUPPRESSED_TEXT, SUPPRESSION_THRESHOLD
+from analytics.core.calendar import WEEK
+from analytics.core.models import Category, EventKind
+from analytics.metrics import trends
+from analytics.metrics.stats import ALPHA, fdr, poisson_test
+from analytics.present import trend_charts
+from analytics.present.formatting import (
+    format_count,
+    format_days,
+    format_mean,
+    format_relative,
+    humanise,
+    significance,
+    significance_note,
+)
+from analytics.reports.disclosure import protect_sums, top_slice
+from analytics.reports.model import Section, Table
+from analytics.sources.frames import Cube
+
+__all__ = [
+    "LEVERS",
+    "SURFACES",
+    "Surface",
+    "significance_cell",
+    "surface_changes",
+    "surface_chart",
+    "surface_exposure",
+    "surface_headline",
+    "surface_sections",
+    "surface_table",
+    "surface_weeks",
+    "surface_where",
+]
+
+
+@dataclass(frozen=True)
+class Surface:
+    """A part of the product: its key, its title, the events it is made of and the abuse
+    categories that happen on it."""
+
+    key: str
+    title: str
+    events: tuple[str, ...]
+    categories: tuple[str, ...]
+
+
+_E = EventKind
+#: The product surfaces, in the brief's order; every category belongs to exactly one.
+SURFACES: tuple[Surface, ...] = (
+    Surface(
+        "bookings",
+        "Bookings",
+        (_E.booking_created, _E.booking_cancelled, _E.no_show),
+        (Category.fraudulent_booking, Category.no_show_abuse),
+    ),
+    Surface(
+        "reviews", "Reviews", (_E.review_posted,), (Category.fake_review, Category.review_extortion)
+    ),
+    Surface(
+        "messaging",
+        "Messaging",
+        (_E.message_sent,),
+        (
+            Category.harassment,
+            Category.hate_speech,
+            Category.spam,
+            Category.off_platform_solicitation,
+            Category.health_info_exposure,
+        ),
+    ),
+    Surface("payments", "Payments", (_E.payment_failed,), (Category.payment_fraud,)),
+    Surface(
+        "accounts",
+        "Accounts and sign-in",
+        (_E.signup, _E.login, _E.login_failed),
+        (Category.account_takeover, Category.impersonation, Category.credential_misrepresentation),
+    ),
+    Surface("elsewhere", "Not tied to one surface", (), (Category.other,)),
+)
+_SURFACE_OF = {str(c): s.key for s in SURFACES for c in s.categories}
+_BY_KEY = {s.key: s for s in SURFACES}
+
+#: What a product team could change on its surface when a category rises.
+LEVERS: Mapping[str, str] = {
+    "fraudulent_booking": "verifying new accounts before their first booking",
+    "no_show_abuse": "a deposit or a booking limit for accounts that miss appointments",
+    "fake_review": "letting only patients with a completed visit post a review",
+    "review_extortion": "a way for providers to flag a review used as a threat, held before "
+    "it publishes",
+    "harassment": "blocking and reporting from inside the conversation",
+    "hate_speech": "screening abusive language before a message is delivered",
+    "spam": "limits on first messages from new accounts",
+    "off_platform_solicitation": "spotting phone numbers, e-mail addresses and links in messages",
+    "health_info_exposure": "a warning before health details are shared in a message",
+    "payment_fraud": "stronger checks at checkout (card verification, limits on retries)",
+    "account_takeover": "step-up verification when an account signs in from a new device",
+    "impersonation": "checks on profile names and photos, and verified badges",
+    "credential_misrepresentation": "licence verification for providers",
+    "other": "report reasons that fit what is being filed as other",
+}
+
+
+def surface_weeks(cells: pl.DataFrame, exposure: pl.DataFrame) -> pl.DataFrame:
+    """Weekly counts and exposures of every surface and of each of its categories.
+
+    ``cells`` are the protected category cells (``week``, ``category``, ``cases``, null
+    when hidden; :func:`analytics.reports.disclosure.protect_weeks`); ``exposure`` has
+    ``week``, ``category``, ``exposure`` and ``exposure_kind`` (the category's own, from
+    :func:`analytics.metrics.trends.weekly_metrics` by category). Returns ``week``,
+    ``surface``, ``category`` (null for the whole of a surface of two or more categories),
+    ``cases`` (null when hidden: a surface whenever one of its categories is),
+    ``exposure``, ``exposure_kind``.
+
+    >>> w = date(2026, 3, 30)
+    >>> cells = pl.DataFrame({"week": [w] * 3, "category": ["spam", "harassment", "other"],
+    ...                       "cases": [40, 25, None]})
+    >>> exposure = cells.select("week", "category", exposure=pl.lit(1000),
+    ...                         exposure_kind=pl.lit("messages"))
+    >>> out = surface_weeks(cells, exposure).filter(pl.col("category").is_null())
+    >>> out.select("surface", "cases", "exposure").rows()  # one row per surface of 2+
+    [('messaging', 65, 1000)]
+    """
+    by_category = cells.join(
+        exposure.select("week", "category", "exposure", "exposure_kind"),
+        on=["week", "category"],
+        how="left",
+    ).with_columns(surface=pl.col("category").replace_strict(_SURFACE_OF))
+    groups = {s.key: [str(c) for c in s.categories] for s in SURFACES if len(s.categories) > 1}
+    sums = protect_sums(cells, groups).rename({"group": "surface"})
+    exposed = by_category.group_by("week", "surface").agg(
+        pl.col("exposure").first(), pl.col("exposure_kind").first()
+    )
+    whole = sums.join(exposed, on=["week", "surface"], how="left").with_columns(
+        category=pl.lit(None, dtype=pl.String)
+    )
+    columns = ["week", "surface", "category", "cases", "exposure", "exposure_kind"]
+    return (
+        pl.concat([whole.select(columns), by_category.select(columns)])
+        .with_columns(pl.col("exposure").fill_null(0).cast(pl.Int64))
+        .sort("week", "surface", "category", nulls_last=False)
+    )
+
+
+def surface_table(weeks: pl.DataFrame, week: date) -> pl.DataFrame:
+    """One row per surface and per category of it for ``week``, every number from shown
+    counts only.
+
+    Columns: ``surface``, ``category`` (null: the whole surface), ``exposure_kind``,
+    ``this``, ``previous``, ``mean_4w`` (counts; the mean only when all four weeks are
+    shown), the rates per 1,000 exposures ``rate``, ``rate_prev``, ``rate_4w`` (each only
+    with its counts), ``rel_prev``/``rel_4w`` (relative change of the rate),
+    ``p_prev``/``q_prev``/``p_4w``/``q_4w`` (exact Poisson tests of the rates,
+    Benjamini-Hochberg across surfaces and, apart, across categories), and the highest
+    rate of the four weeks before (``peak_rate``, ``peak_week``).
+
+    >>> w = date(2026, 3, 30)
+    >>> weeks = pl.DataFrame({"week": [w - WEEK * k for k in range(5)],
+    ...     "surface": "payments", "category": "payment_fraud",
+    ...     "cases": [60, 20, 22, 18, 20], "exposure": 1000, "exposure_kind": "bookings"})
+    >>> row = surface_table(weeks, w).row(0, named=True)
+    >>> row["rate"], row["rate_prev"], row["rate_4w"], row["q_4w"] < 0.05
+    (60.0, 20.0, 20.0, True)
+    """
+    first = week - 4 * WEEK
+    keys = ["surface", "category"]
+    at = pl.col("week")
+    base = at.is_between(first, week - WEEK)
+    wide = (
+        weeks.filter(at.is_between(first, week))
+        .with_columns(weekly_rate=pl.col("cases") / pl.col("exposure") * 1000)
+        .group_by(keys)
+        .agg(
+            pl.col("exposure_kind").drop_nulls().first(),
+            this=pl.col("cases").filter(at == week).first(),
+            exp=pl.col("exposure").filter(at == week).first(),
+            previous=pl.col("cases").filter(at == week - WEEK).first(),
+            exp_prev=pl.col("exposure").filter(at == week - WEEK).first(),
+            shown=pl.col("cases").filter(base).count(),
+            base=pl.col("cases").filter(base).sum(),
+            exp_4w=pl.col("exposure").filter(base).sum(),
+            peak_rate=pl.col("weekly_rate").filter(base).max(),
+            peak_week=pl.col("week")
+            .filter(base)
+            .sort_by(pl.col("weekly_rate").filter(base), descending=True, nulls_last=True)
+            .first(),
+        )
+        .with_columns(mean_4w=pl.when(pl.col("shown") == 4).then(pl.col("base") / 4))
+    )
+
+    def rate(cases: str, exposure: str) -> pl.Expr:
+        enough = pl.col(exposure) - pl.col(cases) >= SUPPRESSION_THRESHOLD
+        return pl.when(pl.col(cases).is_not_null() & enough).then(
+            pl.col(cases) / pl.col(exposure) * 1000
+        )
+
+    wide = wide.with_columns(
+        rate=rate("this", "exp"),
+        rate_prev=rate("previous", "exp_prev"),
+        rate_4w=pl.when(pl.col("mean_4w").is_not_null()).then(rate("base", "exp_4w")),
+    ).with_columns(
+        rel_prev=pl.col("rate") / pl.col("rate_prev") - 1,
+        rel_4w=pl.col("rate") / pl.col("rate_4w") - 1,
+        peak_week=pl.when(pl.col("rate_4w").is_not_null()).then(pl.col("peak_week")),
+        peak_rate=pl.when(pl.col("rate_4w").is_not_null()).then(pl.col("peak_rate")),
+    )
+    order = {s.key: i for i, s in enumerate(SURFACES)}
+    wide = wide.sort(
+        pl.col("surface").replace_strict(order, return_dtype=pl.Int64),
+        pl.col("category").is_not_null(),
+        pl.col("this").fill_null(-1),
+        "category",
+        descending=[False, False, True, False],
+    )
+    tests = _tests(wide)
+    return wide.with_columns(**tests).select(
+        *keys, "exposure_kind", "this", "previous", "mean_4w", "rate", "rate_prev", "rate_4w",
+        "rel_prev", "rel_4w", *tests, "peak_rate", "peak_week",
+    )  # fmt: skip
+
+
+def _tests(wide: pl.DataFrame) -> dict[str, pl.Series]:
+    """Exact Poisson tests of each row's rate against the previous week and the 4-week
+    mean, on shown counts only; q-values across surfaces and, apart, across categories."""
+    level = wide["category"].is_null().to_numpy()
+    out = {}
+    for name, ok, x0, t0 in (
+        ("prev", wide["rate_prev"], wide["previous"], wide["exp_prev"]),
+        ("4w", wide["rate_4w"], wide["base"], wide["exp_4w"]),
+    ):
+        tested = (wide["rate"].is_not_null() & ok.is_not_null()).to_numpy()
+        p = poisson_test(
+            wide["this"].fill_null(0), wide["exp"].fill_null(0), x0.fill_null(0), t0.fill_null(0)
+        )
+        q = np.full(wide.height, np.nan)
+        for part in (level, ~level):
+            chosen = tested & part
+            if chosen.any():
+                q[chosen] = fdr(p[chosen])
+        out[f"p_{name}"] = pl.Series(np.where(tested, p, np.nan), nan_to_null=True)
+        out[f"q_{name}"] = pl.Series(q, nan_to_null=True)
+    return out
+
+
+def surface_changes(table: pl.DataFrame) -> pl.DataFrame:
+    """The rows of :func:`surface_table` that changed significantly (q below the
+    significance level against the previous week or the 4-week mean), with ``rising``
+    (the rate went up against the comparison that was significant) and ``rank`` (the
+    smaller q first). Whole surfaces and categories alike.
+
+    >>> table = pl.DataFrame({"surface": ["a", "a"], "category": [None, "x"],
+    ...     "rel_prev": [0.1, -0.3], "rel_4w": [0.5, -0.4], "q_prev": [0.4, 0.01],
+    ...     "q_4w": [0.01, 0.2]})
+    >>> surface_changes(table).select("category", "rising").rows()
+    [(None, True), ('x', False)]
+    """
+    q = pl.min_horizontal(pl.col("q_prev").fill_null(1.0), pl.col("q_4w").fill_null(1.0))
+    by_mean = pl.col("q_4w").fill_null(1.0) <= pl.col("q_prev").fill_null(1.0)
+    return (
+        table.with_columns(best_q=q)
+        .filter(pl.col("best_q") < ALPHA)
+        .with_columns(
+            rising=pl.when(by_mean).then(pl.col("rel_4w") > 0).otherwise(pl.col("rel_prev") > 0)
+        )
+        .sort("best_q", "surface", "category", nulls_last=False)
+    )
+
+
+# --------------------------------------------------------------------------- words
+
+
+def _name(row: Mapping[str, Any]) -> str:
+    """A row's name: the category, or the whole surface."""
+    if row["category"] is None:
+        return _BY_KEY[row["surface"]].title
+    return humanise(row["category"])
+
+
+def _per(row: Mapping[str, Any], value: float | None) -> str:
+    return f"{format_mean(value, 1)} per 1,000 {row['exposure_kind']}"
+
+
+def _changes(row: Mapping[str, Any]) -> str:
+    """``up 12.0% on the previous week (not significant) and down 3.1% on the 4-week
+    mean (significant)``: the rate's changes, significance in words only."""
+    parts = []
+    for rel, q, what in (
+        ("rel_prev", "q_prev", "the previous week"),
+        ("rel_4w", "q_4w", "the 4-week mean"),
+    ):
+        if row[rel] is None:
+            continue
+        way = "up" if row[rel] > 0 else "down"
+        size = format_relative(abs(row[rel]))[1:]
+        parts.append(f"{way} {size} on {what} ({significance(row[q])})")
+    return " and ".join(parts) if parts else "not comparable with earlier weeks (hidden then)"
+
+
+def _overview(row: Mapping[str, Any] | None) -> str:
+    """The surface's week in one sentence."""
+    if row is None or row["this"] is None:
+        return (
+            f"This week's count is {SUPPRESSED_TEXT} (one of its categories "
+            f"has fewer than {SUPPRESSION_THRESHOLD} cases, or is hidden to protect one); the "
+            "table shows what its categories can."
+        )
+    count = format_count(row["this"])
+    return f"This week: {count} cases, {_per(row, row['rate'])}; {_changes(row)}."
+
+
+def _changed(row: Mapping[str, Any]) -> str:
+    """What changed: the row's rate against the comparison that was significant."""
+    by_mean = (row["q_4w"] if row["q_4w"] is not None else 1.0) <= (
+        row["q_prev"] if row["q_prev"] is not None else 1.0
+    )
+    rel = row["rel_4w"] if by_mean else row["rel_prev"]
+    base = (
+        f"a 4-week mean of {format_mean(row['rate_4w'], 1)}"
+        if by_mean
+        else f"{format_mean(row['rate_prev'], 1)} the previous week"
+    )
+    way = "rose" if rel > 0 else "fell"
+    return (
+        f"{_name(row)} {way} to {_per(row, row['rate'])} from {base} "
+        f"({format_relative(rel)}, significant)"
+    )
+
+
+def _consider(row: Mapping[str, Any], where: Mapping[str, str], topics: Sequence[str]) -> str:
+    """What changed and what to consider fixing: the rate that moved, where its cases
+    are concentrated and the emerging topic behind it, then the lever of the category
+    that moved; for a fall, that the earlier level has passed."""
+    changed = _changed(row)
+    if not row["rising"]:
+        peak = row["peak_rate"]
+        if peak is not None and row["rate"] is not None and peak > row["rate"]:
+            when = format_days(row["peak_week"], row["peak_week"] + WEEK - _DAY)
+            return (
+                f"{changed}; the mean still holds {format_mean(peak, 1)} in {when}, a level "
+                "that has passed: nothing new to fix."
+            )
+        return f"{changed}: nothing new to fix."
+    lead = row["lead"]
+    text = changed
+    if lead is not None and row["category"] is None:
+        text += f", {humanise(lead).lower()} rising the most"
+    places = [f"on {humanise(where['platform'])}"] if where.get("platform") else []
+    places += [f"in {where['region']}"] if where.get("region") else []
+    if places:
+        text += f", mostly {' and mostly '.join(places)}"
+    quoted = " and ".join(f"“{t}”" for t in topics)
+    if topics:
+        noun = "topic" if len(topics) == 1 else "topics"
+        text += f"; the emerging {noun} {quoted} in the case narratives may be behind it"
+    if lead == "other" and topics:
+        return text + f". Consider a report reason of its own for {quoted}, today filed as other."
+    lever = LEVERS.get(str(lead), "looking at what the cases here have in common")
+    return text + f". Consider {lever}."
+
+
+_DAY = WEEK / 7
+#: The most changes the headline tells.
+_STORY = 5
+
+
+def surface_sections(
+    table: pl.DataFrame,
+    weeks: pl.DataFrame,
+    *,
+    where: Mapping[str, Mapping[str, str]],
+    topics: pl.DataFrame,
+) -> tuple[Section, ...]:
+    """One section per surface: its week, what changed, what to consider fixing, the
+    emerging topics filed under its categories, its table and its categories' rates by
+    week (``weeks``: :func:`surface_weeks`).
+
+    ``where`` maps a category to the platform and region :func:`top_slice` lets the brief
+    name; ``topics`` are the emerging topics the brief shows (``label``,
+    ``top_category``)."""
+    changes = surface_changes(table)
+    sections = []
+    for surface in SURFACES:
+        rows = table.filter(pl.col("surface") == surface.key)
+        whole = rows.filter(pl.col("category").is_null()) if len(surface.categories) > 1 else rows
+        head = whole.row(0, named=True) if whole.height else None
+        mine = changes.filter(pl.col("surface") == surface.key)
+        named = [str(c) for c in surface.categories]
+        found = _topics_of(topics, named)
+        sentences = [_overview(head), _lives_here(surface, rows)]
+        said: set[str] = set()
+        for row in _drivers(mine, rows):
+            own = found.get(str(row["lead"]), [])
+            said.update(own)
+            sentences.append(_consider(row, where.get(str(row["lead"]), {}), own))
+        if mine.is_empty():
+            tested = rows.filter(pl.col("q_prev").is_not_null() | pl.col("q_4w").is_not_null())
+            sentences.append(
+                f"No significant change here ({tested.height} of "
+                f"{rows.height} rates tested against the previous week and the 4-week mean): "
+                "nothing new to fix."
+            )
+        rest = [t for ts in found.values() for t in ts if t not in said]
+        if rest:
+            sentences.append(
+                "Emerging in the case narratives of the last 7 days here: "
+                + ", ".join(f"“{t}”" for t in rest)
+                + "."
+            )
+        sections.append(
+            Section(
+                f"surface_{surface.key}",
+                surface.title,
+                tuple(sentences),
+                (_surface_table(surface, rows),),
+                (_category_chart(surface, weeks),),
+            )
+        )
+    return tuple(sections)
+
+
+def _lives_here(surface: Surface, rows: pl.DataFrame) -> str:
+    """The abuse categories of the surface and what they are measured against."""
+    names = [humanise(str(c)).lower() for c in surface.categories]
+    kinds = rows["exposure_kind"].drop_nulls()
+    against = f", each per 1,000 {kinds[0]}" if kinds.len() else ""
+    events = ", ".join(humanise(str(e)).lower() for e in surface.events)
+    made = f" (events: {events})" if events else ""
+    count = len(names)
+    listed = names[0] if count == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    noun = "category" if count == 1 else "categories"
+    return f"{count} abuse {noun} here{made}: {listed}{against}."
+
+
+def _drivers(mine: pl.DataFrame, rows: pl.DataFrame) -> list[dict[str, Any]]:
+    """The changes to explain: each significant category; when only the whole surface
+    moved, the surface, with ``lead`` the category whose rate moved most the same way."""
+    categories = mine.filter(pl.col("category").is_not_null())
+    if categories.height or mine.is_empty():
+        return [{**r, "lead": r["category"]} for r in categories.to_dicts()]
+    whole = mine.row(0, named=True)
+    column = "rel_4w" if whole["q_4w"] is not None and whole["q_4w"] < ALPHA else "rel_prev"
+    sign = 1 if whole["rising"] else -1
+    candidates = rows.filter(pl.col("category").is_not_null(), pl.col(column).is_not_null())
+    best = candidates.sort(pl.col(column) * sign, "category", descending=[True, False])
+    lead = best["category"][0] if best.height and best[column][0] * sign > 0 else None
+    return [{**whole, "lead": lead}]
+
+
+def _topics_of(topics: pl.DataFrame, categories: Sequence[str]) -> dict[str, list[str]]:
+    """The emerging topics' phrases by main category, for the categories given."""
+    if topics.is_empty() or "top_category" not in topics.columns:
+        return {}
+    out: dict[str, list[str]] = {}
+    for label, category in topics.select("label", "top_category").iter_rows():
+        if category in categories:
+            out.setdefault(str(category), []).append(str(label))
+    return out
+
+
+def significance_cell(row: Mapping[str, Any]) -> tuple[str, str]:
+    """A table row's significance in words (against which comparison) and the q-values
+    behind it, for hover text.
+
+    >>> significance_cell({"q_prev": 0.4, "q_4w": 0.002})[0]
+    'significant (vs 4-week mean)'
+    >>> significance_cell({"q_prev": 0.4, "q_4w": 0.002})[1]
+    'q = 0.400 against the previous week; q = 0.002 against the 4-week mean'
+    >>> significance_cell({"q_prev": None, "q_4w": None})
+    ('not tested', '')
+    """
+    q_prev, q_4w = row["q_prev"], row["q_4w"]
+    flags = [q is not None and q < ALPHA for q in (q_prev, q_4w)]
+    word = {
+        (True, True): "significant (both)",
+        (True, False): "significant (vs previous)",
+        (False, True): "significant (vs 4-week mean)",
+    }.get((flags[0], flags[1]), significance(None if q_prev is None and q_4w is None else 1.0))
+    hover = "; ".join(
+        f"{significance_note(q, 'q')} against {what}"
+        for q, what in ((q_prev, "the previous week"), (q_4w, "the 4-week mean"))
+        if q is not None
+    )
+    return word, hover
+
+
+def _surface_table(surface: Surface, rows: pl.DataFrame) -> Table:
+    verdicts = [significance_cell(r) for r in rows.to_dicts()]
+    kinds = rows["exposure_kind"].drop_nulls()
+    per = f"per 1,000 {kinds[0]}" if kinds.len() else "per 1,000 exposures"
+    frame = rows.select(
+        pl.when(pl.col("category").is_null())
+        .then(pl.lit(f"All {surface.title.lower()}"))
+        .otherwise(pl.col("category").map_elements(humanise, return_dtype=pl.String))
+        .alias("Category"),
+        pl.col("this").alias("This week"),
+        pl.col("rate").alias("Per 1,000"),
+        pl.col("rate_prev").alias("Previous week"),
+        pl.col("rate_4w").alias("4-week mean"),
+        pl.col("rel_prev").alias("Change vs previous"),
+        pl.col("rel_4w").alias("Change vs 4-week mean"),
+        pl.Series("Significance", [v[0] for v in verdicts], dtype=pl.String),
+        pl.Series("Tests", [v[1] for v in verdicts], dtype=pl.String),
+    )
+    return Table(
+        f"{surface.title}: cases this week and the rate {per}",
+        frame,
+        {
+            "Per 1,000": "mean",
+            "Previous week": "mean",
+            "4-week mean": "mean",
+            "Change vs previous": "rel",
+            "Change vs 4-week mean": "rel",
+        },
+        suppressed=("This week",),
+        note=f"Rates {per}, each only where its count is shown; hidden below "
+        f"{SUPPRESSION_THRESHOLD} cases or to protect such a count, and a surface whenever "
+        "one of its categories is. Exact Poisson tests of the rates, q-values across "
+        "surfaces and across categories (on hover).",
+        hover={"Significance": "Tests"},
+    )
+
+
+# --------------------------------------------------------------------------- headline
+
+
+def surface_headline(
+    table: pl.DataFrame, where: Mapping[str, Mapping[str, str]], topics: pl.DataFrame
+) -> list[str]:
+    """The headline's story: the significant changes across surfaces, most significant
+    first, each with what to consider (at most :data:`_STORY`), or that none changed; then
+    the emerging topics not already named."""
+    changes = surface_changes(table)
+    categories = [str(c) for s in SURFACES for c in s.categories]
+    found = _topics_of(topics, categories)
+    out = []
+    used: set[str] = set()
+    seen: set[tuple[str, str | None]] = set()
+    for change in changes.to_dicts():
+        rows = table.filter(pl.col("surface") == change["surface"])
+        mine = changes.filter(pl.col("surface") == change["surface"])
+        for row in _drivers(mine, rows):
+            key = (row["surface"], row["category"])
+            if key in seen:
+                continue
+            seen.add(key)
+            title = _BY_KEY[row["surface"]].title
+            own = found.get(str(row["lead"]), [])
+            used.update(own)
+            text = _consider(row, where.get(str(row["lead"]), {}), own)
+            out.append(f"{title}: {text}")
+    out = out[:_STORY]
+    if not out:
+        tested = table.filter(pl.col("q_prev").is_not_null() | pl.col("q_4w").is_not_null())
+        out.append(
+            f"No product surface changed significantly: {tested.height} rates of "
+            f"{len(SURFACES)} surfaces and their categories tested against the previous week "
+            "and the 4-week mean."
+        )
+    rest = (
+        [
+            (label, category)
+            for label, category in topics.select("label", "top_category").iter_rows()
+            if label not in used
+        ]
+        if not topics.is_empty()
+        else []
+    )
+    if rest:
+        out.append(
+            "Emerging in the case narratives of the last 7 days: "
+            + "; ".join(
+                f"“{label}” (filed mostly as {humanise(category).lower() if category else 'none'})"
+                for label, category in rest[:3]
+            )
+            + "."
+        )
+    return out
+
+
+def surface_where(cube: Cube, week: date, categories: Sequence[str]) -> dict[str, dict[str, str]]:
+    """For each category, the platform and region :func:`top_slice` lets the brief name
+    (its cases of ``week``)."""
+    opened = cube.cases.filter(pl.col("opened_at").dt.truncate("1w").dt.date() == week)
+    out: dict[str, dict[str, str]] = {}
+    for category in categories:
+        mine = opened.filter(pl.col("category").cast(pl.String) == category)
+        named = {}
+        for column in ("platform", "region"):
+            counts = mine.group_by(pl.col(column).cast(pl.String)).agg(cases=pl.len())
+            value = top_slice(counts.drop_nulls(column), column)
+            if value is not None:
+                named[column] = value
+        out[category] = named
+    return out
+
+
+def surface_exposure(cube: Cube) -> pl.DataFrame:
+    """Each category's weekly exposure (``week``, ``category``, ``exposure``,
+    ``exposure_kind``), as the Weekly trends page measures prevalence."""
+    return trends.weekly_metrics(cube, by="category").select(
+        "week", "category", "exposure", "exposure_kind"
+    )
+
+
+def _category_chart(surface: Surface, weeks: pl.DataFrame) -> go.Figure:
+    """The surface's categories per 1,000 exposures by week (shown weeks only)."""
+    mine = weeks.filter(pl.col("surface") == surface.key, pl.col("category").is_not_null())
+    kinds = mine["exposure_kind"].drop_nulls()
+    per = f"per 1,000 {kinds[0]}" if kinds.len() else "per 1,000"
+    frame = mine.select(
+        "week",
+        pl.col("category").map_elements(humanise, return_dtype=pl.String),
+        value=pl.when(pl.col("cases").is_not_null() & (pl.col("exposure") > 0)).then(
+            pl.col("cases") / pl.col("exposure") * 1000
+        ),
+    ).sort("week", "category")
+    return trend_charts.rate_lines(
+        frame,
+        title=f"{surface.title}: cases {per} by week (hidden weeks left out)",
+        y_title=per,
+        unit="per_1000",
+        group="category",
+    )
+
+
+def surface_chart(weeks: pl.DataFrame) -> go.Figure:
+    """Each surface's cases per 1,000 exposures by week (shown weeks only)."""
+    single = [s.key for s in SURFACES if len(s.categories) == 1]
+    whole = pl.col("category").is_null() | pl.col("surface").is_in(single)
+    frame = (
+        weeks.filter(whole)
+        .with_columns(
+            value=pl.when(pl.col("cases").is_not_null() & (pl.col("exposure") > 0)).then(
+                pl.col("cases") / pl.col("exposure") * 1000
+            ),
+            surface=pl.col("surface").replace_strict({s.key: s.title for s in SURFACES}),
+        )
+        .select("week", "surface", "value")
+        .sort("week")
+    )
+    return trend_charts.rate_lines(
+        frame,
+        title="Cases per 1,000 exposures by surface (hidden weeks left out)",
+        y_title="per 1,000",
+        unit="per_1000",
+        group="surface",
+    )
