@@ -48,6 +48,7 @@ from analytics.reports.surfaces import (
     LEVERS,
     SURFACES,
     surface_exposure,
+    surface_sections,
     surface_table,
     surface_weeks,
 )
@@ -459,3 +460,38 @@ def test_hidden_surfaces_say_so(scam: Brief) -> None:
         for value, cell in zip(frame["This week"], text["This week"], strict=True):
             assert (value is None) == (cell == SUPPRESSED_TEXT)
             assert value is None or value >= T
+
+
+def _one_category_weeks(cases: list[int], monday: date) -> pl.DataFrame:
+    """Payment fraud over five weeks (the last is ``monday``), 1,000 bookings a week."""
+    weeks = [monday - WEEK * k for k in range(len(cases) - 1, -1, -1)]
+    return pl.DataFrame(
+        {"week": weeks, "surface": "payments", "category": "payment_fraud", "cases": cases,
+         "exposure": 1000, "exposure_kind": "bookings"},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("cases", "expected"),
+    [
+        # a wave two weeks ago, gone: the fall is told against the 4-week mean and its peak
+        ([20, 22, 90, 24, 20], "from a 4-week mean of 39.0 (-48.7%, significant); the mean "
+         "still holds 90.0 of "),
+        # a one-week spike, gone: against the previous week, no word about the mean
+        ([20, 22, 21, 60, 20], "from 60.0 the previous week (-66.7%, significant): nothing new"),
+        # a rise against the 4-week mean: the lever
+        ([20, 22, 21, 19, 60], "from a 4-week mean of 20.5 (+192.7%, significant). Consider "
+         f"{LEVERS['payment_fraud']}."),
+    ],
+)  # fmt: skip
+def test_changes_are_told_against_the_comparison_that_moved(cases, expected) -> None:
+    monday = date(2026, 3, 30)
+    table = surface_table(_one_category_weeks(cases, monday), monday)
+    (section,) = [
+        s
+        for s in surface_sections(table, _one_category_weeks(cases, monday), where={},
+                                  topics=pl.DataFrame())
+        if s.key == "surface_payments"
+    ]  # fmt: skip
+    told = [s for s in section.sentences if s.startswith("Payment fraud ")]
+    assert len(told) == 1 and expected in told[0], told

@@ -340,11 +340,16 @@ def _overview(row: Mapping[str, Any] | None) -> str:
     return f"This week: {count} cases, {_per(row, row['rate'])}; {_changes(row)}."
 
 
+def _by_mean(row: Mapping[str, Any]) -> bool:
+    """Whether the row's change is told against the 4-week mean (its smaller q-value)
+    rather than the previous week."""
+    q_4w, q_prev = row["q_4w"], row["q_prev"]
+    return (q_4w if q_4w is not None else 1.0) <= (q_prev if q_prev is not None else 1.0)
+
+
 def _changed(row: Mapping[str, Any]) -> str:
     """What changed: the row's rate against the comparison that was significant."""
-    by_mean = (row["q_4w"] if row["q_4w"] is not None else 1.0) <= (
-        row["q_prev"] if row["q_prev"] is not None else 1.0
-    )
+    by_mean = _by_mean(row)
     rel = row["rel_4w"] if by_mean else row["rel_prev"]
     base = (
         f"a 4-week mean of {format_mean(row['rate_4w'], 1)}"
@@ -365,10 +370,10 @@ def _consider(row: Mapping[str, Any], where: Mapping[str, str], topics: Sequence
     changed = _changed(row)
     if not row["rising"]:
         peak = row["peak_rate"]
-        if peak is not None and row["rate"] is not None and peak > row["rate"]:
+        if _by_mean(row) and peak is not None and row["rate"] is not None and peak > row["rate"]:
             when = format_days(row["peak_week"], row["peak_week"] + WEEK - _DAY)
             return (
-                f"{changed}; the mean still holds {format_mean(peak, 1)} in {when}, a level "
+                f"{changed}; the mean still holds {format_mean(peak, 1)} of {when}, a level "
                 "that has passed: nothing new to fix."
             )
         return f"{changed}: nothing new to fix."
