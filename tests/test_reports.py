@@ -133,16 +133,41 @@ def test_leadership_brief_lists_the_weeks_significant_movers(engine, briefs, ren
     assert significant == expected
     table = briefs[label, "leadership"].section("movers").tables[0]
     assert table.title == "Significant movers"
-    assert set(table.frame["Slice"]) == significant
-    markdown = rendered[label, "leadership"][1]
-    for row in movers["4w"].filter(pl.col("significant")).iter_rows(named=True):
+    # Slices in words: "category=other · severity=high" reads "Other · High".
+    assert set(table.frame["Slice"]) == {_words(s) for s in significant}
+    page, markdown = rendered[label, "leadership"]
+    previous = movers["previous"].select("slice", q_prev="q_value")
+    for row in movers["4w"].join(previous, on="slice").filter(pl.col("significant")).to_dicts():
+        # The sentence gives the verdict in words, never the q-value ...
         sentence = (
-            f"{row['slice']}: {row['current']:.0f} cases against a 4-week mean of "
-            f"{row['expected']:.1f} ({row['rel_change'] * 100:+.1f}%, significant, "
-            f"q = {row['q_value']:.3f})"
+            f"{_words(row['slice'])}: {row['current']:.0f} cases against a 4-week mean of "
+            f"{row['expected']:.1f} ({row['rel_change'] * 100:+.1f}%, significant)"
         )
-        assert sentence in markdown
-        assert row["slice"] in rendered[label, "leadership"][0]
+        assert sentence in markdown and html.escape(sentence, quote=False) in page
+        assert "q = " not in sentence and row["slice"] not in _section(markdown, "Top movers")
+        # ... which is behind the verdict: on hover in HTML, a footnote in Markdown.
+        tests = (
+            f"{_q(row['q_prev'])} against the previous week; "
+            f"{_q(row['q_value'])} against the 4-week mean"
+        )
+        cell = table.frame.filter(pl.col("Slice") == _words(row["slice"])).row(0, named=True)
+        assert cell["Tests"] == tests
+        assert f'title="{html.escape(tests)}">{cell["Significance"]}</td>' in page
+        assert cell["Significance"].startswith("significant")
+
+
+def _words(key: str) -> str:
+    """A movers slice key in words, written here apart from the brief's formatter."""
+    values = [part.split("=")[1] for part in key.split(" · ")]
+    return " · ".join(v.replace("_", " ").capitalize() for v in values)
+
+
+def _q(q: float) -> str:
+    return "q < 0.001" if q < 0.001 else f"q = {q:.3f}"
+
+
+def _section(markdown: str, title: str) -> str:
+    return markdown.split(f"\n## {title}\n")[1].split("\n## ")[0]
 
 
 def test_takeover_week_names_its_anomaly_and_root_cause(briefs, truth):
@@ -216,11 +241,19 @@ def test_the_headline_states_the_kpis_with_their_tests(engine, briefs):
     monday = parse_week(TAKEOVER)
     cards = kpis(_cube(engine, monday), week=monday)
     new = cards.filter(pl.col("key") == "new_cases").row(0, named=True)
-    first = briefs[TAKEOVER, "leadership"].section("headline").sentences[0]
+    headline = briefs[TAKEOVER, "leadership"].section("headline")
+    first = next(s for s in headline.sentences if s.startswith("New cases: "))
     assert first == (
         f"New cases: {new['value']:.0f}, down 5.0% on the previous week's "
-        f"{new['previous']:.0f} (not significant, p = {new['p_previous']:.3f}); 4-week mean "
-        f"{new['baseline']:.0f} (not significant, p = {new['p_baseline']:.3f})."
+        f"{new['previous']:.0f} (not significant); 4-week mean "
+        f"{new['baseline']:.0f} (not significant)."
+    )
+    # The p-values are behind the verdict, in the KPI table's hover text.
+    row = headline.tables[0].frame.row(0, named=True)
+    assert (row["Metric"], row["Significance"]) == ("New cases", "not significant")
+    assert row["Tests"] == (
+        f"p = {new['p_previous']:.3f} against the previous week; "
+        f"p = {new['p_baseline']:.3f} against the 4-week mean"
     )
     significant = cards.filter(pl.col("significant") | pl.col("significant_baseline"))
     assert significant["label"].to_list() == ["First response (median)"]

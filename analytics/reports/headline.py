@@ -16,16 +16,17 @@ from analytics.metrics.weekly import WeeklyView
 from analytics.present import trend_charts
 from analytics.present.formatting import (
     describe_change,
-    describe_test,
     format_change,
     format_count,
     format_mean,
     format_moment,
-    format_p,
     format_relative,
+    format_slice,
     format_value,
     humanised,
     significance,
+    significance_note,
+    sliced,
 )
 from analytics.reports.disclosure import mark_hidden
 from analytics.reports.model import TABLE_ROWS, Section, Table
@@ -72,7 +73,7 @@ def headline_section(view: WeeklyView, story: WeekStory | None = None) -> Sectio
             + ", ".join(f"{r['label'].lower()} sees {r['completeness']:.0%}" for r in partial)
             + " of the week's cases so far."
         )
-    table = Table("Headline KPIs", _kpi_frame(rows), _FIGURES)
+    table = Table("Headline KPIs", _kpi_frame(rows), _FIGURES, hover={"Significance": "Tests"})
     figures = (
         trend_charts.weekly_trend(
             view.series("new_cases"),
@@ -102,44 +103,79 @@ def _provisional(view: WeeklyView, label: str) -> list[str]:
 
 def kpi_sentence(row: Mapping[str, Any], *, baseline: bool) -> str:
     """A KPI row of :attr:`analytics.metrics.weekly.WeeklyView.kpis` in words: its value,
-    its change on the previous week with the test and, with ``baseline``, the 4-week mean
-    with its test."""
+    its change on the previous week with the test's verdict and, with ``baseline``, the
+    4-week mean with its verdict (the p-values are in the KPI table, on hover).
+
+    >>> row = {"label": "New cases", "unit": "count", "value": 120, "previous": 100,
+    ...        "p_previous": 0.04, "baseline": 118.0, "p_baseline": 0.8}
+    >>> first, second = kpi_sentence(row, baseline=True).split("; ")
+    >>> first
+    "New cases: 120, up 20.0% on the previous week's 100 (significant)"
+    >>> second
+    '4-week mean 118 (not significant).'
+    """
     unit = str(row["unit"])
     text = f"{row['label']}: {format_value(row['value'], unit)}"
     if row["previous"] is not None:
         text += (
             f", {describe_change(row['value'], row['previous'], unit)} on the previous week's "
-            f"{format_value(row['previous'], unit)} ({describe_test(row['p_previous'])})"
+            f"{format_value(row['previous'], unit)} ({significance(row['p_previous'])})"
         )
     if baseline and row["baseline"] is not None:
         text += (
             f"; 4-week mean {format_value(row['baseline'], unit)} "
-            f"({describe_test(row['p_baseline'])})"
+            f"({significance(row['p_baseline'])})"
         )
     return text + "."
 
 
 def _kpi_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
-    def verdict(row: Mapping[str, Any]) -> str:
-        flags = [row["significant"], row["significant_baseline"]]
-        return {
-            (True, True): "both",
-            (True, False): "vs previous",
-            (False, True): "vs 4-week mean",
-        }.get((bool(flags[0]), bool(flags[1])), "no")
-
+    """The KPI table: values and changes, the verdict in words (``Significance``) and the
+    p-values behind it (``Tests``, shown on hover)."""
+    verdicts = [
+        _verdict(r["significant"], r["significant_baseline"], r["p_previous"], r["p_baseline"])
+        for r in rows
+    ]
+    tests = [
+        _tests(significance_note(r["p_previous"]), significance_note(r["p_baseline"])) for r in rows
+    ]
     return pl.DataFrame(
         {
             "Metric": [r["label"] for r in rows],
             "This week": [format_value(r["value"], r["unit"]) for r in rows],
             "Previous week": [format_value(r["previous"], r["unit"]) for r in rows],
             "Change": [format_change(r["value"], r["previous"], r["unit"]) for r in rows],
-            "p (previous)": [format_p(r["p_previous"]) for r in rows],
             "4-week mean": [format_value(r["baseline"], r["unit"]) for r in rows],
-            "p (4 weeks)": [format_p(r["p_baseline"]) for r in rows],
-            "Significant": [verdict(r) for r in rows],
+            "Significance": verdicts,
+            "Tests": tests,
         }
     )
+
+
+def _verdict(previous: object, baseline: object, *p: float | None) -> str:
+    """A row's verdict in words: against which comparison it is significant.
+
+    >>> _verdict(True, False, 0.01, 0.2), _verdict(False, False, 0.3, 0.2)
+    ('significant (vs previous)', 'not significant')
+    >>> _verdict(False, False, None, None)
+    'not tested'
+    """
+    if all(v is None for v in p):
+        return "not tested"
+    return {
+        (True, True): "significant (both)",
+        (True, False): "significant (vs previous)",
+        (False, True): "significant (vs 4-week mean)",
+    }.get((bool(previous), bool(baseline)), "not significant")
+
+
+def _tests(previous: str, baseline: str) -> str:
+    """The numbers behind a verdict, for hover text.
+
+    >>> _tests("q = 0.400", "q < 0.001")
+    'q = 0.400 against the previous week; q < 0.001 against the 4-week mean'
+    """
+    return f"{previous} against the previous week; {baseline} against the 4-week mean"
 
 
 def product_headline_section(
@@ -222,11 +258,10 @@ def movers_section(view: WeeklyView, cube: Cube) -> Section:
         best = table.sort("best_q").row(0, named=True) if table.height else None
         if best is not None:
             sentences.append(
-                f"No slice changed significantly; the smallest q-value was "
-                f"{format_p(best['best_q'])} ({best['slice']}: "
-                f"{format_count(best['current'])} against "
+                f"No slice changed significantly; the closest was {format_slice(best['slice'])}"
+                f": {format_count(best['current'])} against "
                 f"{format_count(best['previous'])} the previous week and a 4-week mean of "
-                f"{format_mean(best['mean_4w'])})."
+                f"{format_mean(best['mean_4w'])}."
             )
         shown = table.sort(pl.col("abs_4w").abs(), descending=True).head(5)
         title = "Largest changes (none significant)"
@@ -238,35 +273,50 @@ def movers_section(view: WeeklyView, cube: Cube) -> Section:
             )
         shown = significant.head(TABLE_ROWS)
         title = "Significant movers"
-    frame = _mover_columns(shown, pl.col("slice").alias("Slice"), "current")
+    frame = _mover_columns(shown, sliced(pl.col("slice")).alias("Slice"), "current")
     formats = {"This week": "count", "Previous week": "count", **_MOVER_FORMATS}
     figure = trend_charts.category_heatmap(view.categories, title="New cases by category and week")
-    return Section(
-        "movers", "Top movers", tuple(sentences), (Table(title, frame, formats),), (figure,)
+    table_obj = Table(
+        title,
+        frame,
+        formats,
+        note="Exact Poisson tests; q-values control false discoveries across slices (in the "
+        "HTML brief, hover a verdict for its q-values).",
+        hover={"Significance": "Tests"},
     )
+    return Section("movers", "Top movers", tuple(sentences), (table_obj,), (figure,))
 
 
-_MOVER_FORMATS = {
-    "Change vs previous": "rel",
-    "Change vs 4-week mean": "rel",
-    "q (previous)": "p",
-    "q (4 weeks)": "p",
-}
+_MOVER_FORMATS = {"Change vs previous": "rel", "Change vs 4-week mean": "rel"}
 
 
 def _mover_columns(table: pl.DataFrame, label: pl.Expr, current: str) -> pl.DataFrame:
     """The movers table as shown: a label, this week against the previous one and the
-    4-week mean, each change with its q-value."""
+    4-week mean, the verdict in words (``Significance``) and the q-values behind it
+    (``Tests``, shown on hover)."""
+    rows = table.select("q_prev", "q_4w").rows()
     return table.select(
         label,
         pl.col(current).alias("This week"),
         pl.col("previous").alias("Previous week"),
         pl.col("rel_prev").alias("Change vs previous"),
-        pl.col("q_prev").alias("q (previous)"),
         pl.col("mean_4w").alias("4-week mean"),
         pl.col("rel_4w").alias("Change vs 4-week mean"),
-        pl.col("q_4w").alias("q (4 weeks)"),
+        pl.Series(
+            "Significance",
+            [_verdict(_below(q0), _below(q4), q0, q4) for q0, q4 in rows],
+            dtype=pl.String,
+        ),
+        pl.Series(
+            "Tests",
+            [_tests(significance_note(q0, "q"), significance_note(q4, "q")) for q0, q4 in rows],
+            dtype=pl.String,
+        ),
     )
+
+
+def _below(q: float | None) -> bool:
+    return q is not None and q < ALPHA
 
 
 def _mover_table(previous: pl.DataFrame, four: pl.DataFrame) -> pl.DataFrame:
@@ -310,12 +360,23 @@ def _mover_table(previous: pl.DataFrame, four: pl.DataFrame) -> pl.DataFrame:
 
 
 def _mover_sentence(row: Mapping[str, Any]) -> str:
+    """A significant mover in words, its slice as words and each change's verdict (the
+    q-values are in the table, on hover).
+
+    >>> first, second = _mover_sentence(
+    ...     {"slice": "category=other · severity=high", "current": 40.0, "mean_4w": 20.0,
+    ...      "rel_4w": 1.0, "q_4w": 0.001, "previous": 30.0, "rel_prev": 0.333, "q_prev": 0.2}
+    ... ).split(" and ")
+    >>> first
+    'Other · High: 40 cases against a 4-week mean of 20.0 (+100.0%, significant)'
+    >>> second
+    '30 the previous week (+33.3%, not significant).'
+    """
     return (
-        f"{row['slice']}: {format_count(row['current'])} cases against a 4-week mean of "
-        f"{format_mean(row['mean_4w'])} ({format_relative(row['rel_4w'])}, "
-        f"{describe_test(row['q_4w'], 'q')}) and {format_count(row['previous'])} the previous "
-        f"week ({format_relative(row['rel_prev'])}, "
-        f"{describe_test(row['q_prev'], 'q')})."
+        f"{format_slice(row['slice'])}: {format_count(row['current'])} cases against a 4-week "
+        f"mean of {format_mean(row['mean_4w'])} ({format_relative(row['rel_4w'])}, "
+        f"{significance(row['q_4w'])}) and {format_count(row['previous'])} the previous "
+        f"week ({format_relative(row['rel_prev'])}, {significance(row['q_prev'])})."
     )
 
 
