@@ -10,17 +10,11 @@ when it is not for the role. The automatic menu of ``pages/`` file names is off
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from ui import auth, data, nav, session
 
-#: The tab's icon, a file shipped with the app: a Material icon name would make the
-#: browser fetch it from a font host, which fails on an offline network.
-ICON = Path(__file__).resolve().parent / "ui" / "assets" / "lookout.png"
-
-st.set_page_config(page_title="Lookout", page_icon=str(ICON), layout="wide")
+nav.configure_page()
 
 session.redact_logs()
 ready = data.readiness()[0] == "ok"

@@ -8,11 +8,26 @@ pages the role may open. A page opened by its URL checks the role itself
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
 from analytics import access
 from analytics.access import Viewer
+
+#: The tab's icon, a file shipped with the app: a Material icon name would make the
+#: browser fetch it from a font host, which fails on an offline network.
+ICON = Path(__file__).resolve().parent / "assets" / "lookout.png"
+
+
+def configure_page() -> None:
+    """The tab's title and icon and the wide layout. Run by ``app.py`` and again by
+    every page (through :func:`ui.auth.require`): on a server's first request Streamlit
+    runs the page asked for from ``pages/`` without ``app.py``, which left that first
+    page in the narrow centred layout."""
+    st.set_page_config(page_title="Lookout", page_icon=str(ICON), layout="wide")
+
 
 __all__ = ["MENU_KEY", "PAGES", "in_menu", "menu", "pages"]
 

@@ -1,0 +1,60 @@
+"""A freshly started server's first request, in Chromium: the page asked for is laid out
+like every other (wide), although Streamlit runs it from ``pages/`` without ``app.py``.
+
+Without :func:`ui.nav.configure_page` in every page's ``ui.auth.require``, the first
+page of a new server came out in the narrow centred layout (736 px of 1440).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.helpers import copy_small_demo
+
+from . import helpers_browser as shared
+from .helpers_browser import PASSWORD, WAIT, settle
+
+playwright = pytest.importorskip("playwright.sync_api")
+from playwright.sync_api import Browser, expect  # noqa: E402
+
+pytestmark = [pytest.mark.xdist_group("e2e"), pytest.mark.slow]
+browser = shared.browser
+
+
+@pytest.fixture(scope="module")
+def fresh_app(small_demo_file, tmp_path_factory) -> Iterator[str]:
+    """A new server on a copy of the small demo, not yet asked for anything."""
+    folder = tmp_path_factory.mktemp("first-request")
+    url = copy_small_demo(small_demo_file, folder)
+    shared.add_users(url)
+    yield from shared.serve(url, folder)
+
+
+def _main_width(page) -> float:
+    return float(
+        page.evaluate(
+            "() => document.querySelector('[data-testid=\"stMainBlockContainer\"]')"
+            ".getBoundingClientRect().width"
+        )
+    )
+
+
+def test_the_first_page_a_new_server_serves_is_wide(fresh_app, browser: Browser) -> None:
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(WAIT)
+    page.goto(f"{fresh_app}/trends")  # the server's very first page, by its address
+    page.get_by_label("Name", exact=True).fill("lee")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Weekly trends")).to_be_visible()
+    settle(page)
+    first = _main_width(page)
+    page.goto(f"{fresh_app}/anomalies")  # a later page, after app.py has run
+    settle(page)
+    later = _main_width(page)
+    context.close()
+    assert later > 1000  # the wide layout at 1440 px (the centred one is 736 px)
+    assert first == later
