@@ -62,16 +62,16 @@ def movers_table(frame: pl.DataFrame, *, rows: int = 20) -> None:
         placeholder="–",
         column_config={
             "slice": st.column_config.TextColumn("Slice", width=170),
-            "current": st.column_config.NumberColumn("This week", format="localized", width=68),
-            "last_week": st.column_config.NumberColumn("Last week", format="localized", width=68),
+            "current": st.column_config.NumberColumn("This week", format="localized", width=78),
+            "last_week": st.column_config.NumberColumn("Last week", format="localized", width=78),
             "change_week": st.column_config.TextColumn(
-                "Change", width=58, help="Against last week"
+                "Change", width=64, help="Against last week"
             ),
             "baseline": st.column_config.NumberColumn(
-                "4-wk mean", format="%.1f", width=72, help="Mean of the 4 weeks before"
+                "4-wk mean", format="%.1f", width=84, help="Mean of the 4 weeks before"
             ),
             "change_4w": st.column_config.TextColumn(
-                "Change", width=58, help="Against the 4-week mean"
+                "Change", width=64, help="Against the 4-week mean"
             ),
             "against": st.column_config.TextColumn("Significant vs", width=104, help=_Q_HELP),
             "q": st.column_config.NumberColumn("q", format="%.3f", width=52, help=_QV_HELP),
