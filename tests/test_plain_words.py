@@ -200,11 +200,7 @@ _STATES: dict[str, tuple[dict[str, str], ...]] = {
 #: Offences still on a page another part of issue 18 owns, by page: each the start of
 #: the exact offence the walk reports. A page whose only offences are these is an
 #: expected failure that names them; any other offence fails.
-_KNOWN: dict[str, tuple[str, ...]] = {
-    # The top movers table keeps a column of q-values beside its "Significant vs" words
-    # (st.dataframe has no hover text per cell); the Weekly trends page's choice.
-    "pages/trends.py": ("table column 'q': p/q value without its verdict",),
-}
+_KNOWN: dict[str, tuple[str, ...]] = {}
 
 
 def _id(visit: tuple[str, str, dict[str, str]]) -> str:

@@ -41,20 +41,16 @@ def movers(filters: Filters, week: date, count: str, *, role: Role, tested: bool
 
 _Q_HELP = (
     "Significant: the change is larger than chance allows, with the false discovery rate "
-    "controlled at 5% across every slice tested."
-)
-_QV_HELP = (
-    "The q-value of the more significant of the two comparisons (below 0.05 is "
-    "significant); hover the two Change columns for what each compares."
+    "controlled at 5% across every slice tested. The q-values behind each verdict are in "
+    "the weekly brief's Top movers (Reports), on hover."
 )
 
 
 def movers_table(frame: pl.DataFrame, *, rows: int = 20) -> None:
     """The top movers (:func:`analytics.views.trends.both_movers`) as a table whose
-    headers fit at 1280 px; the q-value column only when the week was tested."""
-    shown = frame.head(rows)
-    tested = shown["q"].is_not_null().any()
-    shown = shown.drop("q_week", "q_4w", *([] if tested else ["q"]))
+    headers fit at 1280 px; significance in words (the q-values are in the brief: a
+    table cell has no hover text of its own)."""
+    shown = frame.head(rows).drop("q_week", "q_4w", "q")
     st.dataframe(
         shown,
         hide_index=True,
@@ -74,6 +70,5 @@ def movers_table(frame: pl.DataFrame, *, rows: int = 20) -> None:
                 "Change", width=64, help="Against the 4-week mean"
             ),
             "against": st.column_config.TextColumn("Significant vs", width=104, help=_Q_HELP),
-            "q": st.column_config.NumberColumn("q", format="%.3f", width=52, help=_QV_HELP),
         },
     )

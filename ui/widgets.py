@@ -41,7 +41,6 @@ __all__ = [
     "drill_down",
     "incident_columns",
     "kpi_cards",
-    "movers_table",
     "plain",
     "require_data",
     "selected_incident",
@@ -173,37 +172,6 @@ def kpi_cards(frame: pl.DataFrame, *, per_row: int = 3) -> None:
             f"Still moving: {names} see as little as {share:.0%} of the week's cases so far; "
             "the rest are not yet responded to or resolved."
         )
-
-
-def movers_table(frame: pl.DataFrame, *, rows: int = 20) -> None:
-    """The top movers as a table (see :func:`analytics.metrics.movers.top_movers`)."""
-    shown = frame.head(rows).select(
-        "slice",
-        "current",
-        "expected",
-        "abs_change",
-        pl.col("rel_change") * 100,
-        pl.col("share_of_change") * 100,
-        "q_value",
-        "significant",
-    )
-    st.dataframe(
-        shown,
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "slice": st.column_config.TextColumn("Slice", width="large"),
-            "current": st.column_config.NumberColumn("This week", format="localized"),
-            "expected": st.column_config.NumberColumn("Baseline", format="%.1f"),
-            "abs_change": st.column_config.NumberColumn("Change", format="%+.1f"),
-            "rel_change": st.column_config.NumberColumn("Change %", format="%+.0f%%"),
-            "share_of_change": st.column_config.NumberColumn(
-                "Share of total change", format="%+.0f%%"
-            ),
-            "q_value": st.column_config.NumberColumn("q-value (FDR)", format="%.3f"),
-            "significant": st.column_config.CheckboxColumn("Significant"),
-        },
-    )
 
 
 def chart_config(key: str) -> dict[str, Any]:
