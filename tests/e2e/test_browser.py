@@ -9,12 +9,6 @@ page is also written to ``docs/screenshots/`` for the README.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -22,123 +16,26 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from sqlalchemy import select, text
 
-from analytics import access, demo
+from analytics import demo
 from analytics.core import database, models
 from tests.conftest import PG_URL
-from tests.helpers import SMALL_DEMO_END, copy_small_demo
+from tests.helpers import SMALL_DEMO_END
+
+from . import helpers_browser as shared
+from .helpers_browser import PASSWORD, WAIT, Shots
+from .helpers_browser import add_users as _add_users
+from .helpers_browser import open_page as _open
+from .helpers_browser import serve as _serve
+from .helpers_browser import settle as _settle
+from .helpers_browser import sign_in as _sign_in
 
 playwright = pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 pytestmark = [pytest.mark.xdist_group("e2e"), pytest.mark.slow]
-expect.set_options(timeout=30_000)  # a loaded 2-core machine: a page can take seconds
-
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("LOOKOUT_CHROMIUM", "/usr/bin/chromium")
-OUT = ROOT / "test-output" / "e2e"
-DOCS = ROOT / "docs" / "screenshots"
-PASSWORD = "a long test password"
-#: The shots the README shows, one per page.
-DOC_PAGES = ("overview", "trends", "anomalies", "emerging", "cases", "reports", "admin")
-WAIT = 90_000  # ms: a cold page computes its numbers once
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _serve(url: str, folder: Path) -> Iterator[str]:
-    """Start the app on a free port against ``url``; yield its address; stop it."""
-    port = _free_port()
-    env = {**os.environ, "LOOKOUT_DATABASE_URL": url, "LOOKOUT_SNAPSHOT_DIR": str(folder / "snap")}
-    log = (folder / "streamlit.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                if r.read() == b"ok":
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"the app did not start; see {folder / 'streamlit.log'}")
-        time.sleep(0.3)
-    try:
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
-def _add_users(url: str) -> None:
-    engine = database.make_engine(url)
-    access.add_user(engine, "ann", "associate", PASSWORD)
-    access.add_user(engine, "pat", "product", PASSWORD)
-    access.add_user(engine, "ada", "admin", PASSWORD)
-    access.add_user(engine, "lee", "leadership", PASSWORD)
-    engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def sqlite_app(small_demo_file, tmp_path_factory) -> Iterator[tuple[str, str]]:
-    folder = tmp_path_factory.mktemp("e2e")
-    url = copy_small_demo(small_demo_file, folder)  # a copy: the app signs users in
-    _add_users(url)
-    for base in _serve(url, folder):
-        yield base, url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"Chromium is required for the browser tests: {CHROMIUM} is missing")
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    with sync_playwright() as p:
-        found = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-        )
-        yield found
-        found.close()
-
-
-class Shots:
-    """Numbered screenshots of one test's pages."""
-
-    def __init__(self, name: str) -> None:
-        self.folder = OUT / name
-        shutil.rmtree(self.folder, ignore_errors=True)
-        self.folder.mkdir(parents=True)
-        self.n = 0
-
-    def take(self, page: Page, what: str) -> None:
-        """Screenshot the whole page: the viewport grows to the main area's height for
-        the shot (Streamlit scrolls inside it, so a full-page shot alone would cut it)."""
-        self.n += 1
-        height = page.evaluate(
-            "() => document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight ?? 800"
-        )
-        page.set_viewport_size({"width": 1280, "height": max(800, min(int(height), 6000))})
-        page.wait_for_timeout(400)
-        page.screenshot(path=str(self.folder / f"{self.n:02d}-{what}.png"))
-        if os.environ.get("LOOKOUT_DOCS_SCREENSHOTS") and what in DOC_PAGES:
-            DOCS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(DOCS / f"{what}.png"))
-        page.set_viewport_size({"width": 1280, "height": 800})
+#: The fixtures every browser test shares: a served small demo with users, and Chromium.
+sqlite_app = shared.sqlite_app
+browser = shared.browser
 
 
 @pytest.fixture
@@ -150,32 +47,6 @@ def page(browser: Browser, request) -> Iterator[tuple[Page, Shots]]:
     yield found, shots
     shots.take(found, "last")  # where the test ended, failed or not
     context.close()
-
-
-def _settle(page: Page) -> None:
-    """Wait until Streamlit has finished the run (no spinner, no running status)."""
-    page.wait_for_selector("[data-testid='stApp']")
-    page.wait_for_timeout(500)
-    page.wait_for_function(
-        "() => !document.querySelector(\"[data-testid='stSpinner']\") && "
-        "!document.querySelector(\"[data-testid='stStatusWidget'] button\")",
-        timeout=WAIT,
-    )
-    page.wait_for_timeout(300)
-
-
-def _sign_in(page: Page, base: str, name: str) -> None:
-    page.goto(base)
-    page.get_by_label("Name", exact=True).fill(name)
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_text(f"Signed in as {name}")).to_be_visible()
-    _settle(page)
-
-
-def _open(page: Page, title: str) -> None:
-    page.locator("[class*='st-key-lookout_menu']").get_by_text(title, exact=True).click()
-    _settle(page)
 
 
 def _no_horizontal_scroll(page: Page) -> None:
