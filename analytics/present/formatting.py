@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal, cast
 
 import polars as pl
@@ -84,7 +85,9 @@ def format_number(
     >>> format_number(0.1234, unit="percent")
     '12.3%'
     >>> format_number(4.25, unit="hours"), format_number(74.4, unit="hours")
-    ('4.2 h', '3.1 d')
+    ('4.3 h', '3.1 d')
+    >>> format_number(16.25, digits=1), format_number(-0.04, digits=1)
+    ('16.3', '0.0')
     >>> format_number(1.234, unit="per_1000"), format_number(None)
     ('1.23 per 1k', '–')
     """
@@ -101,9 +104,12 @@ def format_number(
         value, suffix = (value / 24, " d") if abs(value) >= 48 else (value, " h")
     elif unit == "per_1000":
         suffix = " per 1k"
-    if round(value, places) == 0:
-        value = 0.0  # no "-0.0"
-    return f"{value:,.{places}f}{suffix}"
+    # Halves round away from zero on the number as written (16.25 -> 16.3), as the
+    # browser's tables and spreadsheets do, so the brief and the page agree.
+    shown = Decimal(repr(value)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    if shown == 0:
+        shown = Decimal(0).quantize(shown)  # no "-0.0"
+    return f"{shown:,.{places}f}{suffix}"
 
 
 # --------------------------------------------------------------------------- numbers
