@@ -12,6 +12,8 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from analytics.core import database, models
+from analytics.core.calendar import parse_week
+from analytics.reports import build_brief
 from analytics.reports.story import WeekStory, week_story
 from tests.helpers import open_page
 
@@ -83,13 +85,33 @@ def test_product_sees_no_row_counts_small_counts_or_case_text(monkeypatch, small
     assert "Row counts are shown to roles that see unsuppressed aggregates." in [
         c.value for c in at.caption
     ]
-    shown = " ".join(m.value for m in at.markdown)
-    assert "rose to" not in shown  # incidents without their counts
+    shown = " ".join(m.value for m in [*at.markdown, *at.success])
+    assert "incident" not in shown.lower()  # the product brief's headline names none
     engine = database.make_engine(small_db)
     with engine.connect() as conn:
         texts = conn.execute(select(models.Case.description)).scalars().all()
     engine.dispose()
     assert not any(t and t in shown for t in texts)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("week", ["2026-W17", "2026-W12"])  # topics only; a rise on Reviews
+def test_product_reads_the_opening_of_its_brief(monkeypatch, small_db, week: str) -> None:
+    at = _page(monkeypatch, small_db, "product", week=week)
+    assert not at.exception
+    shown = [text for text, _ in _items(at)] + [a.value.replace("\\", "") for a in at.success]
+    engine = database.make_engine(small_db)
+    try:
+        brief = build_brief(engine, week=parse_week(week), audience="product", role="product")
+    finally:
+        engine.dispose()
+    headline = brief.section("headline").sentences
+    assert shown and shown == list(headline[: len(shown)])
+    assert headline[len(shown)].startswith("New cases: ")
+    if week == "2026-W12":
+        assert any(text.startswith("Reviews: Fake review rose to ") for text in shown)
+    else:
+        assert shown[-1].startswith("No product surface changed significantly: ")
 
 
 @pytest.mark.slow

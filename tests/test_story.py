@@ -4,23 +4,26 @@ that the brief's Headline opens with the same sentences."""
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import polars as pl
 import pytest
 from sqlalchemy import select
 
+from analytics.access import AccessDenied
 from analytics.core import database, models
+from analytics.core.models import Category
 from analytics.reports import build_brief
 from analytics.reports.story import (
     ALL_CLEAR,
     MOST,
     WeekStory,
     join_movers,
-    product_movers,
+    product_items,
     story_items,
     week_story,
 )
+from analytics.reports.surfaces import LEVERS, surface_story, surface_table, surface_weeks
 
 WEEK = date(2026, 11, 16)
 EMPTY = pl.DataFrame()
@@ -243,47 +246,79 @@ def test_each_incident_family_gives_its_best_member() -> None:
     assert items[0].text.startswith("New incident: Payment failed · Web events rose to 74")
 
 
-def test_product_sees_no_incident_count_no_ring_and_links_to_its_brief() -> None:
-    monday = datetime(2026, 11, 16)
-    items = _story(
-        "product",
-        incidents=_incidents(
-            (
-                "category=other|specialty=dentistry",
-                "cases",
-                "weekly",
-                monday,
-                monday,
-                monday,
-                6.0,
-                0.0,
-                "up",
-                7.2,
-                True,
-            ),
-        ),  # fmt: skip
-        rings=_rings((101, 12, 5, 3, 4, True, 8.0)),
-        movers=product_movers(
-            pl.DataFrame(
-                {
-                    "category": ["spam", "other", "Total"],
-                    "this": [None, 40, 44],
-                    "previous": [3, 12, 15],
-                    "mean_4w": [None, 11.5, 14.0],
-                    "q_prev": [None, 0.001, None],
-                    "q_4w": [None, 0.002, None],
-                }
-            )
-        ),  # fmt: skip
+def _surfaces(counts: dict[str, list[int]]) -> pl.DataFrame:
+    """A hand-built surface table of WEEK: each category's cases over the four weeks before
+    and the week (30 a week unless given), 1,000 exposures a week."""
+    rows = [
+        (WEEK - timedelta(weeks=4 - k), str(c), counts.get(str(c), [30] * 5)[k])
+        for c in Category
+        for k in range(5)
+    ]
+    cells = pl.DataFrame(rows, schema=["week", "category", "cases"], orient="row")
+    exposure = cells.select(
+        "week", "category", exposure=pl.lit(1000), exposure_kind=pl.lit("bookings")
     )
-    assert [i.kind for i in items] == ["incident", "mover"]
+    return surface_table(surface_weeks(cells, exposure), WEEK)
+
+
+def test_product_is_told_the_surfaces_rises_first_then_topics_then_falls() -> None:
+    table = _surfaces(
+        {
+            "payment_fraud": [20, 22, 18, 20, 60],  # up on both baselines: act now
+            "fake_review": [20, 20, 20, 40, 45],  # up on the 4-week mean only: watch
+            "spam": [80, 80, 80, 80, 30],  # down: a note, told last
+        }
+    )
+    topics = pl.DataFrame(
+        {"label": ["gift cards", "five stars"], "top_category": ["other", "fake_review"],
+         "q_value": [1e-5, 0.01]}
+    )  # fmt: skip
+    told = surface_story(table, {"payment_fraud": {"platform": "web"}}, topics)
+    items, quiet = product_items(told, week=WEEK, role="product")
+    assert quiet == ""
+    assert [(i.kind, i.severity, i.rank) for i in items] == [
+        ("surface", 1, 1),
+        ("surface", 2, 2),
+        ("topic", 2, 3),
+        ("surface", 3, 4),
+    ]
     assert items[0].text == (
-        "New incident: Other · Dentistry cases rose above their expected range over "
-        "16–22 Nov (significant)."
+        "Payments: Payment fraud rose to 60.0 per 1,000 bookings from a 4-week mean of 20.0 "
+        f"(+200.0%, significant), mostly on Web. Consider {LEVERS['payment_fraud']}."
     )
-    assert {i.page for i in items} == {"pages/reports.py"}
+    assert items[0].note == "q < 0.001 against the previous week; q < 0.001 against the 4-week mean"
+    assert items[1].text.startswith("Reviews: Fake review rose to 45.0 per 1,000 bookings ")
+    assert "the emerging topic “five stars”" in items[1].text  # named where it belongs
+    assert items[1].note == "q = 1.000 against the previous week; q = 0.010 against the 4-week mean"
+    assert items[2].text == (
+        "Emerging in the case narratives of the last 7 days: “gift cards” (filed mostly as other)."
+    )
+    assert items[2].note == "q < 0.001 for “gift cards”"
+    assert items[3].text.startswith("Messaging: Spam fell to 30.0 per 1,000 bookings ")
+    assert {(i.page, i.link) for i in items} == {("pages/reports.py", "The weekly brief")}
     assert all(i.query == {"week": "2026-W47"} for i in items)
-    assert "Spam" not in items[1].text  # its cell is hidden
+    # a role that may open the evidence goes there
+    led = product_items(told, week=WEEK, role="leadership")[0]
+    assert [i.page for i in led] == ["pages/trends.py"] * 2 + ["pages/emerging.py"] + [
+        "pages/trends.py"
+    ]
+
+
+def test_a_quiet_week_for_product_says_no_surface_changed() -> None:
+    told = surface_story(_surfaces({}), {}, pl.DataFrame())
+    items, quiet = product_items(told, week=WEEK, role="product")
+    assert items == ()
+    assert quiet == (
+        "No product surface changed significantly: 18 rates of 6 surfaces and their "
+        "categories tested against the previous week and the 4-week mean."
+    )
+    story = WeekStory(WEEK, "product", False, None, (), items, quiet)
+    assert story.sentences == (quiet,) and story.calm == quiet
+
+
+def test_every_number_is_told_only_to_roles_that_see_them() -> None:
+    with pytest.raises(AccessDenied):
+        _story("product", movers=_movers(("region=CA", 1, 90.0, 40.0, 45.0, 0.001, 0.001)))
 
 
 def test_admin_is_sent_where_it_may_go() -> None:
@@ -392,3 +427,29 @@ def test_the_brief_s_headline_opens_with_the_story(engine, week: date, role: str
     assert len(story.items) >= 1
     # then the KPI details, as before
     assert headline.sentences[len(story.sentences)].startswith("New cases: ")
+
+
+#: The small demo's fake-review weeks, each with a rise on Reviews to consider (W10, W12).
+FAKE_REVIEW_WEEKS = (date(2026, 3, 2), date(2026, 3, 16))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("week", [SCAM_WEEK, *FAKE_REVIEW_WEEKS, RUNNING_WEEK])
+def test_the_product_brief_s_headline_opens_with_the_product_story(engine, week: date) -> None:
+    story = week_story(engine, week=week, role="product")
+    told = story.sentences[len(story.preface) :]  # the preface says which week is told
+    assert told
+    for role in ("product", "leadership"):  # the product brief is the same for every role
+        brief = build_brief(engine, week=story.week, audience="product", role=role)
+        headline = brief.section("headline")
+        assert headline.sentences[: len(told)] == told, role
+        assert headline.sentences[len(told)].startswith("New cases: ")  # then the totals
+    considered = [i for i in story.items if "Consider" in i.text]
+    if week in FAKE_REVIEW_WEEKS:  # what to consider, as the Reviews section says it
+        (item,) = considered
+        assert item.kind == "surface" and item.text.startswith("Reviews: Fake review rose to ")
+        reviews = brief.section("surface_reviews").sentences
+        assert item.text in [f"Reviews: {s}" for s in reviews]
+        assert item.note.startswith("q ")
+    if week == RUNNING_WEEK:
+        assert story.week == SCAM_WEEK and len(story.preface) == 1

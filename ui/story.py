@@ -36,6 +36,7 @@ _ICONS = {
     "incident": ":material/notifications_active:",
     "ring": ":material/hub:",
     "mover": ":material/trending_up:",
+    "surface": ":material/trending_up:",
     "fall": ":material/trending_down:",
 }
 #: How each severity reads (analytics.reports.story ranks by it).
@@ -71,15 +72,13 @@ def _query(item: StoryItem) -> dict[str, str]:
 
 def draw(story: WeekStory) -> None:
     """The preface, then each item: its kind, its sentence (p- and q-values on hover) and
-    a link to its evidence."""
+    a link to its evidence; then what did not need attention."""
     for line in story.preface:
         st.info(line, icon=":material/schedule:")
-    if not story.items:
-        st.success(story.sentences[-1], icon=":material/check_circle:")
-        return
     for item in story.items:
         with st.container(border=True, key=f"story_item_{item.rank}"):
-            icon = _ICONS["fall" if item.kind == "mover" and item.severity == 3 else item.kind]
+            fall = item.kind in ("mover", "surface") and item.severity == 3
+            icon = _ICONS["fall" if fall else item.kind]
             st.markdown(
                 f"{icon} **{_SEVERITY[item.severity]}** · {widgets.plain(item.text)}",
                 help=item.note or None,
@@ -90,6 +89,8 @@ def draw(story: WeekStory) -> None:
                 icon=":material/arrow_forward:",
                 query_params=_query(item),
             )
+    if story.calm is not None:
+        st.success(widgets.plain(story.calm), icon=":material/check_circle:")
 
 
 def _scope(filters: Filters, role: Role) -> str:
@@ -114,8 +115,14 @@ def show(selection: Selection | None, *, role: Role) -> None:
         st.error(str(exc))
         return
     st.title(f"This week · {story.period}")
+    what = (
+        "What needs attention"
+        if access.allowed(role, "aggregates")
+        else "What changed on the product surfaces, per 1,000 exposures, and what to consider "
+        "fixing (the product brief's headline)"
+    )
     st.caption(
-        f"What needs attention, most important first, over {_scope(selection.filters, role)}. "
+        f"{what}, most important first, over {_scope(selection.filters, role)}. "
         "Hover the question marks for the p- and q-values behind the words."
     )
     draw(story)

@@ -12,7 +12,7 @@ from analytics import access
 from analytics.access.suppression import SUPPRESSED_TEXT, SUPPRESSION_THRESHOLD
 from analytics.core.calendar import WEEK, is_complete, iso_week, midnight, week_end
 from analytics.core.filters import Filters
-from analytics.core.models import Category, Role
+from analytics.core.models import Role
 from analytics.metrics.stats import ALPHA
 from analytics.metrics.weekly import WeeklyView, weekly_view
 from analytics.present.formatting import format_day, format_moment, format_period
@@ -40,15 +40,7 @@ from analytics.reports.signals import (
     product_topics,
 )
 from analytics.reports.story import week_story
-from analytics.reports.surfaces import (
-    surface_chart,
-    surface_exposure,
-    surface_headline,
-    surface_sections,
-    surface_table,
-    surface_weeks,
-    surface_where,
-)
+from analytics.reports.surfaces import surface_chart, surface_sections, surface_week
 from analytics.sources import load
 from analytics.sources.frames import Cube
 from analytics.views.anomalies import recent_incidents
@@ -165,20 +157,23 @@ def _product_sections(
     as_of: datetime,
     week_total: int,
 ) -> tuple[Section, ...]:
-    """The product brief's sections: the headline (what changed on the product surfaces
-    and what to consider fixing), one section per surface
-    (:mod:`analytics.reports.surfaces`), the emerging topics, all categories, then the
-    anomalies, T&S operations and known events, and what the brief holds back."""
+    """The product brief's sections: the headline (the product's story of the week, as
+    its Overview tells it: what changed on the product surfaces and what to consider
+    fixing), one section per surface (:mod:`analytics.reports.surfaces`), the emerging
+    topics, all categories, then the anomalies, T&S operations and known events, and what
+    the brief holds back."""
     monday = view.week
     clusters = emerging_view(engine, Filters(), as_of=as_of, role=READER).clusters
     topics = product_topics(clusters, week_total=week_total)
-    weeks = surface_weeks(cells, surface_exposure(cube))
-    surfaces = surface_table(weeks, monday)
-    where = surface_where(cube, monday, [c.value for c in Category])
-    story = surface_headline(surfaces, where, topics)
+    surfaces = surface_week(cube, cells, monday, topics=topics)
+    story = week_story(
+        engine, week=monday, role=Role.product, cube=cube, view=view, surfaces=surfaces
+    )
     return (
-        product_headline_section(view, table, totals, story=story, chart=surface_chart(weeks)),
-        *surface_sections(surfaces, weeks, where=where, topics=topics),
+        product_headline_section(
+            view, table, totals, story=story, chart=surface_chart(surfaces.weeks)
+        ),
+        *surface_sections(surfaces.table, surfaces.weeks, where=surfaces.where, topics=topics),
         emerging_section(
             engine, Filters(), as_of, product=True, week_total=week_total, clusters=clusters
         ),

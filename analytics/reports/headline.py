@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import plotly.graph_objects as go
@@ -183,19 +183,18 @@ def product_headline_section(
     table: pl.DataFrame,
     totals: pl.DataFrame,
     *,
-    story: Sequence[str],
+    story: WeekStory,
     chart: go.Figure,
 ) -> Section:
-    """The product headline: the week's new cases (shown when at least the threshold),
-    then ``story``, what changed on the product surfaces and what to consider fixing,
-    most significant first (:func:`analytics.reports.surfaces.surface_headline`); the
-    weekly totals and ``chart`` (the surfaces' rates). Significance in words only; no
-    table of its own (each surface's section has one)."""
+    """The product headline: the week's ``story`` first (what changed on the product
+    surfaces and what to consider fixing, most significant first: the same sentences in the
+    same order as the product's Overview, :func:`analytics.reports.story.week_story`), then
+    the week's new cases (shown when at least the threshold); the weekly totals and
+    ``chart`` (the surfaces' rates). Significance in words only; no table of its own (each
+    surface's section has one)."""
     label = iso_week(view.week)
     total = table.filter(pl.col("category") == TOTAL_LABEL).row(0, named=True)
-    sentences = _provisional(view, label)
-    sentences.append(_total_sentence(total))
-    sentences += story
+    sentences = [*story.sentences, *_provisional(view, label), _total_sentence(total)]
     provisional = view.weekly.filter(pl.col("provisional"))["week"].implode()
     series = totals.select(
         "week",

@@ -3,9 +3,11 @@
 :func:`week_story` reads one ISO week for the signed-in role and returns a
 :class:`WeekStory`: a :class:`StoryItem` per thing that needs attention, each a sentence
 with its numbers, the p- or q-values behind its words (for a tooltip) and a link to the
-evidence. The Overview page shows it and the leadership brief's Headline opens with the
-same sentences (:func:`analytics.reports.headline.headline_section`), so the two never
-disagree. :func:`story_items` is the pure part: frames in, items out.
+evidence. The Overview page shows it and the brief's Headline opens with the same
+sentences (:func:`analytics.reports.headline.headline_section` for leadership,
+:func:`~analytics.reports.headline.product_headline_section` for product teams), so the
+two never disagree. :func:`story_items` (roles that see every number) and
+:func:`product_items` (the product role) are the pure part: frames in, items out.
 
 What is read: top movers (every slice one or two dimensions deep against the previous
 week and against the 4-week mean, :func:`analytics.metrics.movers.top_movers`), the
@@ -34,12 +36,13 @@ moved, an incident family (same source and first dimension) gives its best membe
 **Roles.** Roles with unsuppressed aggregates (leadership, associate, admin) see every
 number, read as the leadership brief reads them (:data:`analytics.reports.model.READER`:
 admin, who may build the leadership brief, sees in the story what that brief says).
-The product role sees what the product brief may show
-(:mod:`analytics.reports.disclosure`): complete weeks only, category movers from the
-protected category table (shown cells only), the SLA breach rate only where enough cases
-lie on both sides of it, incidents by slice and significance without counts, topic counts
-only where :func:`~analytics.reports.disclosure.protect_topics` shows them, and no rings.
-Links go to the page that holds the evidence when the role may open it, else to Reports.
+The product role is told the product brief's story (:func:`product_items` of
+:func:`analytics.reports.surfaces.surface_story`): complete weeks only, what changed on
+the product surfaces in cases per 1,000 exposures, most significant first, each with
+what to consider fixing, then the emerging topics no change named, every number under
+the product brief's suppression (:mod:`analytics.reports.disclosure`); no incident, no
+ring, no case text. Links go to the page that holds the evidence when the role may open
+it, else to Reports.
 """
 
 from __future__ import annotations
@@ -54,7 +57,6 @@ import polars as pl
 from sqlalchemy import Engine
 
 from analytics import access
-from analytics.access.suppression import TOTAL_LABEL
 from analytics.core.calendar import WEEK, is_complete, iso_week, midnight
 from analytics.core.calendar import week_end as calendar_week_end
 from analytics.core.filters import DIMENSIONS, Filters
@@ -74,14 +76,10 @@ from analytics.present.formatting import (
     significance,
     significance_note,
 )
-from analytics.reports.disclosure import (
-    category_grid,
-    category_table,
-    product_rates,
-    protect_topics,
-    protect_weeks,
-)
-from analytics.reports.model import READER, TABLE_ROWS, product_week
+from analytics.reports.disclosure import category_grid, protect_weeks
+from analytics.reports.model import READER, product_week
+from analytics.reports.signals import product_topics
+from analytics.reports.surfaces import SurfaceWeek, surface_story, surface_week
 from analytics.sources import load
 from analytics.sources.frames import Cube
 from analytics.views.anomalies import recent_incidents
@@ -93,24 +91,25 @@ __all__ = [
     "StoryItem",
     "WeekStory",
     "join_movers",
-    "product_movers",
+    "product_items",
     "story_items",
     "week_story",
 ]
 
 #: The kinds of item, in the order they rank within a severity, and how each reads.
-Kind = Literal["sla", "topic", "incident", "ring", "mover"]
+Kind = Literal["sla", "topic", "incident", "ring", "mover", "surface"]
 KINDS: Mapping[str, str] = {
     "sla": "SLA",
     "topic": "Emerging topic",
     "incident": "Incident",
     "ring": "Ring",
     "mover": "Mover",
+    "surface": "Product surface",
 }
 #: The most items a story tells.
 MOST = 7
 #: The most items of each kind.
-_PER_KIND = {"sla": 1, "topic": 2, "incident": 3, "ring": 2, "mover": 3}
+_PER_KIND = {"sla": 1, "topic": 2, "incident": 3, "ring": 2, "mover": 3, "surface": 5}
 #: Weeks of history read before the week (as the brief reads them).
 _HISTORY_WEEKS = 12
 #: Pages a role must be able to open to follow a link there.
@@ -163,8 +162,9 @@ class StoryItem:
 class WeekStory:
     """The week's story for one role: the week (its Monday), whether it is still in
     progress and the data's newest record, the sentences that come before the items
-    (``preface``: the week in progress, the week product numbers cover) and the items,
-    most important first."""
+    (``preface``: the week in progress, the week product numbers cover), the items, most
+    important first, and what did not need attention (``quiet``, told after the items:
+    for product, that no surface changed; ``""`` when there is nothing to say)."""
 
     week: date
     role: str
@@ -172,6 +172,7 @@ class WeekStory:
     as_of: datetime | None
     preface: tuple[str, ...]
     items: tuple[StoryItem, ...]
+    quiet: str = ""
 
     @property
     def period(self) -> str:
@@ -179,12 +180,17 @@ class WeekStory:
         return format_period(self.week)
 
     @property
+    def calm(self) -> str | None:
+        """The sentence after the items: :attr:`quiet`, or :data:`ALL_CLEAR` when there is
+        no item either; ``None`` when neither."""
+        return self.quiet or (None if self.items else ALL_CLEAR)
+
+    @property
     def sentences(self) -> tuple[str, ...]:
-        """The story as the brief's Headline opens: the preface, then each item's sentence
-        (or one sentence saying nothing needs attention)."""
-        if self.items:
-            return (*self.preface, *(i.text for i in self.items))
-        return (*self.preface, ALL_CLEAR)
+        """The story as the brief's Headline opens: the preface, each item's sentence,
+        then :attr:`calm` when there is one."""
+        tail = () if self.calm is None else (self.calm,)
+        return (*self.preface, *(i.text for i in self.items), *tail)
 
 
 #: The sentence of a week without anything that needs attention.
@@ -228,29 +234,6 @@ def join_movers(previous: pl.DataFrame, four: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def product_movers(table: pl.DataFrame) -> pl.DataFrame:
-    """The product's protected category table
-    (:func:`analytics.reports.disclosure.category_table`) as :func:`join_movers`' frame:
-    shown categories only (the total and hidden cells left out).
-
-    >>> table = pl.DataFrame({"category": ["spam", "other", "Total"], "this": [40, None, 44],
-    ...     "previous": [12, 20, 32], "mean_4w": [11.5, 24.25, 35.75],
-    ...     "q_prev": [0.001, None, None], "q_4w": [0.002, None, None]})
-    >>> product_movers(table).rows()
-    [('category=spam', 1, 40.0, 12.0, 11.5, 0.001, 0.002)]
-    """
-    shown = pl.col("this").is_not_null()
-    return table.filter(pl.col("category") != TOTAL_LABEL, shown).select(
-        slice=pl.lit("category=") + pl.col("category"),
-        depth=pl.lit(1, pl.Int64),
-        current=pl.col("this").cast(pl.Float64),
-        previous=pl.col("previous").cast(pl.Float64),
-        mean_4w=pl.col("mean_4w").cast(pl.Float64),
-        q_prev=pl.col("q_prev").cast(pl.Float64),
-        q_4w=pl.col("q_4w").cast(pl.Float64),
-    )
-
-
 def story_items(
     *,
     week: date,
@@ -267,15 +250,13 @@ def story_items(
     still ``in_progress`` a slice below its baselines is not told: its missing days would
     read as a fall.
 
-    ``movers`` is :func:`join_movers`' (or :func:`product_movers`') frame; ``kpis`` holds
-    the KPI rows that may be shown (:func:`analytics.metrics.kpis.kpis`; only its SLA
-    breach rate is read); ``incidents`` is the anomaly scan's
-    (:func:`analytics.views.anomalies.recent_incidents`); ``topics`` the narrative topics
-    (:attr:`analytics.views.emerging.TopicsView.clusters`, for product protected by
-    :func:`~analytics.reports.disclosure.protect_topics`); ``rings`` the rings
-    (:attr:`analytics.views.emerging.RingView.rings`). For the product role
-    (``role`` without unsuppressed aggregates) no incident count is written and rings are
-    left out; its other inputs must already be protected.
+    ``movers`` is :func:`join_movers`' frame; ``kpis`` holds the KPI rows
+    (:func:`analytics.metrics.kpis.kpis`; only its SLA breach rate is read); ``incidents``
+    is the anomaly scan's (:func:`analytics.views.anomalies.recent_incidents`); ``topics``
+    the narrative topics (:attr:`analytics.views.emerging.TopicsView.clusters`); ``rings``
+    the rings (:attr:`analytics.views.emerging.RingView.rings`). Every number is told:
+    ``role`` must see unsuppressed aggregates (the product role's story is
+    :func:`product_items`).
 
     >>> movers = pl.DataFrame({"slice": ["category=other", "category=spam"], "depth": [1, 1],
     ...     "current": [226.0, 50.0], "previous": [215.0, 48.0], "mean_4w": [166.0, 45.0],
@@ -292,12 +273,12 @@ def story_items(
     >>> items[0].page, items[0].query["cases.slice"], items[0].query["cases.opened_to"]
     ('pages/cases.py', 'category=other', '2026-11-29')
     """  # noqa: E501 - the doctest's output is one line
-    product = not access.allowed(role, "aggregates")
+    access.require(role, "aggregates")
     found = [
         *_sla_items(kpis, week, role),
-        *_topic_items(topics, week, role, product=product),
-        *_incident_items(incidents, week, role, product=product),
-        *([] if product else _ring_items(rings, week, role)),
+        *_topic_items(topics, week, role),
+        *_incident_items(incidents, week, role),
+        *_ring_items(rings, week, role),
         *_mover_items(movers, week, role),
     ]
     if in_progress:
@@ -378,9 +359,7 @@ def _sla_items(kpis: pl.DataFrame, week: date, role: Role | str) -> list[StoryIt
 # --------------------------------------------------------------------------- topics
 
 
-def _topic_items(
-    topics: pl.DataFrame, week: date, role: Role | str, *, product: bool
-) -> list[StoryItem]:
+def _topic_items(topics: pl.DataFrame, week: date, role: Role | str) -> list[StoryItem]:
     if topics.is_empty() or "is_emerging" not in topics.columns:
         return []
     out = []
@@ -422,9 +401,7 @@ def _topic_items(
 _UNITS = {"cases": "cases", "events": "events", "detections": "automated detections"}
 
 
-def _incident_items(
-    incidents: pl.DataFrame, week: date, role: Role | str, *, product: bool
-) -> list[StoryItem]:
+def _incident_items(incidents: pl.DataFrame, week: date, role: Role | str) -> list[StoryItem]:
     if incidents.is_empty() or "alerted" not in incidents.columns:
         return []
     lo, hi = midnight(week), midnight(week + WEEK)
@@ -438,36 +415,28 @@ def _incident_items(
         .sort("new", "score", "slice", "freq", descending=[True, True, False, False])
         .unique("family", keep="first", maintain_order=True)
     )
-    return [_incident_item(row, week, role, product=product) for row in mine.to_dicts()]
+    return [_incident_item(row, week, role) for row in mine.to_dicts()]
 
 
-def _incident_item(
-    row: Mapping[str, Any], week: date, role: Role | str, *, product: bool
-) -> StoryItem:
+def _incident_item(row: Mapping[str, Any], week: date, role: Role | str) -> StoryItem:
     first, last = row["start"].date(), row["last_day"]
     p = 10.0 ** -float(row["score"])
     way = "rose" if row["direction"] == "up" else "fell"
     unit = _UNITS.get(str(row["source"]), "cases")
     opened = "New incident" if row["new"] else "Continuing incident"
     what = f"{format_slice(str(row['slice']))} {unit}"
-    if product:
-        text = (
-            f"{opened}: {what} {way} {'above' if way == 'rose' else 'below'} their expected "
-            f"range over {format_days(first, last)} ({significance(p)})."
-        )
-    else:
-        peak = row["peak_ts"].date()
-        when = (
-            f"in the week of {format_days(peak, peak + timedelta(days=6))}"
-            if row["freq"] == "weekly"
-            else f"on {format_days(peak, peak)}"
-        )
-        span = format_days(first, last)
-        over = "" if span in when else f", over {span}"
-        text = (
-            f"{opened}: {what} {way} to {format_count(row['peak_value'])} {when} against "
-            f"{format_mean(row['peak_expected'])} expected ({significance(p)}){over}."
-        )
+    peak = row["peak_ts"].date()
+    when = (
+        f"in the week of {format_days(peak, peak + timedelta(days=6))}"
+        if row["freq"] == "weekly"
+        else f"on {format_days(peak, peak)}"
+    )
+    span = format_days(first, last)
+    over = "" if span in when else f", over {span}"
+    text = (
+        f"{opened}: {what} {way} to {format_count(row['peak_value'])} {when} against "
+        f"{format_mean(row['peak_expected'])} expected ({significance(p)}){over}."
+    )
     incident = {"anomalies.incident": str(row["slice"])}
     page, params = _link(role, week, ("pages/anomalies.py", incident))
     return StoryItem(
@@ -593,6 +562,52 @@ def _q(q: float | None) -> float:
     return 1.0 if q is None or q != q else float(q)
 
 
+# --------------------------------------------------------------------------- product
+
+
+#: Where each sentence of the product's story has its evidence, for a role that may go.
+_PRODUCT_PAGES = {"surface": "pages/trends.py", "topic": "pages/emerging.py"}
+
+
+def product_items(
+    story: pl.DataFrame, *, week: date, role: Role | str
+) -> tuple[tuple[StoryItem, ...], str]:
+    """The product brief's story (:func:`analytics.reports.surfaces.surface_story`: its
+    rows are already protected and in the order told) as items, each with its link, and
+    the sentence of what did not change (``""`` when something did).
+
+    >>> story = pl.DataFrame({"text": ["Payments: Payment fraud rose …", "No surface …"],
+    ...     "kind": ["surface", "quiet"], "severity": [1, 3], "q": [0.002, 1.0],
+    ...     "note": ["q = 0.002 against the 4-week mean", ""]})
+    >>> items, quiet = product_items(story, week=date(2026, 11, 23), role="product")
+    >>> [(i.kind, i.severity, i.rank, i.page, i.query) for i in items]
+    [('surface', 1, 1, 'pages/reports.py', {'week': '2026-W48'})]
+    >>> quiet
+    'No surface …'
+    """
+    items: list[StoryItem] = []
+    quiet = ""
+    for row in story.to_dicts():
+        if row["kind"] == "quiet":
+            quiet = str(row["text"])
+            continue
+        page, params = _link(role, week, (_PRODUCT_PAGES[row["kind"]], {}))
+        items.append(
+            StoryItem(
+                row["kind"],
+                int(row["severity"]),
+                _strength(row["q"]),
+                str(row["text"]),
+                str(row["note"]),
+                page,
+                params,
+                _LINKS[page],
+                rank=len(items) + 1,
+            )
+        )
+    return tuple(items), quiet
+
+
 # --------------------------------------------------------------------------- reading a week
 
 
@@ -605,6 +620,7 @@ def week_story(
     cube: Cube | None = None,
     view: WeeklyView | None = None,
     incidents: pl.DataFrame | None = None,
+    surfaces: SurfaceWeek | None = None,
 ) -> WeekStory:
     """The story of the ISO week holding ``week`` for ``role``.
 
@@ -613,8 +629,9 @@ def week_story(
     data; the product role's story always covers the whole platform. A week still in
     progress says so and is told from what is known; for the product role it is the newest
     complete week instead (the product brief covers complete weeks only).
-    ``cube`` (the 12 weeks before the week under ``filters``), ``view`` and ``incidents``
-    may be passed when already computed (the brief does).
+    ``cube`` (the 12 weeks before the week under ``filters``), ``view``, ``incidents``
+    (read for roles that see every number) and ``surfaces`` (the product's) may be passed
+    when already computed (the briefs do).
     """
     access.require(role, "suppressed")
     product = not access.allowed(role, "aggregates")
@@ -631,7 +648,7 @@ def week_story(
             f"weeks only, so this is {format_period(monday)}."
         )
         cube = load.load_cube(engine, _window(chosen, monday))
-        view = None
+        view, surfaces = None, None
     in_progress = cube.as_of is not None and not is_complete(monday, cube.as_of)
     if in_progress and cube.as_of is not None:
         preface.append(
@@ -641,34 +658,25 @@ def week_story(
     as_of = calendar_week_end(monday, cube.as_of)
     if view is None or view.week != monday:
         view = weekly_view(cube, week=monday)
-    if incidents is None:
-        incidents = recent_incidents(engine, end=as_of.date(), role=READER)
-    topics = emerging_view(engine, chosen, as_of=as_of, role=READER).clusters
+    quiet = ""
     if product:
-        cells, totals = protect_weeks(category_grid(view))
-        movers = product_movers(category_table(cells, totals, monday))
-        kpis = pl.DataFrame(product_rates(view, cube)[0])
-        opened = cube.cases.filter(
-            pl.col("opened_at").is_between(midnight(monday), midnight(monday + WEEK), "left")
-        ).height
-        emerging = topics.filter(pl.col("is_emerging")).head(TABLE_ROWS)
-        topics = protect_topics(emerging, topics, week_total=opened)
-        rings = pl.DataFrame()
+        if surfaces is None:
+            surfaces = _surfaces(engine, cube, view, as_of=as_of)
+        told = surface_story(surfaces.table, surfaces.where, surfaces.topics)
+        items, quiet = product_items(told, week=monday, role=role)
     else:
-        four = top_movers(cube, week=monday, baseline="4w")
-        movers = join_movers(view.movers, four)
-        kpis = view.kpis
-        rings = ring_view(engine, as_of=as_of, role=READER).rings
-    items = story_items(
-        week=monday,
-        role=role,
-        movers=movers,
-        kpis=kpis,
-        incidents=incidents,
-        topics=topics,
-        rings=rings,
-        in_progress=in_progress,
-    )
+        if incidents is None:
+            incidents = recent_incidents(engine, end=as_of.date(), role=READER)
+        items = story_items(
+            week=monday,
+            role=role,
+            movers=join_movers(view.movers, top_movers(cube, week=monday, baseline="4w")),
+            kpis=view.kpis,
+            incidents=incidents,
+            topics=emerging_view(engine, chosen, as_of=as_of, role=READER).clusters,
+            rings=ring_view(engine, as_of=as_of, role=READER).rings,
+            in_progress=in_progress,
+        )
     return WeekStory(
         week=monday,
         role=access.role_of(role).value,
@@ -676,7 +684,19 @@ def week_story(
         as_of=cube.as_of,
         preface=tuple(preface),
         items=items,
+        quiet=quiet,
     )
+
+
+def _surfaces(engine: Engine, cube: Cube, view: WeeklyView, *, as_of: datetime) -> SurfaceWeek:
+    """The product brief's reading of the week by surface, as the brief computes it."""
+    monday = view.week
+    opened = cube.cases.filter(
+        pl.col("opened_at").is_between(midnight(monday), midnight(monday + WEEK), "left")
+    ).height
+    clusters = emerging_view(engine, Filters(), as_of=as_of, role=READER).clusters
+    cells, _ = protect_weeks(category_grid(view))
+    return surface_week(cube, cells, monday, topics=product_topics(clusters, week_total=opened))
 
 
 def _window(filters: Filters, monday: date) -> Filters:

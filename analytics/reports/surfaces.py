@@ -54,13 +54,15 @@ __all__ = [
     "LEVERS",
     "SURFACES",
     "Surface",
+    "SurfaceWeek",
     "significance_cell",
     "surface_changes",
     "surface_chart",
     "surface_exposure",
-    "surface_headline",
     "surface_sections",
+    "surface_story",
     "surface_table",
+    "surface_week",
     "surface_weeks",
     "surface_where",
 ]
@@ -560,58 +562,119 @@ def _surface_table(surface: Surface, rows: pl.DataFrame) -> Table:
 # --------------------------------------------------------------------------- headline
 
 
-def surface_headline(
+def surface_story(
     table: pl.DataFrame, where: Mapping[str, Mapping[str, str]], topics: pl.DataFrame
-) -> list[str]:
-    """The headline's story: the significant changes across surfaces, most significant
-    first, each with what to consider (at most :data:`_STORY`), or that none changed; then
-    the emerging topics not already named."""
+) -> pl.DataFrame:
+    """The product's story of the week, one row per sentence in the order told: the
+    significant changes across surfaces (at most :data:`_STORY`), each with what to
+    consider, rises against both baselines first (severity 1), then rises against one (2),
+    the emerging topics not already named (2), then falls (3), the smaller q-value first
+    within each; then, when no surface changed, a sentence saying so.
+
+    Columns: ``text``, ``kind`` (``surface``, ``topic``, or ``quiet`` for the sentence
+    that nothing changed), ``severity``, ``q`` (the smallest q-value behind the sentence)
+    and ``note`` (the q-values, for hover text). The Overview shows these rows and the
+    product brief's headline opens with them (:mod:`analytics.reports.story`).
+
+    >>> table = pl.DataFrame({"surface": ["payments"], "category": ["payment_fraud"],
+    ...     "exposure_kind": ["bookings"], "rate": [60.0], "rate_prev": [20.0],
+    ...     "rate_4w": [20.0], "rel_prev": [2.0], "rel_4w": [2.0], "q_prev": [0.001],
+    ...     "q_4w": [0.002], "peak_rate": [21.0], "peak_week": [date(2026, 3, 23)]})
+    >>> row = surface_story(table, {}, pl.DataFrame()).row(0, named=True)
+    >>> row["text"][:78], row["severity"]
+    ('Payments: Payment fraud rose to 60.0 per 1,000 bookings from 20.0 the previous', 1)
+    >>> row["note"]
+    'q = 0.001 against the previous week; q = 0.002 against the 4-week mean'
+    """
     changes = surface_changes(table)
     categories = [str(c) for s in SURFACES for c in s.categories]
     found = _topics_of(topics, categories)
-    out = []
-    used: set[str] = set()
-    seen: set[tuple[str, str | None]] = set()
-    for change in changes.to_dicts():
-        rows = table.filter(pl.col("surface") == change["surface"])
-        mine = changes.filter(pl.col("surface") == change["surface"])
-        for row in _drivers(mine, rows):
-            key = (row["surface"], row["category"])
-            if key in seen:
-                continue
-            seen.add(key)
-            title = _BY_KEY[row["surface"]].title
+    told: list[dict[str, Any]] = []
+    for key in changes["surface"].unique(maintain_order=True):
+        mine = changes.filter(pl.col("surface") == key)
+        for row in _drivers(mine, table.filter(pl.col("surface") == key)):
             own = found.get(str(row["lead"]), [])
-            used.update(own)
             text = _consider(row, where.get(str(row["lead"]), {}), own)
-            out.append(f"{title}: {text}")
-    out = out[:_STORY]
-    if not out:
+            told.append(
+                {"text": f"{_BY_KEY[key].title}: {text}", "kind": "surface",
+                 "severity": _severity(row), "q": _best_q(row),
+                 "note": significance_cell(row)[1], "topics": own}
+            )  # fmt: skip
+    told = sorted(told, key=lambda r: (r["severity"], r["q"]))[:_STORY]
+    used = {t for r in told for t in r.pop("topics")}
+    rest = [r for r in topics.to_dicts() if r["label"] not in used][:3]
+    if rest:
+        told.append(_topics_row(rest))
+    told.sort(key=lambda r: (r["severity"], r["kind"] != "surface", r["q"]))
+    if not any(r["kind"] == "surface" for r in told):
         tested = table.filter(pl.col("q_prev").is_not_null() | pl.col("q_4w").is_not_null())
-        out.append(
+        text = (
             f"No product surface changed significantly: {tested.height} rates of "
             f"{len(SURFACES)} surfaces and their categories tested against the previous week "
             "and the 4-week mean."
         )
-    rest = (
-        [
-            (label, category)
-            for label, category in topics.select("label", "top_category").iter_rows()
-            if label not in used
-        ]
-        if not topics.is_empty()
-        else []
+        told.append({"text": text, "kind": "quiet", "severity": 3, "q": 1.0, "note": ""})
+    schema = {"text": pl.String, "kind": pl.String, "severity": pl.Int64, "q": pl.Float64,
+              "note": pl.String}  # fmt: skip
+    return pl.DataFrame(told, schema=schema)
+
+
+def _severity(row: Mapping[str, Any]) -> int:
+    """1 for a rate up significantly against both baselines, 2 against one, 3 a fall."""
+    if not row["rising"]:
+        return 3
+    both = all(
+        row[q] is not None and row[q] < ALPHA and row[rel] is not None and row[rel] > 0
+        for q, rel in (("q_prev", "rel_prev"), ("q_4w", "rel_4w"))
     )
-    if rest:
-        out.append(
-            "Emerging in the case narratives of the last 7 days: "
-            + "; ".join(
-                f"“{label}” (filed mostly as {humanise(category).lower() if category else 'none'})"
-                for label, category in rest[:3]
-            )
-            + "."
-        )
-    return out
+    return 1 if both else 2
+
+
+def _best_q(row: Mapping[str, Any]) -> float:
+    qs = [q for q in (row["q_prev"], row["q_4w"]) if q is not None]
+    return float(min(qs)) if qs else 1.0
+
+
+def _topics_row(rest: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The sentence of the emerging topics no change named, by phrase and main category."""
+
+    def filed(category: str | None) -> str:
+        return humanise(category).lower() if category else "none"
+
+    text = (
+        "Emerging in the case narratives of the last 7 days: "
+        + "; ".join(f"“{r['label']}” (filed mostly as {filed(r['top_category'])})" for r in rest)
+        + "."
+    )
+    tested = [(r["q_value"], r["label"]) for r in rest if r.get("q_value") is not None]
+    note = "; ".join(f"{significance_note(q, 'q')} for “{label}”" for q, label in tested)
+    q = min((float(q) for q, _ in tested), default=1.0)
+    return {"text": text, "kind": "topic", "severity": 2, "q": q, "note": note}
+
+
+@dataclass(frozen=True)
+class SurfaceWeek:
+    """What the product brief reads of a week by surface: the surfaces' weekly counts
+    (:func:`surface_weeks`), the week's table (:func:`surface_table`), the platform and
+    region each category may name (:func:`surface_where`) and the emerging topics the
+    brief shows (``label``, ``top_category``, ``q_value``, protected)."""
+
+    weeks: pl.DataFrame
+    table: pl.DataFrame
+    where: Mapping[str, Mapping[str, str]]
+    topics: pl.DataFrame
+
+
+def surface_week(
+    cube: Cube, cells: pl.DataFrame, week: date, *, topics: pl.DataFrame
+) -> SurfaceWeek:
+    """The :class:`SurfaceWeek` of ``week``: ``cells`` are the protected category cells
+    (:func:`analytics.reports.disclosure.protect_weeks`), ``topics`` the protected emerging
+    topics (:func:`analytics.reports.signals.product_topics`). Computed once and shared by
+    the product brief and its story."""
+    weeks = surface_weeks(cells, surface_exposure(cube))
+    where = surface_where(cube, week, [c.value for c in Category])
+    return SurfaceWeek(weeks, surface_table(weeks, week), where, topics)
 
 
 def surface_where(cube: Cube, week: date, categories: Sequence[str]) -> dict[str, dict[str, str]]:
