@@ -30,7 +30,7 @@ viewer = auth.require("audit")
 st.subheader("Users")
 st.caption("Add, remove and change roles with `python -m analytics users …` on the server.")
 try:
-    users = exports.neutralise(data.users(role=viewer.role))
+    users = exports.neutralise(admin.readable(data.users(role=viewer.role)))
     st.dataframe(
         users, hide_index=True, width="stretch", placeholder="–", column_config=USER_COLUMNS
     )

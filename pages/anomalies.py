@@ -55,16 +55,20 @@ if alerted.is_empty():
         if source != "all" or text
         else "No current anomaly: every slice is within its expected range."
     )
-picked = st.dataframe(
-    alerted, column_order=anomalies.TABLE_COLUMNS, hide_index=True, on_select="rerun",
-    selection_mode="single-row", key="anomalies_table", width="stretch", placeholder="–",
-    column_config=page.incident_columns(),
-)  # fmt: skip
-with st.expander(f"Not alerted: explained, dismissed, or falls ({quiet.height})"):
-    st.dataframe(
-        quiet, column_order=anomalies.QUIET_COLUMNS, hide_index=True, width="stretch",
-        placeholder="–", column_config=page.incident_columns(),
+else:  # no empty table under the banner
+    picked = st.dataframe(
+        alerted, column_order=anomalies.TABLE_COLUMNS, hide_index=True, on_select="rerun",
+        selection_mode="single-row", key="anomalies_table", width="stretch", placeholder="–",
+        column_config=page.incident_columns(),
     )  # fmt: skip
+with st.expander(f"Not alerted: explained, dismissed, or falls ({quiet.height})"):
+    if quiet.is_empty():
+        st.caption("None.")
+    else:
+        st.dataframe(
+            quiet, column_order=anomalies.QUIET_COLUMNS, hide_index=True, width="stretch",
+            placeholder="–", column_config=page.incident_columns(),
+        )  # fmt: skip
 as_of = page.as_of(week)
 if alerted.is_empty():
     page.accounts_section(page.review(None, week, role=viewer.role), viewer, as_of)

@@ -120,10 +120,51 @@ def test_the_focus_keeps_the_incidents_accounts_only(engine) -> None:  # noqa: A
     assert found.of_incident
     assert found.accounts["account_id"].to_list() == [ids[0], ids[3]]
     assert found.accounts["rank"].to_list() == [1, 4]  # ranks among every active account
-    nobody = review.accounts_to_review(
+    assert not found.none_active
+
+
+def test_an_incident_whose_accounts_were_inactive_never_borrows_other_accounts(engine) -> None:  # noqa: ANN001
+    with engine.connect() as conn:
+        active = set(
+            conn.execute(
+                select(distinct(Event.account_id)).where(Event.ts >= START, Event.ts < END)
+            )
+            .scalars()
+            .all()
+        )
+        facts = {
+            int(i): (str(k), r, str(s))
+            for i, k, r, s in conn.execute(
+                select(Account.id, Account.kind, Account.region, Account.status)
+            )
+        }
+    quiet = sorted(i for i in facts if i not in active)[:3]
+    assert len(quiet) == 3  # the small demo has accounts with no event that week
+    everyone = review.accounts_to_review(engine, start=START, end=END, focus=None, role="associate")
+    found = review.accounts_to_review(
+        engine, start=START, end=END, focus=[quiet[2], quiet[0], quiet[1]], role="associate"
+    )
+    # Its own accounts, said to be inactive, unscored; none of the window's busiest.
+    assert found.of_incident and found.none_active and found.active == everyone.active
+    table = found.accounts
+    assert table["account_id"].to_list() == quiet
+    assert not set(table["account_id"]) & set(everyone.accounts["account_id"])
+    assert table["score"].is_null().all() and table["rank"].is_null().all()
+    assert set(table["why"]) == {review.NOT_ACTIVE}
+    for row in table.iter_rows(named=True):
+        kind, region, status = facts[row["account_id"]]
+        assert (row["kind"], row["region"], row["status"]) == (
+            kind.capitalize(), region, status.capitalize(),
+        )  # fmt: skip
+        assert row["label"].endswith(f"· {region} · not active in the window")
+    # An account never seen is still the incident's own, never replaced by another.
+    unknown = review.accounts_to_review(
         engine, start=START, end=END, focus=[10**9], role="associate"
     )
-    assert not nobody.of_incident and nobody.accounts["account_id"].to_list() == ids
+    assert unknown.none_active and unknown.accounts["account_id"].to_list() == [10**9]
+    # An incident with no accounts of its own (automated detections) lists nobody.
+    nobody = review.accounts_to_review(engine, start=START, end=END, focus=[], role="associate")
+    assert nobody.of_incident and not nobody.none_active and nobody.accounts.is_empty()
 
 
 def test_an_event_incidents_accounts_are_those_behind_its_events(engine) -> None:  # noqa: ANN001

@@ -512,9 +512,9 @@ def test_incident_rows_are_words():
         "30 Nov–5 Dec",
         "24 Nov–5 Dec",
     ]
-    assert set(rows["Status"]) == {"ended"}  # without ongoing, nothing claims to be open
+    assert set(rows["Status"]) == {"Ended"}  # without ongoing, nothing claims to be open
     assert rows.select("Source", "Scale", "Move", "Explained by", "Dismissed earlier").row(2) == (
-        "Events", "Weekly", "fall", "", False,
+        "Events", "Weekly", "Fall", "", False,
     )  # fmt: skip
     # The search finds a slice by its key or by its words, in any case.
     for text in ("obgyn", "OB-GYN", "specialty=obgyn"):

@@ -72,7 +72,7 @@ def test_the_page_lists_the_current_incidents_in_words(monkeypatch, small_db):
     assert list(incidents["Days"]) == [
         format_days(s.date(), d) for s, d in zip(alerted["start"], alerted["last_day"], strict=True)
     ]
-    assert set(incidents["Status"]) <= {"ongoing", "ended"}
+    assert set(incidents["Status"]) <= {"Ongoing", "Ended"}  # words, not codes
     words = [str(v) for v in _shown(incidents, ["Slice", "Source", "Scale", "Days", "Status"])]
     assert not any("=" in w or "_" in w or w == "None" for w in words), words
     assert list(incidents["Score"]) == sorted(incidents["Score"], reverse=True)  # best first
@@ -117,7 +117,15 @@ def test_cases_underneath_show_their_masked_descriptions(monkeypatch, small_db):
 
 
 def test_accounts_to_review_are_labelled_and_linked(monkeypatch, small_db):
-    at = _page(monkeypatch, small_db)
+    # The small demo's first incident has no account active in its window: it says so and
+    # lists its own accounts unscored, never the platform's most unusual in their place.
+    _, scan = _week_and_scan(small_db)
+    first, second = scan.filter("alerted")["slice"].to_list()[:2]
+    at = _page_with(monkeypatch, small_db, {"anomalies.incident": first})
+    assert any(i.value.startswith("None of this incident's accounts") for i in at.info)
+    own = next(t.value for t in at.table if "Why" in t.value.columns)
+    assert set(own["Score"]) == set(own["Why"]) == {"not active in the window"}
+    at = _page_with(monkeypatch, small_db, {"anomalies.incident": second})
     assert "Accounts to review" in [h.value for h in at.subheader]
     accounts = next(t.value for t in at.table if "Why" in t.value.columns)
     assert len(accounts) > 0
@@ -279,3 +287,13 @@ def test_the_sensitivity_is_a_budget_in_false_alerts_per_month_kept_in_the_url(
 
 def _page_with(monkeypatch, url: str, params: dict[str, str]) -> AppTest:
     return open_page(monkeypatch, url, "pages/anomalies.py", params=params)
+
+
+def test_no_current_incident_shows_the_banner_without_an_empty_table(monkeypatch, small_db):
+    at = _page_with(monkeypatch, small_db, {"anomalies.find": "no such slice anywhere"})
+    assert not at.exception
+    assert any(s.value.startswith("No current anomaly") for s in at.success)
+    # Neither incident table is drawn empty under the banner (the tables left are the
+    # week's account drill-down, which has no incident columns).
+    assert not any("Status" in d.value.columns and "slice" in d.value.columns for d in at.dataframe)
+    assert any(c.value == "None." for c in at.caption)

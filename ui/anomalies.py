@@ -243,24 +243,36 @@ def accounts_section(found: AccountsToReview, viewer: Viewer, as_of: datetime) -
     each in the Case Explorer, and the one picked opened below."""
     st.subheader("Accounts to review")
     table = found.accounts
-    whose = "of this incident" if found.of_incident else "active"
-    st.caption(
-        f"The most unusual accounts {whose}, scored over {found.days} against all "
-        f"{format_count(found.active)} accounts active then (0 is typical; rank 1 is the "
-        "most unusual of them all; the reasons are what sets each apart, against the median "
-        "account)."
-    )
+    if found.none_active:
+        st.info(
+            f"None of this incident's accounts was active in {found.days}, so none could be "
+            "scored; its own accounts are listed below, unscored. No other account is shown "
+            "in their place."
+        )
+    else:
+        whose = "of this incident" if found.of_incident else "active"
+        st.caption(
+            f"The most unusual accounts {whose}, scored over {found.days} against all "
+            f"{format_count(found.active)} accounts active then (0 is typical; rank 1 is the "
+            "most unusual of them all; the reasons are what sets each apart, against the "
+            "median account)."
+        )
     if table.is_empty():
-        st.info("No account was active in these days.")
+        st.info(
+            "This incident has no accounts of its own."
+            if found.of_incident
+            else "No account was active in these days."
+        )
         return
+    unscored = account_review.NOT_ACTIVE
     rows = pl.DataFrame(
         {
             "Account": [f"[{a}]({_account_url(a)})" for a in table["account_id"]],
             "Kind": table["kind"],
             "Region": table["region"],
             "Status": table["status"],
-            "Score": [f"{x:.1f}" for x in table["score"]],
-            "Rank": [format_count(r) for r in table["rank"]],
+            "Score": [unscored if x is None else f"{x:.1f}" for x in table["score"]],
+            "Rank": ["–" if r is None else format_count(r) for r in table["rank"]],
             "Why": [plain(w) for w in table["why"]],
         }
     )

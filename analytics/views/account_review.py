@@ -29,6 +29,8 @@ __all__ = [
     "REVIEW_ROWS",
     "AccountsToReview",
     "accounts_to_review",
+    "NOT_ACTIVE",
+    "inactive_table",
     "incident_accounts",
     "review_table",
     "review_window",
@@ -55,13 +57,16 @@ _COLUMNS: dict[str, pl.DataType] = {
 class AccountsToReview:
     """The ``accounts`` to review (columns of :func:`review_table`), how many accounts
     were ``active`` (scored) in ``[start, end)``, and whether they are the incident's
-    own accounts (``of_incident``) or, without any, the window's most unusual."""
+    own accounts (``of_incident``) or, without an incident, the window's most unusual.
+    ``none_active`` says that none of the incident's accounts was active in the window:
+    they are then listed unscored (never replaced by unrelated accounts)."""
 
     accounts: pl.DataFrame
     active: int
     start: datetime
     end: datetime
     of_incident: bool
+    none_active: bool = False
 
     @property
     def days(self) -> str:
@@ -199,8 +204,10 @@ def accounts_to_review(
     top: int = REVIEW_ROWS,
 ) -> AccountsToReview:
     """Score every account active in ``[start, end)`` and list the ``focus`` accounts (an
-    incident's) most unusual first; without any of them active (or ``focus`` None), the
-    window's most unusual accounts. Account ids come with kind, region and status."""
+    incident's) most unusual first; ``focus`` None lists the window's most unusual
+    accounts. When none of the ``focus`` accounts was active, they are listed unscored
+    (:func:`inactive_table`, ``none_active``): an incident never borrows other accounts.
+    Account ids come with kind, region and status."""
     from analytics.detectors.account_features import account_features
     from analytics.detectors.account_scores import score_accounts
 
@@ -214,15 +221,68 @@ def accounts_to_review(
         end=end,
     )
     scored = score_accounts(features).select("account_id", "score", "rank", "reasons")
-    wanted = set(focus or ())
-    mine = bool(wanted) and scored["account_id"].is_in(list(wanted)).any()
-    shown = scored.filter(pl.col("account_id").is_in(list(wanted))) if mine else scored
-    ids = shown.sort(["score", "account_id"], descending=[True, False]).head(top)["account_id"]
-    table = review_table(shown, _account_info(engine, ids.to_list()), top=top)
+    wanted = sorted(set(focus or ()))
+    shown = scored if focus is None else scored.filter(pl.col("account_id").is_in(wanted))
+    none_active = bool(wanted) and shown.is_empty()
+    if none_active:
+        ids = wanted[:top]
+        table = inactive_table(ids, _account_info(engine, ids))
+    else:
+        best = shown.sort(["score", "account_id"], descending=[True, False]).head(top)
+        ids = best["account_id"].to_list()
+        table = review_table(shown, _account_info(engine, ids), top=top)
     return AccountsToReview(
         accounts=table.select(list(_COLUMNS)),
         active=scored.height,
         start=start,
         end=end,
-        of_incident=mine,
+        of_incident=focus is not None,
+        none_active=none_active,
+    )
+
+
+#: What an unscored account's score says.
+NOT_ACTIVE = "not active in the window"
+
+
+def inactive_table(ids: Sequence[int], info: pl.DataFrame) -> pl.DataFrame:
+    """An incident's own accounts when none was active in the scoring window: the columns
+    of :func:`review_table`, unscored (``score`` and ``rank`` missing, ``why`` says so).
+
+    >>> info = pl.DataFrame({"account_id": [3], "kind": ["provider"], "region": ["TX"],
+    ...     "status": ["active"]})
+    >>> inactive_table([3, 8], info).select("label", "score").rows()
+    [('Account 3 · Provider · TX · not active in the window', None), \
+('Account 8 · Unknown kind · no region · not active in the window', None)]
+    """
+    unscored = pl.DataFrame(
+        {"account_id": list(ids)},
+        schema={"account_id": pl.Int64},
+    ).with_columns(
+        pl.lit(None, pl.Float64).alias("score"),
+        pl.lit(None, pl.Int64).alias("rank"),
+        pl.lit([], pl.List(pl.String)).alias("reasons"),
+    )
+    joined = unscored.join(
+        info.select(
+            pl.col("account_id").cast(pl.Int64), pl.col("kind", "region", "status").cast(pl.String)
+        ),
+        on="account_id",
+        how="left",
+    )
+    kinds = [humanise(k) if k is not None else "Unknown kind" for k in joined["kind"]]
+    regions = [r or "no region" for r in joined["region"]]
+    labels = [
+        f"Account {a} · {k} · {r} · {NOT_ACTIVE}"
+        for a, k, r in zip(joined["account_id"], kinds, regions, strict=True)
+    ]
+    return joined.select(
+        pl.col("account_id"),
+        pl.Series("label", labels, dtype=pl.String),
+        pl.Series("kind", kinds, dtype=pl.String),
+        pl.Series("region", regions, dtype=pl.String),
+        pl.Series("status", [humanise(s) for s in joined["status"]], dtype=pl.String),
+        pl.col("score"),
+        pl.col("rank"),
+        pl.lit(NOT_ACTIVE).alias("why"),
     )

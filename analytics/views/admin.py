@@ -43,11 +43,15 @@ def audit_log(
     return access.audit_frame(engine, role, user=user.strip(), action=action, start=start, end=end)
 
 
-def readable(log: pl.DataFrame) -> pl.DataFrame:
-    """The audit log as the page shows it: each action in words (``login_failed`` ->
-    ``Login failed``); the CSV export keeps the codes.
+def readable(frame: pl.DataFrame) -> pl.DataFrame:
+    """The audit log or the users as the page shows them: each action and role in words
+    (``login_failed`` -> ``Login failed``, ``admin`` -> ``Admin``); the CSV export keeps
+    the codes.
 
     >>> readable(pl.DataFrame({"action": ["login_failed", "export"]}))["action"].to_list()
     ['Login failed', 'Export']
+    >>> readable(pl.DataFrame({"role": ["admin", "associate"]}))["role"].to_list()
+    ['Admin', 'Associate']
     """
-    return log.with_columns(humanised(pl.col("action")))
+    worded = [c for c in ("action", "role") if c in frame.columns]
+    return frame.with_columns(humanised(pl.col(c).cast(pl.String)) for c in worded)

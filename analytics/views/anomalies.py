@@ -365,9 +365,9 @@ def incident_rows(incidents: pl.DataFrame) -> pl.DataFrame:
     ...     "peak_value": [12.0], "peak_expected": [3.0], "score": [7.25], "ongoing": [True],
     ...     "direction": ["up"], "explained_by": [None], "suppressed": [False]})
     >>> incident_rows(found).select(TABLE_COLUMNS).row(0)
-    ('Other · OB-GYN', 'Cases', 'Weekly', '16–22 Nov', 'ongoing', 12.0, 3.0, 7.25)
+    ('Other · OB-GYN', 'Cases', 'Weekly', '16–22 Nov', 'Ongoing', 12.0, 3.0, 7.25)
     >>> incident_rows(found).select("Move", "Explained by", "Dismissed earlier").row(0)
-    ('rise', '', False)
+    ('Rise', '', False)
     """
     keys = incidents["slice"].to_list()
     days = [
@@ -388,13 +388,16 @@ def incident_rows(incidents: pl.DataFrame) -> pl.DataFrame:
         pl.col("source").replace_strict(_SOURCE_WORDS, default=pl.col("source")).alias("Source"),
         pl.col("freq").replace_strict(_FREQ_WORDS, default=pl.col("freq")).alias("Scale"),
         pl.Series("Days", days, dtype=pl.String),
-        pl.when(ongoing).then(pl.lit("ongoing")).otherwise(pl.lit("ended")).alias("Status"),
+        pl.when(ongoing)
+        .then(pl.lit(humanise("ongoing")))
+        .otherwise(pl.lit(humanise("ended")))
+        .alias("Status"),
         pl.col("peak_value").cast(pl.Float64).alias("Peak"),
         pl.col("peak_expected").cast(pl.Float64).alias("Expected"),
         pl.col("score").cast(pl.Float64).alias("Score"),
         pl.when(pl.col("direction") == "down")
-        .then(pl.lit("fall"))
-        .otherwise(pl.lit("rise"))
+        .then(pl.lit(humanise("fall")))
+        .otherwise(pl.lit(humanise("rise")))
         .alias("Move"),
         pl.col("explained_by").cast(pl.String).fill_null("").alias("Explained by"),
         pl.col("suppressed").fill_null(False).alias("Dismissed earlier"),
@@ -680,6 +683,10 @@ def cause_words(explained: pl.DataFrame, *, unit: str = "cases", top: int = 3) -
     ... # doctest: +NORMALIZE_WHITESPACE
     FL (region) stands out: 110% of the change against a usual 10% of cases (120 against
     10 expected). No single platform stands out.
+    >>> new = cells.with_columns(expected=pl.when(pl.col("region") == "FL").then(0.0)
+    ...     .otherwise(pl.col("expected")))
+    >>> print(cause_words(rootcause.explain(new, dims=["region"])))
+    FL (region) stands out: 109% of the change, none expected: all 120 are new.
     >>> even = cells.with_columns(actual=pl.col("expected") * 2)
     >>> print(cause_words(rootcause.explain(even, dims=["region", "platform"])))
     ... # doctest: +NORMALIZE_WHITESPACE
@@ -702,10 +709,15 @@ def cause_words(explained: pl.DataFrame, *, unit: str = "cases", top: int = 3) -
         verb = "stands out" if len(names) == 1 else "stand out"
         share, usual = float(part["share"].sum()), float(part["expected_share"].sum())
         actual, expected = float(part["actual"].sum()), float(part["expected"].sum())
+        against = (
+            f", none expected: all {actual:,.0f} {'is' if actual == 1 else 'are'} new"
+            if round(expected) == 0
+            else f" against a usual {format_share(usual)} of {unit} "
+            f"({actual:,.0f} against {expected:,.0f} expected)"
+        )
         sentences.append(
             f"{_and(names)} ({dimension.replace('_', ' ')}) {verb}: {format_share(share)} of the "
-            f"change against a usual {format_share(usual)} of {unit} "
-            f"({actual:,.0f} against {expected:,.0f} expected)."
+            f"change{against}."
         )
     quiet = [d for d in dims if d not in set(chosen["dimension"].to_list())]
     if quiet:
