@@ -753,7 +753,7 @@ def test_known_events_are_labelled_and_this_week_sits_clear_of_them() -> None:
     week" label sits at the foot of the chart, the event markers at its top."""
     events = _events(
         [
-            (datetime(2024, 7, 10, 14), None, "outage", "A very long outage title here"),
+            (datetime(2024, 7, 10, 14), None, "outage", "Payments outage across regions"),
             (datetime(2024, 7, 16), None, "holiday", "Fair"),
             (datetime(2024, 7, 23), None, "holiday", "Late"),
         ]
@@ -761,8 +761,8 @@ def test_known_events_are_labelled_and_this_week_sits_clear_of_them() -> None:
     fig = weekly_trend(_weeks(4), events, title="t", y_title="y", focus=date(2024, 7, 8))
     markers = _trace(fig, "known events")
     assert markers.mode == "markers+text"
-    assert list(markers.text) == ["A very long out…", "Fair", "Late"]
-    assert "A very long outage title here" in markers.hovertext[0]
+    assert list(markers.text) == ["Payments outage…", "Fair", "Late"]  # cut after a whole word
+    assert "Payments outage across regions" in markers.hovertext[0]
     assert list(markers.textposition) == ["middle right", "bottom right", "middle left"]
     assert set(markers.y) == {0.97}
     [this_week] = [a for a in fig.layout.annotations if a.text == "this week"]

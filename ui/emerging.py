@@ -44,31 +44,42 @@ EMERGING = PageState("emerging")
 RING_WEEKS_AROUND = 12
 #: A row of a table holds up to three lines (wrapping needs more than 64 px).
 _ROW_HEIGHT = 72
-#: The topic table's columns, in order (the id and the raw phrase stay out of sight).
+#: A row of the topic table holds four lines of its narrow "What changed".
+_TOPIC_ROW_HEIGHT = 92
+#: The topic table's columns, in order, narrow enough that every header is whole in
+#: the page at 1280 px (the id and raw phrase stay out of sight; a topic's terms are in
+#: its story, its category mix in "What changed", examples in its cases below).
 _TOPIC_ORDER = ("name", "status", "spark", "summary", "recent_count", "expected",
-                "first_flagged", "terms", "mix", "example")  # fmt: skip
+                "first_flagged")  # fmt: skip
 
 
 def topic_columns() -> dict[str, Any]:
-    """Column formats for the topic table: the topic by its name, every header whole."""
+    """Column formats for the topic table: the topic by its name, short headers (their
+    help says the rest), every header whole."""
     return {
         "cluster_id": st.column_config.NumberColumn("Topic id", width=95),
         "name": st.column_config.TextColumn(
-            "Topic", width=190, help="The phrase its cases use most"
+            "Topic", width=140, help="The phrase its cases use most"
         ),
         "status": st.column_config.TextColumn(
             "Emerging",
-            width=110,
+            width=92,
             help="New: under one case a week was expected. Growing again: it had cases "
             "before and now grows. Empty: not emerging.",
         ),
         "label": st.column_config.TextColumn("Phrase", width=190),
-        "spark": st.column_config.LineChartColumn("Last 30 days", width=130),
-        "summary": st.column_config.TextColumn("What changed", width=360),
-        "recent_count": st.column_config.NumberColumn("Last 7 days", format="localized", width=120),
-        "expected": st.column_config.NumberColumn("Expected", format="%.1f", width=95),
+        "spark": st.column_config.LineChartColumn(
+            "30 days", width=84, help="Cases per day, last 30 days"
+        ),
+        "summary": st.column_config.TextColumn("What changed", width=230),
+        "recent_count": st.column_config.NumberColumn(
+            "7 days", format="localized", width=76, help="Cases in the last 7 days"
+        ),
+        "expected": st.column_config.NumberColumn(
+            "Expected", format="%.1f", width=92, help="Cases expected in 7 days from its past"
+        ),
         "first_flagged": st.column_config.DateColumn(
-            "Emerging since", format="D MMM YYYY", width=140
+            "Since", format="D MMM", width=70, help="The day it was first flagged emerging"
         ),
         "terms": st.column_config.TextColumn("Distinctive terms", width=230),
         "mix": st.column_config.TextColumn("Categories", width=230),
@@ -85,8 +96,8 @@ def topics_table(view: TopicsView) -> Any:
         selection_mode="single-row",
         key="emerging_table",
         width="stretch",
-        height=38 + (_ROW_HEIGHT + 1) * min(view.clusters.height, 6),
-        row_height=_ROW_HEIGHT,
+        height=38 + (_TOPIC_ROW_HEIGHT + 1) * min(view.clusters.height, 6),
+        row_height=_TOPIC_ROW_HEIGHT,
         placeholder="–",
         column_order=_TOPIC_ORDER,
         column_config=topic_columns(),

@@ -66,6 +66,10 @@ def events(*, role: Role) -> pl.DataFrame:
         ) from exc
 
 
+#: A row of the table holds four lines of wrapped title or description.
+_ROW_HEIGHT = 92
+
+
 def table(frame: pl.DataFrame) -> None:
     """The events as a table (text shown as text, never as HTML or Markdown)."""
     st.dataframe(
@@ -74,16 +78,30 @@ def table(frame: pl.DataFrame) -> None:
         width="stretch",
         key="events_table",
         placeholder="ongoing",  # the only empty cells: the last day of an ongoing event
+        row_height=_ROW_HEIGHT,
+        height=38 + (_ROW_HEIGHT + 1) * min(max(frame.height, 1), 7),
+        column_order=(
+            "id",
+            "first_day",
+            "last_day",
+            "kind",
+            "title",
+            "category",
+            "region",
+            "created_by",
+            "description",
+        ),  # fmt: skip
+        # narrow enough to fit the page at 1280 px; long titles and descriptions wrap
         column_config={
-            "id": st.column_config.NumberColumn("#", width="small", format="%d"),
-            "first_day": st.column_config.DateColumn("First day", format="D MMM YYYY"),
-            "last_day": st.column_config.DateColumn("Last day", format="D MMM YYYY"),
-            "kind": "Kind",
-            "title": st.column_config.TextColumn("Title", width="medium"),
-            "category": st.column_config.TextColumn("Category", width="medium"),
-            "region": "Region",
-            "description": st.column_config.TextColumn("Description", width="large"),
-            "created_by": "Added by",
+            "id": st.column_config.NumberColumn("#", width=35, format="%d"),
+            "first_day": st.column_config.DateColumn("First day", format="D MMM YYYY", width=90),
+            "last_day": st.column_config.DateColumn("Last day", format="D MMM YYYY", width=90),
+            "kind": st.column_config.TextColumn("Kind", width=70),
+            "title": st.column_config.TextColumn("Title", width=130),
+            "category": st.column_config.TextColumn("Category", width=95),
+            "region": st.column_config.TextColumn("Region", width=65),
+            "description": st.column_config.TextColumn("Description", width=170),
+            "created_by": st.column_config.TextColumn("Added by", width=75),
             "ongoing": None,
         },
     )

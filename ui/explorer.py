@@ -88,11 +88,14 @@ def clear_context() -> None:
 
 
 _LIST_COLUMNS: dict[str, Any] = {
-    "case_id": st.column_config.NumberColumn("Case", format="%d", width=70),
-    "opened_at": st.column_config.DatetimeColumn("Opened", format="D MMM YYYY, HH:mm", width=140),
+    "case_id": st.column_config.NumberColumn("Case", format="%d", width=65),
+    # the day and time only: the full date is in the case view (its Opened fact)
+    "opened_at": st.column_config.DatetimeColumn(
+        "Opened", format="D MMM HH:mm", width=95, help="Day and time opened (UTC)"
+    ),
     "category": st.column_config.TextColumn("Category", width=140),
     "severity": st.column_config.TextColumn("Severity", width=95),
-    "status": st.column_config.TextColumn("Status", width=90),
+    "status": st.column_config.TextColumn("Status", width=80),
     "source": st.column_config.TextColumn("Source", width=120),
     "region": st.column_config.TextColumn("Region", width=80),
     "platform": st.column_config.TextColumn("Platform", width=95),
@@ -105,8 +108,8 @@ _LIST_COLUMNS: dict[str, Any] = {
 #: not scrolled to (the rest scrolls into view).
 _LIST_ORDER = ("case_id", "status", "description", "opened_at", "category", "severity",
                "source", "region", "platform", "subject_account_id")  # fmt: skip
-#: A row of the list holds four lines of description (wrapping needs more than 64 px).
-_ROW_HEIGHT = 80
+#: A row of the list holds five lines of description (wrapping needs more than 64 px).
+_ROW_HEIGHT = 108
 #: Columns side by side stack on a narrow screen; the case then comes first.
 _STACKED_CASE_FIRST = """<style>
 @media (max-width: 640px) {

@@ -304,14 +304,23 @@ def _label_places(
 
 
 def _short_title(rows: list[dict[str, Any]], width: int = 16) -> str:
-    """A marker's label: the first event's title cut to ``width`` characters, and how
-    many more events share the marker.
+    """A marker's label: the first event's title cut after its last whole word that
+    fits in ``width`` characters with an ellipsis (a single long word is cut), and how
+    many more events share the marker; the whole title is on hover.
 
     >>> _short_title([{"title": "Holiday season fraud push"}, {"title": "Outage"}])
     'Holiday season… +1'
+    >>> _short_title([{"title": "Washington's Birthday"}])
+    'Washington&#x27;s…'
+    >>> _short_title([{"title": "Juneteenth National Independence Day"}], width=8)
+    'Junetee…'
     """
     title = str(rows[0]["title"])
-    short = title if len(title) <= width else title[: width - 1].rstrip() + "…"
+    short = title
+    if len(title) > width:
+        space = title.rfind(" ", 0, width)  # the words before it fit with the ellipsis
+        words = title[:space] if space > 0 else title[: width - 1]
+        short = words.rstrip(" ,;:-–—·(") + "…"
     return html.escape(short) + (f" +{len(rows) - 1}" if len(rows) > 1 else "")
 
 
