@@ -295,7 +295,7 @@ def test_product_is_told_the_surfaces_rises_first_then_topics_then_falls() -> No
     )
     assert items[2].note == "q < 0.001 for “gift cards”"
     assert items[3].text.startswith("Messaging: Spam fell to 30.0 per 1,000 bookings ")
-    assert {(i.page, i.link) for i in items} == {("pages/reports.py", "The weekly brief")}
+    assert {(i.page, i.link) for i in items} == {("pages/reports.py", "The product brief")}
     assert all(i.query == {"week": "2026-W47"} for i in items)
     # a role that may open the evidence goes there
     led = product_items(told, week=WEEK, role="leadership")[0]

@@ -115,14 +115,12 @@ def show(selection: Selection | None, *, role: Role) -> None:
         st.error(str(exc))
         return
     st.title(f"This week · {story.period}")
+    scope = _scope(selection.filters, role)
     what = (
-        "What needs attention"
+        f"What needs attention, most important first, over {scope}."
         if access.allowed(role, "aggregates")
-        else "What changed on the product surfaces, per 1,000 exposures, and what to consider "
-        "fixing (the product brief's headline)"
+        else "What changed on the product surfaces (cases per 1,000 exposures) and what to "
+        f"consider fixing, most important first, over {scope}: the opening of the product brief."
     )
-    st.caption(
-        f"{what}, most important first, over {_scope(selection.filters, role)}. "
-        "Hover the question marks for the p- and q-values behind the words."
-    )
+    st.caption(f"{what} Hover the question marks for the p- and q-values behind the words.")
     draw(story)

@@ -601,7 +601,7 @@ def product_items(
                 str(row["note"]),
                 page,
                 params,
-                _LINKS[page],
+                "The product brief" if page == _REPORTS else _LINKS[page],
                 rank=len(items) + 1,
             )
         )
