@@ -63,7 +63,7 @@ else:  # no empty table under the banner
     )  # fmt: skip
 with st.expander(f"Not alerted: explained, dismissed, or falls ({quiet.height})"):
     if quiet.is_empty():
-        st.caption("None.")
+        st.caption("Nothing held back: every unusual slice of the week is in the table above.")
     else:
         st.dataframe(
             quiet, column_order=anomalies.QUIET_COLUMNS, hide_index=True, width="stretch",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from sqlalchemy import select
@@ -32,7 +33,10 @@ def test_the_leadership_brief_of_the_scam_week(monkeypatch, small_db) -> None:
     assert titles[0] == "Headline" and "Top movers" in titles
     shown = _shown(at)
     assert "insurance" in shown or "verification" in shown  # the emerging scam topic
-    assert "category=other" in shown  # its significant mover
+    # Its significant mover, in words ("Other: 40 cases against a 4-week mean ..."),
+    # never as a key.
+    assert "category=other" not in shown
+    assert re.search(r"Other(?: · [A-Z][\w -]*)?: [\d,]+ cases against a 4\\?-week mean", shown)
     downloads = {b.proto.label for b in at.get("download_button")}
     assert downloads == {"Download HTML", "Download Markdown"}
     assert "2026-W17 (leadership)" in at.caption[0].value

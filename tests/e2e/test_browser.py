@@ -9,6 +9,7 @@ page is also written to ``docs/screenshots/`` for the README.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -18,6 +19,7 @@ from sqlalchemy import select, text
 
 from analytics import demo
 from analytics.core import database, models
+from analytics.present.formatting import format_slice
 from tests.conftest import PG_URL
 from tests.helpers import SMALL_DEMO_END
 
@@ -47,6 +49,12 @@ def page(browser: Browser, request) -> Iterator[tuple[Page, Shots]]:
     yield found, shots
     shots.take(found, "last")  # where the test ended, failed or not
     context.close()
+
+
+def _heading(slice_key: str) -> re.Pattern[str]:
+    """An incident's heading: its slice in words, then its days ("Other · Dermatology ·
+    16–22 Nov")."""
+    return re.compile("^" + re.escape(format_slice(slice_key)) + " · ")
 
 
 def _no_horizontal_scroll(page: Page) -> None:
@@ -98,12 +106,12 @@ def test_an_associate_goes_through_every_page(sqlite_app, page) -> None:
     pg.wait_for_function(f"() => !decodeURIComponent(location.search).includes({top!r})")
     _settle(pg)
     second = incident()
-    expect(pg.get_by_role("heading", name=second)).to_be_visible()
+    expect(pg.get_by_role("heading", name=_heading(second))).to_be_visible()
     pg.mouse.click(box["x"] + 16, box["y"] + 35 + 35 + 17)  # unselect it
     pg.mouse.click(box["x"] + 16, box["y"] + 35 + 17)  # and pick the top one
     pg.wait_for_function(f"() => decodeURIComponent(location.search).includes({top!r})")
     _settle(pg)
-    expect(pg.get_by_role("heading", name=top)).to_be_visible()
+    expect(pg.get_by_role("heading", name=_heading(top))).to_be_visible()
     expect(pg.get_by_text("Value and expected band")).to_be_visible()
     expect(pg.get_by_text("What explains it")).to_be_visible()
     expect(pg.locator(".js-plotly-plot").first).to_be_visible()
