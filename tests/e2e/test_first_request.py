@@ -19,7 +19,8 @@ from .helpers_browser import PASSWORD, WAIT, settle
 playwright = pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Browser, expect  # noqa: E402
 
-pytestmark = [pytest.mark.xdist_group("e2e"), pytest.mark.slow]
+# A second browser group, so that the two test workers share the browser tests.
+pytestmark = [pytest.mark.xdist_group("e2e-look"), pytest.mark.slow]
 browser = shared.browser
 
 

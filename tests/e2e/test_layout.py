@@ -36,7 +36,8 @@ from . import test_browser as e2e
 playwright = pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Browser, Page  # noqa: E402
 
-pytestmark = [pytest.mark.xdist_group("e2e"), pytest.mark.slow]
+# A second browser group, so that the two test workers share the browser tests.
+pytestmark = [pytest.mark.xdist_group("e2e-look"), pytest.mark.slow]
 
 #: The browser tests' fixtures: a served small demo with users, and Chromium.
 sqlite_app = e2e.sqlite_app
