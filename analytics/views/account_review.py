@@ -128,15 +128,7 @@ def review_table(
     """
     kept = scored if focus is None else scored.filter(pl.col("account_id").is_in(list(focus)))
     best = kept.sort(["score", "account_id"], descending=[True, False]).head(top)
-    joined = best.join(
-        info.select(
-            pl.col("account_id").cast(pl.Int64), pl.col("kind", "region", "status").cast(pl.String)
-        ),
-        on="account_id",
-        how="left",
-    )
-    kinds = [humanise(k) if k is not None else "Unknown kind" for k in joined["kind"]]
-    regions = [r or "no region" for r in joined["region"]]
+    joined, kinds, regions = _with_facts(best, info)
     labels = [
         f"Account {a} · {k} · {r} · score {s:.1f}"
         for a, k, r, s in zip(joined["account_id"], kinds, regions, joined["score"], strict=True)
@@ -263,15 +255,7 @@ def inactive_table(ids: Sequence[int], info: pl.DataFrame) -> pl.DataFrame:
         pl.lit(None, pl.Int64).alias("rank"),
         pl.lit([], pl.List(pl.String)).alias("reasons"),
     )
-    joined = unscored.join(
-        info.select(
-            pl.col("account_id").cast(pl.Int64), pl.col("kind", "region", "status").cast(pl.String)
-        ),
-        on="account_id",
-        how="left",
-    )
-    kinds = [humanise(k) if k is not None else "Unknown kind" for k in joined["kind"]]
-    regions = [r or "no region" for r in joined["region"]]
+    joined, kinds, regions = _with_facts(unscored, info)
     labels = [
         f"Account {a} · {k} · {r} · {NOT_ACTIVE}"
         for a, k, r in zip(joined["account_id"], kinds, regions, strict=True)
@@ -286,3 +270,20 @@ def inactive_table(ids: Sequence[int], info: pl.DataFrame) -> pl.DataFrame:
         pl.col("rank"),
         pl.lit(NOT_ACTIVE).alias("why"),
     )
+
+
+def _with_facts(
+    accounts: pl.DataFrame, info: pl.DataFrame
+) -> tuple[pl.DataFrame, list[str], list[str]]:
+    """``accounts`` joined with their kind, region and status from ``info``, and the kind
+    and region in words ("Unknown kind", "no region" when missing)."""
+    joined = accounts.join(
+        info.select(
+            pl.col("account_id").cast(pl.Int64), pl.col("kind", "region", "status").cast(pl.String)
+        ),
+        on="account_id",
+        how="left",
+    )
+    kinds = [humanise(k) if k is not None else "Unknown kind" for k in joined["kind"]]
+    regions = [r or "no region" for r in joined["region"]]
+    return joined, kinds, regions
