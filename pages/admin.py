@@ -9,7 +9,9 @@ import streamlit as st
 from analytics.present import exports
 from analytics.present.formatting import humanise
 from analytics.views import admin
-from ui import auth, data, widgets
+from ui import auth, data, nav, widgets
+
+nav.configure_page()  # first, before anything is drawn (see ui.nav.configure_page)
 
 USER_COLUMNS = {
     "name": "Name", "role": "Role", "sign_in": "Signs in with",

@@ -8,7 +8,9 @@ from analytics.present import detector_charts
 from analytics.present.formatting import format_days, format_period, format_slice
 from analytics.views import anomalies
 from ui import anomalies as page
-from ui import auth, data, explorer, filters, widgets
+from ui import auth, data, explorer, filters, nav, widgets
+
+nav.configure_page()  # first, before anything is drawn (see ui.nav.configure_page)
 
 st.title("Anomalies")
 widgets.require_data()

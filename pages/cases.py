@@ -8,7 +8,9 @@ import streamlit as st
 from analytics.present import exports
 from analytics.present.formatting import humanise
 from analytics.views import cases
-from ui import auth, data, explorer, filters, widgets
+from ui import auth, data, explorer, filters, nav, widgets
+
+nav.configure_page()  # first, before anything is drawn (see ui.nav.configure_page)
 
 st.title("Case Explorer")
 widgets.require_data()

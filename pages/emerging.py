@@ -6,8 +6,10 @@ import streamlit as st
 
 from analytics.core.filters import Filters
 from analytics.present import detector_charts
-from ui import auth, data, explorer, filters, widgets
+from ui import auth, data, explorer, filters, nav, widgets
 from ui import emerging as view
+
+nav.configure_page()  # first, before anything is drawn (see ui.nav.configure_page)
 
 st.title("Emerging threats")
 widgets.require_data()

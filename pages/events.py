@@ -7,7 +7,9 @@ from datetime import date
 
 import streamlit as st
 
-from ui import auth, data, events, widgets
+from ui import auth, data, events, nav, widgets
+
+nav.configure_page()  # first, before anything is drawn (see ui.nav.configure_page)
 
 st.title("Known events")
 widgets.require_data()

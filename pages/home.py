@@ -8,8 +8,10 @@ import streamlit as st
 
 from analytics.present.formatting import format_moment, humanise
 from analytics.views import overview
-from ui import auth, data, filters, session
+from ui import auth, data, filters, nav, session
 from ui import story as week_story
+
+nav.configure_page()  # first, before anything is drawn (see ui.nav.configure_page)
 
 label = data.database_label()
 try:

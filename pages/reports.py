@@ -8,7 +8,9 @@ import streamlit as st
 
 from analytics import reports
 from analytics.reports import Audience
-from ui import auth, data, filters, session, widgets
+from ui import auth, data, filters, nav, session, widgets
+
+nav.configure_page()  # first, before anything is drawn (see ui.nav.configure_page)
 
 st.title("Reports")
 widgets.require_data()

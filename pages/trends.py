@@ -7,8 +7,10 @@ import streamlit as st
 from analytics.present import trend_charts
 from analytics.views import selection as calendar
 from analytics.views import trends
-from ui import auth, charts, data, events, explorer, filters, widgets
+from ui import auth, charts, data, events, explorer, filters, nav, widgets
 from ui import trends as trend_ui
+
+nav.configure_page()  # first, before anything is drawn (see ui.nav.configure_page)
 
 st.title("Weekly trends")
 widgets.require_data()

@@ -170,7 +170,6 @@ def sign_out() -> None:
 def require(capability: str) -> Viewer:
     """Sign in if needed; stop the page unless the role holds ``capability``. Shows the
     demo banner and the sign-out button."""
-    nav.configure_page()
     session.redact_logs()
     found = viewer()
     if found.via == "demo":

@@ -22,10 +22,11 @@ ICON = Path(__file__).resolve().parent / "assets" / "lookout.png"
 
 
 def configure_page() -> None:
-    """The tab's title and icon and the wide layout. Run by ``app.py`` and again by
-    every page (through :func:`ui.auth.require`): on a server's first request Streamlit
-    runs the page asked for from ``pages/`` without ``app.py``, which left that first
-    page in the narrow centred layout."""
+    """The tab's title and icon and the wide layout. Run by ``app.py`` and again as the
+    first statement of every page: on a server's first request Streamlit runs the page
+    asked for from ``pages/`` without ``app.py``, which left that first page in the
+    narrow centred layout; called any later (after the title, or the database check
+    of a cold server) the page is drawn narrow until the call is reached."""
     st.set_page_config(page_title="Lookout", page_icon=str(ICON), layout="wide")
 
 

@@ -1,8 +1,11 @@
 """A freshly started server's first request, in Chromium: the page asked for is laid out
 like every other (wide), although Streamlit runs it from ``pages/`` without ``app.py``.
 
-Without :func:`ui.nav.configure_page` in every page's ``ui.auth.require``, the first
-page of a new server came out in the narrow centred layout (736 px of 1440).
+Without :func:`ui.nav.configure_page` as every page's first statement, the first page of
+a new server came out in the narrow centred layout (736 px of 1440): first with no call
+at all, then (when the call sat in ``ui.auth.require``, after the page's title and the
+database check) for the seconds a cold server took to reach it, long enough for CI to
+measure it.
 """
 
 from __future__ import annotations
@@ -50,6 +53,17 @@ def test_the_first_page_a_new_server_serves_is_wide(fresh_app, browser: Browser)
     page.get_by_label("Name", exact=True).fill("lee")
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
+    # The width the moment the page's heading is drawn (polled on every frame): the
+    # layout must already be wide then, not become wide later in the run.
+    drawn = page.wait_for_function(
+        """() => {
+            const heading = [...document.querySelectorAll('h1')]
+                .find(h => h.textContent.includes('Weekly trends'));
+            const main = document.querySelector('[data-testid="stMainBlockContainer"]');
+            return heading && main ? main.getBoundingClientRect().width : null;
+        }""",
+        polling="raf",
+    ).json_value()
     expect(page.get_by_role("heading", name="Weekly trends")).to_be_visible()
     settle(page)
     first = _main_width(page)
@@ -57,5 +71,7 @@ def test_the_first_page_a_new_server_serves_is_wide(fresh_app, browser: Browser)
     settle(page)
     later = _main_width(page)
     context.close()
-    assert later > 1000  # the wide layout at 1440 px (the centred one is 736 px)
+    # The wide layout at 1440 px (the centred one is at most 736 px); the sidebar may
+    # not be drawn yet when the heading is, so the first width can be the whole window.
+    assert min(drawn, first, later) > 1000
     assert first == later
