@@ -19,7 +19,8 @@ Playwright and measures:
 
 "Rendered" means: Streamlit's script state is ``notRunning``, no spinner, no skeleton
 (an element whose code is still loading), the page's heading is there, every plotly
-chart has drawn its SVG and every table its canvas, and
+chart has drawn its SVG and every table its canvas (those shown: a collapsed expander's
+are drawn only when it opens), and
 the number of elements has stayed the same for three polls (the time is that of the
 first of them). A new tab (same browser, its cache warm) is measured too. Results go to
 ``data/bench/browser.json`` and a table per part.
@@ -74,10 +75,10 @@ _RENDERED = """() => {
   const main = document.querySelector("[data-testid='stMain']");
   if (!main || !main.querySelector('h1')) return 0;
   for (const c of main.querySelectorAll("[data-testid='stPlotlyChart']")) {
-    if (!c.querySelector('.main-svg')) return 0;
+    if (c.checkVisibility() && !c.querySelector('.main-svg')) return 0;
   }
   for (const t of main.querySelectorAll("[data-testid='stDataFrame']")) {
-    if (!t.querySelector('canvas')) return 0;
+    if (t.checkVisibility() && !t.querySelector('canvas')) return 0;
   }
   return main.querySelectorAll('*').length;
 }"""
@@ -137,14 +138,17 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _served(url: str, log: Path, port: int | None = None) -> Iterator[tuple[str, float]]:
-    """The app served against ``url``; yields its address and the seconds to healthy."""
+def _served(
+    url: str, log: Path, port: int | None = None, script: str = "app.py"
+) -> Iterator[tuple[str, float]]:
+    """The app (or ``script``) served against ``url``; yields its address and the
+    seconds to healthy."""
     port = port or _free_port()
     env = {**os.environ, "LOOKOUT_DATABASE_URL": url}
     with log.open("w") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+            [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
              "--server.address", "127.0.0.1", "--server.headless", "true",
              "--browser.gatherUsageStats", "false"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -326,6 +330,28 @@ def _brief(session: _Session, role: str, folder: Path) -> dict[str, Any]:
     }
 
 
+#: How many charts the bare page of :func:`_floor` draws, in turn.
+FLOOR_CHARTS = (0, 1, 2, 8)
+
+
+def _floor(browser: Any, url: str, folder: Path, *, repeat: int) -> list[dict[str, Any]]:
+    """The floor under a chart page: ``bench/floor_app.py`` (a bare page of n plotly
+    charts, nothing of Lookout's) in new browser contexts and new tabs, for each n of
+    :data:`FLOOR_CHARTS`."""
+    found = []
+    with _served(url, folder / "floor.log", script="bench/floor_app.py") as (base, _):
+        session = _Session(browser, base)
+        for charts in FLOOR_CHARTS:
+            path = f"/?n={charts}"
+            session.visit("", path)  # the server's first run of the script
+            again = [session.visit("", path) for _ in range(repeat)]
+            session.tab("", path)
+            tab = [session.tab("", path) for _ in range(repeat)]
+            _progress(f"floor, {charts} charts: new sessions {again}, new tabs {tab}")
+            found.append({"charts": charts, "new_session_s": again, "new_tab_s": tab})
+    return found
+
+
 def _launch(playwright: Any) -> Any:
     if not Path(CHROMIUM).exists():
         raise RuntimeError(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
@@ -359,6 +385,8 @@ def measure(
                 session = _Session(browser, base)
                 form, cold = session.sign_in("leadership", "/trends")
                 report["cold"] = {"healthy_s": healthy, "form_s": form, "weekly_trends_s": cold}
+                _progress(f"cold server: healthy {healthy:.1f} s, form {form:.1f} s, "
+                          f"first Weekly trends {cold:.1f} s")  # fmt: skip
                 for role in ROLES[1:]:
                     session.sign_in(role)
                 report["pages"] = []
@@ -368,17 +396,27 @@ def measure(
                         again = [session.visit(role, spec.path) for _ in range(repeat)]
                         session.tab(role, spec.path)  # the tab's browser cache, filled
                         tab = [session.tab(role, spec.path) for _ in range(repeat)]
+                        _progress(f"{spec.title} ({role}): first {first}, new sessions "
+                                  f"{again}, new tabs {tab}")  # fmt: skip
                         report["pages"].append(
                             {"page": spec.title, "path": spec.path, "role": role,
                              "first_s": first, "new_session_s": again, "new_tab_s": tab}
                         )  # fmt: skip
                 if not only or "reports" in only:
                     report["switch_s"] = _switch(session, times=1 + repeat)
+                    _progress(f"audience switch: {report['switch_s']}")
                     report["briefs"] = [_brief(session, r, folder) for r in BRIEF_ROLES]
+            if not only or "floor" in only:
+                report["floor"] = _floor(browser, url, folder, repeat=max(repeat, 3))
         finally:
             browser.close()
     report["load_after"] = os.getloadavg()
     return report
+
+
+def _progress(line: str) -> None:
+    """A line on stderr as each measurement ends (a run takes minutes)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def _commit() -> str:
@@ -412,6 +450,20 @@ def tables(report: dict[str, Any]) -> list[Table]:
         "context (nothing cached: Streamlit's and plotly's scripts load again) and a new tab "
         "of a browser that has shown the page before (its scripts cached)."
     )
+    floor = Table(
+        "The floor: a bare Streamlit page of n plotly charts (bench/floor_app.py)",
+        ("plotly charts", "new browser median s", "new tab median s"),
+    )
+    for row in report.get("floor", []):
+        again = [t for t in row["new_session_s"] if t is not None]
+        floor.add(
+            str(row["charts"]), seconds(statistics.median(again) if again else None, 1),
+            seconds(statistics.median(row["new_tab_s"]), 1),
+        )  # fmt: skip
+    floor.notes.append(
+        "Nothing of Lookout's but the chart template: the first render of a page that "
+        "shows plotly charts through Streamlit cannot be faster than this on the machine."
+    )
     other = Table("Cold server, audience switch, HTML brief", ("what", "measured", "target"))
     cold = report.get("cold")
     if cold:
@@ -435,7 +487,7 @@ def tables(report: dict[str, Any]) -> list[Table]:
             f"{brief['drawn_s']:.1f} s; {len(outside)}" + (f" ({outside[0]})" if outside else ""),
             f"≤ {TARGET_BRIEF_BYTES / 1e6:g} MB; 0",
         )
-    return [pages_table, other]
+    return [pages_table, floor, other] if report.get("floor") else [pages_table, other]
 
 
 def run(url: str, *, repeat: int = 2, out: str | Path = "data/bench") -> list[Table]:
