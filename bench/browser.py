@@ -15,7 +15,10 @@ Playwright and measures:
   switch on the server, and a switch once both briefs are computed;
 - **the HTML brief** of each audience: its size, and that Chromium renders every chart
   from the file with the network cut (every request other than ``file:``, ``data:``
-  and ``blob:`` is recorded and refused).
+  and ``blob:`` is recorded and refused);
+- **the floor**: ``bench/floor_app.py``, a bare Streamlit page of 0, 1, 2 and 8 plotly
+  charts (nothing of Lookout's), in new contexts and new tabs: what any chart page
+  costs before anything of ours is drawn.
 
 "Rendered" means: Streamlit's script state is ``notRunning``, no spinner, no skeleton
 (an element whose code is still loading), the page's heading is there, every plotly
