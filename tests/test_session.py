@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from analytics import access
 from analytics.access import Viewer
 from analytics.core import database
-from analytics.core.models import AuditLog, Role
+from analytics.core.models import Annotation, AuditLog, Role
 from tests.helpers import HANG_S, copy_small_demo, open_page
 from ui import session
 
@@ -125,3 +125,54 @@ def test_a_session_with_a_viewer_but_without_the_cookie_is_signed_out(
     assert session.KEY not in at.session_state
     assert any(t.value == "Lookout" for t in at.title)  # the sign-in form instead
     assert at.text_input(key="sign_in_name") is not None
+
+
+def _sign_out(at: AppTest) -> None:
+    at.button(key="sign_out").click().run()
+    assert not at.exception
+    assert session.KEY not in at.session_state
+
+
+def test_the_next_user_on_a_tab_gets_neither_the_brief_note_nor_the_event_draft(
+    monkeypatch, small_db
+) -> None:
+    """Two users, one tab, on the pages that take free text: a leadership user writes a
+    note on the Reports page (it opens the brief they download) and starts a known event
+    without saving it, then signs out; an associate signs in on the same tab. Their brief
+    carries no note and their event form is empty; the event they add is audited under
+    their name, and nothing of the draft reaches the database."""
+    monkeypatch.setenv("LOOKOUT_DATABASE_URL", small_db)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=HANG_S).run().run()
+    _sign_in(at, "lee", "lee's long password")
+    at.switch_page("pages/reports.py")
+    at.run()
+    at.text_area(key="reports_note").set_value("Lee's note: escalate the OB-GYN scam").run()
+    assert not at.exception
+    assert any("Lee's note" in t.value for t in at.text)  # the brief opens with it
+    at.switch_page("pages/events.py")
+    at.run()
+    at.text_input(key="events_add_title").set_value("Lee's unsaved draft").run()  # not added
+    _sign_out(at)
+
+    _sign_in(at, "ann", "ann's long password")
+    at.switch_page("pages/reports.py")
+    at.run()
+    assert not at.exception
+    assert at.text_area(key="reports_note").value == ""
+    shown = [t.value for t in at.text] + [m.value for m in at.markdown]
+    assert not any("Lee's note" in s for s in shown)
+    at.switch_page("pages/events.py")
+    at.run()
+    assert not at.exception
+    assert at.text_input(key="events_add_title").value == ""
+    at.text_input(key="events_add_title").set_value("Ann's payments outage")
+    at.button(key="events_add_submit").click().run()
+    assert not at.exception
+    assert _audited(small_db, "ann", "annotation_add") == 1
+    assert _audited(small_db, "lee", "annotation_add") == 0
+    engine = database.make_engine(small_db)
+    with engine.connect() as conn:
+        titles = [str(t) for (t,) in conn.execute(select(Annotation.title))]
+    engine.dispose()
+    assert "Ann's payments outage" in titles
+    assert not any("Lee" in t for t in titles)
