@@ -26,6 +26,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    UniqueConstraint,
     inspect,
 )
 from sqlalchemy.engine import Engine
@@ -58,6 +59,15 @@ __all__ = [
     "Feedback",
     "AuditLog",
     "DatasetMeta",
+    "IncidentState",
+    "StoredIncident",
+    "IncidentNote",
+    "ChannelKind",
+    "Subscription",
+    "DeliveryState",
+    "Delivery",
+    "Urgency",
+    "Escalation",
     "TABLES",
     "SEARCH_TABLE",
     "init_db",
@@ -354,6 +364,153 @@ class User(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class IncidentState(enum.StrEnum):
+    """Where a stored incident is in its life (issue 19): ``open`` until someone
+    acknowledges it; ``snoozed`` until ``snoozed_until`` (then open again); ``resolved``
+    or ``dismissed`` until its episode returns (then open again, and said again)."""
+
+    open = "open"
+    acknowledged = "acknowledged"
+    snoozed = "snoozed"
+    resolved = "resolved"
+    dismissed = "dismissed"
+
+
+class StoredIncident(Base):
+    """An incident kept between runs of ``python -m analytics watch``: one row per
+    episode of one series (``key``: source, frequency, metric, direction and slice),
+    updated while the episode lasts, never duplicated."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (UniqueConstraint("key", "start", name="uq_incidents_key_start"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(400), index=True)
+    source: Mapped[str] = mapped_column(String(16))  # cases | events | detections
+    freq: Mapped[str] = mapped_column(String(8))  # daily | weekly
+    metric: Mapped[str] = mapped_column(String(64))
+    direction: Mapped[str] = mapped_column(String(8))  # up | down
+    slice_key: Mapped[str] = mapped_column(String(400))
+    start: Mapped[datetime] = mapped_column(DateTime)
+    end: Mapped[datetime] = mapped_column(DateTime)  # the last alerted point so far
+    peak_ts: Mapped[datetime] = mapped_column(DateTime)
+    peak_value: Mapped[float] = mapped_column(Float)
+    expected: Mapped[float | None] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Float)  # -log10 p of the peak
+    severity: Mapped[str] = mapped_column(String(8))  # low | medium | high
+    state: Mapped[IncidentState] = mapped_column(_enum(IncidentState, "incident_state"), index=True)
+    assignee: Mapped[str | None] = mapped_column(String(200))
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+    snoozed_until: Mapped[datetime | None] = mapped_column(DateTime)
+    first_seen: Mapped[datetime] = mapped_column(DateTime)  # when a run first stored it
+    last_seen: Mapped[datetime] = mapped_column(DateTime)  # when a run last saw it alert
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    #: Bumped by every change, so that two people changing it at once are told.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class IncidentNote(Base):
+    """A note written on a stored incident (who, when, what)."""
+
+    __tablename__ = "incident_notes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    user_name: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+
+
+class ChannelKind(enum.StrEnum):
+    """How a subscription's messages travel."""
+
+    slack = "slack"  # a Slack-compatible incoming webhook
+    webhook = "webhook"  # JSON, signed with an HMAC header
+    email = "email"  # SMTP, HTML and plain text
+
+
+class Subscription(Base):
+    """Who is told what, and how (issue 19). The channel's secret (a webhook's URL,
+    its signing key) is never stored here: ``secret_ref`` names where it is
+    (``env:NAME`` or ``secrets:NAME``, see :mod:`analytics.alerts.secrets`)."""
+
+    __tablename__ = "subscriptions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    channel: Mapped[ChannelKind] = mapped_column(_enum(ChannelKind, "channel_kind"))
+    secret_ref: Mapped[str | None] = mapped_column(String(200))
+    address: Mapped[str | None] = mapped_column(String(320))  # an email channel's recipient
+    #: Comma-separated: anomalies, emerging, rings, escalations, digest.
+    what: Mapped[str] = mapped_column(String(200))
+    min_severity: Mapped[str] = mapped_column(String(8), default="low")
+    direction: Mapped[str] = mapped_column(String(8), default="both")  # up | down | both
+    #: Whose view the messages are written for (the product role's carry only what
+    #: the product brief may show).
+    role: Mapped[Role] = mapped_column(_enum(Role, "subscription_role"))
+    #: Comma-separated filters on slices (``category=spam``...); empty: every slice.
+    slices: Mapped[str | None] = mapped_column(String(400))
+    digest_hours: Mapped[int | None] = mapped_column(Integer)  # None: each at once
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    last_digest_at: Mapped[datetime | None] = mapped_column(DateTime)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class DeliveryState(enum.StrEnum):
+    """Where a message in the outbox is: waiting (``pending``, also between retries),
+    being sent under a lease (``sending``), ``sent``, or given up on (``failed``)."""
+
+    pending = "pending"
+    sending = "sending"
+    sent = "sent"
+    failed = "failed"
+
+
+class Delivery(Base):
+    """The outbox: a message to one subscription, written in the same transaction as
+    the change that caused it, sent by the watch run with retries; ``idempotency_key``
+    is unique, so a change is never queued twice, and it travels with the message so a
+    receiver can drop a repeat."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # incident | escalation | digest | test
+    subject: Mapped[str] = mapped_column(String(400))
+    payload: Mapped[str] = mapped_column(Text)  # analytics.alerts.message.Message as JSON
+    state: Mapped[DeliveryState] = mapped_column(_enum(DeliveryState, "delivery_state"), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    leased_until: Mapped[datetime | None] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(String(400))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Urgency(enum.StrEnum):
+    """How soon leadership should read an escalation."""
+
+    today = "today"
+    now = "now"
+    fyi = "fyi"
+
+
+class Escalation(Base):
+    """An associate's escalation of an incident, an emerging topic or a ring to
+    leadership: a sentence or two, an urgency, the evidence (numbers and a link)."""
+
+    __tablename__ = "escalations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    user_name: Mapped[str] = mapped_column(String(200))
+    urgency: Mapped[Urgency] = mapped_column(_enum(Urgency, "urgency"))
+    subject_kind: Mapped[str] = mapped_column(String(16))  # incident | topic | ring
+    subject_ref: Mapped[str] = mapped_column(String(400))
+    message: Mapped[str] = mapped_column(Text)
+    link: Mapped[str | None] = mapped_column(String(400))
+    evidence: Mapped[str | None] = mapped_column(Text)  # JSON: the numbers
 
 
 class DatasetMeta(Base):
