@@ -25,14 +25,20 @@ __all__ = ["CAPABILITIES", "GRANTS", "AccessDenied", "Viewer", "allowed", "requi
 #: ``suppressed`` (aggregates with small counts hidden: the product brief),
 #: ``cases`` (case lists, accounts, rings: identifiers and masked text),
 #: ``reveal`` (a case's unmasked text), ``users`` and ``audit`` (administration),
-#: ``annotate`` (add, edit and end known events: launches, outages, policy changes).
+#: ``annotate`` (add, edit and end known events: launches, outages, policy changes),
+#: ``triage`` (acknowledge, assign, snooze, resolve, dismiss and note stored incidents),
+#: ``escalate`` (send an incident, a topic or a ring to leadership with a message),
+#: ``subscribe`` (manage who is told what, and see the deliveries that failed).
 CAPABILITIES: tuple[str, ...] = (
-    "aggregates", "suppressed", "cases", "reveal", "users", "audit", "annotate",
+    "aggregates", "suppressed", "cases", "reveal", "users", "audit", "annotate", "triage",
+    "escalate", "subscribe",
 )  # fmt: skip
 GRANTS: dict[Role, frozenset[str]] = {
-    Role.admin: frozenset({"aggregates", "suppressed", "users", "audit"}),
-    Role.leadership: frozenset({"aggregates", "suppressed", "cases", "annotate"}),
-    Role.associate: frozenset({"aggregates", "suppressed", "cases", "reveal", "annotate"}),
+    Role.admin: frozenset({"aggregates", "suppressed", "users", "audit", "subscribe"}),
+    Role.leadership: frozenset({"aggregates", "suppressed", "cases", "annotate", "triage"}),
+    Role.associate: frozenset(
+        {"aggregates", "suppressed", "cases", "reveal", "annotate", "triage", "escalate"}
+    ),
     Role.product: frozenset({"suppressed"}),
 }
 #: What the audit log records.
