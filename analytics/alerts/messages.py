@@ -1,0 +1,397 @@
+"""What a subscriber reads: a stored incident, a digest or a test, written for one role.
+
+Every message is a :class:`~analytics.alerts.message.Message` in plain words: what
+happened (the slice in words, never its key), how big (the peak against what was
+expected), since when, how sure (severity and p), and where to click (``link``, into
+Lookout, which each channel shows after ``text``). Secondary links (an incident's cases
+in Case Explorer) are lines of ``text``.
+
+What each role's message carries follows what that role may see
+(:mod:`analytics.access.roles`):
+
+- **associate** and **leadership**: the numbers, a link to the incident on the
+  Anomalies page and, for incidents of cases, to its cases in Case Explorer (the
+  cases themselves, their text and the accounts stay in Lookout);
+- **admin**: the numbers, a link to the weekly brief (admins do not open Anomalies);
+- **product**: what the product brief's anomalies section shows: the slice, the days,
+  severity and p, **no counts** (neither the peak nor what was expected), and a link
+  to the weekly brief. An incident whose peak is below
+  :data:`~analytics.access.suppression.SUPPRESSION_THRESHOLD` is not told to product
+  subscribers at all (:func:`product_may_see`): naming that slice would point at a
+  small cell.
+
+No message carries case text, account ids or email addresses, whatever the role.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from analytics.access import roles as access
+from analytics.access.suppression import SUPPRESSION_THRESHOLD
+from analytics.alerts.message import Message
+from analytics.core.calendar import iso_week
+from analytics.core.models import Role
+from analytics.present.formatting import (
+    format_count,
+    format_days,
+    format_mean,
+    format_moment,
+    format_p,
+    format_slice,
+)
+
+__all__ = [
+    "CHANGES",
+    "digest_message",
+    "incident_link",
+    "incident_message",
+    "product_may_see",
+    "test_message",
+]
+
+#: How each kind of change opens a message.
+CHANGES: Mapping[str, str] = {
+    "opened": "New incident",
+    "reopened": "Incident back",
+    "unsnoozed": "Snooze over, still open",
+    "updated": "Incident update",
+}
+#: What each source counts.
+_UNITS: Mapping[str, str] = {
+    "cases": "cases",
+    "events": "events",
+    "detections": "automated detections",
+}
+_SEVERITY_WORDS: Mapping[str, str] = {"low": "Low", "medium": "Medium", "high": "High"}
+#: Sources whose incidents are made of cases (so Case Explorer can list them).
+_CASE_SOURCES = ("cases", "detections")
+
+
+def _role(role: Role | str) -> Role:
+    return access.role_of(role)
+
+
+def _slice_key(row: Mapping[str, Any]) -> str:
+    return str(row.get("slice_key") or row.get("slice") or "all")
+
+
+def _last_day(row: Mapping[str, Any]) -> date:
+    """The last day the incident covers so far (a weekly point covers its week)."""
+    end: datetime = row["end"]
+    return end.date() + timedelta(days=6 if row.get("freq") == "weekly" else 0)
+
+
+def _p(row: Mapping[str, Any]) -> float:
+    return float(10.0 ** -float(row["score"]))
+
+
+def _finite(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def product_may_see(row: Mapping[str, Any]) -> bool:
+    """Whether an incident may be told to a product subscriber: its peak is at least
+    :data:`~analytics.access.suppression.SUPPRESSION_THRESHOLD` (the message never
+    carries the count; naming a slice whose peak was smaller would point at a small cell).
+
+    >>> product_may_see({"peak_value": 12.0}), product_may_see({"peak_value": 9.0})
+    (True, False)
+    """
+    peak = _finite(row.get("peak_value"))
+    return peak is not None and peak >= SUPPRESSION_THRESHOLD
+
+
+def incident_link(row: Mapping[str, Any], *, role: Role | str, base_url: str) -> str:
+    """Where a subscriber of ``role`` opens the incident: the Anomalies page on the week
+    of its last day, with the incident picked (roles that may see cases), else the
+    weekly brief of that week (Reports).
+
+    >>> row = {"slice_key": "category=spam|region=FL", "source": "cases", "freq": "daily",
+    ...        "end": datetime(2026, 11, 18)}
+    >>> incident_link(row, role="associate", base_url="http://lookout:8501/")
+    'http://lookout:8501/anomalies?week=2026-W47&anomalies.incident=category%3Dspam%7Cregion%3DFL&anomalies.source=cases'
+    >>> incident_link(row, role="product", base_url="http://lookout:8501")
+    'http://lookout:8501/reports?week=2026-W47'
+    """
+    week = iso_week(row["end"].date())
+    base = base_url.rstrip("/")
+    if access.allowed(role, "cases"):
+        query = {
+            "week": week,
+            "anomalies.incident": _slice_key(row),
+            "anomalies.source": str(row.get("source") or "cases"),
+        }
+        return f"{base}/anomalies?{urlencode(query)}"
+    return f"{base}/reports?{urlencode({'week': week})}"
+
+
+def _cases_link(row: Mapping[str, Any], *, base_url: str) -> str:
+    """The incident's cases in Case Explorer (its slice and days)."""
+    query = {
+        "cases.slice": _slice_key(row),
+        "cases.opened_from": row["start"].date().isoformat(),
+        "cases.opened_to": _last_day(row).isoformat(),
+    }
+    return f"{base_url.rstrip('/')}/cases?{urlencode(query)}"
+
+
+def _what(row: Mapping[str, Any]) -> str:
+    """``Spam · FL cases``; the whole platform reads ``All cases``."""
+    unit = _UNITS.get(str(row.get("source")), "cases")
+    return f"{format_slice(_slice_key(row))} {unit}"
+
+
+def _peak_when(row: Mapping[str, Any]) -> str:
+    peak: date = row["peak_ts"].date()
+    if row.get("freq") == "weekly":
+        return f"in the week of {format_days(peak, peak + timedelta(days=6))}"
+    return f"on {format_days(peak, peak)}"
+
+
+def _size(row: Mapping[str, Any]) -> str:
+    """How far the peak is from what was expected, in words: ``3.0 times as many``,
+    ``93% fewer``; empty when nothing was expected."""
+    peak, expected = _finite(row.get("peak_value")), _finite(row.get("expected"))
+    if peak is None or expected is None or expected <= 0:
+        return ""
+    if peak >= expected:
+        return f"{peak / expected:.1f} times as many"
+    return f"{(1 - peak / expected) * 100:.0f}% fewer"
+
+
+def _span(row: Mapping[str, Any]) -> str:
+    """Since when: ``began on 16 Nov, 3 days so far (16–18 Nov)``; weekly incidents in
+    weeks (``began in the week of 9 Nov, 2 weeks so far (9–22 Nov)``)."""
+    first, last = row["start"].date(), _last_day(row)
+    days = (last - first).days + 1
+    weekly = row.get("freq") == "weekly"
+    began = f"began {'in the week of ' if weekly else 'on '}{format_days(first, first)}"
+    size, unit = (days // 7, "week") if weekly else (days, "day")
+    if size <= 1:
+        return began
+    return f"{began}, {size} {unit}s so far ({format_days(first, last)})"
+
+
+def _headline(row: Mapping[str, Any], *, product: bool) -> str:
+    """The sentence of what happened and how big (no counts for product)."""
+    way = "rose" if row.get("direction", "up") == "up" else "fell"
+    if product:
+        unusual = "above" if way == "rose" else "below"
+        return f"{_what(row)} {way} well {unusual} the expected level {_peak_when(row)}"
+    peak = format_count(_finite(row.get("peak_value")))
+    expected = _finite(row.get("expected"))
+    text = f"{_what(row)} {way} to {peak} {_peak_when(row)}"
+    if expected is not None:
+        text += f" against {format_mean(expected)} expected"
+        size = _size(row)
+        text += f", {size}" if size else ""
+    return text
+
+
+def _p_words(row: Mapping[str, Any]) -> str:
+    """``p < 0.001``, ``p = 0.003``."""
+    p = format_p(_p(row))
+    return f"p {p}" if p.startswith("<") else f"p = {p}"
+
+
+def _severity(row: Mapping[str, Any]) -> str:
+    return _SEVERITY_WORDS.get(str(row.get("severity")), "Unrated")
+
+
+def incident_message(
+    row: Mapping[str, Any], *, role: Role | str, base_url: str, change: str = "opened"
+) -> Message:
+    """The message telling a subscriber of ``role`` about a stored incident.
+
+    Parameters
+    ----------
+    row
+        A row of the ``incidents`` table (:class:`analytics.core.models.StoredIncident`):
+        ``id``, ``slice_key``, ``source``, ``freq``, ``direction``, ``start``, ``end``,
+        ``peak_ts``, ``peak_value``, ``expected``, ``score``, ``severity``.
+    role
+        Whose view the message is written for (see the module's docstring).
+    base_url
+        Lookout's address, for the link.
+    change
+        What happened to it (:data:`CHANGES`): ``opened``, ``reopened``, ``unsnoozed``.
+
+    Examples
+    --------
+    >>> t = datetime(2026, 11, 16)
+    >>> row = {"id": 7, "slice_key": "category=spam", "source": "cases", "freq": "daily",
+    ...        "direction": "up", "start": t, "end": t, "peak_ts": t, "peak_value": 120.0,
+    ...        "expected": 40.0, "score": 8.0, "severity": "high"}
+    >>> incident_message(row, role="leadership", base_url="http://lookout").subject
+    'High: Spam cases rose to 120 on 16 Nov against 40.0 expected, 3.0 times as many'
+    >>> incident_message(row, role="product", base_url="http://lookout").subject
+    'High: Spam cases rose well above the expected level on 16 Nov'
+    """
+    role = _role(role)
+    if change not in CHANGES:
+        raise ValueError(f"a change is one of {', '.join(CHANGES)}, not {change!r}")
+    product = not access.allowed(role, "aggregates")
+    if product and not product_may_see(row):
+        raise access.AccessDenied(
+            "the product role is not told of an incident whose peak is below "
+            f"{SUPPRESSION_THRESHOLD}"
+        )
+    severity = _severity(row)
+    headline = _headline(row, product=product)
+    lines = [
+        f"{CHANGES[change]}, {severity.lower()} severity: {headline}.",
+        f"It {_span(row)}; {_p_words(row)}.",
+    ]
+    link = incident_link(row, role=role, base_url=base_url)
+    extra: list[tuple[str, str]] = []
+    if product:
+        lines.append("Counts are left out, as in the product brief.")
+        label = "The weekly brief in Lookout"
+    elif access.allowed(role, "cases"):
+        label = "The incident in Lookout"
+        if str(row.get("source")) in _CASE_SOURCES:
+            extra.append(("Its cases in Case Explorer", _cases_link(row, base_url=base_url)))
+    else:
+        label = "The weekly brief in Lookout"
+    text = "\n".join([*lines, *(f"{name}: {url}" for name, url in extra)])
+    body = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
+    links = [(label, link), *extra]
+    body += "<p>" + " · ".join(_anchor(name, url) for name, url in links) + "</p>"
+    return Message(
+        kind="incident",
+        subject=f"{severity}: {headline}",
+        text=text,
+        html=body,
+        link=link,
+        fields=_fields(row, change=change, product=product),
+    )
+
+
+def _anchor(name: str, url: str) -> str:
+    return f'<a href="{html.escape(url, quote=True)}">{html.escape(name)}</a>'
+
+
+def _fields(row: Mapping[str, Any], *, change: str, product: bool) -> dict[str, Any]:
+    """The numbers behind an incident message, for receivers reading JSON (no counts
+    for product)."""
+    fields: dict[str, Any] = {
+        "incident_id": int(row["id"]) if row.get("id") is not None else None,
+        "change": change,
+        "slice": format_slice(_slice_key(row)),
+        "source": str(row.get("source") or "cases"),
+        "frequency": str(row.get("freq") or "daily"),
+        "direction": str(row.get("direction") or "up"),
+        "severity": str(row.get("severity") or ""),
+        "first_day": row["start"].date().isoformat(),
+        "last_day": _last_day(row).isoformat(),
+        "peak_day": row["peak_ts"].date().isoformat(),
+        "p_value": _p(row),
+    }
+    if not product:
+        fields["peak"] = _finite(row.get("peak_value"))
+        fields["expected"] = _finite(row.get("expected"))
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def digest_message(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    role: Role | str,
+    base_url: str,
+    since: datetime,
+    now: datetime,
+) -> Message:
+    """One message grouping the incidents opened or reopened between ``since`` and
+    ``now``: a line per incident (most severe first, then by score), each written as
+    :func:`incident_message` writes its first sentence for ``role``, with its link.
+    Incidents a product subscriber may not be told of (:func:`product_may_see`) are
+    left out.
+
+    >>> t = datetime(2026, 11, 16)
+    >>> row = {"id": 7, "slice_key": "category=spam", "source": "cases", "freq": "daily",
+    ...        "direction": "up", "start": t, "end": t, "peak_ts": t, "peak_value": 120.0,
+    ...        "expected": 40.0, "score": 8.0, "severity": "high"}
+    >>> m = digest_message([row], role="associate", base_url="http://lookout",
+    ...                    since=t, now=t + timedelta(hours=6))
+    >>> m.subject
+    'Lookout digest: 1 incident, 1 high, since 16 Nov 2026 00:00 UTC'
+    """
+    role = _role(role)
+    product = not access.allowed(role, "aggregates")
+    shown = [r for r in rows if not product or product_may_see(r)]
+    order = {"high": 0, "medium": 1, "low": 2}
+    shown.sort(
+        key=lambda r: (order.get(str(r.get("severity")), 3), -float(r["score"]), _slice_key(r))
+    )
+    high = sum(str(r.get("severity")) == "high" for r in shown)
+    count = f"{len(shown)} incident{'' if len(shown) == 1 else 's'}"
+    period = f"since {format_moment(since)}"
+    subject = f"Lookout digest: {count}{f', {high} high' if high else ''}, {period}"
+    base = base_url.rstrip("/")
+    link = f"{base}/anomalies" if access.allowed(role, "cases") else f"{base}/reports"
+    of_them = f", {high} of them high severity" if high else ""
+    lines = [f"{count} opened or back {period} (to {format_moment(now)}){of_them}:"]
+    items: list[tuple[str, str]] = []
+    for row in shown:
+        sentence = f"{_severity(row)}: {_headline(row, product=product)}; {_span(row)}."
+        items.append((sentence, incident_link(row, role=role, base_url=base_url)))
+    if not items:
+        lines = [f"No new incident {period} (to {format_moment(now)})."]
+    text = "\n".join([*lines, *(f"- {s} {url}" for s, url in items)])
+    body = f"<p>{html.escape(lines[0])}</p>"
+    if items:
+        body += (
+            "<ul>"
+            + "".join(f"<li>{html.escape(s)} {_anchor('Open', url)}</li>" for s, url in items)
+            + "</ul>"
+        )
+    body += f"<p>{_anchor('Lookout', link)}</p>"
+    return Message(
+        kind="digest",
+        subject=subject,
+        text=text,
+        html=body,
+        link=link,
+        fields={
+            "since": since.isoformat(),
+            "until": now.isoformat(),
+            "incidents": len(shown),
+            "high": high,
+        },
+    )
+
+
+def test_message(name: str, *, link: str | None = None) -> Message:
+    """The message ``subscriptions test NAME`` sends: it says it is a test and that no
+    incident is behind it.
+
+    >>> test_message("leads").subject
+    'Lookout test message for the subscription “leads”'
+    """
+    text = (
+        f"This is a test from Lookout: the subscription “{name}” is set up and its channel "
+        "works. No incident is behind this message; nothing needs doing."
+    )
+    body = f"<p>{html.escape(text)}</p>"
+    if link:
+        body += f"<p>{_anchor('Lookout', link)}</p>"
+    return Message(
+        kind="test",
+        subject=f"Lookout test message for the subscription “{name}”",
+        text=text,
+        html=body,
+        link=link,
+        fields={"subscription": name},
+    )
+
+
+test_message.__test__ = False  # type: ignore[attr-defined]  # a builder, not a pytest test
