@@ -6,12 +6,12 @@ per episode of one series (:func:`incident_key`), updated while the episode last
 never duplicated. It returns what changed (:class:`Change`), so that the caller queues
 one message per incident that is new, back, or out of its snooze, not one per point.
 
-People move an incident through its life with :func:`acknowledge`, :func:`assign`,
-:func:`snooze`, :func:`resolve`, :func:`dismiss` and :func:`reopen`, and write on it
-with :func:`add_note`. Each change is audited in the same transaction (who, what, the
-state before and after), and each carries the ``version`` its author read: when
-someone (or the watch run) changed the incident's state meanwhile, nothing is written
-and :class:`IncidentConflict` says so.
+People who may triage (leadership and associates) move an incident through its life
+with :func:`acknowledge`, :func:`assign`, :func:`snooze`, :func:`resolve`,
+:func:`dismiss` and :func:`reopen`, and write on it with :func:`add_note`. Each
+change is audited in the same transaction (who, what, the state before and after), and
+each carries the ``version`` its author read: when someone (or the watch run) changed
+the incident's state meanwhile, nothing is written and :class:`IncidentConflict` says so.
 
 ``version`` counts changes of state, not the episode growing: a watch run that only
 extends an episode (a later end, a higher peak) does not make an open page stale.
@@ -400,7 +400,7 @@ def _act(
     """Write ``values`` on the incident if it still is at ``version`` and in one of the
     ``allowed`` states, bump its version and audit ``action``, in one transaction; the
     incident as it is afterwards."""
-    access.require(viewer.role, "cases")
+    _may_triage(viewer)
     now = utc_now()
     with engine.begin() as conn:
         before = _stored(conn, incident_id)
@@ -432,6 +432,13 @@ def _act(
             now,
         )
     return current
+
+
+def _may_triage(viewer: Viewer) -> None:
+    """Acting on incidents takes the ``triage`` capability (leadership, associates)."""
+    if not access.allowed(viewer.role, "triage"):
+        role = access.role_of(viewer.role).value
+        raise access.AccessDenied(f"the {role} role may not act on incidents")
 
 
 def _target(row: Mapping[str, Any]) -> str:
@@ -568,7 +575,7 @@ def _odd(text: str) -> bool:
 def add_note(engine: Engine, incident_id: int, text: str, *, viewer: Viewer) -> int:
     """Write ``viewer``'s note on an incident; its id. Audited as ``incident_note`` (the
     audit names the note, not its text)."""
-    access.require(viewer.role, "cases")
+    _may_triage(viewer)
     body = text.strip()
     if not body:
         raise InvalidAction("Write something in the note.")
