@@ -465,6 +465,136 @@ def grant_reader_cmd(
     )
 
 
+subscriptions_app = typer.Typer(
+    help="Who is told of incidents, and how: add, list, remove, test.", no_args_is_help=True
+)
+app.add_typer(subscriptions_app, name="subscriptions")
+_BASE_URL = "http://localhost:8501"
+
+
+@subscriptions_app.command("add")
+def subscriptions_add(
+    name: Annotated[str, typer.Argument(help="A name for it (letters, digits, . _ -).")],
+    webhook: Annotated[
+        str | None, typer.Option(help="A signed JSON webhook: its URL, or env:NAME.")
+    ] = None,
+    slack: Annotated[
+        str | None, typer.Option(help="A Slack-compatible incoming webhook: URL or env:NAME.")
+    ] = None,
+    email: Annotated[str | None, typer.Option(help="An email address.")] = None,
+    what: Annotated[
+        list[str] | None,
+        typer.Option(help="anomalies, emerging, rings, escalations, digest (repeat)."),
+    ] = None,
+    min_severity: Annotated[str, typer.Option(help="low, medium or high.")] = "low",
+    direction: Annotated[str, typer.Option(help="up, down or both.")] = "both",
+    role: Annotated[
+        str, typer.Option(help="Whose view messages are written for (product: no counts).")
+    ] = "leadership",
+    slices: Annotated[
+        str | None, typer.Option(help="Only these slices: category=spam,region=FL.")
+    ] = None,
+    digest_hours: Annotated[
+        int | None, typer.Option(help="Group into a digest every N hours (default: at once).")
+    ] = None,
+    timezone: Annotated[str, typer.Option(help="The subscriber's time zone.")] = "UTC",
+) -> None:
+    """Add a subscription; a URL goes to the secrets file, never to the database."""
+    from analytics.alerts import secrets, subscriptions
+
+    targets = {"webhook": webhook, "slack": slack, "email": email}
+    given = [(k, v) for k, v in targets.items() if v is not None]
+    if len(given) != 1:
+        fail("give exactly one of --webhook URL, --slack URL or --email ADDRESS")
+    channel, target = given[0]
+    engine = _engine_or_fail(database.database_url())
+    try:
+        added = subscriptions.add(
+            engine, name=name, channel=channel, target=target, what=what or ["anomalies"],
+            min_severity=min_severity, direction=direction, role=role, slices=slices,
+            digest_hours=digest_hours, timezone=timezone,
+            created_by=os.environ.get("USER") or "unknown",
+        )  # fmt: skip
+    except (subscriptions.SubscriptionError, secrets.SecretError) as exc:
+        fail(str(exc))
+    row = added.row
+    how = f"a digest every {row['digest_hours']} h" if row["digest_hours"] else "each at once"
+    where = row["address"] or row["secret_ref"]
+    typer.echo(
+        f"added {name!r}: {row['channel']} to {where}, {row['what']} at {row['min_severity']} "
+        f"severity or above, {row['direction']}, for {row['role']}, {how}"
+    )
+    if added.signing_key:
+        stored = added.signing_ref or ""
+        typer.echo(
+            f"signing key (shown once; the receiver verifies X-Lookout-Signature with it): "
+            f"{added.signing_key}"
+        )
+        if stored.startswith("env:"):
+            typer.echo(f"set it in the environment as {stored.removeprefix('env:')}")
+
+
+@subscriptions_app.command("list")
+def subscriptions_list() -> None:
+    """List subscriptions: name, channel, where its secret lives (never the secret), what."""
+    from analytics.alerts import subscriptions
+
+    found = subscriptions.list_subscriptions(_engine_or_fail(database.database_url()))
+    if found.is_empty():
+        typer.echo(
+            "no subscriptions yet: add one with `python -m analytics subscriptions add NAME "
+            "--slack URL`"
+        )
+        return
+    for row in found.iter_rows(named=True):
+        how = f"digest every {row['digest_hours']} h" if row["digest_hours"] else "at once"
+        typer.echo(
+            f"{row['name']}\t{row['channel']}\t{row['address'] or row['secret_ref']}\t"
+            f"{row['what']}\t{row['min_severity']}+\t{row['direction']}\t{row['role']}\t"
+            f"{row['slices'] or 'every slice'}\t{how}"
+        )
+
+
+@subscriptions_app.command("remove")
+def subscriptions_remove(name: Annotated[str, typer.Argument()]) -> None:
+    """Remove a subscription, its queued messages and its secrets."""
+    from analytics.alerts import subscriptions
+
+    engine = _engine_or_fail(database.database_url())
+    try:
+        subscriptions.remove(engine, name, by=os.environ.get("USER") or "unknown")
+    except subscriptions.SubscriptionError as exc:
+        fail(str(exc))
+    typer.echo(f"removed {name!r}")
+
+
+@subscriptions_app.command("test")
+def subscriptions_test(
+    name: Annotated[str, typer.Argument()],
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="Lookout's address (default LOOKOUT_BASE_URL)."),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the receiver.", min=0.1)
+    ] = 10.0,
+) -> None:
+    """Send a test message now; exit 1 with the reason when it was not delivered."""
+    from analytics.alerts import subscriptions
+
+    engine = _engine_or_fail(database.database_url())
+    link = base_url or os.environ.get("LOOKOUT_BASE_URL") or _BASE_URL
+    try:
+        subscriptions.get(engine, name)
+    except subscriptions.SubscriptionError as exc:
+        fail(str(exc))
+    try:
+        subscriptions.test(engine, name, base_url=link, timeout_s=timeout)
+    except subscriptions.SubscriptionError as exc:
+        fail(str(exc), code=1)
+    typer.echo(f"sent a test message to {name!r}")
+
+
 def main() -> None:
     """Run the CLI; unexpected errors become a one-line message."""
     try:
