@@ -29,7 +29,7 @@ from analytics.core.models import (
     Subscription,
     init_db,
 )
-from tests.alert_receivers import SAFETY_S, http_receiver
+from tests.alert_receivers import SAFETY_S, http_receiver, smtp_server
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2024, 3, 4, 9, 0)
@@ -267,3 +267,36 @@ def test_a_sender_killed_mid_delivery_delivers_exactly_once_after_its_lease(db_u
     (row,) = _rows(engine)
     assert row[1:3] == ("sent", 2)
     engine.dispose()
+
+
+def test_slack_and_email_through_the_outbox_keep_their_secrets(engine, caplog, monkeypatch) -> None:
+    caplog.set_level(logging.DEBUG)
+    with http_receiver("/services/T0/B0/zzsecretzz") as hook, smtp_server() as mail:
+        monkeypatch.setenv("LOOKOUT_SMTP_HOST", mail.host)
+        monkeypatch.setenv("LOOKOUT_SMTP_PORT", str(mail.port))
+        hook.script([502])
+        slack = _subscribe(engine, "oncall", secrets.store("oncall", hook.url), "slack")
+        with engine.begin() as conn:
+            email = int(
+                conn.execute(
+                    insert(Subscription).values(
+                        name="lead",
+                        channel=ChannelKind.email,
+                        address="lead@tns.example",
+                        what="anomalies",
+                        role=Role.leadership,
+                        created_by="admin",
+                        created_at=T0,
+                    )
+                ).inserted_primary_key[0]
+            )
+        _queue(engine, slack, ["incident:1:opened"])
+        _queue(engine, email, ["incident:1:opened:lead"])
+        assert deliver_pending(engine, now=T0) == DeliveryReport(sent=1, retrying=1)
+        assert deliver_pending(engine, now=T0 + timedelta(minutes=1)) == DeliveryReport(sent=1)
+    assert [r.json for r in hook.requests] == [{"text": "Spam up #0"}] * 2
+    assert hook.acknowledged_keys == ["incident:1:opened"]
+    assert [m["Subject"] for m in mail.messages] == ["Spam up #0"]
+    assert mail.envelopes[0][1] == ["lead@tns.example"]
+    assert "HTTP 502" in caplog.text and "zzsecretzz" not in caplog.text
+    assert "zzsecretzz" not in str(_rows(engine))

@@ -28,7 +28,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
+import re
 import smtplib
 import ssl
 from datetime import UTC, datetime
@@ -80,6 +82,30 @@ class DeliveryError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
+
+
+class _HidePaths(logging.Filter):
+    """Hide URL paths and queries in urllib3's log records: a Slack-style webhook's
+    secret is its path, and urllib3 logs each request's path at DEBUG level.
+
+    >>> record = logging.LogRecord("urllib3.connectionpool", logging.DEBUG, "", 0,
+    ...     '%s "%s %s"', ("http://h:80", "POST", "/services/T0/B0/x?y=1"), None)
+    >>> _ = _HidePaths().filter(record); record.getMessage()
+    'http://h:80 "POST /[hidden]"'
+    """
+
+    _URL = re.compile(r"(\w+://[^/\s\"']+)/[^\s\"']*")
+    _PATH = re.compile(r"(^|[\s\"'(=])/[^\s\"')]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = self._URL.sub(r"\1/[hidden]", record.getMessage())
+        record.msg, record.args = self._PATH.sub(r"\1/[hidden]", text), None
+        return True
+
+
+for _name in ("urllib3.connectionpool", "urllib3.connection", "urllib3.util.retry",
+              "urllib3.poolmanager"):  # fmt: skip
+    logging.getLogger(_name).addFilter(_HidePaths())
 
 
 def _unix(moment: datetime) -> int:
