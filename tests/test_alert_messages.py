@@ -228,3 +228,18 @@ def test_test_message() -> None:
         "works. No incident is behind this message; nothing needs doing."
     )
     assert m.link == BASE
+
+
+def test_digest_times_in_the_subscribers_time_zone() -> None:
+    since, now = datetime(2026, 11, 18, 8), datetime(2026, 11, 18, 14)
+    m = messages.digest_message(
+        [_row()], role="leadership", base_url=BASE, since=since, now=now,
+        timezone="America/New_York",
+    )  # fmt: skip
+    assert (
+        m.subject == "Lookout digest: 1 incident, 1 high, since 18 Nov 2026 03:00 America/New_York"
+    )
+    assert m.text.splitlines()[0] == (
+        "1 incident opened or back since 18 Nov 2026 03:00 America/New_York (to 18 Nov 2026 "
+        "09:00 America/New_York), 1 of them high severity:"
+    )

@@ -28,9 +28,10 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from analytics.access import roles as access
 from analytics.access.suppression import SUPPRESSION_THRESHOLD
@@ -39,6 +40,7 @@ from analytics.core.calendar import iso_week
 from analytics.core.models import Role
 from analytics.present.formatting import (
     format_count,
+    format_day,
     format_days,
     format_mean,
     format_moment,
@@ -309,12 +311,14 @@ def digest_message(
     base_url: str,
     since: datetime,
     now: datetime,
+    timezone: str = "UTC",
 ) -> Message:
     """One message grouping the incidents opened or reopened between ``since`` and
     ``now``: a line per incident (most severe first, then by score), each written as
     :func:`incident_message` writes its first sentence for ``role``, with its link.
     Incidents a product subscriber may not be told of (:func:`product_may_see`) are
-    left out.
+    left out. ``since`` and ``now`` are naive UTC, written in the subscriber's
+    ``timezone`` (an IANA name).
 
     >>> t = datetime(2026, 11, 16)
     >>> row = {"id": 7, "slice_key": "category=spam", "source": "cases", "freq": "daily",
@@ -334,18 +338,18 @@ def digest_message(
     )
     high = sum(str(r.get("severity")) == "high" for r in shown)
     count = f"{len(shown)} incident{'' if len(shown) == 1 else 's'}"
-    period = f"since {format_moment(since)}"
+    period = f"since {_moment(since, timezone)}"
     subject = f"Lookout digest: {count}{f', {high} high' if high else ''}, {period}"
     base = base_url.rstrip("/")
     link = f"{base}/anomalies" if access.allowed(role, "cases") else f"{base}/reports"
     of_them = f", {high} of them high severity" if high else ""
-    lines = [f"{count} opened or back {period} (to {format_moment(now)}){of_them}:"]
+    lines = [f"{count} opened or back {period} (to {_moment(now, timezone)}){of_them}:"]
     items: list[tuple[str, str]] = []
     for row in shown:
         sentence = f"{_severity(row)}: {_headline(row, product=product)}; {_span(row)}."
         items.append((sentence, incident_link(row, role=role, base_url=base_url)))
     if not items:
-        lines = [f"No new incident {period} (to {format_moment(now)})."]
+        lines = [f"No new incident {period} (to {_moment(now, timezone)})."]
     text = "\n".join([*lines, *(f"- {s} {url}" for s, url in items)])
     body = f"<p>{html.escape(lines[0])}</p>"
     if items:
@@ -368,6 +372,19 @@ def digest_message(
             "high": high,
         },
     )
+
+
+def _moment(moment: datetime, timezone: str) -> str:
+    """A naive UTC moment in ``timezone``, to the minute: ``18 Nov 2026 09:00 Europe/Paris``.
+
+    >>> t = datetime(2026, 11, 18, 8)
+    >>> _moment(t, "Europe/Paris"), _moment(t, "UTC")
+    ('18 Nov 2026 09:00 Europe/Paris', '18 Nov 2026 08:00 UTC')
+    """
+    if timezone == "UTC":
+        return format_moment(moment)
+    local = moment.replace(tzinfo=UTC).astimezone(ZoneInfo(timezone))
+    return f"{format_day(local.date())} {local:%H:%M} {timezone}"
 
 
 def test_message(name: str, *, link: str | None = None) -> Message:

@@ -506,7 +506,12 @@ def enqueue_digests(conn: Connection, *, now: datetime, base_url: str = "") -> i
         if not mine:
             continue
         message = messages.digest_message(
-            mine, role=sub["role"], base_url=base_url, since=since, now=now
+            mine,
+            role=sub["role"],
+            base_url=base_url,
+            since=since,
+            now=now,
+            timezone=sub["timezone"] or "UTC",
         )
         key = f"digest:{sub['id']}:{since:%Y-%m-%dT%H:%M:%S}"
         queued += outbox.enqueue(conn, subscription_id=sub["id"], key=key, message=message, now=now)
@@ -522,7 +527,8 @@ def test(
     """Send a test message to the subscription ``name`` now (queued in the outbox, then
     delivered by :func:`analytics.alerts.outbox.deliver_pending`); raise
     :class:`SubscriptionError` with the channel's one-line reason when it was not
-    delivered."""
+    delivered (the test is tried once, then marked failed, never retried later). The
+    same delivery run sends whatever else is due in the outbox, as ``watch`` would."""
     from analytics.alerts import outbox
     from analytics.core.models import Delivery, DeliveryState
 
