@@ -86,14 +86,24 @@ def require(role: Role | str, capability: str) -> None:
     """Raise :class:`AccessDenied` unless ``role`` holds ``capability``.
 
     >>> require("associate", "reveal")
+    >>> require("leadership", "escalate")
+    Traceback (most recent call last):
+    ...
+    analytics.access.roles.AccessDenied: the leadership role may not escalate to leadership
     >>> require("product", "cases")
     Traceback (most recent call last):
     ...
     analytics.access.roles.AccessDenied: the product role may not see case lists, accounts or rings
     """
     if not allowed(role, capability):
-        if capability == "annotate":
-            raise AccessDenied(f"the {role_of(role).value} role may not add or change known events")
+        does = {
+            "annotate": "add or change known events",
+            "triage": "acknowledge, assign, snooze, resolve or dismiss incidents",
+            "escalate": "escalate to leadership",
+            "subscribe": "manage subscriptions",
+        }
+        if capability in does:
+            raise AccessDenied(f"the {role_of(role).value} role may not {does[capability]}")
         what = {
             "aggregates": "unsuppressed aggregates",
             "suppressed": "aggregates",
