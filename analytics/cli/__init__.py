@@ -440,6 +440,71 @@ def users_list() -> None:
         typer.echo(f"{row['name']}\t{row['role']}\t{row['sign_in']}{locked}")
 
 
+@app.command()
+def watch(
+    every: Annotated[
+        str | None,
+        typer.Option(help="Loop: one pass every interval (30s, 15m, 1h); default one pass."),
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            help="Lookout's address for the links in messages (default LOOKOUT_BASE_URL, "
+            "else http://localhost:8501).",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds a delivery may wait for its receiver.", min=0.1)
+    ] = 10.0,
+) -> None:
+    """Score the newest data, store incidents, queue and send their messages (one pass:
+    exit 0 when everything due was delivered or nothing was due; --every loops)."""
+    import time
+
+    from analytics.alerts import watch as watching
+
+    try:
+        interval = watching.parse_every(every) if every is not None else None
+    except ValueError as exc:
+        fail(str(exc))
+    link = (base_url or watching.base_url()).rstrip("/")
+    if not link.startswith(("http://", "https://")):
+        fail(f"--base-url is an http:// or https:// address, not {link[:40]!r}")
+    engine = _engine_or_fail(database.database_url())
+    while True:
+        code = _watch_pass(engine, base_url=link, timeout_s=timeout)
+        if interval is None:
+            raise typer.Exit(code)
+        time.sleep(interval.total_seconds())
+
+
+def _watch_pass(engine: Engine, *, base_url: str, timeout_s: float) -> int:
+    """One pass of ``watch``: its summary on stdout; 0, or 1 with a one-line reason."""
+    from analytics.alerts import watch as watching
+
+    try:
+        report = watching.run_once(engine, base_url=base_url, timeout_s=timeout_s)
+    except Exception as exc:  # noqa: BLE001 - reported as one line
+        typer.echo(f"error: the pass stopped: {type(exc).__name__}: {_first_line(exc)}", err=True)
+        return 1
+    typer.echo(report.summary())
+    if report.failed:
+        typer.echo(
+            f"error: {report.failed} message(s) failed for good (their reasons are on the "
+            "Admin page)",
+            err=True,
+        )
+        return 1
+    if report.retrying:
+        typer.echo(
+            f"error: {report.retrying} message(s) not delivered yet; the next pass retries them",
+            err=True,
+        )
+        return 1
+    return 0
+
+
 @app.command("grant-reader")
 def grant_reader_cmd(
     role: Annotated[str, typer.Argument(help="The PostgreSQL login role that may only read.")],
