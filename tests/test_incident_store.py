@@ -327,7 +327,9 @@ def test_list_by_state_and_the_roles_that_may_not(engine) -> None:
         with pytest.raises(AccessDenied):
             store.list_incidents(engine, role=role)
     for viewer in (PAT, Viewer("root", Role.admin)):
-        with pytest.raises(AccessDenied, match=f"the {viewer.role.value} role may not act on"):
+        with pytest.raises(
+            AccessDenied, match=f"the {viewer.role.value} role may not acknowledge, assign"
+        ):
             store.acknowledge(engine, 1, viewer=viewer, version=1)
     with pytest.raises(AccessDenied):
         store.add_note(engine, 1, "hi", viewer=PAT)

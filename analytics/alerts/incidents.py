@@ -400,7 +400,7 @@ def _act(
     """Write ``values`` on the incident if it still is at ``version`` and in one of the
     ``allowed`` states, bump its version and audit ``action``, in one transaction; the
     incident as it is afterwards."""
-    _may_triage(viewer)
+    access.require(viewer.role, "triage")  # leadership, associates
     now = utc_now()
     with engine.begin() as conn:
         before = _stored(conn, incident_id)
@@ -432,13 +432,6 @@ def _act(
             now,
         )
     return current
-
-
-def _may_triage(viewer: Viewer) -> None:
-    """Acting on incidents takes the ``triage`` capability (leadership, associates)."""
-    if not access.allowed(viewer.role, "triage"):
-        role = access.role_of(viewer.role).value
-        raise access.AccessDenied(f"the {role} role may not act on incidents")
 
 
 def _target(row: Mapping[str, Any]) -> str:
@@ -575,7 +568,7 @@ def _odd(text: str) -> bool:
 def add_note(engine: Engine, incident_id: int, text: str, *, viewer: Viewer) -> int:
     """Write ``viewer``'s note on an incident; its id. Audited as ``incident_note`` (the
     audit names the note, not its text)."""
-    _may_triage(viewer)
+    access.require(viewer.role, "triage")  # leadership, associates
     body = text.strip()
     if not body:
         raise InvalidAction("Write something in the note.")
