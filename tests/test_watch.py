@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
+from analytics.access import Viewer
 from analytics.alerts import incidents, subscriptions, watch
 from analytics.cli import app
 from analytics.core.database import make_engine
@@ -99,14 +100,27 @@ def test_a_receiver_answering_500_delays_the_messages_the_next_pass_delivers_eac
 
 
 def test_a_pass_over_a_resolved_incident_that_stays_as_it_was_says_nothing(engine, hook) -> None:
-    from analytics.access import Viewer
-
     watch.run_once(engine, now=NOW, base_url=BASE, timeout_s=5.0)
     first = incidents.list_incidents(engine, role=Role.associate).row(0, named=True)
     incidents.resolve(engine, first["id"], viewer=Viewer("ann", Role.associate), version=1)
     again = watch.run_once(engine, now=NOW + timedelta(hours=1), base_url=BASE, timeout_s=5.0)
     assert (again.reopened, again.queued, again.sent) == (0, 0, 0)
     assert incidents.read_incident(engine, first["id"], role=Role.associate)["state"] == "resolved"
+
+
+def test_an_incident_out_of_its_snooze_is_told_again_once(engine, hook) -> None:
+    watch.run_once(engine, now=NOW, base_url=BASE, timeout_s=5.0)
+    first = incidents.list_incidents(engine, role=Role.associate).row(0, named=True)
+    until = datetime(2099, 1, 1)  # in the future whatever the clock says
+    incidents.snooze(engine, first["id"], until, viewer=Viewer("ann", Role.associate), version=1)
+    quiet = watch.run_once(engine, now=until - timedelta(hours=1), base_url=BASE, timeout_s=5.0)
+    assert (quiet.unsnoozed, quiet.queued, quiet.sent) == (0, 0, 0)
+    back = watch.run_once(engine, now=until, base_url=BASE, timeout_s=5.0)
+    assert (back.unsnoozed, back.queued, back.sent) == (1, 1, 1)
+    assert len(hook.requests) == 3
+    assert hook.requests[-1].json["fields"]["incident_id"] == first["id"]
+    after = watch.run_once(engine, now=until + timedelta(hours=1), base_url=BASE, timeout_s=5.0)
+    assert (after.unsnoozed, after.queued, after.sent) == (0, 0, 0)
 
 
 # --------------------------------------------------------------------------- the command
