@@ -6,7 +6,10 @@ receiver answering 500 delays the messages, the next pass delivers each once; an
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
@@ -20,7 +23,7 @@ from analytics.cli import app
 from analytics.core.database import make_engine
 from analytics.core.models import Delivery, Role, StoredIncident, init_db
 from tests.alert_receivers import HttpReceiver, http_receiver
-from tests.helpers import copy_small_demo
+from tests.helpers import HANG_S, copy_small_demo
 
 #: When the passes happen (the small demo's data ends on 30 Apr 2026).
 NOW = datetime(2026, 5, 1, 6, 0)
@@ -178,3 +181,16 @@ def test_watch_command_says_when_the_database_is_unreachable(monkeypatch) -> Non
     assert done.exit_code != 0
     assert done.stderr.startswith("error: cannot open postgresql+psycopg://")
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.output
+
+
+@pytest.mark.slow
+def test_python_m_analytics_watch_in_its_own_process(engine, hook) -> None:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run(
+        [sys.executable, "-m", "analytics", "watch", "--base-url", BASE, "--timeout", "5"],
+        cwd=root, env=dict(os.environ), capture_output=True, text=True, timeout=HANG_S,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("2 queued; 2 sent, 0 to retry, 0 failed")
+    assert len(hook.acknowledged_keys) == 2
