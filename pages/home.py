@@ -9,6 +9,7 @@ import streamlit as st
 from analytics.present.formatting import format_moment, humanise
 from analytics.views import overview
 from ui import auth, data, filters, nav, session
+from ui import escalations as escalation_list
 from ui import story as week_story
 
 nav.configure_page()  # first, before anything is drawn (see ui.nav.configure_page)
@@ -32,6 +33,8 @@ if not any(info.counts.get(t) for t in ("accounts", "events", "cases")):
     )
 viewer = auth.require("suppressed")
 week_story.show(filters.draw(), role=viewer.role)
+if session.may("aggregates"):
+    escalation_list.recent(role=viewer.role)
 
 if info.newest:
     age = overview.freshness(info.newest, datetime.now(UTC).replace(tzinfo=None))
