@@ -257,8 +257,8 @@ def test_enqueue_for_queues_once_per_matching_subscription(engine: Engine) -> No
     assert queued == 0
     rows = _outbox(engine)
     assert [(k, s) for k, s, _ in rows] == [
-        (f"incident:{incident}:opened:2026-11-16T00:00:{lead['id']}", lead["id"]),
-        (f"incident:{incident}:opened:2026-11-16T00:00:{prod['id']}", prod["id"]),
+        (f"incident:{incident}:opened:v1:2026-11-16T00:00:{lead['id']}", lead["id"]),
+        (f"incident:{incident}:opened:v1:2026-11-16T00:00:{prod['id']}", prod["id"]),
     ]
     lead_message, prod_message = rows[0][2], rows[1][2]
     assert lead_message.subject == (

@@ -126,6 +126,24 @@ def test_an_incident_out_of_its_snooze_is_told_again_once(engine, hook) -> None:
     assert (after.unsnoozed, after.queued, after.sent) == (0, 0, 0)
 
 
+def test_a_second_snooze_that_runs_out_is_told_again_too(engine, hook) -> None:
+    """Each return of an incident is one message: the second time out of a snooze is
+    not mistaken for a repeat of the first (its key carries the incident's version)."""
+    watch.run_once(engine, now=NOW, base_url=BASE, timeout_s=5.0)
+    first = incidents.list_incidents(engine, role=Role.associate).row(0, named=True)
+    ann = Viewer("ann", Role.associate)
+    until = datetime(2099, 1, 1)
+    incidents.snooze(engine, first["id"], until, viewer=ann, version=first["version"])
+    assert watch.run_once(engine, now=until, base_url=BASE, timeout_s=5.0).sent == 1
+    now = incidents.read_incident(engine, first["id"], role=Role.associate)
+    later = datetime(2099, 2, 1)
+    incidents.snooze(engine, first["id"], later, viewer=ann, version=now["version"])
+    again = watch.run_once(engine, now=later, base_url=BASE, timeout_s=5.0)
+    assert (again.unsnoozed, again.queued, again.sent) == (1, 1, 1)
+    assert len(hook.requests) == 4
+    assert len(hook.acknowledged_keys) == 4
+
+
 # --------------------------------------------------------------------------- the command
 
 

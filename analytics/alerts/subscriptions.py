@@ -463,8 +463,9 @@ def enqueue_for(conn: Connection, change: Any, *, now: datetime, base_url: str) 
     active subscription that :func:`matches` it and is told at once (digest
     subscriptions hear of it in their next digest); in ``conn``'s transaction, so the
     message is queued exactly when the change is stored. Each message is written for the
-    subscription's role, keyed ``incident:{id}:{kind}:{episode start}:{subscription}``
-    (queued once, whatever the reruns). Returns how many were queued."""
+    subscription's role, keyed ``incident:{id}:{kind}:v{version}:{episode start}:
+    {subscription}`` (queued once, whatever the reruns; each return of the incident
+    bumps its version, so a second reopening is told too). Returns how many were queued."""
     from analytics.alerts import outbox
 
     kind = str(change.kind)
@@ -478,7 +479,10 @@ def enqueue_for(conn: Connection, change: Any, *, now: datetime, base_url: str) 
         message = messages.incident_message(
             incident, role=sub["role"], base_url=base_url, change=kind
         )
-        key = f"incident:{incident['id']}:{kind}:{incident['start']:%Y-%m-%dT%H:%M}:{sub['id']}"
+        key = (
+            f"incident:{incident['id']}:{kind}:v{incident['version']}:"
+            f"{incident['start']:%Y-%m-%dT%H:%M}:{sub['id']}"
+        )
         queued += outbox.enqueue(conn, subscription_id=sub["id"], key=key, message=message, now=now)
     return queued
 
