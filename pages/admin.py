@@ -1,4 +1,5 @@
-"""Admin: who may sign in, and the audit trail of who saw, revealed or exported what."""
+"""Admin: who may sign in, who is told of what (subscriptions, deliveries that failed),
+and the audit trail of who saw, revealed or exported what."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ from datetime import datetime, timedelta
 
 import streamlit as st
 
+from analytics import access
 from analytics.present import exports
 from analytics.present.formatting import humanise
 from analytics.views import admin
-from ui import auth, data, nav, widgets
+from ui import alerts_admin, auth, data, nav, widgets
 
 nav.configure_page()  # first, before anything is drawn (see ui.nav.configure_page)
 
@@ -38,6 +40,10 @@ try:
     )
 except Exception as exc:  # noqa: BLE001 - a banner, never a traceback
     st.error(f"Cannot read the users ({type(exc).__name__}).")
+
+if access.allowed(viewer.role, "subscribe"):
+    alerts_admin.subscriptions_section(viewer)
+    alerts_admin.failures_section(viewer)
 
 st.subheader("Audit log")
 left, middle, right = st.columns([2, 2, 3])
