@@ -8,7 +8,7 @@ from analytics.present import detector_charts
 from analytics.present.formatting import format_days, format_period, format_slice
 from analytics.views import anomalies
 from ui import anomalies as page
-from ui import auth, data, explorer, filters, nav, widgets
+from ui import auth, data, explorer, filters, nav, triage, widgets
 
 nav.configure_page()  # first, before anything is drawn (see ui.nav.configure_page)
 
@@ -83,6 +83,7 @@ explorer.link(
     "Open its cases in Case Explorer",
     slice=incident.slice, opened_from=first.isoformat(), opened_to=last.isoformat(),
 )  # fmt: skip
+triage.section(incident, alerted, viewer)
 evidence = page.evidence(incident, week, role=viewer.role, per_month=per_month)
 st.markdown(evidence.reason, help=evidence.reason_note)
 chosen = st.plotly_chart(
