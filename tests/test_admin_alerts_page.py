@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto
 
 from analytics.alerts import messages, outbox, secrets, subscriptions
 from analytics.core import database
@@ -56,6 +57,8 @@ def _button(at: Any, label: str) -> Any:
 
 def _add(at: Any, *, channel: str, name: str, target: str) -> Any:
     at.selectbox(key="sub_channel").set_value(channel).run()
+    if channel != "email":  # a URL is typed into a password field, never shown back
+        assert at.text_input(key="sub_target").proto.type == TextInputProto.PASSWORD
     at.text_input(key="sub_name").input(name)
     at.text_input(key="sub_target").input(target)
     return _button(at, "Add subscription").click().run()
