@@ -254,3 +254,14 @@ def test_an_associate_escalates_with_the_numbers_and_a_link(monkeypatch, stored_
     assert numbers["Expected"] == f"{row['expected']:,.1f}"
     assert link.startswith("anomalies?") and "incident" in link
     assert ("tester", "escalate", f"incident {top}") in _audit(stored_db)
+
+
+def test_the_follow_up_speaks_plain_words(monkeypatch, stored_db, top):
+    from tests.test_plain_words import walk
+
+    at = open_page(monkeypatch, stored_db, "pages/anomalies.py")
+    at.button(key=f"triage_acknowledge_{top}").click().run()
+    at.text_area(key=f"triage_note_{top}").input("On it.")
+    at.button(key=f"triage_add_note_{top}").click().run()
+    at.button(key="FormSubmitter:triage_escalate-Escalate to leadership").click().run()
+    assert at.error and not walk(at)  # the refusal of an empty escalation too
