@@ -406,6 +406,9 @@ class StoredIncident(Base):
     first_seen: Mapped[datetime] = mapped_column(DateTime)  # when a run first stored it
     last_seen: Mapped[datetime] = mapped_column(DateTime)  # when a run last saw it alert
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+    #: When a run last opened it, opened it again or ended its snooze: when subscribers
+    #: were (or, for digests, will be) told. Null in rows stored before the column.
+    told_at: Mapped[datetime | None] = mapped_column(DateTime)
     #: Bumped by every change, so that two people changing it at once are told.
     version: Mapped[int] = mapped_column(Integer, default=1)
 
@@ -539,10 +542,31 @@ def init_db(engine: Engine) -> list[str]:
     for table in Base.metadata.sorted_tables:  # indexes added to tables made earlier
         for index in table.indexes:
             index.create(engine, checkfirst=True)
+    _add_new_columns(engine, before)
     after = set(inspect(engine).get_table_names())
     build_search_index(engine)
     _protect_audit_log(engine)
     return sorted(t for t in after - before if not t.startswith(SEARCH_TABLE))
+
+
+def _add_new_columns(engine: Engine, existing: set[str]) -> None:
+    """Add to the ``existing`` tables (made before this run) the nullable columns defined
+    since (``ALTER TABLE ... ADD COLUMN``; idempotent). A column that may not be null
+    needs a migration of its own and is left alone."""
+    found = inspect(engine)
+    quote = engine.dialect.identifier_preparer.quote
+    for table in Base.metadata.sorted_tables:
+        if table.name not in existing:
+            continue
+        have = {c["name"] for c in found.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in have or not column.nullable or column.primary_key:
+                continue
+            kind = column.type.compile(dialect=engine.dialect)
+            with engine.begin() as conn:
+                conn.exec_driver_sql(
+                    f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"
+                )
 
 
 #: SQLite's full-text index of case descriptions (FTS5, external content: the text
