@@ -240,6 +240,7 @@ def sync(
     episode goes on after its ``end`` is open again (``reopened``). Any other row is a
     new incident (``opened``). Independently of the scan, a snoozed incident whose
     snooze is over is open again (``unsnoozed``). One change per incident, at most.
+    Opening, reopening and unsnoozing set ``told_at`` to ``now`` (what a digest reads).
     """
     now, newest = _naive_utc(now), _naive_utc(newest)
     rows = _alerted(scanned)
@@ -313,6 +314,7 @@ def _sync_row(
             "first_seen": now,
             "last_seen": now,
             "updated_at": now,
+            "told_at": now,
             "version": 1,
         }
         new_id = int(
@@ -337,7 +339,10 @@ def _sync_row(
         else:
             kind = "reopened"
             values.update(
-                state=IncidentState.open, snoozed_until=None, version=StoredIncident.version + 1
+                state=IncidentState.open,
+                snoozed_until=None,
+                told_at=now,
+                version=StoredIncident.version + 1,
             )
     if kind is not None:
         values["updated_at"] = now
@@ -364,6 +369,7 @@ def _unsnooze(conn: Connection, *, now: datetime) -> list[Change]:
                 state=IncidentState.open,
                 snoozed_until=None,
                 updated_at=now,
+                told_at=now,
                 version=StoredIncident.version + 1,
             )
         )

@@ -31,7 +31,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -490,9 +490,11 @@ def enqueue_for(conn: Connection, change: Any, *, now: datetime, base_url: str) 
 def enqueue_digests(conn: Connection, *, now: datetime, base_url: str = "") -> int:
     """Queue the digest of every active digest subscription that is due (its last digest
     ``digest_hours`` or more before ``now``; the first one ``digest_hours`` after it was
-    added): one message grouping the incidents it :func:`matches` that were first stored
-    since its last digest. None of them: nothing is sent, and the next digest still
-    covers the time since the last one sent. Returns how many digests were queued."""
+    added): one message grouping the incidents it :func:`matches` that were opened,
+    opened again or out of their snooze since its last digest (``told_at``; ``first_seen``
+    for rows stored before that column), each once. None of them: nothing is sent, and the
+    next digest still covers the time since the last one sent. Returns how many digests
+    were queued."""
     from analytics.alerts import outbox
 
     queued = 0
@@ -503,9 +505,8 @@ def enqueue_digests(conn: Connection, *, now: datetime, base_url: str = "") -> i
         since = sub["last_digest_at"] or sub["created_at"]
         if since + timedelta(hours=hours) > now:
             continue
-        found = _incidents(
-            conn, StoredIncident.first_seen > since, StoredIncident.first_seen <= now
-        )
+        told = func.coalesce(StoredIncident.told_at, StoredIncident.first_seen)
+        found = _incidents(conn, told > since, told <= now)
         mine = [r for r in found if matches(sub, r)]
         if not mine:
             continue
