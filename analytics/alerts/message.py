@@ -15,7 +15,7 @@ from typing import Any
 __all__ = ["KINDS", "Message"]
 
 #: What a message is about.
-KINDS = ("incident", "escalation", "digest", "test")
+KINDS = ("incident", "escalation", "digest", "story", "test")
 
 
 @dataclass(frozen=True)
