@@ -7,6 +7,7 @@ webhook receiver on loopback (tests/alert_receivers.py)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
@@ -14,8 +15,8 @@ import polars as pl
 import pytest
 from sqlalchemy import Engine, inspect, select
 
-from analytics.access import Viewer
-from analytics.alerts import incidents, subscriptions, watch
+from analytics.access import AccessDenied, Viewer
+from analytics.alerts import incidents, messages, subscriptions, watch, weekly
 from analytics.alerts.message import Message
 from analytics.core.database import make_engine
 from analytics.core.models import Delivery, Role, init_db
@@ -102,3 +103,84 @@ def test_init_db_adds_told_at_to_an_incidents_table_made_before_it(engine: Engin
     init_db(engine)
     init_db(engine)  # idempotent
     assert "told_at" in {c["name"] for c in inspect(engine).get_columns("incidents")}
+
+
+# --------------------------------------------------------------------------- the story
+
+
+def _story(engine: Engine) -> list[Message]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Delivery.payload).where(Delivery.kind == "story").order_by(Delivery.id)
+        ).all()
+    return [Message.from_json(r.payload) for r in rows]
+
+
+def test_emerging_topics_reach_their_subscribers_once_a_week(demo, hook) -> None:
+    """The small demo's focus week (W17) has two emerging topics and no growing ring."""
+    subscriptions.add(demo, name="threats", channel="webhook", target=hook.url,
+                      what=["emerging", "rings"], role=Role.associate, now=NOW)  # fmt: skip
+    subscriptions.add(demo, name="product", channel="webhook", target=hook.url,
+                      what=["emerging"], role=Role.product, now=NOW)  # fmt: skip
+    first = _pass(demo, NOW)
+    assert (first.queued, first.sent) == (3, 3)  # no incident: nobody asked for anomalies
+    product, *told = _story(demo)  # subscriptions by name: "product" first
+    assert [m.subject for m in told] == [
+        "Emerging topic “caller id showed” (a new topic)",
+        "Emerging topic “gift cards” (a new topic)",
+    ]
+    assert told[0].text.splitlines()[0] == (
+        "Emerging topic “caller id showed” (a new topic): 19 cases in the last 7 days against "
+        "20 in the 83 days before, 7.4 times its usual rate (significant)."
+    )
+    assert told[0].link is not None and told[0].link.startswith(
+        f"{BASE}/emerging?week=2026-W17&emerging.cluster="
+    )
+    # The product team: the product story's one sentence on topics, no count, Reports.
+    assert product.text.splitlines()[0] == (
+        "Emerging in the case narratives of the last 7 days: “caller id showed” (filed mostly "
+        "as other); “gift cards” (filed mostly as other)."
+    )
+    assert product.link == f"{BASE}/reports?week=2026-W17"
+    assert not re.search(r"\d+ cases", product.text)
+    # The next passes of the week tell nothing again.
+    again = _pass(demo, NOW + timedelta(hours=6))
+    assert (again.queued, again.sent) == (0, 0)
+    assert len(hook.acknowledged_keys) == 3 and hook.repeats == []
+
+
+def test_a_growing_ring_goes_to_rings_subscribers_never_to_product(demo) -> None:
+    from analytics.reports.story import StoryItem, WeekStory
+
+    lead = subscriptions.add(demo, name="rings", channel="webhook", target="env:RINGS_HOOK",
+                             what=["rings"], role=Role.leadership, now=NOW).row  # fmt: skip
+    admin = subscriptions.add(demo, name="admins", channel="webhook", target="env:ADMIN_HOOK",
+                              what=["rings"], role=Role.admin, now=NOW).row  # fmt: skip
+    prod = subscriptions.add(demo, name="prod", channel="webhook", target="env:PROD_HOOK",
+                             what=["emerging"], role=Role.product, now=NOW).row  # fmt: skip
+    ring = StoryItem("ring", 1, 5.0, "Growing ring of 14 linked accounts: 6 joined in the last "
+                     "14 days, sharing 3 devices and 2 IP addresses.", "", "pages/emerging.py",
+                     (("week", "2026-W17"), ("emerging.ring", "42")), "Rings", rank=1)  # fmt: skip
+    week = datetime(2026, 4, 20).date()
+    story = WeekStory(week, "leadership", False, NOW, (), (ring,))
+    subs = [lead, admin, prod]
+    told = {"leadership": story, "product": WeekStory(week, "product", False, NOW, (), ())}
+    with demo.begin() as conn:
+        assert weekly.enqueue_stories(conn, subs, told, now=NOW, base_url=BASE) == 2
+        assert weekly.enqueue_stories(conn, subs, told, now=NOW, base_url=BASE) == 0
+    with demo.connect() as conn:
+        keys = conn.execute(select(Delivery.idempotency_key).order_by(Delivery.id)).scalars()
+        assert list(keys) == [f"story:2026-W17:ring-42:{lead['id']}",
+                              f"story:2026-W17:ring-42:{admin['id']}"]  # fmt: skip
+    lead_m, admin_m = _story(demo)
+    assert lead_m.subject == "Growing ring of 14 linked accounts"
+    assert lead_m.link == f"{BASE}/emerging?week=2026-W17&emerging.ring=42"
+    assert admin_m.link == f"{BASE}/reports?week=2026-W17"  # admins do not open Emerging
+    with pytest.raises(AccessDenied, match="product role is sent only"):
+        messages.story_message(ring, role=Role.product, base_url=BASE)
+
+
+def test_no_story_is_read_when_no_subscription_asks_for_it(demo) -> None:
+    subscriptions.add(demo, name="oncall", channel="webhook", target="env:HOOK", role="associate")
+    subs = subscriptions.list_subscriptions(demo).to_dicts()
+    assert weekly.stories(demo, subs) == {}

@@ -25,11 +25,12 @@ No message carries case text, account ids or email addresses, whatever the role.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -48,12 +49,18 @@ from analytics.present.formatting import (
     format_slice,
 )
 
+if TYPE_CHECKING:  # the reports' modules load plotly: only the watch's story reads them
+    from analytics.reports.story import StoryItem
+
 __all__ = [
     "CHANGES",
     "digest_message",
     "incident_link",
     "incident_message",
     "product_may_see",
+    "story_key",
+    "story_link",
+    "story_message",
     "test_message",
 ]
 
@@ -412,3 +419,118 @@ def test_message(name: str, *, link: str | None = None) -> Message:
 
 
 test_message.__test__ = False  # type: ignore[attr-defined]  # a builder, not a pytest test
+
+
+# --------------------------------------------------------------------------- the week's story
+
+
+#: What a role needs to open each page a story item links to (as
+#: :mod:`analytics.reports.story` decides its links); any other page: Reports.
+_PAGE_NEEDS: Mapping[str, str] = {
+    "pages/trends.py": "aggregates",
+    "pages/anomalies.py": "cases",
+    "pages/emerging.py": "cases",
+    "pages/cases.py": "cases",
+}
+#: The story items a product subscriber may be sent: those of the product brief's story.
+_PRODUCT_KINDS = frozenset({"surface", "topic"})
+_STORY_WORDS: Mapping[str, str] = {
+    "topic": "Emerging topic",
+    "ring": "Growing ring",
+    "surface": "Product surface",
+    "incident": "Incident",
+    "mover": "Mover",
+    "sla": "SLA",
+}
+
+
+def story_link(item: StoryItem, *, role: Role | str, base_url: str) -> tuple[str, str]:
+    """Where a subscriber of ``role`` opens a story item's evidence, and how the link
+    reads: the item's page with its query when ``role`` may open it, else the weekly
+    brief of the item's week (Reports)."""
+    base = base_url.rstrip("/")
+    query = dict(item.params)
+    needs = _PAGE_NEEDS.get(item.page)
+    if needs is not None and access.allowed(role, needs):
+        page = item.page.removeprefix("pages/").removesuffix(".py")
+        return f"{base}/{page}?{urlencode(query)}", item.link
+    week = {"week": query["week"]} if "week" in query else {}
+    label = "The product brief" if _role(role) == Role.product else "The weekly brief"
+    return f"{base}/reports?{urlencode(week)}", label
+
+
+def story_key(item: StoryItem) -> str:
+    """What names a story item within its week, for the outbox key: the topic's phrase
+    (``topic-<hash>``: its cluster number may change when the topics are recomputed), the
+    ring's id (``ring-12``), else the kind and a hash of the sentence.
+
+    >>> from analytics.reports.story import StoryItem
+    >>> ring = StoryItem("ring", 1, 3.0, "Growing ring of 12 linked accounts ...", "",
+    ...     "pages/emerging.py", (("week", "2026-W17"), ("emerging.ring", "12")), "Rings")
+    >>> story_key(ring)
+    'ring-12'
+    """
+    query = dict(item.params)
+    if item.kind == "ring" and "emerging.ring" in query:
+        return f"ring-{query['emerging.ring']}"
+    text = item.text
+    if item.kind == "topic" and "“" in text and "”" in text:
+        text = text[text.index("“") : text.index("”") + 1]
+    return f"{item.kind}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def story_message(
+    item: StoryItem, *, role: Role | str, base_url: str, period: str | None = None
+) -> Message:
+    """The message telling a subscriber of ``role`` about one item of the week's story
+    (:func:`analytics.reports.story.week_story`, the Overview page's): its sentence, as
+    the Overview says it, the tests behind it, and the link to its evidence.
+
+    A product subscriber is sent only an item of the product's own story (``week_story``
+    with the product role: what the product brief shows, already suppressed); any other
+    kind is refused with :class:`~analytics.access.roles.AccessDenied`. ``period`` (the
+    week's days in words) goes in the message when given.
+
+    >>> from analytics.reports.story import StoryItem
+    >>> topic = StoryItem("topic", 1, 4.0, "Emerging topic “gift cards” (a new topic): 13 "
+    ...     "cases in the last 7 days against 10 in the 83 days before.", "q = 0.001",
+    ...     "pages/emerging.py", (("week", "2026-W17"), ("emerging.cluster", "30")),
+    ...     "Emerging threats")
+    >>> m = story_message(topic, role="associate", base_url="http://lookout")
+    >>> m.subject
+    'Emerging topic “gift cards” (a new topic)'
+    >>> m.link
+    'http://lookout/emerging?week=2026-W17&emerging.cluster=30'
+    >>> story_message(topic, role="admin", base_url="http://lookout").link
+    'http://lookout/reports?week=2026-W17'
+    """
+    role = _role(role)
+    if role == Role.product and item.kind not in _PRODUCT_KINDS:
+        raise access.AccessDenied(
+            f"the product role is sent only the product brief's story, not a {item.kind}"
+        )
+    link, label = story_link(item, role=role, base_url=base_url)
+    words = _STORY_WORDS.get(item.kind, item.kind)
+    head = item.text.partition(":")[0].strip()
+    if not head or len(head) > 120 or head == item.text:
+        subject = f"{words} this week"
+    else:
+        subject = head if head.startswith(words.split()[0]) else f"{words}: {head}"
+    week = dict(item.params).get("week", "")
+    lines = [item.text]
+    if item.note:
+        lines.append(f"Behind it: {item.note}.")
+    told = f"the week of {period}" if period else (week or "this week")
+    lines.append(f"From the story of {told} on Lookout's Overview page.")
+    body = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
+    body += f"<p>{_anchor(label, link)}</p>"
+    fields: dict[str, Any] = {
+        "story_kind": item.kind,
+        "week": week,
+        "severity": item.severity,
+        "rank": item.rank,
+        "item": story_key(item),
+    }
+    return Message(
+        kind="story", subject=subject, text="\n".join(lines), html=body, link=link, fields=fields
+    )

@@ -6,9 +6,11 @@ newest data), keeps the alerted incidents (:func:`analytics.alerts.incidents.syn
 and queues a message for each incident that is new, back, or out of its snooze
 (:func:`analytics.alerts.subscriptions.enqueue_for`) in ONE transaction, so a change
 and its messages are stored together or not at all; then queues the digests that are
-due and sends what the outbox holds (:func:`analytics.alerts.outbox.deliver_pending`,
-with retries and an idempotency key). A second pass over the same data stores and
-sends nothing new.
+due and the week's emerging topics and growing rings (:mod:`analytics.alerts.weekly`:
+the story read once per pass, only when a subscription asks for it) and sends what the
+outbox holds (:func:`analytics.alerts.outbox.deliver_pending`, with retries and an
+idempotency key).
+A second pass over the same data stores and sends nothing new.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import polars as pl
 from sqlalchemy import Engine
 
 from analytics.access.audit import utc_now
-from analytics.alerts import incidents, outbox, subscriptions
+from analytics.alerts import incidents, outbox, subscriptions, weekly
 from analytics.core.models import Role
 from analytics.views import anomalies, overview, selection
 
@@ -131,11 +133,14 @@ def run_once(
     timeout_s: float = 10.0,
 ) -> WatchReport:
     """One pass: :func:`scan`, store the changes and queue their messages in one
-    transaction, queue the digests due, and deliver (each network step waiting at most
+    transaction with the digests due, and the story's topics and rings
+    (:mod:`analytics.alerts.weekly`), and deliver (each network step waiting at most
     ``timeout_s``). ``now`` (naive UTC; default the clock) is when the pass happens:
     tests move it instead of waiting. Links in messages start with ``base_url``."""
     moment = now or utc_now()
     found, newest = scan(engine)
+    subs = subscriptions.list_subscriptions(engine).filter(pl.col("active")).to_dicts()
+    told = weekly.stories(engine, subs)  # read before the transaction: it takes a while
     changes: list[incidents.Change] = []
     queued = 0
     with engine.begin() as conn:
@@ -145,6 +150,7 @@ def run_once(
                 if change.notify:
                     queued += subscriptions.enqueue_for(conn, change, now=moment, base_url=base_url)
         queued += subscriptions.enqueue_digests(conn, now=moment, base_url=base_url)
+        queued += weekly.enqueue_stories(conn, subs, told, now=moment, base_url=base_url)
     delivered = outbox.deliver_pending(
         engine, now=now, timeout_s=timeout_s, lease_s=max(60.0, 3 * timeout_s)
     )
