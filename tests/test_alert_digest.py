@@ -184,3 +184,77 @@ def test_no_story_is_read_when_no_subscription_asks_for_it(demo) -> None:
     subscriptions.add(demo, name="oncall", channel="webhook", target="env:HOOK", role="associate")
     subs = subscriptions.list_subscriptions(demo).to_dicts()
     assert weekly.stories(demo, subs) == {}
+
+
+# --------------------------------------------------------------------------- the weekly brief
+
+#: Sunday 3 May 2026, noon UTC: the subscriptions are added.
+ADDED = datetime(2026, 5, 3, 12, 0)
+#: Monday 4 May 2026, 07:59 in New York (EDT, UTC-4) and 20:59 in Tokyo.
+BEFORE_8 = datetime(2026, 5, 4, 11, 59)
+
+
+def _briefs(engine: Engine) -> dict[str, Message]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Delivery.idempotency_key, Delivery.payload).where(Delivery.kind == "digest")
+        ).all()
+    return {r.idempotency_key: Message.from_json(r.payload) for r in rows}
+
+
+def test_the_weekly_brief_goes_out_on_monday_at_8_in_each_time_zone_once(demo, hook) -> None:
+    from analytics.reports.story import week_story
+
+    lead = subscriptions.add(demo, name="leads", channel="webhook", target=hook.url,
+                             what=["digest"], role=Role.leadership,
+                             timezone="America/New_York", now=ADDED).row  # fmt: skip
+    prod = subscriptions.add(demo, name="product", channel="webhook", target=hook.url,
+                             what=["digest"], role=Role.product, timezone="Asia/Tokyo",
+                             now=ADDED).row  # fmt: skip
+    # 07:59 in New York: not yet; Tokyo's Monday 08:00 (Sunday 23:00 UTC) has passed.
+    early = _pass(demo, BEFORE_8)
+    assert (early.queued, early.sent) == (1, 1)
+    assert list(_briefs(demo)) == [f"brief:2026-W17:{prod['id']}"]
+    # 08:00 in New York: the leadership brief of the last complete week of data (W17:
+    # the data ends on Thursday 30 Apr, so the week of 27 Apr is not complete).
+    on_time = _pass(demo, BEFORE_8 + timedelta(minutes=1))
+    assert (on_time.queued, on_time.sent) == (1, 1)
+    brief = _briefs(demo)[f"brief:2026-W17:{lead['id']}"]
+    assert brief.subject == "Lookout weekly brief for leadership: 2026-W17 (20–26 Apr 2026)"
+    assert brief.link == f"{BASE}/reports?week=2026-W17&reports.audience=leadership"
+    lines = brief.text.splitlines()
+    assert lines[0] == "The weekly brief for leadership, 2026-W17 (20–26 Apr 2026):"
+    assert lines[-1] == f"The whole brief: {brief.link}"
+    # The same story as the Overview page, in the same order, then the KPIs.
+    story = week_story(demo, week=datetime(2026, 4, 20).date(), role=Role.leadership)
+    told = [line.removeprefix("- ") for line in lines[1:-1]]
+    assert told[: len(story.sentences)] == list(story.sentences)
+    assert told[len(story.sentences)].startswith("New cases: 111")
+    assert f'href="{brief.link}"' in brief.html.replace("&amp;", "&")
+    assert len(brief.html) < messages.BRIEF_HTML_MOST  # the brief's own page is larger
+    # Later passes that week and the next Mondays (the data has no newer complete week):
+    # nothing again.
+    for later in (timedelta(hours=1), timedelta(days=1), timedelta(days=7), timedelta(days=14)):
+        again = _pass(demo, BEFORE_8 + timedelta(minutes=1) + later)
+        assert (again.queued, again.sent) == (0, 0)
+    assert len(hook.acknowledged_keys) == 2 and hook.repeats == []
+    assert sorted(r.json["kind"] for r in hook.requests) == ["digest", "digest"]
+
+
+def test_the_product_teams_brief_carries_no_case_text_and_no_small_count(demo, hook) -> None:
+    subscriptions.add(demo, name="product", channel="webhook", target=hook.url, what=["digest"],
+                      role=Role.product, now=ADDED)  # fmt: skip
+    assert _pass(demo, BEFORE_8).sent == 1  # Monday 11:59 UTC
+    [brief] = _briefs(demo).values()
+    assert brief.subject == "Lookout weekly brief for product teams: 2026-W17 (20–26 Apr 2026)"
+    assert brief.text.splitlines()[1] == (
+        "- Emerging in the case narratives of the last 7 days: “caller id showed” (filed "
+        "mostly as other); “gift cards” (filed mostly as other)."
+    )
+    delivered = hook.requests[0].body.decode()
+    with demo.connect() as conn:
+        texts = conn.exec_driver_sql("SELECT description FROM cases").scalars().all()
+    assert texts and not any(t[:30] in delivered or t[:30] in brief.html for t in texts if t)
+    counts = [int(n.replace(",", "")) for n in re.findall(r"(\d[\d,]*) (?:new )?cases", brief.text)]
+    assert all(n >= 10 for n in counts)
+    assert "New cases: 111" in brief.text  # a count at or above the threshold is shown

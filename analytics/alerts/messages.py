@@ -50,10 +50,13 @@ from analytics.present.formatting import (
 )
 
 if TYPE_CHECKING:  # the reports' modules load plotly: only the watch's story reads them
+    from analytics.reports.model import Brief
     from analytics.reports.story import StoryItem
 
 __all__ = [
+    "BRIEF_HTML_MOST",
     "CHANGES",
+    "brief_message",
     "digest_message",
     "incident_link",
     "incident_message",
@@ -533,4 +536,41 @@ def story_message(
     }
     return Message(
         kind="story", subject=subject, text="\n".join(lines), html=body, link=link, fields=fields
+    )
+
+
+#: The most characters of a brief's own HTML an email carries; a larger brief (its charts
+#: make it so: plotly.js is inline) is sent as its headline and a link to Reports. Many
+#: mail readers cut an HTML body past about 100 kB.
+BRIEF_HTML_MOST = 100_000
+
+
+def brief_message(brief: Brief, *, base_url: str, html_body: str | None = None) -> Message:
+    """The weekly digest: ``brief``'s Headline (its story first, the same sentences as
+    the Overview page, then the week's KPIs), with a link to the brief on the Reports
+    page. ``html_body`` (the brief's own HTML, :func:`analytics.reports.render_html`) is
+    the email's HTML when it is at most :data:`BRIEF_HTML_MOST` characters; else the
+    HTML is the headline and the link."""
+    headline = brief.section("headline") or (brief.sections[0] if brief.sections else None)
+    sentences = list(headline.sentences) if headline is not None else []
+    query = {"week": brief.label, "reports.audience": brief.audience}
+    link = f"{base_url.rstrip('/')}/reports?{urlencode(query)}"
+    who = "product teams" if brief.audience == "product" else "leadership"
+    intro = f"The weekly brief for {who}, {brief.label} ({brief.period}):"
+    text = "\n".join([intro, *(f"- {s}" for s in sentences), f"The whole brief: {link}"])
+    if html_body is not None and len(html_body) <= BRIEF_HTML_MOST:
+        body = html_body
+    else:
+        body = (
+            f"<p>{html.escape(intro)}</p><ul>"
+            + "".join(f"<li>{html.escape(s)}</li>" for s in sentences)
+            + f"</ul><p>{_anchor('The whole brief in Lookout', link)}</p>"
+        )
+    return Message(
+        kind="digest",
+        subject=f"Lookout weekly brief for {who}: {brief.label} ({brief.period})",
+        text=text,
+        html=body,
+        link=link,
+        fields={"week": brief.label, "audience": brief.audience, "sentences": len(sentences)},
     )

@@ -6,10 +6,10 @@ newest data), keeps the alerted incidents (:func:`analytics.alerts.incidents.syn
 and queues a message for each incident that is new, back, or out of its snooze
 (:func:`analytics.alerts.subscriptions.enqueue_for`) in ONE transaction, so a change
 and its messages are stored together or not at all; then queues the digests that are
-due and the week's emerging topics and growing rings (:mod:`analytics.alerts.weekly`:
-the story read once per pass, only when a subscription asks for it) and sends what the
-outbox holds (:func:`analytics.alerts.outbox.deliver_pending`, with retries and an
-idempotency key).
+due, the week's emerging topics and growing rings and the weekly briefs
+(:mod:`analytics.alerts.weekly`: each read only when a subscription asks for it, the
+story once per pass) and sends what the outbox holds
+(:func:`analytics.alerts.outbox.deliver_pending`, with retries and an idempotency key).
 A second pass over the same data stores and sends nothing new.
 """
 
@@ -133,14 +133,15 @@ def run_once(
     timeout_s: float = 10.0,
 ) -> WatchReport:
     """One pass: :func:`scan`, store the changes and queue their messages in one
-    transaction with the digests due, and the story's topics and rings
-    (:mod:`analytics.alerts.weekly`), and deliver (each network step waiting at most
+    transaction with the digests due, the story's topics and rings and the weekly briefs
+    due (:mod:`analytics.alerts.weekly`), and deliver (each network step waiting at most
     ``timeout_s``). ``now`` (naive UTC; default the clock) is when the pass happens:
     tests move it instead of waiting. Links in messages start with ``base_url``."""
     moment = now or utc_now()
     found, newest = scan(engine)
     subs = subscriptions.list_subscriptions(engine).filter(pl.col("active")).to_dicts()
     told = weekly.stories(engine, subs)  # read before the transaction: it takes a while
+    due = weekly.briefs(engine, subs, now=moment)
     changes: list[incidents.Change] = []
     queued = 0
     with engine.begin() as conn:
@@ -151,6 +152,7 @@ def run_once(
                     queued += subscriptions.enqueue_for(conn, change, now=moment, base_url=base_url)
         queued += subscriptions.enqueue_digests(conn, now=moment, base_url=base_url)
         queued += weekly.enqueue_stories(conn, subs, told, now=moment, base_url=base_url)
+        queued += weekly.enqueue_briefs(conn, due, now=moment, base_url=base_url)
     delivered = outbox.deliver_pending(
         engine, now=now, timeout_s=timeout_s, lease_s=max(60.0, 3 * timeout_s)
     )
