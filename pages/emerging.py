@@ -6,7 +6,8 @@ import streamlit as st
 
 from analytics.core.filters import Filters
 from analytics.present import detector_charts
-from ui import auth, data, explorer, filters, nav, widgets
+from analytics.views import emerging
+from ui import auth, data, escalate, explorer, filters, nav, widgets
 from ui import emerging as view
 
 nav.configure_page()  # first, before anything is drawn (see ui.nav.configure_page)
@@ -63,6 +64,12 @@ chosen = view.selected_topic(topics, picked, mapped)
 with left:
     view.topic_story(topics.topic(chosen), tested=topics.clusters.height)
 view.topic_cases(topics, chosen)
+shown = topics.topic(chosen)
+escalate.form(
+    "emerging_escalate_topic", viewer=viewer, subject_kind="topic",
+    subject_ref=f"topic {shown.cluster_id}", title=shown.name,
+    evidence=emerging.topic_evidence(shown), page="emerging",
+)  # fmt: skip
 
 st.divider()
 st.header("Rings of linked accounts")
@@ -100,3 +107,11 @@ with right:
 st.markdown("**Cases about its members** (descriptions masked)")
 explorer.link(f"Open the cases about its {mine.height} accounts in Case Explorer", ring=ring_id)
 view.ring_cases(mine["account_id"].to_list(), role=viewer.role)
+ring_rows = rings.rings.filter(rings.rings["ring_id"].cast(str) == str(ring_id))
+if not ring_rows.is_empty():
+    ring = ring_rows.row(0, named=True)
+    escalate.form(
+        "emerging_escalate_ring", viewer=viewer, subject_kind="ring", subject_ref=f"ring {ring_id}",
+        title=f"Ring {ring_id} ({ring['size']} accounts)", evidence=emerging.ring_evidence(ring),
+        page="emerging",
+    )  # fmt: skip

@@ -16,21 +16,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 import polars as pl
 import streamlit as st
 
 from analytics import access
 from analytics.access import Viewer
-from analytics.alerts import escalations
 from analytics.alerts import incidents as stored_incidents
 from analytics.alerts.incidents import IncidentConflict, IncidentNotFound, InvalidAction
 from analytics.core.models import Role
 from analytics.present.formatting import format_count, format_day, format_days, format_slice
 from analytics.views import anomalies
 from analytics.views.anomalies import Incident
-from ui import data
+from ui import data, escalate
 from ui.widgets import plain
 
 __all__ = ["CONFLICT", "URGENCIES", "escalate_form", "section", "state_line", "stored"]
@@ -38,7 +36,7 @@ __all__ = ["CONFLICT", "URGENCIES", "escalate_form", "section", "state_line", "s
 #: What the page says when someone changed the incident between reading and acting.
 CONFLICT = "Someone else changed this incident meanwhile; the page now shows their change."
 #: The urgencies offered, in words (:class:`analytics.core.models.Urgency`).
-URGENCIES = {"now": "Act now", "today": "Today", "fyi": "For your information"}
+URGENCIES = escalate.URGENCIES
 #: The message shown by the next run (set by an action's callback).
 _NOTICE = "triage_notice"
 #: The toast the Anomalies page shows on its next run.
@@ -227,18 +225,6 @@ def _notes(row: dict[str, Any], viewer: Viewer) -> None:
         )
 
 
-def _page_link() -> str:
-    """The page's own address (with its query string: the week, the filters, the
-    incident), absolute when the browser's address is known."""
-    query = urlencode(st.query_params.to_dict())
-    try:
-        base = str(st.context.url or "").split("?")[0]
-    except Exception:  # noqa: BLE001 - no browser (a test, a script): a relative link
-        base = ""
-    base = base or "anomalies"
-    return f"{base}?{query}" if query else base
-
-
 def escalate_form(
     incident: Incident, expected: float | None, row: dict[str, Any] | None, viewer: Viewer
 ) -> None:
@@ -246,39 +232,20 @@ def escalate_form(
     incident's numbers (peak, expected, days) and a link to this page."""
     first, last = anomalies.incident_days(incident)
     title = f"{format_slice(incident.slice)} · {format_days(first, last)}"
-    with st.expander("Escalate to leadership"), st.form("triage_escalate"):
-        message = st.text_area(
-            "What is happening and why it matters (a sentence or two)",
-            max_chars=escalations.MESSAGE_MAX,
-            height=90,
-        )
-        urgency = st.radio(
-            "Urgency", list(URGENCIES), format_func=URGENCIES.__getitem__, horizontal=True
-        )
-        if not st.form_submit_button("Escalate to leadership", type="primary"):
-            return
-        evidence = {
-            "Peak": format_count(incident.peak_value),
-            "Expected": "–" if expected is None else f"{expected:,.1f}",
-            "Days": f"{format_days(first, last)} ({incident.days} unusual "
-            f"{'week' if incident.freq == 'weekly' else 'day'}{'s' if incident.days > 1 else ''})",
-        }
-        subject = str(row["id"]) if row is not None else stored_incidents.incident_key(
-            {"source": incident.source, "freq": incident.freq, "metric": incident.metric,
-             "direction": incident.direction, "slice": incident.slice}
-        )  # fmt: skip
-        try:
-            escalations.escalate(
-                data.writer(), viewer=viewer, subject_kind="incident", subject_ref=subject,
-                title=title, message=message, urgency=str(urgency), evidence=evidence,
-                link=_page_link(),
-            )  # fmt: skip
-        except escalations.InvalidEscalation as exc:
-            st.error(f"Not sent: {exc}.")
-        except access.AccessDenied as exc:
-            st.error(str(exc))
-        else:
-            st.toast(f"Escalated to leadership ({URGENCIES[str(urgency)].lower()}).")
+    evidence = {
+        "Peak": format_count(incident.peak_value),
+        "Expected": "–" if expected is None else f"{expected:,.1f}",
+        "Days": f"{format_days(first, last)} ({incident.days} unusual "
+        f"{'week' if incident.freq == 'weekly' else 'day'}{'s' if incident.days > 1 else ''})",
+    }
+    subject = str(row["id"]) if row is not None else stored_incidents.incident_key(
+        {"source": incident.source, "freq": incident.freq, "metric": incident.metric,
+         "direction": incident.direction, "slice": incident.slice}
+    )  # fmt: skip
+    escalate.form(
+        "triage_escalate", viewer=viewer, subject_kind="incident", subject_ref=subject,
+        title=title, evidence=evidence, page="anomalies",
+    )  # fmt: skip
 
 
 def section(incident: Incident, alerted: pl.DataFrame, viewer: Viewer) -> None:

@@ -20,7 +20,7 @@ from analytics import access
 from analytics.access import privacy
 from analytics.core.filters import Filters
 from analytics.core.models import Case, Role
-from analytics.present.formatting import humanise, humanised
+from analytics.present.formatting import format_number, humanise, humanised, significance
 from analytics.sources.pushdown import case_texts
 
 __all__ = [
@@ -34,7 +34,9 @@ __all__ = [
     "ring_view",
     "plain_summary",
     "ring_weeks",
+    "ring_evidence",
     "rings_elsewhere",
+    "topic_evidence",
     "topic_name",
 ]
 
@@ -348,3 +350,58 @@ def rings_elsewhere(weeks: pl.DataFrame, *, week: date, most: int = 6) -> tuple[
     named = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     which = "week" if len(parts) == 1 else "weeks"
     return f"Rings found in the {which} of {named}.", nearest["week"].to_list()
+
+
+def topic_evidence(topic: Topic) -> dict[str, str]:
+    """The numbers an escalation of ``topic`` carries, in words: whether and since when
+    it emerges, its cases in the last 7 days, its growth's significance, its terms.
+
+    >>> t = Topic(30, "fake 5-star reviews", True, "new", date(2026, 11, 28), "from none",
+    ...           (), "review, star, paid", 0.001,
+    ...           pl.DataFrame({"day": [date(2026, 11, d) for d in range(20, 30)],
+    ...                         "cases": [0, 0, 0, 1, 2, 3, 4, 5, 6, 7]}), date(2026, 11, 29))
+    >>> topic_evidence(t)  # doctest: +NORMALIZE_WHITESPACE
+    {'Status': 'new, emerging since 28 Nov 2026', 'Cases in the last 7 days': '28',
+     'Growth': 'significant', 'Distinctive terms': 'review, star, paid'}
+    """
+    if topic.is_emerging and topic.first_flagged is not None:
+        status = f"{topic.status}, emerging since {topic.first_flagged:%-d %b %Y}"
+    else:
+        status = "not emerging"
+    recent = int(topic.history.tail(7)["cases"].sum()) if topic.history.height else 0
+    return {
+        "Status": status,
+        "Cases in the last 7 days": format_number(recent),
+        "Growth": significance(topic.q_value),
+        "Distinctive terms": topic.terms,
+    }
+
+
+def ring_evidence(ring: dict[str, object]) -> dict[str, str]:
+    """The numbers an escalation of a ring (a row of :attr:`RingView.rings`) carries.
+
+    >>> ring_evidence({"size": 12, "devices": 3, "ips": 2, "previous_size": 5,
+    ...                "is_growing": True, "young_share": 0.75})
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'Accounts': '12', 'Shared devices': '3', 'Shared IP addresses': '2',
+     'Growth': 'growing: 5 of them already linked the 14 days before',
+     'Accounts under 7 days old': '75%'}
+    """
+
+    def number(name: str) -> str:
+        value = ring.get(name)
+        return "–" if value is None else format_number(float(str(value)))
+
+    growth = "not growing"
+    if ring.get("is_growing"):
+        growth = (
+            f"growing: {number('previous_size')} of them already linked the {RING_DAYS} days before"
+        )
+    young = ring.get("young_share")
+    return {
+        "Accounts": number("size"),
+        "Shared devices": number("devices"),
+        "Shared IP addresses": number("ips"),
+        "Growth": growth,
+        "Accounts under 7 days old": "–" if young is None else f"{float(str(young)):.0%}",
+    }
