@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -104,6 +105,20 @@ def test_slack_posts_the_text_and_the_link() -> None:
     }
     assert got.headers["content-type"] == "application/json"
     assert hook.acknowledged_keys == ["incident:7:opened"]
+
+
+def test_slack_text_cannot_make_a_link_or_a_mention() -> None:
+    """A slice value or title with Slack's markup characters reads as typed: no
+    ``<!channel>`` mention, no link of the sender's choosing."""
+    hostile = replace(MESSAGE, text="Spam <!channel> & <https://evil.example|verify here>")
+    with http_receiver() as hook:
+        ref = secrets.store("oncall", hook.url)
+        send(_sub("slack", ref=ref), hostile, key="incident:8:opened", timeout_s=5)
+    (got,) = hook.requests
+    assert got.json["text"] == (
+        "Spam &lt;!channel&gt; &amp; &lt;https://evil.example|verify here&gt;\n"
+        "<http://lookout.test/anomalies?incident=7|Open in Lookout>"
+    )
 
 
 # ------------------------------------------------------------------------------ webhook

@@ -216,9 +216,21 @@ def _post(
     raise DeliveryError(reason, code >= 500 or code in (408, 429))
 
 
+def slack_text(text: str) -> str:
+    """``text`` with the three characters Slack reads as markup escaped (``&``, ``<``,
+    ``>``), so a slice or a title holding them reads as typed and cannot make a link or
+    a mention.
+
+    >>> slack_text("Q&A <@here> <https://evil.example|click>")
+    'Q&amp;A &lt;@here&gt; &lt;https://evil.example|click&gt;'
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _send_slack(sub: SubscriptionLike, message: Message, *, key: str, timeout_s: float) -> None:
     url = _secret(sub.secret_ref, sub)
-    text = message.text + (f"\n<{message.link}|Open in Lookout>" if message.link else "")
+    link = slack_text(message.link or "").replace("|", "%7C")
+    text = slack_text(message.text) + (f"\n<{link}|Open in Lookout>" if message.link else "")
     body = json.dumps({"text": text}).encode()
     _post(sub, url, body, {IDEMPOTENCY_HEADER: key}, timeout_s=timeout_s)
 
