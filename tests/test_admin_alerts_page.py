@@ -17,7 +17,7 @@ from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto
 
 from analytics.alerts import messages, outbox, secrets, subscriptions
 from analytics.core import database
-from analytics.core.models import Delivery
+from analytics.core.models import AuditLog, Delivery
 from tests.alert_receivers import http_receiver
 from tests.helpers import open_page
 
@@ -166,7 +166,11 @@ def test_a_failed_delivery_is_listed_and_retried(monkeypatch: pytest.MonkeyPatch
     assert at.success[0].value.endswith("is queued again: the next watch run sends it.")
     with engine.connect() as conn:
         state, attempts = conn.execute(select(Delivery.state, Delivery.attempts)).one()
+        retried = conn.execute(
+            select(AuditLog.user_name, AuditLog.target).where(AuditLog.action == "delivery_retry")
+        ).all()
     assert (str(state), attempts) == ("pending", 0)
+    assert [tuple(r) for r in retried] == [("tester", f"outbox message #{table['id'].iloc[0]}")]
     # listed as waiting (with the last error) until the next run sends it; nothing to retry
     assert list(_frame(at, "last_error")["state"]) == ["Will retry"]
     assert not [b for b in at.button if b.label == "Retry"]

@@ -346,6 +346,7 @@ def failures_section(viewer: Viewer) -> None:
         if not done:
             st.warning(f"Message #{chosen} is no longer failed; nothing to retry.")
             return
+        data.audit(viewer, "delivery_retry", target=f"outbox message #{chosen}")
         st.session_state.pop("failed_chosen", None)
         st.session_state["alerts_retry_flash"] = (
             f"Message #{chosen} is queued again: the next watch run sends it."

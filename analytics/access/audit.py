@@ -24,7 +24,7 @@ AUDIT_ACTIONS: tuple[str, ...] = (
     "login", "login_failed", "login_refused", "case_view", "reveal", "export", "report_download",
     "annotation_add", "annotation_edit", "annotation_end", "incident_ack", "incident_assign",
     "incident_snooze", "incident_resolve", "incident_dismiss", "incident_note", "incident_reopen",
-    "escalate", "subscription_add", "subscription_remove",
+    "escalate", "subscription_add", "subscription_remove", "delivery_retry",
 )  # fmt: skip
 
 
