@@ -139,9 +139,10 @@ def test_the_state_reads_in_words_with_the_actions_that_fit(monkeypatch, stored_
     at.run()
     assert _follow_up(at) == "**Follow-up:** Snoozed until 3 Dec 2026 · assigned to lee"
     assert "Acknowledge" in _buttons(at) and "Reopen" in _buttons(at)
-    _set_state(stored_db, top, state=IncidentState.resolved, updated_at=datetime(2026, 5, 2))
+    _set_state(stored_db, top, state=IncidentState.resolved, updated_at=datetime(2026, 5, 2),
+               changed_by="lee")  # fmt: skip
     at.run()
-    assert _follow_up(at) == "**Follow-up:** Resolved on 2 May 2026 · assigned to lee"
+    assert _follow_up(at) == "**Follow-up:** Resolved by lee on 2 May 2026 · assigned to lee"
     assert _buttons(at) == {"Reopen", "Add note"}  # nothing else applies to a closed one
 
 
@@ -178,7 +179,10 @@ def test_each_action_changes_the_incident_and_is_audited_with_the_name(monkeypat
     assert at.text_area(key=f"triage_note_{top}").value == ""  # cleared once saved
 
     at.button(key=f"triage_resolve_{top}").click().run()
-    assert _row(stored_db, top)["state"] == "resolved"
+    assert (_row(stored_db, top)["state"], _row(stored_db, top)["changed_by"]) == (
+        "resolved",
+        "tester",
+    )
     at.button(key=f"triage_reopen_{top}").click().run()
     assert _row(stored_db, top)["state"] == "open"
     at.button(key=f"triage_dismiss_{top}").click().run()

@@ -81,8 +81,8 @@ def state_line(row: dict[str, Any]) -> str:
     >>> state_line({"state": "snoozed", "snoozed_until": datetime(2026, 12, 3),
     ...             "assignee": None})
     'Snoozed until 3 Dec 2026 · not assigned'
-    >>> state_line({"state": "resolved", "updated_at": t, "assignee": "lee"})
-    'Resolved on 17 Nov 2026 · assigned to lee'
+    >>> state_line({"state": "resolved", "updated_at": t, "assignee": "lee", "changed_by": "lee"})
+    'Resolved by lee on 17 Nov 2026 · assigned to lee'
     """
     state = str(row["state"])
     if state == "open":
@@ -92,7 +92,8 @@ def state_line(row: dict[str, Any]) -> str:
     elif state == "snoozed":
         words = f"Snoozed until {format_day(row['snoozed_until'].date())}"
     else:  # resolved, dismissed
-        words = f"{state.capitalize()} on {format_day(row['updated_at'].date())}"
+        by = f" by {row['changed_by']}" if row.get("changed_by") else ""
+        words = f"{state.capitalize()}{by} on {format_day(row['updated_at'].date())}"
     who = row.get("assignee")
     return f"{words} · {f'assigned to {who}' if who else 'not assigned'}"
 

@@ -84,6 +84,7 @@ _COLUMNS = (
     "id", "key", "source", "freq", "metric", "direction", "slice_key", "start", "end",
     "peak_ts", "peak_value", "expected", "score", "severity", "state", "assignee",
     "acknowledged_by", "snoozed_until", "first_seen", "last_seen", "updated_at", "version",
+    "changed_by",
 )  # fmt: skip
 _SCHEMA: dict[str, Any] = {
     "id": pl.Int64,
@@ -108,6 +109,7 @@ _SCHEMA: dict[str, Any] = {
     "last_seen": pl.Datetime("us"),
     "updated_at": pl.Datetime("us"),
     "version": pl.Int64,
+    "changed_by": pl.String,
 }
 
 
@@ -421,7 +423,12 @@ def _act(
                 StoredIncident.version == version,
                 StoredIncident.state.in_(allowed),
             )
-            .values(**values, updated_at=now, version=StoredIncident.version + 1)
+            .values(
+                **values,
+                updated_at=now,
+                changed_by=viewer.name[:200],
+                version=StoredIncident.version + 1,
+            )
         )
         current = _stored(conn, incident_id) or before
         if not done.rowcount:

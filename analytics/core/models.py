@@ -409,6 +409,8 @@ class StoredIncident(Base):
     #: When a run last opened it, opened it again or ended its snooze: when subscribers
     #: were (or, for digests, will be) told. Null in rows stored before the column.
     told_at: Mapped[datetime | None] = mapped_column(DateTime)
+    #: Who last changed its state by hand (acknowledged, resolved, dismissed...).
+    changed_by: Mapped[str | None] = mapped_column(String(200))
     #: Bumped by every change, so that two people changing it at once are told.
     version: Mapped[int] = mapped_column(Integer, default=1)
 
