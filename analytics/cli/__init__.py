@@ -549,7 +549,12 @@ def subscriptions_add(
     email: Annotated[str | None, typer.Option(help="An email address.")] = None,
     what: Annotated[
         list[str] | None,
-        typer.Option(help="anomalies, emerging, rings, escalations, digest (repeat)."),
+        typer.Option(
+            help="What to be told of (repeat): anomalies (each new, reopened or unsnoozed "
+            "incident), emerging (new emerging topics), rings (growing rings), escalations "
+            "(associates' escalations to leadership), digest (the weekly brief, Monday 08:00 "
+            "in --timezone)."
+        ),
     ] = None,
     min_severity: Annotated[str, typer.Option(help="low, medium or high.")] = "low",
     direction: Annotated[str, typer.Option(help="up, down or both.")] = "both",
