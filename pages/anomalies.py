@@ -71,6 +71,7 @@ with st.expander(f"Not alerted: explained, dismissed, or falls ({quiet.height})"
             quiet, column_order=anomalies.QUIET_COLUMNS, hide_index=True, width="stretch",
             placeholder="–", column_config=page.incident_columns(),
         )  # fmt: skip
+triage.followed_up_section(viewer)
 as_of = page.as_of(week)
 if alerted.is_empty():
     page.accounts_section(page.review(None, week, role=viewer.role), viewer, as_of)

@@ -117,6 +117,9 @@ def _dataframe_texts(frame) -> Iterator[Text]:  # noqa: ANN001
         if column.get("help"):
             yield Text(f"{where} header help", str(column["help"]), tooltip=True)
         values = table[name].tolist()
+        shown_as = (column.get("type_config") or {}).get("display_text")
+        if (column.get("type_config") or {}).get("type") == "link" and shown_as:
+            values = [shown_as] * len(values)  # a link reads as its text, not its address
         numeric = table[name].dtype.kind in "fiu"
         if numeric and _P_HEADER.search(header):
             shown = f"p = 0 (a column of p- or q-values: {header})"

@@ -269,3 +269,30 @@ def test_the_follow_up_speaks_plain_words(monkeypatch, stored_db, top):
     at.button(key=f"triage_add_note_{top}").click().run()
     at.button(key="FormSubmitter:triage_escalate-Escalate to leadership").click().run()
     assert at.error and not walk(at)  # the refusal of an empty escalation too
+
+
+def _followed(at: AppTest):  # noqa: ANN202 - the frame of the "Being followed up" table
+    return next(d.value for d in at.dataframe if "link" in d.value.columns)
+
+
+def test_incidents_being_followed_up_stay_listed_until_closed(monkeypatch, stored_db, top):
+    """Every stored incident still open, acknowledged or snoozed is listed with its state
+    in words and a link to itself on its week's page, whatever the focus week; resolving
+    one takes it off the list."""
+    engine = database.make_engine(stored_db)
+    active = incidents.list_incidents(engine, role=Role.associate)
+    engine.dispose()
+    _set_state(stored_db, top, state=IncidentState.acknowledged, acknowledged_by="ann")
+    at = open_page(monkeypatch, stored_db, "pages/anomalies.py", params={"week": "2025-W40"})
+    assert not at.exception
+    listed = _followed(at)
+    assert len(listed) == active.height
+    mine = listed[listed["state"].str.startswith("Acknowledged by ann")]
+    assert len(mine) == 1
+    row = _row(stored_db, top)
+    assert mine["link"].iloc[0].startswith("/anomalies?week=")
+    assert f"anomalies.source={row['source']}" in mine["link"].iloc[0]
+    assert not any("=" in s or "|" in s for s in listed["slice"])  # slices in words
+    _set_state(stored_db, top, state=IncidentState.resolved, changed_by="ann")
+    at.run()
+    assert len(_followed(at)) == active.height - 1

@@ -26,12 +26,15 @@ from analytics.alerts import incidents as stored_incidents
 from analytics.alerts.incidents import IncidentConflict, IncidentNotFound, InvalidAction
 from analytics.core.models import Role
 from analytics.present.formatting import format_count, format_day, format_days, format_slice
-from analytics.views import anomalies
+from analytics.views import anomalies, followup
 from analytics.views.anomalies import Incident
 from ui import data, escalate
 from ui.widgets import plain
 
-__all__ = ["CONFLICT", "URGENCIES", "escalate_form", "section", "state_line", "stored"]
+__all__ = [
+    "CONFLICT", "URGENCIES", "escalate_form", "followed_up_section", "section", "state_line",
+    "stored",
+]  # fmt: skip
 
 #: What the page says when someone changed the incident between reading and acting.
 CONFLICT = "Someone else changed this incident meanwhile; the page now shows their change."
@@ -71,31 +74,35 @@ def stored(incident: Incident, *, role: Role) -> tuple[dict[str, Any] | None, pl
 
 
 def state_line(row: dict[str, Any]) -> str:
-    """A stored incident's state and assignee in words.
+    """A stored incident's state and assignee in words
+    (:func:`analytics.views.followup.state_words`)."""
+    return followup.state_words(row)
 
-    >>> t = datetime(2026, 11, 17, 9)
-    >>> state_line({"state": "open", "first_seen": t, "assignee": None})
-    'Open since 17 Nov 2026 · not assigned'
-    >>> state_line({"state": "acknowledged", "acknowledged_by": "ann", "assignee": "lee"})
-    'Acknowledged by ann · assigned to lee'
-    >>> state_line({"state": "snoozed", "snoozed_until": datetime(2026, 12, 3),
-    ...             "assignee": None})
-    'Snoozed until 3 Dec 2026 · not assigned'
-    >>> state_line({"state": "resolved", "updated_at": t, "assignee": "lee", "changed_by": "lee"})
-    'Resolved by lee on 17 Nov 2026 · assigned to lee'
-    """
-    state = str(row["state"])
-    if state == "open":
-        words = f"Open since {format_day(row['first_seen'].date())}"
-    elif state == "acknowledged":
-        words = f"Acknowledged by {row['acknowledged_by'] or 'someone'}"
-    elif state == "snoozed":
-        words = f"Snoozed until {format_day(row['snoozed_until'].date())}"
-    else:  # resolved, dismissed
-        by = f" by {row['changed_by']}" if row.get("changed_by") else ""
-        words = f"{state.capitalize()}{by} on {format_day(row['updated_at'].date())}"
-    who = row.get("assignee")
-    return f"{words} · {f'assigned to {who}' if who else 'not assigned'}"
+
+def followed_up_section(viewer: Viewer) -> None:
+    """The incidents being followed up: every stored incident still open, acknowledged
+    or snoozed, whatever week it began in, each linking to itself."""
+    try:
+        rows = followup.followed_up(data.engine(), role=viewer.role)
+    except Exception as exc:  # noqa: BLE001 - a banner, never a traceback
+        st.error(f"Cannot read the incidents being followed up ({type(exc).__name__}).")
+        return
+    with st.expander(f"Being followed up: open, acknowledged or snoozed ({rows.height})"):
+        if rows.is_empty():
+            st.caption(
+                "No stored incident is open. The scheduled watch run stores each alerted "
+                "incident; it stays here until someone resolves or dismisses it."
+            )
+            return
+        st.dataframe(
+            rows, hide_index=True, width="stretch", placeholder="–",
+            column_config={
+                "slice": st.column_config.TextColumn("Slice", width="medium"),
+                "source": "Source", "days": "Days", "severity": "Severity",
+                "state": st.column_config.TextColumn("Follow-up", width="medium"),
+                "link": st.column_config.LinkColumn("Incident", display_text="Open"),
+            },
+        )  # fmt: skip
 
 
 def _act(
