@@ -11,6 +11,8 @@ One package per job, each importing only the ones before it in this list (checke
 - :mod:`analytics.detectors`: anomalies, emerging topics, rings, unusual accounts;
 - :mod:`analytics.views`: one module per page, each function taking the viewer's role;
 - :mod:`analytics.reports`: the weekly brief;
+- :mod:`analytics.alerts`: stored incidents and their follow-up, escalations,
+  subscriptions, the outbox and its channels, the watch run;
 - :mod:`analytics.demo`: the demo data and its evaluation (only the CLI and tests reach it);
 - :mod:`analytics.cli`: ``python -m analytics``.
 """

@@ -7,11 +7,10 @@ from datetime import datetime, timedelta
 
 import streamlit as st
 
-from analytics import access
 from analytics.present import exports
 from analytics.present.formatting import humanise
 from analytics.views import admin
-from ui import alerts_admin, auth, data, nav, widgets
+from ui import alerts_admin, auth, data, nav, session, widgets
 
 nav.configure_page()  # first, before anything is drawn (see ui.nav.configure_page)
 
@@ -41,7 +40,7 @@ try:
 except Exception as exc:  # noqa: BLE001 - a banner, never a traceback
     st.error(f"Cannot read the users ({type(exc).__name__}).")
 
-if access.allowed(viewer.role, "subscribe"):
+if session.may("subscribe"):
     alerts_admin.subscriptions_section(viewer)
     alerts_admin.failures_section(viewer)
 

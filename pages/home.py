@@ -25,7 +25,8 @@ except Exception as exc:  # noqa: BLE001 - shown as a banner, never a traceback
     )
     st.stop()
 
-if not any(info.counts.get(t) for t in ("accounts", "events", "cases")):
+has_data = any(info.counts.get(t) for t in ("accounts", "events", "cases"))
+if not has_data:
     st.title("Lookout")
     st.info(
         "The database is empty. Load the demo with `python -m analytics seed` "
@@ -33,7 +34,7 @@ if not any(info.counts.get(t) for t in ("accounts", "events", "cases")):
     )
 viewer = auth.require("suppressed")
 week_story.show(filters.draw(), role=viewer.role)
-if session.may("aggregates"):
+if has_data and session.may("aggregates"):
     escalation_list.recent(role=viewer.role)
 
 if info.newest:

@@ -46,7 +46,8 @@ def _event(i: int, **kw: object) -> models.Event:
 def test_init_db_is_idempotent(db_url: str) -> None:
     engine = database.make_engine(db_url)
     first = models.init_db(engine)
-    assert set(first) == set(models.TABLES) | {"dataset_meta", "users"}
+    alerts = {"incidents", "incident_notes", "subscriptions", "outbox", "escalations"}
+    assert set(first) == set(models.TABLES) | {"dataset_meta", "users"} | alerts
     assert models.init_db(engine) == []
     assert database.table_counts(engine) == {t: 0 for t in models.TABLES}
 

@@ -1,7 +1,8 @@
 """The layers, one direction: checked by parsing the code.
 
 ``analytics`` never imports Streamlit or ``ui``; ``ui`` runs only the views
-(:mod:`analytics.views`), access, presentation, the core vocabulary and the briefs
+(:mod:`analytics.views`), access, presentation, the core vocabulary, the briefs and the
+alerts
 (plus, in ``ui/data.py``, the snapshot's state for its banners); pages run only ``ui``
 and those. Imports under ``if TYPE_CHECKING:`` name types for annotations and run
 nothing, so they are not counted.
@@ -62,15 +63,17 @@ def _within(module: str, allowed: tuple[str, ...]) -> bool:
 
 
 #: What ``ui`` may run: the views, access (sign-in, the viewer), presentation (charts,
-#: formatting, exports), the core vocabulary (roles, filters) and the briefs.
+#: formatting, exports), the core vocabulary (roles, filters), the briefs and the
+#: alerts (what people do about incidents: follow them up, escalate, subscribe).
 UI_MAY = ("analytics.views", "analytics.access", "analytics.present", "analytics.core",
-          "analytics.reports", "ui")  # fmt: skip
+          "analytics.reports", "analytics.alerts", "ui")  # fmt: skip
 #: ``ui/data.py`` also sets up the engines and watches the snapshot's state for its
 #: banners (refresh, rebuild, read around it).
 SNAPSHOT_STATE = ("analytics.sources.snapshot", "analytics.sources.fingerprint",
                   "analytics.sources.load")  # fmt: skip
 #: What pages may run: ``ui`` and the views, presentation, core vocabulary and briefs.
-PAGES_MAY = ("ui", "analytics.views", "analytics.present", "analytics.core", "analytics.reports")
+PAGES_MAY = ("ui", "analytics.views", "analytics.present", "analytics.core", "analytics.reports",
+             "analytics.alerts")  # fmt: skip
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "ui").glob("*.py")), ids=lambda p: p.name)
@@ -178,8 +181,8 @@ def test_no_module_reaches_into_another_for_a_private_name(path: Path) -> None:
 
 #: The analytics packages in order: each imports only packages before it.
 PACKAGES = (
-    "core", "access", "sources", "metrics", "present", "detectors", "views", "reports", "demo",
-    "cli",
+    "core", "access", "sources", "metrics", "present", "detectors", "views", "reports", "alerts",
+    "demo", "cli",
 )  # fmt: skip
 
 

@@ -22,11 +22,12 @@ import streamlit as st
 
 from analytics import access
 from analytics.access import Viewer
+from analytics.alerts import followup
 from analytics.alerts import incidents as stored_incidents
 from analytics.alerts.incidents import IncidentConflict, IncidentNotFound, InvalidAction
 from analytics.core.models import Role
 from analytics.present.formatting import format_count, format_day, format_days, format_slice
-from analytics.views import anomalies, followup
+from analytics.views import anomalies
 from analytics.views.anomalies import Incident
 from ui import data, escalate
 from ui.widgets import plain
@@ -75,7 +76,7 @@ def stored(incident: Incident, *, role: Role) -> tuple[dict[str, Any] | None, pl
 
 def state_line(row: dict[str, Any]) -> str:
     """A stored incident's state and assignee in words
-    (:func:`analytics.views.followup.state_words`)."""
+    (:func:`analytics.alerts.followup.state_words`)."""
     return followup.state_words(row)
 
 
