@@ -200,6 +200,11 @@ _SPAM_FL = {"severity": "medium", "direction": "up", "slice_key": "category=spam
         (_sub(role="product"), _SPAM_FL, True),
         (_sub(role="product"), {**_SPAM_FL, "peak_value": 9.0}, False),  # a small cell
         (_sub(), {**_SPAM_FL, "peak_value": 9.0}, True),
+        # what was scanned: an incident's source (cases when unsaid)
+        (_sub(slices="series=cases"), _SPAM_FL, True),
+        (_sub(slices="series=detections"), _SPAM_FL, False),
+        (_sub(slices="series=detections"), {**_SPAM_FL, "source": "detections"}, True),
+        (_sub(slices="series=events,category=spam"), {**_SPAM_FL, "source": "events"}, True),
     ],
 )
 def test_matches(sub: dict[str, object], incident: dict[str, object], expected: bool) -> None:

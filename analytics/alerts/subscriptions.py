@@ -123,6 +123,12 @@ def _check_choice(value: str, options: tuple[str, ...], label: str) -> str:
     return value
 
 
+#: The pseudo-dimension of slice filters that picks what was scanned: case volume,
+#: event volume, or the automated detections (whose falls alert).
+SERIES = "series"
+SERIES_VALUES = ("cases", "events", "detections")
+
+
 def parse_slices(text: str | None) -> dict[str, set[str]]:
     """Slice filters (``category=spam,region=FL``) as the values allowed per dimension.
 
@@ -131,6 +137,8 @@ def parse_slices(text: str | None) -> dict[str, set[str]]:
     True
     >>> parse_slices(None)
     {}
+    >>> parse_slices("series=detections")  # what was scanned: cases, events, detections
+    {'series': {'detections'}}
     >>> parse_slices("colour=red")
     Traceback (most recent call last):
     ...
@@ -145,7 +153,12 @@ def parse_slices(text: str | None) -> dict[str, set[str]]:
         dim, value = dim.strip(), value.strip()
         if not sep or not value:
             raise SubscriptionError(f"a slice filter is dimension=value, not {part[:40]!r}")
-        if dim not in DIMENSIONS:
+        if dim == SERIES:
+            if value not in SERIES_VALUES:
+                raise SubscriptionError(
+                    f"series is one of {', '.join(SERIES_VALUES)}, not {value[:40]!r}"
+                )
+        elif dim not in DIMENSIONS:
             raise SubscriptionError(
                 f"unknown slice dimension {dim[:40]!r} in {part[:40]!r}: "
                 f"choose {', '.join(DIMENSIONS)}"
@@ -406,6 +419,11 @@ def matches(sub: Any, incident: Mapping[str, Any]) -> bool:
     (True, False)
     >>> matches(sub, {**inc, "slice": "region=FL"}), matches(sub, {**inc, "direction": "down"})
     (False, False)
+    >>> broken = {**sub, "slices": "series=detections", "direction": "both"}
+    >>> matches(broken, {**inc, "source": "detections"})
+    True
+    >>> matches(broken, {**inc, "source": "cases"})
+    False
     """
     if "anomalies" not in str(_field(sub, "what") or "").split(","):
         return False
@@ -421,6 +439,9 @@ def matches(sub: Any, incident: Mapping[str, Any]) -> bool:
     ):
         return False
     filters = parse_slices(_field(sub, "slices"))
+    series = filters.pop(SERIES, None)
+    if series is not None and str(incident.get("source") or "cases") not in series:
+        return False
     if filters:
         key = str(incident.get("slice_key") or incident.get("slice") or "all")
         try:

@@ -562,7 +562,11 @@ def subscriptions_add(
         str, typer.Option(help="Whose view messages are written for (product: no counts).")
     ] = "leadership",
     slices: Annotated[
-        str | None, typer.Option(help="Only these slices: category=spam,region=FL.")
+        str | None,
+        typer.Option(
+            help="Only these slices: category=spam,region=FL; series=cases, events or "
+            "detections picks what was scanned."
+        ),
     ] = None,
     digest_hours: Annotated[
         int | None, typer.Option(help="Group into a digest every N hours (default: at once).")
