@@ -85,8 +85,8 @@ def test_an_escalation_is_stored_audited_and_queued_for_leadership_only(engine) 
     ]
     assert audited == [("ann", "escalate", "topic topic 30")]
     listed = escalations.list_escalations(engine, role=Role.leadership)
-    assert listed.select("user_name", "urgency", "message").rows() == [
-        ("ann", "now", "Growing fast in FL; the same phone numbers.")
+    assert listed.select("user_name", "urgency", "title", "message").rows() == [
+        ("ann", "now", "fake 5-star reviews", "Growing fast in FL; the same phone numbers.")
     ]
 
 

@@ -22,7 +22,7 @@ def escalated(small_demo_file, tmp_path_factory) -> str:
     engine = database.make_engine(url)
     escalations.escalate(
         engine, viewer=Viewer("ann", Role.associate), subject_kind="topic",
-        subject_ref="fake 5-star reviews", title="fake 5-star reviews", message=HOSTILE,
+        subject_ref="topic 30", title="fake 5-star reviews", message=HOSTILE,
         urgency="now", evidence={"Cases this week": "212"},
         link="http://lookout.test/emerging?emerging.topic=30", now=utc_now(),
     )  # fmt: skip
@@ -38,6 +38,7 @@ def test_the_overview_lists_the_escalation_as_text(monkeypatch, escalated, role)
     assert HOSTILE in [t.value for t in at.text]  # st.text: shown as typed, never rendered
     heads = [m.value for m in at.markdown if m.value.startswith(":red-badge[Act now]")]
     assert heads and "by ann" in heads[0] and "fake 5\\-star reviews" in heads[0]
+    assert "topic 30" not in heads[0]  # the subject by its name, not its id
     assert any(c.value == "Cases this week: 212" for c in at.caption)
     assert any(
         m.value == "[Open the evidence](http://lookout.test/emerging?emerging.topic=30)"

@@ -51,7 +51,7 @@ def recent(*, role: Role) -> None:
             subject = escalations.SUBJECTS.get(row["subject_kind"], "Escalation")
             st.markdown(
                 f"{_URGENCY.get(row['urgency'], '')} **{subject}** · "
-                f"{plain(row['subject_ref'])} · by {plain(row['user_name'])}, "
+                f"{plain(row['title'] or row['subject_ref'])} · by {plain(row['user_name'])}, "
                 f"{format_moment(row['created_at'])}"
             )
             st.text(row["message"])

@@ -139,7 +139,8 @@ def escalate(
             .values(
                 created_at=when, user_name=viewer.name[:200], urgency=level,
                 subject_kind=subject_kind, subject_ref=subject_ref[:400],
-                message=message.strip(), link=link, evidence=json.dumps(numbers, default=str),
+                title=" ".join(title.split())[:400], message=message.strip(), link=link,
+                evidence=json.dumps(numbers, default=str),
             )
             .returning(Escalation.id)
         ).scalar_one()  # fmt: skip
@@ -163,14 +164,15 @@ def escalate(
 
 
 def list_escalations(engine: Engine, *, role: Role | str, limit: int = 50) -> pl.DataFrame:
-    """The newest escalations first (who, when, urgency, what, the message, the link)."""
+    """The newest escalations first (who, when, urgency, what and its title, the
+    message, the numbers, the link)."""
     require(role, "aggregates")
     with engine.connect() as conn:
         rows = conn.execute(
             select(
                 Escalation.id, Escalation.created_at, Escalation.user_name, Escalation.urgency,
-                Escalation.subject_kind, Escalation.subject_ref, Escalation.message,
-                Escalation.link, Escalation.evidence,
+                Escalation.subject_kind, Escalation.subject_ref, Escalation.title,
+                Escalation.message, Escalation.link, Escalation.evidence,
             )
             .order_by(Escalation.created_at.desc(), Escalation.id.desc())
             .limit(limit)
@@ -178,7 +180,7 @@ def list_escalations(engine: Engine, *, role: Role | str, limit: int = 50) -> pl
     schema: dict[str, Any] = {
         "id": pl.Int64, "created_at": pl.Datetime("us"), "user_name": pl.String,
         "urgency": pl.String, "subject_kind": pl.String, "subject_ref": pl.String,
-        "message": pl.String, "link": pl.String, "evidence": pl.String,
+        "title": pl.String, "message": pl.String, "link": pl.String, "evidence": pl.String,
     }  # fmt: skip
     return pl.DataFrame(
         [(*r[:3], str(getattr(r[3], "value", r[3])), *r[4:]) for r in rows],

@@ -513,6 +513,9 @@ class Escalation(Base):
     urgency: Mapped[Urgency] = mapped_column(_enum(Urgency, "urgency"))
     subject_kind: Mapped[str] = mapped_column(String(16))  # incident | topic | ring
     subject_ref: Mapped[str] = mapped_column(String(400))
+    #: What the subject is called where it was escalated from (a slice and its days,
+    #: a topic's name, a ring and its size).
+    title: Mapped[str | None] = mapped_column(String(400))
     message: Mapped[str] = mapped_column(Text)
     link: Mapped[str | None] = mapped_column(String(400))
     evidence: Mapped[str | None] = mapped_column(Text)  # JSON: the numbers
