@@ -669,6 +669,84 @@ def subscriptions_test(
     typer.echo(f"sent a test message to {name!r}")
 
 
+sources_app = typer.Typer(
+    help="A team's own database through a source map: check, init.", no_args_is_help=True
+)
+app.add_typer(sources_app, name="sources")
+
+
+def _source_engine(url: str) -> Engine:
+    """A read-only engine on the team's database, or a one-line error."""
+    from analytics.sources import sourcemap
+
+    try:
+        engine = sourcemap.connect(url)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - reported as one line
+        fail(f"cannot open {database.safe_url(url)}: {type(exc).__name__}: {_first_line(exc)}")
+    return engine
+
+
+@sources_app.command("check")
+def sources_check(
+    map_file: Annotated[Path, typer.Option("--map", help="The source map (TOML).")],
+    url: Annotated[
+        str | None,
+        typer.Option(help="The team's database (default: LOOKOUT_DATABASE_URL)."),
+    ] = None,
+) -> None:
+    """Run a map against the team's database, read-only: exit 0 only when it is usable."""
+    from analytics.sources import sourcemap
+
+    try:
+        smap = sourcemap.load_map(map_file)
+    except sourcemap.MapError as exc:
+        for line in exc.problems:
+            typer.echo(line, err=True)
+        raise typer.Exit(2) from None
+    engine = _source_engine(url or database.database_url())
+    try:
+        report = sourcemap.check_map(engine, smap)
+    finally:
+        engine.dispose()
+    for line in report.facts:
+        typer.echo(line)
+    for line in report.problems:
+        typer.echo(line, err=True)
+    if not report.usable:
+        typer.echo(f"the map is not usable yet: {len(report.problems)} problems", err=True)
+        raise typer.Exit(2)
+    typer.echo("the map is usable")
+
+
+@sources_app.command("init")
+def sources_init(
+    url: Annotated[str, typer.Option(help="The team's database.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write the draft (default: standard output).")
+    ] = None,
+) -> None:
+    """Draft a source map from the database's tables, for the team to edit."""
+    from analytics.sources import sourcemap
+
+    engine = _source_engine(url)
+    try:
+        draft = sourcemap.draft_map(engine)
+    finally:
+        engine.dispose()
+    if out is None:
+        typer.echo(draft, nl=False)
+        return
+    if out.exists():
+        fail(f"{out} exists; not overwriting it")
+    try:
+        out.write_text(draft, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc}")
+    typer.echo(f"wrote a draft map to {out}: replace each TODO, then run sources check")
+
+
 def main() -> None:
     """Run the CLI; unexpected errors become a one-line message."""
     try:
