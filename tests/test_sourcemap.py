@@ -496,6 +496,8 @@ def test_init_drafts_a_map_that_loads_and_checks(team_url: str, tmp_path: Path) 
         "priority",
         "body",
     )
+    assert (columns["id"], columns["subject_account_id"]) == ("ticket_id", "reported_user")
+    assert "platform" not in {w.split(":")[0].split(".")[-1] for _, w in smap.todos}
     assert cases.values["category"].split == ","
     todo_values = sorted(w for _, w in smap.todos if w.startswith("cases.values.category"))
     assert todo_values == [

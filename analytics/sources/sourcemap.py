@@ -721,7 +721,13 @@ _COLUMN_HINTS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
         "severity": ("severity", "priority", "urgency"),
         "status": ("status", "state"),
         "source": ("source", "channel", "origin", "via"),
-        "subject_account_id": ("subject_account_id", "reported_user_id", "subject_id", "user_id"),
+        "subject_account_id": (
+            "subject_account_id",
+            "reported_user_id",
+            "reported_user",
+            "subject_id",
+            "user_id",
+        ),
         "reporter_account_id": ("reporter_account_id", "reporter_id", "requester_id"),
         "assignee": ("assignee", "agent", "owner", "assigned_to"),
         "resolved_at": ("resolved_at", "closed_at", "solved_at", "resolved", "closed"),
@@ -786,12 +792,14 @@ def draft_map(engine: Engine) -> str:
         "# Values: theirs = ours. Optional columns may be deleted.",
     ]
     for entity in ENTITIES:
-        out += _draft_entity(engine, entity, chosen.get(entity), tables.get(chosen.get(entity, "")))
+        name = chosen.get(entity)
+        keys = found.get_pk_constraint(name)["constrained_columns"] if name in tables else []
+        out += _draft_entity(engine, entity, name, tables.get(name or ""), keys)
     return "\n".join(out) + "\n"
 
 
 def _draft_entity(
-    engine: Engine, entity: str, name: str | None, columns: list[Any] | None
+    engine: Engine, entity: str, name: str | None, columns: list[Any] | None, keys: list[str]
 ) -> list[str]:
     out = ["", f"[{entity}]"]
     if name is None or columns is None:
@@ -800,6 +808,8 @@ def _draft_entity(
     out += ["", f"[{entity}.columns]"]
     theirs = {c["name"].lower(): c for c in columns}
     hints = {**_SHARED_HINTS, **_COLUMN_HINTS[entity]}
+    if len(keys) == 1:  # their primary key is our id
+        hints["id"] = (keys[0].lower(),)
     values: dict[str, str] = {}
     used: set[str] = set()
     for spec in column_specs(entity):
@@ -849,6 +859,8 @@ def _draft_values(
     raw = [r[0] for r in rows if r[0] is not None]
     split = "," if any("," in str(v) for v in raw) else None
     seen = sorted({v for r in raw for v in _items(r, split)} - set(spec.choices))
+    if not seen:
+        return split is not None, []
     out = ["", f"[{entity}.values.{ours}]  # theirs = ours: {_list(spec.choices)}"]
     out += [f'{json.dumps(v)} = "{TODO}"' for v in seen[:50]]
     return split is not None, out
