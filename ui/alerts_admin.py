@@ -164,8 +164,9 @@ def _add_form(viewer: Viewer) -> None:
         slices = left.text_input(
             "Only these slices (optional)", max_chars=400, key="sub_slices",
             placeholder="category=spam,region=FL",
-            help="Dimension=value, comma-separated; series=cases, events or detections "
-            "picks what was scanned (detections: a fall of a rule's or a model's output).",
+            help="Dimension and value, comma-separated, e.g. `category=spam,region=FL`; "
+            "`series=cases`, `series=events` or `series=detections` picks what was scanned "
+            "(detections: a fall of a rule's or a model's output).",
         )  # fmt: skip
         digest = right.number_input(
             "Digest every N hours (0: each at once)", min_value=0, max_value=168, value=0,
