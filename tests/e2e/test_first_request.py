@@ -1,11 +1,12 @@
 """A freshly started server's first request, in Chromium: the page asked for is laid out
 like every other (wide), although Streamlit runs it from ``pages/`` without ``app.py``.
 
-Without :func:`ui.nav.configure_page` as every page's first statement, the first page of
-a new server came out in the narrow centred layout (736 px of 1440): first with no call
-at all, then (when the call sat in ``ui.auth.require``, after the page's title and the
-database check) for the seconds a cold server took to reach it, long enough for CI to
-measure it.
+Without :func:`ui.nav.configure_page` in every page, the first page of a new server came
+out in the narrow centred layout (736 px of 1440); the call is now each page's first
+statement. Signing in reloads the page (the cookie): the test measures the page it
+reloads to. Measuring during the reload read the new load's empty, centred start
+(736 px before any of the page is drawn), which is how this test failed in CI and in a
+local run under load; moving the call first did not fix that, waiting for the reload did.
 """
 
 from __future__ import annotations
@@ -52,7 +53,10 @@ def test_the_first_page_a_new_server_serves_is_wide(fresh_app, browser: Browser)
     page.goto(f"{fresh_app}/trends")  # the server's very first page, by its address
     page.get_by_label("Name", exact=True).fill("lee")
     page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    # Signing in sets the cookie and reloads the page: measure the page it reloads to
+    # (before the reload, the run that asked to sign in may still show this page's title).
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
     # The width the moment the page's heading is drawn (polled on every frame): the
     # layout must already be wide then, not become wide later in the run.
     drawn = page.wait_for_function(
@@ -65,6 +69,7 @@ def test_the_first_page_a_new_server_serves_is_wide(fresh_app, browser: Browser)
         polling="raf",
     ).json_value()
     expect(page.get_by_role("heading", name="Weekly trends")).to_be_visible()
+    expect(page.get_by_text("Signed in as lee")).to_be_visible()
     settle(page)
     first = _main_width(page)
     page.goto(f"{fresh_app}/anomalies")  # a later page, after app.py has run
