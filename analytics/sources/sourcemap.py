@@ -79,7 +79,8 @@ TODO: Final = "TODO"
 SAMPLE_ROWS: Final = 1_000
 """Rows read to see that each mapped column converts."""
 _TIME_COLUMN: Final = {"cases": "opened_at", "events": "ts", "accounts": "created_at"}
-_ENTITY_KEYS: Final = ("from", "columns", "values", "split", "ignore")
+_ENTITY_KEYS: Final = ("from", "watermark", "columns", "values", "split", "ignore")
+_SOURCE_KEYS: Final = ("url",)
 _SELECT = re.compile(r"^\s*\(?\s*(select|with)\b", re.IGNORECASE)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
 _BOOL_WORDS: Final = frozenset({"true", "false", "1", "0", "yes", "no"})
@@ -142,6 +143,8 @@ class EntityMap:
     columns: tuple[ColumnMap, ...]
     values: Mapping[str, ValueMap]
     specs: tuple[ColumnSpec, ...] = field(repr=False)
+    watermark: str | None = None
+    """Their column or expression that grows with every new or changed row, if any."""
 
     def column(self, ours: str) -> ColumnMap | None:
         """The mapping of one of our columns, if any."""
@@ -155,6 +158,8 @@ class SourceMap:
     path: Path
     entities: tuple[EntityMap, ...]
     todos: tuple[tuple[int, str], ...] = ()  # (line, what)
+    url: str | None = None
+    """Their database's URL, or ``env:NAME`` for one kept in an environment variable."""
 
     def entity(self, name: str) -> EntityMap | None:
         """The map of ``cases``, ``events`` or ``accounts``, if declared."""
@@ -281,10 +286,12 @@ class _Loader:
 
     def load(self, data: dict[str, Any]) -> SourceMap:
         for key in data:
-            if key not in ENTITIES:
+            if key not in (*ENTITIES, "source"):
                 self.problem(
-                    self.lines(key), f"`{key}` is not something a map declares: {_list(ENTITIES)}"
+                    self.lines(key),
+                    f"`{key}` is not something a map declares: {_list((*ENTITIES, 'source'))}",
                 )
+        url = self.source(data.get("source", {}))
         entities = []
         for name in ENTITIES:
             if name not in data:
@@ -299,7 +306,29 @@ class _Loader:
             self.problem(1, f"the map declares none of {_list(ENTITIES)}")
         if self.problems:
             raise MapError(self.problems)
-        return SourceMap(self.path, tuple(entities), tuple(self.todos))
+        return SourceMap(self.path, tuple(entities), tuple(self.todos), url)
+
+    def source(self, body: Any) -> str | None:
+        """``[source] url``: a database URL or ``env:NAME``."""
+        if not isinstance(body, dict):
+            self.problem(self.lines("source"), "`source` must be a table ([source])")
+            return None
+        for key in body:
+            if key not in _SOURCE_KEYS:
+                self.problem(
+                    self.lines("source", key),
+                    f"source: unknown key `{key}` (a source has {_list(_SOURCE_KEYS)})",
+                )
+        url = body.get("url")
+        if url is None:
+            return None
+        if not isinstance(url, str) or not url.strip():
+            self.problem(
+                self.lines("source", "url"),
+                "source.url: give their database's URL, or env:NAME to read it from a variable",
+            )
+            return None
+        return url.strip()
 
     def entity(self, name: str, body: dict[str, Any]) -> EntityMap | None:
         before = len(self.problems)
@@ -324,6 +353,14 @@ class _Loader:
             )
         elif source.strip() == TODO:
             self.todos.append((self.lines(name, "from"), f"{name}.from"))
+        watermark = body.get("watermark")
+        if watermark is not None and (not isinstance(watermark, str) or not watermark.strip()):
+            self.problem(
+                self.lines(name, "watermark"),
+                f"{name}.watermark: give their column (or an SQL expression) that grows with "
+                "every new or changed row",
+            )
+            watermark = None
         specs = tuple(column_specs(name))
         columns = self.columns(name, body.get("columns"), specs)
         values = self.values(name, body, {c.ours for c in columns}, specs)
@@ -337,6 +374,7 @@ class _Loader:
             columns,
             MappingProxyType(values),
             specs,
+            watermark.strip() if isinstance(watermark, str) else None,
         )
 
     def columns(self, name: str, body: Any, specs: tuple[ColumnSpec, ...]) -> tuple[ColumnMap, ...]:
