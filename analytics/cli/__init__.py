@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from analytics.core import database, models
 from analytics.core.models import Role
-from analytics.sources import ingest, ingest_checks, load, snapshot_refresh
+from analytics.sources import ingest, ingest_checks, load, mapped, snapshot_refresh, sourcemap
 
 __all__ = ["app", "main", "fail"]
 
@@ -153,11 +153,23 @@ def import_cmd(
         Path | None,
         typer.Option(help="Where to write rejected rows (default: FILE with .quarantine.csv)."),
     ] = None,
+    map_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--map",
+            help="A source map: FILE is another tool's export, read through the map's "
+            "TABLE entity (its expressions are SQLite's).",
+        ),
+    ] = None,
 ) -> None:
     """Upsert rows from a CSV or Parquet file by id; rejected rows go to a quarantine CSV."""
+    smap = _load_map_or_exit(map_file) if map_file is not None else None
     engine = _engine_or_fail(database.database_url())
     try:
-        summary = ingest.import_file(engine, table, file, quarantine=quarantine)
+        if smap is None:
+            summary = ingest.import_file(engine, table, file, quarantine=quarantine)
+        else:
+            summary = mapped.import_mapped(engine, table, file, smap, quarantine=quarantine)
     except ingest_checks.ImportRejected as exc:
         fail(str(exc))
     typer.echo(summary.describe())
@@ -670,14 +682,13 @@ def subscriptions_test(
 
 
 sources_app = typer.Typer(
-    help="A team's own database through a source map: check, init.", no_args_is_help=True
+    help="A team's own database through a source map: check, sync, init.", no_args_is_help=True
 )
 app.add_typer(sources_app, name="sources")
 
 
 def _source_engine(url: str) -> Engine:
     """A read-only engine on the team's database, or a one-line error."""
-    from analytics.sources import sourcemap
 
     try:
         engine = sourcemap.connect(url)
@@ -688,24 +699,46 @@ def _source_engine(url: str) -> Engine:
     return engine
 
 
-@sources_app.command("check")
-def sources_check(
-    map_file: Annotated[Path, typer.Option("--map", help="The source map (TOML).")],
-    url: Annotated[
-        str | None,
-        typer.Option(help="The team's database (default: LOOKOUT_DATABASE_URL)."),
-    ] = None,
-) -> None:
-    """Run a map against the team's database, read-only: exit 0 only when it is usable."""
-    from analytics.sources import sourcemap
-
+def _load_map_or_exit(map_file: Path | None) -> sourcemap.SourceMap:
+    """The map at ``map_file`` (default: ``LOOKOUT_SOURCE_MAP``); its problems and exit 2."""
     try:
-        smap = sourcemap.load_map(map_file)
+        smap = sourcemap.load_map(map_file) if map_file is not None else mapped.active_map()
     except sourcemap.MapError as exc:
         for line in exc.problems:
             typer.echo(line, err=True)
         raise typer.Exit(2) from None
-    engine = _source_engine(url or database.database_url())
+    if smap is None:
+        fail(f"give --map or set {mapped.MAP_VARIABLE}")
+    return smap
+
+
+def _map_url(smap: sourcemap.SourceMap, url: str | None, *, default: str | None = None) -> str:
+    """Their database's URL (``--url``, ``LOOKOUT_SOURCE_URL``, the map's), or exit 2."""
+    try:
+        return mapped.source_url(smap, url)
+    except sourcemap.MapError as exc:
+        if default is not None:
+            return default
+        fail(str(exc))
+
+
+@sources_app.command("check")
+def sources_check(
+    map_file: Annotated[
+        Path | None,
+        typer.Option("--map", help="The source map (TOML; default: LOOKOUT_SOURCE_MAP)."),
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="The team's database (default: LOOKOUT_SOURCE_URL, the map's [source] url, "
+            "else LOOKOUT_DATABASE_URL)."
+        ),
+    ] = None,
+) -> None:
+    """Run a map against the team's database, read-only: exit 0 only when it is usable."""
+    smap = _load_map_or_exit(map_file)
+    engine = _source_engine(_map_url(smap, url, default=database.database_url()))
     try:
         report = sourcemap.check_map(engine, smap)
     finally:
@@ -720,6 +753,40 @@ def sources_check(
     typer.echo("the map is usable")
 
 
+@sources_app.command("sync")
+def sources_sync(
+    map_file: Annotated[
+        Path | None,
+        typer.Option("--map", help="The source map (TOML; default: LOOKOUT_SOURCE_MAP)."),
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="The team's database (default: LOOKOUT_SOURCE_URL or the map's)."),
+    ] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Read every row again, not only the new ones.")
+    ] = False,
+    quarantine_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where rejected rows go (default: data/quarantine)."),
+    ] = None,
+) -> None:
+    """Copy the team's rows through the map into Lookout's database (new rows only when the
+    map gives a watermark); their database is only read. Exit 1 when a write fails."""
+    smap = _load_map_or_exit(map_file)
+    source = _source_engine(_map_url(smap, url))
+    engine = _engine_or_fail(database.database_url())
+    try:
+        for summary in mapped.sync(engine, smap, source, quarantine_dir=quarantine_dir, full=full):
+            typer.echo(summary.describe())
+    except ingest_checks.ImportRejected as exc:
+        fail(str(exc), code=1)
+    finally:
+        source.dispose()
+    _refresh_after_import(engine)
+    engine.dispose()
+
+
 @sources_app.command("init")
 def sources_init(
     url: Annotated[str, typer.Option(help="The team's database.")],
@@ -728,7 +795,6 @@ def sources_init(
     ] = None,
 ) -> None:
     """Draft a source map from the database's tables, for the team to edit."""
-    from analytics.sources import sourcemap
 
     engine = _source_engine(url)
     try:

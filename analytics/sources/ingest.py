@@ -87,7 +87,15 @@ from analytics.sources.ingest_checks import (
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["BATCH_SIZE", "ImportSummary", "import_file"]
+__all__ = [
+    "import_rows",
+    "check_quarantine_target",
+    "default_quarantine",
+    "read_rows",
+    "BATCH_SIZE",
+    "ImportSummary",
+    "import_file",
+]
 
 BATCH_SIZE: Final = 5_000
 """Rows per ``executemany`` call when loading the staging table."""
@@ -178,9 +186,31 @@ def import_file(
     """
     path = Path(path)
     columns = column_specs(table)
-    target = Path(quarantine) if quarantine is not None else _default_quarantine(path)
-    _check_quarantine_target(target, path)
-    raw = _load(path, columns)
+    target = Path(quarantine) if quarantine is not None else default_quarantine(path)
+    check_quarantine_target(target, path)
+    return import_rows(engine, table, _load(path, columns), quarantine=target)
+
+
+def import_rows(
+    engine: Engine,
+    table: str,
+    raw: pl.DataFrame,
+    *,
+    quarantine: Path,
+    original: pl.DataFrame | None = None,
+) -> ImportSummary:
+    """Upsert rows already read as text into ``table`` by id; quarantine the bad ones.
+
+    The part of :func:`import_file` after reading: ``raw`` has a ``__row`` column (the
+    1-based row number the quarantine file reports) and, as nullable text, columns named
+    as in the table (a subset; ``id`` and every non-nullable column present). The
+    same checks, upsert and quarantine guarantees apply; reading through a source map
+    (:mod:`analytics.sources.mapped`) imports its rows this way. ``original``, when given,
+    holds the rows as they were before a map converted them (same ``__row`` numbers):
+    the quarantine file shows those.
+    """
+    columns = column_specs(table)
+    target = quarantine
     top_before = _max_id(engine, table)
     present = [c for c in columns if c.name in raw.columns]
     checked = check_values(raw, present)
@@ -189,8 +219,9 @@ def import_file(
         good = checked.filter(pl.col(REASON).is_null()).drop(REASON)
         changed = _changed_rows(conn, orm_table(table), good)
         conn.rollback()
-        bad = _quarantine_rows(raw, checked)
-        written = _write(conn, orm_table(table), changed, present, quarantine=(raw, bad, target))
+        shown = raw if original is None else original
+        bad = _quarantine_rows(shown, checked)
+        written = _write(conn, orm_table(table), changed, present, quarantine=(shown, bad, target))
     bad = written.bad
     if written.inserted or written.updated:
         database.set_meta(engine, "non_demo_data", True)
@@ -216,7 +247,7 @@ def _max_id(engine: Engine, table: str) -> int | None:
         return conn.execute(select(func.max(orm_table(table).c.id))).scalar()
 
 
-def _default_quarantine(path: Path) -> Path:
+def default_quarantine(path: Path) -> Path:
     return path.with_name(f"{path.stem}.quarantine.csv")
 
 
@@ -225,9 +256,21 @@ def _default_quarantine(path: Path) -> Path:
 
 def _load(path: Path, columns: list[ColumnSpec]) -> pl.DataFrame:
     """Read the file as text, check its header, number the rows and drop blank ones."""
+    return read_rows(path, columns)
+
+
+def read_rows(path: Path, columns: list[ColumnSpec] | None = None) -> pl.DataFrame:
+    """A CSV or Parquet file as nullable text, its names stripped, its data rows numbered
+    in ``__row`` from 1, blank rows dropped (:class:`ImportRejected` for an unreadable file,
+    or one whose header does not fit ``columns``, or that repeats a name).
+    """
     frame = _read(path)
     names = [name.strip() for name in frame.columns]
-    check_header(names, columns)
+    if columns is not None:
+        check_header(names, columns)
+    elif len(set(names)) < len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise ImportRejected(f"{path.name}: duplicate columns: {', '.join(twice)}")
     frame = frame.rename(dict(zip(frame.columns, names, strict=True)))
     text = [pl.when(pl.col(c) != "").then(pl.col(c)).alias(c) for c in frame.columns]
     frame = frame.select(text).with_row_index(ROW, offset=1)
@@ -568,7 +611,7 @@ def _quarantine_rows(raw: pl.DataFrame, checked: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _check_quarantine_target(target: Path, path: Path) -> None:
+def check_quarantine_target(target: Path, path: Path) -> None:
     """Refuse a quarantine path that is the input file or a symbolic link (never followed)."""
     if target.is_symlink():
         raise ImportRejected(
@@ -582,7 +625,7 @@ def _check_quarantine_target(target: Path, path: Path) -> None:
 def _write_quarantine(bad: pl.DataFrame, target: Path) -> None:
     """Write the rejected rows to a new file only the owner can read (0600), then move it
     to ``target``: the move replaces a file or link at ``target`` and never follows one."""
-    _check_quarantine_target(target, Path(os.devnull))
+    check_quarantine_target(target, Path(os.devnull))
     temporary: str | None = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
