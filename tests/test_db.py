@@ -136,7 +136,7 @@ def test_round_trip_every_table(engine) -> None:
         assert (ev.ts, ev.kind, ev.platform, ev.rating) == (ts, "review_posted", "ios", 5)
         case = s.get(models.Case, 5)
         assert case is not None
-        assert case.category is models.Category.fake_review
+        assert case.category == "fake_review"  # the taxonomy's columns are plain text
         assert case.description.endswith("555-0100.")
         assert case.appeal_outcome is None
         acc = s.get(models.Account, 2)

@@ -410,7 +410,7 @@ def test_static_problems_are_all_line_numbered(tmp_path: Path) -> None:
     path = tmp_path / "team.toml"
     assert caught.value.problems == [
         f"{path}:{_line(body, '[incidents]')}: `incidents` is not something a map declares: "
-        "cases, events, accounts, source",
+        "cases, events, accounts, source, taxonomy",
         f"{path}:{_line(body, 'regoin')}: cases.columns: `regoin` is not a column of Lookout's "
         "cases (they are: id, opened_at, source, category, severity, status, region, platform, "
         "subject_account_id, reporter_account_id, assignee, description, first_response_at, "

@@ -16,8 +16,8 @@ import polars as pl
 import streamlit as st
 
 from analytics.access import Viewer
-from analytics.core import database
-from analytics.core.models import US_STATES, AnnotationKind, Category, Role
+from analytics.core import database, taxonomy
+from analytics.core.models import US_STATES, AnnotationKind, Role
 from analytics.present.formatting import format_day, humanise
 from analytics.views import annotations as known
 from analytics.views.annotations import EditConflict, InvalidEvent, KnownEvent
@@ -44,7 +44,6 @@ EVENTS = PageState("events")
 _PAGE = "pages/events.py"
 _FLASH = "events_flash"
 _KINDS = {k.value: humanise(k.value) for k in AnnotationKind}
-_CATEGORIES = {"": "All categories", **{c.value: humanise(c.value) for c in Category}}
 _REGIONS = {"": "All regions", **{r: r for r in US_STATES}}
 
 
@@ -190,13 +189,17 @@ def _fields(prefix: str, event: KnownEvent | None, first_day: date) -> KnownEven
         max_chars=known.TITLE_MAX,
         placeholder="e.g. Payments outage in the iOS app",
     )
-    categories, regions = list(_CATEGORIES), list(_REGIONS)
+    names = taxonomy.active().category_names
+    labels = {"": "All categories", **{c: humanise(c) for c in names}}
+    if event and event.category and event.category not in labels:  # outside the taxonomy
+        labels[event.category] = humanise(event.category)
+    categories, regions = list(labels), list(_REGIONS)
     category = left.selectbox(
         "Category it concerns",
         categories,
         index=categories.index(event.category or "") if event else 0,
         key=f"{prefix}_category",
-        format_func=_CATEGORIES.__getitem__,
+        format_func=labels.__getitem__,
     )
     region = right.selectbox(
         "Region it concerns",

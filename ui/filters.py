@@ -24,7 +24,7 @@ from typing import Any
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from analytics.core.filters import CHOICES, DIMENSIONS, Filters, ignored_values, whole_number
+from analytics.core.filters import DIMENSIONS, Filters, choices, ignored_values, whole_number
 from analytics.present.formatting import humanise
 from analytics.views import selection as sel
 from ui import data
@@ -84,7 +84,7 @@ def sidebar(span: sel.DataSpan) -> Selection:
                 dim,
                 st.multiselect,
                 _LABELS[dim],
-                CHOICES[dim],
+                choices()[dim],
                 format_func=humanise,
                 placeholder="All",
             )

@@ -11,7 +11,8 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from analytics.core.models import SPECIALTIES, US_STATES, CaseSource, Category, Platform, Severity
+from analytics.core import taxonomy
+from analytics.core.models import SPECIALTIES, US_STATES, Platform
 
 __all__ = [
     "CHOICES",
@@ -19,6 +20,7 @@ __all__ = [
     "FIRST_DAY",
     "LAST_DAY",
     "Filters",
+    "choices",
     "ignored_values",
     "parse_day",
     "parse_filters",
@@ -28,15 +30,29 @@ __all__ = [
 #: The dimensions every metric can be sliced and filtered by.
 DIMENSIONS: tuple[str, ...] = ("category", "region", "platform", "severity", "source", "specialty")
 
-#: The values each dimension can take.
-CHOICES: dict[str, tuple[str, ...]] = {
-    "category": tuple(c.value for c in Category),
-    "region": tuple(US_STATES),
-    "platform": tuple(p.value for p in Platform),
-    "severity": tuple(s.value for s in Severity),
-    "source": tuple(s.value for s in CaseSource),
-    "specialty": tuple(SPECIALTIES),
-}
+
+def choices() -> dict[str, tuple[str, ...]]:
+    """The values each dimension can take; category, severity and source are those of the
+    taxonomy in force (:func:`analytics.core.taxonomy.active`).
+
+    >>> choices()["severity"], choices()["platform"]
+    (('low', 'medium', 'high', 'critical'), ('web', 'ios', 'android'))
+    """
+    tax = taxonomy.active().choices
+    return {
+        "category": tax["category"],
+        "region": tuple(US_STATES),
+        "platform": tuple(p.value for p in Platform),
+        "severity": tax["severity"],
+        "source": tax["source"],
+        "specialty": tuple(SPECIALTIES),
+    }
+
+
+#: The values each dimension can take, with the taxonomy in force when this module was
+#: first imported (the frames' dtypes are built from it); :func:`choices` follows
+#: :func:`analytics.core.taxonomy.using`.
+CHOICES: dict[str, tuple[str, ...]] = choices()
 
 
 @dataclass(frozen=True)
@@ -135,9 +151,10 @@ def parse_filters(params: Mapping[str, str]) -> tuple[Filters, list[str]]:
     """  # noqa: E501
     notes: list[str] = []
     values: dict[str, Any] = {}
+    known = choices()
     for dim in DIMENSIONS:
         raw = [v.strip() for v in str(params.get(dim, "") or "").split(",") if v.strip()]
-        good = tuple(dict.fromkeys(v for v in raw if v in CHOICES[dim]))
+        good = tuple(dict.fromkeys(v for v in raw if v in known[dim]))
         bad = [v for v in dict.fromkeys(raw) if v not in good]
         if bad:
             notes.append(f"Ignored {dim} {ignored_values(bad)}: not a known value.")

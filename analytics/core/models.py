@@ -2,8 +2,20 @@
 
 All timestamps are stored as naive UTC ``DateTime`` values (SQLite has no time
 zone type; PostgreSQL uses ``timestamp without time zone``). Enumerated columns
-are ``VARCHAR`` with a ``CHECK`` constraint, so the database itself rejects a
-value outside the vocabulary whichever path wrote it. :func:`init_db` creates the
+of Lookout's own vocabularies are ``VARCHAR`` with a ``CHECK`` constraint, so the
+database itself rejects a value outside the vocabulary whichever path wrote it.
+
+A case's ``category``, ``source`` and ``severity`` (and a known event's ``category``)
+are a team's own (:mod:`analytics.core.taxonomy`, declared in its source map), so they
+are plain ``VARCHAR(40)`` without a ``CHECK``: a constraint cannot follow a taxonomy
+chosen when Lookout starts. The importer checks them against the taxonomy in force
+(and quarantines a row outside it, with the reason), as the known-events form does.
+:class:`Category`, :class:`CaseSource` and :class:`Severity` remain as the demo's
+vocabulary (the default taxonomy). A database created before carries the old
+``CHECK`` constraints: :func:`init_db` drops them on PostgreSQL (and widens the
+columns); SQLite cannot drop a constraint, so an older SQLite database accepts only
+the demo's values there (an import of other values is rejected by the database) until
+it is created anew. :func:`init_db` creates the
 tables, the full-text index of case descriptions and the guard that keeps the audit
 log append-only; connecting to it is :mod:`analytics.core.database`'s job.
 """
@@ -31,6 +43,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from analytics.core.taxonomy import NAME_LENGTH
 
 __all__ = [
     "AccountKind",
@@ -69,6 +83,7 @@ __all__ = [
     "Urgency",
     "Escalation",
     "TABLES",
+    "TAXONOMY_LENGTH",
     "SEARCH_TABLE",
     "init_db",
     "build_search_index",
@@ -211,6 +226,9 @@ def _enum(e: type[enum.StrEnum], name: str) -> Enum:
     )
 
 
+#: The length of the taxonomy's columns (a case's category, source and severity).
+TAXONOMY_LENGTH = NAME_LENGTH
+
 # BIGINT on PostgreSQL; INTEGER on SQLite so that the primary key is the rowid.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -269,9 +287,10 @@ class Case(Base):
     __tablename__ = "cases"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
     opened_at: Mapped[datetime] = mapped_column(DateTime, index=True)
-    source: Mapped[CaseSource] = mapped_column(_enum(CaseSource, "case_source"), index=True)
-    category: Mapped[Category] = mapped_column(_enum(Category, "category"), index=True)
-    severity: Mapped[Severity] = mapped_column(_enum(Severity, "severity"))
+    # The taxonomy's columns: no CHECK (see the module docstring).
+    source: Mapped[str] = mapped_column(String(TAXONOMY_LENGTH), index=True)
+    category: Mapped[str] = mapped_column(String(TAXONOMY_LENGTH), index=True)
+    severity: Mapped[str] = mapped_column(String(TAXONOMY_LENGTH))
     status: Mapped[CaseStatus] = mapped_column(_enum(CaseStatus, "case_status"), index=True)
     region: Mapped[str] = mapped_column(String(2), index=True)
     platform: Mapped[Platform] = mapped_column(_enum(Platform, "platform"))
@@ -310,7 +329,7 @@ class Annotation(Base):
     kind: Mapped[AnnotationKind] = mapped_column(_enum(AnnotationKind, "annotation_kind"))
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
-    category: Mapped[Category | None] = mapped_column(_enum(Category, "category"))
+    category: Mapped[str | None] = mapped_column(String(TAXONOMY_LENGTH))
     region: Mapped[str | None] = mapped_column(String(2))
     created_by: Mapped[str] = mapped_column(String(64))
 
@@ -548,6 +567,7 @@ def init_db(engine: Engine) -> list[str]:
         for index in table.indexes:
             index.create(engine, checkfirst=True)
     _add_new_columns(engine, before)
+    _free_taxonomy_columns(engine, before)
     after = set(inspect(engine).get_table_names())
     build_search_index(engine)
     _protect_audit_log(engine)
@@ -571,6 +591,43 @@ def _add_new_columns(engine: Engine, existing: set[str]) -> None:
             with engine.begin() as conn:
                 conn.exec_driver_sql(
                     f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"
+                )
+
+
+#: The taxonomy's columns that older databases created with a CHECK: (table, column, constraint).
+_TAXONOMY_CHECKS: tuple[tuple[str, str, str], ...] = (
+    ("cases", "source", "ck_cases_case_source"),
+    ("cases", "category", "ck_cases_category"),
+    ("cases", "severity", "ck_cases_severity"),
+    ("annotations", "category", "ck_annotations_category"),
+)
+
+
+def _free_taxonomy_columns(engine: Engine, existing: set[str]) -> None:
+    """On PostgreSQL, drop the ``CHECK`` an older database has on the taxonomy's columns and
+    widen them to :data:`TAXONOMY_LENGTH` (idempotent). SQLite cannot drop a constraint:
+    an older SQLite database keeps it (see the module docstring)."""
+    if engine.dialect.name != "postgresql":
+        return
+    found = inspect(engine)
+    quote = engine.dialect.identifier_preparer.quote
+    for table, column, check in _TAXONOMY_CHECKS:
+        if table not in existing:
+            continue
+        length = next(
+            (
+                getattr(c["type"], "length", None)
+                for c in found.get_columns(table)
+                if c["name"] == column
+            ),
+            None,
+        )
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"ALTER TABLE {quote(table)} DROP CONSTRAINT IF EXISTS {check}")
+            if length is not None and length < TAXONOMY_LENGTH:
+                conn.exec_driver_sql(
+                    f"ALTER TABLE {quote(table)} ALTER COLUMN {quote(column)} "
+                    f"TYPE VARCHAR({TAXONOMY_LENGTH})"
                 )
 
 

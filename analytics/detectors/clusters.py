@@ -27,8 +27,9 @@ The method, for cases opened in ``[as_of - history, as_of)``:
    than Poisson), Benjamini-Hochberg across topics that day. A topic passes when that
    growth is significant, large enough (at least ``min_recent`` recent cases, and
    ``min_growth`` times its expected count) and the topic is new (made of new
-   vocabulary) or not explained by an existing category (its main category is "other",
-   or no category is given).
+   vocabulary) or not explained by an existing category (its main category is a catch-all
+   of the taxonomy in force, :attr:`analytics.core.taxonomy.Taxonomy.catch_all`, such as
+   the demo's "other", or no category is given).
 6. A topic passing today ``is_emerging``; it is ``flagged`` only on the first day of
    that episode (``first_flagged``), so an associate hears of it once, not every day it
    keeps growing. ``status`` says whether it is ``new`` (under one case was expected in
@@ -52,6 +53,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from analytics.core import taxonomy
 from analytics.detectors.topic_growth import daily_counts, day_bins, growth_summary, growth_test
 from analytics.detectors.topic_labels import category_mix, phrase_labels, top_terms, topic_map
 from analytics.detectors.topics import (
@@ -74,8 +76,9 @@ __all__ = [
     "find_emerging",
 ]
 
-#: Categories that do not explain a topic (catch-alls).
-UNEXPLAINED = ("other",)
+#: Categories that do not explain a topic (catch-alls) in the default taxonomy; detection
+#: uses those of the taxonomy in force (:func:`analytics.core.taxonomy.active`).
+UNEXPLAINED = taxonomy.DEFAULT_TAXONOMY.catch_all
 
 CLUSTER_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "cluster_id": pl.Int64,
@@ -316,5 +319,6 @@ def _describe(
         y=pl.Series(y, dtype=pl.Float64),
     ).join(category_mix(window, members), on="cluster_id", how="left")
     return out.with_columns(
-        _unexplained=pl.col("top_category").is_null() | pl.col("top_category").is_in(UNEXPLAINED)
+        _unexplained=pl.col("top_category").is_null()
+        | pl.col("top_category").is_in(list(taxonomy.active().catch_all))
     )

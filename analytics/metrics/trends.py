@@ -9,15 +9,17 @@ Definitions (per week of opening):
 - **new cases**: cases opened, or distinct subjects / reporters (``count=``);
 - **prevalence**: cases per 1,000 exposures. Overall and by severity or source: per
   1,000 active accounts; by category: per 1,000 of the category's own exposure
-  (:data:`EXPOSURE_OF`); by region, platform or specialty: per 1,000 bookings,
-  reviews and messages in that slice;
-- **proactive rate**: violations found by automation (rule or model) / violations;
+  (declared by the taxonomy, :attr:`analytics.core.taxonomy.Taxonomy.exposure_of`); by
+  region, platform or specialty: per 1,000 bookings, reviews and messages in that slice;
+- **proactive rate**: violations found by automation (the taxonomy's automated sources,
+  the demo's rule and model) / violations;
 - **action rate**: violations / resolved cases (``resolved_share`` says how complete);
 - **precision** of automated detection: automated cases resolved as a violation /
   automated cases resolved;
 - **time to first response** and **to resolution**, median and p90 in hours over the
   cases that have one;
-- **SLA breach rate**: first response later than :data:`SLA_HOURS` for the severity /
+- **SLA breach rate**: first response later than the severity's target (the taxonomy's
+  :attr:`~analytics.core.taxonomy.Taxonomy.sla_hours`) /
   cases whose SLA outcome is known (responded, or waiting past the deadline);
 - **backlog**: cases open at the end of each week, by age;
 - **appeal rate**: appeals / violations; **overturn rate**: overturned / decided appeals;
@@ -36,6 +38,7 @@ from typing import Literal
 
 import polars as pl
 
+from analytics.core import taxonomy
 from analytics.core.calendar import WEEK, weeks_between
 from analytics.core.filters import DIMENSIONS
 from analytics.metrics.stats import ALPHA, poisson_test
@@ -67,25 +70,12 @@ COUNT_MODES: dict[str, str | None] = {
     "subjects": "subject_account_id",
     "reporters": "reporter_account_id",
 }
-#: First-response SLA per severity, in hours.
-SLA_HOURS: dict[str, float] = {"critical": 2.0, "high": 12.0, "medium": 48.0, "low": 120.0}
-#: The exposure each category's prevalence is measured against.
-EXPOSURE_OF: dict[str, str] = {
-    "fake_review": "review_posted",
-    "review_extortion": "review_posted",
-    "fraudulent_booking": "booking_created",
-    "no_show_abuse": "booking_created",
-    "payment_fraud": "booking_created",
-    "harassment": "message_sent",
-    "hate_speech": "message_sent",
-    "spam": "message_sent",
-    "off_platform_solicitation": "message_sent",
-    "health_info_exposure": "message_sent",
-    "impersonation": "active_accounts",
-    "credential_misrepresentation": "active_accounts",
-    "account_takeover": "active_accounts",
-    "other": "active_accounts",
-}
+#: First-response SLA per severity, in hours, of the default taxonomy (the metrics use the
+#: taxonomy in force, :func:`analytics.core.taxonomy.active`).
+SLA_HOURS: dict[str, float] = taxonomy.DEFAULT_TAXONOMY.sla_hours
+#: The exposure each category's prevalence is measured against, in the default taxonomy
+#: (the metrics use the taxonomy in force).
+EXPOSURE_OF: dict[str, str] = taxonomy.DEFAULT_TAXONOMY.exposure_of
 _EXPOSURE_LABEL = {
     "review_posted": "reviews",
     "booking_created": "bookings",
@@ -95,7 +85,6 @@ _EXPOSURE_LABEL = {
 }
 #: Age buckets of open cases (:func:`backlog`), youngest first; the backlog chart draws them so.
 AGE_BUCKETS: tuple[str, ...] = ("< 1 day", "1–3 days", "3–7 days", "7–30 days", "> 30 days")
-_AUTOMATED = ("automated_rule", "ml_model")
 _EVENT_DIMS = ("region", "platform", "specialty")
 
 
@@ -129,7 +118,12 @@ def _hours(start: str, end: str | pl.Expr) -> pl.Expr:
 def _flags(cases: pl.LazyFrame, as_of: datetime | pl.Expr | None) -> pl.LazyFrame:
     """Per-case facts the metrics are sums, counts and percentiles of; ``as_of`` may be
     an expression (each case seen at its own moment, :func:`as_it_stood`)."""
-    sla = pl.col("severity").cast(pl.String).replace_strict(SLA_HOURS, return_dtype=pl.Float64)
+    tax = taxonomy.active()
+    sla = (
+        pl.col("severity")
+        .cast(pl.String)
+        .replace_strict(tax.sla_hours, default=None, return_dtype=pl.Float64)
+    )
     now = (
         as_of
         if isinstance(as_of, pl.Expr)
@@ -141,7 +135,7 @@ def _flags(cases: pl.LazyFrame, as_of: datetime | pl.Expr | None) -> pl.LazyFram
     return cases.with_columns(
         week=pl.col("opened_at").dt.truncate("1w").dt.date(),
         day=pl.col("opened_at").dt.date(),
-        automated=pl.col("source").cast(pl.String).is_in(_AUTOMATED),
+        automated=pl.col("source").cast(pl.String).is_in(list(tax.automated)),
         resolved=pl.col("resolved_at").is_not_null(),
         violation=pl.col("resolution").is_in(list(VIOLATIONS)).fill_null(False),
         responded=responded,
@@ -247,7 +241,8 @@ def _exposure(cube: Cube, by: str | None) -> pl.DataFrame:
                 )
             )
         )
-        mapping = pl.DataFrame({"category": list(EXPOSURE_OF), "kind": list(EXPOSURE_OF.values())})
+        exposure_of = taxonomy.active().exposure_of
+        mapping = pl.DataFrame({"category": list(exposure_of), "kind": list(exposure_of.values())})
         return mapping.join(kinds, on="kind").select(
             "week",
             "category",
@@ -262,7 +257,7 @@ def _exposure_label(by: str | None) -> pl.Expr:
     if by == "category":
         return (
             pl.col("category")
-            .replace_strict(EXPOSURE_OF, default="active_accounts")
+            .replace_strict(taxonomy.active().exposure_of, default="active_accounts")
             .replace_strict(_EXPOSURE_LABEL)
         )
     return pl.lit(_EXPOSURE_LABEL["events" if by in _EVENT_DIMS else "active_accounts"])

@@ -69,7 +69,7 @@ from analytics.access.suppression import (
     TOTAL_LABEL,
     suppress,
 )
-from analytics.core import models
+from analytics.core import taxonomy
 from analytics.core.calendar import WEEK
 from analytics.metrics import trends
 from analytics.metrics.kpis import KPIS
@@ -205,7 +205,10 @@ def category_grid(view: WeeklyView) -> pl.DataFrame:
     """New cases per week and category, every category of every week (zeros included):
     ``week``, ``category``, ``cases``."""
     weeks = view.weekly.select("week").unique()
-    grid = weeks.join(pl.DataFrame({"category": [c.value for c in models.Category]}), how="cross")
+    names = list(taxonomy.active().category_names)
+    grid = weeks.join(
+        pl.DataFrame({"category": names}, schema={"category": pl.String}), how="cross"
+    )
     counts = view.categories.select(
         "week", pl.col("category").cast(pl.String), pl.col("value").cast(pl.Int64).alias("cases")
     )

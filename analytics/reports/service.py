@@ -9,6 +9,7 @@ from typing import Any
 import polars as pl
 
 from analytics.access.suppression import SUPPRESSION_THRESHOLD, TOTAL_LABEL
+from analytics.core import taxonomy
 from analytics.core.calendar import WEEK
 from analytics.metrics import trends
 from analytics.metrics.weekly import WeeklyView
@@ -31,8 +32,6 @@ from analytics.reports.model import Section, Table
 from analytics.sources.frames import Cube
 
 __all__ = ["service_section"]
-
-_SEVERITIES = ("critical", "high", "medium", "low")
 
 
 def service_section(view: WeeklyView, cube: Cube, *, product: bool) -> Section:
@@ -118,11 +117,21 @@ def _severity_sentence(now: pl.DataFrame) -> str:
     parts = [
         f"{row['severity']} {format_value(row['sla_breach_rate'], 'percent')} "
         f"({row['breached']:,} of {row['due']:,})"
-        for row in now.sort(pl.col("severity").replace_strict(_order(_SEVERITIES))).to_dicts()
+        for row in now.sort(_urgency()).to_dicts()
     ]
+    targets = ", ".join(
+        f"{s.sla_hours:g} h {s.name}" for s in reversed(taxonomy.active().severities)
+    )
+    return f"Breach rate by severity (first-response SLA {targets}): " + "; ".join(parts) + "."
+
+
+def _urgency() -> pl.Expr:
+    """Severities most urgent first (those outside the taxonomy last)."""
+    names = taxonomy.active().severity_names[::-1]
     return (
-        "Breach rate by severity (first-response SLA 2 h critical, 12 h high, 48 h medium, "
-        "120 h low): " + "; ".join(parts) + "."
+        pl.col("severity")
+        .cast(pl.String)
+        .replace_strict(_order(names), default=len(names), return_dtype=pl.Int64)
     )
 
 
@@ -131,7 +140,7 @@ def _sla_table(now: pl.DataFrame, before: pl.DataFrame) -> Table:
         before.select("severity", prev_rate="sla_breach_rate", prev_due="due"),
         on="severity",
         how="left",
-    ).sort(pl.col("severity").replace_strict(_order(_SEVERITIES)))
+    ).sort(_urgency())
     frame = joined.select(
         pl.col("severity").alias("Severity"),
         pl.col("due").alias("Cases due"),

@@ -1,13 +1,15 @@
 """The product brief by product surface: where each kind of abuse lives, how often per
 exposure, what changed and what to consider fixing.
 
-A surface (:data:`SURFACES`) is a part of the product (bookings, reviews, messaging,
+A surface (:func:`surfaces`) is a part of the product (bookings, reviews, messaging,
 payments, accounts and sign-in) with the events that make it up
-(:class:`analytics.core.models.EventKind`) and the abuse categories that happen there.
-Each category is measured per 1,000 of its own exposure, as on the Weekly trends page
-(:data:`analytics.metrics.trends.EXPOSURE_OF`): reviews posted, bookings made (payments
-are taken at booking), messages sent, active accounts. Cases filed as ``other`` belong to
-no surface and get a group of their own.
+(:class:`analytics.core.models.EventKind`) and the abuse categories that happen there:
+the taxonomy in force says which (:attr:`analytics.core.taxonomy.CategoryDef.surface`;
+:data:`SURFACES` are the demo's). Each category is measured per 1,000 of its own
+exposure, as on the Weekly trends page (the taxonomy's exposures): reviews posted,
+bookings made (payments are taken at booking), messages sent, active accounts. A category
+tied to no surface (the demo's ``other``) goes to a group of its own, "Not tied to one
+surface"; a surface without categories is left out.
 
 Every number here goes through :mod:`analytics.reports.disclosure`: a category's count is
 its cell of the protected category table (:func:`~analytics.reports.disclosure.protect_weeks`,
@@ -32,8 +34,9 @@ import plotly.graph_objects as go
 import polars as pl
 
 from analytics.access.suppression import SUPPRESSED_TEXT, SUPPRESSION_THRESHOLD
+from analytics.core import taxonomy
 from analytics.core.calendar import WEEK
-from analytics.core.models import Category, EventKind
+from analytics.core.models import EventKind
 from analytics.metrics import trends
 from analytics.metrics.stats import ALPHA, fdr, poisson_test
 from analytics.present import trend_charts
@@ -65,6 +68,8 @@ __all__ = [
     "surface_week",
     "surface_weeks",
     "surface_where",
+    "surfaces",
+    "surfaces_of",
 ]
 
 
@@ -80,40 +85,89 @@ class Surface:
 
 
 _E = EventKind
-#: The product surfaces, in the brief's order; every category belongs to exactly one.
-SURFACES: tuple[Surface, ...] = (
-    Surface(
-        "bookings",
-        "Bookings",
-        (_E.booking_created, _E.booking_cancelled, _E.no_show),
-        (Category.fraudulent_booking, Category.no_show_abuse),
-    ),
-    Surface(
-        "reviews", "Reviews", (_E.review_posted,), (Category.fake_review, Category.review_extortion)
-    ),
-    Surface(
-        "messaging",
-        "Messaging",
-        (_E.message_sent,),
-        (
-            Category.harassment,
-            Category.hate_speech,
-            Category.spam,
-            Category.off_platform_solicitation,
-            Category.health_info_exposure,
-        ),
-    ),
-    Surface("payments", "Payments", (_E.payment_failed,), (Category.payment_fraud,)),
-    Surface(
-        "accounts",
-        "Accounts and sign-in",
-        (_E.signup, _E.login, _E.login_failed),
-        (Category.account_takeover, Category.impersonation, Category.credential_misrepresentation),
-    ),
-    Surface("elsewhere", "Not tied to one surface", (), (Category.other,)),
+#: The product surfaces in the brief's order (:data:`analytics.core.taxonomy.SURFACE_KEYS`),
+#: their titles and events; the group of categories tied to none comes last.
+_PLACES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("bookings", "Bookings", (_E.booking_created, _E.booking_cancelled, _E.no_show)),
+    ("reviews", "Reviews", (_E.review_posted,)),
+    ("messaging", "Messaging", (_E.message_sent,)),
+    ("payments", "Payments", (_E.payment_failed,)),
+    ("accounts", "Accounts and sign-in", (_E.signup, _E.login, _E.login_failed)),
 )
-_SURFACE_OF = {str(c): s.key for s in SURFACES for c in s.categories}
-_BY_KEY = {s.key: s for s in SURFACES}
+_ELSEWHERE = ("elsewhere", "Not tied to one surface")
+assert tuple(p[0] for p in _PLACES) == taxonomy.SURFACE_KEYS
+
+
+def surfaces_of(tax: taxonomy.Taxonomy) -> tuple[Surface, ...]:
+    """The surfaces of a taxonomy: each with its categories in the taxonomy's order, the
+    categories tied to none last ("Not tied to one surface"); surfaces without categories
+    are left out.
+
+    >>> tax = taxonomy.Taxonomy((taxonomy.CategoryDef("fraud", surface="payments"),
+    ...     taxonomy.CategoryDef("misc")), ("form",), (taxonomy.SeverityDef("p1", 4),))
+    >>> [(s.key, s.categories) for s in surfaces_of(tax)]
+    [('payments', ('fraud',)), ('elsewhere', ('misc',))]
+    """
+    where = tax.surface_of
+    places = [*_PLACES, (*_ELSEWHERE, ())]
+    found = (
+        Surface(key, title, events, tuple(c for c in tax.category_names if where[c] == key))
+        for key, title, events in places
+    )
+    loose = tuple(c for c in tax.category_names if where[c] is None)
+    return tuple(
+        Surface(s.key, s.title, s.events, loose) if s.key == _ELSEWHERE[0] else s
+        for s in found
+        if s.categories or (s.key == _ELSEWHERE[0] and loose)
+    )
+
+
+#: The demo's product surfaces (the default taxonomy), in the brief's order, each with its
+#: categories in the order the brief has always named them.
+SURFACES: tuple[Surface, ...] = tuple(
+    Surface(s.key, s.title, s.events, order)
+    for s, order in zip(
+        surfaces_of(taxonomy.DEFAULT_TAXONOMY),
+        (
+            ("fraudulent_booking", "no_show_abuse"),
+            ("fake_review", "review_extortion"),
+            (
+                "harassment",
+                "hate_speech",
+                "spam",
+                "off_platform_solicitation",
+                "health_info_exposure",
+            ),
+            ("payment_fraud",),
+            ("account_takeover", "impersonation", "credential_misrepresentation"),
+            ("other",),
+        ),
+        strict=True,
+    )
+)
+assert [set(s.categories) for s in SURFACES] == [
+    set(s.categories) for s in surfaces_of(taxonomy.DEFAULT_TAXONOMY)
+]
+
+
+def surfaces() -> tuple[Surface, ...]:
+    """The product surfaces of the taxonomy in force (:func:`analytics.core.taxonomy.active`):
+    :data:`SURFACES` for the default one.
+
+    >>> [s.key for s in surfaces()][-1]
+    'elsewhere'
+    """
+    tax = taxonomy.active()
+    return SURFACES if tax == taxonomy.DEFAULT_TAXONOMY else surfaces_of(tax)
+
+
+def _surface_of() -> dict[str, str]:
+    return {str(c): s.key for s in surfaces() for c in s.categories}
+
+
+def _by_key() -> dict[str, Surface]:
+    return {s.key: s for s in surfaces()}
+
 
 #: What a product team could change on its surface when a category rises.
 LEVERS: Mapping[str, str] = {
@@ -159,8 +213,8 @@ def surface_weeks(cells: pl.DataFrame, exposure: pl.DataFrame) -> pl.DataFrame:
         exposure.select("week", "category", "exposure", "exposure_kind"),
         on=["week", "category"],
         how="left",
-    ).with_columns(surface=pl.col("category").replace_strict(_SURFACE_OF))
-    groups = {s.key: [str(c) for c in s.categories] for s in SURFACES if len(s.categories) > 1}
+    ).with_columns(surface=pl.col("category").replace_strict(_surface_of()))
+    groups = {s.key: [str(c) for c in s.categories] for s in surfaces() if len(s.categories) > 1}
     sums = protect_sums(cells, groups).rename({"group": "surface"})
     exposed = by_category.group_by("week", "surface").agg(
         pl.col("exposure").first(), pl.col("exposure_kind").first()
@@ -238,7 +292,7 @@ def surface_table(weeks: pl.DataFrame, week: date) -> pl.DataFrame:
         peak_week=pl.when(pl.col("rate_4w").is_not_null()).then(pl.col("peak_week")),
         peak_rate=pl.when(pl.col("rate_4w").is_not_null()).then(pl.col("peak_rate")),
     )
-    order = {s.key: i for i, s in enumerate(SURFACES)}
+    order = {s.key: i for i, s in enumerate(surfaces())}
     wide = wide.sort(
         pl.col("surface").replace_strict(order, return_dtype=pl.Int64),
         pl.col("category").is_not_null(),
@@ -306,7 +360,7 @@ def surface_changes(table: pl.DataFrame) -> pl.DataFrame:
 def _name(row: Mapping[str, Any]) -> str:
     """A row's name: the category, or the whole surface."""
     if row["category"] is None:
-        return _BY_KEY[row["surface"]].title
+        return _by_key()[row["surface"]].title
     return humanise(row["category"])
 
 
@@ -391,8 +445,9 @@ def _consider(row: Mapping[str, Any], where: Mapping[str, str], topics: Sequence
     if topics:
         noun = "topic" if len(topics) == 1 else "topics"
         text += f"; the emerging {noun} {quoted} in the case narratives may be behind it"
-    if lead == "other" and topics:
-        return text + f". Consider a report reason of its own for {quoted}, today filed as other."
+    if lead in taxonomy.active().catch_all and topics:
+        filed = humanise(str(lead)).lower()
+        return text + f". Consider a report reason of its own for {quoted}, today filed as {filed}."
     lever = LEVERS.get(str(lead), "looking at what the cases here have in common")
     return text + f". Consider {lever}."
 
@@ -418,7 +473,7 @@ def surface_sections(
     ``top_category``)."""
     changes = surface_changes(table)
     sections = []
-    for surface in SURFACES:
+    for surface in surfaces():
         rows = table.filter(pl.col("surface") == surface.key)
         whole = rows.filter(pl.col("category").is_null()) if len(surface.categories) > 1 else rows
         head = whole.row(0, named=True) if whole.height else None
@@ -587,7 +642,7 @@ def surface_story(
     'q = 0.001 against the previous week; q = 0.002 against the 4-week mean'
     """
     changes = surface_changes(table)
-    categories = [str(c) for s in SURFACES for c in s.categories]
+    categories = [str(c) for s in surfaces() for c in s.categories]
     found = _topics_of(topics, categories)
     told: list[dict[str, Any]] = []
     for key in changes["surface"].unique(maintain_order=True):
@@ -596,7 +651,7 @@ def surface_story(
             own = found.get(str(row["lead"]), [])
             text = _consider(row, where.get(str(row["lead"]), {}), own)
             told.append(
-                {"text": f"{_BY_KEY[key].title}: {text}", "kind": "surface",
+                {"text": f"{_by_key()[key].title}: {text}", "kind": "surface",
                  "severity": _severity(row), "q": _best_q(row),
                  "note": significance_cell(row)[1], "topics": own}
             )  # fmt: skip
@@ -610,7 +665,7 @@ def surface_story(
         tested = table.filter(pl.col("q_prev").is_not_null() | pl.col("q_4w").is_not_null())
         text = (
             f"No product surface changed significantly: {tested.height} rates of "
-            f"{len(SURFACES)} surfaces and their categories tested against the previous week "
+            f"{len(surfaces())} surfaces and their categories tested against the previous week "
             "and the 4-week mean."
         )
         told.append({"text": text, "kind": "quiet", "severity": 3, "q": 1.0, "note": ""})
@@ -673,7 +728,7 @@ def surface_week(
     topics (:func:`analytics.reports.signals.product_topics`). Computed once and shared by
     the product brief and its story."""
     weeks = surface_weeks(cells, surface_exposure(cube))
-    where = surface_where(cube, week, [c.value for c in Category])
+    where = surface_where(cube, week, taxonomy.active().category_names)
     return SurfaceWeek(weeks, surface_table(weeks, week), where, topics)
 
 
@@ -725,7 +780,7 @@ def _category_chart(surface: Surface, weeks: pl.DataFrame) -> go.Figure:
 
 def surface_chart(weeks: pl.DataFrame) -> go.Figure:
     """Each surface's cases per 1,000 exposures by week (shown weeks only)."""
-    single = [s.key for s in SURFACES if len(s.categories) == 1]
+    single = [s.key for s in surfaces() if len(s.categories) == 1]
     whole = pl.col("category").is_null() | pl.col("surface").is_in(single)
     frame = (
         weeks.filter(whole)
@@ -733,7 +788,7 @@ def surface_chart(weeks: pl.DataFrame) -> go.Figure:
             value=pl.when(pl.col("cases").is_not_null() & (pl.col("exposure") > 0)).then(
                 pl.col("cases") / pl.col("exposure") * 1000
             ),
-            surface=pl.col("surface").replace_strict({s.key: s.title for s in SURFACES}),
+            surface=pl.col("surface").replace_strict({s.key: s.title for s in surfaces()}),
         )
         .select("week", "surface", "value")
         .sort("week")

@@ -27,8 +27,9 @@ from sqlalchemy.orm import aliased
 
 from analytics import access
 from analytics.access import privacy
+from analytics.core import taxonomy
 from analytics.core.filters import DIMENSIONS, Filters, ignored_values, whole_number
-from analytics.core.models import Account, Case, CaseAction, CaseStatus, Event, Role, Severity
+from analytics.core.models import Account, Case, CaseAction, CaseStatus, Event, Role
 from analytics.sources import search
 from analytics.sources.frames import empty_frame, read_frame
 from analytics.sources.pushdown import case_dimension
@@ -71,7 +72,11 @@ _LIST_COLUMNS: dict[str, Any] = {
     "subject_account_id": pl.Int64,
     "description": pl.String,
 }
-_SEVERITY_RANK = {s.value: i for i, s in enumerate(Severity)}
+
+
+def _severity_rank() -> dict[str, int]:
+    """Each severity of the taxonomy in force by urgency (least urgent 0)."""
+    return {name: i for i, name in enumerate(taxonomy.active().severity_names)}
 
 
 @dataclass(frozen=True)
@@ -232,7 +237,7 @@ def search_cases(engine: Engine, query: CaseQuery, *, role: Role | str) -> CaseP
     page = max(1, min(query.page, pages))
     key: Any = {
         "opened_at": Case.opened_at,
-        "severity": case(_SEVERITY_RANK, value=Case.severity, else_=-1),
+        "severity": case(_severity_rank(), value=Case.severity, else_=-1),
         "category": Case.category,
         "status": case({s: i for i, s in enumerate(STATUSES)}, value=Case.status, else_=-1),
         "region": Case.region,

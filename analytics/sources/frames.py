@@ -48,6 +48,9 @@ EXPOSURE_KINDS: tuple[str, ...] = (
 #: Resolutions that mean a violation was found and acted on.
 VIOLATIONS: tuple[str, ...] = tuple(r.value for r in Resolution if r is not Resolution.no_violation)
 
+# Category, severity and source are the taxonomy's (analytics.core.taxonomy): their Enums are
+# those of the taxonomy in force when this module is first imported (the process's map). A
+# snapshot written under another taxonomy no longer has the expected columns and is rebuilt.
 _ENUMS = {name: pl.Enum(values) for name, values in CHOICES.items()}
 _ENUMS["kind"] = pl.Enum(list(EXPOSURE_KINDS))
 

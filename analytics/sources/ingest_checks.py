@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.schema import Column
 
-from analytics.core import models
+from analytics.core import models, taxonomy
 
 __all__ = [
     "IMPORTABLE_TABLES",
@@ -64,6 +64,13 @@ _SHOWN_CHARS: Final = 40  # characters of a bad value quoted in a reason
 _EARLIEST: Final = datetime(1990, 1, 1)
 _END: Final = datetime(2101, 1, 1)  # exclusive: 2100 is the last accepted year
 _STATE_COLUMNS: Final = frozenset({"region"})
+#: The columns whose vocabulary is the taxonomy's (no CHECK in the database), and which.
+_TAXONOMY_COLUMNS: Final = {
+    ("cases", "category"): "category",
+    ("cases", "source"): "source",
+    ("cases", "severity"): "severity",
+    ("annotations", "category"): "category",
+}
 _VALUE_RANGES: Final[dict[tuple[str, str], tuple[int, int]]] = {("events", "rating"): (1, 5)}
 _INT_BOUNDS: Final = {
     16: (-(2**15), 2**15 - 1),
@@ -115,21 +122,31 @@ class ColumnSpec:
 # --- the table's columns --------------------------------------------------------------------
 
 
-def column_specs(table: str) -> list[ColumnSpec]:
-    """The checks for every column of an importable table."""
+def column_specs(table: str, *, vocabulary: taxonomy.Taxonomy | None = None) -> list[ColumnSpec]:
+    """The checks for every column of an importable table; a case's category, source and
+    severity take the values of ``vocabulary`` (default: the taxonomy in force).
+
+    >>> mine = taxonomy.Taxonomy((taxonomy.CategoryDef("abuse"),), ("form",),
+    ...     (taxonomy.SeverityDef("p1", 4),))
+    >>> [s.choices for s in column_specs("cases", vocabulary=mine) if s.name == "category"]
+    [('abuse',)]
+    """
     if table not in IMPORTABLE_TABLES:
         valid = ", ".join(IMPORTABLE_TABLES)
         if table in models.TABLES:
             raise ImportRejected(f"table {table!r} is written only by the app; importable: {valid}")
         raise ImportRejected(f"unknown table {table!r}; importable tables: {valid}")
-    return [_column(table, col) for col in orm_table(table).columns]
+    choices = (vocabulary or taxonomy.active()).choices
+    return [_column(table, col, choices) for col in orm_table(table).columns]
 
 
-def _column(table: str, col: Column[Any]) -> ColumnSpec:
+def _column(table: str, col: Column[Any], vocabulary: dict[str, tuple[str, ...]]) -> ColumnSpec:
     """Describe one ORM column: its kind, nullability, length, vocabulary, range, reference."""
     kind, length, choices, bounds = _kind_of(col)
     if col.name in _STATE_COLUMNS:
         kind, choices = "state", models.US_STATES
+    elif (table, col.name) in _TAXONOMY_COLUMNS:
+        kind, choices = "enum", vocabulary[_TAXONOMY_COLUMNS[table, col.name]]
     bounds = _VALUE_RANGES.get((table, col.name), bounds)
     references = next((fk.column.table.name for fk in col.foreign_keys), None)
     nullable = bool(col.nullable) and not col.primary_key

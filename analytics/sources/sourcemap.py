@@ -10,6 +10,9 @@ value already in Lookout's vocabulary maps to itself, and ``ignore`` lists value
 deliberately map to nothing. ``split`` says a column holds several values joined by a
 separator (tags): the first that maps gives the row's value. The string ``"TODO"`` is a
 placeholder (``sources init`` writes them): the map loads, and the check reports each.
+A ``[taxonomy]`` table declares the team's own categories, sources and severities
+(:mod:`analytics.core.taxonomy`); the value maps are checked against it, else against the
+default taxonomy.
 
 A tiny map::
 
@@ -54,7 +57,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.elements import ColumnClause, Label
 
-from analytics.core import database
+from analytics.core import database, taxonomy
+from analytics.core.taxonomy import Taxonomy
+from analytics.core.taxonomy import toml_lines as _key_lines
 from analytics.sources.ingest_checks import ColumnSpec, column_specs
 
 __all__ = [
@@ -160,6 +165,9 @@ class SourceMap:
     todos: tuple[tuple[int, str], ...] = ()  # (line, what)
     url: str | None = None
     """Their database's URL, or ``env:NAME`` for one kept in an environment variable."""
+    taxonomy: Taxonomy | None = None
+    """Their categories, sources and severities (``[taxonomy]``), if the map declares them:
+    the map's value maps are checked against it (else against the default taxonomy)."""
 
     def entity(self, name: str) -> EntityMap | None:
         """The map of ``cases``, ``events`` or ``accounts``, if declared."""
@@ -171,43 +179,6 @@ class SourceMap:
 
 
 # --- finding lines --------------------------------------------------------------------------
-
-_KEY = r'(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|\'[^\']*\')'
-_DOTTED = re.compile(rf"^\s*({_KEY}(?:\s*\.\s*{_KEY})*)\s*")
-_PART = re.compile(_KEY)
-
-
-def _parts(dotted: str) -> tuple[str, ...]:
-    out = []
-    for part in _PART.findall(dotted):
-        if part[:1] == '"':
-            try:
-                part = json.loads(part)
-            except ValueError:
-                part = part[1:-1]
-        elif part[:1] == "'":
-            part = part[1:-1]
-        out.append(part)
-    return tuple(out)
-
-
-def _key_lines(source: str) -> dict[tuple[str, ...], int]:
-    """The line of every table header and key in a TOML text (first occurrence wins)."""
-    lines: dict[tuple[str, ...], int] = {}
-    current: tuple[str, ...] = ()
-    for number, raw in enumerate(source.splitlines(), start=1):
-        stripped = raw.strip()
-        if stripped.startswith("["):
-            inner = stripped.lstrip("[")
-            match = _DOTTED.match(inner)
-            if match:
-                current = _parts(match.group(1))
-                lines.setdefault(current, number)
-            continue
-        match = _DOTTED.match(raw)
-        if match and raw[match.end() :].startswith("="):
-            lines.setdefault(current + _parts(match.group(1)), number)
-    return lines
 
 
 class _Lines:
@@ -280,18 +251,28 @@ class _Loader:
         self.lines = lines
         self.problems: list[str] = []
         self.todos: list[tuple[int, str]] = []
+        self.vocabulary = taxonomy.DEFAULT_TAXONOMY
 
     def problem(self, line: int, message: str) -> None:
         self.problems.append(f"{self.path}:{line}: {message}")
 
     def load(self, data: dict[str, Any]) -> SourceMap:
+        declares = (*ENTITIES, "source", "taxonomy")
         for key in data:
-            if key not in (*ENTITIES, "source"):
+            if key not in declares:
                 self.problem(
-                    self.lines(key),
-                    f"`{key}` is not something a map declares: {_list((*ENTITIES, 'source'))}",
+                    self.lines(key), f"`{key}` is not something a map declares: {_list(declares)}"
                 )
         url = self.source(data.get("source", {}))
+        declared = None
+        if "taxonomy" in data:
+            try:
+                declared = taxonomy.parse_taxonomy(
+                    data["taxonomy"], path=self.path, lines=self.lines
+                )
+            except taxonomy.TaxonomyError as exc:
+                self.problems.extend(exc.problems)
+        self.vocabulary = declared or taxonomy.DEFAULT_TAXONOMY
         entities = []
         for name in ENTITIES:
             if name not in data:
@@ -302,11 +283,11 @@ class _Loader:
             entity = self.entity(name, data[name])
             if entity is not None:
                 entities.append(entity)
-        if not any(name in data for name in ENTITIES) and not self.problems:
+        if not any(name in data for name in (*ENTITIES, "taxonomy")) and not self.problems:
             self.problem(1, f"the map declares none of {_list(ENTITIES)}")
         if self.problems:
             raise MapError(self.problems)
-        return SourceMap(self.path, tuple(entities), tuple(self.todos), url)
+        return SourceMap(self.path, tuple(entities), tuple(self.todos), url, declared)
 
     def source(self, body: Any) -> str | None:
         """``[source] url``: a database URL or ``env:NAME``."""
@@ -361,7 +342,7 @@ class _Loader:
                 "every new or changed row",
             )
             watermark = None
-        specs = tuple(column_specs(name))
+        specs = tuple(column_specs(name, vocabulary=self.vocabulary))
         columns = self.columns(name, body.get("columns"), specs)
         values = self.values(name, body, {c.ours for c in columns}, specs)
         if len(self.problems) > before:

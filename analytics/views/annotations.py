@@ -27,8 +27,8 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 from analytics import access
 from analytics.access import Viewer
 from analytics.access.audit import utc_now, write_audit
-from analytics.core import database
-from analytics.core.models import US_STATES, Annotation, AnnotationKind, AuditLog, Category, Role
+from analytics.core import database, taxonomy
+from analytics.core.models import US_STATES, Annotation, AnnotationKind, AuditLog, Role
 from analytics.present.formatting import format_day, humanise, humanised
 
 __all__ = [
@@ -183,7 +183,7 @@ def check_event(event: KnownEvent) -> KnownEvent:
     kinds = [k.value for k in AnnotationKind]
     if event.kind not in kinds:
         problems.append(f"Choose a kind: {_choices(kinds)}.")
-    if category is not None and category not in {c.value for c in Category}:
+    if category is not None and category not in taxonomy.active().category_names:
         problems.append("Choose a category from the list, or none for every category.")
     if region is not None and region not in US_STATES:
         problems.append("Choose a region (a US state code such as CA), or none for every region.")

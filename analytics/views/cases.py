@@ -22,9 +22,9 @@ from sqlalchemy import Engine
 from analytics import access
 from analytics.access import Viewer
 from analytics.core.filters import (
-    CHOICES,
     DIMENSIONS,
     Filters,
+    choices,
     ignored_values,
     parse_day,
     whole_number,
@@ -94,7 +94,7 @@ def slice_filters(slice_key: str) -> tuple[dict[str, str], list[str]]:
     ignored: list[str] = []
     for part in slice_key.split("|"):
         name, _, value = part.partition("=")
-        if name in DIMENSIONS and value in CHOICES[name]:
+        if name in DIMENSIONS and value in choices()[name]:
             dims[name] = value
         elif part and part != "all":
             ignored.append(part)
