@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, replace
@@ -240,6 +241,33 @@ def _rebuilt(url: str) -> None:
         _state.clear()
 
 
+#: Per database URL: when the last copy through the source map started, and its process.
+_SYNCS: dict[str, tuple[float, subprocess.Popen[bytes]]] = {}
+
+
+def _sync_later(url: str) -> None:
+    """With ``LOOKOUT_SOURCE_MAP`` set, copy the team's new rows through the map in a
+    separate process, in the background, at most every ``LOOKOUT_SYNC_EVERY`` seconds
+    (default 300); the pages see them by the data token once the copy has landed."""
+    if not os.environ.get("LOOKOUT_SOURCE_MAP", "").strip():
+        return
+    try:
+        every = float(os.environ.get("LOOKOUT_SYNC_EVERY", "300"))
+    except ValueError:
+        every = 300.0
+    started, process = _SYNCS.get(url, (0.0, None))
+    if process is not None and process.poll() is None:
+        return
+    if process is not None and started + every > time.monotonic():
+        return
+    command = [sys.executable, "-m", "analytics", "sources", "sync"]
+    env = {**os.environ, "LOOKOUT_DATABASE_URL": url}
+    _SYNCS[url] = (
+        time.monotonic(),
+        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    )
+
+
 def _key(problem: SnapshotError | None) -> tuple[type, str] | None:
     return None if problem is None else (type(problem), str(problem))
 
@@ -255,6 +283,7 @@ def data_token() -> str:
     """
     url = database.database_url()
     _rebuilt(url)
+    _sync_later(url)
     fresh, token, problem = _state(url)
     eng = _engine_for(url)
     if not _on_snapshot(eng):

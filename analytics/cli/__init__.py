@@ -86,6 +86,15 @@ def seed(
     from analytics import demo
 
     end_date = _parse_date(end) if end else None
+    if os.environ.get(mapped.MAP_VARIABLE, "").strip():
+        if not if_empty:
+            fail(
+                f"{mapped.MAP_VARIABLE} is set: Lookout's data comes from the team's database "
+                "through the map (python -m analytics sources sync); unset it to seed the demo"
+            )
+        typer.echo(f"{mapped.MAP_VARIABLE} is set: copying through the map, not seeding the demo")
+        sources_sync(map_file=None, url=None, full=False, quarantine_dir=None)
+        return
     url = database.database_url()
     engine = _engine_or_fail(url)
     if if_empty and demo.database_state(engine) != "empty":

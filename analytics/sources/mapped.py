@@ -223,10 +223,18 @@ def read_entity(
     engine: Engine, entity: EntityMap, *, since: Any = None, batch_rows: int = BATCH_ROWS
 ) -> Iterator[pl.DataFrame]:
     """Their rows through the map, translated (:func:`translate`), in batches."""
-    statement = mapped_select(entity, since=since)
+    for _theirs, ours in _batches(engine, entity, since=since, batch_rows=batch_rows):
+        yield ours
+
+
+def _batches(
+    engine: Engine, entity: EntityMap, *, since: Any, batch_rows: int
+) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+    """Batches of their rows as text with our column names: as they are, and translated."""
+    statement = mapped_select(entity, since=since).execution_options(stream_results=True)
     names = [c.ours for c in entity.columns if c.theirs != TODO]
     with engine.connect() as conn:
-        result = conn.execution_options(stream_results=True).execute(statement)
+        result = conn.execute(statement)
         while rows := result.fetchmany(batch_rows):
             frame = pl.DataFrame(
                 [tuple(r) for r in rows],
@@ -235,7 +243,8 @@ def read_entity(
                 infer_schema_length=None,
                 strict=False,
             )
-            yield translate(frame, entity)
+            theirs = frame.select(_as_text(pl.col(c), frame.schema[c]) for c in frame.columns)
+            yield theirs, translate(frame, entity)
         conn.rollback()
 
 
@@ -334,11 +343,17 @@ def _copy(
     counts = {"read": 0, "inserted": 0, "updated": 0, "unchanged": 0, "quarantined": 0}
     where: Path | None = None
     offset = 0
-    for batch in read_entity(source, entity, since=since):
-        raw = batch.with_row_index(ROW, offset=offset + 1).with_columns(pl.col(ROW).cast(pl.Int64))
-        offset += batch.height
+    for theirs, ours in _batches(source, entity, since=since, batch_rows=BATCH_ROWS):
+        numbers = pl.int_range(offset + 1, offset + ours.height + 1, dtype=pl.Int64).alias(ROW)
+        offset += ours.height
         part = target if where is None else target.with_name(f"{target.stem}-{offset}.csv")
-        done = import_rows(engine, entity.entity, raw, quarantine=part)
+        done = import_rows(
+            engine,
+            entity.entity,
+            ours.with_columns(numbers),
+            quarantine=part,
+            original=theirs.with_columns(numbers),
+        )
         for field_name in counts:
             counts[field_name] += getattr(done, field_name)
         where = where or done.quarantine_path
