@@ -352,16 +352,17 @@ def _name_problem(name: str) -> str | None:
     )
 
 
-def _table_of_tables(body: Any, what: str, problem: _Problem) -> dict[str, Any]:
+def _table_of_tables(body: Any, what: str, problem: _Problem) -> Iterator[tuple[str, Any]]:
+    """The well-named tables of ``[taxonomy.<what>]``, in the file's order (problems are
+    reported as they come, so in the file's order too)."""
     if body is None:
         problem((), f"taxonomy: `{what}` is missing ([taxonomy.{what}.NAME] tables)")
-        return {}
+        return
     if not isinstance(body, dict):
         problem((what,), f"taxonomy.{what}: give one [taxonomy.{what}.NAME] table for each")
-        return {}
+        return
     if not body:
         problem((what,), f"taxonomy.{what}: declare at least one")
-    good = {}
     for name, value in body.items():
         bad = _name_problem(name)
         if bad:
@@ -369,13 +370,12 @@ def _table_of_tables(body: Any, what: str, problem: _Problem) -> dict[str, Any]:
         elif not isinstance(value, dict):
             problem((what, name), f"taxonomy.{what}.{name}: must be a table")
         else:
-            good[name] = value
-    return good
+            yield name, value
 
 
 def _categories(body: Any, problem: _Problem) -> tuple[CategoryDef, ...]:
     out = []
-    for name, value in _table_of_tables(body, "categories", problem).items():
+    for name, value in _table_of_tables(body, "categories", problem):
         at = f"taxonomy.categories.{name}"
         for key in value:
             if key not in _CATEGORY_KEYS:
@@ -425,7 +425,7 @@ def _names(body: Any, what: str, problem: _Problem, *, required: bool) -> tuple[
 
 def _severities(body: Any, problem: _Problem) -> tuple[SeverityDef, ...]:
     out = []
-    for name, value in _table_of_tables(body, "severities", problem).items():
+    for name, value in _table_of_tables(body, "severities", problem):
         at = f"taxonomy.severities.{name}"
         for key in value:
             if key != "sla_hours":

@@ -252,6 +252,7 @@ class _Loader:
         self.problems: list[str] = []
         self.todos: list[tuple[int, str]] = []
         self.vocabulary = taxonomy.DEFAULT_TAXONOMY
+        self.unsure: set[str] = set()  # columns whose vocabulary is a taxonomy that failed
 
     def problem(self, line: int, message: str) -> None:
         self.problems.append(f"{self.path}:{line}: {message}")
@@ -272,6 +273,7 @@ class _Loader:
                 )
             except taxonomy.TaxonomyError as exc:
                 self.problems.extend(exc.problems)
+                self.unsure = set(taxonomy.DEFAULT_TAXONOMY.choices)  # values not checked
         self.vocabulary = declared or taxonomy.DEFAULT_TAXONOMY
         entities = []
         for name in ENTITIES:
@@ -425,6 +427,8 @@ class _Loader:
             at = self.lines(name, "values", column, theirs)
             if ours == TODO:
                 self.todos.append((at, f"{name}.values.{column}: `{theirs}`"))
+            elif isinstance(ours, str) and column in self.unsure:
+                values[theirs] = ours
             elif not isinstance(ours, str) or ours not in spec.choices:
                 shown = ours if isinstance(ours, str) else type(ours).__name__
                 self.problem(
