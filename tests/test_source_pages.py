@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 from analytics import access
 from analytics.core import database, models
 from analytics.core.models import Role
+from analytics.demo.helpdesk import build_helpdesk, helpdesk_map, lookout_files
 from analytics.sources import ingest
-from tests.helpdesk import build_helpdesk, helpdesk_map, lookout_files
 from tests.helpers import open_page
 from tests.test_plain_words import texts
 from ui import nav

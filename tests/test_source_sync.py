@@ -20,10 +20,10 @@ from sqlalchemy.engine import Engine, make_url
 from typer.testing import CliRunner
 
 from analytics.core import database, models
+from analytics.demo.helpdesk import build_helpdesk, helpdesk_map, lookout_files
 from analytics.sources import ingest, mapped, sourcemap
 from analytics.sources.ingest_checks import column_specs
 from analytics.sources.sourcemap import ColumnMap, EntityMap, ValueMap
-from tests.helpdesk import build_helpdesk, helpdesk_map, lookout_files
 
 TABLES = ("accounts", "cases", "events")
 

@@ -134,6 +134,27 @@ def seed(
     _refresh_snapshot(engine)
 
 
+@app.command("example-helpdesk")
+def example_helpdesk(
+    out_dir: Annotated[
+        Path, typer.Option(help="Where to write helpdesk.db and helpdesk.toml.")
+    ] = database.PROJECT_ROOT / "data" / "helpdesk",
+    end: Annotated[
+        str | None, typer.Option(help="The demo ends at the start of this date (YYYY-MM-DD).")
+    ] = None,
+) -> None:
+    """Write a team's own database to try a source map on: the small demo in a helpdesk's
+    tables (tickets, activity, users) and words, and the map that reads it."""
+    from analytics.demo import helpdesk
+
+    end_date = _parse_date(end) if end else None
+    try:
+        team, smap = helpdesk.write_example(out_dir, end=end_date)
+    except (FileExistsError, OSError) as exc:
+        fail(str(exc) if isinstance(exc, FileExistsError) else f"cannot write {out_dir}: {exc}")
+    typer.echo(f"wrote {team} (tickets, activity, users) and its map {smap}")
+
+
 def _parse_date(text: str) -> date:
     try:
         return date.fromisoformat(text)

@@ -1,18 +1,28 @@
-"""A team's own database for the source-map tests (issue 20): a helpdesk-style schema of its
-own (tickets, activity, users) holding the small demo's data in the team's names and
-encodings, the map that reads it, and the same data converted to Lookout's schema by
-hand (a second, independent conversion) for the importer.
+"""A team's own database to try a source map on: the demo in a helpdesk's tables and words.
+
+Lookout reads a team's data through a source map (:mod:`analytics.sources.sourcemap`,
+:mod:`analytics.sources.mapped`). To try it, and to test it, this module writes the
+small demo into a helpdesk-style schema of its own (``tickets``, ``activity``,
+``users``) with the team's names and encodings, writes the map that reads it, and
+converts the same data back to Lookout's schema by hand (a second, independent
+conversion, for the importer).
 
 Their encodings: tickets open at epoch seconds, carry comma-joined tags (the category,
 split in two for fake reviews, with "vip" and "escalated" tags that mean nothing to us),
 a priority 1-4, statuses, channels, outcomes and appeal results of their own; activity
 is stamped in local time with a UTC offset and named with their own action words; users
 have their own kinds and states. About one ticket in 97 is tagged ``fake-9star``, which
-the map does not know: those rows are quarantined on both paths.
+the map does not know: ``sources check`` reports it, and those rows are quarantined.
+
+``python -m analytics example-helpdesk`` writes ``helpdesk.db`` and ``helpdesk.toml``
+(README, "Your own data").
 """
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -197,7 +207,7 @@ def _local_sql(column: str, dialect: str) -> str:
     return f"CAST({column} AS timestamptz) AT TIME ZONE 'UTC'"
 
 
-def _values(table: str, mapping: dict[str, object]) -> str:
+def _values(table: str, mapping: Mapping[str, object]) -> str:
     body = "\n".join(f'"{theirs}" = "{ours}"' for ours, theirs in mapping.items())
     return f"[{table}]\n{body}\n"
 
@@ -309,7 +319,7 @@ CATEGORIES = (
 )
 
 
-def _inverse(mapping: dict[str, object]) -> dict[str, str]:
+def _inverse(mapping: Mapping[str, object]) -> dict[str, str]:
     return {str(theirs): ours for ours, theirs in mapping.items()}
 
 
@@ -381,3 +391,26 @@ def lookout_files(frames: dict[str, pl.DataFrame], folder: Path) -> dict[str, Pa
         out[name] = folder / f"{name}.csv"
         frame.write_csv(out[name])
     return out
+
+
+def write_example(folder: Path, *, end: date | None = None) -> tuple[Path, Path]:
+    """Write ``helpdesk.db`` (the small demo, in the helpdesk's tables) and ``helpdesk.toml``
+    (its map) into ``folder``; return both paths. Refuses to overwrite either."""
+    from analytics.core import database
+    from analytics.demo.seed import seed_database
+
+    folder.mkdir(parents=True, exist_ok=True)
+    team, smap = folder / "helpdesk.db", folder / "helpdesk.toml"
+    for path in (team, smap):
+        if path.exists():
+            raise FileExistsError(f"{path} exists; not overwriting it")
+    with tempfile.TemporaryDirectory() as scratch:
+        demo_url = f"sqlite:///{Path(scratch) / 'demo.db'}"
+        engine = database.make_engine(demo_url)
+        try:
+            seed_database(engine, scale="small", days=240, end=end)
+        finally:
+            engine.dispose()
+        build_helpdesk(f"sqlite:///{team}", demo_url)
+    smap.write_text(helpdesk_map(f"sqlite:///{team}"), encoding="utf-8")
+    return team, smap
