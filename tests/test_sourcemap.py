@@ -354,7 +354,7 @@ def test_unknown_column(team_url: str, tmp_path: Path) -> None:
         f"{path}:{line}: cases.columns.description: `bodyy` fails: "
         f"{_UNKNOWN_COLUMN[_dialect(team_url)]}"
     )
-    assert err.splitlines()[-1] == "the map is not usable yet: 1 problems"
+    assert err.splitlines()[-1] == "the map is not usable yet: 1 problem"
 
 
 def test_type_that_does_not_convert(team_url: str, tmp_path: Path) -> None:
@@ -368,7 +368,7 @@ def test_type_that_does_not_convert(team_url: str, tmp_path: Path) -> None:
         f"{path}:{_line(body, 'opened_at')}: cases.columns.opened_at: `created` gives "
         f"{_epoch('2026-03-01 08:00')} (int), not a timestamp (epoch seconds? SQLite: "
         "datetime(col, 'unixepoch'); PostgreSQL: to_timestamp(col) AT TIME ZONE 'UTC')",
-        "the map is not usable yet: 1 problems",
+        "the map is not usable yet: 1 problem",
     ]
 
 

@@ -778,7 +778,8 @@ def sources_check(
     for line in report.problems:
         typer.echo(line, err=True)
     if not report.usable:
-        typer.echo(f"the map is not usable yet: {len(report.problems)} problems", err=True)
+        n = len(report.problems)
+        typer.echo(f"the map is not usable yet: {n} problem{'' if n == 1 else 's'}", err=True)
         raise typer.Exit(2)
     typer.echo("the map is usable")
 
