@@ -262,6 +262,29 @@ def test_the_map_named_by_the_variable_is_in_force(tmp_path: Path) -> None:
     assert taxonomy.active({}) is DEFAULT_TAXONOMY
 
 
+def test_a_broken_taxonomy_in_force_is_reported_where_it_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text("[taxonomy]\nsources = []\n")
+    monkeypatch.setenv(taxonomy.MAP_VARIABLE, str(path))
+    assert taxonomy.active_or_default() is DEFAULT_TAXONOMY  # what modules fix on import
+    with pytest.raises(TaxonomyError, match=rf"^{path}:1: taxonomy: `categories` is missing"):
+        taxonomy.active()
+    with pytest.raises(TaxonomyError):
+        parse_filters({"category": "spam"})
+
+
+def test_rows_outside_the_taxonomy_are_named_not_a_polars_error() -> None:
+    frame = pl.DataFrame({"id": [1, 2, 3], "category": ["spam", "misc", "misc"]})
+    with pytest.raises(ValueError) as caught:
+        conform(frame, {"id": pl.Int64, "category": pl.Enum(["spam"])})
+    assert str(caught.value) == (
+        "category: 'misc' (2 rows) is not a value Lookout knows (for category, severity and "
+        "source: the taxonomy in force, analytics.core.taxonomy)"
+    )
+
+
 # --- the default is the demo's ------------------------------------------------------------------
 
 

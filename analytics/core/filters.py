@@ -31,20 +31,20 @@ __all__ = [
 DIMENSIONS: tuple[str, ...] = ("category", "region", "platform", "severity", "source", "specialty")
 
 
-def choices() -> dict[str, tuple[str, ...]]:
-    """The values each dimension can take; category, severity and source are those of the
-    taxonomy in force (:func:`analytics.core.taxonomy.active`).
+def choices(*, tax: taxonomy.Taxonomy | None = None) -> dict[str, tuple[str, ...]]:
+    """The values each dimension can take; category, severity and source are those of
+    ``tax`` (default: the taxonomy in force, :func:`analytics.core.taxonomy.active`).
 
     >>> choices()["severity"], choices()["platform"]
     (('low', 'medium', 'high', 'critical'), ('web', 'ios', 'android'))
     """
-    tax = taxonomy.active().choices
+    vocabulary = (tax or taxonomy.active()).choices
     return {
-        "category": tax["category"],
+        "category": vocabulary["category"],
         "region": tuple(US_STATES),
         "platform": tuple(p.value for p in Platform),
-        "severity": tax["severity"],
-        "source": tax["source"],
+        "severity": vocabulary["severity"],
+        "source": vocabulary["source"],
         "specialty": tuple(SPECIALTIES),
     }
 
@@ -52,7 +52,7 @@ def choices() -> dict[str, tuple[str, ...]]:
 #: The values each dimension can take, with the taxonomy in force when this module was
 #: first imported (the frames' dtypes are built from it); :func:`choices` follows
 #: :func:`analytics.core.taxonomy.using`.
-CHOICES: dict[str, tuple[str, ...]] = choices()
+CHOICES: dict[str, tuple[str, ...]] = choices(tax=taxonomy.active_or_default())
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ __all__ = [
     "Taxonomy",
     "TaxonomyError",
     "active",
+    "active_or_default",
     "line_finder",
     "load_taxonomy",
     "parse_taxonomy",
@@ -486,6 +487,20 @@ def active(environ: Mapping[str, str] | None = None) -> Taxonomy:
         return _in_force[-1]
     path = (os.environ if environ is None else environ).get(MAP_VARIABLE, "").strip()
     return _from_file(path) if path else DEFAULT_TAXONOMY
+
+
+def active_or_default() -> Taxonomy:
+    """:func:`active`, or the default when the map's taxonomy has problems: for what is fixed
+    when a module is imported (the frames' dtypes), so that the problems are reported where
+    the map is checked or the taxonomy used, not as an import failure.
+
+    >>> active_or_default() is active()
+    True
+    """
+    try:
+        return active()
+    except TaxonomyError:
+        return DEFAULT_TAXONOMY
 
 
 @contextmanager

@@ -163,7 +163,38 @@ def conform(frame: pl.DataFrame, columns: Mapping[str, Any]) -> pl.DataFrame:
         elif dtype == pl.Boolean and have != pl.Boolean:
             col = col.cast(pl.Int8).cast(pl.Boolean)
         exprs.append(col.cast(dtype).alias(name))
-    return frame.select(exprs)
+    try:
+        return frame.select(exprs)
+    except pl.exceptions.InvalidOperationError:
+        problem = _unknown_values(frame, columns)
+        if problem is None:
+            raise
+        raise ValueError(problem) from None
+
+
+def _unknown_values(frame: pl.DataFrame, columns: Mapping[str, Any]) -> str | None:
+    """Which values of an enumerated column are not among its dtype's, in one line.
+
+    >>> _unknown_values(pl.DataFrame({"category": ["spam", "fraud", "fraud"]}),
+    ...                 {"category": pl.Enum(["spam"])})
+    "category: 'fraud' (2 rows) is not a value Lookout knows (for category, severity and \
+source: the taxonomy in force, analytics.core.taxonomy)"
+    """
+    for name, dtype in columns.items():
+        if not isinstance(dtype, pl.Enum) or name not in frame.columns:
+            continue
+        values = frame.get_column(name).cast(pl.String)
+        outside = values.filter(~values.is_in(dtype.categories.to_list()) & values.is_not_null())
+        if outside.is_empty():
+            continue
+        counts = outside.value_counts(sort=True).head(3).rows()
+        shown = ", ".join(f"{v!r} ({n:,} {'row' if n == 1 else 'rows'})" for v, n in counts)
+        verb = "is" if len(counts) == 1 else "are"
+        return (
+            f"{name}: {shown} {verb} not a value Lookout knows (for category, severity and "
+            "source: the taxonomy in force, analytics.core.taxonomy)"
+        )
+    return None
 
 
 def read_frame(
