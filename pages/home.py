@@ -62,6 +62,18 @@ with st.expander("About the data", expanded=False):
             "pages/cases.py", label="Browse and search every case", icon=":material/manage_search:"
         )
     st.code(label, language=None)
+    if info.source:
+        held = info.source.quarantined
+        copied = _moment(datetime.fromisoformat(info.source.copied_at))
+        st.caption(
+            f"Copied from the team's database through the source map "
+            f"`{info.source.map_file}`; last copy {copied}"
+            + (
+                f", which held {held:,} rows back in quarantine with their reasons."
+                if held
+                else "."
+            )
+        )
     if info.demo:
         st.caption(
             f"Demo data: scale {info.demo.scale}, seed {info.demo.seed}, "

@@ -94,10 +94,27 @@ def _visits() -> Iterator[tuple[str, str, dict[str, str]]]:
     yield "pages/trends.py", Role.leadership.value, {"trends.category": "fake_review"}
 
 
+#: The one text that differs, on purpose: the Overview says where the data was copied from.
+_PROVENANCE = "Copied from the team's database through the source map"
+
+
+def test_the_overview_says_where_the_data_comes_from(
+    two_databases: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mapped, imported = (
+        [t.text for t in texts(open_page(monkeypatch, url, "pages/home.py", role="leadership"))]
+        for url in two_databases
+    )
+    told = [t for t in mapped if t.startswith(_PROVENANCE)]
+    assert len(told) == 1 and told[0].startswith(f"{_PROVENANCE} `helpdesk.toml`; last copy ")
+    assert told[0].endswith(", which held 22 rows back in quarantine with their reasons.")
+    assert not [t for t in imported if t.startswith(_PROVENANCE)]
+
+
 def _shown(at, folder: str) -> list[str]:  # noqa: ANN001
     """What the page shows: every text, metric and table cell, in order, with the
     database's own folder written out."""
-    seen = [f"{t.where}: {t.text}" for t in texts(at)]
+    seen = [f"{t.where}: {t.text}" for t in texts(at) if not t.text.startswith(_PROVENANCE)]
     for frame in at.dataframe:
         seen.append(frame.value.to_csv(index=False))
     for element in at.main:

@@ -308,6 +308,7 @@ def sync(
     state = database.get_meta(engine, _STATE_KEY) or {}
     if state.get("map") != key or full:
         state = {"map": key, "watermarks": {}}
+    state |= {"map_file": smap.path.name, "source": database.safe_url(str(source.url))}
     summaries = []
     for name in _ORDER:
         entity = smap.entity(name)
@@ -322,6 +323,8 @@ def sync(
         if top is not None:
             state["watermarks"][name] = _to_json(top)
             database.set_meta(engine, _STATE_KEY, state)
+    state["at"] = datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+    state["quarantined"] = {s.entity: s.imported.quarantined for s in summaries}
     database.set_meta(engine, _STATE_KEY, state)
     return summaries
 

@@ -55,6 +55,35 @@ class DemoFacts:
 
 
 @dataclass(frozen=True)
+class SourceFacts:
+    """Where the data is copied from, through a source map, and the last copy."""
+
+    map_file: str
+    source: str
+    copied_at: str
+    quarantined: int
+
+    @classmethod
+    def of(cls, meta: Mapping[str, Any]) -> SourceFacts | None:
+        """From the ``source_sync`` entry of ``dataset_meta`` (None before a first copy).
+
+        >>> SourceFacts.of({"map_file": "helpdesk.toml", "source": "sqlite:///h.db",
+        ...     "at": "2026-12-06T09:10:00", "quarantined": {"cases": 22, "events": 0}})
+        SourceFacts(map_file='helpdesk.toml', source='sqlite:///h.db', \
+copied_at='2026-12-06T09:10:00', quarantined=22)
+        """
+        if not meta.get("at"):
+            return None
+        held = meta.get("quarantined") or {}
+        return cls(
+            map_file=str(meta.get("map_file", "")),
+            source=str(meta.get("source", "")),
+            copied_at=str(meta["at"]),
+            quarantined=sum(int(n) for n in held.values()) if isinstance(held, Mapping) else 0,
+        )
+
+
+@dataclass(frozen=True)
 class Overview:
     """Row counts per table, the data's date range and freshness, the demo's settings."""
 
@@ -64,6 +93,7 @@ class Overview:
     first_case: datetime | None = None
     last_case: datetime | None = None
     demo: DemoFacts | None = None
+    source: SourceFacts | None = None
 
     @property
     def newest(self) -> datetime | None:
@@ -102,6 +132,7 @@ def dataset_overview(engine: Engine) -> Overview:
                 select(func.min(Case.opened_at), func.max(Case.opened_at))
             ).one()
     meta = database.get_meta(engine, "demo")
+    copied = database.get_meta(engine, "source_sync")
     return Overview(
         counts=counts,
         first_event=first_event,
@@ -109,6 +140,7 @@ def dataset_overview(engine: Engine) -> Overview:
         first_case=first_case,
         last_case=last_case,
         demo=DemoFacts.of(meta) if isinstance(meta, Mapping) else None,
+        source=SourceFacts.of(copied) if isinstance(copied, Mapping) else None,
     )
 
 
