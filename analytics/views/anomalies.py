@@ -22,6 +22,7 @@ from sqlalchemy import Engine, select
 
 from analytics import access
 from analytics.access import privacy
+from analytics.core import taxonomy
 from analytics.core.filters import DIMENSIONS, Filters
 from analytics.core.models import Case, Event, Role
 from analytics.core.slices import parse_slice
@@ -98,9 +99,6 @@ TABLE_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 QUIET_COLUMNS: tuple[str, ...] = (*TABLE_COLUMNS, "Move", "Explained by", "Dismissed earlier")
 
-#: Sources of automated detections, whose falls alert.
-_AUTOMATED = ("automated_rule", "ml_model")
-
 
 @dataclass(frozen=True)
 class Incident:
@@ -162,7 +160,8 @@ def scan_history(
     events = load.events_daily(engine, start=start, end=end)
     event_series = anomalies.event_slices(events, start=start, end=end)
     # Automated detections: a fall here is bad (a broken rule or model, a lost feed).
-    automated = cube.cases.filter(pl.col("source").cast(pl.String).is_in(_AUTOMATED))
+    machines = list(taxonomy.active().automated)  # the taxonomy's automated detection
+    automated = cube.cases.filter(pl.col("source").cast(pl.String).is_in(machines))
     detection_series = anomalies.daily_slices(
         automated, start=start, end=end, dims=("category", "source"), depth=1
     )
