@@ -25,6 +25,11 @@ Two ways build the same cube (tested equal):
     database.
 
 ``LOOKOUT_LOADER=snapshot|pushdown`` overrides the choice.
+
+With a source map (``LOOKOUT_SOURCE_MAP``, :func:`~analytics.sources.mapped.active_map`)
+the snapshot is built from the copy of their data in Lookout's database
+(:func:`~analytics.sources.mapped.sync`), and pushdown sends the mapped SELECT to their
+database (:mod:`analytics.sources.mapped_pushdown`); the annotations stay Lookout's.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import polars as pl
 from sqlalchemy import Engine
 
 from analytics.core.filters import Filters
+from analytics.sources import mapped, mapped_pushdown
 from analytics.sources.frames import Cube
 from analytics.sources.pushdown import (
     cube_from_database,
@@ -148,7 +154,7 @@ def load_cube(
         loader,
         root,
         snapshot=lambda folder: cube_from_snapshot(folder, filters, lo, hi),
-        pushdown=lambda: cube_from_database(engine, filters, lo, hi),
+        pushdown=lambda: _pushdown_cube(engine, filters),
     )
     cube.timings["load"] = time.perf_counter() - t0
     return cube
@@ -172,8 +178,24 @@ def events_daily(
         loader,
         root,
         snapshot=lambda folder: events_daily_from_snapshot(folder, start, end),
-        pushdown=lambda: events_daily_from_database(engine, start, end),
+        pushdown=lambda: _pushdown_events_daily(engine, start, end),
     )
+
+
+def _pushdown_cube(engine: Engine, filters: Filters) -> Cube:
+    """By pushdown: through the active source map to their database, else Lookout's."""
+    lo, hi = filters.window()
+    smap = mapped.active_map()
+    if smap is not None:
+        return mapped_pushdown.cube_through_map(engine, smap, filters, lo, hi)
+    return cube_from_database(engine, filters, lo, hi)
+
+
+def _pushdown_events_daily(engine: Engine, start: date, end: date) -> pl.DataFrame:
+    smap = mapped.active_map()
+    if smap is not None:
+        return mapped_pushdown.events_daily_through_map(smap, start, end)
+    return events_daily_from_database(engine, start, end)
 
 
 def snapshot_frames(engine: Engine, *, root: Path | None = None) -> dict[str, pl.LazyFrame]:

@@ -4,16 +4,31 @@ first aggregation run in the database (SQLAlchemy Core, any dialect)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Date, Engine, case, distinct, false, func, or_, select, true
+from sqlalchemy import (
+    Date,
+    Engine,
+    case,
+    distinct,
+    false,
+    func,
+    null,
+    or_,
+    select,
+    true,
+    type_coerce,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.functions import FunctionElement
 
+from analytics.core import models
 from analytics.core.filters import DIMENSIONS, Filters
 from analytics.core.models import Account, Annotation, Case, Event
 from analytics.sources.fingerprint import fingerprint, fingerprint_as_of
@@ -33,6 +48,7 @@ from analytics.sources.frames import (
 )
 
 __all__ = [
+    "Tables",
     "case_dimension",
     "ACCOUNTS_QUERY",
     "CASES_QUERY",
@@ -48,6 +64,31 @@ ACCOUNTS_QUERY = select(*[getattr(Account, c) for c in ACCOUNT_COLUMNS])
 CASES_QUERY = select(
     *[getattr(Case, c) for c in CASE_COLUMNS if c not in ("specialty", "repeat_offender")]
 )
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Where the pushdown reads cases, events and accounts: Lookout's own tables, or
+    ``views`` (SELECTs giving every column of the table, by entity name; see
+    :func:`analytics.sources.mapped_pushdown.mapped_tables`). An entity without a view
+    reads as having no rows."""
+
+    views: Mapping[str, Select[Any]] | None = field(default=None)
+
+    def entity(self, cls: Any, name: str | None = None) -> Any:
+        """``cls`` (Case, Event, Account) or an alias of it named ``name``, over its view."""
+        if self.views is None:
+            return cls if name is None else aliased(cls, name=name)
+        table = cls.__tablename__
+        view = self.views.get(table)
+        if view is None:  # every column, no rows (and no table of theirs named)
+            columns = [type_coerce(null(), c.type).label(c.name) for c in cls.__table__.columns]
+            view = select(*columns).where(false())
+        return aliased(cls, view.subquery(name or table), adapt_on_names=True)
+
+
+#: Lookout's own tables.
+LOOKOUT_TABLES = Tables()
 
 
 class _day(FunctionElement[date]):
@@ -86,31 +127,48 @@ def _week_sqlite(element: _week, compiler: Any, **kw: Any) -> str:
     return f"date({compiler.process(element.clauses, **kw)}, 'weekday 0', '-6 days')"
 
 
-def case_dimension(dim: str, subject: Any) -> Any:
-    """The SQL column of a case's dimension ``dim``: the case's own column, except
-    ``specialty``, which is the subject account's (``subject``: an alias of
-    :class:`~analytics.core.models.Account` joined as the case's subject)."""
-    return subject.specialty if dim == "specialty" else getattr(Case, dim)
+def case_dimension(dim: str, subject: Any, case_: Any = Case) -> Any:
+    """The SQL column of a case's dimension ``dim``: the case's own column (``case_``:
+    :class:`~analytics.core.models.Case` or an alias), except ``specialty``, which is the
+    subject account's (``subject``: an alias of :class:`~analytics.core.models.Account`
+    joined as the case's subject)."""
+    return subject.specialty if dim == "specialty" else getattr(case_, dim)
 
 
 def _in(column: Any, values: tuple[str, ...]) -> list[ColumnElement[bool]]:
     return [column.in_(values)] if values else []
 
 
-def _event_where(filters: Filters, target: Any, lo: datetime, hi: datetime) -> list[Any]:
+def _event_where(
+    filters: Filters, target: Any, lo: datetime, hi: datetime, event: Any = Event
+) -> list[Any]:
     return [
-        Event.ts >= lo,
-        Event.ts < hi,
-        *_in(Event.region, filters.region),
-        *_in(Event.platform, filters.platform),
+        event.ts >= lo,
+        event.ts < hi,
+        *_in(event.region, filters.region),
+        *_in(event.platform, filters.platform),
         *_in(target.specialty, filters.specialty),
     ]
 
 
-def cube_from_database(engine: Engine, filters: Filters, lo: datetime, hi: datetime) -> Cube:
-    """The cube for ``filters`` over ``[lo, hi)``, aggregated by the database."""
+def cube_from_database(
+    engine: Engine,
+    filters: Filters,
+    lo: datetime,
+    hi: datetime,
+    *,
+    source: Engine | None = None,
+    tables: Tables = LOOKOUT_TABLES,
+) -> Cube:
+    """The cube for ``filters`` over ``[lo, hi)``, aggregated by the database.
+
+    With ``source`` and ``tables``, cases and events are read there (their database,
+    through a source map); the annotations always come from ``engine``, Lookout's.
+    """
     timings: dict[str, float] = {}
-    target = aliased(Account, name="target")
+    reader = source or engine
+    Event = tables.entity(models.Event)  # noqa: N806 - the ORM class or its alias
+    target = tables.entity(Account, "target")
     t0 = time.perf_counter()
     day = _day(Event.ts).label("day")
     dims = (Event.kind, Event.region, Event.platform, target.specialty)
@@ -118,22 +176,22 @@ def cube_from_database(engine: Engine, filters: Filters, lo: datetime, hi: datet
         select(day, *dims, func.count().label("events"))
         .select_from(Event)
         .outerjoin(target, target.id == Event.target_account_id)
-        .where(Event.kind.in_(EXPOSURE_KINDS), *_event_where(filters, target, lo, hi))
+        .where(Event.kind.in_(EXPOSURE_KINDS), *_event_where(filters, target, lo, hi, Event))
         .group_by(day, *dims)
     )
-    exposure = read_frame(engine, exposure_q, EXPOSURE_COLUMNS)
+    exposure = read_frame(reader, exposure_q, EXPOSURE_COLUMNS)
     t1 = time.perf_counter()
     week = _week(Event.ts).label("week")
     active_q = (
         select(week, func.count(distinct(Event.account_id)).label("accounts"))
         .select_from(Event)
         .outerjoin(target, target.id == Event.target_account_id)
-        .where(*_event_where(filters, target, lo, hi))
+        .where(*_event_where(filters, target, lo, hi, Event))
         .group_by(week)
     )
-    active = read_frame(engine, active_q, ACTIVE_COLUMNS)
+    active = read_frame(reader, active_q, ACTIVE_COLUMNS)
     t2 = time.perf_counter()
-    cases = read_frame(engine, _cases_query(filters, lo, hi), CASE_COLUMNS)
+    cases = read_frame(reader, _cases_query(filters, lo, hi, tables), CASE_COLUMNS)
     t3 = time.perf_counter()
     annotations = read_frame(
         engine,
@@ -147,15 +205,28 @@ def cube_from_database(engine: Engine, filters: Filters, lo: datetime, hi: datet
         exposure=exposure.sort(pl.all()),
         active=active.sort("week"),
         annotations=annotations,
-        as_of=fingerprint_as_of(fingerprint(engine)),
+        as_of=fingerprint_as_of(fingerprint(engine)) if source is None else _newest(reader, tables),
         loader="pushdown",
         timings=timings,
     )
 
 
-def _cases_query(filters: Filters, lo: datetime, hi: datetime) -> Select[*tuple[Any, ...]]:
+def _newest(engine: Engine, tables: Tables) -> datetime | None:
+    """The last event's or the last opened case's time (a cube's ``as_of``, as
+    :func:`~analytics.sources.fingerprint.fingerprint_as_of` gives it for Lookout's)."""
+    Event, Case = tables.entity(models.Event), tables.entity(models.Case)  # noqa: N806
+    with engine.connect() as conn:
+        stamps = [conn.execute(select(func.max(c))).scalar() for c in (Event.ts, Case.opened_at)]
+    parsed = [s if isinstance(s, datetime) else datetime.fromisoformat(str(s)) for s in stamps if s]
+    return max(parsed) if parsed else None
+
+
+def _cases_query(
+    filters: Filters, lo: datetime, hi: datetime, tables: Tables = LOOKOUT_TABLES
+) -> Select[*tuple[Any, ...]]:
     """Case rows in the window with the subject's specialty and the repeat-offender flag."""
-    subject = aliased(Account, name="subject")
+    subject = tables.entity(Account, "subject")
+    Case = tables.entity(models.Case)  # noqa: N806 - the ORM class or its alias
     first = (
         select(
             Case.subject_account_id.label("subject_id"),
@@ -172,7 +243,7 @@ def _cases_query(filters: Filters, lo: datetime, hi: datetime) -> Select[*tuple[
     where = [
         condition
         for d in DIMENSIONS
-        for condition in _in(case_dimension(d, subject), filters.where(d))
+        for condition in _in(case_dimension(d, subject, Case), filters.where(d))
     ]
     return (
         select(*columns, subject.specialty, repeat)
@@ -222,9 +293,12 @@ def case_texts(engine: Engine, filters: Filters, *, start: datetime, end: dateti
     return read_frame(engine, stmt, _TEXT_COLUMNS)
 
 
-def events_daily_from_database(engine: Engine, start: date, end: date) -> pl.DataFrame:
+def events_daily_from_database(
+    engine: Engine, start: date, end: date, *, tables: Tables = LOOKOUT_TABLES
+) -> pl.DataFrame:
     """Events of every kind per day, region and platform for days in ``[start, end)``:
-    one GROUP BY in the database."""
+    one GROUP BY in the database (``tables``: where the events are read)."""
+    Event = tables.entity(models.Event)  # noqa: N806 - the ORM class or its alias
     lo = datetime.combine(start, datetime.min.time())
     hi = datetime.combine(end, datetime.min.time())
     day = _day(Event.ts).label("day")
