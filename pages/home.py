@@ -15,6 +15,7 @@ from ui import story as week_story
 nav.configure_page()  # first, before anything is drawn (see ui.nav.configure_page)
 
 label = data.database_label()
+state, notice = data.readiness()  # first: it also starts or notes the copy through a map
 try:
     info = data.overview()
 except Exception as exc:  # noqa: BLE001 - shown as a banner, never a traceback
@@ -29,9 +30,13 @@ has_data = any(info.counts.get(t) for t in ("accounts", "events", "cases"))
 if not has_data:
     st.title("Lookout")
     st.info(
-        "The database is empty. Load the demo with `python -m analytics seed` "
+        notice
+        if state == "empty"
+        else "The database is empty. Load the demo with `python -m analytics seed` "
         "or import your data with `python -m analytics import TABLE FILE`."
     )
+elif notice:
+    st.warning(notice, icon=":material/database:")
 viewer = auth.require("suppressed")
 week_story.show(filters.draw(), role=viewer.role)
 if has_data and session.may("aggregates"):

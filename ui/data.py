@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import polars as pl
 import streamlit as st
@@ -241,31 +242,45 @@ def _rebuilt(url: str) -> None:
         _state.clear()
 
 
-#: Per database URL: when the last copy through the source map started, and its process.
-_SYNCS: dict[str, tuple[float, subprocess.Popen[bytes]]] = {}
+#: Per database URL: when the last copy through the source map started, its process and
+#: the file its errors go to; and the last copy's failure, if it failed.
+_SYNCS: dict[str, tuple[float, subprocess.Popen[bytes], IO[bytes]]] = {}
+_SYNC_FAILED: dict[str, str] = {}
 
 
-def _sync_later(url: str) -> None:
+def _sync_later(url: str) -> str | None:
     """With ``LOOKOUT_SOURCE_MAP`` set, copy the team's new rows through the map in a
     separate process, in the background, at most every ``LOOKOUT_SYNC_EVERY`` seconds
-    (default 300); the pages see them by the data token once the copy has landed."""
+    (default 300); the pages see them by the data token once the copy has landed.
+    Returns why the last copy failed (its one-line error), if it did."""
     if not os.environ.get("LOOKOUT_SOURCE_MAP", "").strip():
-        return
+        return None
     try:
         every = float(os.environ.get("LOOKOUT_SYNC_EVERY", "300"))
     except ValueError:
         every = 300.0
-    started, process = _SYNCS.get(url, (0.0, None))
-    if process is not None and process.poll() is None:
-        return
-    if process is not None and started + every > time.monotonic():
-        return
+    if url in _SYNCS:
+        started, process, errors = _SYNCS[url]
+        if process.poll() is None:
+            return _SYNC_FAILED.get(url)
+        if not errors.closed:
+            errors.seek(0)
+            told = errors.read().decode("utf-8", "replace").strip().splitlines()
+            errors.close()
+            if process.returncode:
+                _SYNC_FAILED[url] = (told or ["it stopped with no message"])[-1][:300]
+            else:
+                _SYNC_FAILED.pop(url, None)
+                _state.clear()
+                _overview.clear()
+        if started + every > time.monotonic():
+            return _SYNC_FAILED.get(url)
     command = [sys.executable, "-m", "analytics", "sources", "sync"]
     env = {**os.environ, "LOOKOUT_DATABASE_URL": url}
-    _SYNCS[url] = (
-        time.monotonic(),
-        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-    )
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 - read and closed once the copy ends
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+    _SYNCS[url] = (time.monotonic(), process, errors)
+    return _SYNC_FAILED.get(url)
 
 
 def _key(problem: SnapshotError | None) -> tuple[type, str] | None:
@@ -283,7 +298,6 @@ def data_token() -> str:
     """
     url = database.database_url()
     _rebuilt(url)
-    _sync_later(url)
     fresh, token, problem = _state(url)
     eng = _engine_for(url)
     if not _on_snapshot(eng):
@@ -494,6 +508,13 @@ def readiness() -> tuple[str, str]:
     """``("ok", notice)``, or ``("down" | "empty", what to tell the user)``; the notice
     is ``""``, or the banner saying the pages read around a snapshot they cannot use."""
     label = database_label()
+    failed = _sync_later(database.database_url())
+    copying = ""
+    if failed:
+        copying = (
+            "The copy of the team's data through the source map failed; the pages show the "
+            f"last copy. {failed.removeprefix('error: ')}"
+        )
     try:
         info = overview()
     except Exception as exc:  # noqa: BLE001 - reported as a banner
@@ -501,13 +522,18 @@ def readiness() -> tuple[str, str]:
             f"Cannot read the database at `{label}` ({type(exc).__name__}). Check that the "
             "server is running and that LOOKOUT_DATABASE_URL is right."
         )
+    if not info.has_data and os.environ.get("LOOKOUT_SOURCE_MAP", "").strip():
+        return "empty", copying or (
+            "The team's data is being copied through the source map (`LOOKOUT_SOURCE_MAP`); "
+            "the pages fill in once the first copy has landed. Reload in a minute."
+        )
     if not info.has_data:
         return "empty", (
             "The database has no cases or events yet. Load the demo with "
             "`python -m analytics seed` or import your data with "
             "`python -m analytics import TABLE FILE`."
         )
-    return "ok", _snapshot_notice(database.database_url())
+    return "ok", " ".join(m for m in (copying, _snapshot_notice(database.database_url())) if m)
 
 
 def explorer_query(

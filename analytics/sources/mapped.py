@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +45,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import Label
 
@@ -57,15 +59,15 @@ from analytics.sources.ingest import (
 )
 from analytics.sources.ingest_checks import ROW, ColumnSpec, ImportRejected
 from analytics.sources.sourcemap import (
-    _SELECT,
     TODO,
     EntityMap,
     MapError,
     SourceMap,
     ValueMap,
     load_map,
+    source_of,
+    source_table,
 )
-from analytics.sources.sourcemap import _from as _source_of  # one FROM for check and copy
 
 __all__ = [
     "MAP_VARIABLE",
@@ -148,7 +150,7 @@ def mapped_select(entity: EntityMap, *, since: Any = None) -> Select[Any]:
     columns: list[Label[Any]] = [
         literal_column(c.theirs).label(c.ours) for c in entity.columns if c.theirs != TODO
     ]
-    statement = select(*columns).select_from(_source_of(entity))
+    statement = select(*columns).select_from(source_of(entity))
     if since is not None and entity.watermark:
         statement = statement.where(literal_column(entity.watermark) >= since)
     return statement
@@ -299,11 +301,15 @@ def sync(
     (``engine``): accounts, then cases, then events, each through the importer.
 
     Rows that cannot be imported go to ``<quarantine_dir>/<entity>-<UTC time>.quarantine.csv``
-    (default ``data/quarantine``) with their reasons. ``full`` reads every row again.
-    Raises :class:`~analytics.sources.ingest_checks.ImportRejected` when a batch cannot
-    be written; the watermarks already saved stay, so the next copy resumes there.
+    (default ``LOOKOUT_QUARANTINE_DIR``, else ``data/quarantine``) with their reasons.
+    ``full`` reads every row again. Raises
+    :class:`~analytics.sources.ingest_checks.ImportRejected` when their database cannot be
+    read through the map or a batch cannot be written; the watermarks already saved stay,
+    so the next copy resumes there.
     """
-    folder = quarantine_dir or database.PROJECT_ROOT / "data" / "quarantine"
+    folder = quarantine_dir or Path(
+        os.environ.get("LOOKOUT_QUARANTINE_DIR") or database.PROJECT_ROOT / "data" / "quarantine"
+    )
     key = _map_key(smap, str(source.url))
     state = database.get_meta(engine, _STATE_KEY) or {}
     if state.get("map") != key or full:
@@ -333,11 +339,25 @@ def _top(source: Engine, entity: EntityMap) -> Any:
     """The highest watermark now, read before the rows (rows added meanwhile come again)."""
     assert entity.watermark is not None
     highest: Any = func.max(literal_column(entity.watermark))
-    statement = select(highest).select_from(_source_of(entity))
-    with source.connect() as conn:
+    statement = select(highest).select_from(source_of(entity))
+    with _reading(entity), source.connect() as conn:
         top = conn.execute(statement).scalar()
         conn.rollback()
     return top
+
+
+@contextmanager
+def _reading(entity: EntityMap) -> Iterator[None]:
+    """Their database refusing a read through the map, as one line naming the entity."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None) or exc
+        first = (str(orig).strip().splitlines() or [type(exc).__name__])[0]
+        raise ImportRejected(
+            f"{entity.entity}: their database cannot be read through the map ({first}); "
+            "run python -m analytics sources check"
+        ) from None
 
 
 def _copy(
@@ -346,7 +366,13 @@ def _copy(
     counts = {"read": 0, "inserted": 0, "updated": 0, "unchanged": 0, "quarantined": 0}
     where: Path | None = None
     offset = 0
-    for theirs, ours in _batches(source, entity, since=since, batch_rows=BATCH_ROWS):
+    batches = _batches(source, entity, since=since, batch_rows=BATCH_ROWS)
+    while True:
+        with _reading(entity):
+            batch = next(batches, None)
+        if batch is None:
+            break
+        theirs, ours = batch
         numbers = pl.int_range(offset + 1, offset + ours.height + 1, dtype=pl.Int64).alias(ROW)
         offset += ours.height
         part = target if where is None else target.with_name(f"{target.stem}-{offset}.csv")
@@ -393,7 +419,7 @@ def import_mapped(
     target = Path(quarantine) if quarantine is not None else default_quarantine(path)
     check_quarantine_target(target, path)
     original = read_rows(path)
-    name = "export" if _SELECT.match(entity.source) else entity.source.rpartition(".")[2]
+    name = source_table(entity) or "export"
     memory = create_engine("sqlite://")
     try:
         staged = Table(

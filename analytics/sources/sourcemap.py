@@ -75,6 +75,8 @@ __all__ = [
     "connect",
     "draft_map",
     "load_map",
+    "source_of",
+    "source_table",
 ]
 
 ENTITIES: Final[tuple[str, ...]] = ("cases", "events", "accounts")
@@ -480,6 +482,23 @@ def connect(url: str) -> Engine:
             conn.exec_driver_sql("SET TRANSACTION READ ONLY")
 
     return engine
+
+
+def source_table(entity: EntityMap) -> str | None:
+    """The table or view an entity reads (without its schema), or None for a SELECT.
+
+    >>> from analytics.sources.sourcemap import EntityMap
+    >>> source_table(EntityMap("cases", "crm.tickets", 1, 1, (), {}, ()))
+    'tickets'
+    >>> source_table(EntityMap("cases", "SELECT * FROM t", 1, 1, (), {}, ())) is None
+    True
+    """
+    return None if _SELECT.match(entity.source) else entity.source.rpartition(".")[2]
+
+
+def source_of(entity: EntityMap) -> FromClause:
+    """What an entity's rows are read from: its table or view, or its SELECT, as ``src``."""
+    return _from(entity)
 
 
 def _from(entity: EntityMap) -> FromClause:

@@ -1,0 +1,69 @@
+"""The app on a team's own database (issue 20): with ``LOOKOUT_SOURCE_MAP`` set, a page
+run starts the copy through the map in the background; once it has landed the pages show
+the team's data, and a copy that fails says why on the page instead of failing quietly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from analytics.core import database, models
+from analytics.demo.helpdesk import build_helpdesk, helpdesk_map
+from tests.helpers import HANG_S, open_page
+from ui import data
+
+pytestmark = pytest.mark.slow
+
+
+def _wait_for_the_copy(url: str) -> None:
+    _started, process, _errors = data._SYNCS[url]
+    process.wait(timeout=HANG_S)
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_the_app_copies_through_the_map_and_tells_a_failure(
+    tmp_path: Path, small_demo_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    team = f"sqlite:///{tmp_path / 'helpdesk.db'}"
+    frames = build_helpdesk(team, f"sqlite:///{small_demo_file}")
+    path = tmp_path / "helpdesk.toml"
+    path.write_text(helpdesk_map(team), encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 'lookout.db'}"
+    models.init_db(database.make_engine(url))
+    monkeypatch.setenv("LOOKOUT_SOURCE_MAP", str(path))
+    monkeypatch.setenv("LOOKOUT_SYNC_EVERY", "0")
+    monkeypatch.setenv("LOOKOUT_QUARANTINE_DIR", str(tmp_path))
+    data._SYNCS.pop(url, None)
+    data._SYNC_FAILED.pop(url, None)
+
+    # The first run starts the copy; the database is still empty.
+    at = open_page(monkeypatch, url, "pages/home.py", role="leadership")
+    assert not at.exception
+    _wait_for_the_copy(url)
+    data._state.clear()
+    at = open_page(monkeypatch, url, "pages/home.py", role="leadership")
+    assert not at.exception
+    assert not at.warning, [w.value for w in at.warning]
+    cases = frames["tickets"].height - 22  # the fake-9star tickets are held back
+    assert _metrics(at)["Cases"] == f"{cases:,}"
+    assert _metrics(at)["Events"] == f"{frames['activity'].height:,}"
+
+    # The map breaks: the next copy fails, and the page says why, with the last copy shown.
+    _wait_for_the_copy(url)
+    path.write_text(helpdesk_map(team).replace('id = "ticket_id"', 'id = "ticket_number"'))
+    open_page(monkeypatch, url, "pages/home.py", role="leadership")
+    _wait_for_the_copy(url)
+    at = open_page(monkeypatch, url, "pages/home.py", role="leadership")
+    assert not at.exception
+    told = [w.value for w in at.warning]
+    assert len(told) == 1
+    assert told[0].startswith(
+        "The copy of the team's data through the source map failed; the pages show the last copy. "
+    )
+    assert "ticket_number" in told[0]
+    assert _metrics(at)["Cases"] == f"{cases:,}"
