@@ -174,13 +174,15 @@ def _handler(receiver: HttpReceiver) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 return
             status = int(answer)
+            # Recorded before the answer goes out: a sender that has its answer finds its
+            # request in ``requests`` (recorded after, a test could look too early).
+            receiver._record(Received("POST", self.path, headers, body, status))
             self.send_response(status)
             self.send_header("Content-Type", "text/plain")
             reply = b"ok" if status < 300 else b"error"
             self.send_header("Content-Length", str(len(reply)))
             self.end_headers()
             self.wfile.write(reply)
-            receiver._record(Received("POST", self.path, headers, body, status))
 
     return Handler
 
