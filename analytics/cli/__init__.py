@@ -149,10 +149,13 @@ def example_helpdesk(
 
     end_date = _parse_date(end) if end else None
     try:
-        team, smap = helpdesk.write_example(out_dir, end=end_date)
+        team, smap, own = helpdesk.write_example(out_dir, end=end_date)
     except (FileExistsError, OSError) as exc:
         fail(str(exc) if isinstance(exc, FileExistsError) else f"cannot write {out_dir}: {exc}")
-    typer.echo(f"wrote {team} (tickets, activity, users) and its map {smap}")
+    typer.echo(
+        f"wrote {team} (tickets, activity, users), its map {smap} and {own}, a map that "
+        "keeps the helpdesk's own categories and priorities"
+    )
 
 
 def _parse_date(text: str) -> date:

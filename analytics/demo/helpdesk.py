@@ -14,8 +14,8 @@ is stamped in local time with a UTC offset and named with their own action words
 have their own kinds and states. About one ticket in 97 is tagged ``fake-9star``, which
 the map does not know: ``sources check`` reports it, and those rows are quarantined.
 
-``python -m analytics example-helpdesk`` writes ``helpdesk.db`` and ``helpdesk.toml``
-(README, "Your own data").
+``python -m analytics example-helpdesk`` writes ``helpdesk.db``, ``helpdesk.toml`` and
+``helpdesk-own.toml`` (README, "Your own data").
 """
 
 from __future__ import annotations
@@ -212,14 +212,43 @@ def _values(table: str, mapping: Mapping[str, object]) -> str:
     return f"[{table}]\n{body}\n"
 
 
-def helpdesk_map(url: str | None = None, *, dialect: str | None = None) -> str:
-    """The source map of the helpdesk database (its expressions in ``dialect``'s SQL)."""
+def helpdesk_map(
+    url: str | None = None, *, dialect: str | None = None, own_taxonomy: bool = False
+) -> str:
+    """The source map of the helpdesk database (its expressions in ``dialect``'s SQL).
+
+    With ``own_taxonomy`` the helpdesk keeps its own categories, channels and priorities
+    (:data:`OWN_TAXONOMY`) instead of mapping them onto the demo's.
+
+    >>> "[taxonomy]" in helpdesk_map(own_taxonomy=True), "[taxonomy]" in helpdesk_map()
+    (True, False)
+    """
     dialect = dialect or (make_url(url).get_backend_name() if url else "sqlite")
     source = f'[source]\nurl = "{url}"\n\n' if url else ""
+    if own_taxonomy:
+        return source + OWN_TAXONOMY + _own_values(_map_body(dialect))
+    return source + _map_body(dialect)
+
+
+def _own_values(body: str) -> str:
+    """The map's value tables for category, severity and source, in the helpdesk's words."""
+    start = body.index("[cases.values.category]")
+    end = body.index("[cases.values.status]")
+    own = _values("cases.values.category", {}) + "\n".join(
+        f'"{theirs}" = "{ours}"' for theirs, ours in OWN_CATEGORY_OF.items()
+    )
+    severity = _values("cases.values.severity", {f"p{n}": n for n in range(1, 5)})
+    body = body[:start] + own + "\n\n" + severity + "\n" + body[end:]
+    start = body.index("[cases.values.source]")
+    end = body.index("[cases.values.platform]")
+    return body[:start] + body[end:]
+
+
+def _map_body(dialect: str) -> str:
     fake = {"fake-5star": "fake_review", "fake-1star": "fake_review", "misc": "other"}
     return f"""\
 # The Acme helpdesk, mapped onto Lookout
-{source}[cases]
+[cases]
 from = "tickets"
 watermark = "updated"
 
@@ -393,15 +422,16 @@ def lookout_files(frames: dict[str, pl.DataFrame], folder: Path) -> dict[str, Pa
     return out
 
 
-def write_example(folder: Path, *, end: date | None = None) -> tuple[Path, Path]:
-    """Write ``helpdesk.db`` (the small demo, in the helpdesk's tables) and ``helpdesk.toml``
-    (its map) into ``folder``; return both paths. Refuses to overwrite either."""
+def write_example(folder: Path, *, end: date | None = None) -> tuple[Path, Path, Path]:
+    """Write ``helpdesk.db`` (the small demo, in the helpdesk's tables), ``helpdesk.toml``
+    (its map onto Lookout's taxonomy) and ``helpdesk-own.toml`` (its map keeping its own)
+    into ``folder``; return the three paths. Refuses to overwrite any."""
     from analytics.core import database
     from analytics.demo.seed import seed_database
 
     folder.mkdir(parents=True, exist_ok=True)
-    team, smap = folder / "helpdesk.db", folder / "helpdesk.toml"
-    for path in (team, smap):
+    team, smap, own = folder / "helpdesk.db", folder / "helpdesk.toml", folder / "helpdesk-own.toml"
+    for path in (team, smap, own):
         if path.exists():
             raise FileExistsError(f"{path} exists; not overwriting it")
     with tempfile.TemporaryDirectory() as scratch:
@@ -413,4 +443,65 @@ def write_example(folder: Path, *, end: date | None = None) -> tuple[Path, Path]
             engine.dispose()
         build_helpdesk(f"sqlite:///{team}", demo_url)
     smap.write_text(helpdesk_map(f"sqlite:///{team}"), encoding="utf-8")
-    return team, smap
+    own.write_text(helpdesk_map(f"sqlite:///{team}", own_taxonomy=True), encoding="utf-8")
+    return team, smap, own
+
+
+#: The helpdesk's own categories: their tags, grouped as its team files them.
+OWN_CATEGORY_OF = {
+    "fake-5star": "fake-reviews",
+    "fake-1star": "fake-reviews",
+    "fake-9star": "fake-reviews",
+    "review-extortion": "fake-reviews",
+    "harassment": "abuse",
+    "hate-speech": "abuse",
+    "spam": "spam",
+    "off-platform-solicitation": "spam",
+    "fraudulent-booking": "booking-fraud",
+    "no-show-abuse": "booking-fraud",
+    "impersonation": "account-security",
+    "credential-misrepresentation": "account-security",
+    "account-takeover": "account-security",
+    "payment-fraud": "payments",
+    "health-info-exposure": "privacy",
+    "misc": "misc",
+}
+
+#: The helpdesk's own taxonomy: its categories, its channels as case sources (two of
+#: them automated) and its priorities p4 (least urgent) to p1 with their SLAs.
+OWN_TAXONOMY = """\
+[taxonomy]
+sources = ["web_form", "provider_portal", "staff", "rules", "classifier"]
+automated = ["rules", "classifier"]
+
+[taxonomy.categories.fake-reviews]
+exposure = "review_posted"
+surface = "reviews"
+[taxonomy.categories.abuse]
+exposure = "message_sent"
+surface = "messaging"
+[taxonomy.categories.spam]
+exposure = "message_sent"
+surface = "messaging"
+[taxonomy.categories.booking-fraud]
+exposure = "booking_created"
+surface = "bookings"
+[taxonomy.categories.account-security]
+surface = "accounts"
+[taxonomy.categories.payments]
+surface = "payments"
+[taxonomy.categories.privacy]
+exposure = "message_sent"
+[taxonomy.categories.misc]
+catch_all = true
+
+[taxonomy.severities.p4]
+sla_hours = 120
+[taxonomy.severities.p3]
+sla_hours = 48
+[taxonomy.severities.p2]
+sla_hours = 12
+[taxonomy.severities.p1]
+sla_hours = 2
+
+"""

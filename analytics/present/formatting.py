@@ -9,6 +9,7 @@ column's format to its formatter. A missing value reads ``–``.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -350,13 +351,26 @@ def humanise(label: object) -> str:
     ('Fake review', 'Total', 'FL', '–')
     >>> humanise("obgyn"), humanise("ios"), humanise("ml_model")
     ('OB-GYN', 'iOS', 'ML model')
+
+    A team's own codes may join words with hyphens (``fake-reviews``): a lower-case code
+    reads them as spaces too; words already written stay as they are.
+
+    >>> humanise("fake-reviews"), humanise("Year-over-year")
+    ('Fake reviews', 'Year-over-year')
     """
     if label is None:
         return "–"
     if str(label) in _WORDS:
         return _WORDS[str(label)]
-    text = str(label).replace("_", " ")
+    text = str(label)
+    if _CODE.fullmatch(text):
+        text = text.replace("-", " ")
+    text = text.replace("_", " ")
     return text[:1].upper() + text[1:]
+
+
+#: A code, not words: lower-case letters and digits joined by ``_`` or ``-``.
+_CODE = re.compile(r"[a-z0-9]+(?:[_-][a-z0-9]+)*")
 
 
 def humanised(label: pl.Expr) -> pl.Expr:
@@ -364,12 +378,13 @@ def humanised(label: pl.Expr) -> pl.Expr:
     :func:`humanise` (later letters keep their case, so ``Total`` stays ``Total``;
     nulls stay null).
 
-    >>> pl.Series(["fake_review", "obgyn", None]).to_frame("c").select(humanised(pl.col("c")))[
-    ...     "c"
-    ... ].to_list()
-    ['Fake review', 'OB-GYN', None]
+    >>> pl.Series(["fake_review", "obgyn", "fake-reviews", None]).to_frame("c").select(
+    ...     humanised(pl.col("c")))["c"].to_list()
+    ['Fake review', 'OB-GYN', 'Fake reviews', None]
     """
-    text = label.str.replace_all("_", " ")
+    code = label.str.contains(f"^{_CODE.pattern}$")
+    text = pl.when(code).then(label.str.replace_all("-", " ")).otherwise(label)
+    text = text.str.replace_all("_", " ")
     plain = text.str.slice(0, 1).str.to_uppercase() + text.str.slice(1)
     return label.replace_strict(dict(_WORDS), default=plain, return_dtype=pl.String)
 
