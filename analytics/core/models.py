@@ -13,9 +13,9 @@ chosen when Lookout starts. The importer checks them against the taxonomy in for
 :class:`Category`, :class:`CaseSource` and :class:`Severity` remain as the demo's
 vocabulary (the default taxonomy). A database created before carries the old
 ``CHECK`` constraints: :func:`init_db` drops them on PostgreSQL (and widens the
-columns); SQLite cannot drop a constraint, so an older SQLite database accepts only
-the demo's values there (an import of other values is rejected by the database) until
-it is created anew. :func:`init_db` creates the
+columns); SQLite cannot drop a constraint, so there :func:`init_db` rebuilds the two
+tables as SQLite's documentation describes (rows, ids, indexes and triggers kept, every
+foreign key checked, in one transaction). :func:`init_db` creates the
 tables, the full-text index of case descriptions and the guard that keeps the audit
 log append-only; connecting to it is :mod:`analytics.core.database`'s job.
 """
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -37,12 +38,15 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
+    Table,
     Text,
     UniqueConstraint,
     inspect,
 )
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.schema import CreateTable
 
 from analytics.core.taxonomy import NAME_LENGTH
 
@@ -568,6 +572,7 @@ def init_db(engine: Engine) -> list[str]:
             index.create(engine, checkfirst=True)
     _add_new_columns(engine, before)
     _free_taxonomy_columns(engine, before)
+    _rebuild_checked_sqlite_tables(engine, before)
     after = set(inspect(engine).get_table_names())
     build_search_index(engine)
     _protect_audit_log(engine)
@@ -629,6 +634,69 @@ def _free_taxonomy_columns(engine: Engine, existing: set[str]) -> None:
                     f"ALTER TABLE {quote(table)} ALTER COLUMN {quote(column)} "
                     f"TYPE VARCHAR({TAXONOMY_LENGTH})"
                 )
+
+
+def _rebuild_checked_sqlite_tables(engine: Engine, existing: set[str]) -> None:
+    """On SQLite, rebuild a table an older database made with a ``CHECK`` on the taxonomy's
+    columns, as SQLite's documentation says to change a table's schema: with foreign keys
+    off, in one transaction, create the table as the models define it now, copy the rows
+    (ids kept), drop the old one, rename the new one, make its indexes and triggers again
+    and check every foreign key before committing. Idempotent; a failure leaves the
+    database as it was."""
+    if engine.dialect.name != "sqlite":
+        return
+    checks: dict[str, list[str]] = {}
+    for table, _column, check in _TAXONOMY_CHECKS:
+        checks.setdefault(table, []).append(check)
+    raw = engine.raw_connection()
+    try:
+        conn = raw.driver_connection
+        assert conn is not None
+        for table, names in checks.items():
+            if table not in existing:
+                continue
+            row = conn.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+            ).fetchone()
+            if row is None or not any(f"CONSTRAINT {n} CHECK" in row[0] for n in names):
+                continue
+            _rebuild_sqlite_table(conn, Base.metadata.tables[table])
+    finally:
+        raw.close()
+
+
+def _rebuild_sqlite_table(conn: Any, table: Table) -> None:
+    name, fresh = table.name, f"{table.name}__rebuilt"
+    before = conn.isolation_level
+    conn.isolation_level = None  # the transaction is managed here
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            kept = conn.execute(
+                "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('index', "
+                "'trigger') AND sql IS NOT NULL",
+                (name,),
+            ).fetchall()
+            ddl = str(CreateTable(table).compile(dialect=sqlite.dialect()))
+            conn.execute(ddl.replace(f"CREATE TABLE {name} (", f'CREATE TABLE "{fresh}" (', 1))
+            have = {r[1] for r in conn.execute(f'PRAGMA table_info("{name}")')}
+            columns = ", ".join(f'"{c.name}"' for c in table.columns if c.name in have)
+            conn.execute(f'INSERT INTO "{fresh}" ({columns}) SELECT {columns} FROM "{name}"')
+            conn.execute(f'DROP TABLE "{name}"')
+            conn.execute(f'ALTER TABLE "{fresh}" RENAME TO "{name}"')
+            for (sql,) in kept:
+                conn.execute(sql)
+            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"rebuilding {name} would break {len(broken)} foreign keys")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.isolation_level = before
 
 
 #: SQLite's full-text index of case descriptions (FTS5, external content: the text
