@@ -28,6 +28,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -103,7 +104,19 @@ def active_map() -> SourceMap | None:
     True
     """
     path = os.environ.get(MAP_VARIABLE, "").strip()
-    return load_map(path) if path else None
+    if not path:
+        return None
+    try:
+        found = os.stat(path)
+    except OSError:
+        return load_map(path)  # says why it cannot be read
+    return _loaded(path, found.st_mtime_ns, found.st_size)
+
+
+@lru_cache(maxsize=8)
+def _loaded(path: str, _mtime_ns: int, _size: int) -> SourceMap:
+    """A map read once per version of its file (a changed file is read again)."""
+    return load_map(path)
 
 
 def source_url(smap: SourceMap, url: str | None = None) -> str:
