@@ -363,3 +363,24 @@ def test_the_active_map_follows_the_variable(
     monkeypatch.setenv(mapped.URL_VARIABLE, "sqlite:///other.db")
     assert mapped.source_url(smap) == "sqlite:///other.db"
     assert os.environ[mapped.MAP_VARIABLE] == str(path)
+
+
+def test_the_copy_never_mixes_with_the_demo(
+    tmp_path: Path, small_demo_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.helpers import copy_small_demo
+
+    demo = copy_small_demo(small_demo_file, tmp_path)
+    path = tmp_path / "helpdesk.toml"
+    team = f"sqlite:///{tmp_path / 'helpdesk.db'}"
+    build_helpdesk(team, f"sqlite:///{small_demo_file}")
+    path.write_text(helpdesk_map(team), encoding="utf-8")
+    monkeypatch.setenv("LOOKOUT_DATABASE_URL", demo)
+    before = _rows(database.make_engine(demo), "cases")
+    code, _, err = _cli("sources", "sync", "--map", str(path))
+    assert code == 1
+    assert err == (
+        f"error: {demo} holds the demo data: the team's rows would mix with it; point "
+        "LOOKOUT_DATABASE_URL at a database of their own\n"
+    )
+    assert _rows(database.make_engine(demo), "cases").equals(before)

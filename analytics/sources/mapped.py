@@ -323,6 +323,12 @@ def sync(
     folder = quarantine_dir or Path(
         os.environ.get("LOOKOUT_QUARANTINE_DIR") or database.PROJECT_ROOT / "data" / "quarantine"
     )
+    counts = database.table_counts(engine)
+    if database.get_meta(engine, "demo") is not None and any(counts[t] for t in _ORDER):
+        raise ImportRejected(
+            f"{database.safe_url(str(engine.url))} holds the demo data: the team's rows would "
+            "mix with it; point LOOKOUT_DATABASE_URL at a database of their own"
+        )
     key = _map_key(smap, str(source.url))
     state = database.get_meta(engine, _STATE_KEY) or {}
     if state.get("map") != key or full:
