@@ -384,3 +384,20 @@ def test_the_copy_never_mixes_with_the_demo(
         "LOOKOUT_DATABASE_URL at a database of their own\n"
     )
     assert _rows(database.make_engine(demo), "cases").equals(before)
+
+
+def test_a_draft_says_where_it_reads_and_keeps_passwords_out(pg_url: str, tmp_path: Path) -> None:
+    team = f"sqlite:///{tmp_path / 'helpdesk.db'}"
+    create_engine(team).dispose()
+    with create_engine(team).begin() as conn:
+        conn.execute(text("CREATE TABLE tickets (ticket_id INTEGER PRIMARY KEY, created BIGINT)"))
+    code, out, _ = _cli("sources", "init", "--url", team)
+    assert code == 0
+    assert f'\n[source]\nurl = "{team}"\n\n[cases]\nfrom = "tickets"\n' in out
+    # Trust authentication takes any password: the URL has one, the draft must not.
+    secret = make_url(pg_url).set(password="s3cret-pass")
+    code, out, err = _cli("sources", "init", "--url", secret.render_as_string(hide_password=False))
+    assert code == 0, err
+    assert "s3cret-pass" not in out
+    assert '\nurl = "env:LOOKOUT_SOURCE_URL"\n' in out
+    assert f"# {secret.render_as_string(hide_password=True)}: its password stays out" in out

@@ -821,6 +821,23 @@ def sources_sync(
     engine.dispose()
 
 
+def _with_source(draft: str, url: str) -> str:
+    """The draft with a ``[source]`` table before its first entity: the URL itself, or, when
+    it holds a password, a reference to an environment variable (no secret in the file)."""
+    from sqlalchemy.engine import make_url
+
+    if make_url(url).password is None:
+        table = f'[source]\nurl = "{url}"\n\n'
+    else:
+        table = (
+            f"[source]\n# {database.safe_url(url)}: its password stays out of this file;\n"
+            "# set LOOKOUT_SOURCE_URL (or the variable named here) to the whole URL\n"
+            'url = "env:LOOKOUT_SOURCE_URL"\n\n'
+        )
+    first = draft.find("\n[")
+    return draft + "\n" + table if first < 0 else draft[: first + 1] + table + draft[first + 1 :]
+
+
 @sources_app.command("init")
 def sources_init(
     url: Annotated[str, typer.Option(help="The team's database.")],
@@ -832,7 +849,7 @@ def sources_init(
 
     engine = _source_engine(url)
     try:
-        draft = sourcemap.draft_map(engine)
+        draft = _with_source(sourcemap.draft_map(engine), url)
     finally:
         engine.dispose()
     if out is None:
