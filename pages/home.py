@@ -44,7 +44,11 @@ if has_data and session.may("aggregates"):
 
 if info.newest:
     age = overview.freshness(info.newest, datetime.now(UTC).replace(tzinfo=None))
-    st.caption(f"Freshness: the newest record is {age} old ({format_moment(info.newest)}).")
+    when = format_moment(info.newest)
+    if age.startswith("dated"):  # after now: said as a warning
+        st.warning(f"Freshness: the newest record ({when}) is {age}.", icon=":material/schedule:")
+    else:
+        st.caption(f"Freshness: the newest record is {age} ({when}).")
 
 
 def _moment(ts: datetime | None) -> str:

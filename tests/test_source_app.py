@@ -67,3 +67,31 @@ def test_the_app_copies_through_the_map_and_tells_a_failure(
     )
     assert "ticket_number" in told[0]
     assert _metrics(at)["Cases"] == f"{cases:,}"
+
+
+def test_a_record_from_the_future_is_told(
+    tmp_path: Path, small_demo_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong time zone in a map dates records after now: the Overview warns, never
+    "-4 hours old"."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import text
+
+    from tests.helpers import copy_small_demo
+
+    url = copy_small_demo(small_demo_file, tmp_path)
+    ahead = datetime.now(UTC).replace(tzinfo=None, microsecond=0) + timedelta(hours=5, minutes=1)
+    engine = database.make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE events SET ts = :ts WHERE id = 1"), {"ts": ahead})
+    engine.dispose()
+    monkeypatch.delenv("LOOKOUT_SOURCE_MAP", raising=False)
+    at = open_page(monkeypatch, url, "pages/home.py", role="leadership")
+    assert not at.exception
+    told = [w.value for w in at.warning if w.value.startswith("Freshness")]
+    assert len(told) == 1
+    assert told[0].endswith(
+        " is dated 5 hours ahead of now: check the time zones of the source or its clocks."
+    )
+    assert not [c.value for c in at.caption if c.value.startswith("Freshness")]

@@ -157,12 +157,20 @@ def shown_counts(info: Overview, *, role: Role | str) -> dict[str, int]:
 
 
 def freshness(newest: datetime, now: datetime) -> str:
-    """How old the newest record is, in hours under three days, else in days.
+    """How old the newest record is, in hours under three days, else in days; a record
+    dated after ``now`` (a wrong time zone in a source map, or a source's clock) is said
+    to be so, as a sentence ending the caption.
 
     >>> freshness(datetime(2026, 5, 1), datetime(2026, 5, 1, 5))
-    '5 hours'
+    '5 hours old'
     >>> freshness(datetime(2026, 5, 1), datetime(2026, 5, 9))
-    '8 days'
+    '8 days old'
+    >>> freshness(datetime(2026, 5, 1, 13), datetime(2026, 5, 1, 9))
+    'dated 4 hours ahead of now: check the time zones of the source or its clocks'
     """
     hours = (now - newest).total_seconds() / 3600
-    return f"{hours:,.0f} hours" if hours < 72 else f"{hours / 24:,.0f} days"
+    if hours < -1:  # a clock a little ahead is not worth a word
+        ahead = f"{-hours:,.0f} hours"
+        return f"dated {ahead} ahead of now: check the time zones of the source or its clocks"
+    hours = max(hours, 0.0)
+    return f"{hours:,.0f} hours old" if hours < 72 else f"{hours / 24:,.0f} days old"
