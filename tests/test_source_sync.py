@@ -401,3 +401,31 @@ def test_a_draft_says_where_it_reads_and_keeps_passwords_out(pg_url: str, tmp_pa
     assert "s3cret-pass" not in out
     assert '\nurl = "env:LOOKOUT_SOURCE_URL"\n' in out
     assert f"# {secret.render_as_string(hide_password=True)}: its password stays out" in out
+
+
+def test_a_watch_pass_copies_first(
+    tmp_path: Path, small_demo_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    team = f"sqlite:///{tmp_path / 'helpdesk.db'}"
+    frames = build_helpdesk(team, f"sqlite:///{small_demo_file}")
+    path = tmp_path / "helpdesk.toml"
+    path.write_text(helpdesk_map(team), encoding="utf-8")
+    monkeypatch.setenv("LOOKOUT_DATABASE_URL", f"sqlite:///{tmp_path / 'lookout.db'}")
+    monkeypatch.setenv("LOOKOUT_SNAPSHOT_DIR", str(tmp_path / "snapshots"))
+    monkeypatch.setenv("LOOKOUT_QUARANTINE_DIR", str(tmp_path))
+    monkeypatch.setenv(mapped.MAP_VARIABLE, str(path))
+    code, out, err = _cli("watch")
+    assert code == 0, err
+    lines = out.splitlines()
+    users = frames["users"].height
+    assert (
+        lines[0]
+        == f"accounts: read {users}, inserted {users}, updated 0, unchanged 0, quarantined 0"
+    )
+    assert lines[2].startswith(f"events: read {frames['activity'].height}, inserted ")
+    # A broken map: the pass says why and stops before scoring stale data.
+    path.write_text(helpdesk_map(team).replace('from = "activity"', 'from = "activities"'))
+    code, out, err = _cli("watch")
+    assert code == 1
+    assert err.startswith("error: the copy through the source map failed: events: their database ")
+    assert "no such table: activities" in err

@@ -524,10 +524,39 @@ def watch(
         time.sleep(interval.total_seconds())
 
 
+def _copy_first(engine: Engine) -> int:
+    """With ``LOOKOUT_SOURCE_MAP`` set, copy the team's new rows before a watch pass scores
+    them (its summary on stdout); 0, or 1 with a one-line reason (the pass is skipped)."""
+    try:
+        smap = mapped.active_map()
+        if smap is None:
+            return 0
+        source = sourcemap.connect(mapped.source_url(smap))
+        try:
+            for summary in mapped.sync(engine, smap, source):
+                typer.echo(summary.describe())
+        finally:
+            source.dispose()
+    except (sourcemap.MapError, ingest_checks.ImportRejected) as exc:
+        typer.echo(f"error: the copy through the source map failed: {exc}", err=True)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - reported as one line
+        typer.echo(
+            f"error: the copy through the source map failed: {type(exc).__name__}: "
+            f"{_first_line(exc)}",
+            err=True,
+        )
+        return 1
+    return 0
+
+
 def _watch_pass(engine: Engine, *, base_url: str, timeout_s: float) -> int:
     """One pass of ``watch``: its summary on stdout; 0, or 1 with a one-line reason."""
     from analytics.alerts import watch as watching
 
+    copied = _copy_first(engine)
+    if copied:
+        return copied
     try:
         report = watching.run_once(engine, base_url=base_url, timeout_s=timeout_s)
     except Exception as exc:  # noqa: BLE001 - reported as one line
