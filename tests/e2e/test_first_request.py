@@ -7,6 +7,8 @@ statement. Signing in reloads the page (the cookie): the test measures the page 
 reloads to. Measuring during the reload read the new load's empty, centred start
 (736 px before any of the page is drawn), which is how this test failed in CI and in a
 local run under load; moving the call first did not fix that, waiting for the reload did.
+The later page is measured once its heading is drawn for the same reason (a loaded full
+run measured its load's empty start, 736 px).
 """
 
 from __future__ import annotations
@@ -73,6 +75,9 @@ def test_the_first_page_a_new_server_serves_is_wide(fresh_app, browser: Browser)
     settle(page)
     first = _main_width(page)
     page.goto(f"{fresh_app}/anomalies")  # a later page, after app.py has run
+    # A new load starts centred until its run begins (nothing of the page drawn yet):
+    # measure once its heading is there, as for the first page.
+    expect(page.get_by_role("heading", name="Anomalies", exact=True)).to_be_visible()
     settle(page)
     later = _main_width(page)
     context.close()
