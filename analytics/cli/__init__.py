@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from contextlib import suppress
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -20,7 +21,15 @@ from sqlalchemy.engine import Engine
 
 from analytics.core import database, models
 from analytics.core.models import Role
-from analytics.sources import ingest, ingest_checks, load, mapped, snapshot_refresh, sourcemap
+from analytics.sources import (
+    ingest,
+    ingest_checks,
+    load,
+    mapped,
+    snapshot_refresh,
+    sourcemap,
+    warehouse,
+)
 
 __all__ = ["app", "main", "fail"]
 
@@ -132,6 +141,7 @@ def seed(
         + f"; manifest {manifest}"
     )
     _refresh_snapshot(engine)
+    _load_warehouse(engine)
 
 
 @app.command("example-helpdesk")
@@ -212,8 +222,10 @@ def import_cmd(
 
 
 def _refresh_after_import(engine: Engine) -> None:
-    """Refresh the snapshot after an import; a failure is a warning, the rows are in."""
+    """Refresh the snapshot after an import; a failure is a warning, the rows are in.
+    Then load the warehouse when one is set."""
     if load.loader_for(engine) != "snapshot":
+        _load_warehouse(engine)
         return
     try:
         typer.echo(snapshot_refresh.refresh(engine).describe())
@@ -225,6 +237,7 @@ def _refresh_after_import(engine: Engine) -> None:
             "or run `python -m analytics refresh --full`",
             err=True,
         )
+    _load_warehouse(engine)
 
 
 @app.command()
@@ -395,9 +408,77 @@ def _refresh_snapshot(engine: Engine) -> None:
         fail(f"data written, but the snapshot could not be refreshed: {exc.strerror or exc}")
 
 
+def _load_warehouse(engine: Engine) -> None:
+    """After seed and import: load the warehouse when ``LOOKOUT_WAREHOUSE_URL`` is set,
+    from the snapshot (refreshed first for SQLite) or the database. A failure is one line
+    and exit status 1: the data is written, the warehouse is behind."""
+    url = warehouse.warehouse_url()
+    if url is None:
+        return
+    try:
+        wh = warehouse.warehouse_engine(url)
+        if engine.dialect.name == "sqlite" and load.loader_for(engine) != "snapshot":
+            with suppress(Exception):  # then the load reads the database instead
+                snapshot_refresh.refresh(engine)
+        typer.echo(warehouse.load(engine, wh).describe())
+    except Exception as exc:  # noqa: BLE001 - the data is written: say so in one line
+        fail(
+            f"data written, but loading the warehouse failed ({_first_line(exc)[:300]}); "
+            "run `python -m analytics warehouse load`",
+            code=1,
+        )
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else ""
+
+
+warehouse_app = typer.Typer(
+    help="The ClickHouse warehouse of LOOKOUT_WAREHOUSE_URL: create its tables, load it.",
+    no_args_is_help=True,
+)
+app.add_typer(warehouse_app, name="warehouse")
+
+
+def _warehouse_or_fail() -> Engine:
+    url = warehouse.warehouse_url()
+    if url is None:
+        fail(
+            "LOOKOUT_WAREHOUSE_URL is not set (clickhousedb://user:pw@host:8123/db, or "
+            "clickhousedb://?interface=chdb&path=/abs/dir)"
+        )
+    try:
+        return warehouse.warehouse_engine(url)
+    except warehouse.WarehouseError as exc:
+        fail(str(exc))
+
+
+@warehouse_app.command("init")
+def warehouse_init() -> None:
+    """Create the warehouse's tables (idempotent)."""
+    wh = _warehouse_or_fail()
+    try:
+        tables = warehouse.init_warehouse(wh)
+    except warehouse.WarehouseError as exc:
+        fail(str(exc))
+    typer.echo(f"warehouse {wh.url.render_as_string(hide_password=True)}: {', '.join(tables)}")
+
+
+@warehouse_app.command("load")
+def warehouse_load(
+    full: Annotated[bool, typer.Option("--full", help="Reload the events whole.")] = False,
+) -> None:
+    """Copy accounts and cases, and the new events, from Lookout's database into the warehouse."""
+    wh = _warehouse_or_fail()
+    engine = _engine_or_fail(database.database_url())
+    try:
+        summary = warehouse.load(engine, wh, full=full)
+    except warehouse.WarehouseError as exc:
+        fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 - reported as one line
+        fail(f"loading the warehouse failed: {type(exc).__name__}: {_first_line(exc)[:300]}")
+    typer.echo(summary.describe())
 
 
 users_app = typer.Typer(help="Local accounts: add, remove, list, set-role.", no_args_is_help=True)

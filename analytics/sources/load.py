@@ -26,6 +26,10 @@ Two ways build the same cube (tested equal):
 
 ``LOOKOUT_LOADER=snapshot|pushdown`` overrides the choice.
 
+With a ClickHouse warehouse (``LOOKOUT_WAREHOUSE_URL``, :mod:`analytics.sources.warehouse`)
+pushdown is the default loader and its queries go to the warehouse (cases, events and
+accounts there; the annotations stay Lookout's); the snapshot loader is unchanged.
+
 With a source map (``LOOKOUT_SOURCE_MAP``, :func:`~analytics.sources.mapped.active_map`)
 the snapshot is built from the copy of their data in Lookout's database
 (:func:`~analytics.sources.mapped.sync`), and pushdown sends the mapped SELECT to their
@@ -45,7 +49,7 @@ import polars as pl
 from sqlalchemy import Engine
 
 from analytics.core.filters import Filters
-from analytics.sources import mapped, mapped_pushdown
+from analytics.sources import mapped, mapped_pushdown, warehouse
 from analytics.sources.frames import Cube
 from analytics.sources.pushdown import (
     cube_from_database,
@@ -74,7 +78,8 @@ _T = TypeVar("_T")
 
 
 def loader_for(engine: Engine, *, root: Path | None = None) -> Literal["snapshot", "pushdown"]:
-    """The default loader: snapshot for SQLite, pushdown elsewhere; ``LOOKOUT_LOADER`` wins,
+    """The default loader: snapshot for SQLite, pushdown elsewhere and whenever a warehouse
+    is set (``LOOKOUT_WAREHOUSE_URL``); ``LOOKOUT_LOADER`` wins,
     and a snapshot bypassed in this process
     (:func:`~analytics.sources.snapshot.bypass_snapshot`) gives pushdown.
 
@@ -91,7 +96,8 @@ def loader_for(engine: Engine, *, root: Path | None = None) -> Literal["snapshot
     """
     chosen = os.environ.get("LOOKOUT_LOADER", "").strip().lower()
     if chosen not in ("snapshot", "pushdown"):
-        chosen = "snapshot" if engine.dialect.name == "sqlite" else "pushdown"
+        sqlite = engine.dialect.name == "sqlite" and warehouse.warehouse_url() is None
+        chosen = "snapshot" if sqlite else "pushdown"
     if chosen == "snapshot" and snapshot_bypassed(engine, root=root) is not None:
         return "pushdown"
     return chosen  # type: ignore[return-value]
@@ -183,8 +189,12 @@ def events_daily(
 
 
 def _pushdown_cube(engine: Engine, filters: Filters) -> Cube:
-    """By pushdown: through the active source map to their database, else Lookout's."""
+    """By pushdown: to the warehouse when one is set, else through the active source map
+    to their database, else Lookout's."""
     lo, hi = filters.window()
+    wh = warehouse.active_warehouse()
+    if wh is not None:
+        return cube_from_database(engine, filters, lo, hi, source=wh)
     smap = mapped.active_map()
     if smap is not None:
         return mapped_pushdown.cube_through_map(engine, smap, filters, lo, hi)
@@ -192,6 +202,9 @@ def _pushdown_cube(engine: Engine, filters: Filters) -> Cube:
 
 
 def _pushdown_events_daily(engine: Engine, start: date, end: date) -> pl.DataFrame:
+    wh = warehouse.active_warehouse()
+    if wh is not None:
+        return events_daily_from_database(wh, start, end)
     smap = mapped.active_map()
     if smap is not None:
         return mapped_pushdown.events_daily_through_map(smap, start, end)

@@ -1,5 +1,10 @@
 """SQL pushdown: the cube and the other frames read by queries in which the filters and the
-first aggregation run in the database (SQLAlchemy Core, any dialect)."""
+first aggregation run in the database (SQLAlchemy Core, any dialect).
+
+The same queries run on SQLite, PostgreSQL and ClickHouse (the warehouse,
+:mod:`analytics.sources.warehouse`): every selected column of a join is labelled
+(ClickHouse renames a joined column whose name both tables have), and the day and the
+week of a timestamp compile per dialect (``toDate`` and ``toMonday`` on ClickHouse)."""
 
 from __future__ import annotations
 
@@ -117,6 +122,11 @@ def _day_sqlite(element: _day, compiler: Any, **kw: Any) -> str:
     return f"date({compiler.process(element.clauses, **kw)})"
 
 
+@compiles(_day, "clickhousedb")
+def _day_clickhouse(element: _day, compiler: Any, **kw: Any) -> str:
+    return f"toDate({compiler.process(element.clauses, **kw)})"
+
+
 @compiles(_week)
 def _week_default(element: _week, compiler: Any, **kw: Any) -> str:
     return f"CAST(date_trunc('week', {compiler.process(element.clauses, **kw)}) AS DATE)"
@@ -125,6 +135,11 @@ def _week_default(element: _week, compiler: Any, **kw: Any) -> str:
 @compiles(_week, "sqlite")
 def _week_sqlite(element: _week, compiler: Any, **kw: Any) -> str:
     return f"date({compiler.process(element.clauses, **kw)}, 'weekday 0', '-6 days')"
+
+
+@compiles(_week, "clickhousedb")
+def _week_clickhouse(element: _week, compiler: Any, **kw: Any) -> str:
+    return f"toMonday({compiler.process(element.clauses, **kw)})"
 
 
 def case_dimension(dim: str, subject: Any, case_: Any = Case) -> Any:
@@ -173,7 +188,7 @@ def cube_from_database(
     day = _day(Event.ts).label("day")
     dims = (Event.kind, Event.region, Event.platform, target.specialty)
     exposure_q = (
-        select(day, *dims, func.count().label("events"))
+        select(day, *(d.label(d.key) for d in dims), func.count().label("events"))
         .select_from(Event)
         .outerjoin(target, target.id == Event.target_account_id)
         .where(Event.kind.in_(EXPOSURE_KINDS), *_event_where(filters, target, lo, hi, Event))
@@ -239,14 +254,17 @@ def _cases_query(
     repeat = case((first.c.first_violation <= Case.opened_at, true()), else_=false()).label(
         "repeat_offender"
     )
-    columns = [getattr(Case, c) for c in CASE_COLUMNS if c not in ("specialty", "repeat_offender")]
+    # Every column labelled: ClickHouse renames a joined column whose name both tables have.
+    columns = [
+        getattr(Case, c).label(c) for c in CASE_COLUMNS if c not in ("specialty", "repeat_offender")
+    ]
     where = [
         condition
         for d in DIMENSIONS
         for condition in _in(case_dimension(d, subject, Case), filters.where(d))
     ]
     return (
-        select(*columns, subject.specialty, repeat)
+        select(*columns, subject.specialty.label("specialty"), repeat)
         .select_from(Case)
         .outerjoin(subject, subject.id == Case.subject_account_id)
         .outerjoin(first, first.c.subject_id == Case.subject_account_id)

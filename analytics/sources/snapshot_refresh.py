@@ -52,7 +52,7 @@ from analytics.sources.snapshot import (
     write_state,
 )
 
-__all__ = ["RefreshSummary", "refresh"]
+__all__ = ["RefreshSummary", "TableReader", "refresh"]
 
 _EVENT_CHUNK = 2_000_000
 
@@ -252,6 +252,10 @@ class _Reader:
     def min_event_id(self) -> int | None:
         with self.engine.connect() as conn:
             return conn.execute(select(func.min(Event.id))).scalar()
+
+
+#: The reader, for the warehouse's load (:mod:`analytics.sources.warehouse`).
+TableReader = _Reader
 
 
 def _append_events(

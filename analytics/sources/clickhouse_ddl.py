@@ -1,0 +1,124 @@
+"""The ClickHouse warehouse's tables: the DDL that SQLAlchemy's ``create_all`` cannot give.
+
+The warehouse (:mod:`analytics.sources.warehouse`) holds the analytic tables only:
+``accounts``, ``events`` and ``cases``, under the names and column names of Lookout's
+models (:mod:`analytics.core.models`), so the pushdown queries of
+:mod:`analytics.sources.pushdown` run on it unchanged. ClickHouse needs what the
+dialect's DDL compiler does not express (``create_all`` fails there), so the DDL is
+written here:
+
+- MergeTree tables; ``events`` and ``cases`` ordered by time and partitioned by month
+  (``PARTITION BY toYYYYMM(...)``): a date range reads only its months' parts and, inside
+  them, only the granules of its times; ``accounts`` (joined by id) is ordered by id;
+- ``DateTime64(6, 'UTC')`` for times: Lookout's naive UTC timestamps, to the microsecond
+  (a plain ``DateTime`` comes back from Arrow as integers, and has whole seconds only);
+- ``LowCardinality(String)`` (or ``LowCardinality(Nullable(String))``, in that order) for
+  enumerated columns: dictionary-encoded, so a GROUP BY on them reads small integers;
+- a ``text`` skip index (tokens split at every non-letter) on ``lower(description)`` for
+  full-text search (:func:`analytics.sources.warehouse.search_cases`);
+- ``lookout_loads``: one row per load, append-only, so the next load knows the highest
+  event id copied and the events rewrite count it copied at.
+
+Personal data that the analytics never read (an account's display name and e-mail) is
+not copied: it stays in Lookout's database. Every statement is idempotent
+(``IF NOT EXISTS``).
+
+>>> [name for name, _ in TABLES]
+['accounts', 'events', 'cases', 'lookout_loads']
+>>> "PARTITION BY toYYYYMM(ts)" in dict(TABLES)["events"]
+True
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["ANALYTIC_TABLES", "TABLES", "create_statements"]
+
+_ACCOUNTS: Final = """
+CREATE TABLE IF NOT EXISTS accounts (
+    id Int64,
+    kind LowCardinality(String),
+    created_at DateTime64(6, 'UTC'),
+    region LowCardinality(String),
+    specialty LowCardinality(Nullable(String)),
+    verified Bool,
+    status LowCardinality(String)
+) ENGINE = MergeTree
+ORDER BY id
+"""
+
+_EVENTS: Final = """
+CREATE TABLE IF NOT EXISTS events (
+    id Int64,
+    ts DateTime64(6, 'UTC'),
+    account_id Int64,
+    kind LowCardinality(String),
+    platform LowCardinality(String),
+    region LowCardinality(String),
+    device_hash String,
+    ip_hash String,
+    target_account_id Nullable(Int64),
+    rating Nullable(Int16)
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY (ts, id)
+"""
+
+_CASES: Final = """
+CREATE TABLE IF NOT EXISTS cases (
+    id Int64,
+    opened_at DateTime64(6, 'UTC'),
+    source LowCardinality(String),
+    category LowCardinality(String),
+    severity LowCardinality(String),
+    status LowCardinality(String),
+    region LowCardinality(String),
+    platform LowCardinality(String),
+    subject_account_id Int64,
+    reporter_account_id Nullable(Int64),
+    assignee Nullable(String),
+    description String,
+    first_response_at Nullable(DateTime64(6, 'UTC')),
+    resolved_at Nullable(DateTime64(6, 'UTC')),
+    resolution LowCardinality(Nullable(String)),
+    appealed_at Nullable(DateTime64(6, 'UTC')),
+    appeal_outcome LowCardinality(Nullable(String)),
+    INDEX ix_cases_description lower(description)
+        TYPE text(tokenizer = splitByNonAlpha) GRANULARITY 1
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(opened_at)
+ORDER BY (opened_at, id)
+"""
+
+_LOADS: Final = """
+CREATE TABLE IF NOT EXISTS lookout_loads (
+    loaded_at DateTime64(6, 'UTC'),
+    mode LowCardinality(String),
+    max_event_id Nullable(Int64),
+    events_rewrites Int64,
+    events Int64,
+    cases Int64,
+    accounts Int64
+) ENGINE = MergeTree
+ORDER BY loaded_at
+"""
+
+#: Every table of the warehouse and its CREATE statement, in creation order.
+TABLES: Final[tuple[tuple[str, str], ...]] = (
+    ("accounts", _ACCOUNTS),
+    ("events", _EVENTS),
+    ("cases", _CASES),
+    ("lookout_loads", _LOADS),
+)
+#: The tables copied from Lookout's database.
+ANALYTIC_TABLES: Final = ("accounts", "events", "cases")
+
+
+def create_statements() -> list[str]:
+    """The warehouse's DDL, one statement each, stripped.
+
+    >>> create_statements()[0].splitlines()[0]
+    'CREATE TABLE IF NOT EXISTS accounts ('
+    """
+    return [ddl.strip() for _, ddl in TABLES]
