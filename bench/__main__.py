@@ -8,8 +8,9 @@ medium demo), ``rings`` (on the large demo), ``seeding``, ``browser`` (each page
 render in a new browser session, the Reports audience switch and the HTML brief, in
 Chromium, on ``--readers-sqlite``), ``detectors`` (alerts scored on
 labelled series: ``--nab DIR``, ``--detector NAME``) and ``emerging`` (emerging topics
-replayed on labelled text streams: ``--csv FILE --labels a,b``, ``--every N``); ``all``
-runs every one.
+replayed on labelled text streams: ``--csv FILE --labels a,b``, ``--every N``) and
+``sources`` (the medium demo in a helpdesk's tables, copied and read by pushdown through
+its source map, on SQLite and PostgreSQL); ``all`` runs every one.
 Without any, all but ``seeding`` run (``make bench``). PostgreSQL parts run when the
 server answers at ``--postgres``, and are skipped otherwise.
 """
@@ -32,6 +33,7 @@ from bench import (
     readers,
     rings,
     seeding,
+    sources,
     trends,
 )
 from bench.harness import Table, seconds
@@ -48,6 +50,7 @@ _GROUPS: dict[str, tuple[str, ...]] = {
         "detectors",
         "emerging",
         "browser",
+        "sources",
     ),
 }
 _CHOICES = (*_GROUPS["all"], *_GROUPS)
@@ -187,6 +190,12 @@ def main() -> int:
             print(table.markdown(), end="\n\n", flush=True)
     if "browser" in parts:
         for table in browser.run(args.readers_sqlite, repeat=min(args.repeat, 2)):
+            print(table.markdown(), end="\n\n", flush=True)
+    if "sources" in parts:
+        if _missing(args.readers_sqlite, "medium"):
+            print(f"{args.readers_sqlite} does not exist; make it with: make seed", file=sys.stderr)
+            return 2
+        for table in sources.run(args.readers_sqlite, pg):
             print(table.markdown(), end="\n\n", flush=True)
     if "emerging" in parts:
         try:
