@@ -34,7 +34,10 @@ ranges; accounts and cases always from the database (the snapshot keeps neither 
 case descriptions that search needs nor the accounts' other columns). Everything goes
 in through ``insert_arrow`` in batches: no row is handled by Python. An account's display
 name and e-mail are not copied. Run one load at a time (the command line's
-``warehouse load``, or ``seed`` and ``import``, which load after themselves).
+``warehouse load``, or ``seed`` and ``import``, which load after themselves). chdb is for
+tests and one machine: its folder is open to one process at a time, so the command line
+cannot load it while the app has it open (a clear one-line error says so); a ClickHouse
+server has no such limit.
 
 With a warehouse set, ``LOOKOUT_LOADER`` defaults to pushdown and
 :mod:`analytics.sources.load` sends the cube's and the daily events' queries there.
@@ -48,6 +51,7 @@ indexes, ClickHouse's does not stem: ``refunds`` does not find ``refund``.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -136,6 +140,9 @@ class WarehouseError(RuntimeError):
 
 
 _ENGINES: dict[str, Engine] = {}
+# clickhouse-connect logs a failed request before raising it: the error is reported once,
+# as one line, by the caller (a handler here keeps Python's last-resort one quiet).
+logging.getLogger("clickhouse_connect").addHandler(logging.NullHandler())
 
 
 def warehouse_url() -> str | None:
@@ -214,7 +221,12 @@ def init_warehouse(engine: Engine) -> list[str]:
             return sorted(r[0] for r in rows.result_rows)
     except Exception as exc:  # noqa: BLE001 - any driver error, as one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WarehouseError(f"cannot use the warehouse {_where(engine)}: {first}") from None
+        if engine.url.query.get("interface") == "chdb" and "Unable to open" in first:
+            first = (
+                "chdb cannot open its folder: one process at a time may (is the app or "
+                "another command using it?)"
+            )
+        raise WarehouseError(f"cannot use the warehouse {_where(engine)}: {first[:300]}") from None
 
 
 @dataclass(frozen=True)
@@ -272,10 +284,13 @@ def load(
             or (have is not None and (top is None or int(top) < int(have)))
         )
         since = None if full else have
-        accounts = _read(lookout, select(*[getattr(Account, c) for c in ACCOUNT_COLUMNS]))
-        cases = _read(lookout, select(*[getattr(Case, c) for c in CASE_COLUMNS]))
-        _replace(client, "accounts", conform(accounts, ACCOUNT_COLUMNS), batch_rows)
-        _replace(client, "cases", conform(cases, CASE_COLUMNS), batch_rows)
+        reader = TableReader(lookout)
+        accounts = reader.query(
+            select(*[getattr(Account, c) for c in ACCOUNT_COLUMNS]), ACCOUNT_COLUMNS
+        )
+        cases = reader.query(select(*[getattr(Case, c) for c in CASE_COLUMNS]), CASE_COLUMNS)
+        _replace(client, "accounts", accounts, batch_rows)
+        _replace(client, "cases", cases, batch_rows)
         fresh = snapshot_is_fresh(lookout, root=root)
         folder = snapshot_dir(lookout, root=root)
         if fresh and snapshot_damage(folder, read_state(folder) or {}) is not None:
@@ -311,11 +326,6 @@ def load(
         accounts.height,
         time.perf_counter() - t0,
     )
-
-
-def _read(engine: Engine, stmt: Any) -> pl.DataFrame:
-    with engine.connect() as conn:
-        return pl.read_database(stmt, conn, infer_schema_length=None)
 
 
 def _snapshot_events(folder: Path, since: int | None) -> Iterator[pl.DataFrame]:
