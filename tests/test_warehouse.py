@@ -102,6 +102,17 @@ def test_events_per_day_from_the_warehouse(on_warehouse, tmp_path):
     assert_frame_equal(snap, push)
 
 
+def test_an_empty_warehouse_gives_an_empty_cube(chdb_path, small_db, monkeypatch) -> None:
+    wh = _new_database(chdb_path)
+    assert set(warehouse.init_warehouse(wh)) >= {"accounts", "events", "cases"}
+    monkeypatch.setenv("LOOKOUT_WAREHOUSE_URL", wh.url.render_as_string())
+    lookout = database.make_engine(small_db)
+    cube = load_cube(lookout, WINDOW)
+    assert cube.cases.is_empty() and cube.exposure.is_empty() and cube.active.is_empty()
+    assert cube.as_of is None and cube.annotations.height > 0  # known events are Lookout's
+    lookout.dispose()
+
+
 def _table(wh: Engine, name: str) -> pl.DataFrame:
     with wh.connect() as conn:
         arrow = warehouse._client(conn).query_arrow(f"SELECT * FROM {name} ORDER BY id")

@@ -230,8 +230,12 @@ def _newest(engine: Engine, tables: Tables) -> datetime | None:
     """The last event's or the last opened case's time (a cube's ``as_of``, as
     :func:`~analytics.sources.fingerprint.fingerprint_as_of` gives it for Lookout's)."""
     Event, Case = tables.entity(models.Event), tables.entity(models.Case)  # noqa: N806
+    # HAVING: no row for an empty table (ClickHouse's max of no rows is 1970-01-01, not NULL)
     with engine.connect() as conn:
-        stamps = [conn.execute(select(func.max(c))).scalar() for c in (Event.ts, Case.opened_at)]
+        stamps = [
+            conn.execute(select(func.max(c)).having(func.count() > 0)).scalar()
+            for c in (Event.ts, Case.opened_at)
+        ]
     parsed = [s if isinstance(s, datetime) else datetime.fromisoformat(str(s)) for s in stamps if s]
     return max(parsed) if parsed else None
 
