@@ -220,3 +220,17 @@ def test_the_cli_inits_and_loads(chdb_path, own_small_db, monkeypatch) -> None:
         and "incremental" in second.stdout
         and " 0 new events" in second.stdout
     )
+
+
+def test_seed_loads_the_warehouse_after_itself(chdb_path, tmp_path, monkeypatch) -> None:
+    wh = _new_database(chdb_path)
+    monkeypatch.setenv("LOOKOUT_DATABASE_URL", f"sqlite:///{tmp_path / 'seeded.db'}")
+    monkeypatch.setenv("LOOKOUT_WAREHOUSE_URL", wh.url.render_as_string())
+    runner = CliRunner()
+    args = ["--scale", "small", "--days", "240", "--end", "2026-05-01"]
+    seeded = runner.invoke(app, ["seed", *args, "--manifest", str(tmp_path / "m.json")])
+    assert seeded.exit_code == 0, seeded.stderr
+    line = seeded.stdout.strip().splitlines()[-1]
+    assert line.startswith("full warehouse load (events from the snapshot)")
+    events = _table(wh, "events").height
+    assert f"{events:,} new events" in line and events > 0
