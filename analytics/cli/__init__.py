@@ -612,7 +612,7 @@ def _copy_first(engine: Engine) -> int:
         smap = mapped.active_map()
         if smap is None:
             return 0
-        source = sourcemap.connect(mapped.source_url(smap))
+        source = sourcemap.connect(mapped.source_url(smap), timeout_s=sourcemap.COPY_TIMEOUT_S)
         try:
             for summary in mapped.sync(engine, smap, source):
                 typer.echo(summary.describe())
@@ -830,11 +830,11 @@ sources_app = typer.Typer(
 app.add_typer(sources_app, name="sources")
 
 
-def _source_engine(url: str) -> Engine:
+def _source_engine(url: str, *, timeout_s: float = database.QUERY_TIMEOUT_S) -> Engine:
     """A read-only engine on the team's database, or a one-line error."""
 
     try:
-        engine = sourcemap.connect(url)
+        engine = sourcemap.connect(url, timeout_s=timeout_s)
         with engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
     except Exception as exc:  # noqa: BLE001 - reported as one line
@@ -918,7 +918,7 @@ def sources_sync(
     """Copy the team's rows through the map into Lookout's database (new rows only when the
     map gives a watermark); their database is only read. Exit 1 when a write fails."""
     smap = _load_map_or_exit(map_file)
-    source = _source_engine(_map_url(smap, url))
+    source = _source_engine(_map_url(smap, url), timeout_s=sourcemap.COPY_TIMEOUT_S)
     engine = _engine_or_fail(database.database_url())
     try:
         for summary in mapped.sync(engine, smap, source, quarantine_dir=quarantine_dir, full=full):

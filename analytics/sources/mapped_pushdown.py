@@ -33,6 +33,7 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    event,
     func,
     null,
     or_,
@@ -104,8 +105,18 @@ def source_engine(url: str) -> Engine:
     """A read-only engine on their database (:func:`~analytics.sources.sourcemap.connect`),
     one per URL for the life of the process (its pool is reused by every page)."""
     if url not in _ENGINES:
-        _ENGINES[url] = connect(url)
+        engine = connect(url)
+        if engine.dialect.name == "postgresql":
+            event.listen(engine, "begin", _hash_joins)
+        _ENGINES[url] = engine
     return _ENGINES[url]
+
+
+def _hash_joins(conn: Any) -> None:
+    """Joins of the views by hashing, not nested loops: through the stacked checks the
+    planner expects one row from a view of millions, and a nested loop over two views
+    (events and their target accounts) ran for minutes on the medium demo."""
+    conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
 
 
 class _position(FunctionElement[int]):
@@ -340,7 +351,7 @@ def _type_codes(source: Engine, entity: EntityMap) -> dict[str, Any]:
 
 
 def mapped_view(
-    entity: EntityMap, source: Engine, *, accounts: Select[Any] | None = None
+    entity: EntityMap, source: Engine, *, accounts: FromClause | None = None
 ) -> Select[Any]:
     """Every column of Lookout's table for ``entity``, from their database, in our values,
     only the rows the importer would take; ``accounts`` (the accounts view) checks the
@@ -369,7 +380,7 @@ def mapped_view(
         out = converted.c[spec.name]
         where += _checks(spec, out, converted.c.get(f"__raw_{spec.name}"))
         if spec.references == "accounts" and accounts is not None:
-            ids = select(accounts.subquery(f"known_{spec.name}").c.id)
+            ids = select(accounts.alias(f"known_{spec.name}").c.id)
             where.append(or_(out.is_(None), out.in_(ids)))
     return select(*[converted.c[s.name] for s in entity.specs]).where(*where)
 
@@ -410,15 +421,26 @@ def mapped_tables(smap: SourceMap, source: Engine) -> Tables:
     """The views of the entities the map declares, as :mod:`~analytics.sources.pushdown`
     reads them (an entity the map leaves out has no rows)."""
     accounts_map = smap.entity("accounts")
-    accounts = mapped_view(accounts_map, source) if accounts_map else None
-    views: dict[str, Select[Any]] = {}
+    accounts = _once(mapped_view(accounts_map, source), "accounts") if accounts_map else None
+    views: dict[str, Select[Any] | CTE] = {}
     if accounts is not None:
         views["accounts"] = accounts
     for name in ("cases", "events"):
         entity = smap.entity(name)
         if entity is not None:
-            views[name] = mapped_view(entity, source, accounts=accounts)
+            view = mapped_view(entity, source, accounts=accounts)
+            # Cases are read twice (each case, and each subject's first violation): once.
+            views[name] = _once(view, name) if name == "cases" else view
     return Tables(views=views)
+
+
+def _once(view: Select[Any], name: str) -> CTE:
+    """A view computed once per statement however often it is used (``MATERIALIZED``):
+    the accounts checked for every case and event id and joined for the specialty, the
+    cases read for each case and for each subject's first violation. Left as a subquery,
+    each use derived the view again (a scan of every account for every case on SQLite;
+    on PostgreSQL, nested loops from a one-row estimate): minutes on the medium demo."""
+    return view.cte(f"{name}_view").prefix_with("MATERIALIZED")
 
 
 def cube_through_map(

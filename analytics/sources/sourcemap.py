@@ -83,6 +83,8 @@ ENTITIES: Final[tuple[str, ...]] = ("cases", "events", "accounts")
 """What a map may declare, in the order they are checked."""
 TODO: Final = "TODO"
 """The placeholder for what a team still has to fill in."""
+COPY_TIMEOUT_S: Final = 6 * 3600.0
+"""How long one read of a copy through the map may take (an entity of millions of rows)."""
 SAMPLE_ROWS: Final = 1_000
 """Rows read to see that each mapped column converts."""
 _TIME_COLUMN: Final = {"cases": "opened_at", "events": "ts", "accounts": "created_at"}
@@ -466,14 +468,16 @@ def _list(items: Iterable[str]) -> str:
 # --- connecting -----------------------------------------------------------------------------
 
 
-def connect(url: str) -> Engine:
-    """An engine on the team's database that can only read.
+def connect(url: str, *, timeout_s: float = database.QUERY_TIMEOUT_S) -> Engine:
+    """An engine on the team's database that can only read, whose statements stop after
+    ``timeout_s`` (a copy through the map streams a whole entity in one statement: it
+    asks for :data:`COPY_TIMEOUT_S`).
 
     SQLite opens the file with ``mode=ro`` and refuses anything but reading; PostgreSQL
     sessions start with ``default_transaction_read_only`` and every transaction is also
     declared ``READ ONLY`` (see :func:`analytics.core.database.make_reader`).
     """
-    engine = database.make_reader(url)
+    engine = database.make_reader(url, timeout_s=timeout_s)
     if engine.dialect.name == "postgresql":
         from sqlalchemy import event
 
