@@ -167,3 +167,10 @@ def small_engine(request) -> Iterator[Engine]:
     eng = make_engine(url)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This test process's chdb data folder: chdb opens one folder per process, so every
+    ClickHouse test of a worker shares it (each in a database of its own)."""
+    return tmp_path_factory.mktemp("chdb")

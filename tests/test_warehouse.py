@@ -45,12 +45,6 @@ FILTER_SETS = [
 ]
 
 
-@pytest.fixture(scope="session")
-def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """This test process's chdb data folder (chdb opens one per process)."""
-    return tmp_path_factory.mktemp("chdb")
-
-
 def _new_database(chdb_path: Path) -> Engine:
     """An engine on a new, empty database of the process's chdb folder."""
     name = f"t_{uuid.uuid4().hex[:12]}"

@@ -33,7 +33,14 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["ANALYTIC_TABLES", "TABLES", "create_statements"]
+__all__ = [
+    "ANALYTIC_TABLES",
+    "CLUSTER_SETTINGS",
+    "SHARDING",
+    "TABLES",
+    "cluster_statements",
+    "create_statements",
+]
 
 _ACCOUNTS: Final = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -122,3 +129,59 @@ def create_statements() -> list[str]:
     'CREATE TABLE IF NOT EXISTS accounts ('
     """
     return [ddl.strip() for _, ddl in TABLES]
+
+
+#: How each analytic table is spread over the shards: by account, so that an account's
+#: events, the cases about it and the account itself live on one shard.
+SHARDING: Final = {
+    "accounts": "cityHash64(id)",
+    "events": "cityHash64(account_id)",
+    "cases": "cityHash64(subject_account_id)",
+}
+#: The settings a sharded warehouse's URL carries (after ``join_use_nulls=1``): the
+#: cube joins events and cases to the accounts on another key than the sharding one (the
+#: target of an event, the subject of a case), so the joined side is sent to every shard
+#: (``GLOBAL JOIN``).
+CLUSTER_SETTINGS: Final = "distributed_product_mode=global"
+
+
+def cluster_statements(cluster: str, database: str = "lookout") -> list[str]:
+    """The DDL of a sharded warehouse, run once on any node: for each analytic table, a
+    shard-local ``ReplicatedMergeTree`` table ``<name>_local`` on every node of
+    ``cluster`` (the single-node table's columns, order and partitions), and a
+    ``Distributed`` table under the table's own name that reads every shard and sends
+    each inserted row to the shard :data:`SHARDING` picks. The pushdown queries use the
+    table names, so they run unchanged (with :data:`CLUSTER_SETTINGS` in the URL).
+
+    >>> first, second = cluster_statements("lookout3")[3:5]
+    >>> print(first.splitlines()[0])
+    CREATE TABLE IF NOT EXISTS lookout.events_local ON CLUSTER lookout3 (
+    >>> print(first.splitlines()[-3])
+    ) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/lookout/events_local', '{replica}')
+    >>> print(second)
+    CREATE TABLE IF NOT EXISTS lookout.events ON CLUSTER lookout3 AS lookout.events_local \
+ENGINE = Distributed(lookout3, lookout, events_local, cityHash64(account_id))
+    """
+    out = [f"CREATE DATABASE IF NOT EXISTS {database} ON CLUSTER {cluster}"]
+    for name, ddl in TABLES:
+        if name not in ANALYTIC_TABLES:
+            continue
+        local = f"{name}_local"
+        body = ddl.strip().replace(
+            f"CREATE TABLE IF NOT EXISTS {name} (",
+            f"CREATE TABLE IF NOT EXISTS {database}.{local} ON CLUSTER {cluster} (",
+            1,
+        )
+        body = body.replace(
+            ") ENGINE = MergeTree",
+            f") ENGINE = ReplicatedMergeTree('/clickhouse/tables/{{shard}}/{database}/{local}', "
+            "'{replica}')",
+            1,
+        )
+        out.append(body)
+        out.append(
+            f"CREATE TABLE IF NOT EXISTS {database}.{name} ON CLUSTER {cluster} AS "
+            f"{database}.{local} ENGINE = Distributed({cluster}, {database}, {local}, "
+            f"{SHARDING[name]})"
+        )
+    return out
