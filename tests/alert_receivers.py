@@ -129,6 +129,13 @@ class HttpReceiver:
             if not self._lock.wait_for(lambda: len(self._all) >= count, timeout_s):
                 raise TimeoutError(f"{len(self._all)} of {count} requests arrived")
 
+    def wait_for_answered(self, count: int, timeout_s: float = SAFETY_S) -> None:
+        """Block until ``count`` requests are in :attr:`requests` (answered, or released
+        after hanging); raises after ``timeout_s``."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: len(self.requests) >= count, timeout_s):
+                raise TimeoutError(f"{len(self.requests)} of {count} requests answered")
+
     # --- server side
     @property
     def _all(self) -> list[Received]:
@@ -138,8 +145,10 @@ class HttpReceiver:
         with self._lock:
             return self._script.pop(0) if self._script else 200
 
-    def _record(self, received: Received) -> None:
+    def _record(self, received: Received, *, pending: bool = False) -> None:
         with self._lock:
+            if pending:  # in the same hold of the lock: always in exactly one of the lists
+                self._pending.remove(received)
             if received.status is not None and 200 <= received.status < 300 and received.key:
                 if received.key in self.acknowledged_keys:
                     self.repeats.append(received.key)
@@ -168,9 +177,7 @@ def _handler(receiver: HttpReceiver) -> type[BaseHTTPRequestHandler]:
                 hung = Received("POST", self.path, headers, body, None)
                 receiver._arrived(hung)
                 receiver._released.wait(SAFETY_S)
-                with receiver._lock:
-                    receiver._pending.remove(hung)
-                receiver._record(hung)
+                receiver._record(hung, pending=True)
                 self.close_connection = True
                 return
             status = int(answer)
