@@ -80,6 +80,7 @@ __all__ = [
     "source_url",
     "sync",
     "translate",
+    "value_priority",
 ]
 
 MAP_VARIABLE: Final = "LOOKOUT_SOURCE_MAP"
@@ -202,8 +203,15 @@ def _as_text(column: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     return column.cast(pl.String)
 
 
-def _lookup(vmap: ValueMap, spec: ColumnSpec) -> tuple[list[str], list[str]]:
-    """Their values in priority order and ours for each: the map's, then ours as they are."""
+def value_priority(vmap: ValueMap, spec: ColumnSpec) -> tuple[list[str], list[str]]:
+    """Their values in priority order and ours for each: the map's entries in its order,
+    then ours as they are: the order :func:`translate` and pushdown through a map
+    (:mod:`analytics.sources.mapped_pushdown`) both use.
+
+    >>> spec = ColumnSpec("severity", "enum", False, choices=("high", "low"))
+    >>> value_priority(ValueMap("severity", {"p1": "high", "p9": "low"}, frozenset({"p9"})), spec)
+    (['p1', 'high', 'low'], ['high', 'high', 'low'])
+    """
     keys = [k for k in vmap.values if k not in vmap.ignore]
     ours = [vmap.values[k] for k in keys]
     for choice in spec.choices:
@@ -214,7 +222,7 @@ def _lookup(vmap: ValueMap, spec: ColumnSpec) -> tuple[list[str], list[str]]:
 
 
 def _mapped(value: pl.Expr, vmap: ValueMap, spec: ColumnSpec) -> pl.Expr:
-    keys, ours = _lookup(vmap, spec)
+    keys, ours = value_priority(vmap, spec)
     ignored = list(vmap.ignore)
     if vmap.split is None:
         known = value.replace_strict(keys, ours, default=None, return_dtype=pl.String)

@@ -48,7 +48,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from analytics.core.filters import Filters
 from analytics.sources.frames import Cube
 from analytics.sources.ingest_checks import ColumnSpec
-from analytics.sources.mapped import mapped_select, source_url
+from analytics.sources.mapped import mapped_select, source_url, value_priority
 from analytics.sources.pushdown import Tables, cube_from_database, events_daily_from_database
 from analytics.sources.sourcemap import TODO, EntityMap, SourceMap, ValueMap, connect
 
@@ -210,7 +210,7 @@ def translate_columns(theirs: FromClause, entity: EntityMap, *, prefix: str = ""
         removals = {
             name: _matchable(
                 [
-                    *_priority(entity.values[name], specs[name])[0],
+                    *value_priority(entity.values[name], specs[name])[0],
                     *sorted(entity.values[name].ignore),
                 ],
                 entity.values[name].split,
@@ -250,7 +250,7 @@ def translate_columns(theirs: FromClause, entity: EntityMap, *, prefix: str = ""
         if vmap.split is None:
             columns.append(_translated_one(stage.c[name], vmap, spec).label(name))
             continue
-        keys, ours = _priority(vmap, spec)
+        keys, ours = value_priority(vmap, spec)
         sep = vmap.split
         items, rest = stage.c[_items(name)], stage.c[_rest(name)]
         found = [
@@ -263,24 +263,6 @@ def translate_columns(theirs: FromClause, entity: EntityMap, *, prefix: str = ""
         unknown = case((end > 1, func.substr(tail, 1, end - 1)), else_=null())
         columns.append((case(*found, else_=unknown) if found else unknown).label(name))
     return _stage(select(*columns), prefix, "translated")
-
-
-def _priority(vmap: ValueMap, spec: ColumnSpec) -> tuple[list[str], list[str]]:
-    """Their values in priority order and ours for each: the map's entries in its order,
-    then ours as they are (the order :func:`~analytics.sources.mapped.translate` uses;
-    the tests hold the two equal).
-
-    >>> spec = ColumnSpec("severity", "enum", False, choices=("high", "low"))
-    >>> _priority(ValueMap("severity", {"p1": "high", "p9": "low"}, frozenset({"p9"})), spec)
-    (['p1', 'high', 'low'], ['high', 'high', 'low'])
-    """
-    keys = [k for k in vmap.values if k not in vmap.ignore]
-    ours = [vmap.values[k] for k in keys]
-    for choice in spec.choices:
-        if choice not in vmap.values and choice not in vmap.ignore:
-            keys.append(choice)
-            ours.append(choice)
-    return keys, ours
 
 
 def _owner(key: str) -> str | None:
@@ -306,7 +288,7 @@ def _translated_one(value: Any, vmap: ValueMap, spec: ColumnSpec) -> ColumnEleme
     "CASE WHEN (CAST(p AS VARCHAR) IN ('9')) THEN NULL WHEN (CAST(p AS VARCHAR) = '1') \
 THEN 'high' ELSE CAST(p AS VARCHAR) END"
     """
-    keys, ours = _priority(vmap, spec)
+    keys, ours = value_priority(vmap, spec)
     text = _text(value)
     whens: list[tuple[Any, Any]] = []
     if vmap.ignore:
