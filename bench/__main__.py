@@ -10,7 +10,9 @@ Chromium, on ``--readers-sqlite``), ``detectors`` (alerts scored on
 labelled series: ``--nab DIR``, ``--detector NAME``) and ``emerging`` (emerging topics
 replayed on labelled text streams: ``--csv FILE --labels a,b``, ``--every N``) and
 ``sources`` (the medium demo in a helpdesk's tables, copied and read by pushdown through
-its source map, on SQLite and PostgreSQL); ``all`` runs every one.
+its source map, on SQLite and PostgreSQL) and ``warehouse`` (the page's cube by pushdown
+to ClickHouse (chdb) against PostgreSQL pushdown and the snapshot, at the large demo and at
+5x it, and the warehouse's import; not in ``make bench``); ``all`` runs every one.
 Without any, all but ``seeding`` run (``make bench``). PostgreSQL parts run when the
 server answers at ``--postgres``, and are skipped otherwise.
 """
@@ -35,6 +37,7 @@ from bench import (
     seeding,
     sources,
     trends,
+    warehouse,
 )
 from bench.harness import Table, seconds
 
@@ -51,6 +54,7 @@ _GROUPS: dict[str, tuple[str, ...]] = {
         "emerging",
         "browser",
         "sources",
+        "warehouse",
     ),
 }
 _CHOICES = (*_GROUPS["all"], *_GROUPS)
@@ -197,6 +201,19 @@ def main() -> int:
             return 2
         for table in sources.run(args.readers_sqlite, pg):
             print(table.markdown(), end="\n\n", flush=True)
+    if "warehouse" in parts:
+        if why := _missing(args.sqlite, "large"):
+            print(why, file=sys.stderr)
+            return 2
+        pg_db = postgres.ensure_database(pg, warehouse.PG_DATABASE) if pg else None
+        if pg_db:
+            postgres.ensure_seeded(pg_db, "large")
+        tables, found = warehouse.run(
+            args.sqlite, pg_db, folder=warehouse.FOLDER, repeat=args.repeat
+        )
+        for table in tables:
+            print(table.markdown(), end="\n\n", flush=True)
+        problems += found
     if "emerging" in parts:
         try:
             print(_emerging(args).markdown(), end="\n\n", flush=True)
