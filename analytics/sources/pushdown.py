@@ -201,13 +201,12 @@ def cube_from_database(
     exposure = read_frame(reader, exposure_q, EXPOSURE_COLUMNS)
     t1 = time.perf_counter()
     week = _week(Event.ts).label("week")
-    active_q = (
-        select(week, func.count(distinct(Event.account_id)).label("accounts"))
-        .select_from(Event)
-        .outerjoin(target, target.id == Event.target_account_id)
-        .where(*_event_where(filters, target, lo, hi, Event))
-        .group_by(week)
+    active_q = select(week, func.count(distinct(Event.account_id)).label("accounts")).select_from(
+        Event
     )
+    if filters.where("specialty"):  # the target's specialty is read only to filter by it
+        active_q = active_q.outerjoin(target, target.id == Event.target_account_id)
+    active_q = active_q.where(*_event_where(filters, target, lo, hi, Event)).group_by(week)
     active = read_frame(reader, active_q, ACTIVE_COLUMNS)
     t2 = time.perf_counter()
     if tables.views is None:
