@@ -72,7 +72,8 @@ with st.expander("About the data", expanded=False):
         )
     st.code(label, language=None)
     if info.source:
-        held = info.source.quarantined
+        # A count of rows, shown as the table counts are: to roles that see them.
+        held = info.source.quarantined if session.may("aggregates") else 0
         copied = _moment(datetime.fromisoformat(info.source.copied_at))
         st.caption(
             f"Copied from the team's database through the source map "

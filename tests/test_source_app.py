@@ -95,3 +95,36 @@ def test_a_record_from_the_future_is_told(
         " is dated 5 hours ahead of now: check the time zones of the source or its clocks."
     )
     assert not [c.value for c in at.caption if c.value.startswith("Freshness")]
+
+
+def test_two_sessions_at_once_start_one_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sessions are threads of one process: arriving together, they start one copy."""
+    import threading
+
+    monkeypatch.setenv("LOOKOUT_SOURCE_MAP", str(tmp_path / "missing.toml"))
+    monkeypatch.setenv("LOOKOUT_SYNC_EVERY", "3600")
+    url = f"sqlite:///{tmp_path / 'lookout.db'}"
+    data._SYNCS.pop(url, None)
+    started: list[object] = []
+    real = data.subprocess.Popen
+
+    def popen(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - counts the real starts
+        started.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(data.subprocess, "Popen", popen)
+    gate = threading.Barrier(8)
+
+    def session() -> None:
+        gate.wait()
+        data._sync_later(url)
+
+    threads = [threading.Thread(target=session) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    _wait_for_the_copy(url)
+    assert len(started) == 1

@@ -160,3 +160,13 @@ def test_the_brief_is_the_same_through_the_map(
         briefs.append(out.read_text(encoding="utf-8"))
     assert "2026" in briefs[0] and len(briefs[0]) > 1000
     assert briefs[0] == briefs[1]
+
+
+def test_a_product_user_sees_where_the_data_comes_from_without_counts(
+    two_databases: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_page(monkeypatch, two_databases[0], "pages/home.py", role="product")
+    assert not at.exception
+    told = [t.text for t in texts(at) if t.text.startswith(_PROVENANCE)]
+    assert len(told) == 1 and told[0].endswith("; last copy " + told[0].split("last copy ")[1])
+    assert "quarantine" not in told[0] and "22" not in told[0]

@@ -246,9 +246,18 @@ def _rebuilt(url: str) -> None:
 #: the file its errors go to; and the last copy's failure, if it failed.
 _SYNCS: dict[str, tuple[float, subprocess.Popen[bytes], IO[bytes]]] = {}
 _SYNC_FAILED: dict[str, str] = {}
+#: Sessions run in threads of one process: one of them at a time looks and starts a copy.
+_SYNC_LOCK = threading.Lock()
 
 
 def _sync_later(url: str) -> str | None:
+    """:func:`_start_sync` under :data:`_SYNC_LOCK`: two sessions arriving together start
+    one copy, not two."""
+    with _SYNC_LOCK:
+        return _start_sync(url)
+
+
+def _start_sync(url: str) -> str | None:
     """With ``LOOKOUT_SOURCE_MAP`` set, copy the team's new rows through the map in a
     separate process, in the background, at most every ``LOOKOUT_SYNC_EVERY`` seconds
     (default 300); the pages see them by the data token once the copy has landed.
