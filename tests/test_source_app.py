@@ -128,3 +128,26 @@ def test_two_sessions_at_once_start_one_copy(
         thread.join()
     _wait_for_the_copy(url)
     assert len(started) == 1
+
+
+def test_a_failed_copy_tells_no_database_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every signed-in role reads the banner: the team's database host never shows."""
+    path = tmp_path / "helpdesk.toml"
+    team = "postgresql+psycopg://team:s3cret@db.internal.example:5999/helpdesk"
+    path.write_text(helpdesk_map(team), encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 'lookout.db'}"
+    models.init_db(database.make_engine(url))
+    monkeypatch.setenv("LOOKOUT_SOURCE_MAP", str(path))
+    monkeypatch.setenv("LOOKOUT_SYNC_EVERY", "0")
+    data._SYNCS.pop(url, None)
+    data._SYNC_FAILED.pop(url, None)
+    open_page(monkeypatch, url, "pages/home.py", role="product")
+    _wait_for_the_copy(url)
+    at = open_page(monkeypatch, url, "pages/home.py", role="product")
+    assert not at.exception
+    told = " ".join(i.value for i in at.info)
+    assert told.startswith("The copy of the team's data through the source map failed")
+    assert "cannot open their database" in told
+    assert "db.internal" not in told and "s3cret" not in told and "team:" not in told

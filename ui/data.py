@@ -10,6 +10,7 @@ used is read around, with a banner saying so. No number is computed here.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -257,6 +258,27 @@ def _sync_later(url: str) -> str | None:
         return _start_sync(url)
 
 
+_ADDRESS = re.compile(r"\b[a-z][\w+.-]*://\S+", re.IGNORECASE)
+_CANNOT_OPEN = re.compile(r"cannot open \S+: (\w+):.*")
+
+
+def _without_addresses(line: str) -> str:
+    """A copy's error as every signed-in role may read it: no database address (hosts,
+    users, paths; passwords are already hidden), and for a database that cannot be opened
+    only the kind of error (the driver's own text names the host); the command line gives
+    the whole message.
+
+    >>> _without_addresses("error: cannot open postgresql://u:***@db.internal/hd: "
+    ...     "OperationalError: failed to resolve host 'db.internal'")
+    'error: cannot open their database (OperationalError); python -m analytics sources \
+sync says why'
+    """
+    line = _CANNOT_OPEN.sub(
+        r"cannot open their database (\1); python -m analytics sources sync says why", line
+    )
+    return _ADDRESS.sub("their database", line)
+
+
 def _start_sync(url: str) -> str | None:
     """With ``LOOKOUT_SOURCE_MAP`` set, copy the team's new rows through the map in a
     separate process, in the background, at most every ``LOOKOUT_SYNC_EVERY`` seconds
@@ -277,7 +299,8 @@ def _start_sync(url: str) -> str | None:
             told = errors.read().decode("utf-8", "replace").strip().splitlines()
             errors.close()
             if process.returncode:
-                _SYNC_FAILED[url] = (told or ["it stopped with no message"])[-1][:300]
+                last = (told or ["it stopped with no message"])[-1]
+                _SYNC_FAILED[url] = _without_addresses(last)[:300]
             else:
                 _SYNC_FAILED.pop(url, None)
                 _state.clear()
