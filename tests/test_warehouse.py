@@ -23,7 +23,7 @@ from analytics.cli import app
 from analytics.core import database
 from analytics.core.filters import Filters
 from analytics.core.models import Case
-from analytics.sources import load, search, warehouse
+from analytics.sources import ingest, load, search, warehouse
 from analytics.sources.load import load_cube
 from analytics.sources.snapshot_refresh import refresh
 from tests.helpers import SMALL_DEMO_END
@@ -143,6 +143,71 @@ def test_an_incremental_load_equals_a_full_load(chdb_path, own_small_db, tmp_pat
     again = warehouse.load(lookout, incremental, root=tmp_path)
     assert (again.mode, again.new_events) == ("full", again.events)
     assert_frame_equal(_table(incremental, "events"), _table(whole, "events"))
+    lookout.dispose()
+
+
+def _move_the_most_targeted_account(lookout: Engine, tmp_path: Path) -> tuple[str, str]:
+    """Give the account most events target another specialty, through the importer (as
+    a team's accounts file would); return its old and new specialty."""
+    with lookout.connect() as conn:
+        events = pl.read_database("SELECT target_account_id FROM events", conn)
+        accounts = pl.read_database("SELECT * FROM accounts", conn)
+    top = events.drop_nulls().group_by("target_account_id").len().sort("len").row(-1)[0]
+    row = accounts.filter(pl.col("id") == top)
+    old = row["specialty"].item()
+    new = next(s for s in ("dentistry", "optometry") if s != old)
+    row.with_columns(specialty=pl.lit(new)).write_csv(tmp_path / "moved.csv")
+    summary = ingest.import_file(lookout, "accounts", tmp_path / "moved.csv")
+    assert summary.updated == 1
+    return old, new
+
+
+def test_an_account_that_changes_specialty_reloads_the_events(
+    chdb_path, own_small_db, tmp_path, monkeypatch
+):
+    """The events carry their target's specialty in the warehouse and in the snapshot:
+    when a target changes specialty, both copy the events again, and every reader's
+    cube counts its exposures under the new specialty."""
+    lookout = database.make_engine(own_small_db)
+    wh = _new_database(chdb_path)
+    warehouse.load(lookout, wh, root=tmp_path)
+    refresh(lookout, root=tmp_path)
+    old, new = _move_the_most_targeted_account(lookout, tmp_path)
+    assert refresh(lookout, root=tmp_path).mode == "full"
+    summary = warehouse.load(lookout, wh, root=tmp_path)
+    assert (summary.mode, summary.new_events) == ("full", summary.events)
+    windows = [Filters(start=WINDOW.start, end=WINDOW.end, specialty=(s,)) for s in (old, new)]
+    # Lookout's own database, read live, is the reference
+    live = [load_cube(lookout, w, loader="pushdown") for w in windows]
+    assert all(cube.exposure.height > 0 for cube in live)
+    monkeypatch.setenv("LOOKOUT_WAREHOUSE_URL", wh.url.render_as_string())
+    for window, want in zip(windows, live, strict=True):
+        _assert_same(load_cube(lookout, window, loader="snapshot", root=tmp_path), want)
+        _assert_same(load_cube(lookout, window, loader="pushdown"), want)
+    lookout.dispose()
+
+
+def test_a_warehouse_made_before_the_specialty_column_is_upgraded(
+    chdb_path, small_db, tmp_path, monkeypatch
+):
+    """An events table of the first release (no ``specialty``) gets the column and is
+    emptied, so the next load copies every event with its target's specialty."""
+    lookout = database.make_engine(small_db)
+    wh = _new_database(chdb_path)
+    warehouse.load(lookout, wh)
+    with wh.connect() as conn:
+        client = warehouse._client(conn)
+        client.command("ALTER TABLE events DROP COLUMN specialty")
+        before = client.query("SELECT count() FROM events").result_rows[0][0]
+    assert before > 0
+    summary = warehouse.load(lookout, wh)
+    assert summary.new_events == summary.events == before
+    assert _table(wh, "events")["specialty"].null_count() < before
+    monkeypatch.setenv("LOOKOUT_WAREHOUSE_URL", wh.url.render_as_string())
+    window = FILTER_SETS[-1]
+    _assert_same(
+        load_cube(lookout, window, loader="snapshot", root=tmp_path), load_cube(lookout, window)
+    )
     lookout.dispose()
 
 

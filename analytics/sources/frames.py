@@ -37,6 +37,8 @@ __all__ = [
     "events_daily_from_events",
     "exposure_from_events",
     "read_frame",
+    "specialty_moves",
+    "with_target_specialty",
 ]
 
 #: Events that are exposures: the activity abuse is measured against.
@@ -222,6 +224,36 @@ def _clickhouse_frame(engine: Engine, stmt: Select[*tuple[Any, ...]]) -> pl.Data
     assert isinstance(frame, pl.DataFrame)
     zoned = [n for n, t in frame.schema.items() if isinstance(t, pl.Datetime) and t.time_zone]
     return frame.with_columns(pl.col(zoned).dt.replace_time_zone(None)) if zoned else frame
+
+
+def with_target_specialty(events: pl.DataFrame, accounts: pl.DataFrame) -> pl.DataFrame:
+    """``events`` with ``specialty`` set to their target account's (null without a target),
+    as the snapshot and the warehouse keep them, in the events' order.
+
+    >>> ev = pl.DataFrame({"id": [1, 2], "target_account_id": [7, None]})
+    >>> acc = pl.DataFrame({"id": [7], "specialty": ["dentistry"]})
+    >>> with_target_specialty(ev, acc)["specialty"].to_list()
+    ['dentistry', None]
+    """
+    specialty = accounts.select(pl.col("id").alias("target_account_id"), "specialty")
+    return events.drop("specialty", strict=False).join(
+        specialty, on="target_account_id", how="left", maintain_order="left"
+    )
+
+
+def specialty_moves(before: pl.DataFrame, after: pl.DataFrame) -> int:
+    """How many accounts of both ``before`` and ``after`` (``id``, ``specialty``) changed
+    specialty: events copied with their target's specialty must then be copied again.
+
+    >>> a = pl.DataFrame({"id": [1, 2, 3], "specialty": ["dentistry", None, "optometry"]})
+    >>> b = pl.DataFrame({"id": [1, 2, 4], "specialty": ["dentistry", "optometry", None]})
+    >>> specialty_moves(a, b)
+    1
+    """
+    joined = before.select("id", pl.col("specialty").cast(pl.String)).join(
+        after.select("id", pl.col("specialty").cast(pl.String).alias("now")), on="id"
+    )
+    return joined.filter(pl.col("specialty").ne_missing(pl.col("now"))).height
 
 
 def case_facts(cases: pl.DataFrame, accounts: pl.DataFrame) -> pl.DataFrame:

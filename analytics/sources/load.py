@@ -52,6 +52,7 @@ from analytics.core.filters import Filters
 from analytics.sources import mapped, mapped_pushdown, warehouse
 from analytics.sources.frames import Cube
 from analytics.sources.pushdown import (
+    WAREHOUSE_TABLES,
     cube_from_database,
     database_tables,
     events_daily_from_database,
@@ -194,7 +195,7 @@ def _pushdown_cube(engine: Engine, filters: Filters) -> Cube:
     lo, hi = filters.window()
     wh = warehouse.active_warehouse()
     if wh is not None:
-        return cube_from_database(engine, filters, lo, hi, source=wh)
+        return cube_from_database(engine, filters, lo, hi, source=wh, tables=WAREHOUSE_TABLES)
     smap = mapped.active_map()
     if smap is not None:
         return mapped_pushdown.cube_through_map(engine, smap, filters, lo, hi)

@@ -16,8 +16,12 @@ from typing import Any
 
 import polars as pl
 from sqlalchemy import (
+    Column,
     Date,
     Engine,
+    MetaData,
+    String,
+    Table,
     case,
     distinct,
     false,
@@ -55,6 +59,7 @@ from analytics.sources.frames import (
 )
 
 __all__ = [
+    "WAREHOUSE_TABLES",
     "Tables",
     "case_dimension",
     "ACCOUNTS_QUERY",
@@ -81,6 +86,10 @@ class Tables:
     reads as having no rows."""
 
     views: Mapping[str, Select[Any] | CTE] | None = field(default=None)
+    #: The events carry their target account's specialty (the warehouse's
+    #: ``events.specialty``, copied at load): the cube filters and groups by it there,
+    #: without joining every event to the accounts.
+    event_specialty: bool = False
 
     def entity(self, cls: Any, name: str | None = None) -> Any:
         """``cls`` (Case, Event, Account) or an alias of it named ``name``, over its view."""
@@ -98,6 +107,16 @@ class Tables:
 
 #: Lookout's own tables.
 LOOKOUT_TABLES = Tables()
+#: The ClickHouse warehouse's tables (:mod:`analytics.sources.warehouse`): Lookout's, and
+#: the events carry their target's specialty.
+WAREHOUSE_TABLES = Tables(event_specialty=True)
+#: The warehouse's events: Lookout's columns and the target's specialty.
+_EVENTS_WITH_SPECIALTY = Table(
+    "events",
+    MetaData(),
+    *(Column(c.name, c.type) for c in Event.__table__.columns),
+    Column("specialty", String),
+)
 
 
 class _day(FunctionElement[date]):
@@ -159,14 +178,14 @@ def _in(column: Any, values: tuple[str, ...]) -> list[ColumnElement[bool]]:
 
 
 def _event_where(
-    filters: Filters, target: Any, lo: datetime, hi: datetime, event: Any = Event
+    filters: Filters, specialty: Any, lo: datetime, hi: datetime, event: Any = Event
 ) -> list[Any]:
     return [
         event.ts >= lo,
         event.ts < hi,
         *_in(event.region, filters.region),
         *_in(event.platform, filters.platform),
-        *_in(target.specialty, filters.specialty),
+        *_in(specialty, filters.specialty),
     ]
 
 
@@ -186,27 +205,27 @@ def cube_from_database(
     """
     timings: dict[str, float] = {}
     reader = source or engine
-    Event = tables.entity(models.Event)  # noqa: N806 - the ORM class or its alias
-    target = tables.entity(Account, "target")
     t0 = time.perf_counter()
+    events, Event, specialty, with_target = _events_with_specialty(tables)  # noqa: N806
     day = _day(Event.ts).label("day")
-    dims = (Event.kind, Event.region, Event.platform, target.specialty)
-    exposure_q = (
-        select(day, *(d.label(d.key) for d in dims), func.count().label("events"))
-        .select_from(Event)
-        .outerjoin(target, target.id == Event.target_account_id)
-        .where(Event.kind.in_(EXPOSURE_KINDS), *_event_where(filters, target, lo, hi, Event))
-        .group_by(day, *dims)
+    dims = (Event.kind, Event.region, Event.platform, specialty)
+    exposure_q = with_target(
+        select(day, *(d.label(n) for d, n in zip(dims, _EXPOSURE_DIMS, strict=True)))
+        .add_columns(func.count().label("events"))
+        .select_from(events)
     )
+    exposure_q = exposure_q.where(
+        Event.kind.in_(EXPOSURE_KINDS), *_event_where(filters, specialty, lo, hi, Event)
+    ).group_by(day, *dims)
     exposure = read_frame(reader, exposure_q, EXPOSURE_COLUMNS)
     t1 = time.perf_counter()
     week = _week(Event.ts).label("week")
     active_q = select(week, func.count(distinct(Event.account_id)).label("accounts")).select_from(
-        Event
+        events
     )
     if filters.where("specialty"):  # the target's specialty is read only to filter by it
-        active_q = active_q.outerjoin(target, target.id == Event.target_account_id)
-    active_q = active_q.where(*_event_where(filters, target, lo, hi, Event)).group_by(week)
+        active_q = with_target(active_q)
+    active_q = active_q.where(*_event_where(filters, specialty, lo, hi, Event)).group_by(week)
     active = read_frame(reader, active_q, ACTIVE_COLUMNS)
     t2 = time.perf_counter()
     if tables.views is None:
@@ -229,6 +248,26 @@ def cube_from_database(
         as_of=fingerprint_as_of(fingerprint(engine)) if source is None else _newest(reader, tables),
         loader="pushdown",
         timings=timings,
+    )
+
+
+_EXPOSURE_DIMS = ("kind", "region", "platform", "specialty")
+
+
+def _events_with_specialty(tables: Tables) -> tuple[Any, Any, Any, Any]:
+    """Where the cube reads events: the FROM item, its columns (``.ts``, ``.kind``...),
+    the target's specialty, and what a query needs to read that specialty (a join of the
+    target account, or nothing where the events carry it)."""
+    if tables.event_specialty:
+        columns = _EVENTS_WITH_SPECIALTY.c
+        return _EVENTS_WITH_SPECIALTY, columns, columns.specialty, lambda q: q
+    event = tables.entity(models.Event)
+    target = tables.entity(Account, "target")
+    return (
+        event,
+        event,
+        target.specialty,
+        lambda q: q.outerjoin(target, target.id == event.target_account_id),
     )
 
 

@@ -39,6 +39,8 @@ from analytics.sources.frames import (
     empty_frame,
     events_daily_from_events,
     exposure_from_events,
+    specialty_moves,
+    with_target_specialty,
 )
 from analytics.sources.pushdown import ACCOUNTS_QUERY, CASES_QUERY
 from analytics.sources.snapshot import (
@@ -127,6 +129,11 @@ def _refresh_locked(engine: Engine, folder: Path, *, full: bool) -> RefreshSumma
     )
     reader = _Reader(engine)
     accounts = reader.accounts()
+    # The events keep their target's specialty: an account that changed specialty makes
+    # the events be copied again (a changed account is not a rewrite of the events).
+    before = folder / "accounts.parquet"
+    if not full and before.is_file() and specialty_moves(pl.read_parquet(before), accounts):
+        full = True
     _write(accounts, folder / "accounts.parquet")
     _write(reader.annotations(), folder / "annotations.parquet")
     _write(case_facts(reader.cases(), accounts), folder / "cases.parquet")
@@ -266,7 +273,6 @@ def _append_events(
     if top is None or (since is not None and top <= since):
         return 0, None
     lo = since if since is not None else (reader.min_event_id() or 1) - 1
-    specialty = accounts.select(pl.col("id").alias("target_account_id"), "specialty")
     existing = len(list(parts.glob("*.parquet")))
     total, first_day = 0, None
     while lo < top:
@@ -276,7 +282,7 @@ def _append_events(
         if chunk.is_empty():
             continue
         chunk = conform(
-            chunk.drop("specialty").join(specialty, on="target_account_id", how="left"),
+            with_target_specialty(chunk, accounts),
             EVENT_COLUMNS,
         ).sort("ts")
         _write(chunk, parts / f"part-{existing:05d}.parquet")

@@ -25,10 +25,13 @@ What lives where, and why:
 
 :func:`load` copies accounts and cases whole (into a staging table swapped in by
 ``EXCHANGE TABLES``, so readers never see a half-loaded table) and the events
-incrementally: rows whose id is above the warehouse's highest. A rewritten event
-history (a re-seed, an import that updated events: see
-:func:`analytics.core.database.bump_data_version`), events that disappeared, or
-``full=True`` reload the events whole. Events come from Lookout's Parquet snapshot
+incrementally: rows whose id is above the warehouse's highest, each with its target
+account's specialty (so the cube needs no join; see
+:mod:`analytics.sources.clickhouse_ddl`). A rewritten event history (a re-seed, an
+import that updated events: see :func:`analytics.core.database.bump_data_version`),
+events that disappeared, an account that changed specialty, or ``full=True`` reload the
+events whole; so does a warehouse made before a column was added (its table is emptied
+when the column is added). Events come from Lookout's Parquet snapshot
 when it is fresh (no second read of the database), else from the database in id
 ranges; accounts and cases always from the database (the snapshot keeps neither the
 case descriptions that search needs nor the accounts' other columns). Everything goes
@@ -67,9 +70,9 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from analytics.core.models import Account, Case
-from analytics.sources.clickhouse_ddl import create_statements
+from analytics.sources.clickhouse_ddl import UPGRADES, create_statements
 from analytics.sources.fingerprint import fingerprint
-from analytics.sources.frames import conform
+from analytics.sources.frames import conform, with_target_specialty
 from analytics.sources.search import Term, parse_query
 from analytics.sources.snapshot import read_state, snapshot_damage, snapshot_dir, snapshot_is_fresh
 from analytics.sources.snapshot_refresh import TableReader
@@ -113,6 +116,7 @@ EVENT_COLUMNS: Final[dict[str, Any]] = {
     "ip_hash": pl.String,
     "target_account_id": pl.Int64,
     "rating": pl.Int16,
+    "specialty": pl.String,
 }
 CASE_COLUMNS: Final[dict[str, Any]] = {
     "id": pl.Int64,
@@ -217,6 +221,7 @@ def init_warehouse(engine: Engine) -> list[str]:
             client = _client(conn)
             for statement in create_statements():
                 client.command(statement)
+            _upgrade(client)
             rows = client.query("SELECT name FROM system.tables WHERE database = currentDatabase()")
             return sorted(r[0] for r in rows.result_rows)
     except Exception as exc:  # noqa: BLE001 - any driver error, as one line
@@ -227,6 +232,21 @@ def init_warehouse(engine: Engine) -> list[str]:
                 "another command using it?)"
             )
         raise WarehouseError(f"cannot use the warehouse {_where(engine)}: {first[:300]}") from None
+
+
+def _upgrade(client: Any) -> None:
+    """Add the columns a warehouse made by an older Lookout lacks (:data:`UPGRADES`), and
+    empty the table they were added to: the next load copies its rows again, whole."""
+    have = {
+        (t, c)
+        for t, c in client.query(
+            "SELECT table, name FROM system.columns WHERE database = currentDatabase()"
+        ).result_rows
+    }
+    for table, column, kind in UPGRADES:
+        if (table, column) not in have:
+            client.command(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
+            client.command(f"TRUNCATE TABLE {table}")
 
 
 @dataclass(frozen=True)
@@ -289,13 +309,17 @@ def load(
             select(*[getattr(Account, c) for c in ACCOUNT_COLUMNS]), ACCOUNT_COLUMNS
         )
         cases = reader.query(select(*[getattr(Case, c) for c in CASE_COLUMNS]), CASE_COLUMNS)
-        _replace(client, "accounts", accounts, batch_rows)
+        moved = _replace(client, "accounts", accounts, batch_rows)
         _replace(client, "cases", cases, batch_rows)
+        if moved and not full:  # the events carry their target's specialty
+            full, since = True, None
         fresh = snapshot_is_fresh(lookout, root=root)
         folder = snapshot_dir(lookout, root=root)
         if fresh and snapshot_damage(folder, read_state(folder) or {}) is not None:
             fresh = False
-        chunks = _snapshot_events(folder, since) if fresh else _database_events(lookout, since)
+        chunks = (
+            _snapshot_events(folder, since) if fresh else _database_events(lookout, since, accounts)
+        )
         target = "events__loading" if full else "events"
         if full:
             _staging(client, "events")
@@ -338,9 +362,12 @@ def _snapshot_events(folder: Path, since: int | None) -> Iterator[pl.DataFrame]:
         yield scan.select(list(EVENT_COLUMNS)).sort("id").collect()
 
 
-def _database_events(engine: Engine, since: int | None) -> Iterator[pl.DataFrame]:
+def _database_events(
+    engine: Engine, since: int | None, accounts: pl.DataFrame
+) -> Iterator[pl.DataFrame]:
     """Events with id above ``since`` read from the database in id ranges (the
-    snapshot's reader: connectorx for SQLite and PostgreSQL)."""
+    snapshot's reader: connectorx for SQLite and PostgreSQL), with their target's
+    specialty from ``accounts``."""
     reader = TableReader(engine)
     top = reader.max_event_id()
     if top is None or (since is not None and top <= since):
@@ -348,7 +375,8 @@ def _database_events(engine: Engine, since: int | None) -> Iterator[pl.DataFrame
     lo = since if since is not None else (reader.min_event_id() or 1) - 1
     while lo < top:
         hi = min(lo + _EVENT_CHUNK, top)
-        yield reader.events(lo, hi).select(list(EVENT_COLUMNS)).sort("id")
+        chunk = with_target_specialty(reader.events(lo, hi), accounts)
+        yield chunk.select(list(EVENT_COLUMNS)).sort("id")
         lo = hi
 
 
@@ -372,11 +400,22 @@ def _swap(client: Any, table: str) -> None:
     client.command(f"DROP TABLE {table}__loading")
 
 
-def _replace(client: Any, table: str, frame: pl.DataFrame, batch_rows: int) -> None:
-    """Replace a whole table's rows: load a staging copy, then swap it in."""
+def _replace(client: Any, table: str, frame: pl.DataFrame, batch_rows: int) -> int:
+    """Replace a whole table's rows: load a staging copy, then swap it in. For the
+    accounts, return how many of those already there changed specialty (else 0)."""
     _staging(client, table)
     _insert(client, f"{table}__loading", frame, batch_rows)
+    moved = 0
+    if table == "accounts":
+        moved = int(
+            client.query(
+                "SELECT count() FROM accounts AS a INNER JOIN accounts__loading AS b "
+                "ON a.id = b.id WHERE (a.specialty IS NULL) != (b.specialty IS NULL) "
+                "OR a.specialty != b.specialty"
+            ).result_rows[0][0]
+        )
     _swap(client, table)
+    return moved
 
 
 # --------------------------------------------------------------------------- search
