@@ -7,6 +7,10 @@ descriptions and action details scrubbed, names cut to initials, email mailboxes
 - :func:`search_cases` filters (the global filters, statuses, a set of cases or of
   accounts, full text pushed down to the database, see :mod:`analytics.sources.search`), sorts
   and pages; it counts the whole result so the page can say "1,234 cases, page 3 of 25".
+  With a ClickHouse warehouse set (``LOOKOUT_WAREHOUSE_URL``) the same statements run
+  there, the text searched by its token index
+  (:func:`analytics.sources.warehouse.search_condition`: no stemming); the rest reads
+  Lookout's database, which alone keeps names, e-mails and case actions.
 - :func:`case_detail`: a case and its actions timeline.
 - :func:`account_profile`, :func:`account_events`, :func:`account_cases`,
   :func:`linked_accounts`: an account, what it did, the cases about it or reported by it,
@@ -30,7 +34,7 @@ from analytics.access import privacy
 from analytics.core import taxonomy
 from analytics.core.filters import DIMENSIONS, Filters, ignored_values, whole_number
 from analytics.core.models import Account, Case, CaseAction, CaseStatus, Event, Role
-from analytics.sources import search
+from analytics.sources import search, warehouse
 from analytics.sources.frames import empty_frame, read_frame
 from analytics.sources.pushdown import case_dimension
 
@@ -200,7 +204,10 @@ def _where(engine: Engine, query: CaseQuery, subject: Any) -> list[ColumnElement
                 Case.reporter_account_id == query.account_id,
             )
         )
-    matched = search.match_clause(engine, query.text)
+    if engine.dialect.name == "clickhousedb":  # the warehouse: its token index
+        matched = warehouse.search_condition(query.text)
+    else:
+        matched = search.match_clause(engine, query.text)
     if matched is not None:
         where.append(matched)
     return where
@@ -214,7 +221,9 @@ def search_cases(engine: Engine, query: CaseQuery, *, role: Role | str) -> CaseP
     """One page of the cases ``query`` asks for, with the total count.
 
     Descriptions are masked. Sorting breaks ties by case id (same direction), so pages
-    never overlap; a page past the end is clamped to the last one.
+    never overlap; a page past the end is clamped to the last one. With a warehouse set
+    (:func:`analytics.sources.warehouse.active_warehouse`) the count and the page are read
+    there instead of ``engine``.
 
     >>> from analytics.core import database, models
     >>> e = database.make_engine("sqlite://"); _ = models.init_db(e)
@@ -224,13 +233,14 @@ def search_cases(engine: Engine, query: CaseQuery, *, role: Role | str) -> CaseP
     access.require(role, "cases")
     if query.sort not in SORTS:
         raise ValueError(f"unknown sort {query.sort!r}; use one of {SORTS}")
+    reader = warehouse.active_warehouse() or engine
     subject = aliased(Account, name="subject")
-    where = _where(engine, query, subject)
+    where = _where(reader, query, subject)
     needs_subject = bool(query.filters.specialty)
     counted = select(func.count()).select_from(Case)
     if needs_subject:
         counted = counted.outerjoin(subject, subject.id == Case.subject_account_id)
-    with engine.connect() as conn:
+    with reader.connect() as conn:
         total = int(conn.execute(counted.where(*where)).scalar_one())
     size = max(1, min(query.page_size, MAX_PAGE_SIZE))
     pages = max(1, -(-total // size))
@@ -244,21 +254,19 @@ def search_cases(engine: Engine, query: CaseQuery, *, role: Role | str) -> CaseP
         "case_id": Case.id,
     }[query.sort]
     order = [key.desc(), Case.id.desc()] if query.descending else [key.asc(), Case.id.asc()]
+    # labelled: the frame's names on every engine, whatever a join would call them
+    columns = [getattr(Case, c).label(c) for c in _LIST_COLUMNS if c != "case_id"]
     stmt = (
-        select(
-            Case.id.label("case_id"), Case.opened_at, Case.category, Case.severity,
-            Case.status, Case.source, Case.region, Case.platform, Case.subject_account_id,
-            Case.description,
-        )
+        select(Case.id.label("case_id"), *columns)
         .select_from(Case)
         .where(*where)
         .order_by(*order)
         .limit(size)
         .offset((page - 1) * size)
-    )  # fmt: skip
+    )
     if needs_subject:
         stmt = stmt.outerjoin(subject, subject.id == Case.subject_account_id)
-    rows = read_frame(engine, stmt, _LIST_COLUMNS)
+    rows = read_frame(reader, stmt, _LIST_COLUMNS)
     return CasePage(rows=_masked(rows, "description"), total=total, page=page, pages=pages)
 
 

@@ -49,7 +49,10 @@ Search (:func:`search_condition`): a word is ``hasToken`` on ``lowerUTF8(descrip
 which the ``text`` skip index answers; a phrase is all its tokens plus a regular
 expression for their order; a prefix a regular expression. ``index=False`` gives the
 ``ILIKE`` fallback (a server without the text index). Unlike SQLite's and PostgreSQL's
-indexes, ClickHouse's does not stem: ``refunds`` does not find ``refund``.
+indexes, ClickHouse's does not stem: ``refunds`` does not find ``refund``. The Case
+Explorer's list (:func:`analytics.sources.cases.search_cases`) counts, filters, sorts and
+pages the warehouse's cases with it when a warehouse is set; a case's page and the
+accounts' stay on Lookout's database (no names, e-mails or case actions here).
 """
 
 from __future__ import annotations
