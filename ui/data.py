@@ -260,6 +260,12 @@ def _sync_later(url: str) -> str | None:
 
 _ADDRESS = re.compile(r"\b[a-z][\w+.-]*://\S+", re.IGNORECASE)
 _CANNOT_OPEN = re.compile(r"cannot open \S+: (\w+):.*")
+_WAREHOUSE_FAILED = re.compile(r"loading the warehouse failed \(.*")
+_ERROR_KIND = re.compile(r"\b(\w+(?:Error|Exception))\b")
+_CHDB_BUSY = "chdb cannot open its folder: one process at a time may"
+_WAREHOUSE_CLI = "python -m analytics warehouse load"
+#: How a copy whose rows landed but whose warehouse load failed is told.
+_WAREHOUSE_TOLD = "loading the warehouse failed"
 
 
 def _without_addresses(line: str) -> str:
@@ -272,7 +278,16 @@ def _without_addresses(line: str) -> str:
     ...     "OperationalError: failed to resolve host 'db.internal'")
     'error: cannot open their database (OperationalError); python -m analytics sources \
 sync says why'
+    >>> _without_addresses("error: data written, but loading the warehouse failed (cannot "
+    ...     "use the warehouse clickhousedb://u:***@wh.internal:8123/db: (clickhouse_connect."
+    ...     "driver.exceptions.OperationalError) Error HTTPConnectionPool(host='wh.internal'")
+    'loading the warehouse failed (OperationalError); python -m analytics warehouse load \
+says why'
     """
+    if _WAREHOUSE_FAILED.search(line):  # the driver's text names the host: only its kind
+        kind = _ERROR_KIND.search(line)
+        why = _CHDB_BUSY if _CHDB_BUSY in line else kind.group(1) if kind else ""
+        return f"{_WAREHOUSE_TOLD}{f' ({why})' if why else ''}; {_WAREHOUSE_CLI} says why"
     line = _CANNOT_OPEN.sub(
         r"cannot open their database (\1); python -m analytics sources sync says why", line
     )
@@ -542,7 +557,12 @@ def readiness() -> tuple[str, str]:
     label = database_label()
     failed = _sync_later(database.database_url())
     copying = ""
-    if failed:
+    if failed and failed.startswith(_WAREHOUSE_TOLD):
+        copying = (
+            "The team's data was copied through the source map, but not into the warehouse "
+            f"(LOOKOUT_WAREHOUSE_URL); the charts show its last load: {failed}"
+        )
+    elif failed:
         copying = (
             "The copy of the team's data through the source map failed; the pages show the "
             f"last copy. {failed.removeprefix('error: ')}"

@@ -221,11 +221,12 @@ def import_cmd(
     engine.dispose()
 
 
-def _refresh_after_import(engine: Engine) -> None:
+def _refresh_after_import(engine: Engine, *, then_load: bool = True) -> None:
     """Refresh the snapshot after an import; a failure is a warning, the rows are in.
-    Then load the warehouse when one is set."""
+    Then (``then_load``) load the warehouse when one is set."""
     if load.loader_for(engine) != "snapshot":
-        _load_warehouse(engine)
+        if then_load:
+            _load_warehouse(engine)
         return
     try:
         typer.echo(snapshot_refresh.refresh(engine).describe())
@@ -237,7 +238,8 @@ def _refresh_after_import(engine: Engine) -> None:
             "or run `python -m analytics refresh --full`",
             err=True,
         )
-    _load_warehouse(engine)
+    if then_load:
+        _load_warehouse(engine)
 
 
 @app.command()
@@ -412,9 +414,17 @@ def _load_warehouse(engine: Engine) -> None:
     """After seed and import: load the warehouse when ``LOOKOUT_WAREHOUSE_URL`` is set,
     from the snapshot (refreshed first for SQLite) or the database. A failure is one line
     and exit status 1: the data is written, the warehouse is behind."""
+    failed = _warehouse_failure(engine)
+    if failed is not None:
+        fail(failed, code=1)
+
+
+def _warehouse_failure(engine: Engine) -> str | None:
+    """Load the warehouse when one is set (its summary on stdout); None, or why it failed
+    as one line."""
     url = warehouse.warehouse_url()
     if url is None:
-        return
+        return None
     try:
         wh = warehouse.warehouse_engine(url)
         if engine.dialect.name == "sqlite" and load.loader_for(engine) != "snapshot":
@@ -422,11 +432,32 @@ def _load_warehouse(engine: Engine) -> None:
                 snapshot_refresh.refresh(engine)
         typer.echo(warehouse.load(engine, wh).describe())
     except Exception as exc:  # noqa: BLE001 - the data is written: say so in one line
-        fail(
+        return (
             f"data written, but loading the warehouse failed ({_first_line(exc)[:300]}); "
-            "run `python -m analytics warehouse load`",
-            code=1,
+            "run `python -m analytics warehouse load`"
         )
+    return None
+
+
+#: Lookout's ``dataset_meta`` key set while a copy's rows are not in the warehouse yet.
+_WAREHOUSE_BEHIND = "source_sync_warehouse_behind"
+
+
+def _warehouse_after_copy(engine: Engine, summaries: list[mapped.SyncSummary]) -> str | None:
+    """After a copy through a source map, with ``LOOKOUT_WAREHOUSE_URL`` set: load the
+    warehouse when the copy brought rows (inserted or updated), or when the load after an
+    earlier copy failed (the warehouse is still behind). None, or why it failed (one line);
+    the next copy loads again."""
+    if warehouse.warehouse_url() is None:
+        return None
+    brought = any(s.imported.inserted or s.imported.updated for s in summaries)
+    if not brought and not database.get_meta(engine, _WAREHOUSE_BEHIND):
+        return None
+    database.set_meta(engine, _WAREHOUSE_BEHIND, True)
+    failed = _warehouse_failure(engine)
+    if failed is None:
+        database.set_meta(engine, _WAREHOUSE_BEHIND, False)
+    return failed
 
 
 def _first_line(exc: BaseException) -> str:
@@ -607,14 +638,16 @@ def watch(
 
 def _copy_first(engine: Engine) -> int:
     """With ``LOOKOUT_SOURCE_MAP`` set, copy the team's new rows before a watch pass scores
-    them (its summary on stdout); 0, or 1 with a one-line reason (the pass is skipped)."""
+    them (its summary on stdout), then load the warehouse when one is set and the copy
+    brought rows; 0, or 1 with a one-line reason (the pass is skipped)."""
     try:
         smap = mapped.active_map()
         if smap is None:
             return 0
         source = sourcemap.connect(mapped.source_url(smap), timeout_s=sourcemap.COPY_TIMEOUT_S)
         try:
-            for summary in mapped.sync(engine, smap, source):
+            summaries = mapped.sync(engine, smap, source)
+            for summary in summaries:
                 typer.echo(summary.describe())
         finally:
             source.dispose()
@@ -627,6 +660,10 @@ def _copy_first(engine: Engine) -> int:
             f"{_first_line(exc)}",
             err=True,
         )
+        return 1
+    failed = _warehouse_after_copy(engine, summaries)
+    if failed is not None:  # the pass would score the warehouse's stale rows
+        typer.echo(f"error: {failed}", err=True)
         return 1
     return 0
 
@@ -916,19 +953,24 @@ def sources_sync(
     ] = None,
 ) -> None:
     """Copy the team's rows through the map into Lookout's database (new rows only when the
-    map gives a watermark); their database is only read. Exit 1 when a write fails."""
+    map gives a watermark), then into the warehouse (LOOKOUT_WAREHOUSE_URL) when the copy
+    brought rows; their database is only read. Exit 1 when a write or the load fails."""
     smap = _load_map_or_exit(map_file)
     source = _source_engine(_map_url(smap, url), timeout_s=sourcemap.COPY_TIMEOUT_S)
     engine = _engine_or_fail(database.database_url())
     try:
-        for summary in mapped.sync(engine, smap, source, quarantine_dir=quarantine_dir, full=full):
+        summaries = mapped.sync(engine, smap, source, quarantine_dir=quarantine_dir, full=full)
+        for summary in summaries:
             typer.echo(summary.describe())
     except ingest_checks.ImportRejected as exc:
         fail(str(exc), code=1)
     finally:
         source.dispose()
-    _refresh_after_import(engine)
+    _refresh_after_import(engine, then_load=False)
+    failed = _warehouse_after_copy(engine, summaries)
     engine.dispose()
+    if failed is not None:
+        fail(failed, code=1)
 
 
 def _with_source(draft: str, url: str) -> str:

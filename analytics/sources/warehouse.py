@@ -37,7 +37,9 @@ ranges; accounts and cases always from the database (the snapshot keeps neither 
 case descriptions that search needs nor the accounts' other columns). Everything goes
 in through ``insert_arrow`` in batches: no row is handled by Python. An account's display
 name and e-mail are not copied. Run one load at a time (the command line's
-``warehouse load``, or ``seed`` and ``import``, which load after themselves). chdb is for
+``warehouse load``, or ``seed`` and ``import``, which load after themselves, as a copy
+through a source map that brought rows does: ``sources sync``, ``watch`` and the app's
+background copy, a ``sources sync`` process). chdb is for
 tests and one machine: its folder is open to one process at a time, so the command line
 cannot load it while the app has it open (a clear one-line error says so); a ClickHouse
 server has no such limit.
