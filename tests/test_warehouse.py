@@ -23,7 +23,8 @@ from analytics.cli import app
 from analytics.core import database
 from analytics.core.filters import Filters
 from analytics.core.models import Case
-from analytics.sources import ingest, load, search, warehouse
+from analytics.sources import ingest, load, pushdown, search, warehouse
+from analytics.sources.clickhouse_ddl import PROJECTIONS
 from analytics.sources.load import load_cube
 from analytics.sources.snapshot_refresh import refresh
 from tests.helpers import SMALL_DEMO_END
@@ -187,6 +188,29 @@ def test_an_account_that_changes_specialty_reloads_the_events(
     lookout.dispose()
 
 
+def _uses_projections(wh: Engine, filters: Filters) -> set[str]:
+    """The projections ClickHouse reads for the cube's two event queries."""
+    lo, hi = filters.window()
+    used: set[str] = set()
+    with wh.connect() as conn:
+        client = warehouse._client(conn)
+        for stmt in pushdown._event_queries(filters, lo, hi, pushdown.WAREHOUSE_TABLES):
+            compiled = stmt.compile(wh, compile_kwargs={"render_postcompile": True})
+            plan = client.query(f"EXPLAIN {compiled}", parameters=compiled.params).result_rows
+            used |= {
+                n for n in PROJECTIONS for (line,) in plan if f"ReadFromMergeTree ({n})" in line
+            }
+    return used
+
+
+@pytest.mark.parametrize(
+    "filters", FILTER_SETS, ids=["all", "category", "region+platform", "severity", "mixed"]
+)
+def test_the_cube_reads_the_events_projections(loaded, filters) -> None:
+    """Both event queries of the cube are answered from the projections, not the events."""
+    assert _uses_projections(loaded[1], filters) == {"exposure_by_day", "active_by_week"}
+
+
 def test_a_warehouse_made_before_the_specialty_column_is_upgraded(
     chdb_path, small_db, tmp_path, monkeypatch
 ):
@@ -197,12 +221,16 @@ def test_a_warehouse_made_before_the_specialty_column_is_upgraded(
     warehouse.load(lookout, wh)
     with wh.connect() as conn:
         client = warehouse._client(conn)
+        for name in PROJECTIONS:
+            client.command(f"ALTER TABLE events DROP PROJECTION {name}")
         client.command("ALTER TABLE events DROP COLUMN specialty")
+        client.command("ALTER TABLE cases DROP COLUMN specialty, DROP COLUMN repeat_offender")
         before = client.query("SELECT count() FROM events").result_rows[0][0]
     assert before > 0
     summary = warehouse.load(lookout, wh)
     assert summary.new_events == summary.events == before
     assert _table(wh, "events")["specialty"].null_count() < before
+    assert _uses_projections(wh, WINDOW) == {"exposure_by_day", "active_by_week"}
     monkeypatch.setenv("LOOKOUT_WAREHOUSE_URL", wh.url.render_as_string())
     window = FILTER_SETS[-1]
     _assert_same(

@@ -10,16 +10,22 @@ written here:
 - MergeTree tables; ``events`` and ``cases`` ordered by time and partitioned by month
   (``PARTITION BY toYYYYMM(...)``): a date range reads only its months' parts and, inside
   them, only the granules of its times; ``accounts`` (joined by id) is ordered by id;
-- each event carries its **target account's specialty** (``events.specialty``, copied at
-  load, as the Parquet snapshot keeps it): the weekly cube filters and groups exposures
-  by it without joining every event to the accounts, the join that took most of the
-  cube's time at 100M events;
+- what the Parquet snapshot derives is kept at load: each event carries its **target
+  account's specialty**, each case its subject's specialty and whether the subject was
+  already actioned (``repeat_offender``): the weekly cube reads them without joining
+  every event and case to the accounts (the joins took most of its time at 100M events);
+- two **projections** of the events, kept by ClickHouse on every insert and merge: the
+  exposures per day and dimension (``count()``), and each week's distinct accounts per
+  dimension (``uniqExact`` states, which merge exactly across dimensions and days). The
+  cube's two event queries bound time by ``toDate(ts)`` and ``toMonday(ts)`` (the same
+  rows: its window is whole ISO weeks), so ClickHouse answers them from the projections
+  instead of scanning the events;
 - ``DateTime64(6, 'UTC')`` for times: Lookout's naive UTC timestamps, to the microsecond
   (a plain ``DateTime`` comes back from Arrow as integers, and has whole seconds only);
 - ``LowCardinality(String)`` (or ``LowCardinality(Nullable(String))``, in that order) for
   enumerated columns: dictionary-encoded, so a GROUP BY on them reads small integers;
 - a ``text`` skip index (tokens split at every non-letter) on ``lower(description)`` for
-  full-text search (:func:`analytics.sources.warehouse.search_cases`);
+  full-text search (:func:`analytics.sources.warehouse.search_condition`);
 - ``lookout_loads``: one row per load, append-only, so the next load knows the highest
   event id copied and the events rewrite count it copied at.
 
@@ -40,6 +46,7 @@ from typing import Final
 __all__ = [
     "ANALYTIC_TABLES",
     "CLUSTER_SETTINGS",
+    "PROJECTIONS",
     "SHARDING",
     "TABLES",
     "UPGRADES",
@@ -60,6 +67,14 @@ CREATE TABLE IF NOT EXISTS accounts (
 ORDER BY id
 """
 
+#: The events' projections, by name (see the module docstring).
+PROJECTIONS: Final = {
+    "exposure_by_day": "SELECT toDate(ts), kind, region, platform, specialty, count() "
+    "GROUP BY toDate(ts), kind, region, platform, specialty",
+    "active_by_week": "SELECT toMonday(ts), region, platform, specialty, uniqExact(account_id) "
+    "GROUP BY toMonday(ts), region, platform, specialty",
+}
+
 _EVENTS: Final = """
 CREATE TABLE IF NOT EXISTS events (
     id Int64,
@@ -72,11 +87,13 @@ CREATE TABLE IF NOT EXISTS events (
     ip_hash String,
     target_account_id Nullable(Int64),
     rating Nullable(Int16),
-    specialty LowCardinality(Nullable(String))
+    specialty LowCardinality(Nullable(String)),
+    PROJECTION exposure_by_day ({exposure_by_day}),
+    PROJECTION active_by_week ({active_by_week})
 ) ENGINE = MergeTree
 PARTITION BY toYYYYMM(ts)
 ORDER BY (ts, id)
-"""
+""".format(**PROJECTIONS)
 
 _CASES: Final = """
 CREATE TABLE IF NOT EXISTS cases (
@@ -97,6 +114,8 @@ CREATE TABLE IF NOT EXISTS cases (
     resolution LowCardinality(Nullable(String)),
     appealed_at Nullable(DateTime64(6, 'UTC')),
     appeal_outcome LowCardinality(Nullable(String)),
+    specialty LowCardinality(Nullable(String)),
+    repeat_offender Bool,
     INDEX ix_cases_description lower(description)
         TYPE text(tokenizer = splitByNonAlpha) GRANULARITY 1
 ) ENGINE = MergeTree
@@ -133,6 +152,8 @@ ANALYTIC_TABLES: Final = ("accounts", "events", "cases")
 #: copied again (an added column is empty in the rows already there).
 UPGRADES: Final[tuple[tuple[str, str, str], ...]] = (
     ("events", "specialty", "LowCardinality(Nullable(String))"),
+    ("cases", "specialty", "LowCardinality(Nullable(String))"),
+    ("cases", "repeat_offender", "Bool"),
 )
 
 

@@ -258,7 +258,7 @@ def specialty_moves(before: pl.DataFrame, after: pl.DataFrame) -> int:
 
 def case_facts(cases: pl.DataFrame, accounts: pl.DataFrame) -> pl.DataFrame:
     """Cases with the subject's specialty and whether the subject was already actioned."""
-    with_specialty = cases.drop("specialty", "repeat_offender").join(
+    with_specialty = cases.drop("specialty", "repeat_offender", strict=False).join(
         accounts.select(pl.col("id").alias("subject_account_id"), "specialty"),
         on="subject_account_id",
         how="left",

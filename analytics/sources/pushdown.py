@@ -16,6 +16,7 @@ from typing import Any
 
 import polars as pl
 from sqlalchemy import (
+    Boolean,
     Column,
     Date,
     Engine,
@@ -86,10 +87,12 @@ class Tables:
     reads as having no rows."""
 
     views: Mapping[str, Select[Any] | CTE] | None = field(default=None)
-    #: The events carry their target account's specialty (the warehouse's
-    #: ``events.specialty``, copied at load): the cube filters and groups by it there,
-    #: without joining every event to the accounts.
-    event_specialty: bool = False
+    #: The tables keep what the snapshot derives (the ClickHouse warehouse, at load): each
+    #: event its target account's specialty, each case its subject's specialty and the
+    #: repeat-offender flag. The cube then reads them without joining every event and
+    #: case to the accounts, and bounds time by day and by week, as the events'
+    #: projections are kept (:mod:`analytics.sources.clickhouse_ddl`).
+    derived: bool = False
 
     def entity(self, cls: Any, name: str | None = None) -> Any:
         """``cls`` (Case, Event, Account) or an alias of it named ``name``, over its view."""
@@ -109,13 +112,22 @@ class Tables:
 LOOKOUT_TABLES = Tables()
 #: The ClickHouse warehouse's tables (:mod:`analytics.sources.warehouse`): Lookout's, and
 #: the events carry their target's specialty.
-WAREHOUSE_TABLES = Tables(event_specialty=True)
+WAREHOUSE_TABLES = Tables(derived=True)
+_DERIVED = MetaData()
 #: The warehouse's events: Lookout's columns and the target's specialty.
-_EVENTS_WITH_SPECIALTY = Table(
+_EVENTS_DERIVED = Table(
     "events",
-    MetaData(),
+    _DERIVED,
     *(Column(c.name, c.type) for c in Event.__table__.columns),
     Column("specialty", String),
+)
+#: The warehouse's cases: Lookout's columns, the subject's specialty, the repeat flag.
+_CASES_DERIVED = Table(
+    "cases",
+    _DERIVED,
+    *(Column(c.name, c.type) for c in Case.__table__.columns),
+    Column("specialty", String),
+    Column("repeat_offender", Boolean),
 )
 
 
@@ -178,11 +190,21 @@ def _in(column: Any, values: tuple[str, ...]) -> list[ColumnElement[bool]]:
 
 
 def _event_where(
-    filters: Filters, specialty: Any, lo: datetime, hi: datetime, event: Any = Event
+    filters: Filters,
+    specialty: Any,
+    lo: datetime,
+    hi: datetime,
+    event: Any = Event,
+    *,
+    span: Any = None,
 ) -> list[Any]:
+    """The events' conditions; ``span`` (the day or the Monday of ``ts``) bounds time by
+    it instead of by ``ts``: the same rows when ``lo`` and ``hi`` start a day (or a week)."""
+    within = [event.ts >= lo, event.ts < hi]
+    if span is not None:
+        within = [span >= lo.date(), span < hi.date()]
     return [
-        event.ts >= lo,
-        event.ts < hi,
+        *within,
         *_in(event.region, filters.region),
         *_in(event.platform, filters.platform),
         *_in(specialty, filters.specialty),
@@ -206,29 +228,14 @@ def cube_from_database(
     timings: dict[str, float] = {}
     reader = source or engine
     t0 = time.perf_counter()
-    events, Event, specialty, with_target = _events_with_specialty(tables)  # noqa: N806
-    day = _day(Event.ts).label("day")
-    dims = (Event.kind, Event.region, Event.platform, specialty)
-    exposure_q = with_target(
-        select(day, *(d.label(n) for d, n in zip(dims, _EXPOSURE_DIMS, strict=True)))
-        .add_columns(func.count().label("events"))
-        .select_from(events)
-    )
-    exposure_q = exposure_q.where(
-        Event.kind.in_(EXPOSURE_KINDS), *_event_where(filters, specialty, lo, hi, Event)
-    ).group_by(day, *dims)
+    exposure_q, active_q = _event_queries(filters, lo, hi, tables)
     exposure = read_frame(reader, exposure_q, EXPOSURE_COLUMNS)
     t1 = time.perf_counter()
-    week = _week(Event.ts).label("week")
-    active_q = select(week, func.count(distinct(Event.account_id)).label("accounts")).select_from(
-        events
-    )
-    if filters.where("specialty"):  # the target's specialty is read only to filter by it
-        active_q = with_target(active_q)
-    active_q = active_q.where(*_event_where(filters, specialty, lo, hi, Event)).group_by(week)
     active = read_frame(reader, active_q, ACTIVE_COLUMNS)
     t2 = time.perf_counter()
-    if tables.views is None:
+    if tables.derived:
+        cases = read_frame(reader, _derived_cases_query(filters, lo, hi), CASE_COLUMNS)
+    elif tables.views is None:
         cases = read_frame(reader, _cases_query(filters, lo, hi, tables), CASE_COLUMNS)
     else:
         cases = _cases_in_parts(reader, filters, lo, hi, tables)
@@ -251,6 +258,35 @@ def cube_from_database(
     )
 
 
+def _event_queries(filters: Filters, lo: datetime, hi: datetime, tables: Tables) -> tuple[Any, Any]:
+    """The cube's two event queries (SELECTs): exposures per day and dimension, and each
+    week's distinct active accounts."""
+    events, Event, specialty, with_target = _events_with_specialty(tables)  # noqa: N806
+    by_span = tables.derived and _starts(lo, week=False) and _starts(hi, week=False)
+    day = _day(Event.ts)
+    dims = (Event.kind, Event.region, Event.platform, specialty)
+    exposure_q = with_target(
+        select(day.label("day"), *(d.label(n) for d, n in zip(dims, _EXPOSURE_DIMS, strict=True)))
+        .add_columns(func.count().label("events"))
+        .select_from(events)
+    )
+    exposure_q = exposure_q.where(
+        Event.kind.in_(EXPOSURE_KINDS),
+        *_event_where(filters, specialty, lo, hi, Event, span=day if by_span else None),
+    ).group_by(day, *dims)
+    week = _week(Event.ts)
+    by_week = tables.derived and _starts(lo, week=True) and _starts(hi, week=True)
+    active_q = select(
+        week.label("week"), func.count(distinct(Event.account_id)).label("accounts")
+    ).select_from(events)
+    if filters.where("specialty"):  # the target's specialty is read only to filter by it
+        active_q = with_target(active_q)
+    active_q = active_q.where(
+        *_event_where(filters, specialty, lo, hi, Event, span=week if by_week else None)
+    ).group_by(week)
+    return exposure_q, active_q
+
+
 _EXPOSURE_DIMS = ("kind", "region", "platform", "specialty")
 
 
@@ -258,9 +294,9 @@ def _events_with_specialty(tables: Tables) -> tuple[Any, Any, Any, Any]:
     """Where the cube reads events: the FROM item, its columns (``.ts``, ``.kind``...),
     the target's specialty, and what a query needs to read that specialty (a join of the
     target account, or nothing where the events carry it)."""
-    if tables.event_specialty:
-        columns = _EVENTS_WITH_SPECIALTY.c
-        return _EVENTS_WITH_SPECIALTY, columns, columns.specialty, lambda q: q
+    if tables.derived:
+        columns = _EVENTS_DERIVED.c
+        return _EVENTS_DERIVED, columns, columns.specialty, lambda q: q
     event = tables.entity(models.Event)
     target = tables.entity(Account, "target")
     return (
@@ -268,6 +304,27 @@ def _events_with_specialty(tables: Tables) -> tuple[Any, Any, Any, Any]:
         event,
         target.specialty,
         lambda q: q.outerjoin(target, target.id == event.target_account_id),
+    )
+
+
+def _starts(moment: datetime, *, week: bool) -> bool:
+    """Whether ``moment`` is a midnight (and, with ``week``, a Monday's).
+
+    >>> _starts(datetime(2026, 11, 16), week=True), _starts(datetime(2026, 11, 17), week=True)
+    (True, False)
+    """
+    return moment.time() == datetime.min.time() and (not week or moment.weekday() == 0)
+
+
+def _derived_cases_query(filters: Filters, lo: datetime, hi: datetime) -> Select[Any]:
+    """:func:`_cases_query`'s rows where the cases keep the subject's specialty and the
+    repeat flag (the warehouse): a plain scan of the cases in the window."""
+    c = _CASES_DERIVED.c
+    where = [condition for d in DIMENSIONS for condition in _in(c[d], filters.where(d))]
+    return select(*[c[name] for name in CASE_COLUMNS]).where(
+        c.opened_at < hi,
+        or_(c.opened_at >= lo, c.resolved_at.is_(None), c.resolved_at >= lo),
+        *where,
     )
 
 

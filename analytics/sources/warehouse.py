@@ -75,9 +75,9 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from analytics.core.models import Account, Case
-from analytics.sources.clickhouse_ddl import UPGRADES, create_statements
+from analytics.sources.clickhouse_ddl import PROJECTIONS, UPGRADES, create_statements
 from analytics.sources.fingerprint import fingerprint
-from analytics.sources.frames import conform, with_target_specialty
+from analytics.sources.frames import case_facts, conform, with_target_specialty
 from analytics.sources.search import Term, parse_query
 from analytics.sources.snapshot import read_state, snapshot_damage, snapshot_dir, snapshot_is_fresh
 from analytics.sources.snapshot_refresh import TableReader
@@ -141,6 +141,8 @@ CASE_COLUMNS: Final[dict[str, Any]] = {
     "resolution": pl.String,
     "appealed_at": pl.Datetime("us"),
     "appeal_outcome": pl.String,
+    "specialty": pl.String,
+    "repeat_offender": pl.Boolean,
 }
 
 
@@ -241,7 +243,8 @@ def init_warehouse(engine: Engine) -> list[str]:
 
 def _upgrade(client: Any) -> None:
     """Add the columns a warehouse made by an older Lookout lacks (:data:`UPGRADES`), and
-    empty the table they were added to: the next load copies its rows again, whole."""
+    empty the table they were added to: the next load copies its rows again, whole. Add
+    the events' projections it lacks, and build them for the rows already there."""
     have = {
         (t, c)
         for t, c in client.query(
@@ -252,6 +255,14 @@ def _upgrade(client: Any) -> None:
         if (table, column) not in have:
             client.command(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
             client.command(f"TRUNCATE TABLE {table}")
+    ddl = client.command("SHOW CREATE TABLE events")
+    for name, query in PROJECTIONS.items():
+        if f"PROJECTION {name} " not in str(ddl):
+            client.command(f"ALTER TABLE events ADD PROJECTION IF NOT EXISTS {name} ({query})")
+            client.command(
+                f"ALTER TABLE events MATERIALIZE PROJECTION {name}",
+                settings={"mutations_sync": 2},
+            )
 
 
 @dataclass(frozen=True)
@@ -313,7 +324,10 @@ def load(
         accounts = reader.query(
             select(*[getattr(Account, c) for c in ACCOUNT_COLUMNS]), ACCOUNT_COLUMNS
         )
-        cases = reader.query(select(*[getattr(Case, c) for c in CASE_COLUMNS]), CASE_COLUMNS)
+        cases = _with_case_facts(
+            reader.query(select(*[getattr(Case, c) for c in _STORED_CASE_COLUMNS]), CASE_COLUMNS),
+            accounts,
+        )
         moved = _replace(client, "accounts", accounts, batch_rows)
         _replace(client, "cases", cases, batch_rows)
         if moved and not full:  # the events carry their target's specialty
@@ -355,6 +369,20 @@ def load(
         accounts.height,
         time.perf_counter() - t0,
     )
+
+
+#: The cases' columns read from Lookout's database (the others are derived at load).
+_STORED_CASE_COLUMNS: Final = [c for c in CASE_COLUMNS if c not in ("specialty", "repeat_offender")]
+
+
+def _with_case_facts(cases: pl.DataFrame, accounts: pl.DataFrame) -> pl.DataFrame:
+    """``cases`` with the subject's specialty and the repeat-offender flag, derived as the
+    snapshot derives them (:func:`~analytics.sources.frames.case_facts`)."""
+    facts = case_facts(cases, accounts).select(
+        "id", pl.col("specialty").cast(pl.String), "repeat_offender"
+    )
+    stored = cases.drop("specialty", "repeat_offender", strict=False)
+    return stored.join(facts, on="id", how="left", maintain_order="left")
 
 
 def _snapshot_events(folder: Path, since: int | None) -> Iterator[pl.DataFrame]:
