@@ -16,10 +16,12 @@ What runs (each timing in a fresh process, ``python -m bench.warehouse cube``):
    from the spawn) and warm (median of 3 more calls in that process, no result cache);
 3. the warehouse multiplied to 5x inside ClickHouse (``INSERT ... SELECT`` of the
    accounts, events and cases with their ids and account ids offset per copy), and the
-   cube on it again.
+   cube on it again; with PostgreSQL, the large demo's PostgreSQL database multiplied the
+   same way (:func:`bench.postgres.ensure_multiplied`, kept between runs) and its snapshot
+   built whole, and the cube by PostgreSQL pushdown and by that snapshot at 5x too.
 
 The cube's key numbers (cases, exposures, active accounts) are compared across the
-three readers at 20M; at 100M ClickHouse's must be 5x its 20M numbers.
+three readers at 20M; at 100M every reader's must be 5x ClickHouse's 20M numbers.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
+from bench import postgres
 from bench.harness import SPAWNED_AT, Table, run_child, seconds
 
 __all__ = ["SCENARIOS", "run"]
@@ -51,6 +56,8 @@ SCENARIOS: tuple[tuple[str, tuple[str, ...]], ...] = (
 _ENV = ("LOOKOUT_WAREHOUSE_URL", "LOOKOUT_LOADER", "LOOKOUT_DATABASE_URL")
 #: The PostgreSQL database of the large demo (kept between runs, like ``lookout_bench``).
 PG_DATABASE = "lookout_whbench"
+#: The PostgreSQL database of the large demo at 5x (made from ``PG_DATABASE``, kept).
+PG_DATABASE_5X = "lookout_whbench5x"
 #: Where the chdb warehouse is made (emptied first, deleted at the end).
 FOLDER = Path(tempfile.gettempdir()) / "lookout-bench-warehouse"
 
@@ -190,9 +197,18 @@ def _child_cube(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _child_snapshot(args: argparse.Namespace) -> dict[str, Any]:
+    """Build ``--database``'s Parquet snapshot whole (untimed in the cube's figures)."""
+    from analytics.core import database
+    from analytics.sources.snapshot_refresh import refresh
+
+    summary = refresh(database.make_engine(args.database), full=True)
+    return {"seconds": summary.seconds, "events": summary.events, "cases": summary.cases}
+
+
 def _child(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.warehouse")
-    parser.add_argument("job", choices=["load", "multiply", "cube"])
+    parser.add_argument("job", choices=["load", "multiply", "cube", "snapshot"])
     parser.add_argument("--database", default="")
     parser.add_argument("--warehouse", default="")
     parser.add_argument("--loader", choices=["snapshot", "pushdown"], default="pushdown")
@@ -200,7 +216,12 @@ def _child(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--times", type=int, default=5)
     args = parser.parse_args(argv)
-    jobs = {"load": _child_load, "multiply": _child_multiply, "cube": _child_cube}
+    jobs = {
+        "load": _child_load,
+        "multiply": _child_multiply,
+        "cube": _child_cube,
+        "snapshot": _child_snapshot,
+    }
     print(json.dumps(jobs[args.job](args)))
     return 0
 
@@ -296,34 +317,61 @@ def run(
         grown, _ = run_child("bench.warehouse", ["multiply", "--warehouse", wh,
                                                  "--times", str(times)])  # fmt: skip
         big = Table(
-            f"The same cube by ClickHouse pushdown at {times}x ({grown['events']:,} events)",
-            (
-                "filters",
-                "cold s",
-                "of which the call",
-                "warm s",
-                f"cold ≤ {COLD_TARGET_100M:.0f} s",
-                "numbers",
-            ),
-        )
+            f"The same cube at {times}x ({grown['events']:,} events)",
+            ("filters", "reader", "cold s", "of which the call", "warm s",
+             "PostgreSQL / ClickHouse", f"ClickHouse cold ≤ {COLD_TARGET_100M:.0f} s",
+             "numbers"),
+        )  # fmt: skip
         big.notes.append(
-            f"Made inside ClickHouse in {grown['seconds']:.1f} s: {grown['accounts']:,} accounts, "
-            f"{grown['cases']:,} cases, {grown['parts']} active parts of events, then merged"
-            f" (OPTIMIZE ... FINAL) in {grown['merge']:.1f} s before the timings."
+            f"ClickHouse: made inside ClickHouse in {grown['seconds']:.1f} s: "
+            f"{grown['accounts']:,} accounts, {grown['cases']:,} cases, {grown['parts']} active"
+            f" parts of events, then merged (OPTIMIZE ... FINAL) in {grown['merge']:.1f} s "
+            "before the timings."
         )
+        readers5 = readers[:1]
+        if postgres_url:
+            admin = make_url(postgres_url).set(database="postgres")
+            pg5, made = postgres.ensure_multiplied(
+                admin.render_as_string(hide_password=False),
+                make_url(postgres_url).database or "",
+                PG_DATABASE_5X,
+                times,
+            )
+            snap, _ = run_child("bench.warehouse", ["snapshot", "--database", pg5])
+            how = "kept from an earlier run" if made is None else f"{made:.0f} s"
+            big.notes.append(
+                f"PostgreSQL: the large demo's database copied and multiplied the same way "
+                f"inside PostgreSQL ({how})"
+                f"; indexes rebuilt, except the descriptions' full-text one); its snapshot built"
+                f" whole from it in {snap['seconds']:.0f} s ({snap['events']:,} events)."
+            )
+            readers5 += [
+                Reader("PostgreSQL pushdown", pg5, "pushdown"),
+                Reader("snapshot (Parquet, PostgreSQL 5x)", pg5, "snapshot"),
+            ]
         for label, filters in SCENARIOS:
-            rep = readers[0].time(filters, repeat)
+            reports = {r.name: r.time(filters, repeat) for r in readers5}
+            ch = reports[readers5[0].name]
             want = base[label]["numbers"]
-            scaled = rep["numbers"]["cases"] == times * want["cases"] and all(
-                rep["numbers"][k][c] == times * v for k in ("exposure", "active")
-                for c, v in want[k].items() if c not in ("week",)
-            )  # fmt: skip
-            big.notes.append(_split(label, rep))
-            if not scaled:
-                problems.append(f"100M {label}: numbers are not {times}x the 20M ones")
-            big.add(label, seconds(rep["cold"]), seconds(rep["first"]), seconds(rep["warm"]),
-                    "yes" if rep["cold"] <= COLD_TARGET_100M else "**no**",
-                    f"{times}x the large demo's" if scaled else "**not 5x**")  # fmt: skip
+            for reader in readers5:
+                rep = reports[reader.name]
+                scaled = rep["numbers"]["cases"] == times * want["cases"] and all(
+                    rep["numbers"][k][c] == times * v for k in ("exposure", "active")
+                    for c, v in want[k].items() if c not in ("week",)
+                )  # fmt: skip
+                big.notes.append(_split(f"{label}, {reader.name}", rep))
+                if not scaled:
+                    problems.append(
+                        f"{times}x {label}, {reader.name}: not {times}x the 20M numbers"
+                    )
+                ratio = met = ""
+                if reader.name.startswith("PostgreSQL"):
+                    ratio = f"{rep['cold'] / ch['cold']:.1f}x cold, {rep['warm'] / ch['warm']:.1f}x warm"  # noqa: E501
+                if reader is readers5[0]:
+                    met = "yes" if rep["cold"] <= COLD_TARGET_100M else "**no**"
+                big.add(label, reader.name, seconds(rep["cold"]), seconds(rep["first"]),
+                        seconds(rep["warm"]), ratio, met,
+                        f"{times}x the 20M" if scaled else f"**not {times}x**")  # fmt: skip
         return [imported, cube, big], problems
     finally:
         shutil.rmtree(folder, ignore_errors=True)
