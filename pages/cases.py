@@ -26,6 +26,8 @@ with left:
     text = state.text(
         "q", label='Search descriptions (words, "a phrase", -leave out, OR)', max_chars=500
     )
+    if note := cases.search_note():
+        st.caption(note)
 with middle:
     statuses = {s: humanise(s) for s in cases.status_choices()}
     status = state.multiselect("status", statuses, label="Status")

@@ -31,11 +31,12 @@ from analytics.core.filters import (
 )
 from analytics.core.models import Role
 from analytics.present.formatting import format_moment, format_number, humanise, humanised
-from analytics.sources import cases
+from analytics.sources import cases, warehouse
 from analytics.views.emerging import RING_DAYS, RingView, TopicsView, topic_name
 
 __all__ = [
     "CONTEXT_KEYS",
+    "EXACT_WORDS_NOTE",
     "SORTS",
     "AccountProfile",
     "AccountView",
@@ -46,9 +47,10 @@ __all__ = [
     "case_facts",
     "case_list",
     "case_status",
-    "list_rows",
     "explorer_query",
+    "list_rows",
     "reveal_case",
+    "search_note",
     "slice_filters",
     "status_choices",
 ]
@@ -262,6 +264,25 @@ def action_rows(actions: pl.DataFrame) -> pl.DataFrame:
         .otherwise(detail)
         .fill_null("–"),
     )
+
+
+#: What the search box says on the ClickHouse warehouse, whose token index does not stem.
+EXACT_WORDS_NOTE = (
+    "Words match exactly here (the warehouse's index does not stem): `refund` does not "
+    "find *refunds*; `refund*` finds both."
+)
+
+
+def search_note() -> str | None:
+    """What the search box should add about how words match: on the ClickHouse warehouse
+    (``LOOKOUT_WAREHOUSE_URL``), exactly; else nothing (SQLite's and PostgreSQL's
+    indexes stem, so ``refund`` finds *refunds*).
+
+    >>> import os; os.environ.pop("LOOKOUT_WAREHOUSE_URL", None) and None
+    >>> search_note() is None
+    True
+    """
+    return EXACT_WORDS_NOTE if warehouse.warehouse_url() is not None else None
 
 
 def case_list(engine: Engine, query: cases.CaseQuery, *, role: Role | str) -> cases.CasePage:
