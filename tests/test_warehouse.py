@@ -225,12 +225,18 @@ def test_a_warehouse_made_before_the_specialty_column_is_upgraded(
             client.command(f"ALTER TABLE events DROP PROJECTION {name}")
         client.command("ALTER TABLE events DROP COLUMN specialty")
         client.command("ALTER TABLE cases DROP COLUMN specialty, DROP COLUMN repeat_offender")
+        client.command("ALTER TABLE cases DROP INDEX ix_cases_description")  # as first built:
+        client.command(
+            "ALTER TABLE cases ADD INDEX ix_cases_description lower(description) "
+            "TYPE text(tokenizer = splitByNonAlpha) GRANULARITY 1"
+        )
         before = client.query("SELECT count() FROM events").result_rows[0][0]
     assert before > 0
     summary = warehouse.load(lookout, wh)
     assert summary.new_events == summary.events == before
     assert _table(wh, "events")["specialty"].null_count() < before
     assert _uses_projections(wh, WINDOW) == {"exposure_by_day", "active_by_week"}
+    assert _skip_indexes(wh, "racist") == ["Name: ix_cases_description"]
     monkeypatch.setenv("LOOKOUT_WAREHOUSE_URL", wh.url.render_as_string())
     window = FILTER_SETS[-1]
     _assert_same(
@@ -261,6 +267,23 @@ def test_search_finds_the_cases_sqlite_finds(loaded, typed: str) -> None:
         expected = [r[0] for r in conn.execute(select(Case.id).where(condition).order_by(Case.id))]
     assert expected
     assert warehouse.search_case_ids(wh, typed) == expected
+
+
+def _skip_indexes(wh: Engine, typed: str) -> list[str]:
+    """The skip indexes ClickHouse uses to answer the search ``typed``."""
+    stmt = select(Case.id).where(warehouse.search_condition(typed))
+    compiled = stmt.compile(wh, compile_kwargs={"render_postcompile": True})
+    with wh.connect() as conn:
+        plan = warehouse._client(conn).query(
+            f"EXPLAIN indexes = 1 {compiled}", parameters=compiled.params
+        )
+    lines = [line.strip() for (line,) in plan.result_rows]
+    return [lines[i + 1] for i, line in enumerate(lines) if line == "Skip"]
+
+
+@pytest.mark.parametrize("typed", ["racist", "abusive OR racist", '"device fingerprints"'])
+def test_search_reads_the_token_index(loaded, typed: str) -> None:
+    assert _skip_indexes(loaded[1], typed) == ["Name: ix_cases_description"]
 
 
 def test_the_ilike_fallback_finds_substrings(loaded) -> None:

@@ -24,7 +24,7 @@ written here:
   (a plain ``DateTime`` comes back from Arrow as integers, and has whole seconds only);
 - ``LowCardinality(String)`` (or ``LowCardinality(Nullable(String))``, in that order) for
   enumerated columns: dictionary-encoded, so a GROUP BY on them reads small integers;
-- a ``text`` skip index (tokens split at every non-letter) on ``lower(description)`` for
+- a ``text`` skip index (tokens split at every non-letter) on ``lowerUTF8(description)`` for
   full-text search (:func:`analytics.sources.warehouse.search_condition`);
 - ``lookout_loads``: one row per load, append-only, so the next load knows the highest
   event id copied and the events rewrite count it copied at.
@@ -49,6 +49,7 @@ __all__ = [
     "PROJECTIONS",
     "SHARDING",
     "TABLES",
+    "TEXT_INDEX",
     "UPGRADES",
     "cluster_statements",
     "create_statements",
@@ -75,6 +76,11 @@ PROJECTIONS: Final = {
     "GROUP BY toMonday(ts), region, platform, specialty",
 }
 
+#: The case descriptions' token index: on ``lowerUTF8(description)``, the expression the
+#: search's ``hasToken``/``hasAllTokens`` conditions use (ClickHouse uses a skip index only
+#: for the very expression it was built on, and only for the bare function, not ``= 1``).
+TEXT_INDEX: Final = "lowerUTF8(description) TYPE text(tokenizer = splitByNonAlpha) GRANULARITY 1"
+
 _EVENTS: Final = """
 CREATE TABLE IF NOT EXISTS events (
     id Int64,
@@ -95,7 +101,7 @@ PARTITION BY toYYYYMM(ts)
 ORDER BY (ts, id)
 """.format(**PROJECTIONS)
 
-_CASES: Final = """
+_CASES: Final = f"""
 CREATE TABLE IF NOT EXISTS cases (
     id Int64,
     opened_at DateTime64(6, 'UTC'),
@@ -116,8 +122,7 @@ CREATE TABLE IF NOT EXISTS cases (
     appeal_outcome LowCardinality(Nullable(String)),
     specialty LowCardinality(Nullable(String)),
     repeat_offender Bool,
-    INDEX ix_cases_description lower(description)
-        TYPE text(tokenizer = splitByNonAlpha) GRANULARITY 1
+    INDEX ix_cases_description {TEXT_INDEX}
 ) ENGINE = MergeTree
 PARTITION BY toYYYYMM(opened_at)
 ORDER BY (opened_at, id)

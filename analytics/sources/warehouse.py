@@ -70,12 +70,27 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 import polars as pl
-from sqlalchemy import ColumnElement, Engine, and_, create_engine, func, not_, or_, select
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Engine,
+    and_,
+    create_engine,
+    func,
+    not_,
+    or_,
+    select,
+)
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from analytics.core.models import Account, Case
-from analytics.sources.clickhouse_ddl import PROJECTIONS, UPGRADES, create_statements
+from analytics.sources.clickhouse_ddl import (
+    PROJECTIONS,
+    TEXT_INDEX,
+    UPGRADES,
+    create_statements,
+)
 from analytics.sources.fingerprint import fingerprint
 from analytics.sources.frames import case_facts, conform, with_target_specialty
 from analytics.sources.search import Term, parse_query
@@ -244,7 +259,9 @@ def init_warehouse(engine: Engine) -> list[str]:
 def _upgrade(client: Any) -> None:
     """Add the columns a warehouse made by an older Lookout lacks (:data:`UPGRADES`), and
     empty the table they were added to: the next load copies its rows again, whole. Add
-    the events' projections it lacks, and build them for the rows already there."""
+    the events' projections it lacks, and the cases' token index on the expression the
+    search uses (the first release built it on ``lower``, which no search used), and
+    build them for the rows already there."""
     have = {
         (t, c)
         for t, c in client.query(
@@ -255,6 +272,14 @@ def _upgrade(client: Any) -> None:
         if (table, column) not in have:
             client.command(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
             client.command(f"TRUNCATE TABLE {table}")
+    cases = str(client.command("SHOW CREATE TABLE cases"))
+    if "INDEX ix_cases_description lowerUTF8(description)" not in cases:
+        client.command("ALTER TABLE cases DROP INDEX IF EXISTS ix_cases_description")
+        client.command(f"ALTER TABLE cases ADD INDEX ix_cases_description {TEXT_INDEX}")
+        client.command(
+            "ALTER TABLE cases MATERIALIZE INDEX ix_cases_description",
+            settings={"mutations_sync": 2},
+        )
     ddl = client.command("SHOW CREATE TABLE events")
     for name, query in PROJECTIONS.items():
         if f"PROJECTION {name} " not in str(ddl):
@@ -477,12 +502,12 @@ def _term(term: Term, *, index: bool) -> ColumnElement[bool]:
         # ClickHouse's LIKE escapes with a backslash by default (and takes no ESCAPE clause)
         return Case.description.ilike(f"%{escaped}%")
     if len(term.words) == 1 and not term.prefix:
-        return func.hasToken(_TEXT, term.words[0]) == 1
+        return func.hasToken(_TEXT, term.words[0], type_=Boolean)
     tokens = term.words if not term.prefix else term.words[:-1]
-    regex = func.match(_TEXT, _pattern(term)) == 1
+    regex = func.match(_TEXT, _pattern(term), type_=Boolean)
     if not tokens:
         return regex
-    return and_(func.hasAllTokens(_TEXT, list(tokens)) == 1, regex)
+    return and_(func.hasAllTokens(_TEXT, list(tokens), type_=Boolean), regex)
 
 
 def search_condition(text: str, *, index: bool = True) -> ColumnElement[bool] | None:
