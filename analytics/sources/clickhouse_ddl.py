@@ -178,10 +178,10 @@ SHARDING: Final = {
     "events": "cityHash64(account_id)",
     "cases": "cityHash64(subject_account_id)",
 }
-#: The settings a sharded warehouse's URL carries (after ``join_use_nulls=1``): the
-#: cube joins events and cases to the accounts on another key than the sharding one (the
-#: target of an event, the subject of a case), so the joined side is sent to every shard
-#: (``GLOBAL JOIN``).
+#: The settings a sharded warehouse's URL carries (after ``join_use_nulls=1``): a join to
+#: a ``Distributed`` table (the Case Explorer's specialty filter joins cases to accounts;
+#: the cube joins nothing) sends the joined side to every shard (``GLOBAL JOIN``), correct
+#: whatever the sharding.
 CLUSTER_SETTINGS: Final = "distributed_product_mode=global"
 
 
