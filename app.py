@@ -14,7 +14,7 @@ import streamlit as st
 
 from ui import auth, data, nav, session
 
-nav.configure_page()
+nav.configure_page(gate=False)  # app.py asks for the sign-in itself, below
 
 session.redact_logs()
 ready = data.readiness()[0] == "ok"

@@ -21,13 +21,23 @@ from analytics.access import Viewer
 ICON = Path(__file__).resolve().parent / "assets" / "lookout.png"
 
 
-def configure_page() -> None:
+def configure_page(*, gate: bool = True) -> None:
     """The tab's title and icon and the wide layout. Run by ``app.py`` and again as the
     first statement of every page: on a server's first request Streamlit runs the page
     asked for from ``pages/`` without ``app.py``, which left that first page in the
     narrow centred layout; called any later (after the title, or the database check
-    of a cold server) the page is drawn narrow until the call is reached."""
+    of a cold server) the page is drawn narrow until the call is reached.
+
+    ``gate`` (every page; not ``app.py``, which asks itself): when no one is signed in
+    on a ready database, the sign-in form instead of the page, before anything of the
+    page is drawn. Only a page run without ``app.py`` (that first request) gets here
+    signed out: its title no longer shows above the form."""
     st.set_page_config(page_title="Lookout", page_icon=str(ICON), layout="wide")
+    if gate:
+        from ui import auth, data  # here: ui.auth imports this module
+
+        if data.readiness()[0] == "ok" and auth.signed_in() is None:
+            auth.sign_in_page()
 
 
 __all__ = ["MENU_KEY", "PAGES", "in_menu", "menu", "pages"]

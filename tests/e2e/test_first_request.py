@@ -53,10 +53,12 @@ def test_the_first_page_a_new_server_serves_is_wide(fresh_app, browser: Browser)
     page = context.new_page()
     page.set_default_timeout(WAIT)
     page.goto(f"{fresh_app}/trends")  # the server's very first page, by its address
+    # signed out: the sign-in form alone, not the page's title above it
+    expect(page.get_by_label("Name", exact=True)).to_be_visible()
+    expect(page.get_by_role("heading", name="Weekly trends")).to_have_count(0)
     page.get_by_label("Name", exact=True).fill("lee")
     page.get_by_label("Password", exact=True).fill(PASSWORD)
-    # Signing in sets the cookie and reloads the page: measure the page it reloads to
-    # (before the reload, the run that asked to sign in may still show this page's title).
+    # Signing in sets the cookie and reloads the page: measure the page it reloads to.
     with page.expect_navigation():
         page.get_by_role("button", name="Sign in").click()
     # The width the moment the page's heading is drawn (polled on every frame): the
