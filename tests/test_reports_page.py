@@ -95,3 +95,17 @@ def test_the_product_brief_says_the_sidebar_filters_are_not_applied(monkeypatch,
     shown = _shown(at)
     assert "New cases: 111," in shown  # the whole platform's total, not iOS in Florida's
     assert "filters: all data" in at.caption[0].value
+
+
+def test_the_preview_shows_the_q_values_behind_each_verdict(monkeypatch, small_db) -> None:
+    """The preview has no hover: each verdict carries the numbers behind it (the HTML
+    brief's hover text) in its cell."""
+    at = _page(monkeypatch, small_db, week="2026-W17")
+    assert not at.exception
+    tables = [f.value for f in at.dataframe if "Significance" in f.value.columns]
+    assert len(tables) >= 2  # the headline KPIs and the movers, at least
+    cells = [c for frame in tables for c in frame["Significance"]]
+    verdict = r"(not )?significant( \(vs [^)]+\))?"
+    number = r"[pq] [=<] [\d.]+ against the (previous week|4-week mean)"
+    shape = rf"{verdict} \({number}(, {number})*\)"
+    assert [c for c in cells if not re.fullmatch(shape, c)] == []

@@ -337,7 +337,8 @@ def brief_preview(brief: reports.Brief) -> None:
             st.markdown("\n".join(f"- {plain(s)}" for s in section.sentences))
         for table in section.tables:
             st.markdown(f"**{plain(table.title)}**")
-            st.dataframe(table.text(), hide_index=True, width="stretch")
+            # no hover here: the numbers behind a verdict (its q-values) in its cell
+            st.dataframe(table.text(with_hover=True), hide_index=True, width="stretch")
             if table.note:
                 st.caption(plain(table.note))
         for i, figure in enumerate(section.figures):

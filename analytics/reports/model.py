@@ -113,15 +113,31 @@ class Table:
             return "date"
         return "text"
 
-    def text(self) -> pl.DataFrame:
-        """Every cell as display text: numbers formatted, suppressed cells ``"hidden"``."""
+    def text(self, *, with_hover: bool = False) -> pl.DataFrame:
+        """Every cell as display text: numbers formatted, suppressed cells ``"hidden"``.
+        ``with_hover``: a cell with hover text (:attr:`hover`) carries it in brackets, for
+        a view with no hover, such as the Reports page's preview (the verdict and the
+        numbers behind it stay in one sentence).
+
+        >>> t = Table("Movers", pl.DataFrame({"Slice": ["spam"], "Significance":
+        ...     ["significant"], "Tests": ["q = 0.01"]}), hover={"Significance": "Tests"})
+        >>> t.text().row(0), t.text(with_hover=True).row(0)
+        (('spam', 'significant'), ('spam', 'significant (q = 0.01)'))
+        """
         columns = {}
         for name in self.shown_columns():
             show = CELL_FORMATS[self.format_of(name)]
-            columns[name] = [
+            cells = [
                 SUPPRESSED_TEXT if value is None and name in self.suppressed else show(value)
                 for value in self.frame[name].to_list()
             ]
+            if with_hover and name in self.hover:
+                behind = self.frame[self.hover[name]].to_list()
+                cells = [
+                    f"{c} ({str(h).replace('; ', ', ')})" if h else c
+                    for c, h in zip(cells, behind, strict=True)
+                ]
+            columns[name] = cells
         return pl.DataFrame(columns, schema=dict.fromkeys(columns, pl.String))
 
     def numeric_columns(self) -> list[str]:
