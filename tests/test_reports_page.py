@@ -106,6 +106,6 @@ def test_the_preview_shows_the_q_values_behind_each_verdict(monkeypatch, small_d
     assert len(tables) >= 2  # the headline KPIs and the movers, at least
     cells = [c for frame in tables for c in frame["Significance"]]
     verdict = r"(not )?significant( \(vs [^)]+\))?"
-    number = r"[pq] [=<] [\d.]+ against the (previous week|4-week mean)"
+    number = r"[pq] [=<] [\d.]+ vs (previous week|4-week mean)"
     shape = rf"{verdict} \({number}(, {number})*\)"
     assert [c for c in cells if not re.fullmatch(shape, c)] == []

@@ -134,7 +134,9 @@ class Table:
             if with_hover and name in self.hover:
                 behind = self.frame[self.hover[name]].to_list()
                 cells = [
-                    f"{c} ({str(h).replace('; ', ', ')})" if h else c
+                    f"{c} ({str(h).replace('; ', ', ').replace(' against the ', ' vs ')})"
+                    if h
+                    else c
                     for c, h in zip(cells, behind, strict=True)
                 ]
             columns[name] = cells
