@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from analytics import access
 from analytics.access import Viewer
-from analytics.core import database
+from analytics.core import database, taxonomy
 from analytics.core.filters import Filters
 from analytics.core.models import Role
 from analytics.sources import load
@@ -585,7 +585,8 @@ def readiness() -> tuple[str, str]:
             "`python -m analytics seed` or import your data with "
             "`python -m analytics import TABLE FILE`."
         )
-    return "ok", " ".join(m for m in (copying, _snapshot_notice(database.database_url())) if m)
+    notices = (copying, _snapshot_notice(database.database_url()), taxonomy.stale())
+    return "ok", " ".join(m for m in notices if m)
 
 
 def explorer_query(

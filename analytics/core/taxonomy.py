@@ -52,6 +52,7 @@ __all__ = [
     "EXPOSURES",
     "MAP_VARIABLE",
     "NAME_LENGTH",
+    "STALE_NOTE",
     "SURFACE_KEYS",
     "CategoryDef",
     "SeverityDef",
@@ -62,6 +63,7 @@ __all__ = [
     "line_finder",
     "load_taxonomy",
     "parse_taxonomy",
+    "stale",
     "toml_lines",
     "toml_syntax_problem",
     "using",
@@ -487,6 +489,37 @@ def active(environ: Mapping[str, str] | None = None) -> Taxonomy:
         return _in_force[-1]
     path = (os.environ if environ is None else environ).get(MAP_VARIABLE, "").strip()
     return _from_file(path) if path else DEFAULT_TAXONOMY
+
+
+@lru_cache(maxsize=8)
+def _as_written(path: str, mtime_ns: int) -> Taxonomy:
+    return load_taxonomy(path)
+
+
+#: What :func:`stale` says.
+STALE_NOTE: Final = (
+    "The taxonomy in the source map (LOOKOUT_SOURCE_MAP) changed since the app started; "
+    "the pages still use the one it started with: restart the app to use the new one."
+)
+
+
+def stale(environ: Mapping[str, str] | None = None) -> str | None:
+    """Why the taxonomy in force is not the one the map now declares (the frames' types
+    are fixed when the process starts, so a changed taxonomy needs a restart), or None.
+    A map that cannot be read or has problems says nothing here: checking the map
+    reports those.
+
+    >>> stale({}) is None
+    True
+    """
+    path = (os.environ if environ is None else environ).get(MAP_VARIABLE, "").strip()
+    if _in_force or not path:
+        return None
+    try:
+        written = _as_written(path, os.stat(path).st_mtime_ns)
+    except (OSError, TaxonomyError):
+        return None
+    return None if written == active_or_default() else STALE_NOTE
 
 
 def active_or_default() -> Taxonomy:
