@@ -37,7 +37,7 @@ browser:
 	  { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }
 
 test: lint browser
-	LOOKOUT_CHROMIUM=$(CHROMIUM) $(VENV)/bin/pytest -n 2 --dist loadgroup -q
+	LOOKOUT_CHROMIUM=$(CHROMIUM) $(VENV)/bin/pytest -n 2 --dist loadgroup -q --durations=12
 
 # The quick loop while working: everything `make test` runs but the tests marked slow
 # (the browser, the command line in new processes, the long computations).
