@@ -272,17 +272,26 @@ def _upgrade(client: Any) -> None:
         if (table, column) not in have:
             client.command(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
             client.command(f"TRUNCATE TABLE {table}")
-    cases = str(client.command("SHOW CREATE TABLE cases"))
-    if "INDEX ix_cases_description lowerUTF8(description)" not in cases:
+    index = client.query(
+        "SELECT expr FROM system.data_skipping_indices WHERE database = currentDatabase() "
+        "AND table = 'cases' AND name = 'ix_cases_description'"
+    ).result_rows
+    if [r[0] for r in index] != [TEXT_INDEX.split(" TYPE ", 1)[0]]:
         client.command("ALTER TABLE cases DROP INDEX IF EXISTS ix_cases_description")
         client.command(f"ALTER TABLE cases ADD INDEX ix_cases_description {TEXT_INDEX}")
         client.command(
             "ALTER TABLE cases MATERIALIZE INDEX ix_cases_description",
             settings={"mutations_sync": 2},
         )
-    ddl = client.command("SHOW CREATE TABLE events")
+    built = {
+        r[0]
+        for r in client.query(
+            "SELECT name FROM system.projections WHERE database = currentDatabase() "
+            "AND table = 'events'"
+        ).result_rows
+    }
     for name, query in PROJECTIONS.items():
-        if f"PROJECTION {name} " not in str(ddl):
+        if name not in built:
             client.command(f"ALTER TABLE events ADD PROJECTION IF NOT EXISTS {name} ({query})")
             client.command(
                 f"ALTER TABLE events MATERIALIZE PROJECTION {name}",
