@@ -110,8 +110,8 @@ class Tables:
 
 #: Lookout's own tables.
 LOOKOUT_TABLES = Tables()
-#: The ClickHouse warehouse's tables (:mod:`analytics.sources.warehouse`): Lookout's, and
-#: the events carry their target's specialty.
+#: The ClickHouse warehouse's tables (:mod:`analytics.sources.warehouse`): Lookout's, with
+#: what the snapshot derives kept at load (see :attr:`Tables.derived`).
 WAREHOUSE_TABLES = Tables(derived=True)
 _DERIVED = MetaData()
 #: The warehouse's events: Lookout's columns and the target's specialty.

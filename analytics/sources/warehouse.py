@@ -92,7 +92,12 @@ from analytics.sources.clickhouse_ddl import (
     create_statements,
 )
 from analytics.sources.fingerprint import fingerprint
-from analytics.sources.frames import case_facts, conform, with_target_specialty
+from analytics.sources.frames import (
+    case_facts,
+    conform,
+    specialty_moves,
+    with_target_specialty,
+)
 from analytics.sources.search import Term, parse_query
 from analytics.sources.snapshot import read_state, snapshot_damage, snapshot_dir, snapshot_is_fresh
 from analytics.sources.snapshot_refresh import TableReader
@@ -362,7 +367,10 @@ def load(
             reader.query(select(*[getattr(Case, c) for c in _STORED_CASE_COLUMNS]), CASE_COLUMNS),
             accounts,
         )
-        moved = _replace(client, "accounts", accounts, batch_rows)
+        before = pl.from_arrow(client.query_arrow("SELECT id, specialty FROM accounts"))
+        assert isinstance(before, pl.DataFrame)
+        moved = specialty_moves(before, accounts)
+        _replace(client, "accounts", accounts, batch_rows)
         _replace(client, "cases", cases, batch_rows)
         if moved and not full:  # the events carry their target's specialty
             full, since = True, None
@@ -467,22 +475,11 @@ def _swap(client: Any, table: str) -> None:
     client.command(f"DROP TABLE {table}__loading")
 
 
-def _replace(client: Any, table: str, frame: pl.DataFrame, batch_rows: int) -> int:
-    """Replace a whole table's rows: load a staging copy, then swap it in. For the
-    accounts, return how many of those already there changed specialty (else 0)."""
+def _replace(client: Any, table: str, frame: pl.DataFrame, batch_rows: int) -> None:
+    """Replace a whole table's rows: load a staging copy, then swap it in."""
     _staging(client, table)
     _insert(client, f"{table}__loading", frame, batch_rows)
-    moved = 0
-    if table == "accounts":
-        moved = int(
-            client.query(
-                "SELECT count() FROM accounts AS a INNER JOIN accounts__loading AS b "
-                "ON a.id = b.id WHERE (a.specialty IS NULL) != (b.specialty IS NULL) "
-                "OR a.specialty != b.specialty"
-            ).result_rows[0][0]
-        )
     _swap(client, table)
-    return moved
 
 
 # --------------------------------------------------------------------------- search
