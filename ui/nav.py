@@ -34,9 +34,11 @@ def configure_page(*, gate: bool = True) -> None:
     signed out: its title no longer shows above the form."""
     st.set_page_config(page_title="Lookout", page_icon=str(ICON), layout="wide")
     if gate:
-        from ui import auth, data  # here: ui.auth imports this module
+        from ui import auth, data, session  # here: ui.auth imports this module
 
-        if data.readiness()[0] == "ok" and auth.signed_in() is None:
+        # Someone signed in on this tab (every run through app.py): nothing more to check.
+        signed_out = session.current() is None
+        if signed_out and data.readiness()[0] == "ok" and auth.signed_in() is None:
             auth.sign_in_page()
 
 

@@ -63,7 +63,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -176,9 +176,11 @@ _ENGINES: dict[str, Engine] = {}
 logging.getLogger("clickhouse_connect").addHandler(logging.NullHandler())
 
 
-def warehouse_url() -> str | None:
-    """``LOOKOUT_WAREHOUSE_URL``, or None when it is unset or blank."""
-    return (os.environ.get("LOOKOUT_WAREHOUSE_URL") or "").strip() or None
+def warehouse_url(environ: Mapping[str, str] | None = None) -> str | None:
+    """``LOOKOUT_WAREHOUSE_URL`` (of ``environ``, default the process's), or None when it
+    is unset or blank."""
+    env = os.environ if environ is None else environ
+    return (env.get("LOOKOUT_WAREHOUSE_URL") or "").strip() or None
 
 
 def _checked_url(url: str) -> str:

@@ -273,16 +273,17 @@ EXACT_WORDS_NOTE = (
 )
 
 
-def search_note() -> str | None:
+def search_note(environ: Mapping[str, str] | None = None) -> str | None:
     """What the search box should add about how words match: on the ClickHouse warehouse
     (``LOOKOUT_WAREHOUSE_URL``), exactly; else nothing (SQLite's and PostgreSQL's
     indexes stem, so ``refund`` finds *refunds*).
 
-    >>> import os; os.environ.pop("LOOKOUT_WAREHOUSE_URL", None) and None
-    >>> search_note() is None
+    >>> search_note({}) is None
+    True
+    >>> search_note({"LOOKOUT_WAREHOUSE_URL": "clickhousedb://wh/db"}) == EXACT_WORDS_NOTE
     True
     """
-    return EXACT_WORDS_NOTE if warehouse.warehouse_url() is not None else None
+    return EXACT_WORDS_NOTE if warehouse.warehouse_url(environ) is not None else None
 
 
 def case_list(engine: Engine, query: cases.CaseQuery, *, role: Role | str) -> cases.CasePage:
